@@ -1,0 +1,187 @@
+//! Configuration in two steps: raw values from a TOML file, the environment
+//! and flags (flags win over environment, environment over file), then one
+//! validated [`Config`] that the server starts from.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
+pub const DEFAULT_DATA_DIR: &str = "./berth-data";
+
+/// Settings as written in the file, the environment or flags; all optional.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub delete_enabled: Option<bool>,
+    pub upload_expiry_secs: Option<u64>,
+}
+
+impl RawConfig {
+    /// Values set in `over` replace ours.
+    fn overlay(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            addr: over.addr.or(self.addr),
+            data_dir: over.data_dir.or(self.data_dir),
+            delete_enabled: over.delete_enabled.or(self.delete_enabled),
+            upload_expiry_secs: over.upload_expiry_secs.or(self.upload_expiry_secs),
+        }
+    }
+
+    /// Reads `BERTH_*` variables from `env`.
+    fn from_env(env: &HashMap<String, String>) -> Result<RawConfig, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            env: &HashMap<String, String>,
+            key: &'static str,
+        ) -> Result<Option<T>, ConfigError> {
+            env.get(key)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.parse().map_err(|_| ConfigError::Invalid(key, v.clone())))
+                .transpose()
+        }
+        Ok(RawConfig {
+            addr: parse(env, "BERTH_ADDR")?,
+            data_dir: parse(env, "BERTH_DATA_DIR")?,
+            delete_enabled: parse(env, "BERTH_DELETE_ENABLED")?,
+            upload_expiry_secs: parse(env, "BERTH_UPLOAD_EXPIRY_SECS")?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}={1:?} is not valid")]
+    Invalid(&'static str, String),
+    #[error("address {0:?} is not HOST:PORT")]
+    Addr(String),
+}
+
+/// Validated settings, ready to start the server with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub delete_enabled: bool,
+    pub upload_expiry: Duration,
+}
+
+impl Config {
+    /// Merges file (if any), environment and flags, then validates.
+    pub fn load(
+        file: Option<PathBuf>,
+        env: &HashMap<String, String>,
+        flags: RawConfig,
+    ) -> Result<Config, ConfigError> {
+        let file = file.or_else(|| env.get("BERTH_CONFIG").map(PathBuf::from));
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse(path, e))?
+            }
+            None => RawConfig::default(),
+        };
+        let raw = from_file.overlay(RawConfig::from_env(env)?).overlay(flags);
+        let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
+        Ok(Config {
+            addr,
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            delete_enabled: raw.delete_enabled.unwrap_or(true),
+            upload_expiry: Duration::from_secs(raw.upload_expiry_secs.unwrap_or(24 * 3600)),
+        })
+    }
+}
+
+/// `HOST:PORT`, where HOST may be a name such as `localhost`; `:5000` means all interfaces.
+fn resolve_addr(addr: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let addr = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    addr.to_socket_addrs().ok()?.next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_localhost_5000_from_a_local_folder() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:5000");
+        assert_eq!(c.data_dir, PathBuf::from("./berth-data"));
+        assert!(c.delete_enabled);
+        assert_eq!(c.upload_expiry, Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn flags_win_over_environment_which_wins_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:7000\"\ndata_dir = \"/from/file\"\ndelete_enabled = false\nupload_expiry_secs = 5\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("BERTH_ADDR", "127.0.0.1:8000"),
+            ("BERTH_DATA_DIR", "/from/env"),
+        ]);
+        let flags = RawConfig {
+            addr: Some("127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(file), &e, flags).unwrap();
+        assert_eq!(c.addr.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert!(!c.delete_enabled);
+        assert_eq!(c.upload_expiry, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_are_reported_not_ignored() {
+        assert!(matches!(
+            Config::load(
+                None,
+                &env(&[("BERTH_DELETE_ENABLED", "maybe")]),
+                RawConfig::default()
+            ),
+            Err(ConfigError::Invalid("BERTH_DELETE_ENABLED", _))
+        ));
+        let flags = RawConfig {
+            addr: Some("nonsense".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::load(None, &env(&[]), flags),
+            Err(ConfigError::Addr(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "adr = \"typo\"\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(file), &env(&[]), RawConfig::default()),
+            Err(ConfigError::Parse(..))
+        ));
+    }
+}

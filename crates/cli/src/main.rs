@@ -1,0 +1,92 @@
+//! The `berth` binary: parses the command line, loads configuration, sets up
+//! logging and runs a command. It owns no registry logic.
+#![forbid(unsafe_code)]
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use config::{Config, RawConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A private OCI container image registry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (default 127.0.0.1:5000, data in ./berth-data).
+    Serve {
+        /// Address to listen on, HOST:PORT [env: BERTH_ADDR]
+        #[arg(long)]
+        addr: Option<String>,
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve {
+            addr,
+            data_dir,
+            config,
+        } => {
+            let env = std::env::vars().collect();
+            let flags = RawConfig {
+                addr,
+                data_dir,
+                ..Default::default()
+            };
+            let config = match Config::load(config, &env, flags) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `berth serve`: open the stores, start the HTTP server, expire abandoned
+//! uploads in the background, and stop cleanly on SIGINT or SIGTERM.
+
+use crate::config::Config;
+use berth_registry::storage::fs::FsBlobStore;
+use berth_registry::storage::sqlite::SqliteMetaStore;
+use berth_registry::{Registry, RegistryOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let blobs = FsBlobStore::open(&config.data_dir)?;
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
+    let registry = Arc::new(Registry::new(
+        Arc::new(blobs),
+        Arc::new(meta),
+        RegistryOptions {
+            delete_enabled: config.delete_enabled,
+            upload_expiry: config.upload_expiry,
+        },
+    ));
+    tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
+
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        "berth listening"
+    );
+    berth_server::serve(listener, registry, shutdown_signal()).await?;
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// Sweeps expired uploads; requests already treat them as gone, this frees the disk.
+async fn expire_uploads(registry: Arc<Registry>, expiry: Duration) {
+    let period = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        match registry.expire_uploads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "expired abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "expiring uploads failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

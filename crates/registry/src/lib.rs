@@ -1,0 +1,20 @@
+//! The rules of the OCI distribution spec, independent of HTTP.
+//!
+//! [`Registry`] owns uploads, manifests, tags, referrers, mounts and deletes.
+//! It talks to storage only through two traits: [`BlobStore`] for bytes and
+//! [`MetaStore`] for everything that is a query (repositories, tags, links,
+//! upload sessions). The server crate turns requests into calls here; nothing
+//! in this crate knows about status codes beyond the spec's error codes.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod registry;
+pub mod storage;
+mod uploads;
+
+pub use error::{Error, ErrorCode, Result};
+pub use registry::{
+    BlobBody, ManifestContent, ManifestPushed, MountOutcome, Page, Registry, RegistryOptions,
+    UploadStatus,
+};
+pub use storage::{BlobStore, ByteRange, ByteStream, MetaStore};

@@ -1,0 +1,513 @@
+//! The embedded [`MetaStore`]: one SQLite file in WAL mode.
+//!
+//! One writer connection serialises transactions; a few reader connections
+//! answer queries concurrently. Every call runs on tokio's blocking pool so a
+//! commit's fsync never stalls the async workers. The schema is plain SQL that
+//! PostgreSQL also accepts.
+
+use super::{ManifestRecord, MetaStore, ReferrerRecord, UploadSession};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use berth_oci::{Digest, RepositoryName, Tag};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS repositories (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS repo_blobs (
+    repo_id INTEGER NOT NULL REFERENCES repositories(id),
+    digest  TEXT NOT NULL,
+    size    INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, digest)
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    repo_id       INTEGER NOT NULL REFERENCES repositories(id),
+    digest        TEXT NOT NULL,
+    media_type    TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    artifact_type TEXT,
+    subject       TEXT,
+    annotations   TEXT,
+    pushed_at     INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, digest)
+);
+CREATE INDEX IF NOT EXISTS manifests_by_subject ON manifests (repo_id, subject);
+CREATE TABLE IF NOT EXISTS manifest_refs (
+    repo_id  INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    child    TEXT NOT NULL,
+    PRIMARY KEY (repo_id, manifest, child)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    repo_id    INTEGER NOT NULL REFERENCES repositories(id),
+    name       TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, name)
+);
+CREATE INDEX IF NOT EXISTS tags_by_digest ON tags (repo_id, digest);
+CREATE TABLE IF NOT EXISTS uploads (
+    id         TEXT PRIMARY KEY,
+    repository TEXT NOT NULL,
+    bytes      INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+";
+
+const READERS: usize = 4;
+
+pub struct SqliteMetaStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn storage_err(e: impl std::fmt::Display) -> Error {
+    Error::storage(e)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_digest(s: String) -> Result<Digest> {
+    s.parse().map_err(storage_err)
+}
+
+impl SqliteMetaStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let writer = Connection::open(path).map_err(storage_err)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(storage_err)?;
+        writer.execute_batch(SCHEMA).map_err(storage_err)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(storage_err)?;
+                c.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(storage_err)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteMetaStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` in a write transaction on the blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().map_err(storage_err)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(storage_err)?;
+            let value = f(&tx)?;
+            tx.commit().map_err(storage_err)?;
+            Ok(value)
+        })
+        .await
+        .map_err(storage_err)?
+    }
+
+    /// Runs a read-only query on one of the reader connections.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().map_err(storage_err)?;
+            f(&conn).map_err(storage_err)
+        })
+        .await
+        .map_err(storage_err)?
+    }
+}
+
+/// Id of `name`, creating the repository row if it does not exist yet.
+fn ensure_repo(tx: &rusqlite::Transaction, name: &str) -> Result<i64> {
+    tx.execute(
+        "INSERT OR IGNORE INTO repositories (name) VALUES (?1)",
+        [name],
+    )
+    .map_err(storage_err)?;
+    tx.query_row("SELECT id FROM repositories WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .map_err(storage_err)
+}
+
+const REPO_ID: &str = "(SELECT id FROM repositories WHERE name = ?1)";
+
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| {
+            let id = ensure_repo(tx, &repo)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO repo_blobs (repo_id, digest, size) VALUES (?1, ?2, ?3)",
+                params![id, digest, size as i64],
+            )
+            .map_err(storage_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        let size: Option<i64> = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT size FROM repo_blobs WHERE repo_id = {REPO_ID} AND digest = ?2"
+                ))?
+                .query_row([repo, digest], |r| r.get(0))
+                .optional()
+            })
+            .await?;
+        Ok(size.map(|s| s as u64))
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                &format!("DELETE FROM repo_blobs WHERE repo_id = {REPO_ID} AND digest = ?2"),
+                [repo, digest],
+            )
+            .map(|n| n > 0)
+            .map_err(storage_err)
+        })
+        .await
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &ManifestRecord,
+        tag: Option<&Tag>,
+    ) -> Result<()> {
+        let repo = repo.to_string();
+        let m = manifest.clone();
+        let tag = tag.map(|t| t.to_string());
+        self.write(move |tx| {
+            let id = ensure_repo(tx, &repo)?;
+            let digest = m.digest.to_string();
+            {
+                let mut has_blob = tx
+                    .prepare_cached("SELECT 1 FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2")
+                    .map_err(storage_err)?;
+                for blob in &m.blobs {
+                    if !has_blob.exists(params![id, blob.to_string()]).map_err(storage_err)? {
+                        return Err(Error::ManifestBlobUnknown(blob.clone()));
+                    }
+                }
+                let mut has_manifest = tx
+                    .prepare_cached("SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2")
+                    .map_err(storage_err)?;
+                for child in &m.manifests {
+                    if !has_manifest.exists(params![id, child.to_string()]).map_err(storage_err)? {
+                        return Err(Error::ManifestBlobUnknown(child.clone()));
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO manifests
+                   (repo_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type",
+                params![
+                    id,
+                    digest,
+                    m.media_type,
+                    m.size as i64,
+                    m.artifact_type,
+                    m.subject.as_ref().map(|s| s.to_string()),
+                    m.annotations,
+                    now()
+                ],
+            )
+            .map_err(storage_err)?;
+            for child in m.blobs.iter().chain(&m.manifests) {
+                tx.execute(
+                    "INSERT OR IGNORE INTO manifest_refs (repo_id, manifest, child) VALUES (?1, ?2, ?3)",
+                    params![id, digest, child.to_string()],
+                )
+                .map_err(storage_err)?;
+            }
+            if let Some(tag) = tag {
+                tx.execute(
+                    "INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (repo_id, name) DO UPDATE
+                       SET digest = excluded.digest, updated_at = excluded.updated_at",
+                    params![id, tag, digest, now()],
+                )
+                .map_err(storage_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<(Digest, String, u64)>> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT m.digest, m.media_type, m.size FROM tags t
+                     JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+                     WHERE t.repo_id = {REPO_ID} AND t.name = ?2"
+                ))?
+                .query_row([repo, tag], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()
+            })
+            .await?;
+        row.map(|(d, mt, size)| Ok((parse_digest(d)?, mt, size as u64)))
+            .transpose()
+    }
+
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<(String, u64)>> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT media_type, size FROM manifests WHERE repo_id = {REPO_ID} AND digest = ?2"
+                ))?
+                .query_row([repo, digest], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .optional()
+            })
+            .await?;
+        Ok(row.map(|(mt, size)| (mt, size as u64)))
+    }
+
+    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| {
+            let args = [&repo, &digest];
+            let sql = |table: &str, column: &str| {
+                format!("DELETE FROM {table} WHERE repo_id = {REPO_ID} AND {column} = ?2")
+            };
+            tx.execute(&sql("tags", "digest"), args)
+                .map_err(storage_err)?;
+            tx.execute(&sql("manifest_refs", "manifest"), args)
+                .map_err(storage_err)?;
+            let n = tx
+                .execute(&sql("manifests", "digest"), args)
+                .map_err(storage_err)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                &format!("DELETE FROM tags WHERE repo_id = {REPO_ID} AND name = ?2"),
+                [repo, tag],
+            )
+            .map(|n| n > 0)
+            .map_err(storage_err)
+        })
+        .await
+    }
+
+    async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>> {
+        let (repo, last) = (repo.to_string(), last.unwrap_or("").to_string());
+        self.read(move |c| {
+            let exists = c
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM manifests WHERE repo_id = {REPO_ID} LIMIT 1"
+                ))?
+                .exists([&repo])?;
+            if !exists {
+                return Ok(None);
+            }
+            let tags = c
+                .prepare_cached(&format!(
+                    "SELECT name FROM tags WHERE repo_id = {REPO_ID} AND name > ?2
+                     ORDER BY name LIMIT ?3"
+                ))?
+                .query_map(params![repo, last, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(Some(tags))
+        })
+        .await
+    }
+
+    async fn list_repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let last = last.unwrap_or("").to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT name FROM repositories r WHERE name > ?1
+                   AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
+                 ORDER BY name LIMIT ?2",
+            )?
+            .query_map(params![last, limit as i64], |r| r.get(0))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerRecord>> {
+        let (repo, subject) = (repo.to_string(), subject.to_string());
+        let artifact_type = artifact_type.map(str::to_string);
+        let rows = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+                     WHERE repo_id = {REPO_ID} AND subject = ?2
+                       AND (?3 IS NULL OR artifact_type = ?3)
+                     ORDER BY digest"
+                ))?
+                .query_map(params![repo, subject, artifact_type], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(digest, media_type, size, artifact_type, annotations)| {
+                Ok(ReferrerRecord {
+                    digest: parse_digest(digest)?,
+                    media_type,
+                    size: size as u64,
+                    artifact_type,
+                    annotations,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_upload(&self, session: &UploadSession) -> Result<()> {
+        let s = session.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO uploads (id, repository, bytes, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![s.id, s.repository.as_str(), s.offset as i64, s.updated_at],
+            )
+            .map_err(storage_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
+        let id = id.to_string();
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT id, repository, bytes, updated_at FROM uploads WHERE id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()
+            })
+            .await?;
+        row.map(|(id, repo, offset, updated_at)| {
+            Ok(UploadSession {
+                id,
+                repository: repo.parse().map_err(storage_err)?,
+                offset: offset as u64,
+                updated_at,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE uploads SET bytes = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, offset as i64, updated_at],
+            )
+            .map_err(storage_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM uploads WHERE id = ?1", [id])
+                .map_err(storage_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT id FROM uploads WHERE updated_at < ?1")?
+                .query_map([cutoff], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+}

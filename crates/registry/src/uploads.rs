@@ -1,0 +1,36 @@
+//! In-memory hash state of uploads in progress.
+//!
+//! Chunked uploads are hashed as their bytes arrive; the running hasher is kept
+//! here between requests. It is a cache, not the truth: after a restart, or
+//! when another replica took a chunk, the upload is re-read once at commit.
+//! Each upload's slot is also its lock, so two requests on one upload take turns.
+
+use berth_oci::DigestHasher;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A hasher that has seen exactly the first `offset` bytes of an upload.
+pub(crate) struct HashState {
+    pub offset: u64,
+    pub hasher: DigestHasher,
+}
+
+pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<HashState>>>;
+
+#[derive(Default)]
+pub(crate) struct UploadHashes {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl UploadHashes {
+    /// The slot for `id`, created empty if missing.
+    pub fn slot(&self, id: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn remove(&self, id: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.remove(id);
+    }
+}

@@ -1,0 +1,59 @@
+//! `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`
+
+use super::respond;
+use crate::error::ApiError;
+use crate::request::range_request;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use berth_oci::{Digest, RepositoryName};
+use berth_registry::Registry;
+
+pub async fn get(
+    registry: &Registry,
+    name: &RepositoryName,
+    digest: &Digest,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> Result<Response, ApiError> {
+    let range = range_request(headers)?;
+    let blob = registry.blob(name, digest, range, with_body).await?;
+    let mut fields = vec![
+        ("content-type", "application/octet-stream".to_string()),
+        ("docker-content-digest", digest.to_string()),
+        ("etag", format!("\"{digest}\"")),
+        ("accept-ranges", "bytes".to_string()),
+    ];
+    let status = match blob.range {
+        Some(r) => {
+            fields.push(("content-length", r.length().to_string()));
+            fields.push((
+                "content-range",
+                format!("bytes {}-{}/{}", r.start, r.end, blob.size),
+            ));
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => {
+            fields.push(("content-length", blob.size.to_string()));
+            StatusCode::OK
+        }
+    };
+    let body = blob
+        .stream
+        .map(Body::from_stream)
+        .unwrap_or_else(Body::empty);
+    Ok(respond(status, &fields, body))
+}
+
+pub async fn delete(
+    registry: &Registry,
+    name: &RepositoryName,
+    digest: &Digest,
+) -> Result<Response, ApiError> {
+    registry.delete_blob(name, digest).await?;
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &[("content-length", "0".into())],
+        Body::empty(),
+    ))
+}

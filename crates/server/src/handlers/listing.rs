@@ -1,0 +1,70 @@
+//! Content discovery: `/v2/_catalog`, `/v2/<name>/tags/list` and
+//! `/v2/<name>/referrers/<digest>`.
+
+use super::respond;
+use crate::error::ApiError;
+use crate::request::Query;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use berth_oci::media_type::OCI_INDEX;
+use berth_oci::{Digest, RepositoryName};
+use berth_registry::{Page, Registry};
+use serde_json::json;
+
+/// A JSON response, with a `Link` to the next page when there is one.
+fn page_response(path: &str, n: Option<usize>, page: &Page, body: serde_json::Value) -> Response {
+    let mut fields = vec![("content-type", "application/json".to_string())];
+    if let Some(last) = &page.next {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(n) = n {
+            query.append_pair("n", &n.to_string());
+        }
+        query.append_pair("last", last);
+        fields.push(("link", format!("<{path}?{}>; rel=\"next\"", query.finish())));
+    }
+    respond(StatusCode::OK, &fields, Body::from(body.to_string()))
+}
+
+pub async fn catalog(registry: &Registry, query: &Query) -> Result<Response, ApiError> {
+    let n = query.page_size()?;
+    let page = registry.catalog(query.get("last"), n).await?;
+    let body = json!({ "repositories": page.items });
+    Ok(page_response("/v2/_catalog", n, &page, body))
+}
+
+pub async fn tags(
+    registry: &Registry,
+    name: &RepositoryName,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let n = query.page_size()?;
+    let page = registry.tags(name, query.get("last"), n).await?;
+    let body = json!({ "name": name.as_str(), "tags": page.items });
+    Ok(page_response(
+        &format!("/v2/{name}/tags/list"),
+        n,
+        &page,
+        body,
+    ))
+}
+
+pub async fn referrers(
+    registry: &Registry,
+    name: &RepositoryName,
+    subject: &Digest,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let artifact_type = query.get("artifactType");
+    let manifests = registry.referrers(name, subject, artifact_type).await?;
+    let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+    let mut fields = vec![("content-type", OCI_INDEX.to_string())];
+    if artifact_type.is_some() {
+        fields.push(("oci-filters-applied", "artifactType".to_string()));
+    }
+    Ok(respond(
+        StatusCode::OK,
+        &fields,
+        Body::from(index.to_string()),
+    ))
+}

@@ -1,0 +1,115 @@
+//! The HTTP front of berth.
+//!
+//! Every `/v2/...` request goes to one handler that parses `(method, path)`
+//! into a [`route::Route`], calls one [`Registry`] operation and renders the
+//! result. Status codes, headers and the error body live here and nowhere else;
+//! the rules of the spec live in `berth-registry`.
+#![forbid(unsafe_code)]
+
+mod error;
+mod handlers;
+mod request;
+pub mod route;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use berth_registry::Registry;
+use error::ApiError;
+use route::Route;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use error::ApiError as Error;
+
+const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+/// The application: OCI distribution under `/v2/`.
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(registry)
+}
+
+/// Serves `registry` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn dispatch(
+    State(registry): State<Arc<Registry>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let mut response = match route::parse(&method, uri.path()) {
+        Ok(route) => handle(&registry, route, &method, &uri, &headers, body).await,
+        Err(e) => Err(ApiError::from(e)),
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    let status = response.status();
+    if status.is_server_error() {
+        tracing::warn!(%method, path = uri.path(), %status, elapsed = ?started.elapsed(), "request failed");
+    } else {
+        tracing::debug!(%method, path = uri.path(), %status, elapsed = ?started.elapsed(), "request");
+    }
+    response
+}
+
+async fn handle(
+    registry: &Registry,
+    route: Route,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let query = request::Query::parse(uri.query());
+    use handlers::{blobs, listing, manifests, uploads};
+    match route {
+        Route::Base => Ok(handlers::respond(
+            axum::http::StatusCode::OK,
+            &[("content-type", "application/json".into())],
+            Body::from("{}"),
+        )),
+        Route::Catalog => listing::catalog(registry, &query).await,
+        Route::Tags { name } => listing::tags(registry, &name, &query).await,
+        Route::Referrers { name, digest } => {
+            listing::referrers(registry, &name, &digest, &query).await
+        }
+        Route::Manifest { name, reference } => match *method {
+            Method::PUT => manifests::put(registry, &name, &reference, headers, body).await,
+            Method::DELETE => manifests::delete(registry, &name, &reference).await,
+            _ => manifests::get(registry, &name, &reference, headers, method == Method::GET).await,
+        },
+        Route::Blob { name, digest } => match *method {
+            Method::DELETE => blobs::delete(registry, &name, &digest).await,
+            _ => blobs::get(registry, &name, &digest, headers, method == Method::GET).await,
+        },
+        Route::StartUpload { name } => uploads::start(registry, &name, &query, headers, body).await,
+        Route::Upload { name, id } => match *method {
+            Method::PATCH => uploads::patch(registry, &name, &id, headers, body).await,
+            Method::PUT => uploads::finish(registry, &name, &id, &query, headers, body).await,
+            Method::DELETE => uploads::cancel(registry, &name, &id).await,
+            _ => uploads::status(registry, &name, &id).await,
+        },
+    }
+}

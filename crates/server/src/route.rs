@@ -1,0 +1,255 @@
+//! Parsing `(method, path)` of `/v2/...` into a typed [`Route`].
+//!
+//! Repository names contain slashes, so the path is read from its end: the
+//! last one to three segments say which endpoint it is, everything before them
+//! is the name. Names, digests and references are validated here, so handlers
+//! only ever see valid values.
+
+use axum::http::Method;
+use berth_oci::{Digest, Reference, RepositoryName};
+use berth_registry::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v2/`
+    Base,
+    /// `GET /v2/_catalog`
+    Catalog,
+    /// `GET /v2/<name>/tags/list`
+    Tags { name: RepositoryName },
+    /// `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`
+    Manifest {
+        name: RepositoryName,
+        reference: Reference,
+    },
+    /// `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`
+    Blob {
+        name: RepositoryName,
+        digest: Digest,
+    },
+    /// `POST /v2/<name>/blobs/uploads/`
+    StartUpload { name: RepositoryName },
+    /// `GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<id>`
+    Upload { name: RepositoryName, id: String },
+    /// `GET /v2/<name>/referrers/<digest>`
+    Referrers {
+        name: RepositoryName,
+        digest: Digest,
+    },
+}
+
+/// Why a request matched no endpoint.
+#[derive(Debug)]
+pub enum RouteError {
+    NotFound,
+    MethodNotAllowed,
+    /// The path has an endpoint's shape but an invalid name, digest or reference.
+    Invalid(Error),
+}
+
+impl From<Error> for RouteError {
+    fn from(e: Error) -> Self {
+        RouteError::Invalid(e)
+    }
+}
+
+fn name(segments: &[&str]) -> Result<RepositoryName, RouteError> {
+    Ok(segments.join("/").parse().map_err(Error::NameInvalid)?)
+}
+
+fn digest(s: &str) -> Result<Digest, RouteError> {
+    Ok(s.parse().map_err(Error::DigestInvalid)?)
+}
+
+fn reference(s: &str) -> Result<Reference, RouteError> {
+    use berth_oci::reference::ReferenceError;
+    Ok(s.parse().map_err(|e| match e {
+        ReferenceError::Digest(d) => Error::DigestInvalid(d),
+        ReferenceError::Tag(t) => Error::TagInvalid(t),
+    })?)
+}
+
+/// Parses a request to `/v2/...` (the raw, undecoded path).
+pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
+    let rest = path.strip_prefix("/v2").ok_or(RouteError::NotFound)?;
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let segs: Vec<&str> = rest.split('/').collect();
+    let n = segs.len();
+    let tail = |k: usize| if k <= n { segs[n - k] } else { "" };
+
+    let (route, allowed): (Route, &[Method]) = if rest.is_empty() {
+        (Route::Base, &[Method::GET, Method::HEAD])
+    } else if rest == "_catalog" {
+        (Route::Catalog, &[Method::GET])
+    } else if n >= 3 && tail(2) == "tags" && tail(1) == "list" {
+        (
+            Route::Tags {
+                name: name(&segs[..n - 2])?,
+            },
+            &[Method::GET, Method::HEAD],
+        )
+    } else if n >= 3 && tail(2) == "manifests" {
+        let route = Route::Manifest {
+            name: name(&segs[..n - 2])?,
+            reference: reference(tail(1))?,
+        };
+        (
+            route,
+            &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+        )
+    } else if n >= 3 && tail(2) == "referrers" {
+        let route = Route::Referrers {
+            name: name(&segs[..n - 2])?,
+            digest: digest(tail(1))?,
+        };
+        (route, &[Method::GET])
+    } else if n >= 4 && tail(3) == "blobs" && tail(2) == "uploads" && !tail(1).is_empty() {
+        let route = Route::Upload {
+            name: name(&segs[..n - 3])?,
+            id: tail(1).to_string(),
+        };
+        (
+            route,
+            &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
+        )
+    } else if n >= 4 && tail(3) == "blobs" && tail(2) == "uploads" && tail(1).is_empty()
+        || n >= 3 && tail(2) == "blobs" && tail(1) == "uploads" && method == Method::POST
+    {
+        let k = if tail(1).is_empty() { 3 } else { 2 };
+        (
+            Route::StartUpload {
+                name: name(&segs[..n - k])?,
+            },
+            &[Method::POST],
+        )
+    } else if n >= 3 && tail(2) == "blobs" {
+        let route = Route::Blob {
+            name: name(&segs[..n - 2])?,
+            digest: digest(tail(1))?,
+        };
+        (route, &[Method::GET, Method::HEAD, Method::DELETE])
+    } else {
+        return Err(RouteError::NotFound);
+    };
+    if allowed.contains(method) {
+        Ok(route)
+    } else {
+        Err(RouteError::MethodNotAllowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn ok(method: Method, path: &str) -> Route {
+        parse(&method, path).unwrap_or_else(|e| panic!("{path}: {e:?}"))
+    }
+
+    fn repo(s: &str) -> RepositoryName {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn base_and_catalog() {
+        assert_eq!(ok(Method::GET, "/v2/"), Route::Base);
+        assert_eq!(ok(Method::GET, "/v2"), Route::Base);
+        assert_eq!(ok(Method::GET, "/v2/_catalog"), Route::Catalog);
+    }
+
+    #[test]
+    fn names_with_slashes_and_endpoint_words() {
+        assert_eq!(
+            ok(Method::GET, "/v2/myorg/team/app/tags/list"),
+            Route::Tags {
+                name: repo("myorg/team/app")
+            }
+        );
+        assert_eq!(
+            ok(Method::GET, "/v2/a/blobs/b/manifests/latest"),
+            Route::Manifest {
+                name: repo("a/blobs/b"),
+                reference: "latest".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            ok(Method::HEAD, &format!("/v2/x/manifests/{D}")),
+            Route::Manifest {
+                name: repo("x"),
+                reference: D.parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn blob_and_upload_routes() {
+        assert_eq!(
+            ok(Method::GET, &format!("/v2/a/b/blobs/{D}")),
+            Route::Blob {
+                name: repo("a/b"),
+                digest: D.parse().unwrap()
+            }
+        );
+        assert_eq!(
+            ok(Method::POST, "/v2/a/b/blobs/uploads/"),
+            Route::StartUpload { name: repo("a/b") }
+        );
+        assert_eq!(
+            ok(Method::POST, "/v2/a/blobs/uploads"),
+            Route::StartUpload { name: repo("a") }
+        );
+        assert_eq!(
+            ok(Method::PATCH, "/v2/a/blobs/uploads/abc-123"),
+            Route::Upload {
+                name: repo("a"),
+                id: "abc-123".into()
+            }
+        );
+        assert_eq!(
+            ok(Method::GET, &format!("/v2/a/referrers/{D}")),
+            Route::Referrers {
+                name: repo("a"),
+                digest: D.parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_parts_are_typed_errors() {
+        let code = |path: &str| match parse(&Method::GET, path) {
+            Err(RouteError::Invalid(e)) => e.code().as_str(),
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(code("/v2/../x/tags/list"), "NAME_INVALID");
+        assert_eq!(code("/v2/a//b/tags/list"), "NAME_INVALID");
+        assert_eq!(code("/v2/Busybox/manifests/latest"), "NAME_INVALID");
+        assert_eq!(code("/v2/a/blobs/sha256:abc"), "DIGEST_INVALID");
+        assert_eq!(
+            code("/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e"),
+            "DIGEST_INVALID"
+        );
+        assert_eq!(code("/v2/a/manifests/-bad"), "MANIFEST_INVALID");
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        assert!(matches!(
+            parse(&Method::GET, "/v2/a/unknown"),
+            Err(RouteError::NotFound)
+        ));
+        assert!(matches!(
+            parse(&Method::GET, "/v3/"),
+            Err(RouteError::NotFound)
+        ));
+        assert!(matches!(
+            parse(&Method::POST, "/v2/a/tags/list"),
+            Err(RouteError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            parse(&Method::PATCH, &format!("/v2/a/blobs/{D}")),
+            Err(RouteError::MethodNotAllowed)
+        ));
+    }
+}
