@@ -192,7 +192,8 @@ mod tests {
     }
 
     fn body(parts: &[&'static [u8]]) -> ByteStream<'static> {
-        stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
+        let chunks: Vec<_> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        stream::iter(chunks).boxed()
     }
 
     #[tokio::test]

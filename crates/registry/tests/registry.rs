@@ -1,0 +1,282 @@
+//! The registry's rules, driven in-process over the real filesystem and
+//! SQLite stores in a temporary folder (no HTTP).
+
+use berth_oci::{Digest, Reference, RepositoryName};
+use berth_registry::storage::fs::FsBlobStore;
+use berth_registry::storage::sqlite::SqliteMetaStore;
+use berth_registry::{ByteStream, Error, MountOutcome, Registry, RegistryOptions};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use std::path::Path;
+use std::sync::Arc;
+
+fn open(dir: &Path, options: RegistryOptions) -> Registry {
+    Registry::new(
+        Arc::new(FsBlobStore::open(dir).unwrap()),
+        Arc::new(SqliteMetaStore::open(&dir.join("meta.db")).unwrap()),
+        options,
+    )
+}
+
+fn repo(s: &str) -> RepositoryName {
+    s.parse().unwrap()
+}
+
+fn body(bytes: &[u8]) -> ByteStream<'static> {
+    let chunks: Vec<_> = bytes
+        .chunks(7)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    stream::iter(chunks).boxed()
+}
+
+async fn read_blob(
+    reg: &Registry,
+    name: &RepositoryName,
+    digest: &Digest,
+) -> Result<Vec<u8>, Error> {
+    let blob = reg.blob(name, digest, None, true).await?;
+    let chunks: Vec<Bytes> = blob.stream.unwrap().try_collect().await?;
+    Ok(chunks.concat())
+}
+
+fn image_manifest(config: &Digest, layer: &Digest) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}}]}}"#
+    ))
+}
+
+/// Pushes config `{}` and layer `hello` to `name` and a manifest tagged `tag`.
+async fn push_image(reg: &Registry, name: &RepositoryName, tag: &str) -> Digest {
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"hello");
+    reg.push_blob(name, &config, body(b"{}")).await.unwrap();
+    reg.push_blob(name, &layer, body(b"hello")).await.unwrap();
+    let tag: Reference = tag.parse().unwrap();
+    reg.put_manifest(name, &tag, None, image_manifest(&config, &layer))
+        .await
+        .unwrap()
+        .digest
+}
+
+#[tokio::test]
+async fn chunked_upload_survives_a_restart_and_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("team/app");
+    let data = b"0123456789abcdef".repeat(1000);
+    let digest = Digest::sha256_of(&data);
+    let id = {
+        let reg = open(dir.path(), RegistryOptions::default());
+        let up = reg.start_upload(&name).await.unwrap();
+        let up = reg
+            .append_upload(&name, &up.id, Some(0), body(&data[..5000]))
+            .await
+            .unwrap();
+        assert_eq!(up.offset, 5000);
+        up.id
+    };
+    // A new process has lost the running hash and must re-read the upload.
+    let reg = open(dir.path(), RegistryOptions::default());
+    assert_eq!(reg.upload_status(&name, &id).await.unwrap().offset, 5000);
+    let err = reg
+        .append_upload(&name, &id, Some(10), body(b"x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::UploadOutOfOrder {
+            offset: 5000,
+            got: 10
+        }
+    ));
+    reg.append_upload(&name, &id, Some(5000), body(&data[5000..]))
+        .await
+        .unwrap();
+    reg.finish_upload(&name, &id, &digest, None).await.unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
+    assert!(matches!(
+        reg.upload_status(&name, &id).await,
+        Err(Error::BlobUploadUnknown)
+    ));
+}
+
+#[tokio::test]
+async fn a_wrong_digest_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let claimed = Digest::sha256_of(b"something else");
+    let err = reg
+        .push_blob(&name, &claimed, body(b"actual"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }));
+    assert!(matches!(
+        read_blob(&reg, &name, &claimed).await,
+        Err(Error::BlobUnknown(_))
+    ));
+    let actual = Digest::sha256_of(b"actual");
+    assert!(matches!(
+        read_blob(&reg, &name, &actual).await,
+        Err(Error::BlobUnknown(_))
+    ));
+    // The temporary file is gone too.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn sha512_uploads_are_verified_with_sha512() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let mut h = berth_oci::Algorithm::Sha512.hasher();
+    h.update(b"payload");
+    let digest = h.finish();
+    let up = reg.start_upload(&name).await.unwrap();
+    reg.append_upload(&name, &up.id, None, body(b"payload"))
+        .await
+        .unwrap();
+    reg.finish_upload(&name, &up.id, &digest, None)
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), b"payload");
+}
+
+#[tokio::test]
+async fn blobs_are_scoped_to_repositories_and_mountable() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let (a, b) = (repo("a"), repo("b"));
+    let digest = Digest::sha256_of(b"layer");
+    reg.push_blob(&a, &digest, body(b"layer")).await.unwrap();
+    assert!(matches!(
+        reg.blob(&b, &digest, None, false).await,
+        Err(Error::BlobUnknown(_))
+    ));
+    let unknown_source = reg.mount_blob(&b, &digest, Some(&repo("c"))).await.unwrap();
+    assert!(matches!(unknown_source, MountOutcome::Upload(_)));
+    assert_eq!(
+        reg.mount_blob(&b, &digest, Some(&a)).await.unwrap(),
+        MountOutcome::Mounted
+    );
+    assert_eq!(read_blob(&reg, &b, &digest).await.unwrap(), b"layer");
+}
+
+#[tokio::test]
+async fn manifests_need_their_blobs_in_the_same_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"hello");
+    reg.push_blob(&repo("other"), &layer, body(b"hello"))
+        .await
+        .unwrap();
+    reg.push_blob(&repo("a"), &config, body(b"{}"))
+        .await
+        .unwrap();
+    let err = reg
+        .put_manifest(
+            &repo("a"),
+            &"v1".parse().unwrap(),
+            None,
+            image_manifest(&config, &layer),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ManifestBlobUnknown(d) if d == layer));
+    assert!(matches!(
+        reg.tags(&repo("a"), None, None).await,
+        Err(Error::NameUnknown(_))
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_tag_keeps_other_tags_on_the_same_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("busybox");
+    let digest = push_image(&reg, &name, "latest").await;
+    push_image(&reg, &name, "stable").await;
+    reg.delete_manifest(&name, &"latest".parse().unwrap())
+        .await
+        .unwrap();
+    let tags = reg.tags(&name, None, None).await.unwrap().items;
+    assert_eq!(tags, vec!["stable"]);
+    let by_digest = Reference::Digest(digest.clone());
+    assert!(reg.manifest(&name, &by_digest, &[], true).await.is_ok());
+    // Deleting by digest removes the manifest and every tag on it; the
+    // repository then leaves the catalog.
+    reg.delete_manifest(&name, &by_digest).await.unwrap();
+    assert!(matches!(
+        reg.tags(&name, None, None).await,
+        Err(Error::NameUnknown(_))
+    ));
+    assert!(reg.catalog(None, None).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn listings_are_sorted_and_paginated() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    for name in ["c", "a/x", "b"] {
+        push_image(&reg, &repo(name), "v1").await;
+    }
+    let first = reg.catalog(None, Some(2)).await.unwrap();
+    assert_eq!(first.items, vec!["a/x", "b"]);
+    assert_eq!(first.next.as_deref(), Some("b"));
+    let second = reg.catalog(first.next.as_deref(), Some(2)).await.unwrap();
+    assert_eq!(second.items, vec!["c"]);
+    assert_eq!(second.next, None);
+    assert!(reg.catalog(None, Some(0)).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn deletes_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RegistryOptions {
+        delete_enabled: false,
+        ..Default::default()
+    };
+    let reg = open(dir.path(), options);
+    let name = repo("a");
+    let digest = push_image(&reg, &name, "v1").await;
+    let err = reg
+        .delete_manifest(&name, &Reference::Digest(digest))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeleteDisabled));
+    let layer = Digest::sha256_of(b"hello");
+    assert!(matches!(
+        reg.delete_blob(&name, &layer).await,
+        Err(Error::DeleteDisabled)
+    ));
+}
+
+#[tokio::test]
+async fn abandoned_uploads_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RegistryOptions {
+        upload_expiry: std::time::Duration::from_secs(0),
+        ..Default::default()
+    };
+    let reg = open(dir.path(), options);
+    let name = repo("a");
+    let up = reg.start_upload(&name).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(reg.expire_uploads().await.unwrap(), 1);
+    assert!(matches!(
+        reg.upload_status(&name, &up.id).await,
+        Err(Error::BlobUploadUnknown)
+    ));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
