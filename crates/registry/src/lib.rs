@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+mod manifest_cache;
 pub mod registry;
 pub mod storage;
 mod uploads;

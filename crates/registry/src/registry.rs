@@ -1,6 +1,7 @@
 //! [`Registry`]: the distribution spec's operations over the two stores.
 
 use crate::error::{Error, Result};
+use crate::manifest_cache::ManifestCache;
 use crate::storage::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetaStore, UploadSession};
 use crate::uploads::{HashState, UploadHashes};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
@@ -12,6 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Largest page a listing returns, whatever `n` asks for.
 pub const MAX_PAGE: usize = 10_000;
+
+/// Memory for recently served manifests.
+const MANIFEST_CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
@@ -114,6 +118,7 @@ pub struct Registry {
     meta: Arc<dyn MetaStore>,
     options: RegistryOptions,
     hashes: UploadHashes,
+    manifests: ManifestCache,
 }
 
 impl Registry {
@@ -127,6 +132,7 @@ impl Registry {
             meta,
             options,
             hashes: UploadHashes::default(),
+            manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
         }
     }
 
@@ -439,8 +445,9 @@ impl Registry {
             blobs: parsed.blobs,
             manifests: parsed.manifests,
         };
-        self.blobs.put(&digest, bytes).await?;
+        self.blobs.put(&digest, bytes.clone()).await?;
         self.meta.put_manifest(repo, &record, tag).await?;
+        self.manifests.insert(&digest, bytes);
         Ok(ManifestPushed {
             digest,
             subject: record.subject,
@@ -493,6 +500,9 @@ impl Registry {
     }
 
     async fn manifest_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes> {
+        if let Some(bytes) = self.manifests.get(digest) {
+            return Ok(bytes);
+        }
         let mut stream =
             self.blobs.read(digest, None).await?.ok_or_else(|| {
                 Error::Storage(format!("manifest {digest} is recorded but missing"))
@@ -501,7 +511,9 @@ impl Registry {
         while let Some(chunk) = stream.try_next().await? {
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf.freeze())
+        let bytes = buf.freeze();
+        self.manifests.insert(digest, bytes.clone());
+        Ok(bytes)
     }
 
     /// Deletes a manifest (by digest, with all its tags) or just one tag.
