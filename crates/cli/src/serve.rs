@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&config.data_dir)?;
+    let _lock = lock_data_dir(&config.data_dir)?;
     let blobs = FsBlobStore::open(&config.data_dir)?;
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
     let registry = Arc::new(Registry::new(
@@ -31,6 +32,15 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     berth_server::serve(listener, registry, shutdown_signal()).await?;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// Holds an exclusive lock on the data folder for as long as the server runs:
+/// the SQLite metadata and the manifest cache assume one process owns it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Box<dyn std::error::Error>> {
+    let file = std::fs::File::create(dir.join("berth.lock"))?;
+    file.try_lock()
+        .map_err(|_| format!("{} is in use by another berth process", dir.display()))?;
+    Ok(file)
 }
 
 /// Sweeps expired uploads; requests already treat them as gone, this frees the disk.
