@@ -1,0 +1,217 @@
+# shellcheck shell=bash disable=SC2034  # variables here are used by the scripts that source this file
+# Shared helpers for the real-client acceptance tests. Source it; do not run it.
+#
+# Every server started here listens on 127.0.0.1 or a unix socket inside one
+# per-run temp dir ($T), is recorded by PID, and is stopped by that PID on exit.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BERTH_BIN=${BERTH_BIN:-$REPO_ROOT/target/release/berth}
+T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it.XXXXXX")
+export REGISTRY_AUTH_FILE=$T/auth.json DOCKER_CONFIG=$T/docker-config
+echo "{}" >"$REGISTRY_AUTH_FILE"
+PASSED=0 FAILED=0
+STARTED_PIDS=()   # "name:pid", stopped in reverse order
+
+ACCEPT_MANIFESTS='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+OCI_INDEX=application/vnd.oci.image.index.v1+json
+case $(uname -m) in x86_64) HOST_ARCH=amd64 ;; aarch64) HOST_ARCH=arm64 ;; *) HOST_ARCH=$(uname -m) ;; esac
+
+# ---- bookkeeping -----------------------------------------------------------
+
+# check NAME CMD...: run CMD, print "ok - NAME" or "FAIL - NAME" plus its output.
+# (set -e is off inside CMD when it is a function: chain its steps with &&.)
+check() {
+  local name=$1 out; shift
+  if out=$("$@" 2>&1); then
+    PASSED=$((PASSED + 1)); echo "ok - $name"
+  else
+    FAILED=$((FAILED + 1)); echo "FAIL - $name"; printf '%s\n' "$out" | tail -n 40 | sed 's/^/    /'
+  fi
+}
+
+# expect_eq EXPECTED ACTUAL: for use inside check.
+expect_eq() {
+  [ "$1" = "$2" ] && return 0
+  printf 'expected: %s\nactual:   %s\n' "$1" "$2"; return 1
+}
+
+# ---- process management ----------------------------------------------------
+
+track() { STARTED_PIDS+=("$1:$2"); }
+
+stop_pid() {  # stop_pid NAME PID: TERM, wait up to 30 s, then KILL
+  local name=$1 pid=$2 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  echo "# $name (pid $pid) ignored TERM for 30 s; sending KILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? i entry mnt
+  trap - EXIT
+  trap "" TERM INT  # finish cleaning up even when a timeout signals us
+  set +e
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    entry=${STARTED_PIDS[i]}; stop_pid "${entry%%:*}" "${entry##*:}"
+  done
+  # dockerd/containerd may leave overlay or shm mounts under $T: unmount before rm.
+  awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/self/mounts | sort -r |
+    while read -r mnt; do umount -l "$mnt" 2>/dev/null; done
+  if [ -n "${KEEP_TMP:-}" ]; then echo "# kept $T"; else rm -rf "$T" 2>/dev/null || echo "# could not fully remove $T" >&2; fi
+  if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
+    FAILED=1; echo "FAIL - script aborted (exit $rc)"
+  fi
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ] || exit 1
+  exit 0
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# wait_for SECONDS CMD...: retry CMD every 0.5 s until it succeeds or time runs out.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- berth -----------------------------------------------------------------
+
+v2_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 200 ]; }
+
+# start_berth: a fresh registry; sets PORT, REG (127.0.0.1:PORT) and HOSTREG (localhost:PORT).
+# Retries on a new port if the one picked was taken in the meantime.
+start_berth() {
+  [ -x "$BERTH_BIN" ] || { echo "berth binary not found: $BERTH_BIN (build it: cargo build --release -p berth-cli)" >&2; return 1; }
+  local attempt deadline
+  for attempt in 1 2 3; do
+    PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
+    BERTH_DELETE_ENABLED=${BERTH_DELETE_ENABLED:-true} \
+      "$BERTH_BIN" serve --addr "$REG" --data-dir "$T/berth-data" >"$T/berth.log" 2>&1 &
+    BERTH_PID=$!; track berth "$BERTH_PID"
+    deadline=$((SECONDS + 30))
+    until v2_ready; do
+      if ! kill -0 "$BERTH_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+      sleep 0.2
+    done
+    if v2_ready; then echo "# berth pid $BERTH_PID on $REG ($BERTH_BIN)"; return 0; fi
+    stop_pid berth "$BERTH_PID"
+    grep -qi 'in use' "$T/berth.log" || break
+  done
+  echo "berth did not answer 200 on http://$REG/v2/ within 30 s (or exited); its log:" >&2
+  sed 's/^/    /' "$T/berth.log" >&2
+  return 1
+}
+
+# ---- dockerd / containerd --------------------------------------------------
+
+start_dockerd() {
+  export DOCKER_HOST=unix://$T/docker.sock
+  dockerd --iptables=false --ip6tables=false --bridge=none --host "$DOCKER_HOST" \
+    --data-root "$T/docker-data" --exec-root "$T/docker-exec" --pidfile "$T/docker.pid" \
+    >"$T/dockerd.log" 2>&1 &
+  track dockerd $!
+  wait_for 60 docker info || { echo "dockerd did not start; its log:" >&2; tail -n 30 "$T/dockerd.log" >&2; return 1; }
+  echo "# dockerd pid $! on $DOCKER_HOST"
+}
+
+start_containerd() {
+  CTD_SOCK=$T/ctd.sock
+  cat >"$T/containerd.toml" <<EOF
+version = 2
+root = "$T/ctd-root"
+state = "$T/ctd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CTD_SOCK"
+[ttrpc]
+  address = "$CTD_SOCK.ttrpc"
+EOF
+  containerd --config "$T/containerd.toml" --address "$CTD_SOCK" \
+    --root "$T/ctd-root" --state "$T/ctd-state" >"$T/containerd.log" 2>&1 &
+  track containerd $!
+  wait_for 30 ctr --address "$CTD_SOCK" version || { echo "containerd did not start; its log:" >&2; tail -n 30 "$T/containerd.log" >&2; return 1; }
+  echo "# containerd pid $! on $CTD_SOCK"
+}
+
+# ---- registry API ------------------------------------------------------------
+
+api() { curl -sS --max-time 30 "http://$REG/v2/$1"; }
+# manifest_digest REPO REF: the Docker-Content-Digest of a HEAD on the manifest.
+manifest_digest() {
+  curl -sS --max-time 30 -I -H "Accept: $ACCEPT_MANIFESTS" "http://$REG/v2/$1/manifests/$2" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'
+}
+manifest_body() { curl -sS --max-time 30 -H "Accept: $ACCEPT_MANIFESTS" "http://$REG/v2/$1/manifests/$2"; }
+http_status() { curl -s -o /dev/null --max-time 30 -w '%{http_code}' "$@"; }
+
+# ---- image content -------------------------------------------------------------
+
+# make_rootfs_tar OUT [MARK]: a deterministic tar of busybox-static with a few
+# applet symlinks; MARK, when given, goes into etc/mark so layers differ.
+make_rootfs_tar() {
+  local out=$1 mark=${2:-} dir applet
+  dir=$(mktemp -d "$T/rootfs.XXXXXX")
+  mkdir -p "$dir/bin" "$dir/etc"
+  cp /bin/busybox "$dir/bin/busybox"
+  for applet in sh echo ls cat true; do ln -s busybox "$dir/bin/$applet"; done
+  [ -z "$mark" ] || echo "$mark" >"$dir/etc/mark"
+  tar -C "$dir" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "$out" bin etc
+}
+
+# oci_blob LAYOUT FILE: store FILE as a blob; prints "sha256:HEX SIZE".
+oci_blob() {
+  local hex size
+  hex=$(sha256sum "$2" | cut -d' ' -f1)
+  size=$(stat -c %s "$2")
+  mkdir -p "$1/blobs/sha256"
+  cp "$2" "$1/blobs/sha256/$hex"
+  echo "sha256:$hex $size"
+}
+
+# oci_image LAYOUT ARCH ROOTFS_TAR: layer + config + manifest into LAYOUT's blobs;
+# prints the manifest's "DIGEST SIZE".
+oci_image() {
+  local layout=$1 arch=$2 tarball=$3 work diff_id layer config
+  work=$(mktemp -d "$T/oci.XXXXXX")
+  diff_id=sha256:$(sha256sum "$tarball" | cut -d' ' -f1)
+  gzip -n -c "$tarball" >"$work/layer.tar.gz"
+  read -r -a layer <<<"$(oci_blob "$layout" "$work/layer.tar.gz")"
+  printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"berth client tests"}]}' \
+    "$arch" "$diff_id" >"$work/config.json"
+  read -r -a config <<<"$(oci_blob "$layout" "$work/config.json")"
+  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
+    "$OCI_MANIFEST" "${config[0]}" "${config[1]}" "${layer[0]}" "${layer[1]}" >"$work/manifest.json"
+  oci_blob "$layout" "$work/manifest.json"
+}
+
+# oci_ref LAYOUT TAG MEDIATYPE DIGEST SIZE: write oci-layout and an index.json naming TAG.
+oci_ref() {
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$1/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"%s","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}\n' \
+    "$3" "$4" "$5" "$2" >"$1/index.json"
+}
+
+# make_busybox_layout LAYOUT TAG: single-arch busybox image; sets IMG_DIGEST.
+make_busybox_layout() {
+  local m
+  make_rootfs_tar "$T/rootfs.tar"
+  read -r -a m <<<"$(oci_image "$1" "$HOST_ARCH" "$T/rootfs.tar")"
+  oci_ref "$1" "$2" "$OCI_MANIFEST" "${m[0]}" "${m[1]}"
+  IMG_DIGEST=${m[0]}
+}
+
+# layer_digests: the layer digests of the manifest JSON on stdin, one per line.
+layer_digests() { jq -r '.layers[].digest'; }
+
+skopeo_() { timeout 300 skopeo --insecure-policy "$@"; }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the real clients the acceptance tests drive (Debian 12, apt). Idempotent:
+# apt-get runs only when something is missing. With CI=true a client that is still
+# missing afterwards is an error; elsewhere it is a warning.
+set -euo pipefail
+
+# command → Debian package that provides it
+declare -A PROVIDES=(
+  [docker]=docker.io [dockerd]=docker.io [runc]=runc [podman]=podman [skopeo]=skopeo
+  [containerd]=containerd [ctr]=containerd [curl]=curl [jq]=jq [python3]=python3
+)
+
+missing_packages() {
+  local cmd
+  for cmd in "${!PROVIDES[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || echo "${PROVIDES[$cmd]}"
+  done
+  # the busybox rootfs must be the static build (it runs in an empty image)
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || echo busybox-static
+}
+
+mapfile -t want < <(missing_packages | sort -u)
+if [ "${#want[@]}" -gt 0 ]; then
+  echo "deps: installing ${want[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: not root, cannot apt-get install ${want[*]}" >&2
+  else
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${want[@]}" >/dev/null
+  fi
+fi
+
+mapfile -t still < <(missing_packages | sort -u)
+if [ "${#still[@]}" -gt 0 ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "deps: ERROR: still missing after install: ${still[*]} (a missing real client is a test failure)" >&2
+    exit 1
+  fi
+  echo "deps: WARNING: missing ${still[*]}; the client tests that need them will fail" >&2
+else
+  echo "deps: all clients present"
+fi
