@@ -26,6 +26,11 @@ pub enum ManifestError {
     MediaTypeMismatch { header: String, body: String },
     #[error("manifest has neither a known mediaType nor config/layers or manifests")]
     UnknownShape,
+    #[error("{kind} manifest lacks its required field {field:?}")]
+    MissingField {
+        kind: &'static str,
+        field: &'static str,
+    },
 }
 
 /// A content descriptor as found in manifests and indexes.
@@ -55,9 +60,9 @@ pub struct ParsedManifest {
     pub media_type: String,
     pub kind: ManifestKind,
     /// Blobs that must already be in the repository (config and distributable layers).
-    pub blobs: Vec<Digest>,
+    pub blobs: Vec<Descriptor>,
     /// Manifests that must already be in the repository (children of an index).
-    pub manifests: Vec<Digest>,
+    pub manifests: Vec<Descriptor>,
     pub subject: Option<Descriptor>,
     /// `artifactType`, else the config's media type: what the referrers API reports.
     pub artifact_type: Option<String>,
@@ -120,6 +125,22 @@ impl ParsedManifest {
             _ if raw.config.is_some() || raw.layers.is_some() => ManifestKind::Image,
             _ => return Err(ManifestError::UnknownShape),
         };
+        let missing = |field| match kind {
+            ManifestKind::Image => ManifestError::MissingField {
+                kind: "image",
+                field,
+            },
+            ManifestKind::Index => ManifestError::MissingField {
+                kind: "index",
+                field,
+            },
+        };
+        match kind {
+            ManifestKind::Image if raw.config.is_none() => return Err(missing("config")),
+            ManifestKind::Image if raw.layers.is_none() => return Err(missing("layers")),
+            ManifestKind::Index if raw.manifests.is_none() => return Err(missing("manifests")),
+            _ => {}
+        }
         let media_type = declared
             .unwrap_or(match kind {
                 ManifestKind::Index => OCI_INDEX,
@@ -127,31 +148,24 @@ impl ParsedManifest {
             })
             .to_string();
 
-        let mut blobs = Vec::new();
-        if let Some(config) = &raw.config {
-            blobs.push(config.digest.clone());
-        }
-        blobs.extend(
-            raw.layers
-                .iter()
-                .flatten()
-                .filter(|l| !media_type::is_non_distributable(&l.media_type))
-                .map(|l| l.digest.clone()),
-        );
-        let manifests = raw
-            .manifests
-            .iter()
-            .flatten()
-            .map(|m| m.digest.clone())
-            .collect();
         let artifact_type = raw
             .artifact_type
             .or_else(|| raw.config.as_ref().map(|c| c.media_type.clone()));
+        let blobs = raw
+            .config
+            .into_iter()
+            .chain(
+                raw.layers
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| !media_type::is_non_distributable(&l.media_type)),
+            )
+            .collect();
         Ok(ParsedManifest {
             media_type,
             kind,
             blobs,
-            manifests,
+            manifests: raw.manifests.unwrap_or_default(),
             subject: raw.subject,
             artifact_type,
             annotations: raw.annotations,
@@ -184,7 +198,7 @@ mod tests {
     fn image_requires_config_and_distributable_layers_only() {
         let m = ParsedManifest::parse(image("").as_bytes(), Some(OCI_MANIFEST)).unwrap();
         assert_eq!(m.kind, ManifestKind::Image);
-        let blobs: Vec<String> = m.blobs.iter().map(|b| b.to_string()).collect();
+        let blobs: Vec<String> = m.blobs.iter().map(|b| b.digest.to_string()).collect();
         assert_eq!(blobs, vec![d('a'), d('b')]);
         assert_eq!(
             m.artifact_type.as_deref(),
@@ -252,6 +266,20 @@ mod tests {
         assert_eq!(
             ParsedManifest::parse(br#"{"schemaVersion":2}"#, None),
             Err(ManifestError::UnknownShape)
+        );
+        assert_eq!(
+            ParsedManifest::parse(br#"{"schemaVersion":2,"layers":[]}"#, Some(OCI_MANIFEST)),
+            Err(ManifestError::MissingField {
+                kind: "image",
+                field: "config"
+            })
+        );
+        assert_eq!(
+            ParsedManifest::parse(br#"{"schemaVersion":2}"#, Some(OCI_INDEX)),
+            Err(ManifestError::MissingField {
+                kind: "index",
+                field: "manifests"
+            })
         );
     }
 }

@@ -68,6 +68,12 @@ pub enum Error {
     ManifestBlobUnknown(Digest),
     #[error("manifest invalid: {0}")]
     ManifestInvalid(#[from] ManifestError),
+    #[error("manifest declares {digest} as {declared} bytes, but it is {stored}")]
+    ManifestSizeMismatch {
+        digest: Digest,
+        declared: u64,
+        stored: u64,
+    },
     #[error("invalid tag: {0}")]
     TagInvalid(#[from] TagError),
     #[error("manifest is larger than the {limit} byte limit")]
@@ -105,9 +111,10 @@ impl Error {
             }
             Error::DigestInvalid(_) | Error::DigestMismatch { .. } => ErrorCode::DigestInvalid,
             Error::ManifestBlobUnknown(_) => ErrorCode::ManifestBlobUnknown,
-            Error::ManifestInvalid(_) | Error::TagInvalid(_) | Error::ManifestTooLarge { .. } => {
-                ErrorCode::ManifestInvalid
-            }
+            Error::ManifestInvalid(_)
+            | Error::ManifestSizeMismatch { .. }
+            | Error::TagInvalid(_)
+            | Error::ManifestTooLarge { .. } => ErrorCode::ManifestInvalid,
             Error::ManifestUnknown(_) | Error::ManifestNotAcceptable { .. } => {
                 ErrorCode::ManifestUnknown
             }

@@ -442,8 +442,16 @@ impl Registry {
             annotations: parsed
                 .annotations
                 .map(|a| serde_json::Value::Object(a).to_string()),
-            blobs: parsed.blobs,
-            manifests: parsed.manifests,
+            blobs: parsed
+                .blobs
+                .into_iter()
+                .map(|d| (d.digest, d.size))
+                .collect(),
+            manifests: parsed
+                .manifests
+                .into_iter()
+                .map(|d| (d.digest, d.size))
+                .collect(),
         };
         self.blobs.put(&digest, bytes.clone()).await?;
         self.meta.put_manifest(repo, &record, tag).await?;

@@ -280,3 +280,31 @@ async fn abandoned_uploads_expire() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_descriptor_size_that_contradicts_the_stored_blob_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"hello!"); // six bytes, the manifest says five
+    reg.push_blob(&name, &config, body(b"{}")).await.unwrap();
+    reg.push_blob(&name, &layer, body(b"hello!")).await.unwrap();
+    let err = reg
+        .put_manifest(
+            &name,
+            &"v1".parse().unwrap(),
+            None,
+            image_manifest(&config, &layer),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::ManifestSizeMismatch {
+            declared: 5,
+            stored: 6,
+            ..
+        }
+    ));
+}

@@ -50,6 +50,7 @@ fn status_of(e: &Error) -> StatusCode {
         | Error::DigestMismatch { .. }
         | Error::ManifestBlobUnknown(_)
         | Error::ManifestInvalid(_)
+        | Error::ManifestSizeMismatch { .. }
         | Error::TagInvalid(_)
         | Error::NameInvalid(_)
         | Error::SizeInvalid(_)

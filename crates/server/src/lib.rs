@@ -13,7 +13,7 @@ pub mod route;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -57,6 +57,7 @@ async fn dispatch(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let has_body = request::has_body(&headers);
     let mut response = match route::parse(&method, uri.path()) {
         Ok(route) => handle(&registry, route, &method, &uri, &headers, body).await,
         Err(e) => Err(ApiError::from(e)),
@@ -66,6 +67,12 @@ async fn dispatch(
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        // The body may be unread: say so rather than leave the client guessing.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if status.is_server_error() {
         tracing::warn!(%method, path = uri.path(), %status, elapsed = ?started.elapsed(), "request failed");
     } else {

@@ -55,6 +55,12 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     header_str(headers, &header::CONTENT_LENGTH).and_then(|v| v.parse().ok())
 }
 
+/// Whether the request carries a body (sized and non-empty, or chunked).
+pub fn has_body(headers: &HeaderMap) -> bool {
+    content_length(headers).is_some_and(|n| n > 0)
+        || headers.contains_key(header::TRANSFER_ENCODING)
+}
+
 /// Media types listed in `Accept` headers, parameters stripped.
 pub fn accepted_types(headers: &HeaderMap) -> Vec<&str> {
     headers

@@ -78,10 +78,12 @@ pub struct ManifestRecord {
     pub subject: Option<Digest>,
     /// Annotations as a JSON object, for the referrers API.
     pub annotations: Option<String>,
-    /// Blobs that must be linked to the repository for the manifest to be accepted.
-    pub blobs: Vec<Digest>,
-    /// Manifests that must exist in the repository (children of an index).
-    pub manifests: Vec<Digest>,
+    /// Blobs (digest, declared size) that must be linked to the repository
+    /// with that size for the manifest to be accepted.
+    pub blobs: Vec<(Digest, u64)>,
+    /// Manifests (digest, declared size) that must exist in the repository
+    /// (children of an index).
+    pub manifests: Vec<(Digest, u64)>,
 }
 
 /// A descriptor row answered by the referrers query.
@@ -119,8 +121,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
 
     /// In one transaction: checks that every blob and child manifest the record
-    /// names is in `repo` (else `Error::ManifestBlobUnknown`), stores the
-    /// manifest and points `tag` at it.
+    /// names is in `repo` (else `Error::ManifestBlobUnknown`) with the declared
+    /// size (else `Error::ManifestSizeMismatch`), stores the manifest and points
+    /// `tag` at it.
     async fn put_manifest(
         &self,
         repo: &RepositoryName,

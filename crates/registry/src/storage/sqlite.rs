@@ -177,6 +177,35 @@ fn ensure_repo(tx: &rusqlite::Transaction, name: &str) -> Result<i64> {
     .map_err(storage_err)
 }
 
+/// Checks that each `(digest, size)` is in repository `repo_id` with that size;
+/// `sql` selects the stored size for `(?1 = repo_id, ?2 = digest)`.
+fn check_sizes(
+    tx: &rusqlite::Transaction,
+    sql: &str,
+    repo_id: i64,
+    refs: &[(Digest, u64)],
+) -> Result<()> {
+    let mut stored_size = tx.prepare_cached(sql).map_err(storage_err)?;
+    for (digest, declared) in refs {
+        let stored: Option<i64> = stored_size
+            .query_row(params![repo_id, digest.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(storage_err)?;
+        match stored {
+            None => return Err(Error::ManifestBlobUnknown(digest.clone())),
+            Some(stored) if stored as u64 != *declared => {
+                return Err(Error::ManifestSizeMismatch {
+                    digest: digest.clone(),
+                    declared: *declared,
+                    stored: stored as u64,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 const REPO_ID: &str = "(SELECT id FROM repositories WHERE name = ?1)";
 
 #[async_trait]
@@ -232,24 +261,18 @@ impl MetaStore for SqliteMetaStore {
         self.write(move |tx| {
             let id = ensure_repo(tx, &repo)?;
             let digest = m.digest.to_string();
-            {
-                let mut has_blob = tx
-                    .prepare_cached("SELECT 1 FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2")
-                    .map_err(storage_err)?;
-                for blob in &m.blobs {
-                    if !has_blob.exists(params![id, blob.to_string()]).map_err(storage_err)? {
-                        return Err(Error::ManifestBlobUnknown(blob.clone()));
-                    }
-                }
-                let mut has_manifest = tx
-                    .prepare_cached("SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2")
-                    .map_err(storage_err)?;
-                for child in &m.manifests {
-                    if !has_manifest.exists(params![id, child.to_string()]).map_err(storage_err)? {
-                        return Err(Error::ManifestBlobUnknown(child.clone()));
-                    }
-                }
-            }
+            check_sizes(
+                tx,
+                "SELECT size FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
+                id,
+                &m.blobs,
+            )?;
+            check_sizes(
+                tx,
+                "SELECT size FROM manifests WHERE repo_id = ?1 AND digest = ?2",
+                id,
+                &m.manifests,
+            )?;
             tx.execute(
                 "INSERT INTO manifests
                    (repo_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
@@ -267,7 +290,7 @@ impl MetaStore for SqliteMetaStore {
                 ],
             )
             .map_err(storage_err)?;
-            for child in m.blobs.iter().chain(&m.manifests) {
+            for (child, _) in m.blobs.iter().chain(&m.manifests) {
                 tx.execute(
                     "INSERT OR IGNORE INTO manifest_refs (repo_id, manifest, child) VALUES (?1, ?2, ?3)",
                     params![id, digest, child.to_string()],

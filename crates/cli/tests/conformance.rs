@@ -1,0 +1,31 @@
+//! OCI Distribution Spec v1.1 conformance suite for berth.
+//!
+//! Every test starts its own `berth serve` on a free port and an empty data
+//! directory, then speaks plain HTTP to it, so tests run in parallel and
+//! nothing depends on berth's internals. One module per area of the spec:
+//!
+//! | module          | area                                                        |
+//! |-----------------|-------------------------------------------------------------|
+//! | `base`          | `/v2/` support check, error body format                    |
+//! | `pull`          | manifest and blob GET/HEAD, Accept, Range                   |
+//! | `blob_upload`   | monolithic, chunked and streamed uploads, mounts            |
+//! | `manifest_push` | manifest PUT rules: references, media types, limits        |
+//! | `validation`    | repository names, tags and digests                          |
+//! | `discovery`     | tag list, catalog, referrers                                |
+//! | `delete`        | manifest, tag and blob deletion; deletion disabled          |
+//! | `robustness`    | truncated bodies, concurrency, upload expiry                |
+//! | `durability`    | state surviving a restart                                   |
+
+mod conformance {
+    pub mod harness;
+
+    mod base;
+    mod blob_upload;
+    mod delete;
+    mod discovery;
+    mod durability;
+    mod manifest_push;
+    mod pull;
+    mod robustness;
+    mod validation;
+}

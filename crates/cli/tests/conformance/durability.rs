@@ -1,0 +1,126 @@
+//! State survives the process: kill the server (no graceful shutdown), start a new one
+//! on the same data directory, and everything answered 201/202 before is still there.
+
+use super::harness::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pushed_content_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start_in(data.path()).await;
+    let image = registry.push_image("org/app", "v1").await;
+    registry
+        .push_manifest("org/app", "latest", OCI_MANIFEST, &image.manifest)
+        .await;
+    let blob = random_bytes(50_000);
+    let blob_digest = registry.push_blob("org/app", &blob).await;
+    registry.push_blob("org/app", EMPTY_JSON).await;
+    let sbom = ManifestBuilder::artifact("application/vnd.example.sbom.v1", &[])
+        .subject(&image.descriptor())
+        .build();
+    let sbom_digest = registry
+        .push_manifest("org/app", &sha256_digest(&sbom), OCI_MANIFEST, &sbom)
+        .await;
+    registry.stop();
+
+    let registry = Registry::start_in(data.path()).await;
+    let resp = registry
+        .send(registry.get(&format!("/v2/org/app/blobs/{blob_digest}")))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), blob);
+    let resp = registry
+        .send(registry.head(&format!("/v2/org/app/blobs/{}", image.config.digest)))
+        .await;
+    assert_eq!(resp.status(), 200, "the image config");
+    for reference in ["v1", "latest", image.digest.as_str()] {
+        let resp = registry
+            .send(registry.get(&format!("/v2/org/app/manifests/{reference}")))
+            .await;
+        assert_eq!(resp.status(), 200, "{reference}");
+        assert_eq!(required_header(&resp, "content-type"), OCI_MANIFEST);
+        assert_eq!(resp.bytes().await.unwrap(), image.manifest, "{reference}");
+    }
+    let tags = json_body(registry.send(registry.get("/v2/org/app/tags/list")).await).await;
+    assert_eq!(tags["tags"], serde_json::json!(["latest", "v1"]));
+    let catalog = json_body(registry.send(registry.get("/v2/_catalog")).await).await;
+    assert_eq!(catalog["repositories"], serde_json::json!(["org/app"]));
+    let referrers = json_body(
+        registry
+            .send(registry.get(&format!("/v2/org/app/referrers/{}", image.digest)))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        referrers["manifests"][0]["digest"], sbom_digest,
+        "{referrers}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletions_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start_in(data.path()).await;
+    let image = registry.push_image("app", "v1").await;
+    registry
+        .push_manifest("app", "latest", OCI_MANIFEST, &image.manifest)
+        .await;
+    let resp = registry
+        .send(registry.delete("/v2/app/manifests/latest"))
+        .await;
+    assert_eq!(resp.status(), 202);
+    registry.stop();
+
+    let registry = Registry::start_in(data.path()).await;
+    let resp = registry
+        .send(registry.get("/v2/app/manifests/latest"))
+        .await;
+    assert_error(resp, 404, "MANIFEST_UNKNOWN").await;
+    let resp = registry.send(registry.get("/v2/app/manifests/v1")).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_session_can_be_resumed_after_a_restart() {
+    // DESIGN: upload state lives in the metadata store so a restart can continue it.
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start_in(data.path()).await;
+    let blob = random_bytes(20_000);
+    let location = location_path(&registry.start_upload("app").await).to_string();
+    let resp = registry
+        .send(
+            registry
+                .client
+                .patch(registry.url(&location))
+                .header("content-type", "application/octet-stream")
+                .header("content-range", "0-9999")
+                .body(blob[..10_000].to_vec()),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let location = location_path(required_header(&resp, "location")).to_string();
+    registry.stop();
+
+    let registry = Registry::start_in(data.path()).await;
+    let resp = registry.send(registry.get(&location)).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(required_header(&resp, "range"), "0-9999");
+    let resp = registry
+        .send(
+            registry
+                .client
+                .put(with_query(
+                    &registry.url(&location),
+                    "digest",
+                    &sha256_digest(&blob),
+                ))
+                .header("content-type", "application/octet-stream")
+                .header("content-range", "10000-19999")
+                .body(blob[10_000..].to_vec()),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let resp = registry
+        .send(registry.get(&format!("/v2/app/blobs/{}", sha256_digest(&blob))))
+        .await;
+    assert_eq!(resp.bytes().await.unwrap(), blob);
+}

@@ -1,0 +1,268 @@
+//! What real networks and real clients do: bodies that end early or run long,
+//! parallel pushes of the same content, and abandoned uploads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::harness::*;
+use reqwest::Method;
+
+/// The path of a fresh upload session (raw requests need a path, not a URL).
+async fn upload_path(registry: &Registry, repo: &str) -> String {
+    location_path(&registry.start_upload(repo).await).to_string()
+}
+
+/// Sends `method path` announcing `content_length` but carrying `body`, then stops writing.
+async fn send_mismatched_body(
+    registry: &Registry,
+    method: &str,
+    path: &str,
+    content_length: usize,
+    body: &[u8],
+) {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {content_length}\r\nConnection: close\r\n\r\n",
+        registry.addr
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    // Any answer (an error) or none (a closed connection) is fine; what follows is what counts.
+    if let Some(resp) = registry.raw(&request, true).await {
+        assert!(
+            resp.status >= 400 || content_length == body.len(),
+            "{method} {path} with a {}-byte body for Content-Length {content_length} answered {}",
+            body.len(),
+            resp.status
+        );
+    }
+}
+
+/// The server must still answer, and `digest` must not exist in `repo`.
+async fn assert_serving_without(registry: &mut Registry, repo: &str, digest: &str) {
+    registry.assert_alive();
+    let resp = registry.send(registry.get("/v2/")).await;
+    assert_eq!(resp.status(), 200, "the server must keep serving");
+    let resp = registry
+        .send(registry.get(&format!("/v2/{repo}/blobs/{digest}")))
+        .await;
+    assert_error(resp, 404, "BLOB_UNKNOWN").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_put_with_a_short_body_leaves_no_blob() {
+    let mut registry = Registry::start().await;
+    let sent = random_bytes(5_000);
+    // The digest of what did arrive: a server that took the short body as whole would store it.
+    let digest = sha256_digest(&sent);
+    let path = format!("{}?digest={digest}", upload_path(&registry, "app").await);
+    send_mismatched_body(&registry, "PUT", &path, 10_000, &sent).await;
+    assert_serving_without(&mut registry, "app", &digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_post_with_a_short_body_leaves_no_blob() {
+    let mut registry = Registry::start().await;
+    let sent = random_bytes(5_000);
+    let digest = sha256_digest(&sent);
+    let path = format!("/v2/app/blobs/uploads/?digest={digest}");
+    send_mismatched_body(&registry, "POST", &path, 8_000, &sent).await;
+    assert_serving_without(&mut registry, "app", &digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patch_with_a_short_body_leaves_no_blob_and_the_server_serving() {
+    let mut registry = Registry::start().await;
+    let sent = random_bytes(5_000);
+    let digest = sha256_digest(&sent);
+    let path = upload_path(&registry, "app").await;
+    send_mismatched_body(&registry, "PATCH", &path, 10_000, &sent).await;
+    assert_serving_without(&mut registry, "app", &digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_put_with_a_body_longer_than_content_length_leaves_no_blob_of_it() {
+    let mut registry = Registry::start().await;
+    let sent = random_bytes(6_000);
+    // The whole sent body's digest: only the first 3000 bytes were announced.
+    let digest = sha256_digest(&sent);
+    let path = format!("{}?digest={digest}", upload_path(&registry, "app").await);
+    send_mismatched_body(&registry, "PUT", &path, 3_000, &sent).await;
+    assert_serving_without(&mut registry, "app", &digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifest_put_with_a_short_body_leaves_no_manifest() {
+    let mut registry = Registry::start().await;
+    let image = registry.push_image("app", "v1").await;
+    send_mismatched_body(
+        &registry,
+        "PUT",
+        "/v2/app/manifests/v2",
+        image.manifest.len() + 100,
+        &image.manifest,
+    )
+    .await;
+    registry.assert_alive();
+    let resp = registry.send(registry.get("/v2/app/manifests/v2")).await;
+    assert_error(resp, 404, "MANIFEST_UNKNOWN").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_uploads_of_the_same_blob_all_succeed_and_serve_it_once() {
+    let registry = Arc::new(Registry::start().await);
+    let blob = Arc::new(random_bytes(1 << 20));
+    let digest = sha256_digest(&blob);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (registry, blob, digest) = (registry.clone(), blob.clone(), digest.clone());
+        tasks.spawn(async move {
+            let resp = registry
+                .send(
+                    registry
+                        .request(
+                            Method::POST,
+                            &format!("/v2/app/blobs/uploads/?digest={digest}"),
+                        )
+                        .header("content-type", "application/octet-stream")
+                        .body(blob.to_vec()),
+                )
+                .await;
+            resp.status().as_u16()
+        });
+    }
+    let statuses: Vec<u16> = tasks.join_all().await;
+    assert_eq!(statuses, [201; 8]);
+    let resp = registry
+        .send(registry.get(&format!("/v2/app/blobs/{digest}")))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        required_header(&resp, "content-length"),
+        blob.len().to_string()
+    );
+    assert!(
+        resp.bytes().await.unwrap() == blob.as_slice(),
+        "served bytes differ from the blob"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_manifest_puts_to_one_tag_leave_it_on_one_of_them() {
+    let registry = Arc::new(Registry::start().await);
+    for round in 0..5 {
+        let a = registry.push_image("app", &format!("a{round}")).await;
+        let b = registry.push_image("app", &format!("b{round}")).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for manifest in [a.manifest.clone(), b.manifest.clone()] {
+            let registry = registry.clone();
+            tasks.spawn(async move {
+                registry
+                    .put_manifest("app", "race", OCI_MANIFEST, &manifest)
+                    .await
+                    .status()
+            });
+        }
+        assert!(
+            tasks.join_all().await.iter().all(|s| *s == 201),
+            "round {round}"
+        );
+        let resp = registry.send(registry.get("/v2/app/manifests/race")).await;
+        assert_eq!(resp.status(), 200);
+        let digest = required_header(&resp, "docker-content-digest").to_string();
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(
+            sha256_digest(&body),
+            digest,
+            "round {round}: header and body disagree"
+        );
+        assert!(
+            digest == a.digest || digest == b.digest,
+            "round {round}: tag points at neither"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_upload_expires() {
+    let registry = Registry::start_with_env(&[("BERTH_UPLOAD_EXPIRY_SECS", "1")]).await;
+    let location = registry.start_upload("app").await;
+    let resp = registry
+        .send(registry.client.patch(&location).body(random_bytes(100)))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let location = registry.resolve(required_header(&resp, "location"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let resp = registry.send(registry.client.get(&location)).await;
+    assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_that_keeps_receiving_chunks_does_not_expire() {
+    // Expiry is for *abandoned* uploads: activity resets the clock.
+    let registry = Registry::start_with_env(&[("BERTH_UPLOAD_EXPIRY_SECS", "1")]).await;
+    let blob = random_bytes(600);
+    let mut location = registry.start_upload("app").await;
+    for chunk in blob.chunks(100) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let resp = registry
+            .send(registry.client.patch(&location).body(chunk.to_vec()))
+            .await;
+        assert_eq!(resp.status(), 202);
+        location = registry.resolve(required_header(&resp, "location"));
+    }
+    let resp = registry
+        .send(
+            registry
+                .client
+                .put(with_query(&location, "digest", &sha256_digest(&blob))),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_early_error_answer_leaves_a_usable_or_announced_closed_connection() {
+    // The server answers 416 before reading a large PATCH body. It must then either
+    // read (drain) the body and keep serving the connection, or say `Connection: close`:
+    // closing a connection it left open for reuse breaks the client's next request on it.
+    let registry = Registry::start().await;
+    let path = upload_path(&registry, "app").await;
+    let body = random_bytes(1 << 20);
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Range: 5000-{}\r\nContent-Length: {}\r\n\r\n",
+        registry.addr,
+        5000 + body.len() - 1,
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(registry.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = writer.write_all(head.as_bytes()).await;
+        let _ = writer.write_all(&body).await;
+        writer // keep the write half open
+    });
+    let first = read_response(&mut reader)
+        .await
+        .expect("an answer to the PATCH");
+    assert_eq!(first.status, 416);
+    if first
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    {
+        return;
+    }
+    let mut writer = writing.await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let next = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        registry.addr
+    );
+    let _ = writer.write_all(next.as_bytes()).await;
+    let second = read_response(&mut reader).await;
+    assert_eq!(
+        second.map(|r| r.status),
+        Some(200),
+        "the 416 did not say Connection: close, yet the connection was not usable afterwards"
+    );
+}
