@@ -258,14 +258,7 @@ impl Registry {
         let slot = self.hashes.slot(id);
         let mut state = slot.lock().await;
         let session = self.session(repo, id).await?;
-        if let Some(start) = start {
-            if start != session.offset {
-                return Err(Error::UploadOutOfOrder {
-                    offset: session.offset,
-                    got: start,
-                });
-            }
-        }
+        check_chunk_start(&session, start)?;
         let offset = self.append_session(&session, &mut state, body).await?;
         Ok(UploadStatus {
             id: session.id,
@@ -273,18 +266,21 @@ impl Registry {
         })
     }
 
-    /// Completes an upload with an optional last chunk, verifying `digest`.
-    /// On a digest mismatch the upload is discarded and nothing becomes visible.
+    /// Completes an upload with an optional last chunk (starting at `start`,
+    /// if given), verifying `digest`. On a digest mismatch the upload is
+    /// discarded and nothing becomes visible.
     pub async fn finish_upload(
         &self,
         repo: &RepositoryName,
         id: &str,
         digest: &Digest,
+        start: Option<u64>,
         last_chunk: Option<ByteStream<'_>>,
     ) -> Result<()> {
         let slot = self.hashes.slot(id);
         let mut state = slot.lock().await;
         let session = self.session(repo, id).await?;
+        check_chunk_start(&session, start)?;
         let size = match last_chunk {
             Some(body) => self.append_session(&session, &mut state, body).await?,
             None => session.offset,
@@ -585,6 +581,17 @@ impl Registry {
                 annotations: r.annotations.and_then(|a| serde_json::from_str(&a).ok()),
             })
             .collect())
+    }
+}
+
+/// A chunk must start where the upload ends.
+fn check_chunk_start(session: &UploadSession, start: Option<u64>) -> Result<()> {
+    match start {
+        Some(got) if got != session.offset => Err(Error::UploadOutOfOrder {
+            offset: session.offset,
+            got,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -92,7 +92,9 @@ async fn chunked_upload_survives_a_restart_and_is_verified() {
     reg.append_upload(&name, &id, Some(5000), body(&data[5000..]))
         .await
         .unwrap();
-    reg.finish_upload(&name, &id, &digest, None).await.unwrap();
+    reg.finish_upload(&name, &id, &digest, None, None)
+        .await
+        .unwrap();
     assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
     assert!(matches!(
         reg.upload_status(&name, &id).await,
@@ -141,7 +143,7 @@ async fn sha512_uploads_are_verified_with_sha512() {
     reg.append_upload(&name, &up.id, None, body(b"payload"))
         .await
         .unwrap();
-    reg.finish_upload(&name, &up.id, &digest, None)
+    reg.finish_upload(&name, &up.id, &digest, None, None)
         .await
         .unwrap();
     assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), b"payload");

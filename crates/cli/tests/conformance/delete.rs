@@ -222,7 +222,7 @@ async fn deleted_manifest_and_blob_can_be_pushed_again() {
     let layer = registry
         .push_descriptor("app", OCI_LAYER, &layer_bytes)
         .await;
-    let manifest = ManifestBuilder::image(&config, &[layer.clone()]).build();
+    let manifest = ManifestBuilder::image(&config, std::slice::from_ref(&layer)).build();
     let digest = registry
         .push_manifest("app", "v1", OCI_MANIFEST, &manifest)
         .await;

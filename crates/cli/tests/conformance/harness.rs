@@ -287,7 +287,7 @@ impl Registry {
         let layer = self
             .push_descriptor(repo, OCI_LAYER, &random_bytes(2048))
             .await;
-        let manifest = ManifestBuilder::image(&config, &[layer.clone()]).build();
+        let manifest = ManifestBuilder::image(&config, std::slice::from_ref(&layer)).build();
         let digest = self.push_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
         Image {
             digest,

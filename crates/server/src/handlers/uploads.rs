@@ -100,9 +100,10 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     let digest = digest_param(query)?
         .ok_or_else(|| Error::BlobUploadInvalid("PUT to finish an upload needs ?digest=".into()))?;
+    let start = chunk_start(headers)?;
     let last_chunk = (content_length(headers) != Some(0)).then(|| body_stream(body));
     registry
-        .finish_upload(name, id, &digest, last_chunk)
+        .finish_upload(name, id, &digest, start, last_chunk)
         .await?;
     Ok(created(name, &digest))
 }
