@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use berth_oci::Digest;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use std::io::{self, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::AsyncSeekExt;
 use tokio_util::io::ReaderStream;
 
 /// Read and write buffer size: large enough that syscalls are not the limit.
@@ -46,6 +46,50 @@ impl FsBlobStore {
     fn upload_path(&self, id: &str) -> PathBuf {
         self.root.join("uploads").join(id)
     }
+}
+
+/// Chunks queued between the request and the writer thread.
+const WRITE_QUEUE: usize = 16;
+
+/// What the request side hands the writer thread.
+enum Chunk {
+    Data(Bytes),
+    /// The body ended cleanly; without it the append is abandoned.
+    End,
+}
+
+/// Appends queued chunks to the upload at `path`, which must hold `offset`
+/// bytes; returns how many were written. If the body is abandoned or a write
+/// fails, the file is cut back to `offset`.
+fn write_chunks(
+    path: &Path,
+    offset: u64,
+    mut received: tokio::sync::mpsc::Receiver<Chunk>,
+) -> Result<u64> {
+    let mut file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobUploadUnknown),
+        other => other?,
+    };
+    // After an interrupted append the file may be longer than the metadata says.
+    file.set_len(offset)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut written = 0u64;
+    let outcome = loop {
+        match received.blocking_recv() {
+            Some(Chunk::Data(chunk)) => {
+                if let Err(e) = file.write_all(&chunk) {
+                    break Err(e.into());
+                }
+                written += chunk.len() as u64;
+            }
+            Some(Chunk::End) => break Ok(written),
+            None => break Err(Error::BodyRead("request body ended early".into())),
+        }
+    };
+    if outcome.is_err() {
+        file.set_len(offset)?;
+    }
+    outcome
 }
 
 /// Writes `path` durably: fsync the file, rename into place, fsync the directory.
@@ -123,40 +167,29 @@ impl BlobStore for FsBlobStore {
 
     async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64> {
         let path = self.upload_path(id);
-        let Some(mut file) =
-            not_found_is_none(tokio::fs::OpenOptions::new().write(true).open(&path).await)?
-        else {
-            return Err(Error::BlobUploadUnknown);
-        };
-        let len = file.metadata().await?.len();
-        if len != offset {
-            // The metadata and the file disagree (an interrupted append): trust the metadata.
-            file.set_len(offset).await?;
-        }
-        file.seek(SeekFrom::Start(offset)).await?;
-        let mut writer = BufWriter::with_capacity(IO_BUFFER, file);
-        let mut written = 0u64;
+        // Chunks go to a blocking writer thread as they arrive: no copies
+        // through intermediate buffers, and the network and the disk overlap.
+        let (chunks, received) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || write_chunks(&path, offset, received));
         let mut body = body;
-        let outcome: Result<()> = async {
+        let sent: Result<()> = async {
             while let Some(chunk) = body
                 .try_next()
                 .await
                 .map_err(|e| Error::BodyRead(e.to_string()))?
             {
-                writer.write_all(&chunk).await?;
-                written += chunk.len() as u64;
+                if chunks.send(Chunk::Data(chunk)).await.is_err() {
+                    return Ok(()); // the writer stopped; it reports why
+                }
             }
-            writer.flush().await?;
+            let _ = chunks.send(Chunk::End).await;
             Ok(())
         }
         .await;
-        let mut file = writer.into_inner();
-        if let Err(e) = outcome {
-            file.set_len(offset).await?;
-            return Err(e);
-        }
-        file.flush().await?;
-        Ok(offset + written)
+        drop(chunks);
+        let written = writer.await.map_err(Error::storage)?;
+        sent?;
+        Ok(offset + written?)
     }
 
     async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>> {
