@@ -1,0 +1,646 @@
+#!/usr/bin/env python3
+"""Orchestrates the berth benchmark: starts each registry on loopback, runs
+the loadgen scenarios against it, samples the server's /proc entries, and
+prints a Markdown table (distribution vs berth) plus a JSON file.
+
+Normally started by bench/run.sh, which installs and builds what this needs.
+Python 3 standard library only.
+"""
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TARGETS = ("distribution", "berth")
+MiB = 1 << 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- /proc ----
+
+def proc_rss_kib(pid):
+    """Resident set size in KiB, from /proc/PID/statm (cheap to read)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE_KIB
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def proc_status_kib(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cpu_secs(pid):
+    """utime + stime of the process, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def system_busy_secs():
+    """CPU seconds all cores spent not idle (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # minus idle and iowait (guest is inside user)
+
+
+def wait_quiet(max_secs, threshold=0.15):
+    """Wait (bounded) until other work uses < threshold of one core over 2 s."""
+    deadline = time.monotonic() + max_secs
+    while True:
+        b0 = system_busy_secs()
+        time.sleep(2)
+        busy = (system_busy_secs() - b0) / 2
+        if busy < threshold:
+            return busy
+        if time.monotonic() >= deadline:
+            log(f"machine still busy ({busy:.2f} cores in use); going on anyway")
+            return busy
+        log(f"waiting for a quiet machine ({busy:.2f} cores in use)")
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+class Monitor:
+    """Server CPU delta and peak RSS (VmRSS sampled every 50 ms) over a block."""
+
+    def __init__(self, pid, interval=0.05):
+        self.pid, self.interval = pid, interval
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        self.peak_kib = proc_rss_kib(self.pid)
+        self.cpu0 = proc_cpu_secs(self.pid)
+        self.busy0 = system_busy_secs()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self):
+        while not self.stop.wait(self.interval):
+            self.peak_kib = max(self.peak_kib, proc_rss_kib(self.pid))
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak_kib = max(self.peak_kib, proc_rss_kib(self.pid))
+        self.cpu_s = proc_cpu_secs(self.pid) - self.cpu0
+        self.busy_s = system_busy_secs() - self.busy0
+
+
+# -------------------------------------------------------------- servers ----
+
+def env_with(**extra):
+    env = dict(os.environ)
+    env.update({k: v for k, v in extra.items() if v})
+    return env
+
+
+class Server:
+    """A registry process started (and stopped) by this script, by its PID."""
+
+    def __init__(self, name, workdir, berth_bin=None, data_dir=None):
+        self.name, self.workdir, self.berth_bin = name, workdir, berth_bin
+        self.data = data_dir or os.path.join(workdir, f"{name}-data")
+        os.makedirs(self.data, exist_ok=True)
+        self.proc = None
+        self.logfile = os.path.join(workdir, f"{name}.log")
+
+    def command(self, port):
+        if self.name == "berth":
+            return [self.berth_bin, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", self.data], \
+                env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"))
+        cfg = os.path.join(self.workdir, "distribution.yml")
+        with open(cfg, "w") as f:
+            f.write(
+                "version: 0.1\n"
+                "log: {accesslog: {disabled: true}, level: error}\n"
+                f"storage: {{filesystem: {{rootdirectory: {self.data}}}, delete: {{enabled: true}}}}\n"
+                f"http: {{addr: 127.0.0.1:{port}}}\n")
+        return ["docker-registry", "serve", cfg], dict(os.environ)
+
+    def start(self, timeout=120):
+        """Start and wait for the first 200 on GET /v2/; returns seconds to ready."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd, env = self.command(self.port)
+        out = open(self.logfile, "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     stdin=subprocess.DEVNULL)
+        out.close()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/v2/")
+                status = c.getresponse().status
+                c.close()
+                if status == 200:
+                    return time.monotonic() - t0
+            except OSError:
+                pass
+            time.sleep(0.002)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log_tail()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if not self.alive():
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+
+    def log_tail(self, n=15):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "".join(f.readlines()[-n:]).strip()
+        except OSError:
+            return ""
+
+
+# -------------------------------------------------------------- loadgen ----
+
+class Loadgen:
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, *args, timeout=600):
+        """Run one loadgen command; returns (result dict, client cpu seconds)."""
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        try:
+            p = subprocess.run([self.path, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"loadgen {args[0]} timed out after {timeout}s"}, 0.0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+        try:
+            res = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            res = {"error": f"loadgen exit {p.returncode}: {p.stdout[-500:]} {p.stderr[-500:]}"}
+        if p.returncode != 0 and "error" not in res:
+            res["error"] = f"loadgen exit {p.returncode}: {p.stderr[-500:]}"
+        return res, client_cpu
+
+
+# ------------------------------------------------------------ scenarios ----
+
+def plan(quick):
+    """Scenario parameters. --quick shrinks counts for a smoke run."""
+    return {
+        "reps": 1 if quick else 3,
+        "big_count_1": 2 if quick else 8,      # 64 MiB blobs, 1 stream
+        "big_count_4": 4 if quick else 16,     # 64 MiB blobs, 4 streams
+        "small_count": 100 if quick else 500,  # 1 MiB blobs, 16 streams
+        "pull_passes": 1 if quick else 2,
+        "manifest_secs": 2 if quick else 5,
+        "repos": 200 if quick else 2000,
+        "repos_big": 1000 if quick else 10000,  # berth only
+        "iperf_secs": 1 if quick else 5,
+    }
+
+
+class Runner:
+    """One registry under test: its server, its results, one repetition at a time."""
+
+    def __init__(self, name, args, loadgen, workdir):
+        self.name, self.lg, self.workdir = name, loadgen, workdir
+        self.srv = Server(name, workdir, berth_bin=args.berth)
+        self.res = {}
+
+    def digests(self, tag):
+        return os.path.join(self.workdir, f"{self.name}-{tag}.digests")
+
+    def ok(self, key):
+        e = self.res.get(key)
+        return e is not None and not e.get("error")
+
+    def start(self, key):
+        try:
+            ready = self.srv.start()
+            time.sleep(1.0)
+            self.res[key] = {"median": {"ready_s": ready,
+                                        "idle_rss_mib": proc_status_kib(self.srv.pid, "VmRSS") / 1024}}
+            log(f"  {self.name}: {key}: ready in {ready:.3f}s, "
+                f"idle RSS {self.res[key]['median']['idle_rss_mib']:.1f} MiB")
+            return True
+        except RuntimeError as e:
+            self.res[key] = {"error": str(e)}
+            log(f"  {self.name}: {key}: {e}")
+            return False
+
+    def measure(self, key, args, gb_field="bytes"):
+        """One repetition of a loadgen command under a Monitor. False once it failed."""
+        entry = self.res.setdefault(key, {"runs": []})
+        if entry.get("error"):
+            return False
+        if not self.srv.alive():
+            entry["error"] = f"server not running (exit {self.srv.proc.returncode}): {self.srv.log_tail()}"
+            log(f"  {self.name}: {key}: {entry['error']}")
+            try:
+                self.srv.start()
+                entry["error"] += " [restarted]"
+            except RuntimeError as e:
+                entry["error"] += f" [restart failed: {e}]"
+            return False
+        os.sync()  # start each run with no dirty pages from the last one
+        with Monitor(self.srv.pid) as m:
+            out, client_cpu = self.lg(*args, "--url", self.srv.url)
+        if "error" in out:
+            entry["error"] = out["error"]
+            if not self.srv.alive():
+                entry["error"] += f" | server exited {self.srv.proc.returncode}: {self.srv.log_tail()}"
+            log(f"  {self.name}: {key}: FAILED: {entry['error']}")
+            return False
+        out["server_cpu_s"] = round(m.cpu_s, 3)
+        out["client_cpu_s"] = round(client_cpu, 3)
+        out["peak_rss_mib"] = round(m.peak_kib / 1024, 1)
+        # CPU used by anything else on the machine meanwhile (should be ~0).
+        out["other_cpu_s"] = round(max(0.0, m.busy_s - m.cpu_s - client_cpu), 3)
+        if out.get(gb_field):
+            out["cpu_s_per_gb"] = m.cpu_s / (out[gb_field] / 1e9)
+        entry["runs"].append(out)
+        entry["median"] = medians(entry["runs"])
+        log(f"  {self.name}: {key} #{len(entry['runs'])}: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()
+            if k in ("mb_s", "blobs_s", "req_s", "p50_ms", "p99_ms", "secs", "server_cpu_s", "client_cpu_s",
+                     "other_cpu_s", "peak_rss_mib")))
+        return True
+
+
+def scenarios(p):
+    """(key, args(runner) -> loadgen argv or None to skip, repetitions, berth only?)"""
+    reps, n, nb = p["reps"], p["repos"], p["repos_big"]
+    out = []
+    # Push: 64 MiB blobs (monolithic/chunked, 1/4 streams), 1 MiB x N at 16 streams.
+    for mode in ("monolithic", "chunked"):
+        for streams, count in ((1, p["big_count_1"]), (4, p["big_count_4"])):
+            out.append((f"push_64m_{mode}_{streams}", lambda r, mode=mode, streams=streams, count=count: [
+                "push", "--repo", "bench/push", "--size", "64MiB", "--count", count, "--streams", streams,
+                "--mode", mode, "--chunk", "8MiB", "--digests-out", r.digests(f"{mode}{streams}")], reps, False))
+    out.append(("push_1m_16", lambda r: ["push", "--repo", "bench/push", "--size", "1MiB", "--count",
+                                         p["small_count"], "--streams", "16", "--digests-out", r.digests("small")],
+                reps, False))
+    # Pull what the monolithic pushes wrote (their last repetition).
+    for verify in (False, True):
+        for key, tag, streams, passes in (("pull_64m_1", "monolithic1", 1, p["pull_passes"]),
+                                          ("pull_64m_4", "monolithic4", 4, 1),
+                                          ("pull_1m_16", "small", 16, p["pull_passes"])):
+            out.append((key + ("_verify" if verify else ""),
+                        lambda r, tag=tag, streams=streams, passes=passes, verify=verify:
+                        ["pull", "--repo", "bench/push", "--digests", r.digests(tag), "--streams", streams,
+                         "--passes", passes] + (["--verify"] if verify else [])
+                        if os.path.exists(r.digests(tag)) else None, reps, False))
+    # Manifests by tag, 32 keep-alive connections.
+    for method in ("GET", "HEAD"):
+        out.append((f"manifest_{method.lower()}", lambda r, method=method: [
+            "manifest", "--conns", "32", "--duration", f"{p['manifest_secs']}s", "--method", method], reps, False))
+    # Many repositories: seed once (timed), then list; berth alone also at repos_big.
+    for total, start, big in ((n, 0, False), (nb, n, True)):
+        out.append((f"seed_{total}", lambda r, total=total, start=start: [
+            "seed-repos", total - start, "--start", start, "--streams", "16"], 1, big))
+        out.append((f"catalog_{total}", lambda r, total=total: [
+            "list-catalog", "--n", "100", "--expect", total] if r.ok(f"seed_{total}") else None, reps, big))
+        out.append((f"tags_{total}", lambda r, total=total: [
+            "list-tags", "--count", total, "--streams", "8"] if r.ok(f"seed_{total}") else None, reps, big))
+    return out
+
+
+def medians(runs):
+    keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    agg = lambda k: max if k == "peak_rss_mib" else statistics.median  # peak: max over repetitions
+    return {k: agg(k)([r[k] for r in runs if k in r]) for k in sorted(keys)}
+
+
+def run_targets(names, args, lg, p, workdir):
+    """All registries run side by side; each repetition of each scenario goes
+    to each registry in turn, so drift on the machine affects them alike."""
+    runners = [Runner(n, args, lg, workdir) for n in names]
+    try:
+        for r in runners:
+            log(f"=== start {r.name} ===")
+            r.start("startup_empty")
+        for key, make_args, reps, berth_only in scenarios(p):
+            log(f"=== {key} ===")
+            for _ in range(reps):
+                for r in runners:
+                    if not r.ok("startup_empty") or (berth_only and r.name != "berth"):
+                        continue
+                    argv = make_args(r)
+                    if argv is None:
+                        r.res.setdefault(key, {"runs": [], "error": "skipped: an earlier scenario it needs failed"})
+                        continue
+                    r.measure(key, argv)
+        for r in runners:
+            if r.srv.alive():
+                r.res["overall"] = {"median": {"vmhwm_mib": proc_status_kib(r.srv.pid, "VmHWM") / 1024,
+                                               "cpu_s": proc_cpu_secs(r.srv.pid)}}
+            if r.name == "berth" and r.ok("startup_empty"):
+                # Restart with the big data dir in place: time to the first 200 on /v2/.
+                r.srv.stop()
+                os.sync()
+                r.start(f"startup_{p['repos_big']}")
+    finally:
+        for r in runners:
+            r.srv.stop()
+            if r.srv.alive():
+                log(f"  WARNING: {r.name} (pid {r.srv.pid}) still running")
+            shutil.rmtree(r.srv.data, ignore_errors=True)
+    return {r.name: r.res for r in runners}
+
+
+# -------------------------------------------------------------- machine ----
+
+def machine_limits(lg, p, workdir):
+    log("=== machine ===")
+    m = {
+        "nproc": os.cpu_count(),
+        "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "mem_total_gib": round(proc_meminfo_kib("MemTotal") / (1 << 20), 1),
+        "kernel": platform.release(),
+    }
+    sha, _ = lg("sha256", "--size", "1GiB")
+    m["sha256_mb_s"] = sha.get("mb_s")
+    m["sha_ni"] = sha.get("sha_ni")
+    disk, _ = lg("disk", "--dir", workdir, "--size", "256MiB", "--block", "1MiB")
+    m["disk_fsync_mb_s"] = disk.get("mb_s")
+    m["iperf3_gbit_s"] = iperf(p["iperf_secs"])
+    log(f"  {m}")
+    return m
+
+
+def proc_meminfo_kib(field):
+    for line in open("/proc/meminfo"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def iperf(secs):
+    port = free_port()
+    srv = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port), "-1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # wait until it listens (at most ~5 s)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # That probe counted as the server's one client on some versions: restart if it exited.
+        time.sleep(0.2)
+        if srv.poll() is not None:
+            srv = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port), "-1"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(secs), "-J"],
+                             capture_output=True, text=True, timeout=secs + 30)
+        j = json.loads(out.stdout)
+        return round(j["end"]["sum_received"]["bits_per_second"] / 1e9, 2)
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
+        log(f"  iperf3 failed: {e}")
+        return None
+    finally:
+        if srv.poll() is None:
+            srv.terminate()
+            try:
+                srv.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+
+
+# ---------------------------------------------------------------- table ----
+
+def rows(p):
+    """(label, result key, metric, unit, higher is better)."""
+    n, nb = p["repos"], p["repos_big"]
+    main = [
+        ("ready after start (empty)", "startup_empty", "ready_s", "s", False),
+        ("idle RSS after start", "startup_empty", "idle_rss_mib", "MiB", False),
+    ]
+    for mode in ("monolithic", "chunked"):
+        for s in (1, 4):
+            main.append((f"push 64 MiB {mode}, {s} stream{'s' if s > 1 else ''}",
+                         f"push_64m_{mode}_{s}", "mb_s", "MB/s", True))
+    main += [
+        ("push 1 MiB x N, 16 streams", "push_1m_16", "blobs_s", "blobs/s", True),
+        ("push 1 MiB x N, 16 streams", "push_1m_16", "mb_s", "MB/s", True),
+    ]
+    for sfx, what in (("", ""), ("_verify", ", sha256 checked")):
+        main += [
+            (f"pull 64 MiB, 1 stream{what}", f"pull_64m_1{sfx}", "mb_s", "MB/s", True),
+            (f"pull 64 MiB, 4 streams{what}", f"pull_64m_4{sfx}", "mb_s", "MB/s", True),
+            (f"pull 1 MiB, 16 streams{what}", f"pull_1m_16{sfx}", "blobs_s", "blobs/s", True),
+        ]
+    for m in ("get", "head"):
+        M = m.upper()
+        main += [
+            (f"manifest {M} by tag, 32 conns", f"manifest_{m}", "req_s", "req/s", True),
+            (f"manifest {M} p50", f"manifest_{m}", "p50_ms", "ms", False),
+            (f"manifest {M} p99", f"manifest_{m}", "p99_ms", "ms", False),
+        ]
+    for total in (n, nb):
+        main += [
+            (f"seed {total:,} repos (16 streams)", f"seed_{total}", "secs", "s", False),
+            (f"list catalog, {total:,} repos, n=100", f"catalog_{total}", "secs", "s", False),
+            (f"tags/list x {total:,}, 8 streams", f"tags_{total}", "secs", "s", False),
+        ]
+    main += [
+        (f"ready after restart, {nb:,} repos", f"startup_{nb}", "ready_s", "s", False),
+        (f"idle RSS after restart, {nb:,} repos", f"startup_{nb}", "idle_rss_mib", "MiB", False),
+        ("peak RSS over whole run (VmHWM)", "overall", "vmhwm_mib", "MiB", False),
+    ]
+    label = {}
+    for lab, k, _, _, _ in main:
+        label.setdefault(k, lab)
+    keys = list(label)
+    res = [(f"server CPU per GB: {label[k]}", k, "cpu_s_per_gb", "CPU s/GB", False)
+           for k in keys if k.startswith(("push_", "pull_"))]
+    res += [(f"server CPU: {label[k]}", k, "server_cpu_s", "CPU s", False)
+            for k in keys if k.startswith(("manifest_", "seed_", "catalog_", "tags_"))]
+    res += [(f"peak RSS: {label[k]}", k, "peak_rss_mib", "MiB", False)
+            for k in keys if k.startswith(("push_", "pull_", "manifest_", "seed_", "catalog_", "tags_"))]
+    return main, res
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def cell(results, target, key, metric):
+    e = results.get(target, {}).get(key)
+    if e is None:
+        return None
+    if e.get("error") and metric not in e.get("median", {}):
+        return "FAIL"
+    return e.get("median", {}).get(metric)
+
+
+NOISY = 0.25  # cores used by other work during a scenario's runs that earn it a mark
+
+
+def noisy(results, key):
+    """True if other work used more than NOISY cores during the runs of `key`."""
+    for r in results.values():
+        runs = r.get(key, {}).get("runs", [])
+        if runs and statistics.median(x.get("other_cpu_s", 0) / max(x.get("secs", 1), 1e-3) for x in runs) > NOISY:
+            return True
+    return False
+
+
+def table(results, spec, targets):
+    out = ["| scenario | distribution | berth | ratio (>1 = berth better) | unit |",
+           "|---|---:|---:|---:|---|"]
+    for label, key, metric, unit, higher in spec:
+        d, b = cell(results, "distribution", key, metric), cell(results, "berth", key, metric)
+        if d is None and b is None:
+            continue
+        if noisy(results, key):
+            label += " †"
+        ratio = None
+        if isinstance(d, (int, float)) and isinstance(b, (int, float)) and d > 0 and b > 0:
+            ratio = f"{(b / d if higher else d / b):.2f}x"
+        out.append(f"| {label} | {fmt(d)} | {fmt(b)} | {ratio or '—'} | {unit} |")
+    return "\n".join(out)
+
+
+def report(doc, p):
+    main, res = rows(p)
+    m = doc["machine"]
+    lines = [
+        f"## berth benchmark ({doc['started']}, {'quick' if doc['quick'] else 'full'}, "
+        f"median of {p['reps']}, {doc['elapsed_s']:.0f} s)",
+        "",
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_total_gib')} GiB, kernel {m.get('kernel')}. "
+        f"Limits: SHA-256 one core {fmt(m.get('sha256_mb_s'))} MB/s (SHA-NI: {m.get('sha_ni')}), "
+        f"loopback TCP {fmt(m.get('iperf3_gbit_s'))} Gbit/s, disk write+fsync {fmt(m.get('disk_fsync_mb_s'))} MB/s.",
+        "",
+        table(doc["results"], main, doc["targets"]),
+        "",
+        "Server resources per scenario (CPU = utime+stime delta, per GB moved for push/pull, median of repetitions; "
+        "peak RSS = max of VmRSS sampled every 50 ms over all repetitions):",
+        "",
+        table(doc["results"], res, doc["targets"]),
+    ]
+    lines.append(f"\n† other work on the machine (neither server nor loadgen) used more than {NOISY} "
+                 "of a core during these runs: compare with care, or re-run on a quiet machine.")
+    for t, r in doc["results"].items():
+        runs = [x for e in r.values() for x in e.get("runs", [])]
+        other = sum(x.get("other_cpu_s", 0) for x in runs)
+        secs = sum(x.get("secs", 0) for x in runs)
+        if secs:
+            lines.append(f"\nNoise, {t}: CPU used by neither server nor loadgen (other processes, kernel writeback): {other:.1f} CPU-s during {secs:.0f} s of measured runs "
+                         f"({100 * other / secs:.0f}% of one core); load average {doc['loadavg_start']:.2f} at start, "
+                         f"{doc.get('loadavg_end', 0):.2f} at end.")
+    errs = [(t, k, e["error"]) for t, r in doc["results"].items() for k, e in r.items() if e.get("error")]
+    if errs:
+        lines += ["", "Failures:"] + [f"- {t} / {k}: {e}" for t, k, e in errs]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- main ----
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", choices=TARGETS, help="run one registry only")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small counts")
+    ap.add_argument("--out", default=None, help="JSON results path (default bench/results/latest.json)")
+    ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--berth", help="berth binary")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECS",
+                    help="first wait up to SECS for other processes to go idle")
+    ap.add_argument("--workdir", help="parent of the temporary data dirs (default: system temp)")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally blocks
+    targets = [args.only] if args.only else list(TARGETS)
+    if "berth" in targets and not (args.berth and os.access(args.berth, os.X_OK)):
+        sys.exit(f"berth binary not found: {args.berth}")
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
+    p = plan(args.quick)
+    lg = Loadgen(args.loadgen)
+    t0 = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="berth-bench.", dir=args.workdir)
+    doc = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
+           "targets": targets, "plan": p, "results": {},
+           "loadavg_start": loadavg()}
+    try:
+        if args.wait_quiet:
+            wait_quiet(args.wait_quiet)
+        doc["machine"] = machine_limits(lg, p, workdir)
+        doc["results"] = run_targets(targets, args, lg, p, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    doc["elapsed_s"] = time.monotonic() - t0
+    doc["loadavg_end"] = loadavg()
+    text = report(doc, p)
+    doc["table_markdown"] = text
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1)
+    print(text)
+    print(f"\nresults written to {out}")
+
+
+if __name__ == "__main__":
+    main()

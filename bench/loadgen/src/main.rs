@@ -1,0 +1,194 @@
+//! loadgen: drives an OCI registry over HTTP/1.1 on loopback and prints one
+//! JSON line of results per run. See bench/README.md.
+
+mod http;
+mod listing;
+mod machine;
+mod manifest;
+mod pull;
+mod push;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Load generator for the berth benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Push `count` fresh random blobs of `size` bytes over `streams` connections.
+    Push {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "bench/push")]
+        repo: String,
+        #[arg(long, value_parser = parse_size, default_value = "64MiB")]
+        size: usize,
+        #[arg(long, default_value_t = 4)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        #[arg(long, value_enum, default_value = "monolithic")]
+        mode: push::Mode,
+        #[arg(long, value_parser = parse_size, default_value = "8MiB")]
+        chunk: usize,
+        /// Write the pushed digests here (one per line) for `pull`.
+        #[arg(long)]
+        digests_out: Option<PathBuf>,
+    },
+    /// GET every blob listed in --digests.
+    Pull {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "bench/push")]
+        repo: String,
+        #[arg(long)]
+        digests: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        /// Hash each blob on the client and compare with its digest.
+        #[arg(long)]
+        verify: bool,
+        /// Go through the list this many times.
+        #[arg(long, default_value_t = 1)]
+        passes: usize,
+    },
+    /// GET or HEAD one manifest by tag on `conns` keep-alive connections.
+    Manifest {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "bench/manifest")]
+        repo: String,
+        #[arg(long, default_value = "latest")]
+        tag: String,
+        #[arg(long, default_value_t = 32)]
+        conns: usize,
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        duration: Duration,
+        #[arg(long, default_value = "GET")]
+        method: String,
+    },
+    /// Create repositories PREFIX00000.. each with one small image tagged v1.
+    SeedRepos {
+        #[arg(long)]
+        url: String,
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        #[arg(long, default_value_t = 16)]
+        streams: usize,
+        #[arg(long, default_value = "seed/r")]
+        prefix: String,
+    },
+    /// List the whole catalog page by page, following Link headers.
+    ListCatalog {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        /// Fail unless at least this many repositories are listed.
+        #[arg(long, default_value_t = 0)]
+        expect: usize,
+    },
+    /// GET tags/list of repositories PREFIX00000.. PREFIX<count-1>.
+    ListTags {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        #[arg(long, default_value_t = 8)]
+        streams: usize,
+        #[arg(long, default_value = "seed/r")]
+        prefix: String,
+    },
+    /// SHA-256 speed of one core over an in-memory buffer.
+    Sha256 {
+        #[arg(long, value_parser = parse_size, default_value = "1GiB")]
+        size: usize,
+    },
+    /// Sequential write + fsync of a file in --dir.
+    Disk {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_parser = parse_size, default_value = "256MiB")]
+        size: usize,
+        #[arg(long, value_parser = parse_size, default_value = "1MiB")]
+        block: usize,
+    },
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mul) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
+        .iter()
+        .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
+        .unwrap_or((s, 1));
+    num.trim().parse::<usize>().map(|n| n * mul).map_err(|e| format!("bad size {s:?}: {e}"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (s, 1000.0)
+    };
+    num.parse::<f64>().map(|n| Duration::from_millis((n * ms) as u64)).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+async fn run(cmd: Cmd) -> Result<serde_json::Value> {
+    use http::Target;
+    Ok(match cmd {
+        Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out } => {
+            if chunk == 0 || streams == 0 {
+                bail!("--chunk and --streams must be > 0");
+            }
+            let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out };
+            push::run(Target::parse(&url)?, a).await?
+        }
+        Cmd::Pull { url, repo, digests, streams, verify, passes } => {
+            pull::run(Target::parse(&url)?, pull::PullArgs { repo, digests, streams, verify, passes }).await?
+        }
+        Cmd::Manifest { url, repo, tag, conns, duration, method } => {
+            let method = match method.to_ascii_uppercase().as_str() {
+                "GET" => ::http::Method::GET,
+                "HEAD" => ::http::Method::HEAD,
+                m => bail!("--method must be GET or HEAD, not {m}"),
+            };
+            let a = manifest::ManifestArgs { repo, tag, conns, duration, method };
+            manifest::run(Target::parse(&url)?, a).await?
+        }
+        Cmd::SeedRepos { url, count, start, streams, prefix } => {
+            listing::seed(Target::parse(&url)?, prefix, start, count, streams).await?
+        }
+        Cmd::ListCatalog { url, n, expect } => listing::list_catalog(Target::parse(&url)?, n, expect).await?,
+        Cmd::ListTags { url, count, start, streams, prefix } => {
+            listing::list_tags(Target::parse(&url)?, prefix, start, count, streams).await?
+        }
+        Cmd::Sha256 { size } => machine::sha256(size)?,
+        Cmd::Disk { dir, size, block } => machine::disk(&dir, size, block)?,
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli.cmd)) {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            std::process::exit(1);
+        }
+    }
+}
