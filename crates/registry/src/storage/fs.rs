@@ -13,11 +13,13 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncSeekExt;
-use tokio_util::io::ReaderStream;
 
-/// Read and write buffer size: large enough that syscalls are not the limit.
-const IO_BUFFER: usize = 1 << 20;
+/// Size of each chunk read from disk: large enough that syscalls are not the
+/// limit, small enough that many concurrent downloads stay cheap in memory.
+const READ_CHUNK: usize = 256 << 10;
+
+/// Chunks read ahead of the network per download.
+const READ_AHEAD: usize = 4;
 
 pub struct FsBlobStore {
     root: PathBuf,
@@ -48,8 +50,46 @@ impl FsBlobStore {
     }
 }
 
+/// Reads up to `len` bytes at `start` into a buffer of their own.
+fn read_chunk(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Bytes> {
+    use std::io::Read;
+    file.seek(SeekFrom::Start(start))?;
+    let want = len.min(READ_CHUNK as u64);
+    // read_to_end fills spare capacity directly: no zeroing, no second copy.
+    let mut buf = Vec::with_capacity(want as usize);
+    file.take(want).read_to_end(&mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Streams `len` bytes (or to the end) of `file` from `start`. A blocking
+/// thread reads straight into each chunk's own buffer, so bytes are copied
+/// once (kernel to chunk) before hyper sends them.
+fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> ByteStream<'static> {
+    let (chunks, received) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let (mut pos, mut left) = (start, len);
+        while left > 0 {
+            let chunk = read_chunk(&mut file, pos, left);
+            let n = match &chunk {
+                Ok(bytes) if bytes.is_empty() => return, // end of file
+                Ok(bytes) => bytes.len() as u64,
+                Err(_) => 0,
+            };
+            if chunks.blocking_send(chunk).is_err() || n == 0 {
+                return; // the client went away, or the read failed
+            }
+            pos += n;
+            left -= n;
+        }
+    });
+    futures_util::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|item| (item, received))
+    })
+    .boxed()
+}
+
 /// Chunks queued between the request and the writer thread.
-const WRITE_QUEUE: usize = 16;
+const WRITE_QUEUE: usize = 4;
 
 /// What the request side hands the writer thread.
 enum Chunk {
@@ -132,20 +172,29 @@ impl BlobStore for FsBlobStore {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<Option<ByteStream<'static>>> {
-        let Some(mut file) =
-            not_found_is_none(tokio::fs::File::open(self.blob_path(digest)).await)?
-        else {
-            return Ok(None);
+        let path = self.blob_path(digest);
+        let (start, len) = match range {
+            Some(r) => (r.start, r.length()),
+            None => (0, u64::MAX),
         };
-        let stream = match range {
-            None => ReaderStream::with_capacity(file, IO_BUFFER).boxed(),
-            Some(r) => {
-                file.seek(SeekFrom::Start(r.start)).await?;
-                use tokio::io::AsyncReadExt;
-                ReaderStream::with_capacity(file.take(r.length()), IO_BUFFER).boxed()
-            }
-        };
-        Ok(Some(stream))
+        // Open, and for a small blob read it whole, in one trip to the blocking pool.
+        let opened = blocking(move || {
+            let Some(mut file) = not_found_is_none(std::fs::File::open(path))? else {
+                return Ok(None);
+            };
+            let size = file.metadata()?.len();
+            let whole = if size.saturating_sub(start).min(len) <= READ_CHUNK as u64 {
+                Some(read_chunk(&mut file, start, len)?)
+            } else {
+                None
+            };
+            Ok(Some((file, whole)))
+        })
+        .await?;
+        Ok(opened.map(|(file, whole)| match whole {
+            Some(bytes) => futures_util::stream::once(async { Ok(bytes) }).boxed(),
+            None => stream_file(file, start, len),
+        }))
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
@@ -193,9 +242,11 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>> {
-        let file = not_found_is_none(tokio::fs::File::open(self.upload_path(id)).await)?
+        let path = self.upload_path(id);
+        let file = blocking(move || not_found_is_none(std::fs::File::open(path)))
+            .await?
             .ok_or(Error::BlobUploadUnknown)?;
-        Ok(ReaderStream::with_capacity(file, IO_BUFFER).boxed())
+        Ok(stream_file(file, 0, u64::MAX))
     }
 
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()> {
