@@ -391,26 +391,30 @@ impl MetaStore for SqliteMetaStore {
         last: Option<&str>,
         limit: usize,
     ) -> Result<Option<Vec<String>>> {
-        let (repo, last) = (repo.to_string(), last.unwrap_or("").to_string());
-        self.read(move |c| {
+        // Tag lists are short and hot (every UI asks for them): answer in place.
+        self.lookup(|c| {
             let exists = c
-                .prepare_cached(&format!(
-                    "SELECT 1 FROM manifests WHERE repo_id = {REPO_ID} LIMIT 1"
-                ))?
-                .exists([&repo])?;
+                .prepare_cached(
+                    "SELECT 1 FROM manifests
+                     WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) LIMIT 1",
+                )?
+                .exists([repo.as_str()])?;
             if !exists {
                 return Ok(None);
             }
             let tags = c
-                .prepare_cached(&format!(
-                    "SELECT name FROM tags WHERE repo_id = {REPO_ID} AND name > ?2
-                     ORDER BY name LIMIT ?3"
-                ))?
-                .query_map(params![repo, last, limit as i64], |r| r.get(0))?
+                .prepare_cached(
+                    "SELECT name FROM tags
+                     WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND name > ?2
+                     ORDER BY name LIMIT ?3",
+                )?
+                .query_map(
+                    params![repo.as_str(), last.unwrap_or(""), limit as i64],
+                    |r| r.get(0),
+                )?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(Some(tags))
         })
-        .await
     }
 
     async fn list_repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>> {
