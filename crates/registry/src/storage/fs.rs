@@ -138,6 +138,7 @@ fn publish(tmp: &Path, dest: &Path) -> io::Result<()> {
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+    let new_dir = !dir.exists();
     std::fs::create_dir_all(dir)?;
     if dest.exists() {
         // Same digest, same bytes: the earlier copy is as good as ours.
@@ -145,7 +146,14 @@ fn publish(tmp: &Path, dest: &Path) -> io::Result<()> {
         return Ok(());
     }
     std::fs::rename(tmp, dest)?;
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::File::open(dir)?.sync_all()?;
+    if new_dir {
+        // The fan-out folders are new too (`<alg>/` at most once): make their entries durable.
+        for ancestor in dir.ancestors().skip(1).take(2) {
+            std::fs::File::open(ancestor)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
