@@ -310,3 +310,38 @@ async fn a_descriptor_size_that_contradicts_the_stored_blob_is_refused() {
         }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_commit_together_and_a_failing_one_undoes_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Arc::new(open(dir.path(), RegistryOptions::default()));
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"hello");
+    let missing = Digest::sha256_of(b"never pushed");
+    let pushes = (0..64).map(|i| {
+        let reg = reg.clone();
+        let (config, layer, missing) = (config.clone(), layer.clone(), missing.clone());
+        tokio::spawn(async move {
+            let name = repo(&format!("r{i:02}"));
+            reg.push_blob(&name, &config, body(b"{}")).await.unwrap();
+            reg.push_blob(&name, &layer, body(b"hello")).await.unwrap();
+            // Odd repositories reference a blob they do not have.
+            let wanted = if i % 2 == 0 { &layer } else { &missing };
+            let manifest = image_manifest(&config, wanted);
+            reg.put_manifest(&name, &"v1".parse().unwrap(), None, manifest)
+                .await
+        })
+    });
+    let outcomes = futures_util::future::join_all(pushes).await;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.unwrap();
+        assert_eq!(
+            outcome.is_ok(),
+            i % 2 == 0,
+            "repository r{i:02}: {outcome:?}"
+        );
+    }
+    let catalog = reg.catalog(None, None).await.unwrap().items;
+    let expected: Vec<String> = (0..64).step_by(2).map(|i| format!("r{i:02}")).collect();
+    assert_eq!(catalog, expected);
+}

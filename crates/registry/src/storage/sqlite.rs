@@ -1,15 +1,17 @@
 //! The embedded [`MetaStore`]: one SQLite file in WAL mode.
 //!
-//! One writer connection serialises transactions; a few reader connections
-//! answer queries concurrently. Every call runs on tokio's blocking pool so a
-//! commit's fsync never stalls the async workers. The schema is plain SQL that
-//! PostgreSQL also accepts.
+//! One writer thread owns the write connection and commits in groups: every
+//! write that arrives while a commit is under way joins the next transaction
+//! (each in its own savepoint, so one failing write does not undo another),
+//! and all of them are answered after the one fsync that makes them durable.
+//! A few reader connections answer queries concurrently. The schema is plain
+//! SQL that PostgreSQL also accepts.
 
 use super::{ManifestRecord, MetaStore, ReferrerRecord, UploadSession};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,8 +64,16 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 const READERS: usize = 4;
 
+/// Most writes committed together.
+const MAX_GROUP: usize = 256;
+
+/// A write: runs inside the group's transaction and returns how to answer
+/// its caller once the group's commit has succeeded or failed.
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+
 pub struct SqliteMetaStore {
-    writer: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
@@ -107,31 +117,35 @@ impl SqliteMetaStore {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>>>()?;
+        let (jobs, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("berth-meta-writer".into())
+            .spawn(move || commit_in_groups(&writer, &queue))
+            .map_err(storage_err)?;
         Ok(SqliteMetaStore {
-            writer: Arc::new(Mutex::new(writer)),
+            jobs,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
     }
 
-    /// Runs `f` in a write transaction on the blocking pool.
+    /// Runs `f` as part of the writer's next group commit; answers once it is durable.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(storage_err)?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(storage_err)?;
-            let value = f(&tx)?;
-            tx.commit().map_err(storage_err)?;
-            Ok(value)
-        })
-        .await
-        .map_err(storage_err)?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let outcome = in_savepoint(conn, f);
+            Box::new(move |committed: Result<()>| {
+                let _ = answer.send(committed.and(outcome));
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::Storage("metadata writer has stopped".into()))?;
+        answered.await.map_err(storage_err)?
     }
 
     /// Runs a read-only query on one of the reader connections.
@@ -164,8 +178,40 @@ impl SqliteMetaStore {
     }
 }
 
+/// The writer thread: takes every job waiting, runs them in one transaction,
+/// commits once, answers them all. Ends when the store is dropped.
+fn commit_in_groups(conn: &Connection, queue: &std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        group.extend(queue.try_iter().take(MAX_GROUP - 1));
+        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
+        let committed = began.and_then(|()| conn.execute_batch("COMMIT"));
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.as_ref().map(|_| ()).map_err(storage_err));
+        }
+    }
+}
+
+/// Runs `f` so that its changes are undone if it fails, leaving the rest of
+/// the group's transaction intact.
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT job").map_err(storage_err)?;
+    let outcome = f(conn);
+    let end = if outcome.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    conn.execute_batch(end).map_err(storage_err)?;
+    outcome
+}
+
 /// Id of `name`, creating the repository row if it does not exist yet.
-fn ensure_repo(tx: &rusqlite::Transaction, name: &str) -> Result<i64> {
+fn ensure_repo(tx: &Connection, name: &str) -> Result<i64> {
     tx.execute(
         "INSERT OR IGNORE INTO repositories (name) VALUES (?1)",
         [name],
@@ -179,12 +225,7 @@ fn ensure_repo(tx: &rusqlite::Transaction, name: &str) -> Result<i64> {
 
 /// Checks that each `(digest, size)` is in repository `repo_id` with that size;
 /// `sql` selects the stored size for `(?1 = repo_id, ?2 = digest)`.
-fn check_sizes(
-    tx: &rusqlite::Transaction,
-    sql: &str,
-    repo_id: i64,
-    refs: &[(Digest, u64)],
-) -> Result<()> {
+fn check_sizes(tx: &Connection, sql: &str, repo_id: i64, refs: &[(Digest, u64)]) -> Result<()> {
     let mut stored_size = tx.prepare_cached(sql).map_err(storage_err)?;
     for (digest, declared) in refs {
         let stored: Option<i64> = stored_size
