@@ -255,9 +255,7 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream<'_>,
     ) -> Result<UploadStatus> {
-        let slot = self.hashes.slot(id);
-        let mut state = slot.lock().await;
-        let session = self.session(repo, id).await?;
+        let (mut state, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, start)?;
         let offset = self.append_session(&session, &mut state, body).await?;
         Ok(UploadStatus {
@@ -277,9 +275,7 @@ impl Registry {
         start: Option<u64>,
         last_chunk: Option<ByteStream<'_>>,
     ) -> Result<()> {
-        let slot = self.hashes.slot(id);
-        let mut state = slot.lock().await;
-        let session = self.session(repo, id).await?;
+        let (mut state, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, start)?;
         let size = match last_chunk {
             Some(body) => self.append_session(&session, &mut state, body).await?,
@@ -301,9 +297,7 @@ impl Registry {
     }
 
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
-        let slot = self.hashes.slot(id);
-        let _state = slot.lock().await;
-        self.session(repo, id).await?;
+        let _locked = self.lock_session(repo, id).await?;
         self.forget_upload(id).await
     }
 
@@ -315,6 +309,29 @@ impl Registry {
             self.forget_upload(id).await?;
         }
         Ok(stale.len())
+    }
+
+    /// Takes upload `id` of `repo` for the length of one request (so requests
+    /// on one upload take turns) and reads its session.
+    async fn lock_session(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+    ) -> Result<(
+        tokio::sync::OwnedMutexGuard<Option<HashState>>,
+        UploadSession,
+    )> {
+        // Validate first, so that made-up ids never get a slot.
+        self.session(repo, id).await?;
+        let state = self.hashes.slot(id).lock_owned().await;
+        match self.session(repo, id).await {
+            Ok(session) => Ok((state, session)),
+            Err(e) => {
+                drop(state);
+                self.hashes.remove(id);
+                Err(e)
+            }
+        }
     }
 
     /// The live session `id` of `repo`; expired or foreign sessions are unknown.
@@ -619,4 +636,39 @@ fn into_page(mut items: Vec<String>, limit: usize) -> Page {
         None
     };
     Page { items, next }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{fs::FsBlobStore, sqlite::SqliteMetaStore};
+    use futures_util::stream;
+
+    #[tokio::test]
+    async fn made_up_upload_ids_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::new(
+            Arc::new(FsBlobStore::open(dir.path()).unwrap()),
+            Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap()),
+            RegistryOptions::default(),
+        );
+        let name: RepositoryName = "a".parse().unwrap();
+        for _ in 0..100 {
+            let id = uuid::Uuid::new_v4().to_string();
+            let body = stream::iter([Ok(Bytes::from_static(b"x"))]).boxed();
+            let err = reg.append_upload(&name, &id, None, body).await.unwrap_err();
+            assert!(matches!(err, Error::BlobUploadUnknown));
+            assert!(reg.cancel_upload(&name, &id).await.is_err());
+        }
+        assert_eq!(reg.hashes.len(), 0);
+        // A real upload holds a slot only while it lives.
+        let up = reg.start_upload(&name).await.unwrap();
+        let body = stream::iter([Ok(Bytes::from_static(b"x"))]).boxed();
+        reg.append_upload(&name, &up.id, Some(0), body)
+            .await
+            .unwrap();
+        assert_eq!(reg.hashes.len(), 1);
+        reg.cancel_upload(&name, &up.id).await.unwrap();
+        assert_eq!(reg.hashes.len(), 0);
+    }
 }

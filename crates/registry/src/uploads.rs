@@ -33,4 +33,9 @@ impl UploadHashes {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.remove(id);
     }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
