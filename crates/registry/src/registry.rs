@@ -301,14 +301,26 @@ impl Registry {
         self.forget_upload(id).await
     }
 
-    /// Removes uploads untouched for longer than the configured expiry.
+    /// Removes uploads untouched for longer than the configured expiry, and
+    /// upload files that outlived their request or session (after a crash).
     pub async fn expire_uploads(&self) -> Result<usize> {
         let cutoff = unix_now() - self.options.upload_expiry.as_secs() as i64;
         let stale = self.meta.stale_uploads(cutoff).await?;
         for id in &stale {
             self.forget_upload(id).await?;
         }
-        Ok(stale.len())
+        let mut orphans = 0;
+        for id in self
+            .blobs
+            .uploads_older_than(self.options.upload_expiry)
+            .await?
+        {
+            if self.meta.upload(&id).await?.is_none() {
+                self.blobs.delete_upload(&id).await?;
+                orphans += 1;
+            }
+        }
+        Ok(stale.len() + orphans)
     }
 
     /// Takes upload `id` of `repo` for the length of one request (so requests

@@ -269,8 +269,10 @@ async fn abandoned_uploads_expire() {
     let reg = open(dir.path(), options);
     let name = repo("a");
     let up = reg.start_upload(&name).await.unwrap();
+    // A file a crash left behind, with no session.
+    std::fs::write(dir.path().join("uploads").join("mono-orphan"), b"partial").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(reg.expire_uploads().await.unwrap(), 1);
+    assert_eq!(reg.expire_uploads().await.unwrap(), 2);
     assert!(matches!(
         reg.upload_status(&name, &up.id).await,
         Err(Error::BlobUploadUnknown)

@@ -263,6 +263,22 @@ impl BlobStore for FsBlobStore {
         blocking(move || publish(&tmp, &dest)).await
     }
 
+    async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
+        let dir = self.root.join("uploads");
+        blocking(move || {
+            let cutoff = std::time::SystemTime::now() - age;
+            let mut stale = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                if entry.metadata()?.modified()? < cutoff {
+                    stale.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+            Ok(stale)
+        })
+        .await
+    }
+
     async fn delete_upload(&self, id: &str) -> Result<()> {
         not_found_is_none(tokio::fs::remove_file(self.upload_path(id)).await)?;
         Ok(())

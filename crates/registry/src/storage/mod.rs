@@ -66,6 +66,10 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Forgets an upload; absent uploads are not an error.
     async fn delete_upload(&self, id: &str) -> Result<()>;
+
+    /// Ids of uploads last written more than `age` ago, including any a
+    /// crash left without a session, so that they can be swept.
+    async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>>;
 }
 
 /// A manifest as the metadata store keeps it.
