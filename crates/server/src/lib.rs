@@ -23,8 +23,6 @@ use route::Route;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use error::ApiError as Error;
-
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
 /// The application: OCI distribution under `/v2/`.
