@@ -2,6 +2,7 @@
 //! logging and runs a command. It owns no registry logic.
 #![deny(unsafe_code)]
 
+mod allocator;
 mod config;
 mod serve;
 
@@ -48,20 +49,8 @@ fn init_logging() {
         .init();
 }
 
-/// Keeps glibc from holding on to freed memory: large buffers (blob chunks)
-/// always come from mmap and go back to the system when freed, and two arenas
-/// stop every blocking-pool thread from growing a heap of its own.
-#[allow(unsafe_code)]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets allocator parameters; it is called once,
-    // before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 fn main() -> ExitCode {
-    tune_allocator();
+    allocator::limit_arenas();
     let cli = Cli::parse();
     init_logging();
     match cli.command {

@@ -22,6 +22,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         },
     ));
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
+    tokio::spawn(crate::allocator::return_free_memory(Duration::from_secs(1)));
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(
