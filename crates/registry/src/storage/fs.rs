@@ -288,73 +288,28 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::stream;
 
-    async fn collect(s: ByteStream<'static>) -> Vec<u8> {
-        s.try_fold(Vec::new(), |mut acc, b| async move {
-            acc.extend_from_slice(&b);
-            Ok(acc)
-        })
-        .await
-        .unwrap()
-    }
-
-    fn body(parts: &[&'static [u8]]) -> ByteStream<'static> {
-        let chunks: Vec<_> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
-        stream::iter(chunks).boxed()
+    #[tokio::test]
+    async fn keeps_every_blob_store_promise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        crate::storage::conformance::blob_store(&store).await;
     }
 
     #[tokio::test]
-    async fn upload_is_invisible_until_committed_then_readable_with_ranges() {
+    async fn sweeps_files_a_crash_left_in_uploads() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
-        let digest = Digest::sha256_of(b"hello world");
-        store.create_upload("u1").await.unwrap();
-        let n = store
-            .append_upload("u1", 0, body(&[b"hello", b" "]))
+        std::fs::write(dir.path().join("uploads").join("mono-x"), b"partial").unwrap();
+        let none = store
+            .uploads_older_than(std::time::Duration::from_secs(60))
             .await
             .unwrap();
-        let n = store
-            .append_upload("u1", n, body(&[b"world"]))
+        assert!(none.is_empty());
+        let all = store
+            .uploads_older_than(std::time::Duration::ZERO)
             .await
             .unwrap();
-        assert_eq!(n, 11);
-        assert!(store.read(&digest, None).await.unwrap().is_none());
-        store.commit_upload("u1", &digest).await.unwrap();
-        let all = collect(store.read(&digest, None).await.unwrap().unwrap()).await;
-        assert_eq!(all, b"hello world");
-        let part = store
-            .read(&digest, Some(ByteRange { start: 6, end: 10 }))
-            .await
-            .unwrap();
-        assert_eq!(collect(part.unwrap()).await, b"world");
-    }
-
-    #[tokio::test]
-    async fn failed_append_leaves_the_upload_at_its_old_length() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsBlobStore::open(dir.path()).unwrap();
-        store.create_upload("u").await.unwrap();
-        store.append_upload("u", 0, body(&[b"abc"])).await.unwrap();
-        let broken = stream::iter(vec![
-            Ok(Bytes::from_static(b"def")),
-            Err(io::Error::other("client went away")),
-        ])
-        .boxed();
-        assert!(matches!(
-            store.append_upload("u", 3, broken).await,
-            Err(Error::BodyRead(_))
-        ));
-        assert_eq!(collect(store.read_upload("u").await.unwrap()).await, b"abc");
-    }
-
-    #[tokio::test]
-    async fn appending_to_an_unknown_upload_is_upload_unknown() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsBlobStore::open(dir.path()).unwrap();
-        assert!(matches!(
-            store.append_upload("nope", 0, body(&[b"x"])).await,
-            Err(Error::BlobUploadUnknown)
-        ));
+        assert_eq!(all, vec!["mono-x".to_string()]);
     }
 }

@@ -6,6 +6,8 @@
 //! The filesystem and SQLite implementations here are the embedded default;
 //! S3 and PostgreSQL backends implement the same traits.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod fs;
 pub mod sqlite;
 

@@ -581,3 +581,13 @@ impl MetaStore for SqliteMetaStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn keeps_every_meta_store_promise() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
+        crate::storage::conformance::meta_store(&meta).await;
+    }
+}
