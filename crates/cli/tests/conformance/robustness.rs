@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::harness::*;
 use reqwest::Method;
+use sha2::{Digest as _, Sha256};
 
 /// The path of a fresh upload session (raw requests need a path, not a URL).
 async fn upload_path(registry: &Registry, repo: &str) -> String {
@@ -264,5 +265,51 @@ async fn an_early_error_answer_leaves_a_usable_or_announced_closed_connection() 
         second.map(|r| r.status),
         Some(200),
         "the 416 did not say Connection: close, yet the connection was not usable afterwards"
+    );
+}
+
+/// Blobs stream through the server: pushing and pulling one far larger than
+/// the server's memory ceiling must not raise its peak RSS past that ceiling.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_does_not_grow_with_blob_size() {
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 128; // 128 MiB, twice the ceiling
+    const CEILING: u64 = 64 << 20;
+    let registry = Registry::start().await;
+    // Content made on the fly, so the client never holds the whole blob either.
+    let chunk = |i: usize| bytes::Bytes::from(vec![(i % 251) as u8; CHUNK]);
+    let mut hasher = Sha256::new();
+    (0..CHUNKS).for_each(|i| hasher.update(chunk(i)));
+    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+    let body =
+        futures_util::stream::iter((0..CHUNKS).map(move |i| Ok::<_, std::io::Error>(chunk(i))));
+    let resp = registry
+        .send(
+            registry
+                .request(
+                    Method::POST,
+                    &format!("/v2/big/blobs/uploads/?digest={digest}"),
+                )
+                .header("content-length", (CHUNK * CHUNKS).to_string())
+                .body(reqwest::Body::wrap_stream(body)),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+
+    let mut resp = registry
+        .send(registry.get(&format!("/v2/big/blobs/{digest}")))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut pulled = Sha256::new();
+    while let Some(part) = resp.chunk().await.unwrap() {
+        pulled.update(&part);
+    }
+    assert_eq!(format!("sha256:{}", hex::encode(pulled.finalize())), digest);
+    let peak = registry.peak_rss();
+    assert!(
+        peak < CEILING,
+        "peak RSS {} MiB for a {} MiB blob",
+        peak >> 20,
+        CHUNKS
     );
 }
