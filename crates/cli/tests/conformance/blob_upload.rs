@@ -70,17 +70,7 @@ async fn single_post_with_digest_creates_the_blob() {
     let registry = Registry::start().await;
     let blob = random_bytes(3000);
     let digest = sha256_digest(&blob);
-    let resp = registry
-        .send(
-            registry
-                .request(
-                    Method::POST,
-                    &format!("/v2/app/blobs/uploads/?digest={digest}"),
-                )
-                .header("content-type", "application/octet-stream")
-                .body(blob.clone()),
-        )
-        .await;
+    let resp = registry.post_blob("app", &digest, blob.clone()).await;
     assert_blob_created(&resp, "app", &digest);
     assert_blob_served(&registry, "app", &blob).await;
 }

@@ -249,6 +249,19 @@ impl Registry {
         digest
     }
 
+    /// A monolithic upload in one `POST ?digest=`; the response is the caller's to check.
+    pub async fn post_blob(&self, repo: &str, digest: &str, bytes: Vec<u8>) -> Response {
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(bytes),
+        )
+        .await
+    }
+
     /// Uploads `bytes` and returns a descriptor of them with `media_type`.
     pub async fn push_descriptor(&self, repo: &str, media_type: &str, bytes: &[u8]) -> Descriptor {
         self.push_blob(repo, bytes).await;

@@ -117,17 +117,7 @@ async fn parallel_uploads_of_the_same_blob_all_succeed_and_serve_it_once() {
     for _ in 0..8 {
         let (registry, blob, digest) = (registry.clone(), blob.clone(), digest.clone());
         tasks.spawn(async move {
-            let resp = registry
-                .send(
-                    registry
-                        .request(
-                            Method::POST,
-                            &format!("/v2/app/blobs/uploads/?digest={digest}"),
-                        )
-                        .header("content-type", "application/octet-stream")
-                        .body(blob.to_vec()),
-                )
-                .await;
+            let resp = registry.post_blob("app", &digest, blob.to_vec()).await;
             resp.status().as_u16()
         });
     }

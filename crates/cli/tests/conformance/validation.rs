@@ -258,17 +258,7 @@ async fn sha512_blobs_can_be_pushed_and_fetched() {
     let registry = Registry::start().await;
     let blob = random_bytes(3_000);
     let digest = sha512_digest(&blob);
-    let resp = registry
-        .send(
-            registry
-                .request(
-                    Method::POST,
-                    &format!("/v2/app/blobs/uploads/?digest={digest}"),
-                )
-                .header("content-type", "application/octet-stream")
-                .body(blob.clone()),
-        )
-        .await;
+    let resp = registry.post_blob("app", &digest, blob.clone()).await;
     assert_eq!(resp.status(), 201);
     let resp = registry
         .send(registry.get(&format!("/v2/app/blobs/{digest}")))
