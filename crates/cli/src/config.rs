@@ -11,6 +11,9 @@ use std::time::Duration;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
 
+/// Longest upload expiry accepted (ten years): beyond it time arithmetic overflows.
+const MAX_UPLOAD_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// Settings as written in the file, the environment or flags; all optional.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -92,13 +95,18 @@ impl Config {
         let raw = from_file.overlay(RawConfig::from_env(env)?).overlay(flags);
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
+        let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
+        if upload_expiry_secs > MAX_UPLOAD_EXPIRY_SECS {
+            let value = upload_expiry_secs.to_string();
+            return Err(ConfigError::Invalid("upload_expiry_secs", value));
+        }
         Ok(Config {
             addr,
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             delete_enabled: raw.delete_enabled.unwrap_or(true),
-            upload_expiry: Duration::from_secs(raw.upload_expiry_secs.unwrap_or(24 * 3600)),
+            upload_expiry: Duration::from_secs(upload_expiry_secs),
         })
     }
 }
@@ -167,6 +175,11 @@ mod tests {
                 RawConfig::default()
             ),
             Err(ConfigError::Invalid("BERTH_DELETE_ENABLED", _))
+        ));
+        let forever = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "18446744073709551615")]);
+        assert!(matches!(
+            Config::load(None, &forever, RawConfig::default()),
+            Err(ConfigError::Invalid("upload_expiry_secs", _))
         ));
         let flags = RawConfig {
             addr: Some("nonsense".into()),

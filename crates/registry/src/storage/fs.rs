@@ -266,7 +266,9 @@ impl BlobStore for FsBlobStore {
     async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
         let dir = self.root.join("uploads");
         blocking(move || {
-            let cutoff = std::time::SystemTime::now() - age;
+            let Some(cutoff) = std::time::SystemTime::now().checked_sub(age) else {
+                return Ok(Vec::new()); // older than time itself: nothing is
+            };
             let mut stale = Vec::new();
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
