@@ -248,19 +248,24 @@ async fn empty_blob_is_served() {
     assert!(resp.bytes().await.unwrap().is_empty());
 }
 
+/// `GET /v2/app/blobs/<digest>` with a `Range` header.
+async fn get_range(registry: &Registry, digest: &str, range: &str) -> reqwest::Response {
+    registry
+        .send(
+            registry
+                .get(&format!("/v2/app/blobs/{digest}"))
+                .header("range", range),
+        )
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn blob_range_request_returns_206_with_the_exact_slice() {
     let registry = Registry::start().await;
     let blob = random_bytes(10_000);
     let digest = registry.push_blob("app", &blob).await;
     for (start, end) in [(0usize, 0usize), (100, 1099), (9000, 9999)] {
-        let resp = registry
-            .send(
-                registry
-                    .get(&format!("/v2/app/blobs/{digest}"))
-                    .header("range", format!("bytes={start}-{end}")),
-            )
-            .await;
+        let resp = get_range(&registry, &digest, &format!("bytes={start}-{end}")).await;
         assert_eq!(resp.status(), 206, "bytes={start}-{end}");
         assert_eq!(
             required_header(&resp, "content-range"),
@@ -280,13 +285,7 @@ async fn blob_open_ended_range_resumes_a_download() {
     let registry = Registry::start().await;
     let blob = random_bytes(10_000);
     let digest = registry.push_blob("app", &blob).await;
-    let resp = registry
-        .send(
-            registry
-                .get(&format!("/v2/app/blobs/{digest}"))
-                .header("range", "bytes=4000-"),
-        )
-        .await;
+    let resp = get_range(&registry, &digest, "bytes=4000-").await;
     assert_eq!(resp.status(), 206);
     assert_eq!(
         required_header(&resp, "content-range"),
@@ -300,13 +299,7 @@ async fn blob_unsatisfiable_range_is_416() {
     let registry = Registry::start().await;
     let blob = random_bytes(1000);
     let digest = registry.push_blob("app", &blob).await;
-    let resp = registry
-        .send(
-            registry
-                .get(&format!("/v2/app/blobs/{digest}"))
-                .header("range", "bytes=1000-1999"),
-        )
-        .await;
+    let resp = get_range(&registry, &digest, "bytes=1000-1999").await;
     assert_eq!(resp.status(), 416);
     // RFC 9110 §15.5.17: a 416 names the current length.
     assert_eq!(required_header(&resp, "content-range"), "bytes */1000");
