@@ -5,6 +5,7 @@
 //! Durability: content is fsynced before the rename that publishes it, and the
 //! directory is fsynced after, so a published blob survives a crash.
 
+use super::writeback::Writeback;
 use super::{BlobStore, ByteRange, ByteStream};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -114,6 +115,7 @@ fn write_chunks(
     file.set_len(offset)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut written = 0u64;
+    let mut writeback = Writeback::from(offset);
     let outcome = loop {
         match received.blocking_recv() {
             Some(Chunk::Data(chunk)) => {
@@ -121,6 +123,7 @@ fn write_chunks(
                     break Err(e.into());
                 }
                 written += chunk.len() as u64;
+                writeback.wrote_to(&file, offset + written);
             }
             Some(Chunk::End) => break Ok(written),
             None => break Err(Error::BodyRead("request body ended early".into())),

@@ -10,6 +10,7 @@
 pub(crate) mod conformance;
 pub mod fs;
 pub mod sqlite;
+mod writeback;
 
 use crate::error::Result;
 use async_trait::async_trait;
@@ -102,7 +103,7 @@ pub struct ReferrerRecord {
     pub annotations: Option<String>,
 }
 
-/// Where manifest, tag and upload state is kept and queried.
+/// An upload in progress, as the metadata store records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
     pub id: String,
@@ -114,7 +115,10 @@ pub struct UploadSession {
 }
 
 /// Repository-scoped metadata: every read is one indexed query, every write
-/// one transaction.
+/// one transaction. Writes about blobs, manifests and tags are durable when
+/// they return; upload-session writes need only survive a restart of berth,
+/// since a client re-sends what a lost session held (the upload's bytes are
+/// not fsynced before publishing either).
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// Records that `repo` may read blob `digest` of `size` bytes.
