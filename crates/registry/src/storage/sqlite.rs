@@ -4,6 +4,7 @@
 //! write that arrives while a commit is under way joins the next transaction
 //! (each in its own savepoint, so one failing write does not undo another),
 //! and all of them are answered after the one fsync that makes them durable.
+//! A group holding only upload-session writes skips that fsync ([`Commit`]).
 //! A few reader connections answer queries concurrently. The schema is plain
 //! SQL that PostgreSQL also accepts.
 
@@ -69,8 +70,30 @@ const MAX_GROUP: usize = 256;
 
 /// A write: runs inside the group's transaction and returns how to answer
 /// its caller once the group's commit has succeeded or failed.
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+struct Job {
+    commit: Commit,
+    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+}
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// How far a write must have gone before its caller is answered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Commit {
+    /// On disk (the WAL is fsynced): blob links, manifests, tags.
+    Durable,
+    /// In the WAL, not yet fsynced: upload sessions. It survives berth
+    /// stopping; a machine crash may lose it, and the client starts over.
+    Lazy,
+}
+
+impl Commit {
+    fn pragma(self) -> &'static str {
+        match self {
+            Commit::Durable => "PRAGMA synchronous = FULL",
+            Commit::Lazy => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
 
 pub struct SqliteMetaStore {
     jobs: std::sync::mpsc::Sender<Job>,
@@ -135,17 +158,32 @@ impl SqliteMetaStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.write_as(Commit::Durable, f).await
+    }
+
+    /// Runs `f` as part of the writer's next group commit; answers once it
+    /// has been committed as `commit` asks.
+    async fn write_as<T, F>(&self, commit: Commit, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let outcome = in_savepoint(conn, f);
-            Box::new(move |committed: Result<()>| {
-                let _ = answer.send(committed.and(outcome));
-            })
-        });
+        let job = Job {
+            commit,
+            run: Box::new(move |conn| {
+                let outcome = in_savepoint(conn, f);
+                Box::new(move |committed: Result<()>| {
+                    let _ = answer.send(committed.and(outcome));
+                })
+            }),
+        };
         self.jobs
             .send(job)
             .map_err(|_| Error::Storage("metadata writer has stopped".into()))?;
-        answered.await.map_err(storage_err)?
+        answered
+            .await
+            .map_err(|_| Error::Storage("metadata write could not begin".into()))?
     }
 
     /// Runs a read-only query on one of the reader connections.
@@ -179,14 +217,30 @@ impl SqliteMetaStore {
 }
 
 /// The writer thread: takes every job waiting, runs them in one transaction,
-/// commits once, answers them all. Ends when the store is dropped.
+/// commits once (durably if any job needs it), answers them all. Ends when
+/// the store is dropped.
 fn commit_in_groups(conn: &Connection, queue: &std::sync::mpsc::Receiver<Job>) {
+    let mut mode = Commit::Durable; // as opened
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         group.extend(queue.try_iter().take(MAX_GROUP - 1));
-        let began = conn.execute_batch("BEGIN IMMEDIATE");
-        let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
-        let committed = began.and_then(|()| conn.execute_batch("COMMIT"));
+        let wanted = if group.iter().any(|job| job.commit == Commit::Durable) {
+            Commit::Durable
+        } else {
+            Commit::Lazy
+        };
+        // A durable commit fsyncs the WAL, and with it every lazy commit before it.
+        if wanted != mode {
+            if conn.execute_batch(wanted.pragma()).is_err() {
+                continue; // dropping the group answers its callers with an error
+            }
+            mode = wanted;
+        }
+        if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            continue;
+        }
+        let replies: Vec<Reply> = group.into_iter().map(|job| (job.run)(conn)).collect();
+        let committed = conn.execute_batch("COMMIT");
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -515,7 +569,7 @@ impl MetaStore for SqliteMetaStore {
 
     async fn create_upload(&self, session: &UploadSession) -> Result<()> {
         let s = session.clone();
-        self.write(move |tx| {
+        self.write_as(Commit::Lazy, move |tx| {
             tx.execute(
                 "INSERT INTO uploads (id, repository, bytes, updated_at) VALUES (?1, ?2, ?3, ?4)",
                 params![s.id, s.repository.as_str(), s.offset as i64, s.updated_at],
@@ -551,7 +605,7 @@ impl MetaStore for SqliteMetaStore {
 
     async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_as(Commit::Lazy, move |tx| {
             tx.execute(
                 "UPDATE uploads SET bytes = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, offset as i64, updated_at],
@@ -564,7 +618,7 @@ impl MetaStore for SqliteMetaStore {
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_as(Commit::Lazy, move |tx| {
             tx.execute("DELETE FROM uploads WHERE id = ?1", [id])
                 .map_err(storage_err)?;
             Ok(())
