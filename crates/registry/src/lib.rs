@@ -18,4 +18,4 @@ pub use registry::{
     BlobBody, ManifestContent, ManifestPushed, MountOutcome, Page, Registry, RegistryOptions,
     UploadStatus,
 };
-pub use storage::{BlobStore, ByteRange, ByteStream, MetaStore};
+pub use storage::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore};

@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::manifest_cache::ManifestCache;
-use crate::storage::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetaStore, UploadSession};
+use crate::storage::{
+    BlobContent, BlobStore, ByteRange, ByteStream, ManifestRecord, MetaStore, UploadSession,
+};
 use crate::uploads::{HashState, UploadHashes};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_oci::{Algorithm, Descriptor, Digest, ParsedManifest, Reference, RepositoryName};
@@ -46,7 +48,7 @@ pub struct UploadStatus {
 pub struct BlobBody {
     pub size: u64,
     pub range: Option<ByteRange>,
-    pub stream: Option<ByteStream<'static>>,
+    pub content: Option<BlobContent>,
 }
 
 /// A manifest to serve.
@@ -156,19 +158,19 @@ impl Registry {
             .await?
             .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
         let range = range.map(|r| r.resolve(size)).transpose()?;
-        let stream = if with_body {
-            let stream =
+        let content = if with_body {
+            let content =
                 self.blobs.read(digest, range).await?.ok_or_else(|| {
                     Error::Storage(format!("blob {digest} is linked but missing"))
                 })?;
-            Some(stream)
+            Some(content)
         } else {
             None
         };
         Ok(BlobBody {
             size,
             range,
-            stream,
+            content,
         })
     }
 
@@ -536,10 +538,12 @@ impl Registry {
         if let Some(bytes) = self.manifests.get(digest) {
             return Ok(bytes);
         }
-        let mut stream =
-            self.blobs.read(digest, None).await?.ok_or_else(|| {
-                Error::Storage(format!("manifest {digest} is recorded but missing"))
-            })?;
+        let mut stream = self
+            .blobs
+            .read(digest, None)
+            .await?
+            .ok_or_else(|| Error::Storage(format!("manifest {digest} is recorded but missing")))?
+            .into_stream();
         let mut buf = BytesMut::with_capacity(size as usize);
         while let Some(chunk) = stream.try_next().await? {
             buf.extend_from_slice(&chunk);

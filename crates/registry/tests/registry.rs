@@ -36,7 +36,7 @@ async fn read_blob(
     digest: &Digest,
 ) -> Result<Vec<u8>, Error> {
     let blob = reg.blob(name, digest, None, true).await?;
-    let chunks: Vec<Bytes> = blob.stream.unwrap().try_collect().await?;
+    let chunks: Vec<Bytes> = blob.content.unwrap().into_stream().try_collect().await?;
     Ok(chunks.concat())
 }
 

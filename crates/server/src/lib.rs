@@ -10,13 +10,14 @@ mod error;
 mod handlers;
 mod request;
 pub mod route;
+mod sendfile;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
+use axum::{Extension, Router};
 use berth_registry::Registry;
 use error::ApiError;
 use route::Route;
@@ -42,13 +43,15 @@ pub async fn serve(
     registry: Arc<Registry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry))
+    let app = router(registry).into_make_service_with_connect_info::<sendfile::Outbox>();
+    axum::serve(sendfile::Listener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
 async fn dispatch(
     State(registry): State<Arc<Registry>>,
+    outbox: Option<Extension<ConnectInfo<sendfile::Outbox>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -57,7 +60,11 @@ async fn dispatch(
     let started = Instant::now();
     let has_body = request::has_body(&headers);
     let mut response = match route::parse(&method, uri.path()) {
-        Ok(route) => handle(&registry, route, &method, &uri, &headers, body).await,
+        Ok(route) => {
+            // Absent when the router runs without `serve` (in-process tests).
+            let outbox = outbox.as_ref().map(|Extension(ConnectInfo(o))| o);
+            handle(&registry, route, &method, &uri, &headers, body, outbox).await
+        }
         Err(e) => Err(ApiError::from(e)),
     }
     .unwrap_or_else(IntoResponse::into_response);
@@ -86,6 +93,7 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    outbox: Option<&sendfile::Outbox>,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(uri.query());
     use handlers::{blobs, listing, manifests, uploads};
@@ -107,7 +115,10 @@ async fn handle(
         },
         Route::Blob { name, digest } => match *method {
             Method::DELETE => blobs::delete(registry, &name, &digest).await,
-            _ => blobs::get(registry, &name, &digest, headers, method == Method::GET).await,
+            _ => {
+                let with_body = method == Method::GET;
+                blobs::get(registry, &name, &digest, headers, with_body, outbox).await
+            }
         },
         Route::StartUpload { name } => uploads::start(registry, &name, &query, headers, body).await,
         Route::Upload { name, id } => match *method {

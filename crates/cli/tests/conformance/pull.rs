@@ -279,6 +279,32 @@ async fn blob_range_request_returns_206_with_the_exact_slice() {
     }
 }
 
+/// Blob bodies are sent from the file by the kernel (sendfile); requests that
+/// follow each other on one kept-alive connection must each get exactly their bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_blobs_and_ranges_in_them_arrive_exactly_on_one_connection() {
+    let registry = Registry::start().await;
+    let blob = random_bytes((3 << 20) + 5);
+    let digest = registry.push_blob("app", &blob).await;
+    let other = random_bytes(1 << 20);
+    let other_digest = registry.push_blob("app", &other).await;
+    let url = format!("/v2/app/blobs/{digest}");
+    for round in 0..2 {
+        let resp = registry.send(registry.get(&url)).await;
+        assert_eq!(resp.bytes().await.unwrap(), blob, "round {round}");
+        let (start, end) = ((1 << 20) - 3, (2 << 20) + 7);
+        let resp = get_range(&registry, &digest, &format!("bytes={start}-{end}")).await;
+        assert_eq!(resp.status(), 206);
+        assert_eq!(resp.bytes().await.unwrap(), blob[start..=end], "round {round}");
+        let resp = registry.send(registry.head(&url)).await;
+        assert!(resp.bytes().await.unwrap().is_empty());
+        let resp = registry
+            .send(registry.get(&format!("/v2/app/blobs/{other_digest}")))
+            .await;
+        assert_eq!(resp.bytes().await.unwrap(), other, "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn blob_open_ended_range_resumes_a_download() {
     // RFC 9110 `bytes=N-`: what docker and containerd send to resume an interrupted pull.

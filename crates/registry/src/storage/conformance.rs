@@ -59,12 +59,12 @@ pub async fn blob_store(store: &dyn BlobStore) {
         .await
         .unwrap()
         .expect("committed blob");
-    assert_eq!(collect(all).await, b"hello world");
+    assert_eq!(collect(all.into_stream()).await, b"hello world");
     let part = store
         .read(&digest, Some(ByteRange { start: 6, end: 10 }))
         .await
         .unwrap();
-    assert_eq!(collect(part.unwrap()).await, b"world");
+    assert_eq!(collect(part.unwrap().into_stream()).await, b"world");
 
     assert!(matches!(
         store.append_upload("nope", 0, body(&[b"x"])).await,
@@ -75,7 +75,15 @@ pub async fn blob_store(store: &dyn BlobStore) {
     let small = Digest::sha256_of(b"{}");
     store.put(&small, Bytes::from_static(b"{}")).await.unwrap();
     assert_eq!(
-        collect(store.read(&small, None).await.unwrap().unwrap()).await,
+        collect(
+            store
+                .read(&small, None)
+                .await
+                .unwrap()
+                .unwrap()
+                .into_stream()
+        )
+        .await,
         b"{}"
     );
 }

@@ -6,7 +6,7 @@
 //! directory is fsynced after, so a published blob survives a crash.
 
 use super::writeback::Writeback;
-use super::{BlobStore, ByteRange, ByteStream};
+use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::Digest;
@@ -65,7 +65,7 @@ fn read_chunk(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Byte
 /// Streams `len` bytes (or to the end) of `file` from `start`. A blocking
 /// thread reads straight into each chunk's own buffer, so bytes are copied
 /// once (kernel to chunk) before hyper sends them.
-fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> ByteStream<'static> {
+pub(super) fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> ByteStream<'static> {
     let (chunks, received) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         let (mut pos, mut left) = (start, len);
@@ -178,33 +178,26 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn read(
-        &self,
-        digest: &Digest,
-        range: Option<ByteRange>,
-    ) -> Result<Option<ByteStream<'static>>> {
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<Option<BlobContent>> {
         let path = self.blob_path(digest);
         let (start, len) = match range {
             Some(r) => (r.start, r.length()),
             None => (0, u64::MAX),
         };
-        // Open, and for a small blob read it whole, in one trip to the blocking pool.
-        let opened = blocking(move || {
-            let Some(mut file) = not_found_is_none(std::fs::File::open(path))? else {
+        let file = blocking(move || {
+            let Some(file) = not_found_is_none(std::fs::File::open(path))? else {
                 return Ok(None);
             };
             let size = file.metadata()?.len();
-            let whole = if size.saturating_sub(start).min(len) <= READ_CHUNK as u64 {
-                Some(read_chunk(&mut file, start, len)?)
-            } else {
-                None
-            };
-            Ok(Some((file, whole)))
+            Ok(Some((file, size)))
         })
         .await?;
-        Ok(opened.map(|(file, whole)| match whole {
-            Some(bytes) => futures_util::stream::once(async { Ok(bytes) }).boxed(),
-            None => stream_file(file, start, len),
+        Ok(file.map(|(file, size)| {
+            BlobContent::File(FileRegion {
+                file,
+                start,
+                len: size.saturating_sub(start).min(len),
+            })
         }))
     }
 

@@ -36,6 +36,33 @@ impl ByteRange {
     }
 }
 
+/// A blob's bytes as a store hands them over.
+pub enum BlobContent {
+    /// A stretch of a local file: the server can send it without copying it
+    /// through memory (sendfile).
+    File(FileRegion),
+    /// Bytes from anywhere else.
+    Stream(ByteStream<'static>),
+}
+
+impl BlobContent {
+    /// The bytes as a stream, wherever they come from.
+    pub fn into_stream(self) -> ByteStream<'static> {
+        match self {
+            BlobContent::File(region) => fs::stream_file(region.file, region.start, region.len),
+            BlobContent::Stream(stream) => stream,
+        }
+    }
+}
+
+/// `len` bytes of `file`, starting at `start`.
+#[derive(Debug)]
+pub struct FileRegion {
+    pub file: std::fs::File,
+    pub start: u64,
+    pub len: u64,
+}
+
 /// Content-addressed bytes and the uploads that become them.
 ///
 /// Guarantees every implementation keeps: a blob is readable under its digest
@@ -43,12 +70,8 @@ impl ByteRange {
 /// then it is durable; an upload is private to its id until committed.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
-    /// Streams a stored blob, or the given range of it. `None` if absent.
-    async fn read(
-        &self,
-        digest: &Digest,
-        range: Option<ByteRange>,
-    ) -> Result<Option<ByteStream<'static>>>;
+    /// A stored blob, or the given range of it. `None` if absent.
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<Option<BlobContent>>;
 
     /// Stores small content (manifests) durably under its digest.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()>;

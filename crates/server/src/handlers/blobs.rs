@@ -3,11 +3,12 @@
 use super::respond;
 use crate::error::ApiError;
 use crate::request::range_request;
+use crate::sendfile::Outbox;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use berth_oci::{Digest, RepositoryName};
-use berth_registry::Registry;
+use berth_registry::{BlobContent, Registry};
 
 pub async fn get(
     registry: &Registry,
@@ -15,6 +16,7 @@ pub async fn get(
     digest: &Digest,
     headers: &HeaderMap,
     with_body: bool,
+    outbox: Option<&Outbox>,
 ) -> Result<Response, ApiError> {
     let range = range_request(headers)?;
     let blob = registry.blob(name, digest, range, with_body).await?;
@@ -38,10 +40,11 @@ pub async fn get(
             StatusCode::OK
         }
     };
-    let body = blob
-        .stream
-        .map(Body::from_stream)
-        .unwrap_or_else(Body::empty);
+    let body = match (blob.content, outbox) {
+        (Some(BlobContent::File(region)), Some(outbox)) => outbox.body(region),
+        (Some(content), _) => Body::from_stream(content.into_stream()),
+        (None, _) => Body::empty(),
+    };
     Ok(respond(status, &fields, body))
 }
 
