@@ -295,7 +295,11 @@ async fn large_blobs_and_ranges_in_them_arrive_exactly_on_one_connection() {
         let (start, end) = ((1 << 20) - 3, (2 << 20) + 7);
         let resp = get_range(&registry, &digest, &format!("bytes={start}-{end}")).await;
         assert_eq!(resp.status(), 206);
-        assert_eq!(resp.bytes().await.unwrap(), blob[start..=end], "round {round}");
+        assert_eq!(
+            resp.bytes().await.unwrap(),
+            blob[start..=end],
+            "round {round}"
+        );
         let resp = registry.send(registry.head(&url)).await;
         assert!(resp.bytes().await.unwrap().is_empty());
         let resp = registry
