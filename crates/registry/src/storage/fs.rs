@@ -184,14 +184,16 @@ impl BlobStore for FsBlobStore {
             Some(r) => (r.start, r.length()),
             None => (0, u64::MAX),
         };
-        let file = blocking(move || {
-            let Some(file) = not_found_is_none(std::fs::File::open(path))? else {
-                return Ok(None);
-            };
-            let size = file.metadata()?.len();
-            Ok(Some((file, size)))
-        })
-        .await?;
+        // Opening a blob and reading its size are two metadata lookups that
+        // the kernel answers from its caches; a trip to the blocking pool
+        // would cost more than they do (the same trade as SQLite point lookups).
+        let file = match not_found_is_none(std::fs::File::open(path))? {
+            Some(file) => {
+                let size = file.metadata()?.len();
+                Some((file, size))
+            }
+            None => None,
+        };
         Ok(file.map(|(file, size)| {
             BlobContent::File(FileRegion {
                 file,
