@@ -11,9 +11,12 @@ mod handlers;
 mod request;
 pub mod route;
 mod sendfile;
+mod serve;
+
+pub use serve::serve;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -36,22 +39,9 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
-/// Serves `registry` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    registry: Arc<Registry>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(registry).into_make_service_with_connect_info::<sendfile::Outbox>();
-    axum::serve(sendfile::Listener(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 async fn dispatch(
     State(registry): State<Arc<Registry>>,
-    outbox: Option<Extension<ConnectInfo<sendfile::Outbox>>>,
+    outbox: Option<Extension<sendfile::Outbox>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -62,7 +52,7 @@ async fn dispatch(
     let mut response = match route::parse(&method, uri.path()) {
         Ok(route) => {
             // Absent when the router runs without `serve` (in-process tests).
-            let outbox = outbox.as_ref().map(|Extension(ConnectInfo(o))| o);
+            let outbox = outbox.as_ref().map(|Extension(o)| o);
             handle(&registry, route, &method, &uri, &headers, body, outbox).await
         }
         Err(e) => Err(ApiError::from(e)),

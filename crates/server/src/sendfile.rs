@@ -12,12 +12,10 @@
 //! so a placeholder's zeros can never reach a client.
 //!
 //! The file is handed over per connection through an [`Outbox`], which the
-//! handler finds in the request's `ConnectInfo`. HTTP/1.1 answers one request
+//! handler finds in the request's extensions. HTTP/1.1 answers one request
 //! at a time per connection, so one slot is enough.
 
 use axum::body::Body;
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use berth_registry::FileRegion;
 use bytes::Bytes;
 use std::io::{self, IoSlice};
@@ -87,12 +85,6 @@ impl Outbox {
     }
 }
 
-impl Connected<IncomingStream<'_, Listener>> for Outbox {
-    fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
-        stream.io().outbox.clone()
-    }
-}
-
 /// A TCP connection that sends placeholders as file bytes.
 pub struct Connection {
     tcp: TcpStream,
@@ -100,6 +92,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Where handlers of this connection's requests leave their files.
+    pub fn outbox(&self) -> Outbox {
+        self.outbox.clone()
+    }
+
     /// Sends up to `want` bytes of the pending file in place of placeholders.
     fn poll_send_file(&self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
         let mut slot = self.outbox.slot();
