@@ -6,10 +6,10 @@
 //! *placeholders*: slices of one static buffer whose contents are never sent.
 //! Each connection's stream ([`Connection`]) recognises a write that points
 //! into that buffer and sends as many bytes from the response's file instead.
-//! This holds because hyper queues body frames as they are (it does so when
-//! the stream supports vectored writes, as this one says it does) rather than
-//! copying them; a placeholder with no file behind it fails the connection,
-//! so a placeholder's zeros can never reach a client.
+//! This holds because hyper queues body frames as they are rather than
+//! copying them (`serve` sets hyper's `writev`, and this stream writes
+//! vectored); a placeholder with no file behind it fails the connection, so
+//! a placeholder's zeros can never reach a client.
 //!
 //! The file is handed over per connection through an [`Outbox`], which the
 //! handler finds in the request's extensions. HTTP/1.1 answers one request

@@ -45,6 +45,8 @@ pub async fn serve(
         });
         let served = hyper::server::conn::http1::Builder::new()
             .max_buf_size(CONNECTION_BUFFER)
+            // Queue body frames as they are, never copied: sendfile relies on it.
+            .writev(true)
             .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
         let served = connections.watch(served);
         tokio::spawn(async move {
