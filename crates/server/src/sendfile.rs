@@ -40,21 +40,15 @@ fn is_placeholder(buf: &[u8]) -> bool {
 /// Accepts connections whose responses can carry files.
 pub struct Listener(pub TcpListener);
 
-impl axum::serve::Listener for Listener {
-    type Io = Connection;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, Self::Addr) {
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        let connection = Connection {
+impl Listener {
+    /// The next connection. Accept errors (such as running out of file
+    /// descriptors) are logged and retried, as axum does for `serve`.
+    pub async fn accept(&mut self) -> Connection {
+        let (tcp, _) = axum::serve::Listener::accept(&mut self.0).await;
+        Connection {
             tcp,
             outbox: Outbox::default(),
-        };
-        (connection, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
+        }
     }
 }
 
@@ -190,9 +184,9 @@ mod tests {
     /// A connected pair: our side as a [`Connection`], the peer as plain TCP.
     async fn pair() -> (Connection, TcpStream) {
         let mut listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
-        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let addr = listener.0.local_addr().unwrap();
         let peer = tokio::spawn(TcpStream::connect(addr));
-        let (ours, _) = axum::serve::Listener::accept(&mut listener).await;
+        let ours = listener.accept().await;
         (ours, peer.await.unwrap().unwrap())
     }
 

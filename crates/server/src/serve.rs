@@ -34,7 +34,7 @@ pub async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let connection = tokio::select! {
-            (connection, _) = axum::serve::Listener::accept(&mut listener) => connection,
+            connection = listener.accept() => connection,
             () = &mut shutdown => break,
         };
         let (app, outbox): (_, Outbox) = (app.clone(), connection.outbox());
