@@ -89,6 +89,14 @@ pub(super) fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> Byte
     .boxed()
 }
 
+/// Whether the byte at `offset` is in the page cache: a read that must not
+/// wait tells, without touching the disk.
+fn is_cached(file: &std::fs::File, offset: u64) -> bool {
+    let mut byte = [0u8; 1];
+    let mut bufs = [io::IoSliceMut::new(&mut byte)];
+    rustix::io::preadv2(file, &mut bufs, offset, rustix::io::ReadWriteFlags::NOWAIT).is_ok()
+}
+
 /// Chunks queued between the request and the writer thread.
 const WRITE_QUEUE: usize = 4;
 
@@ -187,20 +195,17 @@ impl BlobStore for FsBlobStore {
         // Opening a blob and reading its size are two metadata lookups that
         // the kernel answers from its caches; a trip to the blocking pool
         // would cost more than they do (the same trade as SQLite point lookups).
-        let file = match not_found_is_none(std::fs::File::open(path))? {
-            Some(file) => {
-                let size = file.metadata()?.len();
-                Some((file, size))
-            }
-            None => None,
+        let Some(file) = not_found_is_none(std::fs::File::open(path))? else {
+            return Ok(None);
         };
-        Ok(file.map(|(file, size)| {
-            BlobContent::File(FileRegion {
-                file,
-                start,
-                len: size.saturating_sub(start).min(len),
-            })
-        }))
+        let size = file.metadata()?.len();
+        let len = size.saturating_sub(start).min(len);
+        if len > 0 && !(is_cached(&file, start) && is_cached(&file, start + len - 1)) {
+            // sendfile would wait for the disk on an async worker, stalling
+            // every request it serves: read it on a blocking thread instead.
+            return Ok(Some(BlobContent::Stream(stream_file(file, start, len))));
+        }
+        Ok(Some(BlobContent::File(FileRegion { file, start, len })))
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
@@ -294,6 +299,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         crate::storage::conformance::blob_store(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_blob_not_in_the_page_cache_is_streamed_not_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let content = vec![7u8; 1 << 20];
+        let digest = Digest::sha256_of(&content);
+        store
+            .put(&digest, Bytes::from(content.clone()))
+            .await
+            .unwrap();
+        let evict = || {
+            // put() fsynced it, so its clean pages can be dropped.
+            let file = std::fs::File::open(store.blob_path(&digest)).unwrap();
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        };
+        evict();
+        let cold = store.read(&digest, None).await.unwrap().unwrap();
+        assert!(
+            matches!(cold, BlobContent::Stream(_)),
+            "a cold blob goes by stream"
+        );
+        let bytes: Vec<Bytes> = cold.into_stream().try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), content);
+        let warm = store.read(&digest, None).await.unwrap().unwrap();
+        assert!(
+            matches!(warm, BlobContent::File(_)),
+            "a cached blob goes by sendfile"
+        );
     }
 
     #[tokio::test]
