@@ -368,17 +368,24 @@ async fn closing_put_without_a_digest_is_rejected() {
     .await;
 }
 
+/// `POST /v2/<repo>/blobs/uploads/?<query>`: a cross-repository mount request.
+async fn post_mount(registry: &Registry, repo: &str, query: &str) -> Response {
+    registry
+        .send(registry.request(Method::POST, &format!("/v2/{repo}/blobs/uploads/?{query}")))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mount_from_a_repository_holding_the_blob_is_201() {
     let registry = Registry::start().await;
     let blob = random_bytes(1_000);
     let digest = registry.push_blob("base/image", &blob).await;
-    let resp = registry
-        .send(registry.request(
-            Method::POST,
-            &format!("/v2/my/app/blobs/uploads/?mount={digest}&from=base/image"),
-        ))
-        .await;
+    let resp = post_mount(
+        &registry,
+        "my/app",
+        &format!("mount={digest}&from=base/image"),
+    )
+    .await;
     assert_blob_created(&resp, "my/app", &digest);
     assert_blob_served(&registry, "my/app", &blob).await;
 }
@@ -403,12 +410,12 @@ async fn mount_from_a_repository_lacking_the_blob_falls_back_to_an_upload() {
     // The blob exists in the registry, but not in the repository named by `from`.
     let digest = registry.push_blob("private/secret", &blob).await;
     registry.push_blob("base/image", b"another blob").await;
-    let resp = registry
-        .send(registry.request(
-            Method::POST,
-            &format!("/v2/my/app/blobs/uploads/?mount={digest}&from=base/image"),
-        ))
-        .await;
+    let resp = post_mount(
+        &registry,
+        "my/app",
+        &format!("mount={digest}&from=base/image"),
+    )
+    .await;
     assert_mount_fell_back(&registry, resp, "my/app", &digest).await;
 }
 
@@ -416,12 +423,12 @@ async fn mount_from_a_repository_lacking_the_blob_falls_back_to_an_upload() {
 async fn mount_from_an_unknown_repository_falls_back_to_an_upload() {
     let registry = Registry::start().await;
     let digest = sha256_digest(b"nowhere");
-    let resp = registry
-        .send(registry.request(
-            Method::POST,
-            &format!("/v2/my/app/blobs/uploads/?mount={digest}&from=no/such/repo"),
-        ))
-        .await;
+    let resp = post_mount(
+        &registry,
+        "my/app",
+        &format!("mount={digest}&from=no/such/repo"),
+    )
+    .await;
     assert_mount_fell_back(&registry, resp, "my/app", &digest).await;
 }
 
@@ -429,12 +436,7 @@ async fn mount_from_an_unknown_repository_falls_back_to_an_upload() {
 async fn mount_without_from_falls_back_to_an_upload() {
     let registry = Registry::start().await;
     let digest = sha256_digest(b"nowhere either");
-    let resp = registry
-        .send(registry.request(
-            Method::POST,
-            &format!("/v2/my/app/blobs/uploads/?mount={digest}"),
-        ))
-        .await;
+    let resp = post_mount(&registry, "my/app", &format!("mount={digest}")).await;
     assert_mount_fell_back(&registry, resp, "my/app", &digest).await;
 }
 
@@ -443,12 +445,7 @@ async fn fallback_session_from_a_failed_mount_completes_an_upload() {
     let registry = Registry::start().await;
     let blob = random_bytes(2_000);
     let digest = sha256_digest(&blob);
-    let resp = registry
-        .send(registry.request(
-            Method::POST,
-            &format!("/v2/app/blobs/uploads/?mount={digest}&from=elsewhere"),
-        ))
-        .await;
+    let resp = post_mount(&registry, "app", &format!("mount={digest}&from=elsewhere")).await;
     assert_eq!(resp.status(), 202);
     let location = registry.resolve(required_header(&resp, "location"));
     let resp = close_upload(&registry, &location, &digest, &blob).await;

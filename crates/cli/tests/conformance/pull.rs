@@ -335,19 +335,21 @@ async fn blob_unsatisfiable_range_is_416() {
     assert_eq!(required_header(&resp, "content-range"), "bytes */1000");
 }
 
+/// GET answers 404 BLOB_UNKNOWN for `digest` in `repo`, and HEAD 404.
+async fn assert_blob_unknown(registry: &Registry, repo: &str, digest: &str) {
+    let url = format!("/v2/{repo}/blobs/{digest}");
+    let resp = registry.send(registry.get(&url)).await;
+    assert_error(resp, 404, "BLOB_UNKNOWN").await;
+    let resp = registry.send(registry.head(&url)).await;
+    assert_eq!(resp.status(), 404);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_blob_is_blob_unknown() {
     let registry = Registry::start().await;
     registry.push_blob("app", b"something").await;
     let missing = sha256_digest(b"something else");
-    let resp = registry
-        .send(registry.get(&format!("/v2/app/blobs/{missing}")))
-        .await;
-    assert_error(resp, 404, "BLOB_UNKNOWN").await;
-    let resp = registry
-        .send(registry.head(&format!("/v2/app/blobs/{missing}")))
-        .await;
-    assert_eq!(resp.status(), 404);
+    assert_blob_unknown(&registry, "app", &missing).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -356,14 +358,7 @@ async fn blob_pushed_to_another_repository_is_blob_unknown_here() {
     let blob = random_bytes(500);
     let digest = registry.push_blob("secret/app", &blob).await;
     registry.push_blob("public/app", b"unrelated").await;
-    let resp = registry
-        .send(registry.get(&format!("/v2/public/app/blobs/{digest}")))
-        .await;
-    assert_error(resp, 404, "BLOB_UNKNOWN").await;
-    let resp = registry
-        .send(registry.head(&format!("/v2/public/app/blobs/{digest}")))
-        .await;
-    assert_eq!(resp.status(), 404);
+    assert_blob_unknown(&registry, "public/app", &digest).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
