@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The project's test command: deps → release build → cargo tests → real-client tests.
-# Last line: "N passed, M failed" (cargo test counts + client checks). Exits non-zero on any failure.
+# The project's test command: deps → lints → one build (profile `ci`: release
+# speed, overflow checks and debug assertions on) → cargo tests → real clients.
+# Last line: "N passed, M failed". Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PROFILE=ci
 
 passed=0 failed=0
 log=$(mktemp "${TMPDIR:-/tmp}/berth-tests-log.XXXXXX")
@@ -12,17 +14,36 @@ trap 'rm -f "$log"' EXIT
 step() { echo; echo "##### $*"; }
 # fail_step NAME: a step that failed without counting itself.
 fail_step() { failed=$((failed + 1)); echo "FAIL - $1"; }
+# check_step NAME CMD...: a step that passes or fails as one.
+check_step() {
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok - $name"; else fail_step "$name"; fi
+}
+# counted_step NAME CMD...: a step whose output ends with "N passed, M failed".
+counted_step() {
+  local name=$1 rc=0 last p=0 f=0; shift
+  "$@" 2>&1 | tee "$log" || rc=$?
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+  if [ -n "$last" ]; then read -r p _ f _ <<<"${last//,/}"; fi
+  passed=$((passed + p)) failed=$((failed + f))
+  if [ -z "$last" ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then fail_step "$name exited $rc"; fi
+}
 
 step "dependencies"
 bash tests/deps.sh || fail_step "tests/deps.sh"
 
-step "cargo build --release -p berth-cli"
-built=true
-cargo build --release -p berth-cli || { built=false; fail_step "cargo build --release -p berth-cli"; }
+step "lints: rustfmt and clippy"
+check_step "cargo fmt --check" cargo fmt --all --check
+check_step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo test --workspace --release"
+step "cargo build --profile $PROFILE -p berth-cli"
+built=true
+cargo build --profile "$PROFILE" -p berth-cli || { built=false; fail_step "cargo build -p berth-cli"; }
+if [ -z "${BERTH_BIN:-}" ]; then BERTH_BIN=$PWD/target/$PROFILE/berth; export BERTH_BIN; fi
+
+step "cargo test --workspace --profile $PROFILE"
 rc=0
-cargo test --workspace --release --no-fail-fast 2>&1 | tee "$log" || rc=$?
+cargo test --workspace --profile "$PROFILE" --no-fail-fast 2>&1 | tee "$log" || rc=$?
 # "test result: ok. 12 passed; 0 failed; 0 ignored; ..."
 read -r cargo_passed cargo_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed;.*/\1 \2/p' "$log" |
   awk '{p += $1; f += $2} END {print p + 0, f + 0}')
@@ -31,18 +52,12 @@ if [ "$rc" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then fail_step "cargo test exit
 echo "cargo test: $cargo_passed passed, $cargo_failed failed"
 
 step "real clients (tests/clients/run.sh)"
-if [ "$built" = true ] || [ -n "${BERTH_BIN:-}" ]; then
-  rc=0
-  bash tests/clients/run.sh 2>&1 | tee "$log" || rc=$?
-  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
-  p=0 f=0
-  if [ -n "$last" ]; then read -r p _ f _ <<<"${last//,/}"; fi
-  passed=$((passed + p)) failed=$((failed + f))
-  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail_step "tests/clients/run.sh exited $rc"; fi
+if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
+  counted_step "tests/clients/run.sh" bash tests/clients/run.sh
 else
   fail_step "client tests not run: no berth binary"
 fi
 
-step "summary"
+step "summary (${SECONDS}s)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -15,6 +15,7 @@
 //! | `delete`        | manifest, tag and blob deletion; deletion disabled          |
 //! | `robustness`    | truncated bodies, concurrency, upload expiry                |
 //! | `durability`    | state surviving a restart                                   |
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
     pub mod harness;
