@@ -4,8 +4,8 @@
 //! tests, S3 and PostgreSQL when they arrive. A backend that passes can be
 //! put under the registry without touching it.
 
-use super::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetaStore, UploadSession};
 use crate::error::Error;
+use crate::storage::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetaStore, UploadSession};
 use berth_oci::{Digest, RepositoryName, Tag};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -150,7 +150,7 @@ pub async fn meta_store(meta: &dyn MetaStore) {
     .await
     .unwrap();
     let by_tag = meta.manifest_by_tag(&a, &tag("v1")).await.unwrap().unwrap();
-    assert_eq!(by_tag.0, m1);
+    assert_eq!(by_tag.digest, m1);
     assert!(meta.manifest_by_digest(&a, &m1).await.unwrap().is_some());
     assert_eq!(
         meta.list_tags(&a, None, 10).await.unwrap().unwrap(),
