@@ -254,7 +254,7 @@ mod tests {
     async fn keeps_every_blob_store_promise() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
-        crate::testing::blob_store(&store).await;
+        crate::testing::blob_store(std::sync::Arc::new(store)).await;
     }
 
     #[tokio::test]

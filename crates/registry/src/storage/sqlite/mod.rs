@@ -203,8 +203,13 @@ impl MetaStore for SqliteMetaStore {
 
     async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()> {
         let id = id.to_string();
-        self.write_lazily(move |tx| uploads::set_offset(tx, &id, offset, updated_at).map(|_| ()))
-            .await
+        self.write_lazily(
+            move |tx| match uploads::set_offset(tx, &id, offset, updated_at)? {
+                true => Ok(()),
+                false => Err(Error::BlobUploadUnknown),
+            },
+        )
+        .await
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
@@ -223,6 +228,6 @@ mod tests {
     async fn keeps_every_meta_store_promise() {
         let dir = tempfile::tempdir().unwrap();
         let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
-        crate::testing::meta_store(&meta).await;
+        crate::testing::meta_store(std::sync::Arc::new(meta)).await;
     }
 }
