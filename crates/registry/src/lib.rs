@@ -8,14 +8,14 @@
 #![deny(unsafe_code)] // one exception: storage::writeback, a syscall libc alone offers
 
 pub mod error;
-mod manifest_cache;
 pub mod registry;
 pub mod storage;
-mod uploads;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
-    BlobBody, ManifestContent, ManifestPushed, MountOutcome, Page, Registry, RegistryOptions,
-    UploadStatus,
+    BlobBody, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest, Registry,
+    RegistryOptions, UploadStatus,
 };
 pub use storage::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore};

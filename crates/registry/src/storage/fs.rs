@@ -5,22 +5,16 @@
 //! Durability: content is fsynced before the rename that publishes it, and the
 //! directory is fsynced after, so a published blob survives a crash.
 
+use super::file_region::stream_file;
 use super::writeback::Writeback;
 use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::Digest;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-/// Size of each chunk read from disk: large enough that syscalls are not the
-/// limit, small enough that many concurrent downloads stay cheap in memory.
-const READ_CHUNK: usize = 256 << 10;
-
-/// Chunks read ahead of the network per download.
-const READ_AHEAD: usize = 4;
 
 pub struct FsBlobStore {
     root: PathBuf,
@@ -49,44 +43,6 @@ impl FsBlobStore {
     fn upload_path(&self, id: &str) -> PathBuf {
         self.root.join("uploads").join(id)
     }
-}
-
-/// Reads up to `len` bytes at `start` into a buffer of their own.
-fn read_chunk(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Bytes> {
-    use std::io::Read;
-    file.seek(SeekFrom::Start(start))?;
-    let want = len.min(READ_CHUNK as u64);
-    // read_to_end fills spare capacity directly: no zeroing, no second copy.
-    let mut buf = Vec::with_capacity(want as usize);
-    file.take(want).read_to_end(&mut buf)?;
-    Ok(Bytes::from(buf))
-}
-
-/// Streams `len` bytes (or to the end) of `file` from `start`. A blocking
-/// thread reads straight into each chunk's own buffer, so bytes are copied
-/// once (kernel to chunk) before hyper sends them.
-pub(super) fn stream_file(mut file: std::fs::File, start: u64, len: u64) -> ByteStream<'static> {
-    let (chunks, received) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        let (mut pos, mut left) = (start, len);
-        while left > 0 {
-            let chunk = read_chunk(&mut file, pos, left);
-            let n = match &chunk {
-                Ok(bytes) if bytes.is_empty() => return, // end of file
-                Ok(bytes) => bytes.len() as u64,
-                Err(_) => 0,
-            };
-            if chunks.blocking_send(chunk).is_err() || n == 0 {
-                return; // the client went away, or the read failed
-            }
-            pos += n;
-            left -= n;
-        }
-    });
-    futures_util::stream::unfold(received, |mut received| async move {
-        received.recv().await.map(|item| (item, received))
-    })
-    .boxed()
 }
 
 /// Whether the byte at `offset` is in the page cache: a read that must not
@@ -298,7 +254,7 @@ mod tests {
     async fn keeps_every_blob_store_promise() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
-        crate::storage::conformance::blob_store(&store).await;
+        crate::testing::blob_store(std::sync::Arc::new(store)).await;
     }
 
     #[tokio::test]

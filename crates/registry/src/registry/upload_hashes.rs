@@ -1,4 +1,4 @@
-//! In-memory hash state of uploads in progress.
+//! In-memory hash state of uploads in progress, and each upload's lock.
 //!
 //! Chunked uploads are hashed as their bytes arrive; the running hasher is kept
 //! here between requests. It is a cache, not the truth: after a restart, or

@@ -1,0 +1,105 @@
+//! Blobs: serving them, mounting them across repositories, pushing one in a
+//! single request, and publishing verified bytes.
+
+use super::uploads::UploadStatus;
+use super::{verify, RangeRequest, Registry};
+use crate::error::{Error, Result};
+use crate::storage::{BlobContent, ByteRange, ByteStream};
+use berth_oci::{Digest, RepositoryName};
+
+/// A blob to serve: its size, the range served and, unless HEAD, the bytes.
+pub struct BlobBody {
+    pub size: u64,
+    pub range: Option<ByteRange>,
+    pub content: Option<BlobContent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOutcome {
+    Mounted,
+    /// The blob could not be mounted; a fresh upload was started instead.
+    Upload(UploadStatus),
+}
+
+impl Registry {
+    /// A blob of `repo`, whole or a range; without its bytes when `with_body` is false.
+    pub async fn blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<RangeRequest>,
+        with_body: bool,
+    ) -> Result<BlobBody> {
+        let size = self
+            .meta
+            .blob_size(repo, digest)
+            .await?
+            .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+        let range = range.map(|r| r.resolve(size)).transpose()?;
+        let content = if with_body {
+            let content =
+                self.blobs.read(digest, range).await?.ok_or_else(|| {
+                    Error::Storage(format!("blob {digest} is linked but missing"))
+                })?;
+            Some(content)
+        } else {
+            None
+        };
+        Ok(BlobBody {
+            size,
+            range,
+            content,
+        })
+    }
+
+    /// Links `digest` from `from` into `repo` if `from` has it; otherwise starts an upload.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        from: Option<&RepositoryName>,
+    ) -> Result<MountOutcome> {
+        if let Some(from) = from {
+            if let Some(size) = self.meta.blob_size(from, digest).await? {
+                self.meta.link_blob(repo, digest, size).await?;
+                return Ok(MountOutcome::Mounted);
+            }
+        }
+        Ok(MountOutcome::Upload(self.start_upload(repo).await?))
+    }
+
+    /// Monolithic upload in one request: stream, verify, publish.
+    pub async fn push_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        body: ByteStream<'_>,
+    ) -> Result<()> {
+        // No session row: the whole upload lives and dies within this request.
+        let id = format!("mono-{}", uuid::Uuid::new_v4());
+        self.blobs.create_upload(&id).await?;
+        let outcome = async {
+            let mut hasher = digest.algorithm().hasher();
+            let size = self.append_hashing(&id, 0, body, &mut hasher).await?;
+            verify(digest, hasher.finish())?;
+            self.publish(repo, &id, digest, size).await
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = self.blobs.delete_upload(&id).await;
+        }
+        outcome
+    }
+
+    /// Verified content becomes durable, then visible in `repo`.
+    pub(super) async fn publish(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        self.blobs.commit_upload(id, digest).await?;
+        self.meta.link_blob(repo, digest, size).await
+    }
+}

@@ -1,0 +1,38 @@
+//! Deletes of blobs, manifests and tags, when the registry allows them.
+
+use super::Registry;
+use crate::error::{Error, Result};
+use berth_oci::{Digest, Reference, RepositoryName};
+
+impl Registry {
+    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        if !self.options.delete_enabled {
+            return Err(Error::DeleteDisabled);
+        }
+        if self.meta.unlink_blob(repo, digest).await? {
+            Ok(())
+        } else {
+            Err(Error::BlobUnknown(digest.clone()))
+        }
+    }
+
+    /// Deletes a manifest (by digest, with all its tags) or just one tag.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        if !self.options.delete_enabled {
+            return Err(Error::DeleteDisabled);
+        }
+        let deleted = match reference {
+            Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
+            Reference::Digest(digest) => self.meta.delete_manifest(repo, digest).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::ManifestUnknown(format!("{repo}:{reference}")))
+        }
+    }
+}

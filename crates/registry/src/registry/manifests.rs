@@ -1,0 +1,137 @@
+//! Manifests: pushing one (parse, verify, check its references, record it)
+//! and serving one by tag or digest.
+
+use super::{verify, Registry};
+use crate::error::{Error, Result};
+use crate::storage::{ManifestRecord, ManifestRow};
+use berth_oci::manifest::MAX_MANIFEST_BYTES;
+use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName};
+use bytes::{Bytes, BytesMut};
+use futures_util::TryStreamExt;
+
+/// A manifest to serve.
+#[derive(Debug, Clone)]
+pub struct ManifestContent {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// `None` for HEAD.
+    pub body: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPushed {
+    pub digest: Digest,
+    /// The subject the manifest refers to, echoed as `OCI-Subject`.
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<ManifestPushed> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(Error::ManifestTooLarge {
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let parsed = ParsedManifest::parse(&bytes, content_type)?;
+        let (digest, tag) = match reference {
+            Reference::Digest(expected) => {
+                let mut hasher = expected.algorithm().hasher();
+                hasher.update(&bytes);
+                verify(expected, hasher.finish())?;
+                (expected.clone(), None)
+            }
+            Reference::Tag(tag) => (Digest::sha256_of(&bytes), Some(tag)),
+        };
+        let record = ManifestRecord {
+            digest: digest.clone(),
+            media_type: parsed.media_type,
+            size: bytes.len() as u64,
+            artifact_type: parsed.artifact_type,
+            subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+            annotations: parsed
+                .annotations
+                .map(|a| serde_json::Value::Object(a).to_string()),
+            blobs: parsed
+                .blobs
+                .into_iter()
+                .map(|d| (d.digest, d.size))
+                .collect(),
+            manifests: parsed
+                .manifests
+                .into_iter()
+                .map(|d| (d.digest, d.size))
+                .collect(),
+        };
+        self.blobs.put(&digest, bytes.clone()).await?;
+        self.meta.put_manifest(repo, &record, tag).await?;
+        self.manifests.insert(&digest, bytes);
+        Ok(ManifestPushed {
+            digest,
+            subject: record.subject,
+        })
+    }
+
+    /// A manifest by tag or digest, if its type is one the client accepts.
+    /// `accept` lists media types from the `Accept` header; empty means any.
+    pub async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+        with_body: bool,
+    ) -> Result<ManifestContent> {
+        let found = match reference {
+            Reference::Tag(tag) => self.meta.manifest_by_tag(repo, tag).await?,
+            Reference::Digest(digest) => self.meta.manifest_by_digest(repo, digest).await?,
+        };
+        let ManifestRow {
+            digest,
+            media_type,
+            size,
+        } = found.ok_or_else(|| Error::ManifestUnknown(format!("{repo}:{reference}")))?;
+        let acceptable = accept.is_empty()
+            || accept
+                .iter()
+                .any(|a| *a == media_type || *a == "*/*" || *a == "application/*");
+        if !acceptable {
+            return Err(Error::ManifestNotAcceptable { digest, media_type });
+        }
+        let body = if with_body {
+            Some(self.manifest_bytes(&digest, size).await?)
+        } else {
+            None
+        };
+        Ok(ManifestContent {
+            digest,
+            media_type,
+            size,
+            body,
+        })
+    }
+
+    async fn manifest_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes> {
+        if let Some(bytes) = self.manifests.get(digest) {
+            return Ok(bytes);
+        }
+        let mut stream = self
+            .blobs
+            .read(digest, None)
+            .await?
+            .ok_or_else(|| Error::Storage(format!("manifest {digest} is recorded but missing")))?
+            .into_stream();
+        let mut buf = BytesMut::with_capacity(size as usize);
+        while let Some(chunk) = stream.try_next().await? {
+            buf.extend_from_slice(&chunk);
+        }
+        let bytes = buf.freeze();
+        self.manifests.insert(digest, bytes.clone());
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,97 @@
+//! [`Registry`]: the distribution spec's operations over the two stores.
+//!
+//! The path of a push, one file per step: [`uploads`] receives bytes
+//! (chunked sessions and monolithic pushes), [`blobs`] verifies and publishes
+//! them and serves them back, [`manifests`] checks and records what refers to
+//! them, [`deletes`] removes them, [`discovery`] lists what is there.
+
+mod blobs;
+mod deletes;
+mod discovery;
+mod manifest_cache;
+mod manifests;
+mod range;
+mod upload_hashes;
+mod uploads;
+
+pub use blobs::{BlobBody, MountOutcome};
+pub use discovery::{Page, MAX_PAGE};
+pub use manifests::{ManifestContent, ManifestPushed};
+pub use range::RangeRequest;
+pub use uploads::UploadStatus;
+
+use crate::error::{Error, Result};
+use crate::storage::{BlobStore, MetaStore};
+use berth_oci::Digest;
+use manifest_cache::ManifestCache;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use upload_hashes::UploadHashes;
+
+/// Memory for recently served manifests.
+const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Whether DELETE of manifests, tags and blobs is allowed.
+    pub delete_enabled: bool,
+    /// How long an untouched upload lives.
+    pub upload_expiry: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            delete_enabled: true,
+            upload_expiry: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The registry: every operation of the distribution spec.
+pub struct Registry {
+    blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetaStore>,
+    options: RegistryOptions,
+    hashes: UploadHashes,
+    manifests: ManifestCache,
+}
+
+impl Registry {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetaStore>,
+        options: RegistryOptions,
+    ) -> Self {
+        Registry {
+            blobs,
+            meta,
+            options,
+            hashes: UploadHashes::default(),
+            manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
+        }
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Content hashed to `actual` may be stored under `expected` only if they agree.
+fn verify(expected: &Digest, actual: Digest) -> Result<()> {
+    if *expected == actual {
+        Ok(())
+    } else {
+        Err(Error::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! [`BlobStore`]: content-addressed bytes and the uploads that become them.
+
+use super::{ByteRange, ByteStream, FileRegion};
+use crate::error::Result;
+use async_trait::async_trait;
+use berth_oci::Digest;
+use bytes::Bytes;
+
+/// A blob's bytes as a store hands them over.
+pub enum BlobContent {
+    /// A stretch of a local file: the server can send it without copying it
+    /// through memory (sendfile).
+    File(FileRegion),
+    /// Bytes from anywhere else.
+    Stream(ByteStream<'static>),
+}
+
+impl BlobContent {
+    /// The bytes as a stream, wherever they come from.
+    pub fn into_stream(self) -> ByteStream<'static> {
+        match self {
+            BlobContent::File(region) => region.into_stream(),
+            BlobContent::Stream(stream) => stream,
+        }
+    }
+}
+
+/// Content-addressed bytes and the uploads that become them.
+///
+/// Guarantees every implementation keeps:
+/// - **Visibility and durability**: a blob is readable under its digest only
+///   after [`BlobStore::commit_upload`] or [`BlobStore::put`] returned, and
+///   from then on it survives a crash of the process or the machine.
+/// - **Idempotence**: committing or putting a digest that is already stored
+///   succeeds, and afterwards the stored bytes are the ones just verified
+///   (an earlier copy is never trusted blindly).
+/// - **Isolation**: an upload is private to its id until committed; appends
+///   to different uploads never interfere. The caller serialises requests on
+///   one upload id.
+/// - **Missing uploads**: appending to or reading an upload that does not
+///   exist is [`crate::Error::BlobUploadUnknown`]; deleting one is not an error.
+/// - Upload bytes need not be durable before commit: a lost upload is re-sent.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// A stored blob, or the given range of it (cut at the blob's end).
+    /// `None` if absent.
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<Option<BlobContent>>;
+
+    /// Stores small content (manifests) durably under its digest.
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()>;
+
+    /// Creates an empty upload.
+    async fn create_upload(&self, id: &str) -> Result<()>;
+
+    /// Appends `body` to an upload that currently holds `offset` bytes and
+    /// returns its new length. On error the upload is left at `offset` bytes.
+    async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64>;
+
+    /// Streams what an upload holds so far (to re-hash it after a restart).
+    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>>;
+
+    /// Makes a verified upload durable and readable under `digest`.
+    /// The caller has already checked that the content hashes to `digest`.
+    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()>;
+
+    /// Forgets an upload; absent uploads are not an error.
+    async fn delete_upload(&self, id: &str) -> Result<()>;
+
+    /// Ids of uploads last written more than `age` ago, including any a
+    /// crash left without a session, so that they can be swept.
+    async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>>;
+}

@@ -1,0 +1,137 @@
+//! [`MetaStore`]: repository-scoped metadata, and the rows it answers with.
+
+use crate::error::Result;
+use async_trait::async_trait;
+use berth_oci::{Digest, RepositoryName, Tag};
+
+/// A manifest as the metadata store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// Annotations as a JSON object, for the referrers API.
+    pub annotations: Option<String>,
+    /// Blobs (digest, declared size) that must be linked to the repository
+    /// with that size for the manifest to be accepted.
+    pub blobs: Vec<(Digest, u64)>,
+    /// Manifests (digest, declared size) that must exist in the repository
+    /// (children of an index).
+    pub manifests: Vec<(Digest, u64)>,
+}
+
+/// What serving a manifest needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRow {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A descriptor row answered by the referrers query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferrerRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+/// An upload in progress, as the metadata store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    pub id: String,
+    pub repository: RepositoryName,
+    /// Bytes received so far.
+    pub offset: u64,
+    /// Seconds since the Unix epoch of the last change.
+    pub updated_at: i64,
+}
+
+/// Repository-scoped metadata: every read is one indexed query, every write
+/// one transaction.
+///
+/// Guarantees every implementation keeps:
+/// - **Durability**: writes about blobs, manifests and tags are durable when
+///   they return; upload-session writes need only survive a restart of
+///   berth, since a client re-sends what a lost session held.
+/// - **Isolation**: each write is atomic and isolated from every other,
+///   however many callers write at once (not by relying on one writer): a
+///   manifest is stored only if every reference it names is present at that
+///   instant, and a delete refused for a reference sees the same instant.
+/// - **Idempotence**: linking a linked blob, re-putting a stored manifest and
+///   deleting an absent upload succeed without changing anything else.
+/// - **Missing rows**: reads answer `None`/empty; deletes answer `false`;
+///   [`MetaStore::set_upload_offset`] on a missing session is
+///   [`crate::Error::BlobUploadUnknown`].
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Records that `repo` may read blob `digest` of `size` bytes.
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+
+    /// Size of `digest` if `repo` may read it.
+    async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+
+    /// Removes `repo`'s link to a blob; returns whether there was one.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
+
+    /// In one transaction: checks that every blob and child manifest the record
+    /// names is in `repo` (else `Error::ManifestBlobUnknown`) with the declared
+    /// size (else `Error::ManifestSizeMismatch`), stores the manifest and points
+    /// `tag` at it.
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &ManifestRecord,
+        tag: Option<&Tag>,
+    ) -> Result<()>;
+
+    /// A manifest by tag.
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<ManifestRow>>;
+
+    /// A manifest by digest.
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRow>>;
+
+    /// Deletes a manifest and every tag on it; returns whether it existed.
+    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
+
+    /// Deletes one tag; returns whether it existed.
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
+
+    /// Up to `limit` tags after `last`, sorted; `None` if the repository has no manifests.
+    async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>>;
+
+    /// Up to `limit` repositories holding manifests, after `last`, sorted.
+    async fn list_repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>>;
+
+    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerRecord>>;
+
+    async fn create_upload(&self, session: &UploadSession) -> Result<()>;
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>>;
+    async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()>;
+    async fn delete_upload(&self, id: &str) -> Result<()>;
+    /// Ids of uploads last changed before `cutoff` (Unix seconds).
+    async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>>;
+}

@@ -1,0 +1,154 @@
+//! Queries on manifests, their references and their tags.
+
+use super::{ensure_repo, now, parse_digest, storage_err, REPO_ID};
+use crate::error::{Error, Result};
+use crate::storage::{ManifestRecord, ManifestRow};
+use berth_oci::Digest;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Checks that each `(digest, size)` is in repository `repo_id` with that size;
+/// `sql` selects the stored size for `(?1 = repo_id, ?2 = digest)`.
+fn check_sizes(tx: &Connection, sql: &str, repo_id: i64, refs: &[(Digest, u64)]) -> Result<()> {
+    let mut stored_size = tx.prepare_cached(sql).map_err(storage_err)?;
+    for (digest, declared) in refs {
+        let stored: Option<i64> = stored_size
+            .query_row(params![repo_id, digest.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(storage_err)?;
+        match stored {
+            None => return Err(Error::ManifestBlobUnknown(digest.clone())),
+            Some(stored) if stored as u64 != *declared => {
+                return Err(Error::ManifestSizeMismatch {
+                    digest: digest.clone(),
+                    declared: *declared,
+                    stored: stored as u64,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Stores `m` in `repo` (tagged `tag`) if everything it refers to is there.
+pub(super) fn put(
+    tx: &Connection,
+    repo: &str,
+    m: &ManifestRecord,
+    tag: Option<&str>,
+) -> Result<()> {
+    let id = ensure_repo(tx, repo)?;
+    let digest = m.digest.to_string();
+    check_sizes(
+        tx,
+        "SELECT size FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
+        id,
+        &m.blobs,
+    )?;
+    check_sizes(
+        tx,
+        "SELECT size FROM manifests WHERE repo_id = ?1 AND digest = ?2",
+        id,
+        &m.manifests,
+    )?;
+    tx.execute(
+        "INSERT INTO manifests
+           (repo_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type",
+        params![
+            id,
+            digest,
+            m.media_type,
+            m.size as i64,
+            m.artifact_type,
+            m.subject.as_ref().map(|s| s.to_string()),
+            m.annotations,
+            now()
+        ],
+    )
+    .map_err(storage_err)?;
+    let mut insert_ref = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO manifest_refs (repo_id, manifest, child) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(storage_err)?;
+    for (child, _) in m.blobs.iter().chain(&m.manifests) {
+        insert_ref
+            .execute(params![id, digest, child.to_string()])
+            .map_err(storage_err)?;
+    }
+    if let Some(tag) = tag {
+        tx.execute(
+            "INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repo_id, name) DO UPDATE
+               SET digest = excluded.digest, updated_at = excluded.updated_at",
+            params![id, tag, digest, now()],
+        )
+        .map_err(storage_err)?;
+    }
+    Ok(())
+}
+
+/// Columns of a [`ManifestRow`], before the digest is parsed.
+type RawRow = (String, String, i64);
+
+fn into_row((digest, media_type, size): RawRow) -> Result<ManifestRow> {
+    Ok(ManifestRow {
+        digest: parse_digest(digest)?,
+        media_type,
+        size: size as u64,
+    })
+}
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+pub(super) fn by_tag(c: &Connection, repo: &str, tag: &str) -> Result<Option<ManifestRow>> {
+    c.prepare_cached(&format!(
+        "SELECT m.digest, m.media_type, m.size FROM tags t
+         JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+         WHERE t.repo_id = {REPO_ID} AND t.name = ?2"
+    ))
+    .and_then(|mut q| q.query_row(params![repo, tag], raw_row).optional())
+    .map_err(storage_err)?
+    .map(into_row)
+    .transpose()
+}
+
+pub(super) fn by_digest(c: &Connection, repo: &str, digest: &str) -> Result<Option<ManifestRow>> {
+    c.prepare_cached(&format!(
+        "SELECT digest, media_type, size FROM manifests
+         WHERE repo_id = {REPO_ID} AND digest = ?2"
+    ))
+    .and_then(|mut q| q.query_row(params![repo, digest], raw_row).optional())
+    .map_err(storage_err)?
+    .map(into_row)
+    .transpose()
+}
+
+/// Deletes a manifest with its tags and references; whether it existed.
+pub(super) fn delete(tx: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    let args = [repo, digest];
+    let sql = |table: &str, column: &str| {
+        format!("DELETE FROM {table} WHERE repo_id = {REPO_ID} AND {column} = ?2")
+    };
+    tx.execute(&sql("tags", "digest"), args)
+        .map_err(storage_err)?;
+    tx.execute(&sql("manifest_refs", "manifest"), args)
+        .map_err(storage_err)?;
+    let n = tx
+        .execute(&sql("manifests", "digest"), args)
+        .map_err(storage_err)?;
+    Ok(n > 0)
+}
+
+pub(super) fn delete_tag(tx: &Connection, repo: &str, tag: &str) -> Result<bool> {
+    tx.execute(
+        &format!("DELETE FROM tags WHERE repo_id = {REPO_ID} AND name = ?2"),
+        [repo, tag],
+    )
+    .map(|n| n > 0)
+    .map_err(storage_err)
+}

@@ -1,0 +1,233 @@
+//! The embedded [`MetaStore`]: one SQLite file in WAL mode.
+//!
+//! Writes go through one writer thread that commits in groups
+//! ([`writer`]); a few reader connections answer queries concurrently
+//! ([`readers`]). The schema is versioned ([`schema`]) and is plain SQL that
+//! PostgreSQL also accepts. The queries live by area in [`blobs`],
+//! [`manifests`], [`listings`] and [`uploads`], as functions of a connection;
+//! this module only routes each trait method to its query and its connection.
+
+mod blobs;
+mod listings;
+mod manifests;
+mod readers;
+pub mod schema;
+mod uploads;
+mod writer;
+
+use super::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadSession};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use berth_oci::{Digest, RepositoryName, Tag};
+use readers::Readers;
+use rusqlite::Connection;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+use writer::{Commit, Writer};
+
+pub struct SqliteMetaStore {
+    writer: Writer,
+    readers: Readers,
+}
+
+fn storage_err(e: impl std::fmt::Display) -> Error {
+    Error::storage(e)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_digest(s: String) -> Result<Digest> {
+    s.parse().map_err(storage_err)
+}
+
+/// The id of the repository named `?1`, inside a query.
+const REPO_ID: &str = "(SELECT id FROM repositories WHERE name = ?1)";
+
+/// Id of `name`, creating the repository row if it does not exist yet.
+fn ensure_repo(tx: &Connection, name: &str) -> Result<i64> {
+    tx.execute(
+        "INSERT OR IGNORE INTO repositories (name) VALUES (?1)",
+        [name],
+    )
+    .map_err(storage_err)?;
+    tx.query_row("SELECT id FROM repositories WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .map_err(storage_err)
+}
+
+impl SqliteMetaStore {
+    /// Opens (creating if needed) the database at `path`, migrating its schema.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path).map_err(storage_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(storage_err)?;
+        schema::migrate(&mut conn).map_err(storage_err)?;
+        let readers = Readers::open(path)?;
+        Ok(SqliteMetaStore {
+            writer: Writer::start(conn)?,
+            readers,
+        })
+    }
+
+    /// A write that is durable when it returns.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(Commit::Durable, f).await
+    }
+
+    /// A write that survives berth stopping, not necessarily the machine.
+    async fn write_lazily<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(Commit::Lazy, f).await
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| blobs::link(tx, &repo, &digest, size))
+            .await
+    }
+
+    async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        self.readers
+            .lookup(|c| blobs::size(c, repo.as_str(), &digest.to_string()))
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| blobs::unlink(tx, &repo, &digest))
+            .await
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &ManifestRecord,
+        tag: Option<&Tag>,
+    ) -> Result<()> {
+        let (repo, m) = (repo.to_string(), manifest.clone());
+        let tag = tag.map(|t| t.to_string());
+        self.write(move |tx| manifests::put(tx, &repo, &m, tag.as_deref()))
+            .await
+    }
+
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<ManifestRow>> {
+        self.readers
+            .lookup(|c| Ok(manifests::by_tag(c, repo.as_str(), tag.as_str())))?
+    }
+
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRow>> {
+        self.readers
+            .lookup(|c| Ok(manifests::by_digest(c, repo.as_str(), &digest.to_string())))?
+    }
+
+    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| manifests::delete(tx, &repo, &digest))
+            .await
+    }
+
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        self.write(move |tx| manifests::delete_tag(tx, &repo, &tag))
+            .await
+    }
+
+    async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>> {
+        // Tag lists are short and hot (every UI asks for them): answer in place.
+        self.readers
+            .lookup(|c| listings::tags(c, repo.as_str(), last.unwrap_or(""), limit))
+    }
+
+    async fn list_repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let last = last.unwrap_or("").to_string();
+        self.readers
+            .read(move |c| listings::repositories(c, &last, limit))
+            .await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerRecord>> {
+        let (repo, subject) = (repo.to_string(), subject.to_string());
+        let artifact_type = artifact_type.map(str::to_string);
+        let rows = self
+            .readers
+            .read(move |c| listings::referrers(c, &repo, &subject, artifact_type.as_deref()))
+            .await?;
+        rows.into_iter().map(listings::into_referrer).collect()
+    }
+
+    async fn create_upload(&self, session: &UploadSession) -> Result<()> {
+        let s = session.clone();
+        self.write_lazily(move |tx| uploads::create(tx, &s)).await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
+        self.readers.lookup(|c| Ok(uploads::get(c, id)))?
+    }
+
+    async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()> {
+        let id = id.to_string();
+        self.write_lazily(
+            move |tx| match uploads::set_offset(tx, &id, offset, updated_at)? {
+                true => Ok(()),
+                false => Err(Error::BlobUploadUnknown),
+            },
+        )
+        .await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write_lazily(move |tx| uploads::delete(tx, &id)).await
+    }
+
+    async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>> {
+        self.readers.read(move |c| uploads::stale(c, cutoff)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn keeps_every_meta_store_promise() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
+        crate::testing::meta_store(std::sync::Arc::new(meta)).await;
+    }
+}

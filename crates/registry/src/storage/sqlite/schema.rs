@@ -1,0 +1,133 @@
+//! The schema, versioned: `PRAGMA user_version` says how many of
+//! [`MIGRATIONS`] a database has had, and opening it applies the rest, each
+//! in its own transaction. Existing table and column names stay stable
+//! (`berth fsck` reads them); migrations only add.
+
+use rusqlite::Connection;
+
+/// Every migration in order; index `i` takes a database to version `i + 1`.
+/// Never edit one that has shipped: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // v1: the schema berth started with. `IF NOT EXISTS`, because databases
+    // created before versioning hold these tables at user_version 0.
+    "
+    CREATE TABLE IF NOT EXISTS repositories (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE IF NOT EXISTS repo_blobs (
+        repo_id INTEGER NOT NULL REFERENCES repositories(id),
+        digest  TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, digest)
+    );
+    CREATE TABLE IF NOT EXISTS manifests (
+        repo_id       INTEGER NOT NULL REFERENCES repositories(id),
+        digest        TEXT NOT NULL,
+        media_type    TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        artifact_type TEXT,
+        subject       TEXT,
+        annotations   TEXT,
+        pushed_at     INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, digest)
+    );
+    CREATE INDEX IF NOT EXISTS manifests_by_subject ON manifests (repo_id, subject);
+    CREATE TABLE IF NOT EXISTS manifest_refs (
+        repo_id  INTEGER NOT NULL,
+        manifest TEXT NOT NULL,
+        child    TEXT NOT NULL,
+        PRIMARY KEY (repo_id, manifest, child)
+    );
+    CREATE TABLE IF NOT EXISTS tags (
+        repo_id    INTEGER NOT NULL REFERENCES repositories(id),
+        name       TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, name)
+    );
+    CREATE INDEX IF NOT EXISTS tags_by_digest ON tags (repo_id, digest);
+    CREATE TABLE IF NOT EXISTS uploads (
+        id         TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        bytes      INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ",
+    // v2: deletes ask whether any manifest still refers to a digest.
+    "CREATE INDEX IF NOT EXISTS manifest_refs_by_child ON manifest_refs (repo_id, child);",
+];
+
+/// The version a database has once [`migrate`] ran.
+pub const VERSION: usize = MIGRATIONS.len();
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("database schema version {found} is newer than this berth knows ({VERSION})")]
+    TooNew { found: usize },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Brings the database on `conn` up to [`VERSION`].
+pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
+    if found > VERSION {
+        return Err(SchemaError::TooNew { found });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        // PRAGMA takes no parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> usize {
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .unwrap() as usize
+    }
+
+    #[test]
+    fn a_database_from_before_versioning_is_migrated_in_place() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch("INSERT INTO repositories (name) VALUES ('kept')")
+            .unwrap();
+        assert_eq!(version(&conn), 0);
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), VERSION);
+        let kept: String = conn
+            .query_row("SELECT name FROM repositories", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "kept");
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'manifest_refs_by_child'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), VERSION, "migrating twice changes nothing");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {}", VERSION + 1))
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(SchemaError::TooNew { .. })
+        ));
+    }
+}

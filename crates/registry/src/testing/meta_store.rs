@@ -1,0 +1,364 @@
+//! The promises of [`MetaStore`].
+
+use crate::error::Error;
+use crate::storage::{ManifestRecord, MetaStore, UploadSession};
+use berth_oci::{Digest, RepositoryName, Tag};
+use std::sync::Arc;
+
+fn repo(s: &str) -> RepositoryName {
+    s.parse().expect("a valid repository name")
+}
+
+fn tag(s: &str) -> Tag {
+    s.parse().expect("a valid tag")
+}
+
+const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An image manifest record (100 bytes) naming `blobs`.
+fn manifest(digest: &Digest, blobs: Vec<(Digest, u64)>, subject: Option<Digest>) -> ManifestRecord {
+    ManifestRecord {
+        digest: digest.clone(),
+        media_type: IMAGE.into(),
+        size: 100,
+        artifact_type: Some("application/x.test".into()),
+        subject,
+        annotations: None,
+        blobs,
+        manifests: vec![],
+    }
+}
+
+/// An index record naming child `manifests`.
+fn index(digest: &Digest, manifests: Vec<(Digest, u64)>) -> ManifestRecord {
+    ManifestRecord {
+        media_type: INDEX.into(),
+        artifact_type: None,
+        manifests,
+        ..manifest(digest, vec![], None)
+    }
+}
+
+/// A repository may read only the blobs linked to it, with their size.
+pub async fn blobs_are_linked_per_repository(meta: &dyn MetaStore) {
+    let (a, b) = (repo("kit-links/a"), repo("kit-links/b"));
+    let layer = Digest::sha256_of(b"kit-links layer");
+    meta.link_blob(&a, &layer, 5).await.unwrap();
+    assert_eq!(meta.blob_size(&a, &layer).await.unwrap(), Some(5));
+    assert_eq!(meta.blob_size(&b, &layer).await.unwrap(), None);
+    assert!(meta.unlink_blob(&a, &layer).await.unwrap());
+    assert!(!meta.unlink_blob(&a, &layer).await.unwrap());
+    assert_eq!(meta.blob_size(&a, &layer).await.unwrap(), None);
+}
+
+/// A manifest naming an absent blob or a wrong size is refused and leaves
+/// nothing behind, not even its tag.
+pub async fn manifests_check_their_references_in_one_transaction(meta: &dyn MetaStore) {
+    let a = repo("kit-refs");
+    let layer = Digest::sha256_of(b"kit-refs layer");
+    meta.link_blob(&a, &layer, 5).await.unwrap();
+    let m = Digest::sha256_of(b"kit-refs m");
+    let missing = manifest(&m, vec![(Digest::sha256_of(b"absent"), 1)], None);
+    let err = meta
+        .put_manifest(&a, &missing, Some(&tag("v1")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ManifestBlobUnknown(_)), "{err}");
+    assert_eq!(
+        meta.list_tags(&a, None, 10).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+    assert!(meta.manifest_by_digest(&a, &m).await.unwrap().is_none());
+    let wrong_size = manifest(&m, vec![(layer.clone(), 6)], None);
+    let err = meta.put_manifest(&a, &wrong_size, None).await.unwrap_err();
+    assert!(matches!(err, Error::ManifestSizeMismatch { .. }), "{err}");
+    meta.put_manifest(&a, &manifest(&m, vec![(layer, 5)], None), Some(&tag("v1")))
+        .await
+        .unwrap();
+    let row = meta.manifest_by_tag(&a, &tag("v1")).await.unwrap().unwrap();
+    assert_eq!(
+        (row.digest, row.media_type.as_str(), row.size),
+        (m, IMAGE, 100)
+    );
+}
+
+/// Tags point at manifests, move when re-pushed and delete one at a time;
+/// deleting a manifest deletes its tags.
+pub async fn tags_move_and_delete_independently(meta: &dyn MetaStore) {
+    let a = repo("kit-tags");
+    let (m1, m2) = (
+        Digest::sha256_of(b"kit-tags 1"),
+        Digest::sha256_of(b"kit-tags 2"),
+    );
+    for (m, t) in [(&m1, "v1"), (&m1, "latest"), (&m2, "v2")] {
+        meta.put_manifest(&a, &manifest(m, vec![], None), Some(&tag(t)))
+            .await
+            .unwrap();
+    }
+    assert!(meta.delete_tag(&a, &tag("latest")).await.unwrap());
+    assert!(!meta.delete_tag(&a, &tag("latest")).await.unwrap());
+    assert!(meta
+        .manifest_by_tag(&a, &tag("v1"))
+        .await
+        .unwrap()
+        .is_some());
+    meta.put_manifest(&a, &manifest(&m2, vec![], None), Some(&tag("v1")))
+        .await
+        .unwrap();
+    let moved = meta.manifest_by_tag(&a, &tag("v1")).await.unwrap().unwrap();
+    assert_eq!(moved.digest, m2);
+    assert!(meta.delete_manifest(&a, &m2).await.unwrap());
+    assert!(meta
+        .manifest_by_tag(&a, &tag("v1"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(meta
+        .manifest_by_tag(&a, &tag("v2"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(meta.manifest_by_digest(&a, &m1).await.unwrap().is_some());
+    assert!(!meta.delete_manifest(&a, &m2).await.unwrap());
+}
+
+/// Tags and repositories list sorted, in pages after a key; a repository
+/// without manifests has no tag list and is not in the catalog.
+pub async fn listings_are_sorted_keyset_pages(meta: &dyn MetaStore) {
+    let (a, b) = (repo("kit-list/a"), repo("kit-list/b"));
+    let m = Digest::sha256_of(b"kit-list");
+    for t in ["c", "a", "b"] {
+        meta.put_manifest(&a, &manifest(&m, vec![], None), Some(&tag(t)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        meta.list_tags(&a, None, 10).await.unwrap().unwrap(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        meta.list_tags(&a, None, 2).await.unwrap().unwrap(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        meta.list_tags(&a, Some("b"), 10).await.unwrap().unwrap(),
+        ["c"]
+    );
+    assert_eq!(meta.list_tags(&b, None, 10).await.unwrap(), None);
+    meta.put_manifest(&b, &manifest(&m, vec![], None), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.list_tags(&b, None, 10).await.unwrap().unwrap(),
+        Vec::<String>::new()
+    );
+    let repos = meta
+        .list_repositories(Some("kit-list"), 10_000)
+        .await
+        .unwrap();
+    let ours: Vec<_> = repos
+        .iter()
+        .filter(|r| r.starts_with("kit-list/"))
+        .collect();
+    assert_eq!(ours, ["kit-list/a", "kit-list/b"]);
+    let after = meta.list_repositories(Some("kit-list/a"), 1).await.unwrap();
+    assert_eq!(after, ["kit-list/b"]);
+    assert!(meta.delete_manifest(&b, &m).await.unwrap());
+    let repos = meta
+        .list_repositories(Some("kit-list/a"), 10_000)
+        .await
+        .unwrap();
+    assert!(!repos.contains(&"kit-list/b".to_string()), "{repos:?}");
+}
+
+/// Referrers are found by subject (which need not exist), filtered by type.
+pub async fn referrers_are_found_by_subject(meta: &dyn MetaStore) {
+    let a = repo("kit-referrers");
+    let subject = Digest::sha256_of(b"kit-referrers subject, never pushed");
+    let (sig, sbom) = (
+        Digest::sha256_of(b"kit sig"),
+        Digest::sha256_of(b"kit sbom"),
+    );
+    for m in [&sig, &sbom] {
+        meta.put_manifest(&a, &manifest(m, vec![], Some(subject.clone())), None)
+            .await
+            .unwrap();
+    }
+    let mut expected = vec![sig.clone(), sbom.clone()];
+    expected.sort_by_key(|d| d.to_string());
+    let found: Vec<_> = meta
+        .referrers(&a, &subject, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.digest)
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(
+        meta.referrers(&a, &subject, Some("application/x.test"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(meta
+        .referrers(&a, &subject, Some("other/type"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(meta
+        .referrers(&repo("kit-referrers/other"), &subject, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// An index is stored only if its child manifests are in the repository with
+/// the declared size.
+pub async fn index_children_must_be_present(meta: &dyn MetaStore) {
+    let (a, b) = (repo("kit-index/a"), repo("kit-index/b"));
+    let child = Digest::sha256_of(b"kit-index child");
+    let top = Digest::sha256_of(b"kit-index top");
+    let err = meta
+        .put_manifest(&a, &index(&top, vec![(child.clone(), 100)]), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ManifestBlobUnknown(_)), "{err}");
+    meta.put_manifest(&b, &manifest(&child, vec![], None), None)
+        .await
+        .unwrap();
+    let err = meta
+        .put_manifest(&a, &index(&top, vec![(child.clone(), 100)]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ManifestBlobUnknown(_)),
+        "another repository's child: {err}"
+    );
+    meta.put_manifest(&a, &manifest(&child, vec![], None), None)
+        .await
+        .unwrap();
+    let err = meta
+        .put_manifest(&a, &index(&top, vec![(child.clone(), 99)]), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ManifestSizeMismatch { .. }), "{err}");
+    meta.put_manifest(&a, &index(&top, vec![(child, 100)]), Some(&tag("multi")))
+        .await
+        .unwrap();
+    let row = meta
+        .manifest_by_tag(&a, &tag("multi"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.digest, row.media_type.as_str()), (top, INDEX));
+}
+
+/// Linking a linked blob, re-putting a stored manifest and deleting an
+/// absent upload succeed and change nothing else.
+pub async fn writes_are_idempotent(meta: &dyn MetaStore) {
+    let a = repo("kit-idempotent");
+    let layer = Digest::sha256_of(b"kit-idempotent layer");
+    meta.link_blob(&a, &layer, 5).await.unwrap();
+    meta.link_blob(&a, &layer, 5).await.unwrap();
+    assert_eq!(meta.blob_size(&a, &layer).await.unwrap(), Some(5));
+    let m = manifest(
+        &Digest::sha256_of(b"kit-idempotent"),
+        vec![(layer, 5)],
+        None,
+    );
+    meta.put_manifest(&a, &m, Some(&tag("t"))).await.unwrap();
+    meta.put_manifest(&a, &m, Some(&tag("t"))).await.unwrap();
+    assert_eq!(meta.list_tags(&a, None, 10).await.unwrap().unwrap(), ["t"]);
+    meta.delete_upload("kit-idempotent-absent").await.unwrap();
+}
+
+/// Sessions keep their offset and time, are listed once stale, and go.
+pub async fn upload_sessions_are_kept_and_expire(meta: &dyn MetaStore) {
+    let session = UploadSession {
+        id: "kit-session".into(),
+        repository: repo("kit-sessions"),
+        offset: 0,
+        updated_at: 100,
+    };
+    meta.create_upload(&session).await.unwrap();
+    assert_eq!(meta.upload("kit-session").await.unwrap().unwrap(), session);
+    meta.set_upload_offset("kit-session", 42, 200)
+        .await
+        .unwrap();
+    let read = meta.upload("kit-session").await.unwrap().unwrap();
+    assert_eq!((read.offset, read.updated_at), (42, 200));
+    assert!(!meta.stale_uploads(150).await.unwrap().contains(&session.id));
+    assert!(meta.stale_uploads(250).await.unwrap().contains(&session.id));
+    meta.delete_upload("kit-session").await.unwrap();
+    assert!(meta.upload("kit-session").await.unwrap().is_none());
+}
+
+/// Moving the offset of a session that does not exist (expired, cancelled)
+/// is `BlobUploadUnknown`, and creates nothing.
+pub async fn a_missing_upload_session_is_unknown(meta: &dyn MetaStore) {
+    assert!(meta.upload("kit-no-session").await.unwrap().is_none());
+    let err = meta
+        .set_upload_offset("kit-no-session", 10, 100)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BlobUploadUnknown), "{err}");
+    assert!(meta.upload("kit-no-session").await.unwrap().is_none());
+}
+
+/// Many tasks writing at once each see their own transaction: every write
+/// lands, one that fails undoes only itself, and a tag moved by many
+/// writers ends on one of their manifests.
+pub async fn concurrent_writers_are_isolated(meta: Arc<dyn MetaStore>) {
+    let shared = repo("kit-concurrent/shared");
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let meta = meta.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let own = repo(&format!("kit-concurrent/r{i}"));
+                let layer = Digest::sha256_of(format!("kit-concurrent layer {i}").as_bytes());
+                let m = Digest::sha256_of(format!("kit-concurrent m {i}").as_bytes());
+                meta.link_blob(&own, &layer, 7).await.unwrap();
+                meta.link_blob(&shared, &layer, 7).await.unwrap();
+                let good = manifest(&m, vec![(layer.clone(), 7)], None);
+                meta.put_manifest(&own, &good, Some(&tag("t")))
+                    .await
+                    .unwrap();
+                // Fails: a wrong size, while other writers commit around it.
+                let bad = manifest(&m, vec![(layer, 8)], None);
+                assert!(meta
+                    .put_manifest(&own, &bad, Some(&tag("bad")))
+                    .await
+                    .is_err());
+                meta.put_manifest(&shared, &good, Some(&tag("moved")))
+                    .await
+                    .unwrap();
+                (own, m)
+            })
+        })
+        .collect();
+    let mut pushed = Vec::new();
+    for task in tasks {
+        let (own, m) = task.await.unwrap();
+        let row = meta
+            .manifest_by_tag(&own, &tag("t"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.digest, m);
+        assert_eq!(
+            meta.list_tags(&own, None, 10).await.unwrap().unwrap(),
+            ["t"]
+        );
+        pushed.push(m);
+    }
+    let moved = meta
+        .manifest_by_tag(&shared, &tag("moved"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(pushed.contains(&moved.digest));
+}

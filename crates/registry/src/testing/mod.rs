@@ -1,0 +1,67 @@
+//! The promises of [`BlobStore`] and [`MetaStore`] as executable checks: a
+//! kit every backend runs (feature `testing`).
+//!
+//! Each promise is one public function, so a backend's tests can name the one
+//! that fails; [`blob_store`] and [`meta_store`] run them all. Every function
+//! works in repositories and upload ids of its own, so all of them can share
+//! one store. A backend that passes can be put under the registry without
+//! touching it.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use berth_registry::storage::fs::FsBlobStore;
+//! # async fn a_backend_test() {
+//! let store = FsBlobStore::open("/tmp/kit").unwrap();
+//! berth_registry::testing::blob_store(Arc::new(store)).await;
+//! # }
+//! ```
+
+mod blob_store;
+mod meta_store;
+
+pub use blob_store::*;
+pub use meta_store::*;
+
+use crate::storage::{BlobStore, ByteStream, MetaStore};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use std::sync::Arc;
+
+/// Runs every [`BlobStore`] promise against `store`.
+pub async fn blob_store(store: Arc<dyn BlobStore>) {
+    uploads_are_private_until_committed_and_appends_all_or_nothing(&*store).await;
+    an_empty_blob_round_trips(&*store).await;
+    committing_a_digest_twice_keeps_the_content(&*store).await;
+    ranges_are_cut_at_the_end(&*store).await;
+    a_missing_upload_is_unknown(&*store).await;
+    stale_uploads_are_listed_by_age(&*store).await;
+    concurrent_uploads_do_not_mix(store).await;
+}
+
+/// Runs every [`MetaStore`] promise against `meta`.
+pub async fn meta_store(meta: Arc<dyn MetaStore>) {
+    blobs_are_linked_per_repository(&*meta).await;
+    manifests_check_their_references_in_one_transaction(&*meta).await;
+    tags_move_and_delete_independently(&*meta).await;
+    listings_are_sorted_keyset_pages(&*meta).await;
+    referrers_are_found_by_subject(&*meta).await;
+    index_children_must_be_present(&*meta).await;
+    writes_are_idempotent(&*meta).await;
+    upload_sessions_are_kept_and_expire(&*meta).await;
+    a_missing_upload_session_is_unknown(&*meta).await;
+    concurrent_writers_are_isolated(meta).await;
+}
+
+/// A body of the given chunks.
+fn body(parts: &[&[u8]]) -> ByteStream<'static> {
+    let chunks: Vec<_> = parts
+        .iter()
+        .map(|p| Ok(Bytes::copy_from_slice(p)))
+        .collect();
+    stream::iter(chunks).boxed()
+}
+
+async fn collect(s: ByteStream<'static>) -> Vec<u8> {
+    let chunks: Vec<Bytes> = s.try_collect().await.expect("stream reads");
+    chunks.concat()
+}

@@ -1,0 +1,60 @@
+//! The public storage kit (`berth_registry::testing`, feature `testing`)
+//! run from outside the crate against the filesystem and SQLite backends,
+//! one test per promise, exactly as a new backend crate would run it.
+
+use berth_registry::storage::fs::FsBlobStore;
+use berth_registry::storage::sqlite::SqliteMetaStore;
+use berth_registry::testing;
+use berth_registry::{BlobStore, MetaStore};
+use std::sync::Arc;
+
+fn blob_store(dir: &tempfile::TempDir) -> Arc<dyn BlobStore> {
+    Arc::new(FsBlobStore::open(dir.path()).unwrap())
+}
+
+fn meta_store(dir: &tempfile::TempDir) -> Arc<dyn MetaStore> {
+    Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap())
+}
+
+macro_rules! promises {
+    ($store:ident: $($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let dir = tempfile::tempdir().unwrap();
+            testing::$name(&*$store(&dir)).await;
+        }
+    )*};
+}
+
+promises!(blob_store:
+    uploads_are_private_until_committed_and_appends_all_or_nothing,
+    an_empty_blob_round_trips,
+    committing_a_digest_twice_keeps_the_content,
+    ranges_are_cut_at_the_end,
+    a_missing_upload_is_unknown,
+    stale_uploads_are_listed_by_age,
+);
+
+promises!(meta_store:
+    blobs_are_linked_per_repository,
+    manifests_check_their_references_in_one_transaction,
+    tags_move_and_delete_independently,
+    listings_are_sorted_keyset_pages,
+    referrers_are_found_by_subject,
+    index_children_must_be_present,
+    writes_are_idempotent,
+    upload_sessions_are_kept_and_expire,
+    a_missing_upload_session_is_unknown,
+);
+
+#[tokio::test]
+async fn concurrent_uploads_do_not_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    testing::concurrent_uploads_do_not_mix(blob_store(&dir)).await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_are_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    testing::concurrent_writers_are_isolated(meta_store(&dir)).await;
+}
