@@ -4,6 +4,7 @@
 
 mod allocator;
 mod config;
+mod fsck;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,20 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Check a data folder: blob digests and sizes, manifests' references,
+    /// tags and metadata, leftover uploads. Exits 1 if anything is wrong.
+    Fsck {
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Move what is wrong into <data-dir>/quarantine/ and drop the rows
+        /// that point at it (refused while a server uses the folder)
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -87,6 +102,24 @@ fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Fsck {
+            data_dir,
+            config,
+            repair,
+        } => {
+            let env = std::env::vars().collect();
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match Config::load(config, &env, flags) {
+                Ok(config) => fsck::run(&config.data_dir, repair),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::from(2)
                 }
             }
         }

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)] // one exception: storage::writeback, a syscall libc alone offers
 
 pub mod error;
+pub mod fsck;
 pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]

@@ -1,0 +1,317 @@
+//! The metadata against the bytes: every row that points at content has it,
+//! every manifest parses and everything it references is in its repository
+//! with the size it declares, and every tag names a manifest that can be served.
+
+use super::blobs::{relative_path, Inventory};
+use super::problem::{ContentFault, ManifestFault, Problem};
+use super::rows::{ManifestRow, RefRow, Snapshot};
+use berth_oci::{Digest, ParsedManifest, RepositoryName};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// A repository's id and a digest: how rows name their content.
+type Key = (i64, Digest);
+
+/// The references of a manifest that parsed: blobs and child manifests with declared sizes.
+struct Parsed {
+    blobs: Vec<(Digest, u64)>,
+    children: Vec<(Digest, u64)>,
+}
+
+/// Blobs that are intact but in no repository: fine (deletes only unlink), reported.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unreferenced {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+pub struct Findings {
+    pub problems: Vec<Problem>,
+    pub unreferenced: Unreferenced,
+}
+
+fn content_fault(inventory: &Inventory, digest: &Digest, recorded: i64) -> Option<ContentFault> {
+    match inventory.files.get(digest) {
+        None => Some(ContentFault::Missing),
+        Some(f) if !f.intact => Some(ContentFault::Corrupt),
+        Some(f) if recorded < 0 || f.size != recorded as u64 => Some(ContentFault::SizeDiffers {
+            recorded: recorded.max(0) as u64,
+            actual: f.size,
+        }),
+        Some(_) => None,
+    }
+}
+
+/// Reads and parses a manifest whose blob file is intact.
+fn parse_manifest(root: &Path, digest: &Digest, media_type: &str) -> Result<Parsed, String> {
+    let bytes = std::fs::read(root.join(relative_path(digest))).map_err(|e| e.to_string())?;
+    let parsed = ParsedManifest::parse(&bytes, Some(media_type)).map_err(|e| e.to_string())?;
+    let sized = |d: &berth_oci::Descriptor| (d.digest.clone(), d.size);
+    Ok(Parsed {
+        blobs: parsed.blobs.iter().map(sized).collect(),
+        children: parsed.manifests.iter().map(sized).collect(),
+    })
+}
+
+/// The `manifest_refs` rows of a manifest.
+fn refs_of<'a>(snap: &'a Snapshot, row: &'a ManifestRow) -> impl Iterator<Item = &'a RefRow> {
+    snap.refs
+        .iter()
+        .filter(move |r| r.repo_id == row.repo_id && r.manifest == row.digest)
+}
+
+pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
+    let mut problems = Vec::new();
+    for name in snap.repositories.values() {
+        if name.parse::<RepositoryName>().is_err() {
+            problems.push(Problem::BadRepositoryName { name: name.clone() });
+        }
+    }
+    let known = |repo_id: &i64| snap.repositories.contains_key(repo_id);
+
+    // Blob links: each needs its intact file, of the recorded size.
+    let mut linked: HashMap<Key, u64> = HashMap::new();
+    for row in &snap.repo_blobs {
+        let repo = snap.repo_name(row.repo_id);
+        if !known(&row.repo_id) {
+            problems.push(Problem::OrphanRow {
+                row: row.stored(&repo),
+            });
+            continue;
+        }
+        let digest = row.digest.parse::<Digest>();
+        let fault = match &digest {
+            Err(_) => Some(ContentFault::BadDigest),
+            Ok(d) => content_fault(inventory, d, row.size),
+        };
+        match (fault, digest) {
+            (None, Ok(d)) => {
+                linked.insert((row.repo_id, d), row.size as u64);
+            }
+            (fault, _) => problems.push(Problem::BrokenBlobLink {
+                repo: repo.clone(),
+                digest: row.digest.clone(),
+                fault: fault.unwrap_or(ContentFault::BadDigest),
+                row: row.stored(&repo),
+            }),
+        }
+    }
+
+    // Manifests: first their own content, then what they reference.
+    let mut faults: BTreeMap<usize, ManifestFault> = BTreeMap::new();
+    let mut parsed: HashMap<usize, Parsed> = HashMap::new();
+    let mut by_key: HashMap<Key, usize> = HashMap::new();
+    for (i, row) in snap.manifests.iter().enumerate() {
+        if !known(&row.repo_id) {
+            problems.push(Problem::OrphanRow {
+                row: row.stored(&snap.repo_name(row.repo_id)),
+            });
+            continue;
+        }
+        let Ok(digest) = row.digest.parse::<Digest>() else {
+            faults.insert(i, ManifestFault::Content(ContentFault::BadDigest));
+            continue;
+        };
+        by_key.insert((row.repo_id, digest.clone()), i);
+        if let Some(fault) = content_fault(inventory, &digest, row.size) {
+            faults.insert(i, ManifestFault::Content(fault));
+            continue;
+        }
+        match parse_manifest(root, &digest, &row.media_type) {
+            Ok(p) => {
+                parsed.insert(i, p);
+            }
+            Err(e) => {
+                faults.insert(i, ManifestFault::Unparseable(e));
+            }
+        }
+    }
+    let mut relinks: BTreeMap<Key, (String, u64)> = BTreeMap::new();
+    for (&i, p) in &parsed {
+        let row = &snap.manifests[i];
+        let mut wanted = Vec::new();
+        for (digest, declared) in &p.blobs {
+            let key = (row.repo_id, digest.clone());
+            let fault = match linked.get(&key) {
+                Some(linked) if linked == declared => None,
+                Some(linked) => Some(ManifestFault::BlobSizeDiffers {
+                    digest: digest.to_string(),
+                    declared: *declared,
+                    linked: *linked,
+                }),
+                None if inventory.intact(digest) == Some(*declared) => {
+                    wanted.push((key, *declared));
+                    None
+                }
+                None => Some(ManifestFault::BlobMissing {
+                    digest: digest.to_string(),
+                }),
+            };
+            if let Some(fault) = fault {
+                faults.insert(i, fault);
+                break;
+            }
+        }
+        if !faults.contains_key(&i) {
+            for (key, size) in wanted {
+                relinks.entry(key).or_insert((row.digest.clone(), size));
+            }
+        }
+    }
+    // An index is servable only if its children are: repeat until nothing changes.
+    loop {
+        let mut newly_broken = Vec::new();
+        for (&i, p) in &parsed {
+            if faults.contains_key(&i) {
+                continue;
+            }
+            let repo_id = snap.manifests[i].repo_id;
+            for (digest, declared) in &p.children {
+                let child = by_key
+                    .get(&(repo_id, digest.clone()))
+                    .filter(|c| !faults.contains_key(c));
+                let fault = match child.map(|&c| snap.manifests[c].size as u64) {
+                    Some(stored) if stored == *declared => None,
+                    Some(stored) => Some(ManifestFault::ChildSizeDiffers {
+                        digest: digest.to_string(),
+                        declared: *declared,
+                        stored,
+                    }),
+                    None => Some(ManifestFault::ChildMissing {
+                        digest: digest.to_string(),
+                    }),
+                };
+                if let Some(fault) = fault {
+                    newly_broken.push((i, fault));
+                    break;
+                }
+            }
+        }
+        if newly_broken.is_empty() {
+            break;
+        }
+        faults.extend(newly_broken);
+    }
+
+    for (&i, fault) in &faults {
+        let row = &snap.manifests[i];
+        let repo = snap.repo_name(row.repo_id);
+        let mut rows = vec![row.stored(&repo)];
+        rows.extend(refs_of(snap, row).map(|r| r.stored(&repo)));
+        problems.push(Problem::BrokenManifest {
+            repo,
+            digest: row.digest.clone(),
+            fault: fault.clone(),
+            rows,
+        });
+    }
+    for ((repo_id, digest), (manifest, size)) in relinks {
+        problems.push(Problem::UnlinkedBlob {
+            repo: snap.repo_name(repo_id),
+            repo_id,
+            manifest,
+            digest: digest.to_string(),
+            size,
+        });
+    }
+
+    // manifest_refs: exactly the references of each servable manifest.
+    let servable: HashMap<(i64, &str), &Parsed> = parsed
+        .iter()
+        .filter(|(i, _)| !faults.contains_key(i))
+        .map(|(&i, p)| {
+            let row = &snap.manifests[i];
+            ((row.repo_id, row.digest.as_str()), p)
+        })
+        .collect();
+    let broken: HashSet<(i64, &str)> = snap
+        .manifests
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| faults.contains_key(i))
+        .map(|(_, m)| (m.repo_id, m.digest.as_str()))
+        .collect();
+    let mut recorded: HashSet<(i64, &str, &str)> = HashSet::new();
+    for r in &snap.refs {
+        let repo = snap.repo_name(r.repo_id);
+        if !known(&r.repo_id) {
+            problems.push(Problem::OrphanRow {
+                row: r.stored(&repo),
+            });
+            continue;
+        }
+        if broken.contains(&(r.repo_id, r.manifest.as_str())) {
+            continue; // removed with its broken manifest
+        }
+        let referenced = servable
+            .get(&(r.repo_id, r.manifest.as_str()))
+            .is_some_and(|p| {
+                p.blobs
+                    .iter()
+                    .chain(&p.children)
+                    .any(|(d, _)| d.to_string() == r.child)
+            });
+        if referenced {
+            recorded.insert((r.repo_id, r.manifest.as_str(), r.child.as_str()));
+        } else {
+            problems.push(Problem::StaleRef {
+                repo: repo.clone(),
+                manifest: r.manifest.clone(),
+                child: r.child.clone(),
+                row: r.stored(&repo),
+            });
+        }
+    }
+    let mut missing: BTreeMap<(i64, String, String), ()> = BTreeMap::new();
+    for (&(repo_id, manifest), p) in &servable {
+        for (child, _) in p.blobs.iter().chain(&p.children) {
+            let child = child.to_string();
+            if !recorded.contains(&(repo_id, manifest, child.as_str())) {
+                missing.insert((repo_id, manifest.to_string(), child), ());
+            }
+        }
+    }
+    for (repo_id, manifest, child) in missing.into_keys() {
+        problems.push(Problem::MissingRef {
+            repo: snap.repo_name(repo_id),
+            repo_id,
+            manifest,
+            child,
+        });
+    }
+
+    // Tags: each names a servable manifest of its repository.
+    for t in &snap.tags {
+        let repo = snap.repo_name(t.repo_id);
+        if !known(&t.repo_id) {
+            problems.push(Problem::OrphanRow {
+                row: t.stored(&repo),
+            });
+        } else if !servable.contains_key(&(t.repo_id, t.digest.as_str())) {
+            problems.push(Problem::DanglingTag {
+                repo: repo.clone(),
+                tag: t.name.clone(),
+                digest: t.digest.clone(),
+                row: t.stored(&repo),
+            });
+        }
+    }
+
+    let named: HashSet<&str> = snap
+        .repo_blobs
+        .iter()
+        .map(|r| r.digest.as_str())
+        .chain(snap.manifests.iter().map(|m| m.digest.as_str()))
+        .collect();
+    let mut unreferenced = Unreferenced::default();
+    for (digest, file) in &inventory.files {
+        if file.intact && !named.contains(digest.to_string().as_str()) {
+            unreferenced.count += 1;
+            unreferenced.bytes += file.size;
+        }
+    }
+    Findings {
+        problems,
+        unreferenced,
+    }
+}
