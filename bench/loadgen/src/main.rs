@@ -7,6 +7,7 @@ mod machine;
 mod manifest;
 mod pull;
 mod push;
+mod soak;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,6 +111,37 @@ enum Cmd {
         #[arg(long, default_value = "seed/r")]
         prefix: String,
     },
+    /// Many clients mixing pushes, pulls, listings, mounts and deletes for a
+    /// while; prints figures and a verdict, exits 1 if any check fails.
+    Soak {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 500)]
+        clients: usize,
+        #[arg(long, value_parser = parse_duration, default_value = "300s")]
+        duration: Duration,
+        /// Memory before this is not judged (default: a fifth of the run, 5-30 s).
+        #[arg(long, value_parser = parse_duration)]
+        warmup: Option<Duration>,
+        /// The server's PID, for its memory (VmRSS) and descriptors.
+        #[arg(long)]
+        server_pid: u32,
+        /// The server's log, scanned for panics and warnings at the end.
+        #[arg(long)]
+        server_log: Option<PathBuf>,
+        /// Distinct blob bytes the clients draw from (bounds the server's disk use).
+        #[arg(long, value_parser = parse_size, default_value = "1GiB")]
+        pool: usize,
+        /// A request with no complete answer after this is an error.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: Duration,
+        /// The verdict fails if the server's RSS ever exceeds this.
+        #[arg(long, default_value_t = 1024)]
+        rss_ceiling_mib: u64,
+        /// Write the figures and checks as JSON here.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
     /// SHA-256 speed of one core over an in-memory buffer.
     Sha256 {
         #[arg(long, value_parser = parse_size, default_value = "1GiB")]
@@ -176,6 +208,7 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value> {
         Cmd::ListTags { url, count, start, streams, prefix } => {
             listing::list_tags(Target::parse(&url)?, prefix, start, count, streams).await?
         }
+        Cmd::Soak { .. } => bail!("soak is run by main"),
         Cmd::Sha256 { size } => machine::sha256(size)?,
         Cmd::Disk { dir, size, block } => machine::disk(&dir, size, block)?,
     })
@@ -184,6 +217,30 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value> {
 fn main() {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if let Cmd::Soak { url, clients, duration, warmup, server_pid, server_log, pool, timeout, rss_ceiling_mib, json_out } =
+        cli.cmd
+    {
+        let a = soak::SoakArgs {
+            clients,
+            duration,
+            warmup,
+            server_pid,
+            server_log,
+            pool_bytes: pool as u64,
+            timeout,
+            rss_ceiling_mib,
+            json_out,
+        };
+        let outcome = http::Target::parse(&url).and_then(|t| rt.block_on(soak::run(t, a)));
+        match outcome {
+            Ok(true) => return,
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+                std::process::exit(2);
+            }
+        }
+    }
     match rt.block_on(run(cli.cmd)) {
         Ok(v) => println!("{v}"),
         Err(e) => {

@@ -31,6 +31,10 @@ impl Rng {
         Rng(t ^ ((std::process::id() as u64) << 32))
     }
 
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
         let t = (self.0 as u128).wrapping_mul((self.0 ^ 0xe703_7ed1_a0b4_28db) as u128);

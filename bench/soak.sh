@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Bounded soak: N concurrent loopback clients mixing pushes, pulls, listings,
+# mounts and deletes against a fresh berth; checks every answer, verifies every
+# pulled blob, samples berth's memory, prints the figures and a verdict.
+#   bench/soak.sh                                # on demand: 300 s, 500 clients
+#   bench/soak.sh --duration 60 --clients 500    # the CI variant
+# Other flags go to `loadgen soak`: --pool 1GiB (distinct blob bytes, bounds
+# disk use), --timeout 60s, --warmup 12s, --rss-ceiling-mib 1024,
+# --json-out FILE.
+# Environment:
+#   BERTH_BIN=/path/berth     use this binary, do not build berth
+#   BENCH_TARGET_DIR=dir      cargo target dir for the loadgen (default bench/target)
+#   BERTH_SOAK_LOG=filter     BERTH_LOG given to berth (default: berth's own, info)
+#   BERTH_SOAK_NOFILE=n       soft open-file limit berth starts with (default: this shell's)
+# Exit status: 0 when every check passed, 1 when one failed, 2 when the soak
+# could not run.
+set -euo pipefail
+
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$bench_dir")"
+
+duration=300
+clients=500
+extra=()
+while (($#)); do
+  case "$1" in
+    --duration) duration="$2"; shift 2 ;;
+    --duration=*) duration="${1#*=}"; shift ;;
+    --clients) clients="$2"; shift 2 ;;
+    --clients=*) clients="${1#*=}"; shift ;;
+    *) extra+=("$1"); shift ;;
+  esac
+done
+
+# 1. Binaries: berth (release) unless BERTH_BIN is given, and the loadgen.
+berth_bin="${BERTH_BIN:-}"
+if [[ -z "$berth_bin" ]]; then
+  echo "[soak] building berth (cargo build --release -p berth-cli)" >&2
+  (cd "$root" && cargo build --release --quiet -p berth-cli >&2)
+  berth_bin="${CARGO_TARGET_DIR:-$root/target}/release/berth"
+fi
+lg_target="${BENCH_TARGET_DIR:-$bench_dir/target}"
+echo "[soak] building loadgen" >&2
+CARGO_TARGET_DIR="$lg_target" cargo build --release --quiet --manifest-path "$bench_dir/Cargo.toml" >&2
+loadgen="$lg_target/release/loadgen"
+
+# 2. berth on a free loopback port with a temporary data dir; stopped by its
+# PID and the directory removed on any exit.
+work="$(mktemp -d "${TMPDIR:-/tmp}/berth-soak.XXXXXX")"
+pid=""
+stop_berth() {
+  [[ -n "$pid" ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "[soak] berth did not exit within 10 s of SIGTERM; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+  pid=""
+}
+cleanup() {
+  stop_berth
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+nofile="${BERTH_SOAK_NOFILE:-$(ulimit -Sn)}"
+for attempt in 1 2 3; do
+  port="$(free_port)"
+  rm -rf "$work/data"
+  (
+    ulimit -Sn "$nofile"
+    [[ -n "${BERTH_SOAK_LOG:-}" ]] && export BERTH_LOG="$BERTH_SOAK_LOG"
+    exec "$berth_bin" serve --addr "127.0.0.1:$port" --data-dir "$work/data"
+  ) >"$work/berth.log" 2>&1 &
+  pid=$!
+  sleep 0.3
+  kill -0 "$pid" 2>/dev/null && break
+  echo "[soak] berth exited at start (attempt $attempt):" >&2
+  tail -5 "$work/berth.log" >&2
+  wait "$pid" 2>/dev/null || true
+  pid=""
+done
+[[ -n "$pid" ]] || exit 2
+echo "[soak] berth pid $pid on 127.0.0.1:$port, open-file limit $(awk '/Max open files/ {print $4 " soft, " $5 " hard"}' "/proc/$pid/limits")" >&2
+
+# 3. The load. The loadgen needs a descriptor per client, so it gets the
+# hard limit; berth keeps what it was started with.
+status=0
+(
+  ulimit -Sn "$(ulimit -Hn)"
+  exec "$loadgen" soak --url "http://127.0.0.1:$port" --clients "$clients" --duration "${duration}s" \
+    --server-pid "$pid" --server-log "$work/berth.log" ${extra[@]+"${extra[@]}"}
+) || status=$?
+
+echo "berth data dir at end: $(du -sm "$work/data" | cut -f1) MiB, $(find "$work/data" -type f | wc -l) files"
+if [[ -d /proc/$pid ]]; then
+  echo "berth open-file limit at end: $(awk '/Max open files/ {print $4}' "/proc/$pid/limits")"
+fi
+stop_berth
+exit "$status"
