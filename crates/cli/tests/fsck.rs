@@ -1,5 +1,6 @@
 //! `berth fsck` as an operator runs it: the real binary over a data folder
 //! the registry filled, clean, damaged, repaired, and beside a running server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use berth_oci::{Digest, Reference, RepositoryName};
 use berth_registry::storage::fs::FsBlobStore;

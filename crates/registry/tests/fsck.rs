@@ -1,6 +1,7 @@
 //! fsck over data folders a real [`Registry`] filled, then damaged the way
 //! disks, crashes and bugs damage them: each damage is found, repair
 //! quarantines it, and a second check is clean.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use berth_oci::{Digest, Reference, RepositoryName};
 use berth_registry::fsck::{self, Access, ContentFault, ManifestFault, Problem, Report};

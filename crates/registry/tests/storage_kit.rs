@@ -1,6 +1,7 @@
 //! The public storage kit (`berth_registry::testing`, feature `testing`)
 //! run from outside the crate against the filesystem and SQLite backends,
 //! one test per promise, exactly as a new backend crate would run it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;

@@ -15,6 +15,8 @@
 //! berth_registry::testing::blob_store(Arc::new(store)).await;
 //! # }
 //! ```
+// A failed promise is a failed test: the kit panics to report it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod blob_store;
 mod meta_store;
