@@ -216,12 +216,14 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
     }
 
     // manifest_refs: exactly the references of each servable manifest.
-    let servable: HashMap<(i64, &str), &Parsed> = parsed
+    let servable: HashMap<(i64, &str), HashSet<String>> = parsed
         .iter()
         .filter(|(i, _)| !faults.contains_key(i))
         .map(|(&i, p)| {
             let row = &snap.manifests[i];
-            ((row.repo_id, row.digest.as_str()), p)
+            let children = p.blobs.iter().chain(&p.children);
+            let children = children.map(|(d, _)| d.to_string()).collect();
+            ((row.repo_id, row.digest.as_str()), children)
         })
         .collect();
     let broken: HashSet<(i64, &str)> = snap
@@ -245,12 +247,7 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
         }
         let referenced = servable
             .get(&(r.repo_id, r.manifest.as_str()))
-            .is_some_and(|p| {
-                p.blobs
-                    .iter()
-                    .chain(&p.children)
-                    .any(|(d, _)| d.to_string() == r.child)
-            });
+            .is_some_and(|children| children.contains(&r.child));
         if referenced {
             recorded.insert((r.repo_id, r.manifest.as_str(), r.child.as_str()));
         } else {
@@ -263,11 +260,10 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
         }
     }
     let mut missing: BTreeMap<(i64, String, String), ()> = BTreeMap::new();
-    for (&(repo_id, manifest), p) in &servable {
-        for (child, _) in p.blobs.iter().chain(&p.children) {
-            let child = child.to_string();
+    for (&(repo_id, manifest), children) in &servable {
+        for child in children {
             if !recorded.contains(&(repo_id, manifest, child.as_str())) {
-                missing.insert((repo_id, manifest.to_string(), child), ());
+                missing.insert((repo_id, manifest.to_string(), child.clone()), ());
             }
         }
     }
