@@ -77,6 +77,8 @@ async fn clean_exits_0_damaged_exits_1_and_repair_makes_it_clean() {
     let clean = fsck(dir.path(), &[]);
     assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
     assert!(stdout(&clean).contains("clean"));
+    // stderr is not a terminal here: no progress bar is drawn into it.
+    assert_eq!(stderr(&clean), "");
 
     let path = blob_path(dir.path(), &layer);
     std::fs::write(&path, b"layer bytez").unwrap();
