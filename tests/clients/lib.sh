@@ -58,6 +58,10 @@ cleanup() {
   for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
     entry=${STARTED_PIDS[i]}; stop_pid "${entry%%:*}" "${entry##*:}"
   done
+  # Whatever the clients did, berth must leave a consistent data folder behind.
+  if [ -f "$T/berth-data/meta.db" ] && [ -x "$BERTH_BIN" ]; then
+    check "berth fsck: the data folder the clients filled is clean" "$BERTH_BIN" fsck --data-dir "$T/berth-data"
+  fi
   # dockerd/containerd may leave overlay or shm mounts under $T: unmount before rm.
   awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/self/mounts | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null; done

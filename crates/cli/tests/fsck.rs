@@ -78,6 +78,8 @@ async fn clean_exits_0_damaged_exits_1_and_repair_makes_it_clean() {
     let clean = fsck(dir.path(), &[]);
     assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
     assert!(stdout(&clean).contains("clean"));
+    // stderr is not a terminal here: no progress bar is drawn into it.
+    assert_eq!(stderr(&clean), "");
 
     let path = blob_path(dir.path(), &layer);
     std::fs::write(&path, b"layer bytez").unwrap();
@@ -134,7 +136,10 @@ fn the_data_folder_comes_from_the_environment_or_config_file_too() {
 }
 
 /// A running `berth serve` on `dir`, stopped by its PID when dropped.
-struct Server(std::process::Child);
+struct Server {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
 
 impl Server {
     fn start(dir: &Path) -> Server {
@@ -155,14 +160,24 @@ impl Server {
             assert!(Instant::now() < deadline, "berth serve did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Server(child)
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/v2/{path}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown, whatever was in flight is cut off.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -190,4 +205,101 @@ async fn beside_a_running_server_it_checks_read_only_and_refuses_to_repair() {
     );
     assert!(dir.path().join("blobs/sha256/stray").exists());
     assert!(!dir.path().join("quarantine").exists());
+}
+
+/// A monolithic push of `bytes` to `team/app`; returns the digest.
+async fn push(client: &reqwest::Client, server: &Server, bytes: &[u8]) -> Digest {
+    let digest = Digest::sha256_of(bytes);
+    let url = server.url(&format!("team/app/blobs/uploads/?digest={digest}"));
+    let resp = client.post(url).body(bytes.to_vec()).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    digest
+}
+
+#[tokio::test]
+async fn after_a_kill_mid_push_only_leftovers_are_found_and_what_got_201_is_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let config = push(&client, &server, b"{}").await;
+    let layer_bytes = b"layer that got its 201".repeat(1000);
+    let layer = push(&client, &server, &layer_bytes).await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+        layer_bytes.len()
+    );
+    let resp = client
+        .put(server.url("team/app/manifests/v1"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // A push that never ends: 64 KiB every 10 ms until the server dies.
+    let never = Digest::sha256_of(b"never finished");
+    let body = stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 64 << 10])),
+            (),
+        ))
+    });
+    let url = server.url(&format!("team/app/blobs/uploads/?digest={never}"));
+    let in_flight = tokio::spawn(
+        client
+            .post(url)
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    let uploads = dir.path().join("uploads");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let written: u64 = std::fs::read_dir(&uploads)
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if written > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the push never reached the disk");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+    let _ = in_flight.await;
+
+    let check = fsck(dir.path(), &[]);
+    let text = stdout(&check);
+    assert_eq!(check.status.code(), Some(1), "{text}");
+    let problems: Vec<_> = text.lines().filter(|l| l.starts_with("problem:")).collect();
+    assert!(!problems.is_empty());
+    for line in &problems {
+        assert!(
+            line.contains("leftover upload file uploads/mono-"),
+            "{text}"
+        );
+    }
+    let repair = fsck(dir.path(), &["--repair"]);
+    assert_eq!(repair.status.code(), Some(0), "{}", stdout(&repair));
+    let after = fsck(dir.path(), &[]);
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+
+    // What got its 201 is served whole by the next server.
+    let server = Server::start(dir.path());
+    let pulled = client
+        .get(server.url(&format!("team/app/blobs/{layer}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), 200);
+    assert_eq!(pulled.bytes().await.unwrap(), layer_bytes);
+    let tagged = client
+        .get(server.url("team/app/manifests/v1"))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.status(), 200);
 }

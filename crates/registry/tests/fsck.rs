@@ -40,6 +40,7 @@ fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
 /// What [`filled`] pushed.
 struct Pushed {
     config: Digest,
+    sha512: Digest,
     layer: Digest,
     image: Digest,
     index: Digest,
@@ -76,6 +77,12 @@ async fn filled(dir: &Path) -> Pushed {
         .await
         .unwrap()
         .digest;
+    let mut hasher = berth_oci::Algorithm::Sha512.hasher();
+    hasher.update(b"a sha512 blob");
+    let sha512 = hasher.finish();
+    reg.push_blob(&name, &sha512, body(b"a sha512 blob"))
+        .await
+        .unwrap();
     let gone = Digest::sha256_of(b"deleted");
     reg.push_blob(&name, &gone, body(b"deleted")).await.unwrap();
     reg.delete_blob(&name, &gone).await.unwrap();
@@ -85,6 +92,7 @@ async fn filled(dir: &Path) -> Pushed {
         .unwrap();
     Pushed {
         config,
+        sha512,
         layer,
         image,
         index,
@@ -122,7 +130,7 @@ async fn a_store_the_registry_filled_is_clean() {
     filled(dir.path()).await;
     let report = check(dir.path());
     assert!(report.is_clean(), "{:#?}", report.problems);
-    assert_eq!(report.blobs, 5); // config, layer, image, index, deleted
+    assert_eq!(report.blobs, 6); // config, layer, sha512, image, index, deleted
     assert_eq!(report.unreferenced.count, 1);
     assert_eq!(report.unreferenced.bytes, 7);
     // Nothing to do: repair creates no quarantine.
@@ -392,7 +400,31 @@ async fn repair_needs_the_lock_a_server_holds() {
     assert!(matches!(access, Access::Shared));
     // A check beside the server leaves fresh upload files alone.
     std::fs::write(dir.path().join("uploads/mono-inflight"), b"x").unwrap();
+    // An old session without a file is still found: the recheck keeps it.
+    sql(
+        dir.path(),
+        "INSERT INTO uploads (id, repository, bytes, updated_at) VALUES ('lost', 'team/app', 0, 0)",
+    );
     let report = fsck::check(dir.path(), &access, &()).unwrap();
-    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert!(
+        matches!(&report.problems[..], [Problem::SessionWithoutFile { id, .. }] if id == "lost"),
+        "{:#?}",
+        report.problems
+    );
     assert_eq!(report.in_flight, 2); // the session's file and the temp file
+}
+
+#[tokio::test]
+async fn sha512_blobs_are_hashed_with_sha512() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = filled(dir.path()).await;
+    let path = blob_path(dir.path(), &p.sha512);
+    assert!(path.starts_with(dir.path().join("blobs/sha512")));
+    std::fs::write(&path, b"a sha512 blot").unwrap();
+    let report = check(dir.path());
+    assert!(report
+        .problems
+        .iter()
+        .any(|x| matches!(x, Problem::CorruptBlob { found, .. } if found.starts_with("sha512:"))));
+    repair_then_clean(dir.path(), &report);
 }

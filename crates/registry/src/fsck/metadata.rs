@@ -6,7 +6,7 @@ use super::blobs::{relative_path, Inventory};
 use super::problem::{ContentFault, ManifestFault, Problem};
 use super::rows::{ManifestRow, RefRow, Snapshot};
 use berth_oci::{Digest, ParsedManifest, RepositoryName};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 /// A repository's id and a digest: how rows name their content.
@@ -67,174 +67,255 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
             problems.push(Problem::BadRepositoryName { name: name.clone() });
         }
     }
-    let known = |repo_id: &i64| snap.repositories.contains_key(repo_id);
+    let linked = blob_links(snap, inventory, &mut problems);
+    let manifests = Manifests::judge(root, snap, inventory, &linked, &mut problems);
+    manifests.report(snap, &mut problems);
+    let servable = manifests.servable(snap);
+    manifest_refs(snap, &servable, &manifests.broken(snap), &mut problems);
+    tags(snap, &servable, &mut problems);
+    Findings {
+        problems,
+        unreferenced: unreferenced(snap, inventory),
+    }
+}
 
-    // Blob links: each needs its intact file, of the recorded size.
-    let mut linked: HashMap<Key, u64> = HashMap::new();
+fn known(snap: &Snapshot, repo_id: i64) -> bool {
+    snap.repositories.contains_key(&repo_id)
+}
+
+/// Blob links: each needs its intact file, of the recorded size. Returns the good ones.
+fn blob_links(
+    snap: &Snapshot,
+    inventory: &Inventory,
+    problems: &mut Vec<Problem>,
+) -> HashMap<Key, u64> {
+    let mut linked = HashMap::new();
     for row in &snap.repo_blobs {
         let repo = snap.repo_name(row.repo_id);
-        if !known(&row.repo_id) {
+        if !known(snap, row.repo_id) {
             problems.push(Problem::OrphanRow {
                 row: row.stored(&repo),
             });
             continue;
         }
-        let digest = row.digest.parse::<Digest>();
-        let fault = match &digest {
-            Err(_) => Some(ContentFault::BadDigest),
-            Ok(d) => content_fault(inventory, d, row.size),
+        let fault = match row.digest.parse::<Digest>() {
+            Err(_) => ContentFault::BadDigest,
+            Ok(digest) => match content_fault(inventory, &digest, row.size) {
+                None => {
+                    linked.insert((row.repo_id, digest), row.size as u64);
+                    continue;
+                }
+                Some(fault) => fault,
+            },
         };
-        match (fault, digest) {
-            (None, Ok(d)) => {
-                linked.insert((row.repo_id, d), row.size as u64);
-            }
-            (fault, _) => problems.push(Problem::BrokenBlobLink {
-                repo: repo.clone(),
-                digest: row.digest.clone(),
-                fault: fault.unwrap_or(ContentFault::BadDigest),
-                row: row.stored(&repo),
-            }),
-        }
+        problems.push(Problem::BrokenBlobLink {
+            repo: repo.clone(),
+            digest: row.digest.clone(),
+            fault,
+            row: row.stored(&repo),
+        });
+    }
+    linked
+}
+
+/// Which manifest rows (by index into the snapshot) can be served, and why the others cannot.
+struct Manifests {
+    parsed: HashMap<usize, Parsed>,
+    faults: BTreeMap<usize, ManifestFault>,
+    /// Blobs servable manifests need that are intact but unlinked: the first manifest and the size.
+    relinks: BTreeMap<Key, (String, u64)>,
+}
+
+impl Manifests {
+    fn judge(
+        root: &Path,
+        snap: &Snapshot,
+        inventory: &Inventory,
+        linked: &HashMap<Key, u64>,
+        problems: &mut Vec<Problem>,
+    ) -> Manifests {
+        let mut m = Manifests {
+            parsed: HashMap::new(),
+            faults: BTreeMap::new(),
+            relinks: BTreeMap::new(),
+        };
+        let by_key = m.own_content(root, snap, inventory, problems);
+        m.blobs(snap, inventory, linked);
+        m.children(snap, &by_key);
+        m
     }
 
-    // Manifests: first their own content, then what they reference.
-    let mut faults: BTreeMap<usize, ManifestFault> = BTreeMap::new();
-    let mut parsed: HashMap<usize, Parsed> = HashMap::new();
-    let mut by_key: HashMap<Key, usize> = HashMap::new();
-    for (i, row) in snap.manifests.iter().enumerate() {
-        if !known(&row.repo_id) {
-            problems.push(Problem::OrphanRow {
-                row: row.stored(&snap.repo_name(row.repo_id)),
-            });
-            continue;
-        }
-        let Ok(digest) = row.digest.parse::<Digest>() else {
-            faults.insert(i, ManifestFault::Content(ContentFault::BadDigest));
-            continue;
-        };
-        by_key.insert((row.repo_id, digest.clone()), i);
-        if let Some(fault) = content_fault(inventory, &digest, row.size) {
-            faults.insert(i, ManifestFault::Content(fault));
-            continue;
-        }
-        match parse_manifest(root, &digest, &row.media_type) {
-            Ok(p) => {
-                parsed.insert(i, p);
-            }
-            Err(e) => {
-                faults.insert(i, ManifestFault::Unparseable(e));
-            }
-        }
-    }
-    let mut relinks: BTreeMap<Key, (String, u64)> = BTreeMap::new();
-    for (&i, p) in &parsed {
-        let row = &snap.manifests[i];
-        let mut wanted = Vec::new();
-        for (digest, declared) in &p.blobs {
-            let key = (row.repo_id, digest.clone());
-            let fault = match linked.get(&key) {
-                Some(linked) if linked == declared => None,
-                Some(linked) => Some(ManifestFault::BlobSizeDiffers {
-                    digest: digest.to_string(),
-                    declared: *declared,
-                    linked: *linked,
-                }),
-                None if inventory.intact(digest) == Some(*declared) => {
-                    wanted.push((key, *declared));
-                    None
-                }
-                None => Some(ManifestFault::BlobMissing {
-                    digest: digest.to_string(),
-                }),
-            };
-            if let Some(fault) = fault {
-                faults.insert(i, fault);
-                break;
-            }
-        }
-        if !faults.contains_key(&i) {
-            for (key, size) in wanted {
-                relinks.entry(key).or_insert((row.digest.clone(), size));
-            }
-        }
-    }
-    // An index is servable only if its children are: repeat until nothing changes.
-    loop {
-        let mut newly_broken = Vec::new();
-        for (&i, p) in &parsed {
-            if faults.contains_key(&i) {
+    /// Each manifest's own bytes: intact, of the recorded size, parseable.
+    fn own_content(
+        &mut self,
+        root: &Path,
+        snap: &Snapshot,
+        inventory: &Inventory,
+        problems: &mut Vec<Problem>,
+    ) -> HashMap<Key, usize> {
+        let mut by_key = HashMap::new();
+        for (i, row) in snap.manifests.iter().enumerate() {
+            if !known(snap, row.repo_id) {
+                problems.push(Problem::OrphanRow {
+                    row: row.stored(&snap.repo_name(row.repo_id)),
+                });
                 continue;
             }
-            let repo_id = snap.manifests[i].repo_id;
-            for (digest, declared) in &p.children {
-                let child = by_key
-                    .get(&(repo_id, digest.clone()))
-                    .filter(|c| !faults.contains_key(c));
-                let fault = match child.map(|&c| snap.manifests[c].size as u64) {
-                    Some(stored) if stored == *declared => None,
-                    Some(stored) => Some(ManifestFault::ChildSizeDiffers {
-                        digest: digest.to_string(),
-                        declared: *declared,
-                        stored,
-                    }),
-                    None => Some(ManifestFault::ChildMissing {
-                        digest: digest.to_string(),
-                    }),
-                };
-                if let Some(fault) = fault {
-                    newly_broken.push((i, fault));
-                    break;
+            let Ok(digest) = row.digest.parse::<Digest>() else {
+                self.faults
+                    .insert(i, ManifestFault::Content(ContentFault::BadDigest));
+                continue;
+            };
+            by_key.insert((row.repo_id, digest.clone()), i);
+            if let Some(fault) = content_fault(inventory, &digest, row.size) {
+                self.faults.insert(i, ManifestFault::Content(fault));
+                continue;
+            }
+            match parse_manifest(root, &digest, &row.media_type) {
+                Ok(p) => {
+                    self.parsed.insert(i, p);
+                }
+                Err(e) => {
+                    self.faults.insert(i, ManifestFault::Unparseable(e));
                 }
             }
         }
-        if newly_broken.is_empty() {
-            break;
-        }
-        faults.extend(newly_broken);
+        by_key
     }
 
-    for (&i, fault) in &faults {
-        let row = &snap.manifests[i];
-        let repo = snap.repo_name(row.repo_id);
-        let mut rows = vec![row.stored(&repo)];
-        rows.extend(refs_of(snap, row).map(|r| r.stored(&repo)));
-        problems.push(Problem::BrokenManifest {
-            repo,
-            digest: row.digest.clone(),
-            fault: fault.clone(),
-            rows,
-        });
-    }
-    for ((repo_id, digest), (manifest, size)) in relinks {
-        problems.push(Problem::UnlinkedBlob {
-            repo: snap.repo_name(repo_id),
-            repo_id,
-            manifest,
-            digest: digest.to_string(),
-            size,
-        });
-    }
-
-    // manifest_refs: exactly the references of each servable manifest.
-    let servable: HashMap<(i64, &str), &Parsed> = parsed
-        .iter()
-        .filter(|(i, _)| !faults.contains_key(i))
-        .map(|(&i, p)| {
+    /// The blobs each manifest references are linked in its repository with the declared size.
+    fn blobs(&mut self, snap: &Snapshot, inventory: &Inventory, linked: &HashMap<Key, u64>) {
+        for (&i, p) in &self.parsed {
             let row = &snap.manifests[i];
-            ((row.repo_id, row.digest.as_str()), p)
-        })
-        .collect();
-    let broken: HashSet<(i64, &str)> = snap
-        .manifests
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| faults.contains_key(i))
-        .map(|(_, m)| (m.repo_id, m.digest.as_str()))
-        .collect();
+            let mut wanted = Vec::new();
+            let fault = p.blobs.iter().find_map(|(digest, declared)| {
+                let key = (row.repo_id, digest.clone());
+                match linked.get(&key) {
+                    Some(linked) if linked == declared => None,
+                    Some(linked) => Some(ManifestFault::BlobSizeDiffers {
+                        digest: digest.to_string(),
+                        declared: *declared,
+                        linked: *linked,
+                    }),
+                    None if inventory.intact(digest) == Some(*declared) => {
+                        wanted.push((key, *declared));
+                        None
+                    }
+                    None => Some(ManifestFault::BlobMissing {
+                        digest: digest.to_string(),
+                    }),
+                }
+            });
+            match fault {
+                Some(fault) => {
+                    self.faults.insert(i, fault);
+                }
+                None => {
+                    for (key, size) in wanted {
+                        self.relinks
+                            .entry(key)
+                            .or_insert((row.digest.clone(), size));
+                    }
+                }
+            }
+        }
+    }
+
+    /// An index is servable only if its children are: repeat until nothing changes.
+    fn children(&mut self, snap: &Snapshot, by_key: &HashMap<Key, usize>) {
+        loop {
+            let mut newly_broken = Vec::new();
+            for (&i, p) in &self.parsed {
+                if self.faults.contains_key(&i) {
+                    continue;
+                }
+                let repo_id = snap.manifests[i].repo_id;
+                let fault = p.children.iter().find_map(|(digest, declared)| {
+                    let child = by_key
+                        .get(&(repo_id, digest.clone()))
+                        .filter(|c| !self.faults.contains_key(c));
+                    match child.map(|&c| snap.manifests[c].size as u64) {
+                        Some(stored) if stored == *declared => None,
+                        Some(stored) => Some(ManifestFault::ChildSizeDiffers {
+                            digest: digest.to_string(),
+                            declared: *declared,
+                            stored,
+                        }),
+                        None => Some(ManifestFault::ChildMissing {
+                            digest: digest.to_string(),
+                        }),
+                    }
+                });
+                if let Some(fault) = fault {
+                    newly_broken.push((i, fault));
+                }
+            }
+            if newly_broken.is_empty() {
+                return;
+            }
+            self.faults.extend(newly_broken);
+        }
+    }
+
+    fn report(&self, snap: &Snapshot, problems: &mut Vec<Problem>) {
+        for (&i, fault) in &self.faults {
+            let row = &snap.manifests[i];
+            let repo = snap.repo_name(row.repo_id);
+            let mut rows = vec![row.stored(&repo)];
+            rows.extend(refs_of(snap, row).map(|r| r.stored(&repo)));
+            problems.push(Problem::BrokenManifest {
+                repo,
+                digest: row.digest.clone(),
+                fault: fault.clone(),
+                rows,
+            });
+        }
+        for ((repo_id, digest), (manifest, size)) in &self.relinks {
+            problems.push(Problem::UnlinkedBlob {
+                repo: snap.repo_name(*repo_id),
+                repo_id: *repo_id,
+                manifest: manifest.clone(),
+                digest: digest.to_string(),
+                size: *size,
+            });
+        }
+    }
+
+    /// Servable manifests by (repository id, digest), with the digests they reference.
+    fn servable<'s>(&self, snap: &'s Snapshot) -> HashMap<(i64, &'s str), HashSet<String>> {
+        self.parsed
+            .iter()
+            .filter(|(i, _)| !self.faults.contains_key(i))
+            .map(|(&i, p)| {
+                let row = &snap.manifests[i];
+                let children = p.blobs.iter().chain(&p.children);
+                let children = children.map(|(d, _)| d.to_string()).collect();
+                ((row.repo_id, row.digest.as_str()), children)
+            })
+            .collect()
+    }
+
+    /// Manifests to be removed, whose `manifest_refs` rows go with them.
+    fn broken<'s>(&self, snap: &'s Snapshot) -> HashSet<(i64, &'s str)> {
+        self.faults
+            .keys()
+            .map(|&i| &snap.manifests[i])
+            .map(|m| (m.repo_id, m.digest.as_str()))
+            .collect()
+    }
+}
+
+/// `manifest_refs` holds exactly the references of each servable manifest.
+fn manifest_refs(
+    snap: &Snapshot,
+    servable: &HashMap<(i64, &str), HashSet<String>>,
+    broken: &HashSet<(i64, &str)>,
+    problems: &mut Vec<Problem>,
+) {
     let mut recorded: HashSet<(i64, &str, &str)> = HashSet::new();
     for r in &snap.refs {
         let repo = snap.repo_name(r.repo_id);
-        if !known(&r.repo_id) {
+        if !known(snap, r.repo_id) {
             problems.push(Problem::OrphanRow {
                 row: r.stored(&repo),
             });
@@ -245,12 +326,7 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
         }
         let referenced = servable
             .get(&(r.repo_id, r.manifest.as_str()))
-            .is_some_and(|p| {
-                p.blobs
-                    .iter()
-                    .chain(&p.children)
-                    .any(|(d, _)| d.to_string() == r.child)
-            });
+            .is_some_and(|children| children.contains(&r.child));
         if referenced {
             recorded.insert((r.repo_id, r.manifest.as_str(), r.child.as_str()));
         } else {
@@ -262,16 +338,15 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
             });
         }
     }
-    let mut missing: BTreeMap<(i64, String, String), ()> = BTreeMap::new();
-    for (&(repo_id, manifest), p) in &servable {
-        for (child, _) in p.blobs.iter().chain(&p.children) {
-            let child = child.to_string();
+    let mut missing = BTreeSet::new();
+    for (&(repo_id, manifest), children) in servable {
+        for child in children {
             if !recorded.contains(&(repo_id, manifest, child.as_str())) {
-                missing.insert((repo_id, manifest.to_string(), child), ());
+                missing.insert((repo_id, manifest.to_string(), child.clone()));
             }
         }
     }
-    for (repo_id, manifest, child) in missing.into_keys() {
+    for (repo_id, manifest, child) in missing {
         problems.push(Problem::MissingRef {
             repo: snap.repo_name(repo_id),
             repo_id,
@@ -279,11 +354,17 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
             child,
         });
     }
+}
 
-    // Tags: each names a servable manifest of its repository.
+/// Each tag names a servable manifest of its repository.
+fn tags(
+    snap: &Snapshot,
+    servable: &HashMap<(i64, &str), HashSet<String>>,
+    problems: &mut Vec<Problem>,
+) {
     for t in &snap.tags {
         let repo = snap.repo_name(t.repo_id);
-        if !known(&t.repo_id) {
+        if !known(snap, t.repo_id) {
             problems.push(Problem::OrphanRow {
                 row: t.stored(&repo),
             });
@@ -296,7 +377,10 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
             });
         }
     }
+}
 
+/// Intact blobs no row names.
+fn unreferenced(snap: &Snapshot, inventory: &Inventory) -> Unreferenced {
     let named: HashSet<&str> = snap
         .repo_blobs
         .iter()
@@ -310,8 +394,5 @@ pub fn check(root: &Path, snap: &Snapshot, inventory: &Inventory) -> Findings {
             unreferenced.bytes += file.size;
         }
     }
-    Findings {
-        problems,
-        unreferenced,
-    }
+    unreferenced
 }

@@ -105,7 +105,6 @@ pub fn check(root: &Path, access: &Access, progress: &dyn Progress) -> Result<Re
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     let snapshot = rows::Snapshot::load(&conn)?;
-    drop(conn);
 
     let blobs_dir = root.join("blobs");
     let (inventory, mut problems) =
@@ -120,6 +119,13 @@ pub fn check(root: &Path, access: &Access, progress: &dyn Progress) -> Result<Re
     let uploads =
         uploads::check(root, &snapshot, grace).map_err(|e| FsckError::Io(uploads_dir, e))?;
     problems.extend(uploads.problems);
+    if grace.is_some() {
+        // A session may have finished (its file published) since the snapshot.
+        problems.retain(|p| match p {
+            Problem::SessionWithoutFile { id, .. } => session_exists(&conn, id).unwrap_or(true),
+            _ => true,
+        });
+    }
     Ok(Report {
         problems,
         blobs: inventory.files.len() as u64,
@@ -127,4 +133,12 @@ pub fn check(root: &Path, access: &Access, progress: &dyn Progress) -> Result<Re
         unreferenced: found.unreferenced,
         in_flight: uploads.in_flight,
     })
+}
+
+fn session_exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )
 }

@@ -12,7 +12,7 @@ use super::rows::StoredRow;
 use super::FsckError;
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -88,7 +88,7 @@ fn sync_dir(dir: &Path) -> Result<(), FsckError> {
 /// Applies the remedies of `problems` to the data folder at `root`.
 pub fn repair(root: &Path, problems: &[Problem]) -> Result<Repaired, FsckError> {
     let mut repaired = Repaired::default();
-    let mut moves = Vec::new();
+    let mut moves = BTreeSet::new();
     let mut removals: BTreeMap<(&'static str, i64), StoredRow> = BTreeMap::new();
     let (mut links, mut refs) = (Vec::new(), Vec::new());
     for problem in problems {
@@ -98,7 +98,9 @@ pub fn repair(root: &Path, problems: &[Problem]) -> Result<Repaired, FsckError> 
         }
         for remedy in remedies {
             match remedy {
-                Remedy::Quarantine(path) => moves.push(path),
+                Remedy::Quarantine(path) => {
+                    moves.insert(path);
+                }
                 Remedy::DeleteRows(rows) => {
                     for row in rows {
                         removals.insert((row.table, row.rowid), row);
