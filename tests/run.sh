@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: deps → release build → cargo tests → real-client tests.
+# The project's test command: deps → release build → cargo tests → real-client tests → a one-minute soak.
 # Last line: "N passed, M failed" (cargo test counts + client checks). Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
@@ -41,6 +41,20 @@ if [ "$built" = true ] || [ -n "${BERTH_BIN:-}" ]; then
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail_step "tests/clients/run.sh exited $rc"; fi
 else
   fail_step "client tests not run: no berth binary"
+fi
+
+step "soak (bench/soak.sh --duration 60 --clients 500)"
+if [ "$built" = true ] || [ -n "${BERTH_BIN:-}" ]; then
+  rc=0
+  BERTH_BIN="${BERTH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/berth}" \
+    bash bench/soak.sh --duration 60 --clients 500 2>&1 | tee "$log" || rc=$?
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+  p=0 f=0
+  if [ -n "$last" ]; then read -r p _ f _ <<<"${last//,/}"; fi
+  passed=$((passed + p)) failed=$((failed + f))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail_step "bench/soak.sh exited $rc"; fi
+else
+  fail_step "soak not run: no berth binary"
 fi
 
 step "summary"
