@@ -32,6 +32,12 @@ while (($#)); do
   esac
 done
 
+duration="${duration%s}" # 60 and 60s both mean a minute
+if ! [[ "$duration" =~ ^[0-9]+$ && "$clients" =~ ^[0-9]+$ ]]; then
+  echo "usage: bench/soak.sh [--duration SECONDS] [--clients N] [loadgen soak flags]" >&2
+  exit 2
+fi
+
 # 1. Binaries: berth (release) unless BERTH_BIN is given, and the loadgen.
 berth_bin="${BERTH_BIN:-}"
 if [[ -z "$berth_bin" ]]; then

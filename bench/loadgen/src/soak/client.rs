@@ -34,6 +34,10 @@ const VERSIONS: u32 = 4;
 const SCRATCH: u32 = 4;
 /// Linked blobs each client offers to the others for mounts and pulls.
 const OFFERED: usize = 32;
+/// The artifact type of the soak's referrers.
+const ARTIFACT_TYPE: &str = "application/vnd.berth.soak.note";
+/// The referrers API answers an image index.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Longest `Range` asked for.
 const MAX_RANGE: u64 = 64 << 10;
 
@@ -156,6 +160,9 @@ impl Client {
 
         self.pull(slot, &manifest, &digest, config, &layers).await?;
         self.list_tags().await?;
+        if self.chance(15) {
+            self.referrer(&manifest, &digest, config).await?;
+        }
 
         if self.chance(20) {
             self.mount_from_peer().await?;
@@ -797,6 +804,83 @@ impl Client {
             got => self.fail(
                 Kind::TagsList,
                 format!("GET {path}: tags {got:?}, want {want:?}"),
+            ),
+        }
+    }
+
+    /// An artifact whose subject is the image just pushed: PUT by digest,
+    /// listed by the referrers API (it alone), then deleted.
+    async fn referrer(&mut self, subject: &Bytes, subject_digest: &str, config: BlobId) -> Step {
+        let pool = &self.shared.pool;
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": ARTIFACT_TYPE,
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": pool.digest(config), "size": pool.size(config) },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": pool.digest(config), "size": pool.size(config) }],
+            "subject": { "mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject.len() },
+        });
+        let body = Bytes::from(m.to_string());
+        let digest = sha256(&body);
+        let path = self.manifest_path(&digest);
+        let headers = [("content-type", OCI_MANIFEST)];
+        let a = self
+            .call(
+                Kind::PutReferrer,
+                Method::PUT,
+                &path,
+                &headers,
+                Chunks::new([body]),
+                StatusCode::CREATED,
+            )
+            .await?;
+        self.expect_header(Kind::PutReferrer, &a, "oci-subject", subject_digest)?;
+        self.expect_referrers(subject_digest, Some(&digest)).await?;
+        self.delete_manifest(&digest).await?;
+        if self.chance(30) {
+            self.expect_referrers(subject_digest, None).await?;
+        }
+        Ok(())
+    }
+
+    /// The referrers of `subject` are exactly `want` (a manifest of our artifact type).
+    async fn expect_referrers(&mut self, subject: &str, want: Option<&str>) -> Step {
+        let path = format!("/v2/{}/referrers/{subject}", self.repo);
+        let a = self
+            .call(
+                Kind::Referrers,
+                Method::GET,
+                &path,
+                &[],
+                Chunks::empty(),
+                StatusCode::OK,
+            )
+            .await?;
+        self.expect_header(Kind::Referrers, &a, "content-type", OCI_INDEX)?;
+        let got: Option<Vec<(String, String)>> =
+            serde_json::from_slice::<serde_json::Value>(&a.body)
+                .ok()
+                .and_then(|v| {
+                    v.get("manifests")?
+                        .as_array()?
+                        .iter()
+                        .map(|d| {
+                            Some((
+                                d.get("digest")?.as_str()?.to_string(),
+                                d.get("artifactType")?.as_str()?.to_string(),
+                            ))
+                        })
+                        .collect()
+                });
+        let want: Vec<(String, String)> = want
+            .map(|d| (d.to_string(), ARTIFACT_TYPE.to_string()))
+            .into_iter()
+            .collect();
+        match got {
+            Some(got) if got == want => Ok(()),
+            got => self.fail(
+                Kind::Referrers,
+                format!("GET {path}: referrers {got:?}, want {want:?}"),
             ),
         }
     }

@@ -59,6 +59,25 @@ fn scan_log(path: &std::path::Path) -> Option<(usize, usize, Vec<String>)> {
     Some((panics, noisy.len(), first))
 }
 
+/// The largest RSS sample (MiB) in each tenth of the load, for the eye.
+fn tenths(samples: &[Sample], load_secs: f64) -> String {
+    (0..10)
+        .map(|i| {
+            let (lo, hi) = (
+                load_secs * i as f64 / 10.0,
+                load_secs * (i + 1) as f64 / 10.0,
+            );
+            samples
+                .iter()
+                .filter(|s| s.at >= lo && s.at < hi)
+                .map(|s| s.rss_kib)
+                .max()
+                .map_or_else(|| "-".to_string(), |k| format!("{:.0}", mib(k)))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Report {
     pub fn new(
         stats: &Stats,
@@ -157,6 +176,10 @@ impl Report {
                     ),
                     steady(m),
                 );
+                text.push(format!(
+                    "server RSS MiB by tenth of the run: {}",
+                    tenths(samples, load_secs)
+                ));
                 let ceiling = a
                     .rss_ceiling_mib
                     .unwrap_or_else(|| default_ceiling_mib(a.clients));
