@@ -82,6 +82,12 @@ free_port() {
 }
 
 nofile="${BERTH_SOAK_NOFILE:-$(ulimit -Sn)}"
+# A connection can hold a socket, a blob being sent and an upload being
+# written: warn when berth cannot have that many descriptors for every client.
+hard="$(ulimit -Hn)"
+if [[ "$hard" != unlimited ]] && ((hard < 2 * clients + 64)); then
+  echo "[soak] warning: hard open-file limit $hard < 2 x $clients clients + 64; berth may refuse connections or fail requests" >&2
+fi
 for attempt in 1 2 3; do
   port="$(free_port)"
   rm -rf "$work/data"
