@@ -32,6 +32,12 @@ while (($#)); do
   esac
 done
 
+duration="${duration%s}" # 60 and 60s both mean a minute
+if ! [[ "$duration" =~ ^[0-9]+$ && "$clients" =~ ^[0-9]+$ ]]; then
+  echo "usage: bench/soak.sh [--duration SECONDS] [--clients N] [loadgen soak flags]" >&2
+  exit 2
+fi
+
 # 1. Binaries: berth (release) unless BERTH_BIN is given, and the loadgen.
 berth_bin="${BERTH_BIN:-}"
 if [[ -z "$berth_bin" ]]; then
@@ -76,6 +82,12 @@ free_port() {
 }
 
 nofile="${BERTH_SOAK_NOFILE:-$(ulimit -Sn)}"
+# A connection can hold a socket, a blob being sent and an upload being
+# written: warn when berth cannot have that many descriptors for every client.
+hard="$(ulimit -Hn)"
+if [[ "$hard" != unlimited ]] && ((hard < 2 * clients + 64)); then
+  echo "[soak] warning: hard open-file limit $hard < 2 x $clients clients + 64; berth may refuse connections or fail requests" >&2
+fi
 for attempt in 1 2 3; do
   port="$(free_port)"
   rm -rf "$work/data"

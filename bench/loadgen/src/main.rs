@@ -135,9 +135,10 @@ enum Cmd {
         /// A request with no complete answer after this is an error.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         timeout: Duration,
-        /// The verdict fails if the server's RSS ever exceeds this.
-        #[arg(long, default_value_t = 1024)]
-        rss_ceiling_mib: u64,
+        /// The verdict fails if the server's RSS ever exceeds this
+        /// (default: 64 MiB + 512 KiB per client).
+        #[arg(long)]
+        rss_ceiling_mib: Option<u64>,
         /// Write the figures and checks as JSON here.
         #[arg(long)]
         json_out: Option<PathBuf>,

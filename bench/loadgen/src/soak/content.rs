@@ -119,7 +119,7 @@ impl Pool {
 
     pub fn digest(&self, id: BlobId) -> String {
         let mut h = self.midstates[id.class as usize].clone();
-        h.update(&self.tail(id));
+        h.update(self.tail(id));
         format!("sha256:{}", hex::encode(h.finalize()))
     }
 
@@ -163,8 +163,16 @@ mod tests {
     fn slices_hash_to_the_digest() {
         let pool = Pool::new(8 << 20);
         for id in [
-            BlobId { class: 0, index: 3, scratch: false },
-            BlobId { class: 6, index: 0, scratch: false },
+            BlobId {
+                class: 0,
+                index: 3,
+                scratch: false,
+            },
+            BlobId {
+                class: 6,
+                index: 0,
+                scratch: false,
+            },
             pool.scratch(3),
         ] {
             let size = pool.size(id);
@@ -172,11 +180,21 @@ mod tests {
             for piece in pool.slice(id, 0, size) {
                 h.update(&piece);
             }
-            assert_eq!(format!("sha256:{}", hex::encode(h.finalize())), pool.digest(id));
+            assert_eq!(
+                format!("sha256:{}", hex::encode(h.finalize())),
+                pool.digest(id)
+            );
             let whole: Vec<u8> = pool.slice(id, 0, size).concat();
             assert!(pool.matches(id, size - 100, &whole[size as usize - 100..]));
             assert!(!pool.matches(id, size - 101, &whole[size as usize - 100..]));
         }
-        assert_ne!(pool.digest(pool.scratch(3)), pool.digest(BlobId { class: 0, index: 3, scratch: false }));
+        assert_ne!(
+            pool.digest(pool.scratch(3)),
+            pool.digest(BlobId {
+                class: 0,
+                index: 3,
+                scratch: false
+            })
+        );
     }
 }

@@ -30,7 +30,8 @@ pub struct SoakArgs {
     pub server_log: Option<PathBuf>,
     pub pool_bytes: u64,
     pub timeout: Duration,
-    pub rss_ceiling_mib: u64,
+    /// None: [`verdict::default_ceiling_mib`] for the number of clients.
+    pub rss_ceiling_mib: Option<u64>,
     pub json_out: Option<PathBuf>,
 }
 

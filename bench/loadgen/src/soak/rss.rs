@@ -105,8 +105,20 @@ mod tests {
 
     #[test]
     fn halves() {
-        let s = |at: f64, rss_kib: u64| Sample { at, rss_kib, fds: 1 };
-        let samples = [s(1.0, 900), s(5.0, 100), s(11.0, 110), s(12.0, 120), s(16.0, 130), s(21.0, 125), s(22.0, 50)];
+        let s = |at: f64, rss_kib: u64| Sample {
+            at,
+            rss_kib,
+            fds: 1,
+        };
+        let samples = [
+            s(1.0, 900),
+            s(5.0, 100),
+            s(11.0, 110),
+            s(12.0, 120),
+            s(16.0, 130),
+            s(21.0, 125),
+            s(22.0, 50),
+        ];
         let m = Memory::from_samples(&samples, 10.0, 20.0).unwrap();
         assert_eq!(m.after_warmup_kib, 110);
         assert_eq!(m.max_first_half_kib, 120);

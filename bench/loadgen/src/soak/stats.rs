@@ -29,10 +29,12 @@ pub enum Kind {
     DeleteTag,
     TagsList,
     Catalog,
+    PutReferrer,
+    Referrers,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 21] = [
         Kind::StartUpload,
         Kind::PutMonolithic,
         Kind::PostMonolithic,
@@ -52,6 +54,8 @@ impl Kind {
         Kind::DeleteTag,
         Kind::TagsList,
         Kind::Catalog,
+        Kind::PutReferrer,
+        Kind::Referrers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +79,8 @@ impl Kind {
             Kind::DeleteTag => "DELETE tag",
             Kind::TagsList => "GET tags/list",
             Kind::Catalog => "GET _catalog",
+            Kind::PutReferrer => "PUT referrer",
+            Kind::Referrers => "GET referrers",
         }
     }
 

@@ -11,6 +11,22 @@ use super::SoakArgs;
 /// room for noise, not for a leak that grows with work done.
 const STEADY_RATIO: f64 = 1.25;
 
+/// True if memory did not grow from the first half of the run to the second
+/// by more than [`STEADY_RATIO`].
+pub fn steady(m: &Memory) -> bool {
+    m.max_second_half_kib as f64 <= m.max_first_half_kib as f64 * STEADY_RATIO
+}
+
+/// The default RSS ceiling for `clients` concurrent clients: 64 MiB for the
+/// process at rest with its caches (berth idles at ~10 MiB; SQLite's page
+/// cache and the manifest cache are bounded), plus 512 KiB per client for a
+/// connection's buffers and the body chunks it has in flight. berth never
+/// holds a blob whole (design rule 1): a server that did would need the
+/// average blob size (~1 MiB here) per pushing client and cross this line.
+pub fn default_ceiling_mib(clients: usize) -> u64 {
+    64 + clients as u64 / 2
+}
+
 pub struct Check {
     pub name: String,
     pub passed: bool,
@@ -27,7 +43,8 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn ms(d: Option<std::time::Duration>) -> String {
-    d.map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).unwrap_or_else(|| "-".into())
+    d.map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Lines of the server's log that mention a panic, and that are warnings or errors.
@@ -42,8 +59,33 @@ fn scan_log(path: &std::path::Path) -> Option<(usize, usize, Vec<String>)> {
     Some((panics, noisy.len(), first))
 }
 
+/// The largest RSS sample (MiB) in each tenth of the load, for the eye.
+fn tenths(samples: &[Sample], load_secs: f64) -> String {
+    (0..10)
+        .map(|i| {
+            let (lo, hi) = (
+                load_secs * i as f64 / 10.0,
+                load_secs * (i + 1) as f64 / 10.0,
+            );
+            samples
+                .iter()
+                .filter(|s| s.at >= lo && s.at < hi)
+                .map(|s| s.rss_kib)
+                .max()
+                .map_or_else(|| "-".to_string(), |k| format!("{:.0}", mib(k)))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Report {
-    pub fn new(stats: &Stats, samples: &[Sample], a: &SoakArgs, warmup: f64, load_secs: f64) -> Report {
+    pub fn new(
+        stats: &Stats,
+        samples: &[Sample],
+        a: &SoakArgs,
+        warmup: f64,
+        load_secs: f64,
+    ) -> Report {
         let mut text = Vec::new();
         let mut checks = Vec::new();
         let mut check = |name: String, passed: bool| checks.push(Check { name, passed });
@@ -58,7 +100,10 @@ impl Report {
             total as f64 / load_secs,
             errors
         ));
-        text.push(format!("{:<24} {:>10} {:>7} {:>10} {:>10}", "kind", "requests", "errors", "p50 ms", "p99 ms"));
+        text.push(format!(
+            "{:<24} {:>10} {:>7} {:>10} {:>10}",
+            "kind", "requests", "errors", "p50 ms", "p99 ms"
+        ));
         let mut kinds = Vec::new();
         for k in Kind::ALL {
             let h = stats.latency(k);
@@ -92,13 +137,23 @@ impl Report {
             text.push(format!("error: {e}"));
         }
 
-        check(format!("no failed requests ({errors} of {total})"), errors == 0 && total > 0);
+        check(
+            format!("no failed requests ({errors} of {total})"),
+            errors == 0 && total > 0,
+        );
         check(
             format!("every pulled blob verified ({verified} of {blobs_pulled})"),
             blobs_pulled > 0 && verified == blobs_pulled,
         );
-        let idle: Vec<&str> = Kind::ALL.iter().filter(|&&k| stats.requests(k) == 0).map(|k| k.name()).collect();
-        check(format!("every kind of request sent (missing: {idle:?})"), idle.is_empty());
+        let idle: Vec<&str> = Kind::ALL
+            .iter()
+            .filter(|&&k| stats.requests(k) == 0)
+            .map(|k| k.name())
+            .collect();
+        check(
+            format!("every kind of request sent (missing: {idle:?})"),
+            idle.is_empty(),
+        );
 
         let memory = Memory::from_samples(samples, warmup, load_secs);
         let mut mem_json = serde_json::Value::Null;
@@ -113,18 +168,27 @@ impl Report {
                     mib(m.end_kib),
                     m.max_fds
                 ));
-                let limit = m.max_first_half_kib as f64 * STEADY_RATIO;
                 check(
                     format!(
                         "memory steady (second-half max {:.1} MiB <= {STEADY_RATIO} x first-half max {:.1} MiB)",
                         mib(m.max_second_half_kib),
                         mib(m.max_first_half_kib)
                     ),
-                    m.max_second_half_kib as f64 <= limit,
+                    steady(m),
                 );
+                text.push(format!(
+                    "server RSS MiB by tenth of the run: {}",
+                    tenths(samples, load_secs)
+                ));
+                let ceiling = a
+                    .rss_ceiling_mib
+                    .unwrap_or_else(|| default_ceiling_mib(a.clients));
                 check(
-                    format!("memory bounded (max {:.1} MiB <= {} MiB)", mib(m.max_kib), a.rss_ceiling_mib),
-                    m.max_kib <= a.rss_ceiling_mib << 10,
+                    format!(
+                        "memory bounded (max {:.1} MiB <= {ceiling} MiB)",
+                        mib(m.max_kib)
+                    ),
+                    m.max_kib <= ceiling << 10,
                 );
                 mem_json = serde_json::json!({
                     "after_warmup_mib": mib(m.after_warmup_kib), "max_first_half_mib": mib(m.max_first_half_kib),
@@ -144,7 +208,10 @@ impl Report {
                 Some((panics, noisy, first)) => {
                     text.push(format!("server log: {noisy} WARN/ERROR lines"));
                     text.extend(first.into_iter().map(|l| format!("  {l}")));
-                    check(format!("no panic in the server log ({panics})"), panics == 0);
+                    check(
+                        format!("no panic in the server log ({panics})"),
+                        panics == 0,
+                    );
                 }
                 None => check(format!("server log {} readable", path.display()), false),
             }
@@ -179,5 +246,35 @@ impl Report {
         }
         let passed = self.checks.iter().filter(|c| c.passed).count();
         println!("{passed} passed, {} failed", self.checks.len() - passed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(first: u64, second: u64) -> Memory {
+        Memory {
+            after_warmup_kib: first,
+            max_first_half_kib: first,
+            max_second_half_kib: second,
+            max_kib: first.max(second),
+            end_kib: first,
+            max_fds: 1,
+        }
+    }
+
+    #[test]
+    fn growth_beyond_a_quarter_is_not_steady() {
+        assert!(steady(&memory(80_000, 80_000)));
+        assert!(steady(&memory(80_000, 100_000)));
+        assert!(steady(&memory(80_000, 40_000)));
+        assert!(!steady(&memory(80_000, 100_001)));
+    }
+
+    #[test]
+    fn ceiling_grows_with_clients() {
+        assert_eq!(default_ceiling_mib(500), 314);
+        assert_eq!(default_ceiling_mib(0), 64);
     }
 }
