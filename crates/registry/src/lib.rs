@@ -5,7 +5,7 @@
 //! [`MetaStore`] for everything that is a query (repositories, tags, links,
 //! upload sessions). The server crate turns requests into calls here; nothing
 //! in this crate knows about status codes beyond the spec's error codes.
-#![deny(unsafe_code)] // one exception: storage::writeback, a syscall libc alone offers
+#![deny(unsafe_code)] // one exception: storage::fs::writeback, a syscall libc alone offers
 
 pub mod error;
 pub mod fsck;

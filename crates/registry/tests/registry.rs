@@ -24,8 +24,12 @@ fn repo(s: &str) -> RepositoryName {
 }
 
 fn body(bytes: &[u8]) -> ByteStream<'static> {
+    body_in_chunks_of(7, bytes)
+}
+
+fn body_in_chunks_of(size: usize, bytes: &[u8]) -> ByteStream<'static> {
     let chunks: Vec<_> = bytes
-        .chunks(7)
+        .chunks(size)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
     stream::iter(chunks).boxed()
@@ -347,4 +351,128 @@ async fn concurrent_writes_commit_together_and_a_failing_one_undoes_only_itself(
     let catalog = reg.catalog(None, None).await.unwrap().items;
     let expected: Vec<String> = (0..64).step_by(2).map(|i| format!("r{i:02}")).collect();
     assert_eq!(catalog, expected);
+}
+
+/// A body that sends `chunks` and then stalls forever, like a client that
+/// stopped sending mid-request.
+fn stalling_body(chunks: Vec<Bytes>) -> ByteStream<'static> {
+    stream::iter(chunks.into_iter().map(Ok))
+        .chain(stream::pending())
+        .boxed()
+}
+
+fn blob_file(dir: &Path, digest: &Digest) -> std::path::PathBuf {
+    let hex = digest.hex();
+    dir.join("blobs/sha256").join(&hex[..2]).join(hex)
+}
+
+/// A body that sends `first`, pauses, then sends `rest`: a slow client.
+fn pausing_body(first: &[u8], rest: &[u8]) -> ByteStream<'static> {
+    let first = stream::iter([Ok(Bytes::copy_from_slice(first))]);
+    let pause = stream::once(tokio::time::sleep(std::time::Duration::from_millis(100)))
+        .filter_map(|()| async { None::<std::io::Result<Bytes>> });
+    first
+        .chain(pause)
+        .chain(body_in_chunks_of(64 << 10, rest))
+        .boxed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_append_cannot_corrupt_the_retry_that_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("a");
+    let data: Vec<u8> = (0..256 << 10).map(|i| (i % 251 + 1) as u8).collect();
+    let digest = Digest::sha256_of(&data);
+    for round in 0..3 {
+        let id = {
+            let reg = open(dir.path(), RegistryOptions::default());
+            let up = reg.start_upload(&name).await.unwrap();
+            reg.append_upload(&name, &up.id, Some(0), body(&data[..1]))
+                .await
+                .unwrap();
+            up.id
+        };
+        // After a restart the running hash is gone, so appends go straight
+        // to the writer thread, as fast as the disk takes them.
+        let reg = open(dir.path(), RegistryOptions::default());
+        // Much queued for the writer, then the body stalls and the request
+        // is dropped (as a body timeout would) while the writer is still busy.
+        let junk = Bytes::from(vec![0xAA; 4 << 20]);
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            reg.append_upload(&name, &id, Some(1), stalling_body(vec![junk; 8])),
+        )
+        .await;
+        assert!(dropped.is_err(), "the stalled append timed out");
+        // The client retries at once from where the session stands, slowly.
+        assert_eq!(reg.upload_status(&name, &id).await.unwrap().offset, 1);
+        let retry = pausing_body(&data[1..2], &data[2..]);
+        let up = reg.append_upload(&name, &id, Some(1), retry).await.unwrap();
+        assert_eq!(up.offset, data.len() as u64);
+        reg.finish_upload(&name, &id, &digest, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let stored = std::fs::read(blob_file(dir.path(), &digest)).unwrap();
+        assert!(
+            Digest::sha256_of(&stored) == digest,
+            "round {round}: the published bytes ({} of them) do not hash to their digest",
+            stored.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_blob_file_is_repaired_by_pushing_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let data = b"the real content".repeat(100);
+    let digest = Digest::sha256_of(&data);
+    reg.push_blob(&name, &digest, body(&data)).await.unwrap();
+    // Damage the stored copy (a disk error, a crash before this fix).
+    std::fs::write(blob_file(dir.path(), &digest), b"garbage").unwrap();
+    reg.push_blob(&name, &digest, body(&data)).await.unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
+    // A chunked re-push repairs it too.
+    std::fs::write(blob_file(dir.path(), &digest), b"garbage").unwrap();
+    let up = reg.start_upload(&name).await.unwrap();
+    reg.finish_upload(&name, &up.id, &digest, Some(0), Some(body(&data)))
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_session_ahead_of_its_file_resumes_from_the_real_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let data = b"0123456789abcdefghij";
+    let digest = Digest::sha256_of(data);
+    let up = reg.start_upload(&name).await.unwrap();
+    reg.append_upload(&name, &up.id, Some(0), body(&data[..10]))
+        .await
+        .unwrap();
+    // The file lost its last bytes (say, a crash before they reached the disk).
+    let file = dir.path().join("uploads").join(&up.id);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    let err = reg
+        .append_upload(&name, &up.id, Some(10), body(&data[10..]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UploadOutOfOrder { offset: 4, got: 10 }),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), &data[..4], "no zero-fill");
+    assert_eq!(reg.upload_status(&name, &up.id).await.unwrap().offset, 4);
+    reg.finish_upload(&name, &up.id, &digest, Some(4), Some(body(&data[4..])))
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
 }

@@ -74,9 +74,12 @@ impl Registry {
             Some(body) => self.append_session(&session, &mut state, body).await?,
             None => session.offset,
         };
-        let actual = match state.take() {
+        // The running hash covers exactly the bytes this lock's holders wrote;
+        // anything else (a restart, a dropped request) is re-read from the
+        // file, and then the file's length is the size.
+        let (actual, size) = match state.take() {
             Some(s) if s.offset == size && s.hasher.algorithm() == digest.algorithm() => {
-                s.hasher.finish()
+                (s.hasher.finish(), size)
             }
             _ => self.rehash_upload(id, digest.algorithm()).await?,
         };
@@ -170,16 +173,28 @@ impl Registry {
             _ if session.offset == 0 => Some(Algorithm::Sha256.hasher()),
             _ => None, // lost (restart): re-hash at commit
         };
-        let offset = match &mut hasher {
+        let appended = match &mut hasher {
             Some(h) => {
                 self.append_hashing(&session.id, session.offset, body, h)
-                    .await?
+                    .await
             }
             None => {
                 self.blobs
                     .append_upload(&session.id, session.offset, body)
-                    .await?
+                    .await
             }
+        };
+        let offset = match appended {
+            Ok(offset) => offset,
+            Err(Error::UploadOutOfOrder { offset: held, got }) if held < got => {
+                // The session is ahead of the bytes stored (a write was
+                // lost): it continues from what the file really holds.
+                self.meta
+                    .set_upload_offset(&session.id, held, unix_now())
+                    .await?;
+                return Err(Error::UploadOutOfOrder { offset: held, got });
+            }
+            Err(e) => return Err(e),
         };
         self.meta
             .set_upload_offset(&session.id, offset, unix_now())
@@ -199,13 +214,16 @@ impl Registry {
         self.blobs.append_upload(id, offset, hashing).await
     }
 
-    async fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<Digest> {
+    /// The digest and length of what upload `id` holds.
+    async fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<(Digest, u64)> {
         let mut hasher = algorithm.hasher();
+        let mut len = 0u64;
         let mut stream = self.blobs.read_upload(id).await?;
         while let Some(chunk) = stream.try_next().await? {
             hasher.update(&chunk);
+            len += chunk.len() as u64;
         }
-        Ok(hasher.finish())
+        Ok((hasher.finish(), len))
     }
 
     async fn forget_upload(&self, id: &str) -> Result<()> {

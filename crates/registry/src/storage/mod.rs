@@ -12,7 +12,6 @@ mod file_region;
 pub mod fs;
 mod meta_store;
 pub mod sqlite;
-mod writeback;
 
 pub use blob_store::{BlobContent, BlobStore};
 pub use file_region::FileRegion;

@@ -3,30 +3,45 @@
 //! committing an upload is a rename within one filesystem.
 //!
 //! Durability: content is fsynced before the rename that publishes it, and the
-//! directory is fsynced after, so a published blob survives a crash.
+//! directories on its path after ([`publish`]), so a published blob survives
+//! a crash. Every operation on an upload's file holds that upload's lock
+//! ([`upload_locks`]), and an append's writer thread holds it to its end.
+
+mod append;
+mod publish;
+mod upload_locks;
+mod writeback;
 
 use super::file_region::stream_file;
-use super::writeback::Writeback;
 use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::Digest;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use std::io::{self, Seek, SeekFrom, Write};
+use publish::{publish, sync_dir, DurableDirs};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use upload_locks::UploadLocks;
 
 pub struct FsBlobStore {
     root: PathBuf,
+    locks: UploadLocks,
+    durable: std::sync::Arc<DurableDirs>,
 }
 
 impl FsBlobStore {
-    /// Opens (creating if needed) a store rooted at `root`.
+    /// Opens (creating if needed) a store rooted at `root`. The folders it
+    /// creates are made durable at once, with their entries in their parents.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(root.join("blobs"))?;
-        std::fs::create_dir_all(root.join("uploads"))?;
-        Ok(FsBlobStore { root })
+        for dir in [root.join("blobs"), root.join("uploads")] {
+            create_dir_durably(&dir)?;
+        }
+        Ok(FsBlobStore {
+            root,
+            locks: UploadLocks::default(),
+            durable: Default::default(),
+        })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -53,71 +68,20 @@ fn is_cached(file: &std::fs::File, offset: u64) -> bool {
     rustix::io::preadv2(file, &mut bufs, offset, rustix::io::ReadWriteFlags::NOWAIT).is_ok()
 }
 
-/// Chunks queued between the request and the writer thread.
-const WRITE_QUEUE: usize = 4;
-
-/// What the request side hands the writer thread.
-enum Chunk {
-    Data(Bytes),
-    /// The body ended cleanly; without it the append is abandoned.
-    End,
-}
-
-/// Appends queued chunks to the upload at `path`, which must hold `offset`
-/// bytes; returns how many were written. If the body is abandoned or a write
-/// fails, the file is cut back to `offset`.
-fn write_chunks(
-    path: &Path,
-    offset: u64,
-    mut received: tokio::sync::mpsc::Receiver<Chunk>,
-) -> Result<u64> {
-    let mut file = match std::fs::OpenOptions::new().write(true).open(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobUploadUnknown),
-        other => other?,
-    };
-    // After an interrupted append the file may be longer than the metadata says.
-    file.set_len(offset)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut written = 0u64;
-    let mut writeback = Writeback::from(offset);
-    let outcome = loop {
-        match received.blocking_recv() {
-            Some(Chunk::Data(chunk)) => {
-                if let Err(e) = file.write_all(&chunk) {
-                    break Err(e.into());
-                }
-                written += chunk.len() as u64;
-                writeback.wrote_to(&file, offset + written);
-            }
-            Some(Chunk::End) => break Ok(written),
-            None => break Err(Error::BodyRead("request body ended early".into())),
-        }
-    };
-    if outcome.is_err() {
-        file.set_len(offset)?;
-    }
-    outcome
-}
-
-/// Writes `path` durably: fsync the file, rename into place, fsync the directory.
-fn publish(tmp: &Path, dest: &Path) -> io::Result<()> {
-    std::fs::File::open(tmp)?.sync_all()?;
-    let dir = dest
-        .parent()
-        .ok_or_else(|| io::Error::other("blob path has no parent"))?;
-    let new_dir = !dir.exists();
+/// Creates `dir` and any missing parents, then fsyncs each folder created
+/// and the parent that holds its entry.
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| !d.exists())
+        .collect();
     std::fs::create_dir_all(dir)?;
-    if dest.exists() {
-        // Same digest, same bytes: the earlier copy is as good as ours.
-        std::fs::remove_file(tmp)?;
-        return Ok(());
-    }
-    std::fs::rename(tmp, dest)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    if new_dir {
-        // The fan-out folders are new too (`<alg>/` at most once): make their entries durable.
-        for ancestor in dir.ancestors().skip(1).take(2) {
-            std::fs::File::open(ancestor)?.sync_all()?;
+    for created in missing.iter().rev() {
+        sync_dir(created)?;
+        match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
         }
     }
     Ok(())
@@ -167,11 +131,15 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         let tmp = self.upload_path(&format!("put-{}", uuid::Uuid::new_v4()));
         let dest = self.blob_path(digest);
+        let durable = self.durable.clone();
         blocking(move || {
-            std::fs::File::create(&tmp)?.write_all(&bytes)?;
-            publish(&tmp, &dest).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
+            let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&bytes));
+            written
+                .and_then(|()| publish(&tmp, &dest, &durable))
+                .inspect_err(|_| {
+                    // A full disk, say: leave no temp file behind.
+                    let _ = std::fs::remove_file(&tmp);
+                })
         })
         .await
     }
@@ -182,33 +150,14 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64> {
-        let path = self.upload_path(id);
-        // Chunks go to a blocking writer thread as they arrive: no copies
-        // through intermediate buffers, and the network and the disk overlap.
-        let (chunks, received) = tokio::sync::mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::task::spawn_blocking(move || write_chunks(&path, offset, received));
-        let mut body = body;
-        let sent: Result<()> = async {
-            while let Some(chunk) = body
-                .try_next()
-                .await
-                .map_err(|e| Error::BodyRead(e.to_string()))?
-            {
-                if chunks.send(Chunk::Data(chunk)).await.is_err() {
-                    return Ok(()); // the writer stopped; it reports why
-                }
-            }
-            let _ = chunks.send(Chunk::End).await;
-            Ok(())
-        }
-        .await;
-        drop(chunks);
-        let written = writer.await.map_err(Error::storage)?;
-        sent?;
-        Ok(offset + written?)
+        let lock = self.locks.lock(id).await;
+        append::append(lock, self.upload_path(id), offset, body).await
     }
 
     async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>> {
+        // Waits out a writer whose request was dropped; no new one can start
+        // while the registry holds the upload.
+        drop(self.locks.lock(id).await);
         let path = self.upload_path(id);
         let file = blocking(move || not_found_is_none(std::fs::File::open(path)))
             .await?
@@ -217,9 +166,15 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()> {
+        let lock = self.locks.lock(id).await;
         let tmp = self.upload_path(id);
         let dest = self.blob_path(digest);
-        blocking(move || publish(&tmp, &dest)).await
+        let durable = self.durable.clone();
+        blocking(move || {
+            let _lock = lock;
+            publish(&tmp, &dest, &durable)
+        })
+        .await
     }
 
     async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
@@ -241,6 +196,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
+        let _lock = self.locks.lock(id).await;
         not_found_is_none(tokio::fs::remove_file(self.upload_path(id)).await)?;
         Ok(())
     }
@@ -249,6 +205,7 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::{StreamExt, TryStreamExt};
 
     #[tokio::test]
     async fn keeps_every_blob_store_promise() {
@@ -285,6 +242,41 @@ mod tests {
             matches!(warm, BlobContent::File(_)),
             "a cached blob goes by sendfile"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_publishers_into_a_new_folder_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(FsBlobStore::open(dir.path()).unwrap());
+        let content = Bytes::from_static(b"published by many at once");
+        let digest = Digest::sha256_of(&content);
+        let racers: Vec<_> = (0..16)
+            .map(|i| {
+                let (store, digest, content) = (store.clone(), digest.clone(), content.clone());
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        store.put(&digest, content).await
+                    } else {
+                        let id = format!("race-{i}");
+                        store.create_upload(&id).await?;
+                        let body = futures_util::stream::iter([Ok(content)]).boxed();
+                        store.append_upload(&id, 0, body).await?;
+                        store.commit_upload(&id, &digest).await
+                    }
+                })
+            })
+            .collect();
+        for racer in racers {
+            racer.await.unwrap().unwrap();
+        }
+        let read = store.read(&digest, None).await.unwrap().unwrap();
+        let bytes: Vec<Bytes> = read.into_stream().try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), content);
+        let left = std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "no temp file left behind");
+        assert_eq!(store.locks.len(), 0, "no lock slot left behind");
     }
 
     #[tokio::test]
