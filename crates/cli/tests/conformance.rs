@@ -15,6 +15,7 @@
 //! | `delete`        | manifest, tag and blob deletion; deletion disabled          |
 //! | `robustness`    | truncated bodies, concurrency, upload expiry                |
 //! | `durability`    | state surviving a restart                                   |
+//! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
 
 mod conformance {
     pub mod harness;
@@ -27,5 +28,6 @@ mod conformance {
     mod manifest_push;
     mod pull;
     mod robustness;
+    mod slow_clients;
     mod validation;
 }

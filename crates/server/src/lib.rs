@@ -6,14 +6,17 @@
 //! the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
+mod connections;
 mod error;
 mod handlers;
 mod request;
 pub mod route;
 mod sendfile;
 mod serve;
+mod timeouts;
 
-pub use serve::serve;
+pub use serve::{serve, serve_with, ServeOptions};
+pub use timeouts::Timeouts;
 
 use axum::body::Body;
 use axum::extract::State;

@@ -41,14 +41,15 @@ fn is_placeholder(buf: &[u8]) -> bool {
 pub struct Listener(pub TcpListener);
 
 impl Listener {
-    /// The next connection. Accept errors (such as running out of file
-    /// descriptors) are logged and retried, as axum does for `serve`.
-    pub async fn accept(&mut self) -> Connection {
-        let (tcp, _) = axum::serve::Listener::accept(&mut self.0).await;
-        Connection {
+    /// The next connection and its peer. Errors (such as running out of
+    /// file descriptors) are the caller's to log and retry.
+    pub async fn accept(&mut self) -> io::Result<(Connection, std::net::SocketAddr)> {
+        let (tcp, peer) = self.0.accept().await?;
+        let connection = Connection {
             tcp,
             outbox: Outbox::default(),
-        }
+        };
+        Ok((connection, peer))
     }
 }
 
@@ -86,6 +87,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Writes what the socket takes now, without waiting.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.tcp.try_write(bytes)
+    }
+
     /// Where handlers of this connection's requests leave their files.
     pub fn outbox(&self) -> Outbox {
         self.outbox.clone()
@@ -186,7 +192,7 @@ mod tests {
         let mut listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = listener.0.local_addr().unwrap();
         let peer = tokio::spawn(TcpStream::connect(addr));
-        let ours = listener.accept().await;
+        let (ours, _) = listener.accept().await.unwrap();
         (ours, peer.await.unwrap().unwrap())
     }
 

@@ -43,14 +43,38 @@ impl Registry {
         Self::launch(data_dir, &[]).await
     }
 
+    /// A fresh registry whose open-file limit (soft and hard) is `nofile`,
+    /// set with `prlimit` before berth starts.
+    pub async fn start_with_fd_limit(nofile: u64, env: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().expect("create data dir");
+        let path = data.path().to_path_buf();
+        let mut registry = Self::launch_with(&path, env, Some(nofile)).await;
+        registry._data = Some(data);
+        registry
+    }
+
     async fn launch(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::launch_with(data_dir, env, None).await
+    }
+
+    async fn launch_with(data_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
         let logs = tempfile::tempdir().expect("create log dir");
         let mut last_stderr = String::new();
         for attempt in 0..5 {
             let addr = free_local_addr();
             let stderr_path = logs.path().join(format!("stderr-{attempt}.log"));
             let stderr = std::fs::File::create(&stderr_path).expect("create stderr log");
-            let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+            // prlimit execs berth, so the child's PID is berth's.
+            let mut command = match nofile {
+                Some(n) => {
+                    let mut c = Command::new("prlimit");
+                    c.arg(format!("--nofile={n}:{n}"))
+                        .arg("--")
+                        .arg(env!("CARGO_BIN_EXE_berth"));
+                    c
+                }
+                None => Command::new(env!("CARGO_BIN_EXE_berth")),
+            };
             // Hermetic: settings come only from the flags and `env` below.
             for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BERTH_")) {
                 command.env_remove(key);
@@ -148,6 +172,30 @@ impl Registry {
     pub fn assert_alive(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("berth serve died ({status}):\n{}", self.stderr());
+        }
+    }
+
+    /// Sends SIGTERM (a clean stop request) to this server only.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status, or `None` if it is still running.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
