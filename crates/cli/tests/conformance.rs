@@ -15,6 +15,7 @@
 //! | `delete`        | manifest, tag and blob deletion; deletion disabled          |
 //! | `robustness`    | truncated bodies, concurrency, upload expiry                |
 //! | `durability`    | state surviving a restart                                   |
+//! | `wire`          | blob bytes on real sockets; sendfile and streaming paths    |
 //! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
 
 mod conformance {
@@ -30,4 +31,5 @@ mod conformance {
     mod robustness;
     mod slow_clients;
     mod validation;
+    mod wire;
 }

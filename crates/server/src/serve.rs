@@ -124,6 +124,7 @@ pub async fn serve_with(
             (app.clone(), state.clone(), options.timeouts.body_idle);
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = request_state.begin_request();
+            outbox.check_drained();
             let mut request = request.map(|body| idle_body(body, body_idle));
             request.extensions_mut().insert(outbox.clone());
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -134,6 +135,8 @@ pub async fn serve_with(
             }
         });
         let io = TimedIo::new(connection, state.clone(), options.timeouts);
+        // Flattened writes would copy sendfile placeholders (crate::sendfile).
+        debug_assert!(tokio::io::AsyncWrite::is_write_vectored(&io));
         let served = hyper::server::conn::http1::Builder::new()
             .max_buf_size(CONNECTION_BUFFER)
             // Queue body frames as they are, never copied: sendfile relies on it.

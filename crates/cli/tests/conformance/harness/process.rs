@@ -18,6 +18,7 @@ pub struct Registry {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     stderr_path: PathBuf,
+    data_path: PathBuf,
     // Held only to delete the directories when the test ends.
     _data: Option<tempfile::TempDir>,
     _logs: Option<tempfile::TempDir>,
@@ -31,7 +32,7 @@ impl Registry {
 
     /// A fresh registry with extra environment variables (e.g. `BERTH_DELETE_ENABLED=false`).
     pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().expect("create data dir");
+        let data = data_dir();
         let path = data.path().to_path_buf();
         let mut registry = Self::launch(&path, env).await;
         registry._data = Some(data);
@@ -46,7 +47,7 @@ impl Registry {
     /// A fresh registry whose open-file limit (soft and hard) is `nofile`,
     /// set with `prlimit` before berth starts.
     pub async fn start_with_fd_limit(nofile: u64, env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().expect("create data dir");
+        let data = data_dir();
         let path = data.path().to_path_buf();
         let mut registry = Self::launch_with(&path, env, Some(nofile)).await;
         registry._data = Some(data);
@@ -58,7 +59,7 @@ impl Registry {
     }
 
     async fn launch_with(data_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
-        let logs = tempfile::tempdir().expect("create log dir");
+        let logs = self::data_dir();
         let mut last_stderr = String::new();
         for attempt in 0..5 {
             let addr = free_local_addr();
@@ -101,6 +102,7 @@ impl Registry {
                 addr,
                 client,
                 stderr_path,
+                data_path: data_dir.to_path_buf(),
                 _data: None,
                 _logs: None,
             };
@@ -145,6 +147,16 @@ impl Registry {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Where the filesystem store keeps the blob `digest` (`algorithm:hex`).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let (algorithm, hex) = digest.split_once(':').expect("algorithm:hex");
+        self.data_path
+            .join("blobs")
+            .join(algorithm)
+            .join(&hex[..2])
+            .join(hex)
     }
 
     /// What the server wrote to stderr so far.
@@ -263,6 +275,14 @@ impl Drop for Registry {
             );
         }
     }
+}
+
+/// A fresh folder under the build's own temporary folder: on the same disk
+/// as `target/`, never a tmpfs, so blob reads take the paths production
+/// takes (sendfile needs a filesystem with `RWF_NOWAIT`).
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a folder in CARGO_TARGET_TMPDIR")
 }
 
 fn free_local_addr() -> SocketAddr {

@@ -105,6 +105,42 @@ impl RawResponse {
     }
 }
 
+/// Splits what a connection sent back to pipelined requests into responses,
+/// one per method in `methods` (a `HEAD` answer has no body). Only
+/// `Content-Length` bodies are supported; panics on anything it cannot split.
+pub fn split_responses(mut buf: &[u8], methods: &[&str]) -> Vec<RawResponse> {
+    let mut out = Vec::new();
+    for method in methods {
+        let head_end = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head for {method} in {} bytes", buf.len()));
+        let head = RawResponse::parse(&buf[..head_end + 4]).expect("a response head");
+        let body_len = if *method == "HEAD" {
+            0
+        } else {
+            head.header("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("a Content-Length on a pipelined response")
+        };
+        let end = head_end + 4 + body_len;
+        assert!(buf.len() >= end, "{method}: body cut short");
+        let body = buf[head_end + 4..end].to_vec();
+        out.push(RawResponse {
+            body,
+            complete: true,
+            ..head
+        });
+        buf = &buf[end..];
+    }
+    assert!(
+        buf.is_empty(),
+        "{} bytes after the last response",
+        buf.len()
+    );
+    out
+}
+
 /// Reads one HTTP/1.1 response off `stream` (10 s at most). `None` when the connection
 /// ends, fails or stalls before a response head arrives.
 pub async fn read_response(
