@@ -39,6 +39,7 @@ pub struct RawConfig {
     pub body_idle_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    pub manifest_body_budget_mib: Option<usize>,
 }
 
 impl RawConfig {
@@ -56,6 +57,9 @@ impl RawConfig {
             body_idle_timeout_secs: over.body_idle_timeout_secs.or(self.body_idle_timeout_secs),
             max_connections: over.max_connections.or(self.max_connections),
             shutdown_grace_secs: over.shutdown_grace_secs.or(self.shutdown_grace_secs),
+            manifest_body_budget_mib: over
+                .manifest_body_budget_mib
+                .or(self.manifest_body_budget_mib),
         }
     }
 
@@ -80,6 +84,7 @@ impl RawConfig {
             body_idle_timeout_secs: parse(env, "BERTH_BODY_IDLE_TIMEOUT_SECS")?,
             max_connections: parse(env, "BERTH_MAX_CONNECTIONS")?,
             shutdown_grace_secs: parse(env, "BERTH_SHUTDOWN_GRACE_SECS")?,
+            manifest_body_budget_mib: parse(env, "BERTH_MANIFEST_BODY_BUDGET_MIB")?,
         })
     }
 }
@@ -113,6 +118,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// How long requests in flight may take after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Bytes all manifest bodies being received may hold together.
+    pub manifest_body_budget: usize,
 }
 
 impl Config {
@@ -157,6 +164,16 @@ impl Config {
                 Some(0) => return Err(ConfigError::Invalid("max_connections", "0".into())),
                 n => n,
             },
+            manifest_body_budget: match raw.manifest_body_budget_mib.unwrap_or(64) {
+                // Below one manifest's limit, large manifests could never be pushed.
+                mib @ 0..4 => {
+                    return Err(ConfigError::Invalid(
+                        "manifest_body_budget_mib",
+                        mib.to_string(),
+                    ))
+                }
+                mib => mib.saturating_mul(1 << 20),
+            },
             shutdown_grace: Duration::from_secs(
                 raw.shutdown_grace_secs.unwrap_or(30).min(MAX_TIMEOUT_SECS),
             ),
@@ -198,6 +215,7 @@ mod tests {
         assert_eq!(c.body_idle_timeout, Duration::from_secs(60));
         assert_eq!(c.max_connections, None);
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(c.manifest_body_budget, 64 << 20);
     }
 
     #[test]
@@ -224,6 +242,7 @@ mod tests {
             ("BERTH_HEADER_READ_TIMEOUT_SECS", "0"),
             ("BERTH_BODY_IDLE_TIMEOUT_SECS", "999999999"),
             ("BERTH_MAX_CONNECTIONS", "0"),
+            ("BERTH_MANIFEST_BODY_BUDGET_MIB", "3"),
         ] {
             let result = Config::load(None, &env(&[(key, value)]), RawConfig::default());
             assert!(

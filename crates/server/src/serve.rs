@@ -5,6 +5,7 @@
 //! bodies can go out with sendfile), the size of hyper's buffer, deadlines
 //! for slow clients, a cap on connections, and a bounded shutdown.
 
+use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
 use crate::router;
 use crate::sendfile::{Listener, Outbox};
@@ -40,6 +41,8 @@ pub struct ServeOptions {
     /// After the shutdown signal, how long requests in flight may take
     /// before the remaining connections are dropped.
     pub shutdown_grace: Duration,
+    /// Bytes that manifest bodies being received may hold, all together.
+    pub manifest_body_budget: usize,
 }
 
 impl Default for ServeOptions {
@@ -52,6 +55,7 @@ impl Default for ServeOptions {
             },
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
+            manifest_body_budget: 64 << 20,
         }
     }
 }
@@ -78,6 +82,7 @@ pub async fn serve_with(
     let app = router(registry);
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);
+    let budget = MemoryBudget::new(options.manifest_body_budget);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut accept_errors = RateLimitedLog::default();
@@ -120,14 +125,19 @@ pub async fn serve_with(
             }
         };
         let outbox: Outbox = connection.outbox();
-        let (app, request_state, body_idle) =
-            (app.clone(), state.clone(), options.timeouts.body_idle);
+        let (app, request_state, body_idle, budget) = (
+            app.clone(),
+            state.clone(),
+            options.timeouts.body_idle,
+            budget.clone(),
+        );
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = request_state.begin_request();
             outbox.check_drained();
             let mut request = request.map(|body| idle_body(body, body_idle));
             request.extensions_mut().insert(outbox.clone());
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(budget.clone());
             let response = tower::ServiceExt::oneshot(app.clone(), request);
             async move {
                 let response = response.await?;

@@ -282,3 +282,66 @@ async fn sigterm_refuses_new_connections_finishes_requests_and_exits_within_the_
     );
     drop((stalled_upload, stalled_head));
 }
+
+#[tokio::test]
+async fn clients_stalled_inside_large_manifests_cannot_pin_unbounded_memory() {
+    const CLIENTS: usize = 64;
+    const BODY: usize = 4 << 20; // the manifest limit
+    let budget_mib = 64;
+    let mut registry = Registry::start_with_env(&[
+        ("BERTH_MANIFEST_BODY_BUDGET_MIB", "64"),
+        ("BERTH_BODY_IDLE_TIMEOUT_SECS", "4"),
+    ])
+    .await;
+    let baseline = registry.peak_rss();
+    let addr = registry.addr;
+    let head = format!(
+        "PUT /v2/stall/manifest/manifests/v1 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {BODY}\r\n\r\n"
+    );
+    let body = vec![b' '; BODY - 1]; // all but the last byte, then stall
+    let clients = (0..CLIENTS).map(|_| {
+        let (head, body) = (head.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            // Over budget: refused before the body is read.
+            let early = tokio::time::timeout(Duration::from_secs(2), read_response(&mut stream))
+                .await
+                .ok()
+                .flatten();
+            if let Some(resp) = early {
+                return (Some(resp.status), stream);
+            }
+            let _ = stream.write_all(&body).await;
+            (None, stream)
+        })
+    });
+    let mut refused = 0;
+    let mut held = Vec::new();
+    for client in clients.collect::<Vec<_>>() {
+        let (status, stream) = client.await.unwrap();
+        match status {
+            Some(429) => refused += 1,
+            Some(other) => panic!("a stalled manifest PUT answered {other}"),
+            None => {}
+        }
+        held.push(stream);
+    }
+    let grown = registry.peak_rss().saturating_sub(baseline);
+    assert!(
+        grown < (budget_mib as u64 + 48) << 20,
+        "{CLIENTS} stalled 4 MiB manifests grew memory by {} MiB",
+        grown >> 20
+    );
+    let admitted = CLIENTS - refused;
+    assert_eq!(
+        admitted,
+        budget_mib * (1 << 20) / BODY,
+        "the budget admits exactly what fits; {refused} refused"
+    );
+    // The body timeout frees the stalled ones; the budget is whole again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    registry.assert_alive();
+    registry.push_image("stall/manifest", "after").await;
+    drop(held);
+}
