@@ -14,6 +14,18 @@ pub const DEFAULT_DATA_DIR: &str = "./berth-data";
 /// Longest upload expiry accepted (ten years): beyond it time arithmetic overflows.
 const MAX_UPLOAD_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
 
+/// Longest timeout accepted (a day): a client holding a connection longer is not slow but gone.
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+
+/// A timeout setting: `default` when unset; 0 and values above a day are refused.
+fn seconds(key: &'static str, value: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
+    match value.unwrap_or(default) {
+        0 => Err(ConfigError::Invalid(key, "0".into())),
+        n if n > MAX_TIMEOUT_SECS => Err(ConfigError::Invalid(key, n.to_string())),
+        n => Ok(Duration::from_secs(n)),
+    }
+}
+
 /// Settings as written in the file, the environment or flags; all optional.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +34,12 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub delete_enabled: Option<bool>,
     pub upload_expiry_secs: Option<u64>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub body_idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub manifest_body_budget_mib: Option<usize>,
 }
 
 impl RawConfig {
@@ -32,6 +50,16 @@ impl RawConfig {
             data_dir: over.data_dir.or(self.data_dir),
             delete_enabled: over.delete_enabled.or(self.delete_enabled),
             upload_expiry_secs: over.upload_expiry_secs.or(self.upload_expiry_secs),
+            header_read_timeout_secs: over
+                .header_read_timeout_secs
+                .or(self.header_read_timeout_secs),
+            idle_timeout_secs: over.idle_timeout_secs.or(self.idle_timeout_secs),
+            body_idle_timeout_secs: over.body_idle_timeout_secs.or(self.body_idle_timeout_secs),
+            max_connections: over.max_connections.or(self.max_connections),
+            shutdown_grace_secs: over.shutdown_grace_secs.or(self.shutdown_grace_secs),
+            manifest_body_budget_mib: over
+                .manifest_body_budget_mib
+                .or(self.manifest_body_budget_mib),
         }
     }
 
@@ -51,6 +79,12 @@ impl RawConfig {
             data_dir: parse(env, "BERTH_DATA_DIR")?,
             delete_enabled: parse(env, "BERTH_DELETE_ENABLED")?,
             upload_expiry_secs: parse(env, "BERTH_UPLOAD_EXPIRY_SECS")?,
+            header_read_timeout_secs: parse(env, "BERTH_HEADER_READ_TIMEOUT_SECS")?,
+            idle_timeout_secs: parse(env, "BERTH_IDLE_TIMEOUT_SECS")?,
+            body_idle_timeout_secs: parse(env, "BERTH_BODY_IDLE_TIMEOUT_SECS")?,
+            max_connections: parse(env, "BERTH_MAX_CONNECTIONS")?,
+            shutdown_grace_secs: parse(env, "BERTH_SHUTDOWN_GRACE_SECS")?,
+            manifest_body_budget_mib: parse(env, "BERTH_MANIFEST_BODY_BUDGET_MIB")?,
         })
     }
 }
@@ -74,6 +108,18 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub delete_enabled: bool,
     pub upload_expiry: Duration,
+    /// Deadline for a request head, from its first byte (or the connection's start).
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Longest pause inside a request body.
+    pub body_idle_timeout: Duration,
+    /// Connections held at once; `None` derives it from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// How long requests in flight may take after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+    /// Bytes all manifest bodies being received may hold together.
+    pub manifest_body_budget: usize,
 }
 
 impl Config {
@@ -107,6 +153,30 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             delete_enabled: raw.delete_enabled.unwrap_or(true),
             upload_expiry: Duration::from_secs(upload_expiry_secs),
+            header_read_timeout: seconds(
+                "header_read_timeout_secs",
+                raw.header_read_timeout_secs,
+                30,
+            )?,
+            idle_timeout: seconds("idle_timeout_secs", raw.idle_timeout_secs, 60)?,
+            body_idle_timeout: seconds("body_idle_timeout_secs", raw.body_idle_timeout_secs, 60)?,
+            max_connections: match raw.max_connections {
+                Some(0) => return Err(ConfigError::Invalid("max_connections", "0".into())),
+                n => n,
+            },
+            manifest_body_budget: match raw.manifest_body_budget_mib.unwrap_or(64) {
+                // Below one manifest's limit, large manifests could never be pushed.
+                mib @ 0..4 => {
+                    return Err(ConfigError::Invalid(
+                        "manifest_body_budget_mib",
+                        mib.to_string(),
+                    ))
+                }
+                mib => mib.saturating_mul(1 << 20),
+            },
+            shutdown_grace: Duration::from_secs(
+                raw.shutdown_grace_secs.unwrap_or(30).min(MAX_TIMEOUT_SECS),
+            ),
         })
     }
 }
@@ -140,6 +210,46 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./berth-data"));
         assert!(c.delete_enabled);
         assert_eq!(c.upload_expiry, Duration::from_secs(86400));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.body_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(c.manifest_body_budget, 64 << 20);
+    }
+
+    #[test]
+    fn connection_settings_come_from_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "header_read_timeout_secs = 5\nidle_timeout_secs = 6\nmax_connections = 100\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("BERTH_BODY_IDLE_TIMEOUT_SECS", "7"),
+            ("BERTH_SHUTDOWN_GRACE_SECS", "0"),
+            ("BERTH_MAX_CONNECTIONS", "200"),
+        ]);
+        let c = Config::load(Some(file), &e, RawConfig::default()).unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, Duration::from_secs(6));
+        assert_eq!(c.body_idle_timeout, Duration::from_secs(7));
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.max_connections, Some(200));
+        for (key, value) in [
+            ("BERTH_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("BERTH_BODY_IDLE_TIMEOUT_SECS", "999999999"),
+            ("BERTH_MAX_CONNECTIONS", "0"),
+            ("BERTH_MANIFEST_BODY_BUDGET_MIB", "3"),
+        ] {
+            let result = Config::load(None, &env(&[(key, value)]), RawConfig::default());
+            assert!(
+                matches!(result, Err(ConfigError::Invalid(..))),
+                "{key}={value}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod allocator;
 mod config;
+mod fd_limit;
 mod fsck;
 mod serve;
 
@@ -97,7 +98,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve::run(config)) {
+            let result = runtime.block_on(serve::run(config));
+            // Connections still open after the grace period must not keep the process alive.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");

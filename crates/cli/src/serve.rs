@@ -5,6 +5,7 @@ use crate::config::Config;
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{Registry, RegistryOptions};
+use berth_server::{ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,13 +25,27 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
     tokio::spawn(crate::allocator::return_free_memory(Duration::from_secs(1)));
 
+    let fd_limit = crate::fd_limit::raise();
+    let options = ServeOptions {
+        timeouts: Timeouts {
+            header_read: config.header_read_timeout,
+            keep_alive_idle: config.idle_timeout,
+            body_idle: config.body_idle_timeout,
+        },
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(|| crate::fd_limit::default_max_connections(fd_limit)),
+        shutdown_grace: config.shutdown_grace,
+        manifest_body_budget: config.manifest_body_budget,
+    };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
+        max_connections = options.max_connections,
         "berth listening"
     );
-    berth_server::serve(listener, registry, shutdown_signal()).await?;
+    berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
     tracing::info!("berth stopped");
     Ok(())
 }

@@ -15,6 +15,8 @@
 //! | `delete`        | manifest, tag and blob deletion; deletion disabled          |
 //! | `robustness`    | truncated bodies, concurrency, upload expiry                |
 //! | `durability`    | state surviving a restart                                   |
+//! | `wire`          | blob bytes on real sockets; sendfile and streaming paths    |
+//! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -28,5 +30,7 @@ mod conformance {
     mod manifest_push;
     mod pull;
     mod robustness;
+    mod slow_clients;
     mod validation;
+    mod wire;
 }

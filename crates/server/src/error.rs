@@ -13,7 +13,17 @@ pub enum ApiError {
     Registry(Error),
     NotFound,
     MethodNotAllowed,
+    /// Serving the request would exceed a shared memory budget.
+    OverBudget,
 }
+
+/// Why a request failed, in the server's words: logged once by the
+/// dispatcher with the request, never sent to the client.
+#[derive(Debug, Clone)]
+pub struct Cause(pub String);
+
+/// What clients see of a storage failure; the cause stays in the log.
+const STORAGE_FAILURE: &str = "internal error; the cause is in the registry's log";
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
@@ -81,15 +91,27 @@ fn body(code: &str, message: String, detail: serde_json::Value) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, text) = match &self {
-            ApiError::Registry(e) => {
-                if let Error::Storage(cause) = e {
-                    tracing::error!(%cause, "storage failure");
-                }
-                (
-                    status_of(e),
-                    body(e.code().as_str(), e.to_string(), detail_of(e)),
-                )
-            }
+            // Storage failures carry SQLite's or the OS's text: not for clients.
+            ApiError::Registry(Error::Storage(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body(
+                    ErrorCode::Unknown.as_str(),
+                    STORAGE_FAILURE.into(),
+                    serde_json::Value::Null,
+                ),
+            ),
+            ApiError::Registry(e) => (
+                status_of(e),
+                body(e.code().as_str(), e.to_string(), detail_of(e)),
+            ),
+            ApiError::OverBudget => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body(
+                    ErrorCode::TooManyRequests.as_str(),
+                    "too many large requests in progress; retry shortly".into(),
+                    serde_json::Value::Null,
+                ),
+            ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
                 body(
@@ -116,6 +138,7 @@ impl IntoResponse for ApiError {
             ApiError::Registry(Error::RangeNotSatisfiable { size }) => {
                 Some((header::CONTENT_RANGE, format!("bytes */{size}")))
             }
+            ApiError::OverBudget => Some((header::RETRY_AFTER, "1".into())),
             _ => None,
         };
         if let Some((name, value)) = extra {
@@ -123,6 +146,43 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(name, value);
             }
         }
+        if let ApiError::Registry(e) = &self {
+            response.extensions_mut().insert(Cause(e.to_string()));
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_keeps_its_cause_out_of_the_body() {
+        let internal = "disk I/O error: SQLITE_IOERR_FSYNC at /var/lib/berth/meta.db";
+        let response = ApiError::Registry(Error::Storage(internal.into())).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = response.extensions().get::<Cause>().cloned();
+        let text = body_text(response).await;
+        assert!(!text.contains("SQLITE"), "internal detail leaked: {text}");
+        assert!(!text.contains("/var/lib"), "internal detail leaked: {text}");
+        assert!(text.contains("UNKNOWN"), "{text}");
+        // ... but it is kept for the log.
+        assert!(cause.is_some_and(|c| c.0.contains("SQLITE_IOERR_FSYNC")));
+    }
+
+    #[tokio::test]
+    async fn over_budget_is_too_many_requests_with_retry_after() {
+        let response = ApiError::OverBudget.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert!(body_text(response).await.contains("TOOMANYREQUESTS"));
     }
 }

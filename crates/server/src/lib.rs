@@ -6,14 +6,19 @@
 //! the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
+mod budget;
+mod connections;
 mod error;
 mod handlers;
 mod request;
 pub mod route;
 mod sendfile;
 mod serve;
+mod timeouts;
 
-pub use serve::serve;
+pub use budget::MemoryBudget;
+pub use serve::{serve, serve_with, ServeOptions};
+pub use timeouts::Timeouts;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -42,6 +47,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
 async fn dispatch(
     State(registry): State<Arc<Registry>>,
     outbox: Option<Extension<sendfile::Outbox>>,
+    budget: Option<Extension<MemoryBudget>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -53,7 +59,9 @@ async fn dispatch(
         Ok(route) => {
             // Absent when the router runs without `serve` (in-process tests).
             let outbox = outbox.as_ref().map(|Extension(o)| o);
-            handle(&registry, route, &method, &uri, &headers, body, outbox).await
+            let budget = budget.as_ref().map(|Extension(b)| b);
+            let context = RequestContext { outbox, budget };
+            handle(&registry, route, &method, &uri, &headers, body, context).await
         }
         Err(e) => Err(ApiError::from(e)),
     }
@@ -68,12 +76,31 @@ async fn dispatch(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if status.is_server_error() {
-        tracing::warn!(%method, path = uri.path(), %status, elapsed = ?started.elapsed(), "request failed");
-    } else {
-        tracing::debug!(%method, path = uri.path(), %status, elapsed = ?started.elapsed(), "request");
+    // The one log line of a request; an error's cause is logged here only.
+    let cause = response.extensions_mut().remove::<error::Cause>();
+    let elapsed = started.elapsed();
+    let path = uri.path();
+    match cause {
+        Some(cause) if status.is_server_error() => {
+            tracing::error!(%method, path, %status, ?elapsed, cause = %cause.0, "request failed")
+        }
+        Some(cause) => {
+            tracing::debug!(%method, path, %status, ?elapsed, cause = %cause.0, "request refused")
+        }
+        None if status.is_server_error() => {
+            tracing::error!(%method, path, %status, ?elapsed, "request failed")
+        }
+        None => tracing::debug!(%method, path, %status, ?elapsed, "request"),
     }
     response
+}
+
+/// What the connection provides a request beyond the HTTP message; absent
+/// when the router runs without `serve` (in-process tests).
+#[derive(Clone, Copy, Default)]
+struct RequestContext<'a> {
+    outbox: Option<&'a sendfile::Outbox>,
+    budget: Option<&'a MemoryBudget>,
 }
 
 async fn handle(
@@ -83,7 +110,7 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-    outbox: Option<&sendfile::Outbox>,
+    context: RequestContext<'_>,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(uri.query());
     use handlers::{blobs, listing, manifests, uploads};
@@ -99,7 +126,9 @@ async fn handle(
             listing::referrers(registry, &name, &digest, &query).await
         }
         Route::Manifest { name, reference } => match *method {
-            Method::PUT => manifests::put(registry, &name, &reference, headers, body).await,
+            Method::PUT => {
+                manifests::put(registry, &name, &reference, headers, body, context.budget).await
+            }
             Method::DELETE => manifests::delete(registry, &name, &reference).await,
             _ => manifests::get(registry, &name, &reference, headers, method == Method::GET).await,
         },
@@ -107,7 +136,7 @@ async fn handle(
             Method::DELETE => blobs::delete(registry, &name, &digest).await,
             _ => {
                 let with_body = method == Method::GET;
-                blobs::get(registry, &name, &digest, headers, with_body, outbox).await
+                blobs::get(registry, &name, &digest, headers, with_body, context.outbox).await
             }
         },
         Route::StartUpload { name } => uploads::start(registry, &name, &query, headers, body).await,

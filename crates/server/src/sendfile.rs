@@ -14,6 +14,26 @@
 //! The file is handed over per connection through an [`Outbox`], which the
 //! handler finds in the request's extensions. HTTP/1.1 answers one request
 //! at a time per connection, so one slot is enough.
+//!
+//! # The invariant, and what guards it
+//!
+//! **Every placeholder frame a body yields reaches [`Connection`]'s write
+//! unchanged: same address, in order, on the connection whose outbox holds
+//! the file.** Anything between the handler and the socket that copies or
+//! transforms frames breaks it: a compression layer, TLS, HTTP/2 framing,
+//! hyper without `writev` (it would flatten frames into its own buffer).
+//! A copied placeholder is plain zeros, and would be sent as such.
+//!
+//! Guards:
+//! - a new request on a connection whose outbox still holds unsent file
+//!   bytes means the last body's placeholders never arrived: a debug
+//!   assertion fails, and release builds log it ([`Outbox::check_drained`]);
+//! - the connection must write vectored (a debug assertion in `serve`, and a
+//!   unit test over the stack `serve` builds);
+//! - conformance tests (`wire`) check blob bytes on real sockets: pipelined,
+//!   with `Accept-Encoding: gzip`, HEAD then GET, after a disconnect, with the
+//!   page cache partly evicted, and that the sendfile path did serve them
+//!   (the `blob body` debug log says `via=sendfile` or `via=stream`).
 
 use axum::body::Body;
 use berth_registry::FileRegion;
@@ -41,14 +61,15 @@ fn is_placeholder(buf: &[u8]) -> bool {
 pub struct Listener(pub TcpListener);
 
 impl Listener {
-    /// The next connection. Accept errors (such as running out of file
-    /// descriptors) are logged and retried, as axum does for `serve`.
-    pub async fn accept(&mut self) -> Connection {
-        let (tcp, _) = axum::serve::Listener::accept(&mut self.0).await;
-        Connection {
+    /// The next connection and its peer. Errors (such as running out of
+    /// file descriptors) are the caller's to log and retry.
+    pub async fn accept(&mut self) -> io::Result<(Connection, std::net::SocketAddr)> {
+        let (tcp, peer) = self.0.accept().await?;
+        let connection = Connection {
             tcp,
             outbox: Outbox::default(),
-        }
+        };
+        Ok((connection, peer))
     }
 }
 
@@ -72,6 +93,23 @@ impl Outbox {
         Body::from_stream(frames)
     }
 
+    /// Called when a request begins: the previous response's file must be
+    /// fully sent, or its placeholders went somewhere other than this
+    /// connection (see the module's invariant).
+    pub fn check_drained(&self) {
+        let mut slot = self.slot();
+        let unsent = slot.as_ref().map_or(0, |region| region.len);
+        if unsent > 0 {
+            tracing::error!(
+                unsent,
+                "a blob body's placeholders never reached the connection; \
+                 a layer between the handler and the socket copies bodies"
+            );
+            debug_assert_eq!(unsent, 0, "sendfile placeholders were not sent as queued");
+        }
+        *slot = None;
+    }
+
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<FileRegion>> {
         self.0
             .lock()
@@ -86,6 +124,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Writes what the socket takes now, without waiting.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.tcp.try_write(bytes)
+    }
+
     /// Where handlers of this connection's requests leave their files.
     pub fn outbox(&self) -> Outbox {
         self.outbox.clone()
@@ -186,7 +229,7 @@ mod tests {
         let mut listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = listener.0.local_addr().unwrap();
         let peer = tokio::spawn(TcpStream::connect(addr));
-        let ours = listener.accept().await;
+        let (ours, _) = listener.accept().await.unwrap();
         (ours, peer.await.unwrap().unwrap())
     }
 
@@ -222,6 +265,37 @@ mod tests {
         assert!(
             got[5..] == content[7..],
             "file bytes, not placeholder zeros"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_drained_outbox_passes_the_check() {
+        let (mut ours, _peer) = pair().await;
+        let _body = ours.outbox.body(region(b"abc", 0, 3));
+        assert_eq!(ours.write(&PLACEHOLDER[..3]).await.unwrap(), 3);
+        ours.outbox.check_drained();
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "placeholders were not sent")]
+    async fn an_outbox_left_with_unsent_bytes_fails_the_check() {
+        let (ours, _peer) = pair().await;
+        let _body = ours.outbox.body(region(b"abc", 0, 3));
+        ours.outbox.check_drained();
+    }
+
+    #[tokio::test]
+    async fn the_connection_as_served_writes_vectored() {
+        let (ours, _peer) = pair().await;
+        let state = crate::connections::ConnectionTable::new(1);
+        let crate::connections::Admission::Admitted(state, _slot) = state.admit() else {
+            panic!("admitted");
+        };
+        let io =
+            crate::timeouts::TimedIo::new(ours, state, crate::ServeOptions::default().timeouts);
+        assert!(
+            io.is_write_vectored(),
+            "hyper would flatten placeholders into zeros"
         );
     }
 

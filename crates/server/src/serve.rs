@@ -1,17 +1,23 @@
 //! Accepting connections and serving each with hyper's HTTP/1.1.
 //!
-//! berth runs its own accept loop rather than `axum::serve` for two things
-//! axum does not expose: a per-connection [`Outbox`] handed to handlers (so
-//! blob bodies can go out with sendfile), and the size of hyper's buffer.
+//! berth runs its own accept loop rather than `axum::serve` for what axum
+//! does not expose: a per-connection [`Outbox`] handed to handlers (so blob
+//! bodies can go out with sendfile), the size of hyper's buffer, deadlines
+//! for slow clients, a cap on connections, and a bounded shutdown.
 
+use crate::budget::MemoryBudget;
+use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
 use crate::router;
 use crate::sendfile::{Listener, Outbox};
-use axum::body::Body;
+use crate::timeouts::{idle_body, TimedIo, Timeouts};
+use axum::extract::ConnectInfo;
 use axum::http::Request;
 use berth_registry::Registry;
 use hyper::body::Incoming;
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes hyper may buffer per connection. Request bodies arrive in pieces
 /// of at most this size, and an upload holds a few pieces at a time (being
@@ -21,39 +27,175 @@ use std::sync::Arc;
 /// faster at twice the memory. Request heads must fit in it too.
 const CONNECTION_BUFFER: usize = 64 << 10;
 
-/// Serves `registry` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// A canned answer for a connection refused at the cap; written only if the
+/// socket takes it at once.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
+
+/// How the server treats its clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    pub timeouts: Timeouts,
+    /// Connections held at once; see [`crate::connections`] for what
+    /// happens at the cap.
+    pub max_connections: usize,
+    /// After the shutdown signal, how long requests in flight may take
+    /// before the remaining connections are dropped.
+    pub shutdown_grace: Duration,
+    /// Bytes that manifest bodies being received may hold, all together.
+    pub manifest_body_budget: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            timeouts: Timeouts {
+                header_read: Duration::from_secs(30),
+                keep_alive_idle: Duration::from_secs(60),
+                body_idle: Duration::from_secs(60),
+            },
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(30),
+            manifest_body_budget: 64 << 20,
+        }
+    }
+}
+
+/// Serves `registry` on `listener` with default [`ServeOptions`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> io::Result<()> {
+    serve_with(listener, registry, ServeOptions::default(), shutdown).await
+}
+
+/// Serves `registry` on `listener` until `shutdown` completes; then stops
+/// accepting at once (the listener is closed, so new connections are
+/// refused) and lets requests in flight finish for at most
+/// `options.shutdown_grace`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let app = router(registry);
     let mut listener = Listener(listener);
-    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let table = ConnectionTable::new(options.max_connections);
+    let budget = MemoryBudget::new(options.manifest_body_budget);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut accept_errors = RateLimitedLog::default();
+    let mut at_cap = RateLimitedLog::default();
     loop {
-        let connection = tokio::select! {
-            connection = listener.accept() => connection,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (app, outbox): (_, Outbox) = (app.clone(), connection.outbox());
+        let (connection, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                on_accept_error(&e, &table, &mut accept_errors).await;
+                continue;
+            }
+        };
+        let (state, slot) = match table.admit() {
+            Admission::Admitted(state, slot) => (state, slot),
+            Admission::AdmittedByEviction(state, slot) => {
+                if let Some(suppressed) = at_cap.allow() {
+                    tracing::warn!(
+                        max = options.max_connections,
+                        suppressed,
+                        "connection limit reached: closing the connection idle longest"
+                    );
+                }
+                (state, slot)
+            }
+            Admission::Refused => {
+                if let Some(suppressed) = at_cap.allow() {
+                    tracing::warn!(
+                        max = options.max_connections,
+                        suppressed,
+                        %peer,
+                        "connection limit reached and every connection busy: refusing"
+                    );
+                }
+                let _ = connection.try_write(BUSY);
+                continue;
+            }
+        };
+        let outbox: Outbox = connection.outbox();
+        let (app, request_state, body_idle, budget) = (
+            app.clone(),
+            state.clone(),
+            options.timeouts.body_idle,
+            budget.clone(),
+        );
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
+            let guard = request_state.begin_request();
+            outbox.check_drained();
+            let mut request = request.map(|body| idle_body(body, body_idle));
             request.extensions_mut().insert(outbox.clone());
-            tower::ServiceExt::oneshot(app.clone(), request)
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(budget.clone());
+            let response = tower::ServiceExt::oneshot(app.clone(), request);
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(|b| GuardedBody::wrap(b, guard)))
+            }
         });
+        let io = TimedIo::new(connection, state.clone(), options.timeouts);
+        // Flattened writes would copy sendfile placeholders (crate::sendfile).
+        debug_assert!(tokio::io::AsyncWrite::is_write_vectored(&io));
         let served = hyper::server::conn::http1::Builder::new()
             .max_buf_size(CONNECTION_BUFFER)
             // Queue body frames as they are, never copied: sendfile relies on it.
             .writev(true)
-            .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
-        let served = connections.watch(served);
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let served = graceful.watch(served);
         tokio::spawn(async move {
-            // A connection's end (the client left, a malformed request) concerns it alone.
-            let _ = served.await;
+            let _slot = slot;
+            tokio::select! {
+                // A connection's end (the client left, a malformed request) concerns it alone.
+                _ = served => {}
+                () = state.evicted() => {}
+            }
         });
     }
-    connections.shutdown().await;
+    drop(listener);
+    let open = table.len();
+    tracing::info!(
+        connections = open,
+        grace = ?options.shutdown_grace,
+        "stopped accepting; finishing requests in flight"
+    );
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = table.len(),
+            "shutdown grace period over: closing the connections still open"
+        );
+    }
     Ok(())
+}
+
+/// Logs a failed `accept()` (rate-limited) and makes room when it failed for
+/// want of descriptors, so the listener does not spin on the same error.
+async fn on_accept_error(e: &io::Error, table: &ConnectionTable, log: &mut RateLimitedLog) {
+    let out_of_descriptors = matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::MFILE.raw_os_error() || code == rustix::io::Errno::NFILE.raw_os_error());
+    if let Some(suppressed) = log.allow() {
+        tracing::error!(error = %e, connections = table.len(), suppressed, "accept() failed");
+    }
+    if out_of_descriptors {
+        table.evict_one();
+    }
+    // Give closing connections a moment to free what accept() needs.
+    tokio::time::sleep(Duration::from_millis(if out_of_descriptors {
+        10
+    } else {
+        1
+    }))
+    .await;
 }

@@ -1,6 +1,7 @@
 //! `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`
 
 use super::respond;
+use crate::budget::{BudgetedReadError, MemoryBudget, Reservation};
 use crate::error::ApiError;
 use crate::request::{accepted_types, content_length, content_type, read_limited};
 use axum::body::Body;
@@ -37,14 +38,30 @@ pub async fn put(
     reference: &Reference,
     headers: &HeaderMap,
     body: Body,
+    budget: Option<&MemoryBudget>,
 ) -> Result<Response, ApiError> {
     let too_large = || Error::ManifestTooLarge {
         limit: MAX_MANIFEST_BYTES,
     };
-    if content_length(headers).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+    let length = content_length(headers);
+    if length.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
         return Err(too_large().into());
     }
-    let bytes = read_limited(body, MAX_MANIFEST_BYTES, too_large).await?;
+    // The body's memory stays reserved until the manifest is stored.
+    let (bytes, _reserved) = match budget {
+        Some(budget) => budget
+            .read(body, MAX_MANIFEST_BYTES, length)
+            .await
+            .map_err(|e| match e {
+                BudgetedReadError::TooLarge => too_large().into(),
+                BudgetedReadError::OverBudget => ApiError::OverBudget,
+                BudgetedReadError::Body(e) => Error::BodyRead(e).into(),
+            })?,
+        None => (
+            read_limited(body, MAX_MANIFEST_BYTES, too_large).await?,
+            Reservation::default(),
+        ),
+    };
     let pushed = registry
         .put_manifest(name, reference, content_type(headers), bytes)
         .await?;
