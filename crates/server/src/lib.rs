@@ -8,6 +8,7 @@
 
 mod error;
 mod handlers;
+pub mod range_header;
 mod request;
 pub mod route;
 mod sendfile;
