@@ -10,6 +10,7 @@ mod budget;
 mod connections;
 mod error;
 mod handlers;
+pub mod range_header;
 mod request;
 pub mod route;
 mod sendfile;

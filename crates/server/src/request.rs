@@ -2,9 +2,10 @@
 //! the body as a byte stream, and the registry-specific headers.
 
 use crate::error::ApiError;
+use crate::range_header;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use berth_registry::registry::RangeRequest;
+use berth_registry::RangeRequest;
 use berth_registry::{ByteStream, Error};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
@@ -91,51 +92,30 @@ pub async fn read_limited(
     Ok(buf.freeze())
 }
 
-/// `Range: bytes=a-b | bytes=a- | bytes=-n` on blob GET.
-pub fn range_request(headers: &HeaderMap) -> Result<Option<RangeRequest>, ApiError> {
-    let Some(value) = header_str(headers, &header::RANGE) else {
-        return Ok(None);
-    };
-    let invalid = || ApiError::from(Error::RangeNotSatisfiable { size: 0 });
-    let spec = value.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
-    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
-    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| invalid());
-    Ok(Some(match (a.trim().is_empty(), b.trim().is_empty()) {
-        (false, false) => RangeRequest::Bounded(num(a)?, num(b)?),
-        (false, true) => RangeRequest::From(num(a)?),
-        (true, false) => RangeRequest::Suffix(num(b)?),
-        (true, true) => return Err(invalid()),
-    }))
+/// The blob GET's `Range`, if any; what cannot be served is `RangeRequest::Invalid`,
+/// resolved to a 416 only once the blob's size is known.
+pub fn range_request(headers: &HeaderMap) -> Option<RangeRequest> {
+    let value = headers.get(header::RANGE)?;
+    Some(
+        value
+            .to_str()
+            .map_or(RangeRequest::Invalid, range_header::parse_range),
+    )
 }
 
-/// `Content-Range: a-b` on PATCH (the spec's form; `bytes a-b/*` is also taken).
+/// `Content-Range` on PATCH/PUT, checked against `Content-Length`.
 /// Returns the chunk's first byte.
 pub fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = header_str(headers, &header::CONTENT_RANGE) else {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let invalid = || {
-        ApiError::from(Error::BlobUploadInvalid(format!(
-            "invalid Content-Range {value:?}"
-        )))
-    };
-    let spec = value
-        .trim()
-        .trim_start_matches("bytes")
-        .trim_start_matches(['=', ' ']);
-    let spec = spec.split('/').next().unwrap_or("");
-    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
-    let a: u64 = a.trim().parse().map_err(|_| invalid())?;
-    let b: u64 = b.trim().parse().map_err(|_| invalid())?;
-    if b < a {
-        return Err(invalid());
-    }
-    if let Some(len) = content_length(headers) {
-        if len != b - a + 1 {
-            return Err(invalid());
-        }
-    }
-    Ok(Some(a))
+    let invalid = |why: String| ApiError::from(Error::BlobUploadInvalid(why));
+    let value = value
+        .to_str()
+        .map_err(|_| invalid("Content-Range is not ASCII".into()))?;
+    range_header::parse_content_range(value, content_length(headers))
+        .map(|range| Some(range.start))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -152,17 +132,21 @@ mod tests {
     }
 
     #[test]
-    fn range_forms() {
+    fn range_header_absent_invalid_or_parsed() {
         let r = |v: &str| range_request(&headers(&[(header::RANGE, v)]));
-        assert_eq!(r("bytes=0-9").unwrap(), Some(RangeRequest::Bounded(0, 9)));
-        assert_eq!(r("bytes=5-").unwrap(), Some(RangeRequest::From(5)));
-        assert_eq!(r("bytes=-3").unwrap(), Some(RangeRequest::Suffix(3)));
-        assert!(r("bytes=x-1").is_err());
-        assert!(r("items=0-1").is_err());
+        assert_eq!(range_request(&HeaderMap::new()), None);
+        assert_eq!(r("bytes=0-9"), Some(RangeRequest::Bounded(0, 9)));
+        assert_eq!(r("items=0-1"), Some(RangeRequest::Invalid));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::RANGE,
+            HeaderValue::from_bytes(b"bytes=\xff-").unwrap(),
+        );
+        assert_eq!(range_request(&h), Some(RangeRequest::Invalid));
     }
 
     #[test]
-    fn content_range_forms() {
+    fn content_range_is_checked_against_content_length() {
         let s = |v: &str, len: Option<&str>| {
             let mut h = headers(&[(header::CONTENT_RANGE, v)]);
             if let Some(len) = len {
@@ -170,10 +154,11 @@ mod tests {
             }
             chunk_start(&h)
         };
+        assert_eq!(chunk_start(&HeaderMap::new()).unwrap(), None);
         assert_eq!(s("0-99", Some("100")).unwrap(), Some(0));
         assert_eq!(s("bytes 100-199/*", None).unwrap(), Some(100));
-        assert!(s("5-1", None).is_err());
         assert!(s("0-99", Some("10")).is_err());
+        assert!(s("0-18446744073709551615", Some("0")).is_err());
         assert!(s("garbage", None).is_err());
     }
 

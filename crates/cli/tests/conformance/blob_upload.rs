@@ -256,6 +256,37 @@ async fn malformed_content_range_is_blob_upload_invalid() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn content_range_whose_length_overflows_is_refused_and_appends_nothing() {
+    // `0-18446744073709551615` is 2^64 bytes: its length wrapped to 0 and,
+    // with an empty body, the chunk was accepted (or the server panicked).
+    let registry = Registry::start().await;
+    let location = registry.start_upload("app").await;
+    let resp = registry
+        .send(
+            registry
+                .client
+                .patch(&location)
+                .header("content-type", "application/octet-stream")
+                .header("content-range", format!("0-{}", u64::MAX))
+                .header("content-length", "0")
+                .body(Vec::new()),
+        )
+        .await;
+    assert_error_one_of(
+        resp,
+        &[(400, "BLOB_UPLOAD_INVALID"), (416, "BLOB_UPLOAD_INVALID")],
+    )
+    .await;
+    // The session is untouched: the first real chunk still starts at 0.
+    let chunk = random_bytes(10);
+    let resp = patch(&registry, &location, Some((0, 9)), &chunk).await;
+    let location = assert_chunk_accepted(&registry, &resp, 9);
+    let resp = close_upload(&registry, &location, &sha256_digest(&chunk), b"").await;
+    assert_blob_created(&resp, "app", &sha256_digest(&chunk));
+    assert_blob_served(&registry, "app", &chunk).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn chunk_whose_length_disagrees_with_its_content_range_is_rejected() {
     let registry = Registry::start().await;
     let location = registry.start_upload("app").await;

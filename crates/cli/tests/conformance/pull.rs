@@ -335,6 +335,34 @@ async fn blob_unsatisfiable_range_is_416() {
     assert_eq!(required_header(&resp, "content-range"), "bytes */1000");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_range_berth_cannot_serve_is_416_with_the_real_size() {
+    // Unparseable, multi-range and past-the-end alike: the 416 names the blob's
+    // size, which is only known once the blob is found (it used to say `*/0`).
+    let registry = Registry::start().await;
+    let blob = random_bytes(1000);
+    let digest = registry.push_blob("app", &blob).await;
+    for range in ["bytes=abc", "bytes=0-1,5-6", "bytes=999999-", "items=0-1"] {
+        let resp = get_range(&registry, &digest, range).await;
+        assert_eq!(
+            required_header(&resp, "content-range"),
+            "bytes */1000",
+            "{range}"
+        );
+        assert_error(resp, 416, "RANGE_INVALID").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_range_on_an_unknown_blob_is_404() {
+    let registry = Registry::start().await;
+    let digest = sha256_digest(b"never pushed");
+    for range in ["bytes=0-9", "bytes=abc", "bytes=999999-"] {
+        let resp = get_range(&registry, &digest, range).await;
+        assert_error(resp, 404, "BLOB_UNKNOWN").await;
+    }
+}
+
 /// GET answers 404 BLOB_UNKNOWN for `digest` in `repo`, and HEAD 404.
 async fn assert_blob_unknown(registry: &Registry, repo: &str, digest: &str) {
     let url = format!("/v2/{repo}/blobs/{digest}");

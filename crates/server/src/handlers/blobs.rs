@@ -18,7 +18,7 @@ pub async fn get(
     with_body: bool,
     outbox: Option<&Outbox>,
 ) -> Result<Response, ApiError> {
-    let range = range_request(headers)?;
+    let range = range_request(headers);
     let blob = registry.blob(name, digest, range, with_body).await?;
     let mut fields = vec![
         ("content-type", "application/octet-stream".to_string()),
