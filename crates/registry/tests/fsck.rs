@@ -199,6 +199,17 @@ async fn a_flipped_byte_is_quarantined_with_everything_that_served_it() {
     assert!(removed
         .iter()
         .any(|r| r["table"] == "tags" && r["row"]["name"] == "v1"));
+    // Whole rows are kept, enough to put them back by hand.
+    let image_row = removed
+        .iter()
+        .find(|r| r["table"] == "manifests" && r["row"]["digest"] == p.image.to_string())
+        .unwrap();
+    assert_eq!(
+        image_row["row"]["media_type"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert!(image_row["row"]["pushed_at"].as_i64().unwrap() > 0);
+    assert_eq!(image_row["row"]["repository"], "team/app");
     // The registry no longer serves what it cannot serve whole.
     let reg = open(dir.path());
     let v1: Reference = "v1".parse().unwrap();
