@@ -438,3 +438,57 @@ async fn sha512_blobs_are_hashed_with_sha512() {
         .any(|x| matches!(x, Problem::CorruptBlob { found, .. } if found.starts_with("sha512:"))));
     repair_then_clean(dir.path(), &report);
 }
+
+#[tokio::test]
+async fn rows_that_no_registry_code_writes_are_found_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = filled(dir.path()).await;
+    let nowhere = Digest::sha256_of(b"nowhere");
+    sql(
+        dir.path(),
+        &format!(
+            "PRAGMA foreign_keys = OFF; -- as an older or foreign tool may have written
+             -- a reference the manifest does not make
+             INSERT INTO manifest_refs (repo_id, manifest, child)
+               SELECT id, '{image}', '{nowhere}' FROM repositories;
+             -- a link of a repository that does not exist
+             INSERT INTO repo_blobs (repo_id, digest, size) VALUES (999, '{config}', 2);
+             -- a manifest row over bytes that are not a manifest
+             INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+               SELECT id, '{layer}', 'application/vnd.oci.image.manifest.v1+json', 11, 0
+               FROM repositories;
+             -- a name the registry refuses
+             INSERT INTO repositories (name) VALUES ('Not/Valid');",
+            image = p.image,
+            config = p.config,
+            layer = p.layer,
+        ),
+    );
+    let report = check(dir.path());
+    let problems = &report.problems;
+    assert!(problems.iter().any(|x| matches!(x,
+        Problem::StaleRef { child, .. } if *child == nowhere.to_string())));
+    assert!(problems
+        .iter()
+        .any(|x| matches!(x, Problem::OrphanRow { row } if row.table == "repo_blobs")));
+    assert!(problems.iter().any(|x| matches!(x,
+        Problem::BrokenManifest { digest, fault: ManifestFault::Unparseable(_), .. }
+            if *digest == p.layer.to_string())));
+    assert!(problems
+        .iter()
+        .any(|x| matches!(x, Problem::BadRepositoryName { name } if name == "Not/Valid")));
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+
+    // A bad name is for a person to decide: repair leaves it and says so.
+    let repaired = fsck::repair(dir.path(), problems).unwrap();
+    assert!(matches!(
+        &repaired.left[..],
+        [Problem::BadRepositoryName { .. }]
+    ));
+    assert_eq!(repaired.rows_removed, 3);
+    let again = check(dir.path());
+    assert!(matches!(
+        &again.problems[..],
+        [Problem::BadRepositoryName { .. }]
+    ));
+}
