@@ -326,6 +326,9 @@ async fn stray_files_under_blobs_are_quarantined() {
     let fan = blob_path(dir.path(), &p.layer);
     let fan = fan.parent().unwrap();
     std::fs::write(fan.join("not-a-digest"), b"?").unwrap();
+    // A name that is not even UTF-8 is still moved by its real name.
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::write(fan.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), b"?").unwrap();
     // A valid digest in the wrong fan-out folder.
     let other = Digest::sha256_of(b"elsewhere");
     let wrong = if other.hex().starts_with("00") {
@@ -345,8 +348,8 @@ async fn stray_files_under_blobs_are_quarantined() {
         .iter()
         .filter(|x| matches!(x, Problem::StrayEntry { .. }))
         .count();
-    assert_eq!(strays, 4, "{:#?}", report.problems);
-    assert_eq!(report.problems.len(), 4);
+    assert_eq!(strays, 5, "{:#?}", report.problems);
+    assert_eq!(report.problems.len(), 5);
     repair_then_clean(dir.path(), &report);
 }
 

@@ -87,7 +87,7 @@ fn entries(root: &Path, dir: &Path) -> io::Result<Vec<Entry>> {
         };
         let name = entry.file_name().to_string_lossy().into_owned();
         found.push(Entry {
-            path: dir.join(&name),
+            path: dir.join(entry.file_name()),
             name,
             is_dir: kind.is_dir(),
             is_file: kind.is_file(),
