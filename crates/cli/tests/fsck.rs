@@ -302,3 +302,65 @@ async fn after_a_kill_mid_push_only_leftovers_are_found_and_what_got_201_is_inta
         .unwrap();
     assert_eq!(tagged.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_beside_a_server_under_pushes_finds_nothing_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let pushing = {
+        let (client, base) = (client.clone(), server.url(""));
+        tokio::spawn(async move {
+            for i in 0..60u32 {
+                let layer = format!("layer {i} ").repeat(2000).into_bytes();
+                let mut descriptors = Vec::new();
+                for bytes in [format!("{{\"n\":{i}}}").into_bytes(), layer] {
+                    let digest = Digest::sha256_of(&bytes);
+                    let url = format!("{base}team/app/blobs/uploads/?digest={digest}");
+                    let size = bytes.len();
+                    let resp = client.post(url).body(bytes).send().await.unwrap();
+                    assert_eq!(resp.status(), 201);
+                    descriptors.push((digest, size));
+                }
+                let manifest = format!(
+                    r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+                    descriptors[0].0, descriptors[0].1, descriptors[1].0, descriptors[1].1
+                );
+                let resp = client
+                    .put(format!("{base}team/app/manifests/t{i}"))
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .body(manifest)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }
+        })
+    };
+    // Wait for the first push so the database exists, then check while pushes go on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("meta.db").exists() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut checks = 0;
+    while !pushing.is_finished() || checks == 0 {
+        let path = dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || fsck(&path, &[]))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        checks += 1;
+    }
+    pushing.await.unwrap();
+    server.kill();
+    let after = fsck(dir.path(), &[]);
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+    // 60 configs, layers and manifests, all pushed while fsck ran beside them.
+    assert!(
+        stdout(&after).contains(": 180 blob(s)"),
+        "{}",
+        stdout(&after)
+    );
+    assert!(checks >= 2, "only {checks} check(s) overlapped the pushes");
+}
