@@ -495,3 +495,46 @@ async fn rows_that_no_registry_code_writes_are_found_too() {
         [Problem::BadRepositoryName { .. }]
     ));
 }
+
+/// Counts what a progress bar would be told.
+#[derive(Default)]
+struct Counted {
+    total: std::sync::atomic::AtomicU64,
+    advanced: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+impl fsck::Progress for Counted {
+    fn start(&self, total_bytes: u64) {
+        self.total
+            .store(total_bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn advance(&self, bytes: u64) {
+        self.advanced
+            .fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finish(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn progress_covers_every_byte_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path()).await;
+    let big = vec![42u8; 5 << 20];
+    let reg = open(dir.path());
+    reg.push_blob(&repo(), &Digest::sha256_of(&big), body(&big))
+        .await
+        .unwrap();
+    let progress = Counted::default();
+    let access = fsck::lock(dir.path()).unwrap();
+    let report = fsck::check(dir.path(), &access, &progress).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    let total = progress.total.into_inner();
+    assert!(total > 5 << 20);
+    assert_eq!(total, report.bytes_hashed);
+    assert_eq!(progress.advanced.into_inner(), total);
+    assert!(progress.finished.into_inner());
+}
