@@ -9,6 +9,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// A line on stdout; a closed stdout (`berth fsck | head`) is not worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Exit code when the data folder has problems (left after `--repair`, if given).
 const PROBLEMS_FOUND: u8 = 1;
 /// Exit code when fsck could not run at all.
@@ -80,11 +88,11 @@ pub fn run(dir: &Path, repair: bool) -> ExitCode {
     };
     print_report(dir, &report, started);
     if report.is_clean() {
-        println!("clean");
+        say!("clean");
         return ExitCode::SUCCESS;
     }
     if !repair {
-        println!(
+        say!(
             "{} problem(s) found; `berth fsck --repair` quarantines them",
             report.problems.len()
         );
@@ -99,13 +107,13 @@ pub fn run(dir: &Path, repair: bool) -> ExitCode {
     };
     if let Some(folder) = &repaired.folder {
         for path in &repaired.moved {
-            println!(
+            say!(
                 "moved {} to {}",
                 path.display(),
                 folder.join(path).display()
             );
         }
-        println!(
+        say!(
             "removed {} and added {} metadata row(s); removed rows are in {}",
             repaired.rows_removed,
             repaired.rows_added,
@@ -113,10 +121,10 @@ pub fn run(dir: &Path, repair: bool) -> ExitCode {
         );
     }
     for problem in &repaired.left {
-        println!("not repaired: {problem}");
+        say!("not repaired: {problem}");
     }
     if repaired.left.is_empty() {
-        println!("repaired {} problem(s)", report.problems.len());
+        say!("repaired {} problem(s)", report.problems.len());
         ExitCode::SUCCESS
     } else {
         ExitCode::from(PROBLEMS_FOUND)
@@ -125,7 +133,7 @@ pub fn run(dir: &Path, repair: bool) -> ExitCode {
 
 fn print_report(dir: &Path, report: &Report, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    say!(
         "checked {}: {} blob(s), {} hashed in {secs:.1}s ({:.0} MB/s)",
         dir.display(),
         report.blobs,
@@ -133,19 +141,19 @@ fn print_report(dir: &Path, report: &Report, started: Instant) {
         report.bytes_hashed as f64 / 1e6 / secs.max(1e-3),
     );
     if report.unreferenced.count > 0 {
-        println!(
+        say!(
             "info: {} blob(s), {}, are in no repository (kept: deletes only unlink)",
             report.unreferenced.count,
             HumanBytes(report.unreferenced.bytes)
         );
     }
     if report.in_flight > 0 {
-        println!(
+        say!(
             "info: {} upload(s) skipped as possibly in flight",
             report.in_flight
         );
     }
     for problem in &report.problems {
-        println!("problem: {problem}");
+        say!("problem: {problem}");
     }
 }

@@ -303,3 +303,168 @@ async fn after_a_kill_mid_push_only_leftovers_are_found_and_what_got_201_is_inta
         .unwrap();
     assert_eq!(tagged.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_beside_a_server_under_pushes_finds_nothing_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let pushing = {
+        let (client, base) = (client.clone(), server.url(""));
+        tokio::spawn(async move {
+            for i in 0..60u32 {
+                let layer = format!("layer {i} ").repeat(2000).into_bytes();
+                let mut descriptors = Vec::new();
+                for bytes in [format!("{{\"n\":{i}}}").into_bytes(), layer] {
+                    let digest = Digest::sha256_of(&bytes);
+                    let url = format!("{base}team/app/blobs/uploads/?digest={digest}");
+                    let size = bytes.len();
+                    let resp = client.post(url).body(bytes).send().await.unwrap();
+                    assert_eq!(resp.status(), 201);
+                    descriptors.push((digest, size));
+                }
+                let manifest = format!(
+                    r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+                    descriptors[0].0, descriptors[0].1, descriptors[1].0, descriptors[1].1
+                );
+                let resp = client
+                    .put(format!("{base}team/app/manifests/t{i}"))
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .body(manifest)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }
+        })
+    };
+    // Wait for the first push so the database exists, then check while pushes go on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("meta.db").exists() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut checks = 0;
+    while !pushing.is_finished() || checks == 0 {
+        let path = dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || fsck(&path, &[]))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        checks += 1;
+    }
+    pushing.await.unwrap();
+    server.kill();
+    let after = fsck(dir.path(), &[]);
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+    // 60 configs, layers and manifests, all pushed while fsck ran beside them.
+    assert!(
+        stdout(&after).contains(": 180 blob(s)"),
+        "{}",
+        stdout(&after)
+    );
+    assert!(checks >= 2, "only {checks} check(s) overlapped the pushes");
+}
+
+/// A tmpfs of a fixed size: a disk that fills up. Unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Space freed, as an operator would before repairing.
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn after_a_full_disk_only_leftovers_are_found_and_what_got_201_is_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let disk = SmallDisk::mount(&data, "6m");
+    let server = Server::start(&data);
+    let client = reqwest::Client::new();
+
+    // Blobs until the disk refuses one; then manifests and an upload on the full disk.
+    let mut stored = Vec::new();
+    let mut refused = false;
+    for i in 0..40u8 {
+        let bytes = vec![i; 512 << 10];
+        let digest = Digest::sha256_of(&bytes);
+        let url = server.url(&format!("team/app/blobs/uploads/?digest={digest}"));
+        let resp = client.post(url).body(bytes.clone()).send().await.unwrap();
+        if resp.status() == 201 {
+            stored.push((digest, bytes));
+        } else {
+            assert!(resp.status().is_server_error(), "{}", resp.status());
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "6 MiB never filled up");
+    assert!(!stored.is_empty());
+    let (first, first_bytes) = &stored[0];
+    for tag in ["a", "b", "c"] {
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{first}","size":{}}},"layers":[],"annotations":{{"pad":"{}"}}}}"#,
+            first_bytes.len(),
+            "x".repeat(200_000)
+        );
+        let _ = client
+            .put(server.url(&format!("team/app/manifests/{tag}")))
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest)
+            .send()
+            .await
+            .unwrap();
+    }
+    server.kill();
+
+    let check = fsck(&data, &[]);
+    let text = stdout(&check);
+    assert!(
+        check.status.code() == Some(0) || check.status.code() == Some(1),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| l.starts_with("problem:")) {
+        assert!(line.contains("leftover upload file uploads/"), "{text}");
+    }
+    disk.grow("16m");
+    let repair = fsck(&data, &["--repair"]);
+    assert_eq!(repair.status.code(), Some(0), "{}", stdout(&repair));
+    let after = fsck(&data, &[]);
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+
+    let server = Server::start(&data);
+    for (digest, bytes) in &stored {
+        let resp = client
+            .get(server.url(&format!("team/app/blobs/{digest}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.bytes().await.unwrap(), &bytes[..]);
+    }
+    server.kill();
+}

@@ -200,6 +200,17 @@ async fn a_flipped_byte_is_quarantined_with_everything_that_served_it() {
     assert!(removed
         .iter()
         .any(|r| r["table"] == "tags" && r["row"]["name"] == "v1"));
+    // Whole rows are kept, enough to put them back by hand.
+    let image_row = removed
+        .iter()
+        .find(|r| r["table"] == "manifests" && r["row"]["digest"] == p.image.to_string())
+        .unwrap();
+    assert_eq!(
+        image_row["row"]["media_type"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert!(image_row["row"]["pushed_at"].as_i64().unwrap() > 0);
+    assert_eq!(image_row["row"]["repository"], "team/app");
     // The registry no longer serves what it cannot serve whole.
     let reg = open(dir.path());
     let v1: Reference = "v1".parse().unwrap();
@@ -316,6 +327,9 @@ async fn stray_files_under_blobs_are_quarantined() {
     let fan = blob_path(dir.path(), &p.layer);
     let fan = fan.parent().unwrap();
     std::fs::write(fan.join("not-a-digest"), b"?").unwrap();
+    // A name that is not even UTF-8 is still moved by its real name.
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::write(fan.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), b"?").unwrap();
     // A valid digest in the wrong fan-out folder.
     let other = Digest::sha256_of(b"elsewhere");
     let wrong = if other.hex().starts_with("00") {
@@ -335,8 +349,8 @@ async fn stray_files_under_blobs_are_quarantined() {
         .iter()
         .filter(|x| matches!(x, Problem::StrayEntry { .. }))
         .count();
-    assert_eq!(strays, 4, "{:#?}", report.problems);
-    assert_eq!(report.problems.len(), 4);
+    assert_eq!(strays, 5, "{:#?}", report.problems);
+    assert_eq!(report.problems.len(), 5);
     repair_then_clean(dir.path(), &report);
 }
 
@@ -427,4 +441,101 @@ async fn sha512_blobs_are_hashed_with_sha512() {
         .iter()
         .any(|x| matches!(x, Problem::CorruptBlob { found, .. } if found.starts_with("sha512:"))));
     repair_then_clean(dir.path(), &report);
+}
+
+#[tokio::test]
+async fn rows_that_no_registry_code_writes_are_found_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = filled(dir.path()).await;
+    let nowhere = Digest::sha256_of(b"nowhere");
+    sql(
+        dir.path(),
+        &format!(
+            "PRAGMA foreign_keys = OFF; -- as an older or foreign tool may have written
+             -- a reference the manifest does not make
+             INSERT INTO manifest_refs (repo_id, manifest, child)
+               SELECT id, '{image}', '{nowhere}' FROM repositories;
+             -- a link of a repository that does not exist
+             INSERT INTO repo_blobs (repo_id, digest, size) VALUES (999, '{config}', 2);
+             -- a manifest row over bytes that are not a manifest
+             INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+               SELECT id, '{layer}', 'application/vnd.oci.image.manifest.v1+json', 11, 0
+               FROM repositories;
+             -- a name the registry refuses
+             INSERT INTO repositories (name) VALUES ('Not/Valid');",
+            image = p.image,
+            config = p.config,
+            layer = p.layer,
+        ),
+    );
+    let report = check(dir.path());
+    let problems = &report.problems;
+    assert!(problems.iter().any(|x| matches!(x,
+        Problem::StaleRef { child, .. } if *child == nowhere.to_string())));
+    assert!(problems
+        .iter()
+        .any(|x| matches!(x, Problem::OrphanRow { row } if row.table == "repo_blobs")));
+    assert!(problems.iter().any(|x| matches!(x,
+        Problem::BrokenManifest { digest, fault: ManifestFault::Unparseable(_), .. }
+            if *digest == p.layer.to_string())));
+    assert!(problems
+        .iter()
+        .any(|x| matches!(x, Problem::BadRepositoryName { name } if name == "Not/Valid")));
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+
+    // A bad name is for a person to decide: repair leaves it and says so.
+    let repaired = fsck::repair(dir.path(), problems).unwrap();
+    assert!(matches!(
+        &repaired.left[..],
+        [Problem::BadRepositoryName { .. }]
+    ));
+    assert_eq!(repaired.rows_removed, 3);
+    let again = check(dir.path());
+    assert!(matches!(
+        &again.problems[..],
+        [Problem::BadRepositoryName { .. }]
+    ));
+}
+
+/// Counts what a progress bar would be told.
+#[derive(Default)]
+struct Counted {
+    total: std::sync::atomic::AtomicU64,
+    advanced: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+impl fsck::Progress for Counted {
+    fn start(&self, total_bytes: u64) {
+        self.total
+            .store(total_bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn advance(&self, bytes: u64) {
+        self.advanced
+            .fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finish(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn progress_covers_every_byte_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path()).await;
+    let big = vec![42u8; 5 << 20];
+    let reg = open(dir.path());
+    reg.push_blob(&repo(), &Digest::sha256_of(&big), body(&big))
+        .await
+        .unwrap();
+    let progress = Counted::default();
+    let access = fsck::lock(dir.path()).unwrap();
+    let report = fsck::check(dir.path(), &access, &progress).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    let total = progress.total.into_inner();
+    assert!(total > 5 << 20);
+    assert_eq!(total, report.bytes_hashed);
+    assert_eq!(progress.advanced.into_inner(), total);
+    assert!(progress.finished.into_inner());
 }

@@ -3,6 +3,23 @@
 
 use super::harness::*;
 
+/// `berth fsck` over what the killed servers left: every test here ends with it.
+fn assert_fsck_clean(data: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["fsck", "--data-dir"])
+        .arg(data)
+        .env_remove("BERTH_DATA_DIR")
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "berth fsck found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pushed_content_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
@@ -54,6 +71,8 @@ async fn pushed_content_survives_a_restart() {
         referrers["manifests"][0]["digest"], sbom_digest,
         "{referrers}"
     );
+    registry.stop();
+    assert_fsck_clean(data.path());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,6 +96,8 @@ async fn deletions_survive_a_restart() {
     assert_error(resp, 404, "MANIFEST_UNKNOWN").await;
     let resp = registry.send(registry.get("/v2/app/manifests/v1")).await;
     assert_eq!(resp.status(), 200);
+    registry.stop();
+    assert_fsck_clean(data.path());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,4 +144,6 @@ async fn an_upload_session_can_be_resumed_after_a_restart() {
         .send(registry.get(&format!("/v2/app/blobs/{}", sha256_digest(&blob))))
         .await;
     assert_eq!(resp.bytes().await.unwrap(), blob);
+    registry.stop();
+    assert_fsck_clean(data.path());
 }

@@ -6,9 +6,13 @@ use berth_oci::{Algorithm, Digest};
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes read per call while hashing.
 const HASH_CHUNK: usize = 1 << 20;
+
+/// Most files hashed at once.
+const HASH_THREADS: usize = 4;
 
 /// A blob file as found on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +87,7 @@ fn entries(root: &Path, dir: &Path) -> io::Result<Vec<Entry>> {
         };
         let name = entry.file_name().to_string_lossy().into_owned();
         found.push(Entry {
-            path: dir.join(&name),
+            path: dir.join(entry.file_name()),
             name,
             is_dir: kind.is_dir(),
             is_file: kind.is_file(),
@@ -150,24 +154,66 @@ fn hash_file(
     }
 }
 
+/// What hashing found wrong with a file: `None` when it is intact.
+fn fault_of(root: &Path, blob: &Located, progress: &dyn Progress) -> Option<String> {
+    match hash_file(&root.join(&blob.path), blob.digest.algorithm(), progress) {
+        Ok(actual) if actual == blob.digest => None,
+        Ok(actual) => Some(actual.to_string()),
+        Err(e) => Some(format!("unreadable ({e})")),
+    }
+}
+
+/// Hashes `blobs` on a few threads: one file's reads overlap another's
+/// hashing, which on a cold disk is most of the difference.
+fn hash_all(
+    root: &Path,
+    blobs: &[Located],
+    progress: &dyn Progress,
+) -> io::Result<Vec<Option<String>>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, HASH_THREADS);
+    let next = AtomicUsize::new(0);
+    let mut faults = vec![None; blobs.len()];
+    std::thread::scope(|scope| {
+        let worker = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(blob) = blobs.get(i) else {
+                    return done;
+                };
+                done.push((i, fault_of(root, blob, progress)));
+            }
+        };
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+        for handle in handles {
+            let done = handle
+                .join()
+                .map_err(|_| io::Error::other("a hashing thread panicked"))?;
+            for (i, fault) in done {
+                faults[i] = fault;
+            }
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    Ok(faults)
+}
+
 /// Walks `blobs/` under `root` and hashes every blob file.
 pub fn scan(root: &Path, progress: &dyn Progress) -> io::Result<(Inventory, Vec<Problem>)> {
     let (blobs, mut problems) = layout(root)?;
     progress.start(blobs.iter().map(|b| b.size).sum());
+    let faults = hash_all(root, &blobs, progress)?;
+    progress.finish();
     let mut inventory = Inventory::default();
-    for Located { digest, path, size } in blobs {
-        let found = match hash_file(&root.join(&path), digest.algorithm(), progress) {
-            Ok(actual) if actual == digest => None,
-            Ok(actual) => Some(actual.to_string()),
-            Err(e) => Some(format!("unreadable ({e})")),
-        };
+    for (Located { digest, path, size }, fault) in blobs.into_iter().zip(faults) {
         inventory.bytes_hashed += size;
-        let intact = found.is_none();
-        if let Some(found) = found {
+        let intact = fault.is_none();
+        if let Some(found) = fault {
             problems.push(Problem::CorruptBlob { path, found });
         }
         inventory.files.insert(digest, BlobFile { size, intact });
     }
-    progress.finish();
     Ok((inventory, problems))
 }

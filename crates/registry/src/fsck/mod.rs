@@ -46,8 +46,9 @@ impl FsckError {
     }
 }
 
-/// Told how hashing advances, to draw a progress bar. Every method defaults to nothing.
-pub trait Progress {
+/// Told how hashing advances, to draw a progress bar; called from several
+/// hashing threads at once. Every method defaults to nothing.
+pub trait Progress: Sync {
     fn start(&self, _total_bytes: u64) {}
     fn advance(&self, _bytes: u64) {}
     fn finish(&self) {}

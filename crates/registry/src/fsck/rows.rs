@@ -27,6 +27,8 @@ pub struct ManifestRow {
     pub digest: String,
     pub media_type: String,
     pub size: i64,
+    /// The columns fsck does not check, kept whole for the quarantine record.
+    pub rest: Value,
 }
 
 pub struct RefRow {
@@ -41,6 +43,7 @@ pub struct TagRow {
     pub repo_id: i64,
     pub name: String,
     pub digest: String,
+    pub updated_at: i64,
 }
 
 pub struct UploadRow {
@@ -98,7 +101,8 @@ impl Snapshot {
         )?;
         let manifests = all(
             conn,
-            "SELECT rowid, repo_id, digest, media_type, size FROM manifests",
+            "SELECT rowid, repo_id, digest, media_type, size,
+                    artifact_type, subject, annotations, pushed_at FROM manifests",
             |r| {
                 Ok(ManifestRow {
                     rowid: r.get(0)?,
@@ -106,6 +110,12 @@ impl Snapshot {
                     digest: r.get(2)?,
                     media_type: r.get(3)?,
                     size: r.get(4)?,
+                    rest: json!({
+                        "artifact_type": r.get::<_, Option<String>>(5)?,
+                        "subject": r.get::<_, Option<String>>(6)?,
+                        "annotations": r.get::<_, Option<String>>(7)?,
+                        "pushed_at": r.get::<_, i64>(8)?,
+                    }),
                 })
             },
         )?;
@@ -121,14 +131,19 @@ impl Snapshot {
                 })
             },
         )?;
-        let tags = all(conn, "SELECT rowid, repo_id, name, digest FROM tags", |r| {
-            Ok(TagRow {
-                rowid: r.get(0)?,
-                repo_id: r.get(1)?,
-                name: r.get(2)?,
-                digest: r.get(3)?,
-            })
-        })?;
+        let tags = all(
+            conn,
+            "SELECT rowid, repo_id, name, digest, updated_at FROM tags",
+            |r| {
+                Ok(TagRow {
+                    rowid: r.get(0)?,
+                    repo_id: r.get(1)?,
+                    name: r.get(2)?,
+                    digest: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            },
+        )?;
         let uploads = all(
             conn,
             "SELECT rowid, id, repository, bytes, updated_at FROM uploads",
@@ -177,7 +192,9 @@ impl ManifestRow {
             table: "manifests",
             rowid: self.rowid,
             content: json!({"repository": repo, "repo_id": self.repo_id, "digest": self.digest,
-                            "media_type": self.media_type, "size": self.size}),
+                            "media_type": self.media_type, "size": self.size,
+                            "artifact_type": self.rest["artifact_type"], "subject": self.rest["subject"],
+                            "annotations": self.rest["annotations"], "pushed_at": self.rest["pushed_at"]}),
         }
     }
 }
@@ -199,7 +216,7 @@ impl TagRow {
             table: "tags",
             rowid: self.rowid,
             content: json!({"repository": repo, "repo_id": self.repo_id,
-                            "name": self.name, "digest": self.digest}),
+                            "name": self.name, "digest": self.digest, "updated_at": self.updated_at}),
         }
     }
 }

@@ -31,9 +31,13 @@ pub fn check(root: &Path, snap: &Snapshot, grace: Option<Duration>) -> io::Resul
     if dir.is_dir() {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
-            let meta = entry.metadata()?;
+            let meta = match entry.metadata() {
+                // Finished or expired by a running server since it was listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other?,
+            };
             let name = entry.file_name().to_string_lossy().into_owned();
-            let path = Path::new("uploads").join(&name);
+            let path = Path::new("uploads").join(entry.file_name());
             let size = if meta.is_file() { meta.len() } else { 0 };
             files.insert(name, (path, size, meta.modified()?));
         }
