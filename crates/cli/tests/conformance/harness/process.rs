@@ -149,6 +149,11 @@ impl Registry {
         }
     }
 
+    /// The server's data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_path
+    }
+
     /// Where the filesystem store keeps the blob `digest` (`algorithm:hex`).
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let (algorithm, hex) = digest.split_once(':').expect("algorithm:hex");
