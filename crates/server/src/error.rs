@@ -15,6 +15,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Serving the request would exceed a shared memory budget.
     OverBudget,
+    /// `301 Moved Permanently` to this path and query.
+    Redirect(String),
 }
 
 /// Why a request failed, in the server's words: logged once by the
@@ -37,6 +39,7 @@ impl From<RouteError> for ApiError {
             RouteError::NotFound => ApiError::NotFound,
             RouteError::MethodNotAllowed => ApiError::MethodNotAllowed,
             RouteError::Invalid(e) => ApiError::Registry(e),
+            RouteError::TrailingSlash(to) => ApiError::Redirect(to),
         }
     }
 }
@@ -90,6 +93,17 @@ fn body(code: &str, message: String, detail: serde_json::Value) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Redirect(to) = &self {
+            let mut response = (
+                StatusCode::MOVED_PERMANENTLY,
+                [(header::CONTENT_LENGTH, "0")],
+            )
+                .into_response();
+            if let Ok(location) = HeaderValue::from_str(to) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            return response;
+        }
         let (status, text) = match &self {
             // Storage failures carry SQLite's or the OS's text: not for clients.
             ApiError::Registry(Error::Storage(_)) => (
@@ -104,6 +118,7 @@ impl IntoResponse for ApiError {
                 status_of(e),
                 body(e.code().as_str(), e.to_string(), detail_of(e)),
             ),
+            ApiError::Redirect(_) => (StatusCode::MOVED_PERMANENTLY, String::new()),
             ApiError::OverBudget => (
                 StatusCode::TOO_MANY_REQUESTS,
                 body(

@@ -64,6 +64,13 @@ async fn dispatch(
             let context = RequestContext { outbox, budget };
             handle(&registry, route, &method, &uri, &headers, body, context).await
         }
+        Err(route::RouteError::TrailingSlash(to)) => {
+            let to = match uri.query() {
+                Some(query) => format!("{to}?{query}"),
+                None => to,
+            };
+            Err(ApiError::Redirect(to))
+        }
         Err(e) => Err(ApiError::from(e)),
     }
     .unwrap_or_else(IntoResponse::into_response);

@@ -45,6 +45,9 @@ pub enum RouteError {
     MethodNotAllowed,
     /// The path has an endpoint's shape but an invalid name, digest or reference.
     Invalid(Error),
+    /// A listing's path with a trailing slash (`/v2/_catalog/`): answered,
+    /// as CNCF distribution does, with a redirect to this path without it.
+    TrailingSlash(String),
 }
 
 impl From<Error> for RouteError {
@@ -61,10 +64,14 @@ fn digest(s: &str) -> Result<Digest, RouteError> {
     Ok(s.parse().map_err(Error::DigestInvalid)?)
 }
 
-fn reference(s: &str) -> Result<Reference, RouteError> {
+/// A manifest reference. A tag that cannot be valid is a client error on
+/// PUT, but on reads and deletes it is simply a manifest that cannot exist:
+/// 404 MANIFEST_UNKNOWN, as the OCI conformance suite (v1.1.1) expects.
+fn reference(method: &Method, s: &str) -> Result<Reference, RouteError> {
     use berth_oci::reference::ReferenceError;
     Ok(s.parse().map_err(|e| match e {
         ReferenceError::Digest(d) => Error::DigestInvalid(d),
+        ReferenceError::Tag(_) if method != Method::PUT => Error::ManifestUnknown(s.to_string()),
         ReferenceError::Tag(t) => Error::TagInvalid(t),
     })?)
 }
@@ -73,6 +80,15 @@ fn reference(s: &str) -> Result<Reference, RouteError> {
 pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
     let rest = path.strip_prefix("/v2").ok_or(RouteError::NotFound)?;
     let rest = rest.strip_prefix('/').unwrap_or(rest);
+    if let Some(listing) = rest.strip_suffix('/') {
+        if listing == "_catalog" || listing.ends_with("/tags/list") {
+            // Validate (name, method) as the path without the slash would.
+            parse(method, &path[..path.len() - 1])?;
+            return Err(RouteError::TrailingSlash(
+                path[..path.len() - 1].to_string(),
+            ));
+        }
+    }
     let segs: Vec<&str> = rest.split('/').collect();
     let n = segs.len();
     let tail = |k: usize| if k <= n { segs[n - k] } else { "" };
@@ -91,7 +107,7 @@ pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
     } else if n >= 3 && tail(2) == "manifests" {
         let route = Route::Manifest {
             name: name(&segs[..n - 2])?,
-            reference: reference(tail(1))?,
+            reference: reference(method, tail(1))?,
         };
         (
             route,
@@ -230,7 +246,46 @@ mod tests {
             code("/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e"),
             "DIGEST_INVALID"
         );
-        assert_eq!(code("/v2/a/manifests/-bad"), "MANIFEST_INVALID");
+        assert_eq!(code("/v2/a/manifests/-bad"), "MANIFEST_UNKNOWN");
+    }
+
+    #[test]
+    fn an_invalid_tag_is_unknown_to_reads_and_invalid_to_writes() {
+        let code = |method: Method, path: &str| match parse(&method, path) {
+            Err(RouteError::Invalid(e)) => e.code().as_str(),
+            other => panic!("{method} {path}: {other:?}"),
+        };
+        let path = "/v2/a/manifests/.INVALID_MANIFEST_NAME";
+        assert_eq!(code(Method::GET, path), "MANIFEST_UNKNOWN");
+        assert_eq!(code(Method::HEAD, path), "MANIFEST_UNKNOWN");
+        assert_eq!(code(Method::DELETE, path), "MANIFEST_UNKNOWN");
+        assert_eq!(code(Method::PUT, path), "MANIFEST_INVALID");
+        // A malformed digest stays a digest error, whatever the method.
+        assert_eq!(
+            code(Method::GET, "/v2/a/manifests/sha256:abc"),
+            "DIGEST_INVALID"
+        );
+    }
+
+    #[test]
+    fn listings_with_a_trailing_slash_redirect_to_the_path_without() {
+        let redirect = |method: Method, path: &str| match parse(&method, path) {
+            Err(RouteError::TrailingSlash(to)) => to,
+            other => panic!("{method} {path}: {other:?}"),
+        };
+        assert_eq!(redirect(Method::GET, "/v2/_catalog/"), "/v2/_catalog");
+        assert_eq!(
+            redirect(Method::HEAD, "/v2/org/app/tags/list/"),
+            "/v2/org/app/tags/list"
+        );
+        assert!(matches!(
+            parse(&Method::GET, "/v2/Bad/tags/list/"),
+            Err(RouteError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse(&Method::DELETE, "/v2/_catalog/"),
+            Err(RouteError::MethodNotAllowed)
+        ));
     }
 
     #[test]

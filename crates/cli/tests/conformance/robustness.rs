@@ -303,3 +303,40 @@ async fn memory_does_not_grow_with_blob_size() {
         CHUNKS
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storage_failure_answers_500_without_internal_detail_and_is_logged_once() {
+    let registry = Registry::start().await;
+    // Uploads can no longer be written: the folder is now a file.
+    let uploads = registry.data_dir().join("uploads");
+    std::fs::remove_dir_all(&uploads).unwrap();
+    std::fs::write(&uploads, b"in the way").unwrap();
+
+    let bytes = random_bytes(1000);
+    let resp = registry
+        .post_blob("broken/disk", &sha256_digest(&bytes), bytes)
+        .await;
+    let body = assert_error(resp, 500, "UNKNOWN").await.to_string();
+    let data_dir = registry.data_dir().display().to_string();
+    for internal in ["os error", "directory", "uploads", data_dir.as_str()] {
+        assert!(
+            !body.contains(internal),
+            "{internal:?} reached the client: {body}"
+        );
+    }
+    let log = registry.stderr();
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(
+        failures.len(),
+        1,
+        "logged once, not {}:\n{log}",
+        failures.len()
+    );
+    assert!(
+        failures[0].contains("POST")
+            && failures[0].contains("500")
+            && failures[0].contains("os error"),
+        "the log line names the request and its cause: {}",
+        failures[0]
+    );
+}

@@ -153,8 +153,9 @@ async fn a_stalled_body_fails_the_request_and_the_upload_can_be_retried() {
 async fn hold_half_open(registry: &Registry, count: usize) -> Vec<TcpStream> {
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
-        let Ok(mut stream) = TcpStream::connect(registry.addr).await else {
-            continue;
+        let connect = TcpStream::connect(registry.addr);
+        let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(1), connect).await else {
+            break; // the backlog is full: the server stopped accepting
         };
         let _ = stream.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").await;
         held.push(stream);
@@ -162,13 +163,24 @@ async fn hold_half_open(registry: &Registry, count: usize) -> Vec<TcpStream> {
     held
 }
 
-/// `GET /v2/` on a new connection, timed.
+/// `GET /v2/` on a new connection (not one kept alive from before), timed.
 async fn timed_base_request(registry: &Registry) -> Duration {
     let started = Instant::now();
-    let resp = registry
-        .send(registry.get("/v2/").timeout(Duration::from_secs(5)))
-        .await;
-    assert_eq!(resp.status(), 200);
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut stream = TcpStream::connect(registry.addr).await.ok()?;
+        let request = format!(
+            "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            registry.addr
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        read_response(&mut stream).await
+    })
+    .await;
+    let resp = answered
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("GET /v2/ unanswered after {:?}", started.elapsed()));
+    assert_eq!(resp.status, 200);
     started.elapsed()
 }
 

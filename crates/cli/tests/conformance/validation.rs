@@ -177,6 +177,60 @@ async fn invalid_tags_on_manifest_put_are_manifest_invalid() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_and_deletes_of_an_invalid_tag_are_manifest_unknown() {
+    // The OCI conformance suite (v1.1.1) pulls `.INVALID_MANIFEST_NAME` and
+    // expects 404: no manifest can have that reference. PUT keeps 400 (above).
+    let registry = Registry::start().await;
+    registry.push_image("app", "v1").await;
+    let too_long = format!("a{}", "b".repeat(128));
+    for tag in [".INVALID_MANIFEST_NAME", "-dash", too_long.as_str()] {
+        let path = format!("/v2/app/manifests/{tag}");
+        let resp = registry.send(registry.get(&path)).await;
+        assert_error(resp, 404, "MANIFEST_UNKNOWN").await;
+        let resp = registry.send(registry.delete(&path)).await;
+        assert_error(resp, 404, "MANIFEST_UNKNOWN").await;
+        let resp = registry.send(registry.head(&path)).await;
+        assert_eq!(resp.status(), 404, "HEAD {path}");
+    }
+    // In a repository that does not exist either.
+    let resp = registry
+        .send(registry.get("/v2/nowhere/manifests/.INVALID_MANIFEST_NAME"))
+        .await;
+    assert_error(resp, 404, "MANIFEST_UNKNOWN").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_with_a_trailing_slash_redirect_like_distribution() {
+    let registry = Registry::start().await;
+    registry.push_image("org/app", "v1").await;
+    for (path, target) in [
+        ("/v2/_catalog/", "/v2/_catalog"),
+        ("/v2/_catalog/?n=1&last=a", "/v2/_catalog?n=1&last=a"),
+        ("/v2/org/app/tags/list/", "/v2/org/app/tags/list"),
+        ("/v2/org/app/tags/list/?n=5", "/v2/org/app/tags/list?n=5"),
+    ] {
+        let resp = registry.send(registry.get(path)).await;
+        assert_eq!(resp.status(), 301, "GET {path}");
+        let location = required_header(&resp, "location");
+        assert_eq!(location_path(location), target, "GET {path}");
+        // Following it gets the listing.
+        let listing = registry.send(registry.get(location_path(location))).await;
+        assert_eq!(listing.status(), 200, "GET {target}");
+    }
+    let resp = registry.send(registry.head("/v2/org/app/tags/list/")).await;
+    assert_eq!(resp.status(), 301);
+    // A client that follows redirects, as docker's and curl -L do, gets the tags.
+    let following = reqwest::Client::new();
+    let resp = following
+        .get(registry.url("/v2/org/app/tags/list/"))
+        .send()
+        .await
+        .unwrap();
+    let tags = json_body(resp).await;
+    assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+}
+
 /// Each request that takes a digest, built for `digest`; all must answer 400 DIGEST_INVALID.
 async fn assert_digest_invalid_everywhere(registry: &Registry, digest: &str) {
     let upload = registry.start_upload("app").await;

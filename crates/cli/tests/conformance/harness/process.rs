@@ -71,10 +71,10 @@ impl Registry {
                     let mut c = Command::new("prlimit");
                     c.arg(format!("--nofile={n}:{n}"))
                         .arg("--")
-                        .arg(env!("CARGO_BIN_EXE_berth"));
+                        .arg(berth_binary());
                     c
                 }
-                None => Command::new(env!("CARGO_BIN_EXE_berth")),
+                None => Command::new(berth_binary()),
             };
             // Hermetic: settings come only from the flags and `env` below.
             for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BERTH_")) {
@@ -147,6 +147,11 @@ impl Registry {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_path
     }
 
     /// Where the filesystem store keeps the blob `digest` (`algorithm:hex`).
@@ -275,6 +280,14 @@ impl Drop for Registry {
             );
         }
     }
+}
+
+/// The binary under test: this build's, or `BERTH_TEST_BIN` (to run the
+/// suite against another build, e.g. to see a new test fail on old code).
+fn berth_binary() -> PathBuf {
+    std::env::var_os("BERTH_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")))
 }
 
 /// A fresh folder under the build's own temporary folder: on the same disk
