@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// An inode number; the root directory is [`ROOT`].
 pub type Ino = u64;
@@ -143,6 +143,9 @@ pub struct Tree {
     next_ino: Ino,
     capacity: u64,
     used: u64,
+    /// How long each fsync takes, like a real disk: it widens the windows
+    /// between a change and the fsync that makes it durable.
+    fsync_delay: Duration,
 }
 
 impl Tree {
@@ -156,7 +159,16 @@ impl Tree {
             next_ino: ROOT + 1,
             capacity,
             used: 0,
+            fsync_delay: Duration::ZERO,
         }
+    }
+
+    pub fn fsync_delay(&self) -> Duration {
+        self.fsync_delay
+    }
+
+    pub fn set_fsync_delay(&mut self, delay: Duration) {
+        self.fsync_delay = delay;
     }
 
     pub fn capacity(&self) -> u64 {

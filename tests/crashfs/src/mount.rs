@@ -6,6 +6,9 @@ use fuser::{BackgroundSession, Config, MountOption};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+const FUSE_THREADS: usize = 4;
 
 /// A mounted crashfs. Dropping it unmounts (and forgets everything).
 pub struct CrashFs {
@@ -38,6 +41,8 @@ impl CrashFs {
             MountOption::FSName("crashfs".into()),
             MountOption::Subtype("crashfs".into()),
         ];
+        // Several threads, so that a slow fsync does not stall every request.
+        config.n_threads = Some(FUSE_THREADS);
         self.session = Some(fuser::spawn_mount(ops, &self.mountpoint, &config)?);
         Ok(())
     }
@@ -65,6 +70,11 @@ impl CrashFs {
     /// Changes the capacity (`statfs` and `ENOSPC`) of the live filesystem.
     pub fn set_capacity(&self, bytes: u64) {
         self.tree().set_capacity(bytes);
+    }
+
+    /// Makes every fsync take `delay` (applied when it ends), like a disk.
+    pub fn set_fsync_delay(&self, delay: Duration) {
+        self.tree().set_fsync_delay(delay);
     }
 
     /// Bytes of file content currently held.

@@ -88,7 +88,10 @@ impl Client {
     /// `POST`, one `PATCH` per chunk, then `PUT ?digest=` with no body.
     pub async fn push_chunked(&self, repo: &str, blob: &[u8], chunk: usize) -> Outcome<()> {
         let resp = self
-            .send(self.http.post(self.url(&format!("/v2/{repo}/blobs/uploads/"))))
+            .send(
+                self.http
+                    .post(self.url(&format!("/v2/{repo}/blobs/uploads/"))),
+            )
             .await?;
         expect(&resp, StatusCode::ACCEPTED, "start upload")?;
         let mut at = location(&resp)?;

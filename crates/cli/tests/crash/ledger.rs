@@ -60,8 +60,14 @@ pub async fn check(client: &Client, ledger: &Ledger) -> Vec<String> {
     let found: Vec<Option<String>> = stream::iter(blobs)
         .map(|(repo, digest, acked)| async move {
             match client.get(&format!("/v2/{repo}/blobs/{digest}")).await {
-                Ok((status, _, body)) if status == 200 => (sha256_digest(&body) != digest)
-                    .then(|| format!("blob {repo}@{digest}: 200 with other bytes ({} bytes)", body.len())),
+                Ok((status, _, body)) if status == 200 => {
+                    (sha256_digest(&body) != digest).then(|| {
+                        format!(
+                            "blob {repo}@{digest}: 200 with other bytes ({} bytes)",
+                            body.len()
+                        )
+                    })
+                }
                 Ok((status, _, _)) if status == 404 && !acked => None,
                 Ok((status, _, _)) => Some(format!(
                     "blob {repo}@{digest} ({}): {status}",
@@ -132,7 +138,10 @@ async fn check_everything_listed(client: &Client) -> Vec<String> {
         .collect();
     let mut tagged = Vec::new();
     for repo in repos {
-        match client.get_json(&format!("/v2/{repo}/tags/list?n=100000")).await {
+        match client
+            .get_json(&format!("/v2/{repo}/tags/list?n=100000"))
+            .await
+        {
             Ok(tags) => tagged.extend(
                 tags["tags"]
                     .as_array()

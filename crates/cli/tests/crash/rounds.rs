@@ -79,7 +79,11 @@ async fn verify(data: &Path, logs: &Path, ledger: &SharedLedger, log: &mut Round
         started.elapsed()
     ));
     if !problems.is_empty() {
-        log.fail("a promise was broken after the crash", &problems, Some(&berth));
+        log.fail(
+            "a promise was broken after the crash",
+            &problems,
+            Some(&berth),
+        );
     }
     berth
 }
@@ -152,7 +156,10 @@ async fn every_acknowledged_push_survives_kill_and_power_loss() {
         berth.kill();
         stop.store(true, Ordering::Relaxed);
         for worker in workers {
-            if tokio::time::timeout(WORKERS_STOP_TIMEOUT, worker).await.is_err() {
+            if tokio::time::timeout(WORKERS_STOP_TIMEOUT, worker)
+                .await
+                .is_err()
+            {
                 log.fail("a pusher did not stop after the kill", &[], Some(&berth));
             }
         }
@@ -165,7 +172,11 @@ async fn every_acknowledged_push_survives_kill_and_power_loss() {
         ));
         drop(berth);
         if let Err(e) = fs.crash() {
-            log.fail("crashfs could not crash (still in use?)", &[e.to_string()], None);
+            log.fail(
+                "crashfs could not crash (still in use?)",
+                &[e.to_string()],
+                None,
+            );
         }
         // fsck after each crash would see what berth's start-up cleans;
         // it runs once berth has started and the state was checked.

@@ -86,7 +86,9 @@ impl Worker {
             digest: digest.clone(),
             body,
         };
-        with(&self.ledger, |l| l.manifests.insert((repo, digest), manifest));
+        with(&self.ledger, |l| {
+            l.manifests.insert((repo, digest), manifest)
+        });
         Ok(())
     }
 
