@@ -58,6 +58,7 @@ impl CrashFs {
     /// A power loss: unmounts, keeps only what was durable, mounts that.
     /// Kill (and reap) every process using the filesystem first.
     pub fn crash(&mut self) -> io::Result<()> {
+        self.power_loss();
         self.unmount()?;
         self.tree().crash();
         self.remount()
@@ -72,9 +73,17 @@ impl CrashFs {
         self.tree().set_capacity(bytes);
     }
 
-    /// Makes every fsync take `delay` (applied when it ends), like a disk.
-    pub fn set_fsync_delay(&self, delay: Duration) {
-        self.tree().set_fsync_delay(delay);
+    /// Makes every fsync of a file take `file`, and of a directory `dir`
+    /// (the change is durable when it ends), like a disk.
+    pub fn set_fsync_delays(&self, file: Duration, dir: Duration) {
+        self.tree().set_fsync_delays(file, dir);
+    }
+
+    /// The moment the power goes: from now on every change fails with `EIO`
+    /// and [`CrashFs::crash`] keeps what is durable now. Call it before
+    /// killing the server, so that nothing it says afterwards counts.
+    pub fn power_loss(&self) {
+        self.tree().power_loss();
     }
 
     /// Bytes of file content currently held.

@@ -69,7 +69,7 @@ impl Ops {
     /// fsync and fsyncdir: the change becomes durable when the (simulated)
     /// disk is done, without holding the tree meanwhile.
     fn sync(&self, ino: INodeNo, reply: ReplyEmpty) {
-        let delay = self.tree().fsync_delay();
+        let delay = self.tree().fsync_delay(ino.0);
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }

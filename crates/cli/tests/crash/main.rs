@@ -6,6 +6,7 @@
 //! |-------------|-------------------------------------------------------------|
 //! | `rounds`    | pushes in flight, kill -9, power loss, restart, all checked |
 //! | `disk_full` | a full disk: clean 5xx, reads work, nothing left, recovery  |
+//! | `publish_races` | a second push of a blob in flight: acknowledged only once durable |
 //!
 //! They need FUSE (`/dev/fuse` and `fusermount3`, from `fuse3`): without it
 //! they are skipped, except with `CI=true` where that is a failure.
@@ -14,6 +15,7 @@
 mod client;
 mod disk_full;
 mod ledger;
+mod publish_races;
 mod rounds;
 mod server;
 mod workload;

@@ -103,7 +103,7 @@ async fn every_acknowledged_push_survives_kill_and_power_loss() {
     let Some(mut fs) = mount_crashfs(mount.path(), CAPACITY) else {
         return;
     };
-    fs.set_fsync_delay(FSYNC_DELAY);
+    fs.set_fsync_delays(FSYNC_DELAY, FSYNC_DELAY);
     // A folder berth creates itself, as on a fresh install: its own entry
     // must be made durable too.
     let data = mount.path().join("berth");
@@ -153,6 +153,9 @@ async fn every_acknowledged_push_survives_kill_and_power_loss() {
         if !berth.is_running() {
             log.fail("berth died under load", &[], Some(&berth));
         }
+        // The power goes first: whatever berth answers from now on was
+        // decided by fsyncs that had finished.
+        fs.power_loss();
         berth.kill();
         stop.store(true, Ordering::Relaxed);
         for worker in workers {
