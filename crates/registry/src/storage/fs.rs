@@ -12,8 +12,10 @@ use async_trait::async_trait;
 use berth_oci::Digest;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
+use std::collections::HashSet;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Size of each chunk read from disk: large enough that syscalls are not the
 /// limit, small enough that many concurrent downloads stay cheap in memory.
@@ -24,7 +26,13 @@ const READ_AHEAD: usize = 4;
 
 pub struct FsBlobStore {
     root: PathBuf,
+    durable_folders: DurableFolders,
 }
+
+/// Fan-out folders whose entries (up to `blobs/`) this process made durable.
+/// A publisher that finds a folder in place cannot tell whether the one
+/// that created it has fsynced its parents yet; this tells it.
+type DurableFolders = Arc<Mutex<HashSet<PathBuf>>>;
 
 impl FsBlobStore {
     /// Opens (creating if needed) a store rooted at `root`.
@@ -32,7 +40,13 @@ impl FsBlobStore {
         let root = root.into();
         std::fs::create_dir_all(root.join("blobs"))?;
         std::fs::create_dir_all(root.join("uploads"))?;
-        Ok(FsBlobStore { root })
+        // Their entries in the data folder must be durable before any blob
+        // published under them is acknowledged.
+        std::fs::File::open(&root)?.sync_all()?;
+        Ok(FsBlobStore {
+            root,
+            durable_folders: DurableFolders::default(),
+        })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -143,25 +157,32 @@ fn write_chunks(
     outcome
 }
 
-/// Writes `path` durably: fsync the file, rename into place, fsync the directory.
-fn publish(tmp: &Path, dest: &Path) -> io::Result<()> {
+/// Writes `path` durably: fsync the file, rename into place, fsync the
+/// directory (even when the blob was already there: its name may not be
+/// durable yet), and the fan-out folders' parents once per process.
+fn publish(tmp: &Path, dest: &Path, durable_folders: &Mutex<HashSet<PathBuf>>) -> io::Result<()> {
     std::fs::File::open(tmp)?.sync_all()?;
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::other("blob path has no parent"))?;
-    let new_dir = !dir.exists();
     std::fs::create_dir_all(dir)?;
     if dest.exists() {
         // Same digest, same bytes: the earlier copy is as good as ours.
         std::fs::remove_file(tmp)?;
-        return Ok(());
+    } else {
+        std::fs::rename(tmp, dest)?;
     }
-    std::fs::rename(tmp, dest)?;
     std::fs::File::open(dir)?.sync_all()?;
-    if new_dir {
-        // The fan-out folders are new too (`<alg>/` at most once): make their entries durable.
+    let known = durable_folders
+        .lock()
+        .is_ok_and(|known| known.contains(dir));
+    if !known {
+        // `<ab>/` in `<alg>/`, `<alg>/` in `blobs/`.
         for ancestor in dir.ancestors().skip(1).take(2) {
             std::fs::File::open(ancestor)?.sync_all()?;
+        }
+        if let Ok(mut known) = durable_folders.lock() {
+            known.insert(dir.to_path_buf());
         }
     }
     Ok(())
@@ -211,9 +232,10 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         let tmp = self.upload_path(&format!("put-{}", uuid::Uuid::new_v4()));
         let dest = self.blob_path(digest);
+        let durable_folders = Arc::clone(&self.durable_folders);
         blocking(move || {
             std::fs::File::create(&tmp)?.write_all(&bytes)?;
-            publish(&tmp, &dest).inspect_err(|_| {
+            publish(&tmp, &dest, &durable_folders).inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
             })
         })
@@ -263,7 +285,8 @@ impl BlobStore for FsBlobStore {
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()> {
         let tmp = self.upload_path(id);
         let dest = self.blob_path(digest);
-        blocking(move || publish(&tmp, &dest)).await
+        let durable_folders = Arc::clone(&self.durable_folders);
+        blocking(move || publish(&tmp, &dest, &durable_folders)).await
     }
 
     async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
