@@ -9,8 +9,24 @@ use berth_server::{ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Creates `dir` and its missing parents, fsyncing the folder that holds
+/// each new one: without that a power loss can forget the data folder
+/// itself, and with it everything acknowledged inside.
+fn create_dir_durably(dir: &std::path::Path) -> std::io::Result<()> {
+    let missing: Vec<&std::path::Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    for new in missing.iter().rev() {
+        let parent = match new.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    create_dir_durably(&config.data_dir)?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let blobs = FsBlobStore::open(&config.data_dir)?;
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// An inode number; the root directory is [`ROOT`].
 pub type Ino = u64;
@@ -40,6 +40,8 @@ pub enum FsError {
     NotEmpty,
     NoSpace,
     Invalid,
+    /// The power is off ([`Tree::power_loss`]): nothing more is written.
+    Io,
 }
 
 impl FsError {
@@ -52,6 +54,7 @@ impl FsError {
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::NoSpace => libc::ENOSPC,
             FsError::Invalid => libc::EINVAL,
+            FsError::Io => libc::EIO,
         }
     }
 }
@@ -143,6 +146,12 @@ pub struct Tree {
     next_ino: Ino,
     capacity: u64,
     used: u64,
+    /// How long each fsync of a file, and of a directory, takes: like a
+    /// real disk, it leaves windows between a change and its durability.
+    file_sync_delay: Duration,
+    dir_sync_delay: Duration,
+    /// Set by [`Tree::power_loss`]: every change fails from then on.
+    powered_off: bool,
 }
 
 impl Tree {
@@ -156,6 +165,37 @@ impl Tree {
             next_ino: ROOT + 1,
             capacity,
             used: 0,
+            file_sync_delay: Duration::ZERO,
+            dir_sync_delay: Duration::ZERO,
+            powered_off: false,
+        }
+    }
+
+    /// How long an fsync of `ino` takes.
+    pub fn fsync_delay(&self, ino: Ino) -> Duration {
+        match self.inodes.get(&ino).map(Inode::kind) {
+            Some(Kind::Dir) => self.dir_sync_delay,
+            _ => self.file_sync_delay,
+        }
+    }
+
+    pub fn set_fsync_delays(&mut self, file: Duration, dir: Duration) {
+        self.file_sync_delay = file;
+        self.dir_sync_delay = dir;
+    }
+
+    /// The moment of a power loss: what is durable now is what [`Tree::crash`]
+    /// keeps, and every change after it (an fsync still under way included)
+    /// fails with `EIO`, so nobody is told that something became durable.
+    pub fn power_loss(&mut self) {
+        self.powered_off = true;
+    }
+
+    fn powered(&self) -> FsResult<()> {
+        if self.powered_off {
+            Err(FsError::Io)
+        } else {
+            Ok(())
         }
     }
 
@@ -223,6 +263,7 @@ impl Tree {
 
     /// Creates `name` in `dir` (an entry that is not durable yet).
     pub fn create(&mut self, dir: Ino, name: &OsStr, kind: Kind, mode: u16) -> FsResult<Ino> {
+        self.powered()?;
         if self.entries(dir)?.contains_key(name) {
             return Err(FsError::Exists);
         }
@@ -255,6 +296,7 @@ impl Tree {
 
     /// Changes the current length of a file, zero-filling when it grows.
     pub fn resize(&mut self, ino: Ino, len: u64) -> FsResult<()> {
+        self.powered()?;
         let old = self.inode(ino)?.used();
         let grow = len.saturating_sub(old);
         if grow > 0 && self.used + grow > self.capacity {
@@ -274,6 +316,7 @@ impl Tree {
     /// Writes `data` at `offset` of the current content: all or nothing, so
     /// a write that does not fit fails with [`FsError::NoSpace`].
     pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
+        self.powered()?;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(FsError::Invalid)?;
@@ -291,11 +334,13 @@ impl Tree {
     }
 
     pub fn set_mode(&mut self, ino: Ino, mode: u16) -> FsResult<()> {
+        self.powered()?;
         self.inode_mut(ino)?.mode = mode;
         Ok(())
     }
 
     pub fn set_mtime(&mut self, ino: Ino, mtime: SystemTime) -> FsResult<()> {
+        self.powered()?;
         self.inode_mut(ino)?.mtime = mtime;
         Ok(())
     }
@@ -303,6 +348,7 @@ impl Tree {
     /// `fsync`/`fdatasync`: a file's content, or a directory's entries,
     /// become what a crash keeps.
     pub fn fsync(&mut self, ino: Ino) -> FsResult<()> {
+        self.powered()?;
         let inode = self.inode_mut(ino)?;
         match &mut inode.body {
             Body::File { current, durable } => {
@@ -341,6 +387,7 @@ impl Tree {
 
     /// Removes the file `name` from `dir`.
     pub fn unlink(&mut self, dir: Ino, name: &OsStr) -> FsResult<()> {
+        self.powered()?;
         let ino = self.lookup(dir, name)?;
         if self.inode(ino)?.kind() == Kind::Dir {
             return Err(FsError::IsDir);
@@ -350,6 +397,7 @@ impl Tree {
 
     /// Removes the empty directory `name` from `dir`.
     pub fn rmdir(&mut self, dir: Ino, name: &OsStr) -> FsResult<()> {
+        self.powered()?;
         let ino = self.lookup(dir, name)?;
         if !self.entries(ino)?.is_empty() {
             return Err(FsError::NotEmpty);
@@ -375,6 +423,7 @@ impl Tree {
         new_dir: Ino,
         new_name: &OsStr,
     ) -> FsResult<()> {
+        self.powered()?;
         let ino = self.lookup(dir, name)?;
         let kind = self.inode(ino)?.kind();
         self.entries(new_dir)?;
@@ -465,6 +514,7 @@ impl Tree {
         }
         self.used = kept.values().map(Inode::used).sum();
         self.inodes = kept;
+        self.powered_off = false;
     }
 }
 
@@ -661,6 +711,22 @@ mod tests {
         assert_eq!(tree.lookup(ROOT, name("d")), Err(FsError::NotFound));
         tree.crash();
         assert_eq!(content(&tree, &["d", "f"]).unwrap(), b"x");
+    }
+
+    #[test]
+    fn after_a_power_loss_nothing_changes_and_fsync_fails() {
+        let mut tree = Tree::new(MIB);
+        let f = tree.create(ROOT, name("f"), Kind::File, 0o644).unwrap();
+        tree.fsync(ROOT).unwrap();
+        tree.write(f, 0, b"x").unwrap();
+        tree.power_loss();
+        assert_eq!(tree.fsync(f), Err(FsError::Io));
+        assert_eq!(tree.write(f, 1, b"y"), Err(FsError::Io));
+        assert_eq!(tree.unlink(ROOT, name("f")), Err(FsError::Io));
+        assert_eq!(tree.read(f, 0, 10).unwrap(), b"x", "reads still work");
+        tree.crash();
+        assert_eq!(content(&tree, &["f"]).unwrap(), b"");
+        tree.write(f, 0, b"z").unwrap();
     }
 
     #[test]

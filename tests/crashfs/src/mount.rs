@@ -6,6 +6,9 @@ use fuser::{BackgroundSession, Config, MountOption};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+const FUSE_THREADS: usize = 4;
 
 /// A mounted crashfs. Dropping it unmounts (and forgets everything).
 pub struct CrashFs {
@@ -38,6 +41,8 @@ impl CrashFs {
             MountOption::FSName("crashfs".into()),
             MountOption::Subtype("crashfs".into()),
         ];
+        // Several threads, so that a slow fsync does not stall every request.
+        config.n_threads = Some(FUSE_THREADS);
         self.session = Some(fuser::spawn_mount(ops, &self.mountpoint, &config)?);
         Ok(())
     }
@@ -53,6 +58,7 @@ impl CrashFs {
     /// A power loss: unmounts, keeps only what was durable, mounts that.
     /// Kill (and reap) every process using the filesystem first.
     pub fn crash(&mut self) -> io::Result<()> {
+        self.power_loss();
         self.unmount()?;
         self.tree().crash();
         self.remount()
@@ -65,6 +71,19 @@ impl CrashFs {
     /// Changes the capacity (`statfs` and `ENOSPC`) of the live filesystem.
     pub fn set_capacity(&self, bytes: u64) {
         self.tree().set_capacity(bytes);
+    }
+
+    /// Makes every fsync of a file take `file`, and of a directory `dir`
+    /// (the change is durable when it ends), like a disk.
+    pub fn set_fsync_delays(&self, file: Duration, dir: Duration) {
+        self.tree().set_fsync_delays(file, dir);
+    }
+
+    /// The moment the power goes: from now on every change fails with `EIO`
+    /// and [`CrashFs::crash`] keeps what is durable now. Call it before
+    /// killing the server, so that nothing it says afterwards counts.
+    pub fn power_loss(&self) {
+        self.tree().power_loss();
     }
 
     /// Bytes of file content currently held.

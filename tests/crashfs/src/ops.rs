@@ -66,6 +66,16 @@ impl Ops {
         }
     }
 
+    /// fsync and fsyncdir: the change becomes durable when the (simulated)
+    /// disk is done, without holding the tree meanwhile.
+    fn sync(&self, ino: INodeNo, reply: ReplyEmpty) {
+        let delay = self.tree().fsync_delay(ino.0);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        empty(self.tree().fsync(ino.0), reply);
+    }
+
     fn make(&self, parent: INodeNo, name: &OsStr, kind: Kind, mode: u32, reply: ReplyEntry) {
         let mut tree = self.tree();
         match tree.create(parent.0, name, kind, (mode & 0o7777) as u16) {
@@ -298,7 +308,7 @@ impl Filesystem for Ops {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(self.tree().fsync(ino.0), reply);
+        self.sync(ino, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -362,7 +372,7 @@ impl Filesystem for Ops {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(self.tree().fsync(ino.0), reply);
+        self.sync(ino, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
