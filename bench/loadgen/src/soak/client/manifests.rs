@@ -48,7 +48,7 @@ impl Client {
         .await?;
         if let Some(old) = self.slots.remove(&slot) {
             // The manifest is still there by digest.
-            let by_digest = self.manifest_path(&old.digest);
+            let by_digest = self.manifest_path(&old);
             self.call(
                 Kind::HeadManifest,
                 Method::HEAD,
@@ -67,7 +67,7 @@ impl Client {
                 StatusCode::NOT_FOUND,
             )
             .await?;
-            self.delete_manifest(&old.digest).await?;
+            self.delete_manifest(&old).await?;
         }
         Ok(())
     }

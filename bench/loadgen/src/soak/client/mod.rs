@@ -2,7 +2,7 @@
 //! listing cycles until the deadline, checking every answer against what the
 //! OCI distribution spec says it must be.
 //!
-//! Each client owns one repository (`soak/cNNNN`) and is its only writer, so
+//! Each client owns one repository (`soak/cNNNN-gG`) and is its only writer, so
 //! the state of its tags, manifests and blob links is known exactly and every
 //! status is predictable. Clients meet through cross-repository mounts and
 //! pulls of each other's blobs; blob links are never removed (scratch blobs
@@ -65,11 +65,6 @@ pub struct Failed;
 
 type Step<T = ()> = Result<T, Failed>;
 
-/// The manifest a slot's tag points to.
-struct Slot {
-    digest: String,
-}
-
 pub struct Client {
     id: usize,
     shared: Arc<Shared>,
@@ -78,7 +73,8 @@ pub struct Client {
     generation: u32,
     repo: Arc<str>,
     linked: HashSet<BlobId>,
-    slots: BTreeMap<u32, Slot>,
+    /// Tag slot -> the digest of the manifest that tag points to.
+    slots: BTreeMap<u32, String>,
     versions: [u32; SLOTS as usize],
     scratch_turn: u32,
 }
@@ -145,14 +141,9 @@ impl Client {
         let manifest = self.manifest(slot, version, config, &layers);
         let digest = sha256(&manifest);
         self.put_manifest(slot, &manifest, &digest).await?;
-        if let Some(old) = self.slots.insert(
-            slot,
-            Slot {
-                digest: digest.clone(),
-            },
-        ) {
-            if old.digest != digest {
-                self.delete_manifest(&old.digest).await?;
+        if let Some(old) = self.slots.insert(slot, digest.clone()) {
+            if old != digest {
+                self.delete_manifest(&old).await?;
             }
         }
 
@@ -190,8 +181,8 @@ impl Client {
             self.shared.run_id ^ ((self.id as u64) << 20 | (slot as u64) << 8 | version as u64);
         let mut rng = Rng::seeded(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let pool = &self.shared.pool;
-        let mut config = pool.pick(&mut rng);
-        config.class = 0;
+        // Configs are small, as real ones are.
+        let config = pool.pick_in(0, &mut rng);
         let n = 1 + rng.next_u64() % 3;
         (config, (0..n).map(|_| pool.pick(&mut rng)).collect())
     }
