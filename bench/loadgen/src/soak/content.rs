@@ -86,6 +86,11 @@ impl Pool {
     /// A random pool blob: each class equally likely.
     pub fn pick(&self, rng: &mut Rng) -> BlobId {
         let class = (rng.next_u64() % CLASSES.len() as u64) as u8;
+        self.pick_in(class, rng)
+    }
+
+    /// A random pool blob of size class `class`.
+    pub fn pick_in(&self, class: u8, rng: &mut Rng) -> BlobId {
         let index = (rng.next_u64() % self.per_class[class as usize] as u64) as u32;
         BlobId {
             class,
