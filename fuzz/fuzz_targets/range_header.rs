@@ -95,7 +95,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let request = parse_range(input);
     if let Some(text) = render(request) {
-        assert_eq!(parse_range(&text), request, "{input:?} rendered as {text:?}");
+        assert_eq!(
+            parse_range(&text),
+            request,
+            "{input:?} rendered as {text:?}"
+        );
     }
     for size in sizes_for(request) {
         check_resolve(request, size);
