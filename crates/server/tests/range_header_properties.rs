@@ -87,7 +87,7 @@ proptest! {
             }
             Some(len) => {
                 let range = parsed.unwrap();
-                prop_assert_eq!((range.start, range.end, range.len()), (start, end, Some(len)));
+                prop_assert_eq!((range.start, range.end, range.length()), (start, end, Some(len)));
             }
         }
     }
@@ -99,7 +99,7 @@ proptest! {
     ) {
         if let Ok(range) = parse_content_range(&header, declared) {
             prop_assert!(range.start <= range.end);
-            let len = range.len();
+            let len = range.length();
             prop_assert!(len.is_some());
             if let Some(declared) = declared {
                 prop_assert_eq!(len, Some(declared));
