@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: deps → lints → one build (profile `ci`: release
-# speed, overflow checks and debug assertions on) → cargo tests → real clients
-# → a one-minute soak.
+# speed, overflow checks and debug assertions on) → cargo tests → fuzzing →
+# real clients → a one-minute soak.
 # Last line: "N passed, M failed". Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
@@ -51,6 +51,9 @@ read -r cargo_passed cargo_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9
 passed=$((passed + cargo_passed)) failed=$((failed + cargo_failed))
 if [ "$rc" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then fail_step "cargo test exited $rc"; fi
 echo "cargo test: $cargo_passed passed, $cargo_failed failed"
+
+step "fuzzing: corpus replay, then ${FUZZ_SECONDS:-10} s per target (fuzz/run.sh)"
+counted_step "fuzz/run.sh" bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
 
 step "real clients (tests/clients/run.sh)"
 if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then

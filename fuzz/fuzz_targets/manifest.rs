@@ -1,6 +1,7 @@
 //! The manifest parser, with and without a Content-Type: it never panics,
 //! answers the same for the same input, and what it accepts is consistent
-//! (the media type it reports, the kind matching the references it lists).
+//! (the media type it reports, the kind matching the references it lists,
+//! the same answer when the inferred type is sent as the Content-Type).
 #![no_main]
 
 use berth_oci::media_type::{is_non_distributable, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
@@ -33,6 +34,11 @@ fn check(data: &[u8], content_type: Option<&str>) {
         .filter(|ct| !matches!(*ct, "" | "application/json" | "application/octet-stream"));
     if let Some(declared) = declared {
         assert_eq!(m.media_type, declared, "the Content-Type names the type");
+    }
+    if content_type.is_none() {
+        // Sending the type berth inferred must change nothing.
+        let typed = ParsedManifest::parse(data, Some(&m.media_type));
+        assert_eq!(typed.as_ref(), Ok(&m), "typed as {}", m.media_type);
     }
     if m.kind == ManifestKind::Image {
         // The config is always one of the blobs an image must have.

@@ -98,18 +98,19 @@ impl ParsedManifest {
         }
         let raw: RawManifest =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
-        if raw.schema_version == Some(1)
-            || raw
-                .media_type
-                .as_deref()
-                .is_some_and(media_type::is_schema1)
-        {
+        // Read like the header: a blank type says nothing, so the shape decides.
+        let body_type = raw
+            .media_type
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        if raw.schema_version == Some(1) || body_type.is_some_and(media_type::is_schema1) {
             return Err(ManifestError::Schema1);
         }
         if raw.schema_version != Some(2) {
             return Err(ManifestError::SchemaVersion);
         }
-        if let (Some(header), Some(body)) = (content_type, raw.media_type.as_deref()) {
+        if let (Some(header), Some(body)) = (content_type, body_type) {
             if header != body {
                 return Err(ManifestError::MediaTypeMismatch {
                     header: header.to_string(),
@@ -117,7 +118,7 @@ impl ParsedManifest {
                 });
             }
         }
-        let declared = content_type.or(raw.media_type.as_deref());
+        let declared = content_type.or(body_type);
         let kind = match declared {
             Some(OCI_INDEX | DOCKER_MANIFEST_LIST) => ManifestKind::Index,
             Some(OCI_MANIFEST | DOCKER_MANIFEST) => ManifestKind::Image,
@@ -237,6 +238,23 @@ mod tests {
         assert_eq!(m.media_type, DOCKER_MANIFEST);
         let m = ParsedManifest::parse(body.as_bytes(), Some("application/json")).unwrap();
         assert_eq!(m.media_type, OCI_MANIFEST);
+    }
+
+    /// `"mediaType": ""` was taken as the type, so the manifest was stored and
+    /// served with an empty Content-Type that no client can pull.
+    #[test]
+    fn an_empty_body_media_type_is_inferred_from_the_shape() {
+        let body = image("").replace(OCI_MANIFEST, " ");
+        let m = ParsedManifest::parse(body.as_bytes(), None).unwrap();
+        assert_eq!(m.media_type, OCI_MANIFEST);
+        let m = ParsedManifest::parse(body.as_bytes(), Some(DOCKER_MANIFEST)).unwrap();
+        assert_eq!(m.media_type, DOCKER_MANIFEST);
+        let index = br#"{"schemaVersion":2,"mediaType":"","manifests":[]}"#;
+        let m = ParsedManifest::parse(index, None).unwrap();
+        assert_eq!(
+            (m.kind, m.media_type.as_str()),
+            (ManifestKind::Index, OCI_INDEX)
+        );
     }
 
     #[test]

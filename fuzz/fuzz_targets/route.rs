@@ -1,0 +1,51 @@
+//! The router, where names, references and digests arrive from the network:
+//! any path parses without panicking, and a route it accepts renders to a
+//! canonical path that parses back to the same route.
+#![no_main]
+
+use axum::http::Method;
+use berth_server::route::{parse, Route};
+use libfuzzer_sys::fuzz_target;
+
+const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::PUT,
+    Method::POST,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+fn canonical(route: &Route) -> String {
+    match route {
+        Route::Base => "/v2/".into(),
+        Route::Catalog => "/v2/_catalog".into(),
+        Route::Tags { name } => format!("/v2/{name}/tags/list"),
+        Route::Manifest { name, reference } => format!("/v2/{name}/manifests/{reference}"),
+        Route::Blob { name, digest } => format!("/v2/{name}/blobs/{digest}"),
+        Route::StartUpload { name } => format!("/v2/{name}/blobs/uploads/"),
+        Route::Upload { name, id } => format!("/v2/{name}/blobs/uploads/{id}"),
+        Route::Referrers { name, digest } => format!("/v2/{name}/referrers/{digest}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, path)) = data.split_first() else {
+        return;
+    };
+    let Ok(path) = std::str::from_utf8(path) else {
+        return;
+    };
+    let method = &METHODS[usize::from(selector) % METHODS.len()];
+    if let Ok(route) = parse(method, path) {
+        let again = canonical(&route);
+        match parse(method, &again) {
+            Ok(same) => assert_eq!(same, route, "{path:?} → {again:?}"),
+            Err(e) => panic!("{path:?} parsed, its canonical {again:?} did not: {e:?}"),
+        }
+        if let Route::Upload { id, .. } = &route {
+            assert!(!id.is_empty() && !id.contains('/'));
+        }
+    }
+});
