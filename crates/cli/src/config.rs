@@ -96,7 +96,8 @@ impl Config {
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
-        if upload_expiry_secs > MAX_UPLOAD_EXPIRY_SECS {
+        // 0 would expire every upload between its requests.
+        if !(1..=MAX_UPLOAD_EXPIRY_SECS).contains(&upload_expiry_secs) {
             let value = upload_expiry_secs.to_string();
             return Err(ConfigError::Invalid("upload_expiry_secs", value));
         }
@@ -175,6 +176,11 @@ mod tests {
                 RawConfig::default()
             ),
             Err(ConfigError::Invalid("BERTH_DELETE_ENABLED", _))
+        ));
+        let never = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "0")]);
+        assert!(matches!(
+            Config::load(None, &never, RawConfig::default()),
+            Err(ConfigError::Invalid("upload_expiry_secs", _))
         ));
         let forever = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "18446744073709551615")]);
         assert!(matches!(
