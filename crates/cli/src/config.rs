@@ -22,6 +22,9 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub delete_enabled: Option<bool>,
     pub upload_expiry_secs: Option<u64>,
+    /// Pushes are refused while free space is under the smaller of these two.
+    pub min_free_bytes: Option<u64>,
+    pub min_free_percent: Option<u8>,
 }
 
 impl RawConfig {
@@ -32,6 +35,8 @@ impl RawConfig {
             data_dir: over.data_dir.or(self.data_dir),
             delete_enabled: over.delete_enabled.or(self.delete_enabled),
             upload_expiry_secs: over.upload_expiry_secs.or(self.upload_expiry_secs),
+            min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
+            min_free_percent: over.min_free_percent.or(self.min_free_percent),
         }
     }
 
@@ -51,6 +56,8 @@ impl RawConfig {
             data_dir: parse(env, "BERTH_DATA_DIR")?,
             delete_enabled: parse(env, "BERTH_DELETE_ENABLED")?,
             upload_expiry_secs: parse(env, "BERTH_UPLOAD_EXPIRY_SECS")?,
+            min_free_bytes: parse(env, "BERTH_MIN_FREE_BYTES")?,
+            min_free_percent: parse(env, "BERTH_MIN_FREE_PERCENT")?,
         })
     }
 }
@@ -74,6 +81,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub delete_enabled: bool,
     pub upload_expiry: Duration,
+    pub min_free_bytes: u64,
+    pub min_free_percent: u8,
 }
 
 impl Config {
@@ -101,6 +110,11 @@ impl Config {
             let value = upload_expiry_secs.to_string();
             return Err(ConfigError::Invalid("upload_expiry_secs", value));
         }
+        let min_free_percent = raw.min_free_percent.unwrap_or(5);
+        if min_free_percent > 100 {
+            let value = min_free_percent.to_string();
+            return Err(ConfigError::Invalid("min_free_percent", value));
+        }
         Ok(Config {
             addr,
             data_dir: raw
@@ -108,6 +122,8 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             delete_enabled: raw.delete_enabled.unwrap_or(true),
             upload_expiry: Duration::from_secs(upload_expiry_secs),
+            min_free_bytes: raw.min_free_bytes.unwrap_or(1 << 30),
+            min_free_percent,
         })
     }
 }
@@ -141,6 +157,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./berth-data"));
         assert!(c.delete_enabled);
         assert_eq!(c.upload_expiry, Duration::from_secs(86400));
+        assert_eq!((c.min_free_bytes, c.min_free_percent), (1 << 30, 5));
     }
 
     #[test]
@@ -176,6 +193,11 @@ mod tests {
                 RawConfig::default()
             ),
             Err(ConfigError::Invalid("BERTH_DELETE_ENABLED", _))
+        ));
+        let over = env(&[("BERTH_MIN_FREE_PERCENT", "101")]);
+        assert!(matches!(
+            Config::load(None, &over, RawConfig::default()),
+            Err(ConfigError::Invalid("min_free_percent", _))
         ));
         let never = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "0")]);
         assert!(matches!(

@@ -19,6 +19,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         RegistryOptions {
             delete_enabled: config.delete_enabled,
             upload_expiry: config.upload_expiry,
+            min_free_bytes: config.min_free_bytes,
+            min_free_percent: config.min_free_percent,
         },
     ));
     // Before serving: no request owns anything in uploads/ yet.

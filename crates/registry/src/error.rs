@@ -102,6 +102,9 @@ pub enum Error {
     BodyRead(String),
     #[error("storage failure: {0}")]
     Storage(String),
+    /// Free space is under the configured watermark: pushes wait, reads go on.
+    #[error("the registry is low on storage ({available} bytes free); pushes are refused until space is freed")]
+    InsufficientStorage { available: u64 },
 }
 
 impl Error {
@@ -127,7 +130,7 @@ impl Error {
             Error::DeleteDisabled | Error::Unsupported(_) => ErrorCode::Unsupported,
             Error::StillReferenced { .. } => ErrorCode::Denied,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
-            Error::Storage(_) => ErrorCode::Unknown,
+            Error::Storage(_) | Error::InsufficientStorage { .. } => ErrorCode::Unknown,
         }
     }
 

@@ -672,3 +672,45 @@ async fn a_published_blob_stays_published_when_its_upload_cannot_be_forgotten() 
         .unwrap();
     assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), b"published");
 }
+
+#[tokio::test]
+async fn under_the_free_space_watermark_pushes_fail_cleanly_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("a");
+    let pushed = {
+        let reg = open(dir.path(), RegistryOptions::default());
+        push_image(&reg, &name, "v1").await
+    };
+    let full = RegistryOptions {
+        min_free_bytes: u64::MAX,
+        min_free_percent: 100,
+        ..Default::default()
+    };
+    let reg = open(dir.path(), full);
+    let low = |e: &Error| matches!(e, Error::InsufficientStorage { .. });
+    assert!(low(&reg.start_upload(&name).await.unwrap_err()));
+    let digest = Digest::sha256_of(b"more");
+    assert!(low(&reg
+        .push_blob(&name, &digest, body(b"more"))
+        .await
+        .unwrap_err()));
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"hello");
+    let manifest = image_manifest(&config, &layer);
+    let err = reg
+        .put_manifest(&name, &"v2".parse().unwrap(), None, manifest)
+        .await
+        .unwrap_err();
+    assert!(low(&err), "{err}");
+    let found = reg
+        .manifest(&name, &"v1".parse().unwrap(), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(found.digest, pushed);
+    assert_eq!(read_blob(&reg, &name, &layer).await.unwrap(), b"hello");
+    assert_eq!(
+        upload_files(dir.path()),
+        Vec::<String>::new(),
+        "nothing half-written"
+    );
+}

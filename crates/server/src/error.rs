@@ -45,6 +45,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::DeleteDisabled => StatusCode::METHOD_NOT_ALLOWED,
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::BlobUploadInvalid(_)
         | Error::BodyRead(_)
         | Error::DigestInvalid(_)

@@ -334,3 +334,24 @@ async fn a_manifest_naming_thirty_thousand_descriptors_is_refused_and_stalls_no_
         .await;
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_the_free_space_watermark_pushes_get_507_and_reads_go_on() {
+    let registry = Registry::start_with_env(&[
+        ("BERTH_MIN_FREE_BYTES", "18446744073709551615"),
+        ("BERTH_MIN_FREE_PERCENT", "100"),
+    ])
+    .await;
+    let resp = registry
+        .send(registry.request(Method::POST, "/v2/app/blobs/uploads/"))
+        .await;
+    assert_error(resp, 507, "UNKNOWN").await;
+    let resp = registry
+        .put_manifest("app", "v1", OCI_MANIFEST, b"{\"schemaVersion\":2}")
+        .await;
+    assert_error(resp, 507, "UNKNOWN").await;
+    let resp = registry.send(registry.get("/v2/")).await;
+    assert_eq!(resp.status(), 200);
+    let resp = registry.send(registry.get("/v2/_catalog")).await;
+    assert_eq!(resp.status(), 200);
+}

@@ -75,6 +75,7 @@ impl Registry {
         digest: &Digest,
         body: ByteStream<'_>,
     ) -> Result<()> {
+        self.check_free_space()?;
         // No session row: the whole upload lives and dies within this request.
         let id = format!("mono-{}", uuid::Uuid::new_v4());
         // Held for the whole push, so that the sweeper leaves its file alone.

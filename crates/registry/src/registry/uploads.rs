@@ -18,6 +18,7 @@ pub struct UploadStatus {
 
 impl Registry {
     pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+        self.check_free_space()?;
         let id = uuid::Uuid::new_v4().to_string();
         self.blobs.create_upload(&id).await?;
         self.meta
@@ -52,6 +53,7 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream<'_>,
     ) -> Result<UploadStatus> {
+        self.check_free_space()?;
         let (mut state, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, start)?;
         let offset = self.append_session(&session, &mut state, body).await?;
@@ -72,6 +74,9 @@ impl Registry {
         start: Option<u64>,
         last_chunk: Option<ByteStream<'_>>,
     ) -> Result<()> {
+        if last_chunk.is_some() {
+            self.check_free_space()?;
+        }
         let (mut state, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, start)?;
         let size = match last_chunk {
