@@ -40,6 +40,9 @@ pub struct RawConfig {
     pub max_connections: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
     pub manifest_body_budget_mib: Option<usize>,
+    /// Pushes are refused while free space is under the smaller of these two.
+    pub min_free_bytes: Option<u64>,
+    pub min_free_percent: Option<u8>,
 }
 
 impl RawConfig {
@@ -60,6 +63,8 @@ impl RawConfig {
             manifest_body_budget_mib: over
                 .manifest_body_budget_mib
                 .or(self.manifest_body_budget_mib),
+            min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
+            min_free_percent: over.min_free_percent.or(self.min_free_percent),
         }
     }
 
@@ -85,6 +90,8 @@ impl RawConfig {
             max_connections: parse(env, "BERTH_MAX_CONNECTIONS")?,
             shutdown_grace_secs: parse(env, "BERTH_SHUTDOWN_GRACE_SECS")?,
             manifest_body_budget_mib: parse(env, "BERTH_MANIFEST_BODY_BUDGET_MIB")?,
+            min_free_bytes: parse(env, "BERTH_MIN_FREE_BYTES")?,
+            min_free_percent: parse(env, "BERTH_MIN_FREE_PERCENT")?,
         })
     }
 }
@@ -120,6 +127,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Bytes all manifest bodies being received may hold together.
     pub manifest_body_budget: usize,
+    pub min_free_bytes: u64,
+    pub min_free_percent: u8,
 }
 
 impl Config {
@@ -142,9 +151,15 @@ impl Config {
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
-        if upload_expiry_secs > MAX_UPLOAD_EXPIRY_SECS {
+        // 0 would expire every upload between its requests.
+        if !(1..=MAX_UPLOAD_EXPIRY_SECS).contains(&upload_expiry_secs) {
             let value = upload_expiry_secs.to_string();
             return Err(ConfigError::Invalid("upload_expiry_secs", value));
+        }
+        let min_free_percent = raw.min_free_percent.unwrap_or(5);
+        if min_free_percent > 100 {
+            let value = min_free_percent.to_string();
+            return Err(ConfigError::Invalid("min_free_percent", value));
         }
         Ok(Config {
             addr,
@@ -177,6 +192,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(
                 raw.shutdown_grace_secs.unwrap_or(30).min(MAX_TIMEOUT_SECS),
             ),
+            min_free_bytes: raw.min_free_bytes.unwrap_or(1 << 30),
+            min_free_percent,
         })
     }
 }
@@ -216,6 +233,7 @@ mod tests {
         assert_eq!(c.max_connections, None);
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
         assert_eq!(c.manifest_body_budget, 64 << 20);
+        assert_eq!((c.min_free_bytes, c.min_free_percent), (1 << 30, 5));
     }
 
     #[test]
@@ -285,6 +303,16 @@ mod tests {
                 RawConfig::default()
             ),
             Err(ConfigError::Invalid("BERTH_DELETE_ENABLED", _))
+        ));
+        let over = env(&[("BERTH_MIN_FREE_PERCENT", "101")]);
+        assert!(matches!(
+            Config::load(None, &over, RawConfig::default()),
+            Err(ConfigError::Invalid("min_free_percent", _))
+        ));
+        let never = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "0")]);
+        assert!(matches!(
+            Config::load(None, &never, RawConfig::default()),
+            Err(ConfigError::Invalid("upload_expiry_secs", _))
         ));
         let forever = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "18446744073709551615")]);
         assert!(matches!(

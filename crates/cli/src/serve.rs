@@ -36,8 +36,16 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         RegistryOptions {
             delete_enabled: config.delete_enabled,
             upload_expiry: config.upload_expiry,
+            min_free_bytes: config.min_free_bytes,
+            min_free_percent: config.min_free_percent,
         },
     ));
+    // Before serving: no request owns anything in uploads/ yet.
+    match registry.sweep_leftovers().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "removed upload files left by an earlier run"),
+        Err(e) => tracing::warn!(error = %e, "sweeping leftover upload files failed"),
+    }
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
     tokio::spawn(crate::allocator::return_free_memory(Duration::from_secs(1)));
 

@@ -12,6 +12,15 @@ use serde_json::{Map, Value};
 /// Largest manifest accepted, as the distribution spec recommends.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most descriptors (config, layers, child manifests) one manifest may name:
+/// each becomes a row checked and written in the pushing transaction, which
+/// every other writer waits for. Real images have tens, indexes hundreds.
+pub const MAX_DESCRIPTORS: usize = 10_000;
+
+/// Most bytes (keys and values) of a manifest's own annotations: they are
+/// stored and repeated in every referrers answer that lists the manifest.
+pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     #[error("manifest is not valid JSON: {0}")]
@@ -31,6 +40,18 @@ pub enum ManifestError {
         kind: &'static str,
         field: &'static str,
     },
+    #[error("manifest names {count} descriptors; at most {limit} are accepted")]
+    TooManyDescriptors { count: usize, limit: usize },
+    #[error("manifest annotations take {bytes} bytes; at most {limit} are accepted")]
+    AnnotationsTooLarge { bytes: usize, limit: usize },
+}
+
+/// Bytes of an annotation map's keys and values as they appear in JSON text.
+fn annotation_bytes(annotations: &Map<String, Value>) -> usize {
+    annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or_else(|| v.to_string().len(), str::len))
+        .sum()
 }
 
 /// A content descriptor as found in manifests and indexes.
@@ -142,6 +163,22 @@ impl ParsedManifest {
             ManifestKind::Index if raw.manifests.is_none() => return Err(missing("manifests")),
             _ => {}
         }
+        let count = usize::from(raw.config.is_some())
+            + raw.layers.as_ref().map_or(0, Vec::len)
+            + raw.manifests.as_ref().map_or(0, Vec::len);
+        if count > MAX_DESCRIPTORS {
+            return Err(ManifestError::TooManyDescriptors {
+                count,
+                limit: MAX_DESCRIPTORS,
+            });
+        }
+        let bytes = raw.annotations.as_ref().map_or(0, annotation_bytes);
+        if bytes > MAX_ANNOTATION_BYTES {
+            return Err(ManifestError::AnnotationsTooLarge {
+                bytes,
+                limit: MAX_ANNOTATION_BYTES,
+            });
+        }
         let media_type = declared
             .unwrap_or(match kind {
                 ManifestKind::Index => OCI_INDEX,
@@ -193,6 +230,41 @@ mod tests {
             d('b'),
             d('c')
         )
+    }
+
+    fn index_of(children: usize) -> String {
+        let child = format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":10}}"#,
+            d('e')
+        );
+        let children = vec![child; children].join(",");
+        format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{children}]}}"#)
+    }
+
+    #[test]
+    fn too_many_descriptors_are_refused_before_anything_is_stored() {
+        assert!(ParsedManifest::parse(index_of(MAX_DESCRIPTORS).as_bytes(), None).is_ok());
+        let err = ParsedManifest::parse(index_of(30_000).as_bytes(), None).unwrap_err();
+        assert_eq!(
+            err,
+            ManifestError::TooManyDescriptors {
+                count: 30_000,
+                limit: MAX_DESCRIPTORS
+            }
+        );
+    }
+
+    #[test]
+    fn oversized_annotations_are_refused() {
+        let value = "x".repeat(MAX_ANNOTATION_BYTES);
+        let extra = format!(r#","annotations":{{"k":"{value}"}}"#);
+        let err = ParsedManifest::parse(image(&extra).as_bytes(), None).unwrap_err();
+        assert!(
+            matches!(err, ManifestError::AnnotationsTooLarge { bytes, .. } if bytes == value.len() + 1),
+            "{err}"
+        );
+        let fits = format!(r#","annotations":{{"k":"{}"}}"#, &value[1..]);
+        assert!(ParsedManifest::parse(image(&fits).as_bytes(), None).is_ok());
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub enum Error {
     SizeInvalid(String),
     #[error("deletion is disabled on this registry")]
     DeleteDisabled,
+    /// A delete that would leave manifest `by` pointing at nothing.
+    #[error("{digest} is still referenced by manifest {by}: delete that manifest first")]
+    StillReferenced { digest: Digest, by: Digest },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("requested range is not satisfiable for a blob of {size} bytes")]
@@ -99,6 +102,9 @@ pub enum Error {
     BodyRead(String),
     #[error("storage failure: {0}")]
     Storage(String),
+    /// Free space is under the configured watermark: pushes wait, reads go on.
+    #[error("the registry is low on storage ({available} bytes free); pushes are refused until space is freed")]
+    InsufficientStorage { available: u64 },
 }
 
 impl Error {
@@ -122,8 +128,9 @@ impl Error {
             Error::NameUnknown(_) => ErrorCode::NameUnknown,
             Error::SizeInvalid(_) => ErrorCode::SizeInvalid,
             Error::DeleteDisabled | Error::Unsupported(_) => ErrorCode::Unsupported,
+            Error::StillReferenced { .. } => ErrorCode::Denied,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
-            Error::Storage(_) => ErrorCode::Unknown,
+            Error::Storage(_) | Error::InsufficientStorage { .. } => ErrorCode::Unknown,
         }
     }
 

@@ -2,10 +2,11 @@
 //! SQLite stores in a temporary folder (no HTTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use berth_oci::{Digest, Reference, RepositoryName};
+use berth_oci::{Digest, Reference, RepositoryName, Tag};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
-use berth_registry::{ByteStream, Error, MountOutcome, Registry, RegistryOptions};
+use berth_registry::storage::{ManifestRecord, ManifestRow, ReferrerRecord, UploadSession};
+use berth_registry::{ByteStream, Error, MetaStore, MountOutcome, Registry, RegistryOptions};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::path::Path;
@@ -366,10 +367,14 @@ fn blob_file(dir: &Path, digest: &Digest) -> std::path::PathBuf {
     dir.join("blobs/sha256").join(&hex[..2]).join(hex)
 }
 
-/// A body that sends `first`, pauses, then sends `rest`: a slow client.
+/// A body that sends `first`, pauses 100 ms, then sends `rest`: a slow client.
 fn pausing_body(first: &[u8], rest: &[u8]) -> ByteStream<'static> {
+    pausing_body_for(100, first, rest)
+}
+
+fn pausing_body_for(millis: u64, first: &[u8], rest: &[u8]) -> ByteStream<'static> {
     let first = stream::iter([Ok(Bytes::copy_from_slice(first))]);
-    let pause = stream::once(tokio::time::sleep(std::time::Duration::from_millis(100)))
+    let pause = stream::once(tokio::time::sleep(std::time::Duration::from_millis(millis)))
         .filter_map(|()| async { None::<std::io::Result<Bytes>> });
     first
         .chain(pause)
@@ -475,4 +480,238 @@ async fn a_session_ahead_of_its_file_resumes_from_the_real_length() {
         .await
         .unwrap();
     assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
+}
+
+fn upload_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn leftovers_no_session_owns_are_swept_whatever_their_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let live = reg.start_upload(&name).await.unwrap();
+    reg.append_upload(&name, &live.id, Some(0), body(b"kept"))
+        .await
+        .unwrap();
+    // What killed requests leave: monolithic pushes, manifest PUTs, and an
+    // upload whose session row is gone. All of them brand new.
+    let orphan = uuid::Uuid::new_v4().to_string();
+    for leftover in ["mono-killed", "put-killed", orphan.as_str()] {
+        std::fs::write(dir.path().join("uploads").join(leftover), b"partial").unwrap();
+    }
+    assert_eq!(reg.sweep_leftovers().await.unwrap(), 3);
+    assert_eq!(upload_files(dir.path()), vec![live.id.clone()]);
+    let digest = Digest::sha256_of(b"kept");
+    reg.finish_upload(&name, &live.id, &digest, None, None)
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), b"kept");
+}
+
+#[tokio::test]
+async fn a_patch_streaming_longer_than_the_expiry_is_not_expired_underneath_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RegistryOptions {
+        upload_expiry: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let reg = open(dir.path(), options);
+    let name = repo("a");
+    let data = b"a slow client's only chunk";
+    let digest = Digest::sha256_of(data);
+    let up = reg.start_upload(&name).await.unwrap();
+    let (appended, expired) = tokio::join!(
+        reg.append_upload(
+            &name,
+            &up.id,
+            Some(0),
+            pausing_body_for(3_000, &data[..5], &data[5..])
+        ),
+        async {
+            // Past the expiry while the PATCH is still streaming.
+            tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+            let expired = reg.expire_uploads().await.unwrap();
+            let status = reg.upload_status(&name, &up.id).await;
+            (expired, status)
+        }
+    );
+    let (expired, status) = expired;
+    assert_eq!(expired, 0, "a live upload is not stale");
+    assert_eq!(status.unwrap().offset, 0, "and is still known");
+    assert_eq!(appended.unwrap().offset, data.len() as u64);
+    reg.finish_upload(&name, &up.id, &digest, None, None)
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
+}
+
+#[tokio::test]
+async fn an_append_whose_session_vanished_meanwhile_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let up = reg.start_upload(&name).await.unwrap();
+    // Another actor (an older berth's sweeper, an operator) drops the session.
+    let other = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
+    let (appended, ()) = tokio::join!(
+        reg.append_upload(&name, &up.id, Some(0), pausing_body(b"ab", b"cd")),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            other.delete_upload(&up.id).await.unwrap();
+        }
+    );
+    assert!(
+        matches!(appended, Err(Error::BlobUploadUnknown)),
+        "{appended:?}"
+    );
+}
+
+/// The SQLite store, except that removing an upload session always fails.
+struct SessionsStick(SqliteMetaStore);
+
+#[async_trait::async_trait]
+impl berth_registry::MetaStore for SessionsStick {
+    async fn link_blob(&self, r: &RepositoryName, d: &Digest, size: u64) -> Result<(), Error> {
+        self.0.link_blob(r, d, size).await
+    }
+    async fn blob_size(&self, r: &RepositoryName, d: &Digest) -> Result<Option<u64>, Error> {
+        self.0.blob_size(r, d).await
+    }
+    async fn unlink_blob(&self, r: &RepositoryName, d: &Digest) -> Result<bool, Error> {
+        self.0.unlink_blob(r, d).await
+    }
+    async fn put_manifest(
+        &self,
+        r: &RepositoryName,
+        m: &ManifestRecord,
+        t: Option<&Tag>,
+    ) -> Result<(), Error> {
+        self.0.put_manifest(r, m, t).await
+    }
+    async fn manifest_by_tag(
+        &self,
+        r: &RepositoryName,
+        t: &Tag,
+    ) -> Result<Option<ManifestRow>, Error> {
+        self.0.manifest_by_tag(r, t).await
+    }
+    async fn manifest_by_digest(
+        &self,
+        r: &RepositoryName,
+        d: &Digest,
+    ) -> Result<Option<ManifestRow>, Error> {
+        self.0.manifest_by_digest(r, d).await
+    }
+    async fn delete_manifest(&self, r: &RepositoryName, d: &Digest) -> Result<bool, Error> {
+        self.0.delete_manifest(r, d).await
+    }
+    async fn delete_tag(&self, r: &RepositoryName, t: &Tag) -> Result<bool, Error> {
+        self.0.delete_tag(r, t).await
+    }
+    async fn list_tags(
+        &self,
+        r: &RepositoryName,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, Error> {
+        self.0.list_tags(r, last, limit).await
+    }
+    async fn list_repositories(
+        &self,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        self.0.list_repositories(last, limit).await
+    }
+    async fn referrers(
+        &self,
+        r: &RepositoryName,
+        s: &Digest,
+        a: Option<&str>,
+    ) -> Result<Vec<ReferrerRecord>, Error> {
+        self.0.referrers(r, s, a).await
+    }
+    async fn create_upload(&self, s: &UploadSession) -> Result<(), Error> {
+        self.0.create_upload(s).await
+    }
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, Error> {
+        self.0.upload(id).await
+    }
+    async fn set_upload_offset(&self, id: &str, offset: u64, at: i64) -> Result<(), Error> {
+        self.0.set_upload_offset(id, offset, at).await
+    }
+    async fn delete_upload(&self, _id: &str) -> Result<(), Error> {
+        Err(Error::Storage("the disk said no".into()))
+    }
+    async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>, Error> {
+        self.0.stale_uploads(cutoff).await
+    }
+}
+
+#[tokio::test]
+async fn a_published_blob_stays_published_when_its_upload_cannot_be_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::new(
+        Arc::new(FsBlobStore::open(dir.path()).unwrap()),
+        Arc::new(SessionsStick(
+            SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap(),
+        )),
+        RegistryOptions::default(),
+    );
+    let name = repo("a");
+    let digest = Digest::sha256_of(b"published");
+    let up = reg.start_upload(&name).await.unwrap();
+    reg.finish_upload(&name, &up.id, &digest, Some(0), Some(body(b"published")))
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), b"published");
+}
+
+#[tokio::test]
+async fn under_the_free_space_watermark_pushes_fail_cleanly_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("a");
+    let pushed = {
+        let reg = open(dir.path(), RegistryOptions::default());
+        push_image(&reg, &name, "v1").await
+    };
+    let full = RegistryOptions {
+        min_free_bytes: u64::MAX,
+        min_free_percent: 100,
+        ..Default::default()
+    };
+    let reg = open(dir.path(), full);
+    let low = |e: &Error| matches!(e, Error::InsufficientStorage { .. });
+    assert!(low(&reg.start_upload(&name).await.unwrap_err()));
+    let digest = Digest::sha256_of(b"more");
+    assert!(low(&reg
+        .push_blob(&name, &digest, body(b"more"))
+        .await
+        .unwrap_err()));
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"hello");
+    let manifest = image_manifest(&config, &layer);
+    let err = reg
+        .put_manifest(&name, &"v2".parse().unwrap(), None, manifest)
+        .await
+        .unwrap_err();
+    assert!(low(&err), "{err}");
+    let found = reg
+        .manifest(&name, &"v1".parse().unwrap(), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(found.digest, pushed);
+    assert_eq!(read_blob(&reg, &name, &layer).await.unwrap(), b"hello");
+    assert_eq!(
+        upload_files(dir.path()),
+        Vec::<String>::new(),
+        "nothing half-written"
+    );
 }

@@ -46,6 +46,7 @@ promises!(meta_store:
     writes_are_idempotent,
     upload_sessions_are_kept_and_expire,
     a_missing_upload_session_is_unknown,
+    referenced_content_cannot_be_deleted,
 );
 
 #[tokio::test]
@@ -58,4 +59,10 @@ async fn concurrent_uploads_do_not_mix() {
 async fn concurrent_writers_are_isolated() {
     let dir = tempfile::tempdir().unwrap();
     testing::concurrent_writers_are_isolated(meta_store(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_manifest_racing_an_unlink_never_dangles() {
+    let dir = tempfile::tempdir().unwrap();
+    testing::put_manifest_racing_an_unlink_never_dangles(meta_store(&dir)).await;
 }

@@ -56,7 +56,9 @@ fn status_of(e: &Error) -> StatusCode {
         }
         Error::ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::DeleteDisabled => StatusCode::METHOD_NOT_ALLOWED,
+        Error::StillReferenced { .. } => StatusCode::CONFLICT,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::BlobUploadInvalid(_)
         | Error::BodyRead(_)
         | Error::DigestInvalid(_)
@@ -78,6 +80,9 @@ fn detail_of(e: &Error) -> serde_json::Value {
         }
         Error::BlobUnknown(d) | Error::ManifestBlobUnknown(d) => json!({ "digest": d.to_string() }),
         Error::UploadOutOfOrder { offset, got } => json!({ "offset": offset, "chunkStart": got }),
+        Error::StillReferenced { digest, by } => {
+            json!({ "digest": digest.to_string(), "referencedBy": by.to_string() })
+        }
         _ => serde_json::Value::Null,
     }
 }

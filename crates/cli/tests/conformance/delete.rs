@@ -248,3 +248,73 @@ async fn deleted_manifest_and_blob_can_be_pushed_again() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_a_manifest_still_references_cannot_be_deleted() {
+    let registry = Registry::start().await;
+    let image = registry.push_image("app", "v1").await;
+    let layer = &image.layers[0].digest;
+    let resp = registry
+        .send(registry.delete(&format!("/v2/app/blobs/{layer}")))
+        .await;
+    let body = assert_error(resp, 409, "DENIED").await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&image.digest),
+        "names the manifest: {message}"
+    );
+    // Nothing changed: the manifest and its layer still pull.
+    assert_eq!(status_of(&registry, "/v2/app/manifests/v1").await, 200);
+    assert_eq!(
+        status_of(&registry, &format!("/v2/app/blobs/{layer}")).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_an_index_still_references_cannot_be_deleted() {
+    let registry = Registry::start().await;
+    let image = registry.push_image("app", "amd64").await;
+    let index = ManifestBuilder::index(&[image.descriptor()]).build();
+    let index_digest = registry
+        .push_manifest("app", "multi", OCI_INDEX, &index)
+        .await;
+    let resp = registry
+        .send(registry.delete(&format!("/v2/app/manifests/{}", image.digest)))
+        .await;
+    let body = assert_error(resp, 409, "DENIED").await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&index_digest),
+        "names the index: {message}"
+    );
+    assert_eq!(status_of(&registry, "/v2/app/manifests/amd64").await, 200);
+    // Its tag alone may go; the manifest stays for the index.
+    let resp = registry
+        .send(registry.delete("/v2/app/manifests/amd64"))
+        .await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(
+        status_of(&registry, &format!("/v2/app/manifests/{}", image.digest)).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_top_down_frees_what_was_referenced() {
+    let registry = Registry::start().await;
+    let image = registry.push_image("app", "amd64").await;
+    let index = ManifestBuilder::index(&[image.descriptor()]).build();
+    let index_digest = registry
+        .push_manifest("app", "multi", OCI_INDEX, &index)
+        .await;
+    for path in [
+        format!("/v2/app/manifests/{index_digest}"),
+        format!("/v2/app/manifests/{}", image.digest),
+        format!("/v2/app/blobs/{}", image.layers[0].digest),
+        format!("/v2/app/blobs/{}", image.config.digest),
+    ] {
+        let resp = registry.send(registry.delete(&path)).await;
+        assert_eq!(resp.status(), 202, "DELETE {path}");
+    }
+}

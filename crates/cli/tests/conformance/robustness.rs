@@ -340,3 +340,55 @@ async fn a_storage_failure_answers_500_without_internal_detail_and_is_logged_onc
         failures[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_naming_thirty_thousand_descriptors_is_refused_and_stalls_no_one() {
+    let registry = Registry::start().await;
+    let child = registry.push_image("app", "v1").await.descriptor();
+    let entry = format!(
+        // A terse media type, so that 30,000 of them fit the size limit.
+        r#"{{"mediaType":"x/y","digest":"{}","size":{}}}"#,
+        child.digest, child.size
+    );
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+        vec![entry; 30_000].join(",")
+    )
+    .into_bytes();
+    assert!(
+        index.len() < MANIFEST_LIMIT,
+        "refused for its count, not its size"
+    );
+    let (refused, other) = tokio::join!(
+        registry.put_manifest("app", "huge", OCI_INDEX, &index),
+        registry.push_image("other", "v1")
+    );
+    let body = assert_error(refused, 400, "MANIFEST_INVALID").await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("descriptors"), "{message}");
+    let resp = registry
+        .send(registry.get(&format!("/v2/other/manifests/{}", other.digest)))
+        .await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_the_free_space_watermark_pushes_get_507_and_reads_go_on() {
+    let registry = Registry::start_with_env(&[
+        ("BERTH_MIN_FREE_BYTES", "18446744073709551615"),
+        ("BERTH_MIN_FREE_PERCENT", "100"),
+    ])
+    .await;
+    let resp = registry
+        .send(registry.request(Method::POST, "/v2/app/blobs/uploads/"))
+        .await;
+    assert_error(resp, 507, "UNKNOWN").await;
+    let resp = registry
+        .put_manifest("app", "v1", OCI_MANIFEST, b"{\"schemaVersion\":2}")
+        .await;
+    assert_error(resp, 507, "UNKNOWN").await;
+    let resp = registry.send(registry.get("/v2/")).await;
+    assert_eq!(resp.status(), 200);
+    let resp = registry.send(registry.get("/v2/_catalog")).await;
+    assert_eq!(resp.status(), 200);
+}

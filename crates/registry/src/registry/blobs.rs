@@ -75,8 +75,11 @@ impl Registry {
         digest: &Digest,
         body: ByteStream<'_>,
     ) -> Result<()> {
+        self.check_free_space()?;
         // No session row: the whole upload lives and dies within this request.
         let id = format!("mono-{}", uuid::Uuid::new_v4());
+        // Held for the whole push, so that the sweeper leaves its file alone.
+        let _busy = self.hashes.slot(&id).lock_owned().await;
         self.blobs.create_upload(&id).await?;
         let outcome = async {
             let mut hasher = digest.algorithm().hasher();
@@ -88,6 +91,7 @@ impl Registry {
         if outcome.is_err() {
             let _ = self.blobs.delete_upload(&id).await;
         }
+        self.hashes.remove(&id);
         outcome
     }
 

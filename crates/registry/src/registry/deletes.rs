@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use berth_oci::{Digest, Reference, RepositoryName};
 
 impl Registry {
+    /// Unlinks a blob from `repo`; refused while a manifest there names it.
     pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         if !self.options.delete_enabled {
             return Err(Error::DeleteDisabled);
@@ -17,6 +18,7 @@ impl Registry {
     }
 
     /// Deletes a manifest (by digest, with all its tags) or just one tag.
+    /// A manifest that an index of `repo` names is refused; tags never are.
     pub async fn delete_manifest(
         &self,
         repo: &RepositoryName,

@@ -34,6 +34,7 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<ManifestPushed> {
+        self.check_free_space()?;
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(Error::ManifestTooLarge {
                 limit: MAX_MANIFEST_BYTES,

@@ -37,6 +37,10 @@ pub struct RegistryOptions {
     pub delete_enabled: bool,
     /// How long an untouched upload lives.
     pub upload_expiry: Duration,
+    /// Pushes are refused while free space is under the smaller of
+    /// `min_free_bytes` and `min_free_percent` of the disk.
+    pub min_free_bytes: u64,
+    pub min_free_percent: u8,
 }
 
 impl Default for RegistryOptions {
@@ -44,6 +48,8 @@ impl Default for RegistryOptions {
         RegistryOptions {
             delete_enabled: true,
             upload_expiry: Duration::from_secs(24 * 3600),
+            min_free_bytes: 1 << 30,
+            min_free_percent: 5,
         }
     }
 }
@@ -74,6 +80,21 @@ impl Registry {
 
     pub fn options(&self) -> &RegistryOptions {
         &self.options
+    }
+
+    /// Refuses a push while free space is under the watermark, so that a
+    /// filling disk stops writes cleanly and reads keep working.
+    fn check_free_space(&self) -> Result<()> {
+        let Some(space) = self.blobs.free_space()? else {
+            return Ok(());
+        };
+        let share = space.total / 100 * u64::from(self.options.min_free_percent.min(100));
+        if space.available < self.options.min_free_bytes.min(share) {
+            return Err(Error::InsufficientStorage {
+                available: space.available,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ pub struct UploadStatus {
 
 impl Registry {
     pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+        self.check_free_space()?;
         let id = uuid::Uuid::new_v4().to_string();
         self.blobs.create_upload(&id).await?;
         self.meta
@@ -33,6 +34,10 @@ impl Registry {
 
     pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
         let session = self.session(repo, id).await?;
+        // An expired session is gone, unless a request is still working on it.
+        if self.is_expired(&session) && !self.hashes.is_busy(id) {
+            return Err(Error::BlobUploadUnknown);
+        }
         Ok(UploadStatus {
             id: session.id,
             offset: session.offset,
@@ -48,6 +53,7 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream<'_>,
     ) -> Result<UploadStatus> {
+        self.check_free_space()?;
         let (mut state, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, start)?;
         let offset = self.append_session(&session, &mut state, body).await?;
@@ -68,6 +74,9 @@ impl Registry {
         start: Option<u64>,
         last_chunk: Option<ByteStream<'_>>,
     ) -> Result<()> {
+        if last_chunk.is_some() {
+            self.check_free_space()?;
+        }
         let (mut state, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, start)?;
         let size = match last_chunk {
@@ -87,8 +96,11 @@ impl Registry {
             Ok(()) => self.publish(repo, id, digest, size).await,
             Err(e) => Err(e),
         };
-        // Success or mismatch, the session is over.
-        self.forget_upload(id).await?;
+        // Success or mismatch, the session is over. Failing to clean up does
+        // not undo a publish: the sweeper removes what is left.
+        if let Err(e) = self.forget_upload(id).await {
+            tracing::warn!(upload = id, error = %e, "could not remove a finished upload");
+        }
         outcome
     }
 
@@ -99,24 +111,58 @@ impl Registry {
 
     /// Removes uploads untouched for longer than the configured expiry, and
     /// upload files that outlived their request or session (after a crash).
+    /// An upload a request is working on is never stale, however long that
+    /// request takes: each is checked again under its lock, and skipped if
+    /// the lock is held.
     pub async fn expire_uploads(&self) -> Result<usize> {
         let cutoff = unix_now() - self.options.upload_expiry.as_secs() as i64;
-        let stale = self.meta.stale_uploads(cutoff).await?;
-        for id in &stale {
-            self.forget_upload(id).await?;
-        }
-        let mut orphans = 0;
-        for id in self
-            .blobs
-            .uploads_older_than(self.options.upload_expiry)
-            .await?
-        {
-            if self.meta.upload(&id).await?.is_none() {
-                self.blobs.delete_upload(&id).await?;
-                orphans += 1;
+        let mut removed = 0;
+        for id in self.meta.stale_uploads(cutoff).await? {
+            let Some(_held) = self.hashes.try_lock(&id) else {
+                continue; // a request is on it: alive
+            };
+            let still_stale = self
+                .meta
+                .upload(&id)
+                .await?
+                .is_some_and(|s| self.is_expired(&s));
+            if still_stale {
+                self.forget_upload(&id).await?;
+                removed += 1;
+            } else {
+                self.hashes.remove(&id);
             }
         }
-        Ok(stale.len() + orphans)
+        let old_files = self
+            .blobs
+            .uploads_older_than(self.options.upload_expiry)
+            .await?;
+        removed += self.remove_unowned(old_files).await?;
+        Ok(removed)
+    }
+
+    /// Removes every upload file no session owns, whatever its age: the temp
+    /// files of monolithic pushes and manifest PUTs a kill interrupted, and
+    /// upload files whose session is gone. Run at start-up, before serving.
+    pub async fn sweep_leftovers(&self) -> Result<usize> {
+        let all = self
+            .blobs
+            .uploads_older_than(std::time::Duration::ZERO)
+            .await?;
+        self.remove_unowned(all).await
+    }
+
+    /// Deletes those of `ids` that have no session and no request on them.
+    async fn remove_unowned(&self, ids: Vec<String>) -> Result<usize> {
+        let mut removed = 0;
+        for id in ids {
+            if self.hashes.is_busy(&id) || self.meta.upload(&id).await?.is_some() {
+                continue;
+            }
+            self.blobs.delete_upload(&id).await?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Takes upload `id` of `repo` for the length of one request (so requests
@@ -132,33 +178,39 @@ impl Registry {
         // Validate first, so that made-up ids never get a slot.
         self.session(repo, id).await?;
         let state = self.hashes.slot(id).lock_owned().await;
-        match self.session(repo, id).await {
+        let live = match self.session(repo, id).await {
+            Ok(session) if self.is_expired(&session) => {
+                // Ours now, and stale: nothing else can be using it.
+                self.forget_upload(id).await?;
+                Err(Error::BlobUploadUnknown)
+            }
+            other => other,
+        };
+        match live {
             Ok(session) => Ok((state, session)),
             Err(e) => {
-                drop(state);
                 self.hashes.remove(id);
+                drop(state);
                 Err(e)
             }
         }
     }
 
-    /// The live session `id` of `repo`; expired or foreign sessions are unknown.
+    /// The session `id` of `repo`; foreign sessions are unknown.
     async fn session(&self, repo: &RepositoryName, id: &str) -> Result<UploadSession> {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(Error::BlobUploadUnknown);
         }
-        let session = self
-            .meta
+        self.meta
             .upload(id)
             .await?
             .filter(|s| &s.repository == repo)
-            .ok_or(Error::BlobUploadUnknown)?;
-        let age = unix_now() - session.updated_at;
-        if age > self.options.upload_expiry.as_secs() as i64 {
-            self.forget_upload(id).await?;
-            return Err(Error::BlobUploadUnknown);
-        }
-        Ok(session)
+            .ok_or(Error::BlobUploadUnknown)
+    }
+
+    /// Whether a session has been untouched for longer than the expiry.
+    fn is_expired(&self, session: &UploadSession) -> bool {
+        unix_now() - session.updated_at > self.options.upload_expiry.as_secs() as i64
     }
 
     /// Appends to a session, keeping the running hash when it is current.

@@ -69,4 +69,17 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Ids of uploads last written more than `age` ago, including any a
     /// crash left without a session, so that they can be swept.
     async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>>;
+
+    /// Room left for new content, if the backend has such a limit (a local
+    /// disk does, object storage does not).
+    fn free_space(&self) -> Result<Option<FreeSpace>> {
+        Ok(None)
+    }
+}
+
+/// Bytes a store can still take, out of its total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSpace {
+    pub available: u64,
+    pub total: u64,
 }

@@ -76,6 +76,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
 
     /// Removes `repo`'s link to a blob; returns whether there was one.
+    /// Refused with `Error::StillReferenced` while a manifest of `repo`
+    /// names the blob, decided in the same transaction as the unlink.
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
 
     /// In one transaction: checks that every blob and child manifest the record
@@ -104,6 +106,8 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Option<ManifestRow>>;
 
     /// Deletes a manifest and every tag on it; returns whether it existed.
+    /// Refused with `Error::StillReferenced` while an index of `repo` names
+    /// it as a child; manifests naming it as their subject do not hold it.
     async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
 
     /// Deletes one tag; returns whether it existed.

@@ -13,7 +13,7 @@ pub mod fs;
 mod meta_store;
 pub mod sqlite;
 
-pub use blob_store::{BlobContent, BlobStore};
+pub use blob_store::{BlobContent, BlobStore, FreeSpace};
 pub use file_region::FileRegion;
 pub use meta_store::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadSession};
 

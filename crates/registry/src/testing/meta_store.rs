@@ -362,3 +362,94 @@ pub async fn concurrent_writers_are_isolated(meta: Arc<dyn MetaStore>) {
         .unwrap();
     assert!(pushed.contains(&moved.digest));
 }
+
+/// A blob a manifest names, or a manifest an index names, cannot be removed
+/// from that repository until the manifest naming it is deleted; referrers
+/// do not hold their subject, and other repositories are not affected.
+pub async fn referenced_content_cannot_be_deleted(meta: &dyn MetaStore) {
+    let (a, b) = (repo("kit-held/a"), repo("kit-held/b"));
+    let layer = Digest::sha256_of(b"kit-held layer");
+    let (image, top) = (
+        Digest::sha256_of(b"kit-held image"),
+        Digest::sha256_of(b"kit-held index"),
+    );
+    for r in [&a, &b] {
+        meta.link_blob(r, &layer, 5).await.unwrap();
+    }
+    meta.put_manifest(&a, &manifest(&image, vec![(layer.clone(), 5)], None), None)
+        .await
+        .unwrap();
+    meta.put_manifest(
+        &a,
+        &index(&top, vec![(image.clone(), 100)]),
+        Some(&tag("multi")),
+    )
+    .await
+    .unwrap();
+    let referrer = Digest::sha256_of(b"kit-held referrer");
+    meta.put_manifest(&a, &manifest(&referrer, vec![], Some(top.clone())), None)
+        .await
+        .unwrap();
+
+    let err = meta.unlink_blob(&a, &layer).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::StillReferenced { digest, by } if *digest == layer && *by == image),
+        "{err}"
+    );
+    assert_eq!(
+        meta.blob_size(&a, &layer).await.unwrap(),
+        Some(5),
+        "still linked"
+    );
+    let err = meta.delete_manifest(&a, &image).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::StillReferenced { digest, by } if *digest == image && *by == top),
+        "{err}"
+    );
+    assert!(
+        meta.manifest_by_digest(&a, &image).await.unwrap().is_some(),
+        "still there"
+    );
+    assert!(
+        meta.unlink_blob(&b, &layer).await.unwrap(),
+        "another repository's link goes"
+    );
+
+    // Top-down works: the index (its referrer does not hold it), the image, the blob.
+    assert!(meta.delete_manifest(&a, &top).await.unwrap());
+    assert!(meta.delete_manifest(&a, &image).await.unwrap());
+    assert!(meta.unlink_blob(&a, &layer).await.unwrap());
+}
+
+/// A manifest put racing an unlink of the blob it names ends one way or the
+/// other, never with a stored manifest whose blob is gone.
+pub async fn put_manifest_racing_an_unlink_never_dangles(meta: Arc<dyn MetaStore>) {
+    let a = repo("kit-race");
+    let rounds: Vec<_> = (0..32)
+        .map(|i| {
+            let meta = meta.clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                let layer = Digest::sha256_of(format!("kit-race layer {i}").as_bytes());
+                let m = Digest::sha256_of(format!("kit-race m {i}").as_bytes());
+                meta.link_blob(&a, &layer, 3).await.unwrap();
+                let record = manifest(&m, vec![(layer.clone(), 3)], None);
+                let (put, unlink) = tokio::join!(
+                    meta.put_manifest(&a, &record, None),
+                    meta.unlink_blob(&a, &layer)
+                );
+                (layer, m, put, unlink)
+            })
+        })
+        .collect();
+    for round in rounds {
+        let (layer, m, put, unlink) = round.await.unwrap();
+        let stored = meta.manifest_by_digest(&a, &m).await.unwrap().is_some();
+        let linked = meta.blob_size(&a, &layer).await.unwrap().is_some();
+        match (&put, &unlink) {
+            (Ok(()), Err(Error::StillReferenced { .. })) => assert!(stored && linked),
+            (Err(Error::ManifestBlobUnknown(_)), Ok(true)) => assert!(!stored && !linked),
+            other => panic!("neither order: {other:?}"),
+        }
+    }
+}

@@ -51,7 +51,9 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     writes_are_idempotent(&*meta).await;
     upload_sessions_are_kept_and_expire(&*meta).await;
     a_missing_upload_session_is_unknown(&*meta).await;
-    concurrent_writers_are_isolated(meta).await;
+    referenced_content_cannot_be_deleted(&*meta).await;
+    concurrent_writers_are_isolated(meta.clone()).await;
+    put_manifest_racing_an_unlink_never_dangles(meta).await;
 }
 
 /// A body of the given chunks.

@@ -13,7 +13,7 @@ mod upload_locks;
 mod writeback;
 
 use super::file_region::stream_file;
-use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion};
+use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::Digest;
@@ -193,6 +193,15 @@ impl BlobStore for FsBlobStore {
             Ok(stale)
         })
         .await
+    }
+
+    /// What an unprivileged writer may still use of the data folder's filesystem.
+    fn free_space(&self) -> Result<Option<FreeSpace>> {
+        let stat = rustix::fs::statvfs(&self.root).map_err(io::Error::from)?;
+        Ok(Some(FreeSpace {
+            available: stat.f_bavail.saturating_mul(stat.f_frsize),
+            total: stat.f_blocks.saturating_mul(stat.f_frsize),
+        }))
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Queries on which repository may read which blob.
 
-use super::{ensure_repo, storage_err, REPO_ID};
+use super::{ensure_repo, refuse_if_referenced, storage_err, REPO_ID};
 use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -24,7 +24,9 @@ pub(super) fn size(c: &Connection, repo: &str, digest: &str) -> rusqlite::Result
     Ok(size.map(|s| s as u64))
 }
 
+/// Unlinks a blob no manifest of `repo` refers to; whether it was linked.
 pub(super) fn unlink(tx: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    refuse_if_referenced(tx, repo, digest)?;
     tx.execute(
         &format!("DELETE FROM repo_blobs WHERE repo_id = {REPO_ID} AND digest = ?2"),
         [repo, digest],

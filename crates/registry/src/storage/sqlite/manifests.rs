@@ -1,6 +1,6 @@
 //! Queries on manifests, their references and their tags.
 
-use super::{ensure_repo, now, parse_digest, storage_err, REPO_ID};
+use super::{ensure_repo, now, parse_digest, refuse_if_referenced, storage_err, REPO_ID};
 use crate::error::{Error, Result};
 use crate::storage::{ManifestRecord, ManifestRow};
 use berth_oci::Digest;
@@ -128,8 +128,10 @@ pub(super) fn by_digest(c: &Connection, repo: &str, digest: &str) -> Result<Opti
     .transpose()
 }
 
-/// Deletes a manifest with its tags and references; whether it existed.
+/// Deletes a manifest no index of `repo` refers to, with its tags and
+/// references; whether it existed. Referrers (`subject`) do not hold it.
 pub(super) fn delete(tx: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    refuse_if_referenced(tx, repo, digest)?;
     let args = [repo, digest];
     let sql = |table: &str, column: &str| {
         format!("DELETE FROM {table} WHERE repo_id = {REPO_ID} AND {column} = ?2")

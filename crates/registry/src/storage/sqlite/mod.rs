@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
 use readers::Readers;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 use writer::{Commit, Writer};
@@ -43,6 +43,25 @@ fn now() -> i64 {
 
 fn parse_digest(s: String) -> Result<Digest> {
     s.parse().map_err(storage_err)
+}
+
+/// Refuses to remove `digest` from `repo` while a manifest there refers to
+/// it (as a blob or as an index child). Runs in the deleting transaction, so
+/// no manifest can start referring to it between the check and the delete.
+fn refuse_if_referenced(tx: &Connection, repo: &str, digest: &str) -> Result<()> {
+    let by: Option<String> = tx
+        .prepare_cached(&format!(
+            "SELECT manifest FROM manifest_refs WHERE repo_id = {REPO_ID} AND child = ?2 LIMIT 1"
+        ))
+        .and_then(|mut q| q.query_row([repo, digest], |r| r.get(0)).optional())
+        .map_err(storage_err)?;
+    match by {
+        None => Ok(()),
+        Some(by) => Err(Error::StillReferenced {
+            digest: parse_digest(digest.to_string())?,
+            by: parse_digest(by)?,
+        }),
+    }
 }
 
 /// The id of the repository named `?1`, inside a query.

@@ -13,6 +13,10 @@ use rusqlite::Connection;
 /// Most writes committed together.
 const MAX_GROUP: usize = 256;
 
+/// Writes waiting for the writer, at most. Past it, writers wait to enqueue:
+/// overload becomes back-pressure on requests, not memory growth.
+pub(super) const MAX_QUEUED: usize = 4 * MAX_GROUP;
+
 /// A write: runs inside the group's transaction and returns how to answer
 /// its caller once the group's commit has succeeded or failed.
 struct Job {
@@ -42,16 +46,16 @@ impl Commit {
 
 /// The handle writes are sent through; the thread ends when it is dropped.
 pub(super) struct Writer {
-    jobs: std::sync::mpsc::Sender<Job>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn` (opened with `synchronous = FULL`).
     pub fn start(conn: Connection) -> Result<Self> {
-        let (jobs, queue) = std::sync::mpsc::channel();
+        let (jobs, mut queue) = tokio::sync::mpsc::channel(MAX_QUEUED);
         std::thread::Builder::new()
             .name("berth-meta-writer".into())
-            .spawn(move || commit_in_groups(&conn, &queue))
+            .spawn(move || commit_in_groups(&conn, &mut queue))
             .map_err(storage_err)?;
         Ok(Writer { jobs })
     }
@@ -75,6 +79,7 @@ impl Writer {
         };
         self.jobs
             .send(job)
+            .await
             .map_err(|_| Error::Storage("metadata writer has stopped".into()))?;
         answered
             .await
@@ -85,11 +90,16 @@ impl Writer {
 /// The writer thread: takes every job waiting, runs them in one transaction,
 /// commits once (durably if any job needs it), answers them all. Ends when
 /// the store is dropped.
-fn commit_in_groups(conn: &Connection, queue: &std::sync::mpsc::Receiver<Job>) {
+fn commit_in_groups(conn: &Connection, queue: &mut tokio::sync::mpsc::Receiver<Job>) {
     let mut mode = Commit::Durable; // as opened
-    while let Ok(first) = queue.recv() {
+    while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
-        group.extend(queue.try_iter().take(MAX_GROUP - 1));
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
         let wanted = if group.iter().any(|job| job.commit == Commit::Durable) {
             Commit::Durable
         } else {
@@ -128,4 +138,44 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     };
     conn.execute_batch(end).map_err(storage_err)?;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_writers_wait_instead_of_growing() {
+        let writer = Arc::new(Writer::start(Connection::open_in_memory().unwrap()).unwrap());
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let stalled = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(Commit::Lazy, move |_| {
+                        let _ = gate.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let waiting: Vec<_> = (0..MAX_QUEUED + 10)
+            .map(|_| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(Commit::Lazy, |_| Ok(())).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            writer.jobs.try_reserve().is_err(),
+            "the queue is full at {MAX_QUEUED}; the rest wait to enqueue"
+        );
+        release.send(()).unwrap();
+        for write in waiting {
+            write.await.unwrap().unwrap();
+        }
+        stalled.await.unwrap().unwrap();
+    }
 }
