@@ -1,6 +1,7 @@
 //! Property tests: the range arithmetic for any blob size and request, and
 //! pagination of tags and repositories over the real fs + SQLite stores.
 //! Case counts are modest so the suite stays fast; `PROPTEST_CASES` raises them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use berth_oci::{Digest, Reference, RepositoryName};
 use berth_registry::storage::fs::FsBlobStore;
