@@ -71,8 +71,9 @@ async fn verify(data: &Path, logs: &Path, ledger: &SharedLedger, log: &mut Round
     };
     let started = Instant::now();
     let problems = ledger::check(&Client::new(berth.addr), &snapshot).await;
+    let leftovers = std::fs::read_dir(data.join("uploads")).map_or(0, Iterator::count);
     log.note(format!(
-        "checked {} blobs, {} manifests, {} deletes in {:?}",
+        "checked {} blobs, {} manifests, {} deletes in {:?}; {leftovers} files in uploads/",
         snapshot.blobs.len(),
         snapshot.manifests.len(),
         snapshot.deleted.len(),
