@@ -506,8 +506,15 @@ async fn leftovers_no_session_owns_are_swept_whatever_their_age() {
     for leftover in ["mono-killed", "put-killed", orphan.as_str()] {
         std::fs::write(dir.path().join("uploads").join(leftover), b"partial").unwrap();
     }
-    assert_eq!(reg.sweep_leftovers().await.unwrap(), 3);
+    // And a session whose file a crash lost: it can never be resumed.
+    let lost = reg.start_upload(&name).await.unwrap();
+    std::fs::remove_file(dir.path().join("uploads").join(&lost.id)).unwrap();
+    assert_eq!(reg.sweep_leftovers().await.unwrap(), 4);
     assert_eq!(upload_files(dir.path()), vec![live.id.clone()]);
+    assert!(matches!(
+        reg.upload_status(&name, &lost.id).await,
+        Err(Error::BlobUploadUnknown)
+    ));
     let digest = Digest::sha256_of(b"kept");
     reg.finish_upload(&name, &live.id, &digest, None, None)
         .await

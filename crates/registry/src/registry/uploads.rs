@@ -143,13 +143,23 @@ impl Registry {
 
     /// Removes every upload file no session owns, whatever its age: the temp
     /// files of monolithic pushes and manifest PUTs a kill interrupted, and
-    /// upload files whose session is gone. Run at start-up, before serving.
+    /// upload files whose session is gone; and every session whose file is
+    /// gone (a crash can keep the row but lose the file's name), since it
+    /// can never be resumed. Run at start-up, before serving.
     pub async fn sweep_leftovers(&self) -> Result<usize> {
-        let all = self
+        let files = self
             .blobs
             .uploads_older_than(std::time::Duration::ZERO)
             .await?;
-        self.remove_unowned(all).await
+        let with_file: std::collections::HashSet<&str> = files.iter().map(String::as_str).collect();
+        let mut removed = 0;
+        for id in self.meta.stale_uploads(i64::MAX).await? {
+            if !with_file.contains(id.as_str()) && !self.hashes.is_busy(&id) {
+                self.meta.delete_upload(&id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed + self.remove_unowned(files).await?)
     }
 
     /// Deletes those of `ids` that have no session and no request on them.
