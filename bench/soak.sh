@@ -114,11 +114,14 @@ status=0
   ulimit -Sn "$(ulimit -Hn)"
   exec "$loadgen" soak --url "http://127.0.0.1:$port" --clients "$clients" --duration "${duration}s" \
     --server-pid "$pid" --server-log "$work/berth.log" ${extra[@]+"${extra[@]}"}
-) || status=$?
+) | tee "$work/soak.out" || status=$?
 
 echo "berth data dir at end: $(du -sm "$work/data" | cut -f1) MiB, $(find "$work/data" -type f | wc -l) files"
 if [[ -d /proc/$pid ]]; then
   echo "berth open-file limit at end: $(awk '/Max open files/ {print $4}' "/proc/$pid/limits")"
 fi
 stop_berth
+# The verdict's count is the last line; a soak that could not run is one failure.
+verdict="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/soak.out" | tail -n 1 || true)"
+echo "${verdict:-0 passed, 1 failed}"
 exit "$status"
