@@ -149,6 +149,35 @@ async fn a_stalled_body_fails_the_request_and_the_upload_can_be_retried() {
     assert_eq!(pulled.bytes().await.unwrap().as_ref(), &blob[..]);
 }
 
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_dropped() {
+    let mut registry = Registry::start_with_env(&[("BERTH_BODY_IDLE_TIMEOUT_SECS", "2")]).await;
+    let blob = random_bytes(64 << 20); // far more than the socket buffers hold
+    let digest = registry.push_blob("stall/reader", &blob).await;
+    let mut stream = connect(&registry).await;
+    let get = format!(
+        "GET /v2/stall/reader/blobs/{digest} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        registry.addr
+    );
+    stream.write_all(get.as_bytes()).await.unwrap();
+    // Read nothing for well past the timeout ...
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // ... then only what the server had sent before giving up, and the end.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was still open");
+    assert!(
+        got.len() < blob.len(),
+        "the whole blob was sent to a client that did not read"
+    );
+    // Others are served as usual.
+    let resp = registry
+        .send(registry.get(&format!("/v2/stall/reader/blobs/{digest}")))
+        .await;
+    assert!(resp.bytes().await.unwrap() == blob);
+    registry.assert_alive();
+}
+
 /// Opens `count` connections that each send half a request head.
 async fn hold_half_open(registry: &Registry, count: usize) -> Vec<TcpStream> {
     let mut held = Vec::with_capacity(count);
