@@ -209,10 +209,13 @@ impl ConnectionTable {
         }
     }
 
-    /// Closes the connection that has waited longest for a request; false
-    /// when every connection is inside one.
-    pub fn evict_one(&self) -> bool {
-        Self::evict_longest_waiting(&self.live())
+    /// Closes up to `count` of the connections that have waited longest for
+    /// a request; how many it closed.
+    pub fn evict(&self, count: usize) -> usize {
+        let live = self.live();
+        (0..count)
+            .take_while(|_| Self::evict_longest_waiting(&live))
+            .count()
     }
 
     fn evict_longest_waiting(live: &HashMap<u64, Arc<ConnState>>) -> bool {
@@ -307,6 +310,15 @@ mod tests {
         assert!(matches!(table.admit(), Admission::Refused));
         drop(_request);
         assert!(matches!(table.admit(), Admission::AdmittedByEviction(..)));
+    }
+
+    #[tokio::test]
+    async fn eviction_skips_busy_connections_and_stops_when_none_wait() {
+        let table = ConnectionTable::new(8);
+        let held: Vec<_> = (0..4).map(|_| admitted(table.admit())).collect();
+        let _busy = held[0].0.begin_request();
+        assert_eq!(table.evict(16), 3, "three wait, one is busy");
+        assert_eq!(table.evict(16), 0, "each is evicted once");
     }
 
     #[tokio::test]

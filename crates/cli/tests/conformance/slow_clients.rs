@@ -218,6 +218,10 @@ async fn more_half_open_connections_than_descriptors_do_not_lock_clients_out() {
     let mut registry = Registry::start_with_fd_limit(256, &[]).await;
     let _held = hold_half_open(&registry, 400).await;
     let took = timed_base_request(&registry).await;
+    eprintln!(
+        "GET /v2/ behind {} half-open connections: {took:?}",
+        _held.len()
+    );
     assert!(took < Duration::from_secs(3), "GET /v2/ took {took:?}");
     registry.assert_alive();
     let log = registry.stderr();
@@ -238,6 +242,10 @@ async fn accept_failures_are_logged_and_do_not_lock_clients_out() {
         Registry::start_with_fd_limit(256, &[("BERTH_MAX_CONNECTIONS", "5000")]).await;
     let _held = hold_half_open(&registry, 400).await;
     let took = timed_base_request(&registry).await;
+    eprintln!(
+        "GET /v2/ behind {} half-open connections: {took:?}",
+        _held.len()
+    );
     assert!(took < Duration::from_secs(3), "GET /v2/ took {took:?}");
     registry.assert_alive();
     let log = registry.stderr();
@@ -316,6 +324,7 @@ async fn sigterm_refuses_new_connections_finishes_requests_and_exits_within_the_
         .await
         .expect("berth must exit within the grace period despite stalled clients");
     let took = signalled.elapsed();
+    eprintln!("refused new connections after {refused_after:?}; exited after {took:?}");
     assert!(status.success(), "exit status {status}");
     assert!(
         took >= grace - Duration::from_millis(500),
@@ -369,6 +378,10 @@ async fn clients_stalled_inside_large_manifests_cannot_pin_unbounded_memory() {
         held.push(stream);
     }
     let grown = registry.peak_rss().saturating_sub(baseline);
+    eprintln!(
+        "{CLIENTS} stalled manifest PUTs: {refused} refused, memory grew {} MiB",
+        grown >> 20
+    );
     assert!(
         grown < (budget_mib as u64 + 48) << 20,
         "{CLIENTS} stalled 4 MiB manifests grew memory by {} MiB",
