@@ -4,6 +4,10 @@
 //! does not expose: a per-connection [`Outbox`] handed to handlers (so blob
 //! bodies can go out with sendfile), the size of hyper's buffer, deadlines
 //! for slow clients, a cap on connections, and a bounded shutdown.
+//!
+//! Every request carries in its extensions its connection's [`Outbox`], the
+//! client's address as `axum::extract::ConnectInfo<SocketAddr>` (for
+//! per-client limits), and the shared [`MemoryBudget`] for bodies held whole.
 
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
