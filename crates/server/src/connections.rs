@@ -1,11 +1,12 @@
 //! The live connections: what phase each is in, and a cap on how many are
 //! held.
 //!
-//! At the cap a new connection does not wait: the connection that has been
-//! waiting longest for a request (idle keep-alive, or a head still arriving)
-//! is closed to make room, so clients that hold connections open without
-//! sending cannot lock out clients that send whole requests. Only when every
-//! held connection is inside a request is the new one refused.
+//! At the cap a new connection does not wait: of (a sample of) the
+//! connections waiting for a request (idle keep-alive, or a head still
+//! arriving), the one waiting longest is closed to make room, so clients
+//! that hold connections open without sending cannot lock out clients that
+//! send whole requests. Only when every held connection is inside a request
+//! is the new one refused.
 
 use crate::timeouts::Timeouts;
 use std::collections::HashMap;
@@ -151,6 +152,9 @@ impl hyper::body::Body for GuardedBody {
     }
 }
 
+/// How many waiting connections are compared to choose the one to close.
+const EVICTION_SAMPLE: usize = 256;
+
 /// The live connections, at most `max` of them.
 #[derive(Debug)]
 pub struct ConnectionTable {
@@ -225,6 +229,9 @@ impl ConnectionTable {
                 let phase = state.phase();
                 (phase.in_flight == 0 && !phase.evicted).then_some((phase.waiting_since, state))
             })
+            // The oldest of a sample: a full scan per accept would make a
+            // flood at the cap cost O(connections) each.
+            .take(EVICTION_SAMPLE)
             .min_by_key(|(since, _)| *since)
             .map(|(_, state)| state);
         match victim {
