@@ -1,11 +1,12 @@
 //! The live connections: what phase each is in, and a cap on how many are
 //! held.
 //!
-//! At the cap a new connection does not wait: the connection that has been
-//! waiting longest for a request (idle keep-alive, or a head still arriving)
-//! is closed to make room, so clients that hold connections open without
-//! sending cannot lock out clients that send whole requests. Only when every
-//! held connection is inside a request is the new one refused.
+//! At the cap a new connection does not wait: of (a sample of) the
+//! connections waiting for a request (idle keep-alive, or a head still
+//! arriving), the one waiting longest is closed to make room, so clients
+//! that hold connections open without sending cannot lock out clients that
+//! send whole requests. Only when every held connection is inside a request
+//! is the new one refused.
 
 use crate::timeouts::Timeouts;
 use std::collections::HashMap;
@@ -151,6 +152,9 @@ impl hyper::body::Body for GuardedBody {
     }
 }
 
+/// How many waiting connections are compared to choose the one to close.
+const EVICTION_SAMPLE: usize = 256;
+
 /// The live connections, at most `max` of them.
 #[derive(Debug)]
 pub struct ConnectionTable {
@@ -209,10 +213,13 @@ impl ConnectionTable {
         }
     }
 
-    /// Closes the connection that has waited longest for a request; false
-    /// when every connection is inside one.
-    pub fn evict_one(&self) -> bool {
-        Self::evict_longest_waiting(&self.live())
+    /// Closes up to `count` of the connections that have waited longest for
+    /// a request; how many it closed.
+    pub fn evict(&self, count: usize) -> usize {
+        let live = self.live();
+        (0..count)
+            .take_while(|_| Self::evict_longest_waiting(&live))
+            .count()
     }
 
     fn evict_longest_waiting(live: &HashMap<u64, Arc<ConnState>>) -> bool {
@@ -222,6 +229,9 @@ impl ConnectionTable {
                 let phase = state.phase();
                 (phase.in_flight == 0 && !phase.evicted).then_some((phase.waiting_since, state))
             })
+            // The oldest of a sample: a full scan per accept would make a
+            // flood at the cap cost O(connections) each.
+            .take(EVICTION_SAMPLE)
             .min_by_key(|(since, _)| *since)
             .map(|(_, state)| state);
         match victim {
@@ -307,6 +317,15 @@ mod tests {
         assert!(matches!(table.admit(), Admission::Refused));
         drop(_request);
         assert!(matches!(table.admit(), Admission::AdmittedByEviction(..)));
+    }
+
+    #[tokio::test]
+    async fn eviction_skips_busy_connections_and_stops_when_none_wait() {
+        let table = ConnectionTable::new(8);
+        let held: Vec<_> = (0..4).map(|_| admitted(table.admit())).collect();
+        let _busy = held[0].0.begin_request();
+        assert_eq!(table.evict(16), 3, "three wait, one is busy");
+        assert_eq!(table.evict(16), 0, "each is evicted once");
     }
 
     #[tokio::test]

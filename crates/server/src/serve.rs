@@ -4,6 +4,10 @@
 //! does not expose: a per-connection [`Outbox`] handed to handlers (so blob
 //! bodies can go out with sendfile), the size of hyper's buffer, deadlines
 //! for slow clients, a cap on connections, and a bounded shutdown.
+//!
+//! Every request carries in its extensions its connection's [`Outbox`], the
+//! client's address as `axum::extract::ConnectInfo<SocketAddr>` (for
+//! per-client limits), and the shared [`MemoryBudget`] for bodies held whole.
 
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
@@ -30,6 +34,9 @@ const CONNECTION_BUFFER: usize = 64 << 10;
 /// A canned answer for a connection refused at the cap; written only if the
 /// socket takes it at once.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
+
+/// Waiting connections closed each time `accept()` runs out of descriptors.
+const EVICT_ON_EMFILE: usize = 16;
 
 /// How the server treats its clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +196,9 @@ async fn on_accept_error(e: &io::Error, table: &ConnectionTable, log: &mut RateL
         tracing::error!(error = %e, connections = table.len(), suppressed, "accept() failed");
     }
     if out_of_descriptors {
-        table.evict_one();
+        // Several at once: the backlog may hold many more idle clients
+        // ahead of the one that will send a request.
+        table.evict(EVICT_ON_EMFILE);
     }
     // Give closing connections a moment to free what accept() needs.
     tokio::time::sleep(Duration::from_millis(if out_of_descriptors {

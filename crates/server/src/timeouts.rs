@@ -3,7 +3,9 @@
 //! that stops arriving.
 //!
 //! The head and idle deadlines live on the connection's reads ([`TimedIo`]),
-//! because only the connection knows whether it is between requests; the
+//! because only the connection knows whether it is between requests; so
+//! does a deadline on writes, for a client that stops reading a response
+//! (it would otherwise hold its connection, and a blob, forever); the
 //! body deadline lives on the request body ([`IdleBody`]), so that the
 //! handler reading it sees an error and fails the request the usual way.
 //! hyper's own `header_read_timeout` is not used: it also starts whenever a
@@ -31,19 +33,23 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// Between the end of a response and the first byte of the next request.
     pub keep_alive_idle: Duration,
-    /// Longest wait for the next piece of a request body.
+    /// Longest wait for the next piece of a request body, and longest a
+    /// response may wait for the client to read on.
     pub body_idle: Duration,
 }
 
 /// A connection whose reads fail with `TimedOut` when the client is late
-/// with a request head. Writes pass through untouched, vectored included
-/// (the sendfile path depends on it).
+/// with a request head, and whose writes fail the same way when the client
+/// stops reading for `body_idle`. Writes pass through otherwise untouched,
+/// vectored included (the sendfile path depends on it).
 pub struct TimedIo<T> {
     inner: T,
     state: Arc<ConnState>,
     timeouts: Timeouts,
     sleep: Pin<Box<Sleep>>,
     armed_for: Option<Instant>,
+    write_sleep: Pin<Box<Sleep>>,
+    write_waiting: bool,
 }
 
 impl<T> TimedIo<T> {
@@ -54,6 +60,40 @@ impl<T> TimedIo<T> {
             timeouts,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed_for: None,
+            write_sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            write_waiting: false,
+        }
+    }
+
+    /// Runs a write-side poll; a write that makes no progress for
+    /// `body_idle` fails with `TimedOut`.
+    fn timed_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>>
+    where
+        T: Unpin,
+    {
+        match poll(Pin::new(&mut self.inner), cx) {
+            Poll::Ready(result) => {
+                self.write_waiting = false;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if !self.write_waiting {
+                    self.write_waiting = true;
+                    let deadline = Instant::now() + self.timeouts.body_idle;
+                    self.write_sleep.as_mut().reset(deadline);
+                }
+                match self.write_sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client stopped reading the response",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -104,7 +144,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.timed_write(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -112,7 +152,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.timed_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -120,7 +160,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.timed_write(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -149,6 +149,35 @@ async fn a_stalled_body_fails_the_request_and_the_upload_can_be_retried() {
     assert_eq!(pulled.bytes().await.unwrap().as_ref(), &blob[..]);
 }
 
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_dropped() {
+    let mut registry = Registry::start_with_env(&[("BERTH_BODY_IDLE_TIMEOUT_SECS", "2")]).await;
+    let blob = random_bytes(64 << 20); // far more than the socket buffers hold
+    let digest = registry.push_blob("stall/reader", &blob).await;
+    let mut stream = connect(&registry).await;
+    let get = format!(
+        "GET /v2/stall/reader/blobs/{digest} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        registry.addr
+    );
+    stream.write_all(get.as_bytes()).await.unwrap();
+    // Read nothing for well past the timeout ...
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // ... then only what the server had sent before giving up, and the end.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was still open");
+    assert!(
+        got.len() < blob.len(),
+        "the whole blob was sent to a client that did not read"
+    );
+    // Others are served as usual.
+    let resp = registry
+        .send(registry.get(&format!("/v2/stall/reader/blobs/{digest}")))
+        .await;
+    assert!(resp.bytes().await.unwrap() == blob);
+    registry.assert_alive();
+}
+
 /// Opens `count` connections that each send half a request head.
 async fn hold_half_open(registry: &Registry, count: usize) -> Vec<TcpStream> {
     let mut held = Vec::with_capacity(count);
@@ -189,6 +218,10 @@ async fn more_half_open_connections_than_descriptors_do_not_lock_clients_out() {
     let mut registry = Registry::start_with_fd_limit(256, &[]).await;
     let _held = hold_half_open(&registry, 400).await;
     let took = timed_base_request(&registry).await;
+    eprintln!(
+        "GET /v2/ behind {} half-open connections: {took:?}",
+        _held.len()
+    );
     assert!(took < Duration::from_secs(3), "GET /v2/ took {took:?}");
     registry.assert_alive();
     let log = registry.stderr();
@@ -209,6 +242,10 @@ async fn accept_failures_are_logged_and_do_not_lock_clients_out() {
         Registry::start_with_fd_limit(256, &[("BERTH_MAX_CONNECTIONS", "5000")]).await;
     let _held = hold_half_open(&registry, 400).await;
     let took = timed_base_request(&registry).await;
+    eprintln!(
+        "GET /v2/ behind {} half-open connections: {took:?}",
+        _held.len()
+    );
     assert!(took < Duration::from_secs(3), "GET /v2/ took {took:?}");
     registry.assert_alive();
     let log = registry.stderr();
@@ -287,6 +324,7 @@ async fn sigterm_refuses_new_connections_finishes_requests_and_exits_within_the_
         .await
         .expect("berth must exit within the grace period despite stalled clients");
     let took = signalled.elapsed();
+    eprintln!("refused new connections after {refused_after:?}; exited after {took:?}");
     assert!(status.success(), "exit status {status}");
     assert!(
         took >= grace - Duration::from_millis(500),
@@ -340,6 +378,10 @@ async fn clients_stalled_inside_large_manifests_cannot_pin_unbounded_memory() {
         held.push(stream);
     }
     let grown = registry.peak_rss().saturating_sub(baseline);
+    eprintln!(
+        "{CLIENTS} stalled manifest PUTs: {refused} refused, memory grew {} MiB",
+        grown >> 20
+    );
     assert!(
         grown < (budget_mib as u64 + 48) << 20,
         "{CLIENTS} stalled 4 MiB manifests grew memory by {} MiB",
