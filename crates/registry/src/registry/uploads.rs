@@ -4,9 +4,10 @@
 use super::upload_hashes::HashState;
 use super::{unix_now, verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ByteStream, UploadSession};
+use crate::storage::{ByteStream, UploadLimits, UploadSession};
 use berth_oci::{Algorithm, Digest, RepositoryName};
 use futures_util::{StreamExt, TryStreamExt};
+use std::net::IpAddr;
 
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,18 +18,31 @@ pub struct UploadStatus {
 }
 
 impl Registry {
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+    /// Opens an upload session for `client` (the peer's address, when the
+    /// server knows it), within the configured caps.
+    pub async fn start_upload(
+        &self,
+        repo: &RepositoryName,
+        client: Option<IpAddr>,
+    ) -> Result<UploadStatus> {
         self.check_free_space()?;
         let id = uuid::Uuid::new_v4().to_string();
         self.blobs.create_upload(&id).await?;
-        self.meta
-            .create_upload(&UploadSession {
-                id: id.clone(),
-                repository: repo.clone(),
-                offset: 0,
-                updated_at: unix_now(),
-            })
-            .await?;
+        let session = UploadSession {
+            id: id.clone(),
+            repository: repo.clone(),
+            offset: 0,
+            updated_at: unix_now(),
+            client,
+        };
+        let limits = UploadLimits {
+            total: self.options.max_uploads,
+            per_client: self.options.max_uploads_per_client,
+        };
+        if let Err(e) = self.meta.create_upload(&session, limits).await {
+            let _ = self.blobs.delete_upload(&id).await;
+            return Err(e);
+        }
         Ok(UploadStatus { id, offset: 0 })
     }
 
@@ -324,7 +338,7 @@ mod tests {
         }
         assert_eq!(reg.hashes.len(), 0);
         // A real upload holds a slot only while it lives.
-        let up = reg.start_upload(&name).await.unwrap();
+        let up = reg.start_upload(&name, None).await.unwrap();
         let body = stream::iter([Ok(Bytes::from_static(b"x"))]).boxed();
         reg.append_upload(&name, &up.id, Some(0), body)
             .await

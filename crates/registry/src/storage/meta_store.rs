@@ -49,6 +49,15 @@ pub struct UploadSession {
     pub offset: u64,
     /// Seconds since the Unix epoch of the last change.
     pub updated_at: i64,
+    /// The address that started it, when known.
+    pub client: Option<std::net::IpAddr>,
+}
+
+/// How many upload sessions may be open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub total: usize,
+    pub per_client: usize,
 }
 
 /// Repository-scoped metadata: every read is one indexed query, every write
@@ -132,7 +141,10 @@ pub trait MetaStore: Send + Sync + 'static {
         artifact_type: Option<&str>,
     ) -> Result<Vec<ReferrerRecord>>;
 
-    async fn create_upload(&self, session: &UploadSession) -> Result<()>;
+    /// Records a new session unless that would exceed `limits` (in total, or
+    /// for the session's client): then `Error::TooManyUploads`. The count
+    /// and the insert are one transaction.
+    async fn create_upload(&self, session: &UploadSession, limits: UploadLimits) -> Result<()>;
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>>;
     async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()>;
     async fn delete_upload(&self, id: &str) -> Result<()>;

@@ -59,20 +59,25 @@ pub async fn start(
             .get("from")
             .and_then(|f| f.parse::<RepositoryName>().ok());
         return Ok(
-            match registry.mount_blob(name, &digest, from.as_ref()).await? {
+            match registry
+                .mount_blob(name, &digest, from.as_ref(), None)
+                .await?
+            {
                 MountOutcome::Mounted => created(name, &digest),
                 MountOutcome::Upload(upload) => in_progress(StatusCode::ACCEPTED, name, &upload),
             },
         );
     }
     if let Some(digest) = digest_param(query)? {
-        registry.push_blob(name, &digest, body_stream(body)).await?;
+        registry
+            .push_blob(name, &digest, body_stream(body), None)
+            .await?;
         return Ok(created(name, &digest));
     }
     if content_length(headers).is_some_and(|n| n > 0) {
         return Err(Error::BlobUploadInvalid("a POST with a body needs ?digest=".into()).into());
     }
-    let upload = registry.start_upload(name).await?;
+    let upload = registry.start_upload(name, None).await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, &upload))
 }
 

@@ -15,7 +15,7 @@ pub mod schema;
 mod uploads;
 mod writer;
 
-use super::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadSession};
+use super::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
@@ -211,9 +211,10 @@ impl MetaStore for SqliteMetaStore {
         rows.into_iter().map(listings::into_referrer).collect()
     }
 
-    async fn create_upload(&self, session: &UploadSession) -> Result<()> {
+    async fn create_upload(&self, session: &UploadSession, limits: UploadLimits) -> Result<()> {
         let s = session.clone();
-        self.write_lazily(move |tx| uploads::create(tx, &s)).await
+        self.write_lazily(move |tx| uploads::create(tx, &s, limits))
+            .await
     }
 
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
