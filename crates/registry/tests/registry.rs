@@ -801,3 +801,36 @@ async fn upload_sessions_and_pushes_are_capped_per_client_and_in_total() {
     reg.start_upload(&name, Some(one)).await.unwrap();
     assert_eq!(upload_files(dir.path()).len(), 4);
 }
+
+#[tokio::test]
+async fn a_chunk_whose_body_contradicts_its_range_is_refused_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let up = reg.start_upload(&name, None).await.unwrap();
+    let range = |start, len| berth_registry::ChunkRange {
+        start: Some(start),
+        len: Some(len),
+    };
+    // 20 bytes sent for `Content-Range: 0-9`, chunked (no Content-Length).
+    let long = reg
+        .append_upload(&name, &up.id, range(0, 10), body(&[b'x'; 20]))
+        .await
+        .unwrap_err();
+    assert!(matches!(long, Error::BodyRead(_)), "{long}");
+    let short = reg
+        .append_upload(&name, &up.id, range(0, 10), body(b"12345"))
+        .await
+        .unwrap_err();
+    assert!(matches!(short, Error::BodyRead(_)), "{short}");
+    assert_eq!(reg.upload_status(&name, &up.id).await.unwrap().offset, 0);
+    let file = dir.path().join("uploads").join(&up.id);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "nothing kept");
+    let data = b"0123456789";
+    reg.append_upload(&name, &up.id, range(0, 10), body(data))
+        .await
+        .unwrap();
+    reg.finish_upload(&name, &up.id, &Digest::sha256_of(data), None, None)
+        .await
+        .unwrap();
+}

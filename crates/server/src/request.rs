@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use berth_registry::registry::RangeRequest;
-use berth_registry::{ByteStream, Error};
+use berth_registry::{ByteStream, ChunkRange, Error};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
@@ -108,9 +108,25 @@ pub fn range_request(headers: &HeaderMap) -> Result<Option<RangeRequest>, ApiErr
     }))
 }
 
-/// `Content-Range: a-b` on PATCH (the spec's form; `bytes a-b/*` is also taken).
-/// Returns the chunk's first byte.
-pub fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// What a chunk's body must hold: its first byte and length, from
+/// `Content-Range` (else the length from `Content-Length`), so that a body
+/// longer or shorter than announced is refused before anything is kept.
+pub fn chunk(headers: &HeaderMap) -> Result<ChunkRange, ApiError> {
+    Ok(match chunk_range(headers)? {
+        Some((a, b)) => ChunkRange {
+            start: Some(a),
+            len: (b - a).checked_add(1),
+        },
+        None => ChunkRange {
+            start: None,
+            len: content_length(headers),
+        },
+    })
+}
+
+/// `Content-Range: a-b` on PATCH (the spec's form; `bytes a-b/*` is also
+/// taken): the chunk's inclusive byte range, if any.
+fn chunk_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
     let Some(value) = header_str(headers, &header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -131,11 +147,11 @@ pub fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         return Err(invalid());
     }
     if let Some(len) = content_length(headers) {
-        if len != b - a + 1 {
+        if Some(len) != (b - a).checked_add(1) {
             return Err(invalid());
         }
     }
-    Ok(Some(a))
+    Ok(Some((a, b)))
 }
 
 #[cfg(test)]
@@ -168,10 +184,16 @@ mod tests {
             if let Some(len) = len {
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from_str(len).unwrap());
             }
-            chunk_start(&h)
+            chunk(&h).map(|c| (c.start, c.len))
         };
-        assert_eq!(s("0-99", Some("100")).unwrap(), Some(0));
-        assert_eq!(s("bytes 100-199/*", None).unwrap(), Some(100));
+        assert_eq!(s("0-99", Some("100")).unwrap(), (Some(0), Some(100)));
+        assert_eq!(s("bytes 100-199/*", None).unwrap(), (Some(100), Some(100)));
+        assert_eq!(
+            s("0-18446744073709551615", None).unwrap(),
+            (Some(0), None),
+            "a length past u64 does not wrap"
+        );
+        assert!(s("0-18446744073709551615", Some("0")).is_err());
         assert!(s("5-1", None).is_err());
         assert!(s("0-99", Some("10")).is_err());
         assert!(s("garbage", None).is_err());

@@ -19,7 +19,7 @@ pub use blobs::{BlobBody, MountOutcome};
 pub use discovery::{Page, MAX_PAGE};
 pub use manifests::{ManifestContent, ManifestPushed};
 pub use range::RangeRequest;
-pub use uploads::UploadStatus;
+pub use uploads::{ChunkRange, UploadStatus};
 
 use crate::error::{Error, Result};
 use crate::storage::{BlobStore, MetaStore};

@@ -9,6 +9,51 @@ use berth_oci::{Algorithm, Digest, RepositoryName};
 use futures_util::{StreamExt, TryStreamExt};
 use std::net::IpAddr;
 
+/// Where a chunk claims to go: its first byte (`Content-Range`) and its
+/// length (`Content-Range` or `Content-Length`), each if the client said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkRange {
+    pub start: Option<u64>,
+    pub len: Option<u64>,
+}
+
+impl From<Option<u64>> for ChunkRange {
+    /// A chunk whose first byte only is known.
+    fn from(start: Option<u64>) -> Self {
+        ChunkRange { start, len: None }
+    }
+}
+
+/// `body`, failing if it holds more or fewer than `len` bytes: a chunk whose
+/// body contradicts its announced range is refused whole, not cut or padded.
+fn exactly(body: ByteStream<'_>, len: Option<u64>) -> ByteStream<'_> {
+    let Some(len) = len else {
+        return body;
+    };
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = seen.clone();
+    let mismatch = move |got: &str| {
+        std::io::Error::other(format!(
+            "the body is {got} the {len} bytes its headers announce"
+        ))
+    };
+    let checked = body.map(move |chunk| {
+        let chunk = chunk?;
+        let total = counted.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
+            + chunk.len() as u64;
+        if total > len {
+            return Err(mismatch("longer than"));
+        }
+        Ok(chunk)
+    });
+    let short = futures_util::stream::once(async move {
+        (seen.load(std::sync::atomic::Ordering::Relaxed) < len)
+            .then(|| Err(mismatch("shorter than")))
+    })
+    .filter_map(|end| async move { end });
+    checked.chain(short).boxed()
+}
+
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadStatus {
@@ -64,12 +109,14 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         id: &str,
-        start: Option<u64>,
+        chunk: impl Into<ChunkRange>,
         body: ByteStream<'_>,
     ) -> Result<UploadStatus> {
+        let chunk = chunk.into();
         self.check_free_space()?;
         let (mut state, session) = self.lock_session(repo, id).await?;
-        check_chunk_start(&session, start)?;
+        check_chunk_start(&session, chunk.start)?;
+        let body = exactly(body, chunk.len);
         let offset = self.append_session(&session, &mut state, body).await?;
         Ok(UploadStatus {
             id: session.id,
@@ -85,16 +132,20 @@ impl Registry {
         repo: &RepositoryName,
         id: &str,
         digest: &Digest,
-        start: Option<u64>,
+        chunk: impl Into<ChunkRange>,
         last_chunk: Option<ByteStream<'_>>,
     ) -> Result<()> {
+        let chunk = chunk.into();
         if last_chunk.is_some() {
             self.check_free_space()?;
         }
         let (mut state, session) = self.lock_session(repo, id).await?;
-        check_chunk_start(&session, start)?;
+        check_chunk_start(&session, chunk.start)?;
         let size = match last_chunk {
-            Some(body) => self.append_session(&session, &mut state, body).await?,
+            Some(body) => {
+                let body = exactly(body, chunk.len);
+                self.append_session(&session, &mut state, body).await?
+            }
             None => session.offset,
         };
         // The running hash covers exactly the bytes this lock's holders wrote;
