@@ -16,6 +16,6 @@ pub mod testing;
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
     BlobBody, ChunkRange, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest,
-    Registry, RegistryOptions, UploadStatus,
+    ReferrersPage, Registry, RegistryOptions, UploadStatus,
 };
 pub use storage::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore};

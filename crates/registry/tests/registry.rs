@@ -657,8 +657,10 @@ impl berth_registry::MetaStore for SessionsStick {
         r: &RepositoryName,
         s: &Digest,
         a: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<ReferrerRecord>, Error> {
-        self.0.referrers(r, s, a).await
+        self.0.referrers(r, s, a, last, limit).await
     }
     async fn create_upload(&self, s: &UploadSession, l: UploadLimits) -> Result<(), Error> {
         self.0.create_upload(s, l).await

@@ -16,7 +16,7 @@ mod upload_hashes;
 mod uploads;
 
 pub use blobs::{BlobBody, MountOutcome};
-pub use discovery::{Page, MAX_PAGE};
+pub use discovery::{Page, ReferrersPage, MAX_PAGE, MAX_REFERRERS_PAGE};
 pub use manifests::{ManifestContent, ManifestPushed};
 pub use range::RangeRequest;
 pub use uploads::{ChunkRange, UploadStatus};

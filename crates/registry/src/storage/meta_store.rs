@@ -133,12 +133,15 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Up to `limit` repositories holding manifests, after `last`, sorted.
     async fn list_repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>>;
 
-    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    /// Up to `limit` manifests in `repo` whose subject is `subject`
+    /// (optionally of one artifact type), sorted by digest, after `last`.
     async fn referrers(
         &self,
         repo: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<ReferrerRecord>>;
 
     /// Records a new session unless that would exceed `limits` (in total, or

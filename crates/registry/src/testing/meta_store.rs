@@ -179,7 +179,8 @@ pub async fn listings_are_sorted_keyset_pages(meta: &dyn MetaStore) {
     assert!(!repos.contains(&"kit-list/b".to_string()), "{repos:?}");
 }
 
-/// Referrers are found by subject (which need not exist), filtered by type.
+/// Referrers are found by subject (which need not exist), filtered by
+/// type, in pages keyed by digest.
 pub async fn referrers_are_found_by_subject(meta: &dyn MetaStore) {
     let a = repo("kit-referrers");
     let subject = Digest::sha256_of(b"kit-referrers subject, never pushed");
@@ -195,27 +196,37 @@ pub async fn referrers_are_found_by_subject(meta: &dyn MetaStore) {
     let mut expected = vec![sig.clone(), sbom.clone()];
     expected.sort_by_key(|d| d.to_string());
     let found: Vec<_> = meta
-        .referrers(&a, &subject, None)
+        .referrers(&a, &subject, None, None, 100)
         .await
         .unwrap()
         .into_iter()
         .map(|r| r.digest)
         .collect();
     assert_eq!(found, expected);
+    let first = meta.referrers(&a, &subject, None, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].digest, expected[0]);
+    let after = expected[0].to_string();
+    let rest = meta
+        .referrers(&a, &subject, None, Some(&after), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].digest, expected[1], "pages are keyed by digest");
     assert_eq!(
-        meta.referrers(&a, &subject, Some("application/x.test"))
+        meta.referrers(&a, &subject, Some("application/x.test"), None, 100)
             .await
             .unwrap()
             .len(),
         2
     );
     assert!(meta
-        .referrers(&a, &subject, Some("other/type"))
+        .referrers(&a, &subject, Some("other/type"), None, 100)
         .await
         .unwrap()
         .is_empty());
     assert!(meta
-        .referrers(&repo("kit-referrers/other"), &subject, None)
+        .referrers(&repo("kit-referrers/other"), &subject, None, None, 100)
         .await
         .unwrap()
         .is_empty());

@@ -201,12 +201,18 @@ impl MetaStore for SqliteMetaStore {
         repo: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<ReferrerRecord>> {
         let (repo, subject) = (repo.to_string(), subject.to_string());
         let artifact_type = artifact_type.map(str::to_string);
+        let page = listings::Page {
+            last: last.unwrap_or("").to_string(),
+            limit,
+        };
         let rows = self
             .readers
-            .read(move |c| listings::referrers(c, &repo, &subject, artifact_type.as_deref()))
+            .read(move |c| listings::referrers(c, &repo, &subject, artifact_type.as_deref(), &page))
             .await?;
         rows.into_iter().map(listings::into_referrer).collect()
     }
