@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// Pushes are refused while free space is under the smaller of these two.
     pub min_free_bytes: Option<u64>,
     pub min_free_percent: Option<u8>,
+    /// Upload sessions open at once, in total and per client address.
+    pub max_upload_sessions: Option<usize>,
+    pub max_upload_sessions_per_client: Option<usize>,
 }
 
 impl RawConfig {
@@ -65,6 +68,10 @@ impl RawConfig {
                 .or(self.manifest_body_budget_mib),
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             min_free_percent: over.min_free_percent.or(self.min_free_percent),
+            max_upload_sessions: over.max_upload_sessions.or(self.max_upload_sessions),
+            max_upload_sessions_per_client: over
+                .max_upload_sessions_per_client
+                .or(self.max_upload_sessions_per_client),
         }
     }
 
@@ -92,6 +99,8 @@ impl RawConfig {
             manifest_body_budget_mib: parse(env, "BERTH_MANIFEST_BODY_BUDGET_MIB")?,
             min_free_bytes: parse(env, "BERTH_MIN_FREE_BYTES")?,
             min_free_percent: parse(env, "BERTH_MIN_FREE_PERCENT")?,
+            max_upload_sessions: parse(env, "BERTH_MAX_UPLOAD_SESSIONS")?,
+            max_upload_sessions_per_client: parse(env, "BERTH_MAX_UPLOAD_SESSIONS_PER_CLIENT")?,
         })
     }
 }
@@ -129,6 +138,8 @@ pub struct Config {
     pub manifest_body_budget: usize,
     pub min_free_bytes: u64,
     pub min_free_percent: u8,
+    pub max_upload_sessions: usize,
+    pub max_upload_sessions_per_client: usize,
 }
 
 impl Config {
@@ -160,6 +171,19 @@ impl Config {
         if min_free_percent > 100 {
             let value = min_free_percent.to_string();
             return Err(ConfigError::Invalid("min_free_percent", value));
+        }
+        let max_upload_sessions = raw.max_upload_sessions.unwrap_or(10_000);
+        let max_upload_sessions_per_client = raw.max_upload_sessions_per_client.unwrap_or(100);
+        for (key, value) in [
+            ("max_upload_sessions", max_upload_sessions),
+            (
+                "max_upload_sessions_per_client",
+                max_upload_sessions_per_client,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(key, value.to_string()));
+            }
         }
         Ok(Config {
             addr,
@@ -194,6 +218,8 @@ impl Config {
             ),
             min_free_bytes: raw.min_free_bytes.unwrap_or(1 << 30),
             min_free_percent,
+            max_upload_sessions,
+            max_upload_sessions_per_client,
         })
     }
 }
@@ -234,6 +260,10 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
         assert_eq!(c.manifest_body_budget, 64 << 20);
         assert_eq!((c.min_free_bytes, c.min_free_percent), (1 << 30, 5));
+        assert_eq!(
+            (c.max_upload_sessions, c.max_upload_sessions_per_client),
+            (10_000, 100)
+        );
     }
 
     #[test]
@@ -308,6 +338,11 @@ mod tests {
         assert!(matches!(
             Config::load(None, &over, RawConfig::default()),
             Err(ConfigError::Invalid("min_free_percent", _))
+        ));
+        let none = env(&[("BERTH_MAX_UPLOAD_SESSIONS_PER_CLIENT", "0")]);
+        assert!(matches!(
+            Config::load(None, &none, RawConfig::default()),
+            Err(ConfigError::Invalid("max_upload_sessions_per_client", _))
         ));
         let never = env(&[("BERTH_UPLOAD_EXPIRY_SECS", "0")]);
         assert!(matches!(

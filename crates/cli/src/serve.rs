@@ -38,6 +38,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             upload_expiry: config.upload_expiry,
             min_free_bytes: config.min_free_bytes,
             min_free_percent: config.min_free_percent,
+            max_uploads: config.max_upload_sessions,
+            max_uploads_per_client: config.max_upload_sessions_per_client,
         },
     ));
     // Before serving: no request owns anything in uploads/ yet.

@@ -25,7 +25,7 @@ async fn fill(dir: &Path) -> Digest {
     for bytes in [&b"{}"[..], b"layer bytes"] {
         let digest = Digest::sha256_of(bytes);
         let body = stream::iter(vec![Ok(Bytes::copy_from_slice(bytes))]).boxed();
-        reg.push_blob(&name, &digest, body).await.unwrap();
+        reg.push_blob(&name, &digest, body, None).await.unwrap();
         digests.push(digest);
     }
     let manifest = format!(

@@ -102,6 +102,9 @@ pub enum Error {
     BodyRead(String),
     #[error("storage failure: {0}")]
     Storage(String),
+    /// Too many upload sessions are open, in total or for this client.
+    #[error("too many uploads in progress{}: at most {limit}; finish or cancel some first", if *per_client { " from this client" } else { "" })]
+    TooManyUploads { limit: usize, per_client: bool },
     /// Free space is under the configured watermark: pushes wait, reads go on.
     #[error("the registry is low on storage ({available} bytes free); pushes are refused until space is freed")]
     InsufficientStorage { available: u64 },
@@ -129,6 +132,7 @@ impl Error {
             Error::SizeInvalid(_) => ErrorCode::SizeInvalid,
             Error::DeleteDisabled | Error::Unsupported(_) => ErrorCode::Unsupported,
             Error::StillReferenced { .. } => ErrorCode::Denied,
+            Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
             Error::Storage(_) | Error::InsufficientStorage { .. } => ErrorCode::Unknown,
         }

@@ -16,7 +16,7 @@ pub mod testing;
 
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
-    BlobBody, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest, Registry,
-    RegistryOptions, UploadStatus,
+    BlobBody, ExpectedChunk, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest,
+    ReferrersPage, Registry, RegistryOptions, UploadStatus,
 };
 pub use storage::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore};

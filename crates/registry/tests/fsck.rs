@@ -54,8 +54,10 @@ async fn filled(dir: &Path) -> Pushed {
     let name = repo();
     let config = Digest::sha256_of(b"{}");
     let layer = Digest::sha256_of(b"hello layer");
-    reg.push_blob(&name, &config, body(b"{}")).await.unwrap();
-    reg.push_blob(&name, &layer, body(b"hello layer"))
+    reg.push_blob(&name, &config, body(b"{}"), None)
+        .await
+        .unwrap();
+    reg.push_blob(&name, &layer, body(b"hello layer"), None)
         .await
         .unwrap();
     let image = format!(
@@ -80,13 +82,15 @@ async fn filled(dir: &Path) -> Pushed {
     let mut hasher = berth_oci::Algorithm::Sha512.hasher();
     hasher.update(b"a sha512 blob");
     let sha512 = hasher.finish();
-    reg.push_blob(&name, &sha512, body(b"a sha512 blob"))
+    reg.push_blob(&name, &sha512, body(b"a sha512 blob"), None)
         .await
         .unwrap();
     let gone = Digest::sha256_of(b"deleted");
-    reg.push_blob(&name, &gone, body(b"deleted")).await.unwrap();
+    reg.push_blob(&name, &gone, body(b"deleted"), None)
+        .await
+        .unwrap();
     reg.delete_blob(&name, &gone).await.unwrap();
-    let upload = reg.start_upload(&name).await.unwrap().id;
+    let upload = reg.start_upload(&name, None).await.unwrap().id;
     reg.append_upload(&name, &upload, Some(0), body(b"partial"))
         .await
         .unwrap();
@@ -526,7 +530,7 @@ async fn progress_covers_every_byte_hashed() {
     filled(dir.path()).await;
     let big = vec![42u8; 5 << 20];
     let reg = open(dir.path());
-    reg.push_blob(&repo(), &Digest::sha256_of(&big), body(&big))
+    reg.push_blob(&repo(), &Digest::sha256_of(&big), body(&big), None)
         .await
         .unwrap();
     let progress = Counted::default();

@@ -123,8 +123,12 @@ fn block_on<F: Future>(f: F) -> F::Output {
 async fn push_tagged(reg: &Registry, repo: &RepositoryName, tags: &[String]) {
     let config = Digest::sha256_of(b"{}");
     let layer = Digest::sha256_of(b"hello");
-    reg.push_blob(repo, &config, body(b"{}")).await.unwrap();
-    reg.push_blob(repo, &layer, body(b"hello")).await.unwrap();
+    reg.push_blob(repo, &config, body(b"{}"), None)
+        .await
+        .unwrap();
+    reg.push_blob(repo, &layer, body(b"hello"), None)
+        .await
+        .unwrap();
     let manifest = Bytes::from(format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}}]}}"#
     ));

@@ -5,7 +5,9 @@
 use berth_oci::{Digest, Reference, RepositoryName, Tag};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
-use berth_registry::storage::{ManifestRecord, ManifestRow, ReferrerRecord, UploadSession};
+use berth_registry::storage::{
+    ManifestRecord, ManifestRow, ReferrerRecord, UploadLimits, UploadSession,
+};
 use berth_registry::{ByteStream, Error, MetaStore, MountOutcome, Registry, RegistryOptions};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -56,8 +58,12 @@ fn image_manifest(config: &Digest, layer: &Digest) -> Bytes {
 async fn push_image(reg: &Registry, name: &RepositoryName, tag: &str) -> Digest {
     let config = Digest::sha256_of(b"{}");
     let layer = Digest::sha256_of(b"hello");
-    reg.push_blob(name, &config, body(b"{}")).await.unwrap();
-    reg.push_blob(name, &layer, body(b"hello")).await.unwrap();
+    reg.push_blob(name, &config, body(b"{}"), None)
+        .await
+        .unwrap();
+    reg.push_blob(name, &layer, body(b"hello"), None)
+        .await
+        .unwrap();
     let tag: Reference = tag.parse().unwrap();
     reg.put_manifest(name, &tag, None, image_manifest(&config, &layer))
         .await
@@ -73,7 +79,7 @@ async fn chunked_upload_survives_a_restart_and_is_verified() {
     let digest = Digest::sha256_of(&data);
     let id = {
         let reg = open(dir.path(), RegistryOptions::default());
-        let up = reg.start_upload(&name).await.unwrap();
+        let up = reg.start_upload(&name, None).await.unwrap();
         let up = reg
             .append_upload(&name, &up.id, Some(0), body(&data[..5000]))
             .await
@@ -115,7 +121,7 @@ async fn a_wrong_digest_publishes_nothing() {
     let name = repo("a");
     let claimed = Digest::sha256_of(b"something else");
     let err = reg
-        .push_blob(&name, &claimed, body(b"actual"))
+        .push_blob(&name, &claimed, body(b"actual"), None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }));
@@ -145,7 +151,7 @@ async fn sha512_uploads_are_verified_with_sha512() {
     let mut h = berth_oci::Algorithm::Sha512.hasher();
     h.update(b"payload");
     let digest = h.finish();
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     reg.append_upload(&name, &up.id, None, body(b"payload"))
         .await
         .unwrap();
@@ -161,15 +167,20 @@ async fn blobs_are_scoped_to_repositories_and_mountable() {
     let reg = open(dir.path(), RegistryOptions::default());
     let (a, b) = (repo("a"), repo("b"));
     let digest = Digest::sha256_of(b"layer");
-    reg.push_blob(&a, &digest, body(b"layer")).await.unwrap();
+    reg.push_blob(&a, &digest, body(b"layer"), None)
+        .await
+        .unwrap();
     assert!(matches!(
         reg.blob(&b, &digest, None, false).await,
         Err(Error::BlobUnknown(_))
     ));
-    let unknown_source = reg.mount_blob(&b, &digest, Some(&repo("c"))).await.unwrap();
+    let unknown_source = reg
+        .mount_blob(&b, &digest, Some(&repo("c")), None)
+        .await
+        .unwrap();
     assert!(matches!(unknown_source, MountOutcome::Upload(_)));
     assert_eq!(
-        reg.mount_blob(&b, &digest, Some(&a)).await.unwrap(),
+        reg.mount_blob(&b, &digest, Some(&a), None).await.unwrap(),
         MountOutcome::Mounted
     );
     assert_eq!(read_blob(&reg, &b, &digest).await.unwrap(), b"layer");
@@ -181,10 +192,10 @@ async fn manifests_need_their_blobs_in_the_same_repository() {
     let reg = open(dir.path(), RegistryOptions::default());
     let config = Digest::sha256_of(b"{}");
     let layer = Digest::sha256_of(b"hello");
-    reg.push_blob(&repo("other"), &layer, body(b"hello"))
+    reg.push_blob(&repo("other"), &layer, body(b"hello"), None)
         .await
         .unwrap();
-    reg.push_blob(&repo("a"), &config, body(b"{}"))
+    reg.push_blob(&repo("a"), &config, body(b"{}"), None)
         .await
         .unwrap();
     let err = reg
@@ -274,7 +285,7 @@ async fn abandoned_uploads_expire() {
     };
     let reg = open(dir.path(), options);
     let name = repo("a");
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     // A file a crash left behind, with no session.
     std::fs::write(dir.path().join("uploads").join("mono-orphan"), b"partial").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -298,8 +309,12 @@ async fn a_descriptor_size_that_contradicts_the_stored_blob_is_refused() {
     let name = repo("a");
     let config = Digest::sha256_of(b"{}");
     let layer = Digest::sha256_of(b"hello!"); // six bytes, the manifest says five
-    reg.push_blob(&name, &config, body(b"{}")).await.unwrap();
-    reg.push_blob(&name, &layer, body(b"hello!")).await.unwrap();
+    reg.push_blob(&name, &config, body(b"{}"), None)
+        .await
+        .unwrap();
+    reg.push_blob(&name, &layer, body(b"hello!"), None)
+        .await
+        .unwrap();
     let err = reg
         .put_manifest(
             &name,
@@ -331,8 +346,12 @@ async fn concurrent_writes_commit_together_and_a_failing_one_undoes_only_itself(
         let (config, layer, missing) = (config.clone(), layer.clone(), missing.clone());
         tokio::spawn(async move {
             let name = repo(&format!("r{i:02}"));
-            reg.push_blob(&name, &config, body(b"{}")).await.unwrap();
-            reg.push_blob(&name, &layer, body(b"hello")).await.unwrap();
+            reg.push_blob(&name, &config, body(b"{}"), None)
+                .await
+                .unwrap();
+            reg.push_blob(&name, &layer, body(b"hello"), None)
+                .await
+                .unwrap();
             // Odd repositories reference a blob they do not have.
             let wanted = if i % 2 == 0 { &layer } else { &missing };
             let manifest = image_manifest(&config, wanted);
@@ -391,7 +410,7 @@ async fn a_dropped_append_cannot_corrupt_the_retry_that_follows_it() {
     for round in 0..3 {
         let id = {
             let reg = open(dir.path(), RegistryOptions::default());
-            let up = reg.start_upload(&name).await.unwrap();
+            let up = reg.start_upload(&name, None).await.unwrap();
             reg.append_upload(&name, &up.id, Some(0), body(&data[..1]))
                 .await
                 .unwrap();
@@ -433,14 +452,18 @@ async fn a_corrupt_blob_file_is_repaired_by_pushing_it_again() {
     let name = repo("a");
     let data = b"the real content".repeat(100);
     let digest = Digest::sha256_of(&data);
-    reg.push_blob(&name, &digest, body(&data)).await.unwrap();
+    reg.push_blob(&name, &digest, body(&data), None)
+        .await
+        .unwrap();
     // Damage the stored copy (a disk error, a crash before this fix).
     std::fs::write(blob_file(dir.path(), &digest), b"garbage").unwrap();
-    reg.push_blob(&name, &digest, body(&data)).await.unwrap();
+    reg.push_blob(&name, &digest, body(&data), None)
+        .await
+        .unwrap();
     assert_eq!(read_blob(&reg, &name, &digest).await.unwrap(), data);
     // A chunked re-push repairs it too.
     std::fs::write(blob_file(dir.path(), &digest), b"garbage").unwrap();
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     reg.finish_upload(&name, &up.id, &digest, Some(0), Some(body(&data)))
         .await
         .unwrap();
@@ -454,7 +477,7 @@ async fn a_session_ahead_of_its_file_resumes_from_the_real_length() {
     let name = repo("a");
     let data = b"0123456789abcdefghij";
     let digest = Digest::sha256_of(data);
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     reg.append_upload(&name, &up.id, Some(0), body(&data[..10]))
         .await
         .unwrap();
@@ -496,7 +519,7 @@ async fn leftovers_no_session_owns_are_swept_whatever_their_age() {
     let dir = tempfile::tempdir().unwrap();
     let reg = open(dir.path(), RegistryOptions::default());
     let name = repo("a");
-    let live = reg.start_upload(&name).await.unwrap();
+    let live = reg.start_upload(&name, None).await.unwrap();
     reg.append_upload(&name, &live.id, Some(0), body(b"kept"))
         .await
         .unwrap();
@@ -507,7 +530,7 @@ async fn leftovers_no_session_owns_are_swept_whatever_their_age() {
         std::fs::write(dir.path().join("uploads").join(leftover), b"partial").unwrap();
     }
     // And a session whose file a crash lost: it can never be resumed.
-    let lost = reg.start_upload(&name).await.unwrap();
+    let lost = reg.start_upload(&name, None).await.unwrap();
     std::fs::remove_file(dir.path().join("uploads").join(&lost.id)).unwrap();
     assert_eq!(reg.sweep_leftovers().await.unwrap(), 4);
     assert_eq!(upload_files(dir.path()), vec![live.id.clone()]);
@@ -533,7 +556,7 @@ async fn a_patch_streaming_longer_than_the_expiry_is_not_expired_underneath_itse
     let name = repo("a");
     let data = b"a slow client's only chunk";
     let digest = Digest::sha256_of(data);
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     let (appended, expired) = tokio::join!(
         reg.append_upload(
             &name,
@@ -564,7 +587,7 @@ async fn an_append_whose_session_vanished_meanwhile_is_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let reg = open(dir.path(), RegistryOptions::default());
     let name = repo("a");
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     // Another actor (an older berth's sweeper, an operator) drops the session.
     let other = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
     let (appended, ()) = tokio::join!(
@@ -642,11 +665,13 @@ impl berth_registry::MetaStore for SessionsStick {
         r: &RepositoryName,
         s: &Digest,
         a: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<ReferrerRecord>, Error> {
-        self.0.referrers(r, s, a).await
+        self.0.referrers(r, s, a, last, limit).await
     }
-    async fn create_upload(&self, s: &UploadSession) -> Result<(), Error> {
-        self.0.create_upload(s).await
+    async fn create_upload(&self, s: &UploadSession, l: UploadLimits) -> Result<(), Error> {
+        self.0.create_upload(s, l).await
     }
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>, Error> {
         self.0.upload(id).await
@@ -674,7 +699,7 @@ async fn a_published_blob_stays_published_when_its_upload_cannot_be_forgotten() 
     );
     let name = repo("a");
     let digest = Digest::sha256_of(b"published");
-    let up = reg.start_upload(&name).await.unwrap();
+    let up = reg.start_upload(&name, None).await.unwrap();
     reg.finish_upload(&name, &up.id, &digest, Some(0), Some(body(b"published")))
         .await
         .unwrap();
@@ -696,10 +721,10 @@ async fn under_the_free_space_watermark_pushes_fail_cleanly_and_reads_go_on() {
     };
     let reg = open(dir.path(), full);
     let low = |e: &Error| matches!(e, Error::InsufficientStorage { .. });
-    assert!(low(&reg.start_upload(&name).await.unwrap_err()));
+    assert!(low(&reg.start_upload(&name, None).await.unwrap_err()));
     let digest = Digest::sha256_of(b"more");
     assert!(low(&reg
-        .push_blob(&name, &digest, body(b"more"))
+        .push_blob(&name, &digest, body(b"more"), None)
         .await
         .unwrap_err()));
     let config = Digest::sha256_of(b"{}");
@@ -721,4 +746,101 @@ async fn under_the_free_space_watermark_pushes_fail_cleanly_and_reads_go_on() {
         Vec::<String>::new(),
         "nothing half-written"
     );
+}
+
+#[tokio::test]
+async fn upload_sessions_and_pushes_are_capped_per_client_and_in_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RegistryOptions {
+        max_uploads: 4,
+        max_uploads_per_client: 2,
+        ..Default::default()
+    };
+    let reg = open(dir.path(), options);
+    let name = repo("a");
+    let (one, two): (std::net::IpAddr, std::net::IpAddr) =
+        ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let first = reg.start_upload(&name, Some(one)).await.unwrap();
+    reg.start_upload(&name, Some(one)).await.unwrap();
+    let err = reg.start_upload(&name, Some(one)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooManyUploads {
+                per_client: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Monolithic pushes in progress are capped per client the same way.
+    let digest = Digest::sha256_of(b"mono");
+    let (first_push, second_push, refused) = tokio::join!(
+        reg.push_blob(&name, &digest, pausing_body(b"mo", b"no"), Some(two)),
+        reg.push_blob(&name, &digest, pausing_body(b"mo", b"no"), Some(two)),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            reg.push_blob(&name, &digest, body(b"mono"), Some(two))
+                .await
+        }
+    );
+    first_push.unwrap();
+    second_push.unwrap();
+    assert!(
+        matches!(refused, Err(Error::TooManyUploads { .. })),
+        "{refused:?}"
+    );
+    reg.push_blob(&name, &digest, body(b"mono"), Some(two))
+        .await
+        .unwrap();
+    reg.start_upload(&name, Some(two)).await.unwrap();
+    reg.start_upload(&name, None).await.unwrap();
+    let err = reg.start_upload(&name, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooManyUploads {
+                per_client: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Finishing or cancelling frees a place; refused starts left no file.
+    reg.cancel_upload(&name, &first.id).await.unwrap();
+    reg.start_upload(&name, Some(one)).await.unwrap();
+    assert_eq!(upload_files(dir.path()).len(), 4);
+}
+
+#[tokio::test]
+async fn a_chunk_whose_body_contradicts_its_range_is_refused_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let name = repo("a");
+    let up = reg.start_upload(&name, None).await.unwrap();
+    let range = |start, len| berth_registry::ExpectedChunk {
+        start: Some(start),
+        len: Some(len),
+    };
+    // 20 bytes sent for `Content-Range: 0-9`, chunked (no Content-Length).
+    let long = reg
+        .append_upload(&name, &up.id, range(0, 10), body(&[b'x'; 20]))
+        .await
+        .unwrap_err();
+    assert!(matches!(long, Error::BodyRead(_)), "{long}");
+    let short = reg
+        .append_upload(&name, &up.id, range(0, 10), body(b"12345"))
+        .await
+        .unwrap_err();
+    assert!(matches!(short, Error::BodyRead(_)), "{short}");
+    assert_eq!(reg.upload_status(&name, &up.id).await.unwrap().offset, 0);
+    let file = dir.path().join("uploads").join(&up.id);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "nothing kept");
+    let data = b"0123456789";
+    reg.append_upload(&name, &up.id, range(0, 10), body(data))
+        .await
+        .unwrap();
+    reg.finish_upload(&name, &up.id, &Digest::sha256_of(data), None, None)
+        .await
+        .unwrap();
 }

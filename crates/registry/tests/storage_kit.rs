@@ -66,3 +66,9 @@ async fn put_manifest_racing_an_unlink_never_dangles() {
     let dir = tempfile::tempdir().unwrap();
     testing::put_manifest_racing_an_unlink_never_dangles(meta_store(&dir)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_sessions_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    testing::upload_sessions_are_capped(meta_store(&dir)).await;
+}

@@ -57,6 +57,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::DeleteDisabled => StatusCode::METHOD_NOT_ALLOWED,
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
+        Error::TooManyUploads { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::BlobUploadInvalid(_)

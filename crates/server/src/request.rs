@@ -5,8 +5,7 @@ use crate::error::ApiError;
 use crate::range_header;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use berth_registry::RangeRequest;
-use berth_registry::{ByteStream, Error};
+use berth_registry::{ByteStream, Error, ExpectedChunk, RangeRequest};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
@@ -103,19 +102,27 @@ pub fn range_request(headers: &HeaderMap) -> Option<RangeRequest> {
     )
 }
 
-/// `Content-Range` on PATCH/PUT, checked against `Content-Length`.
-/// Returns the chunk's first byte.
-pub fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// What a chunk's body must hold: its first byte and length, from
+/// `Content-Range` (checked against `Content-Length`), else the length from
+/// `Content-Length`, so that a body longer or shorter than announced is
+/// refused before anything is kept.
+pub fn chunk(headers: &HeaderMap) -> Result<ExpectedChunk, ApiError> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
-        return Ok(None);
+        return Ok(ExpectedChunk {
+            start: None,
+            len: content_length(headers),
+        });
     };
     let invalid = |why: String| ApiError::from(Error::BlobUploadInvalid(why));
     let value = value
         .to_str()
         .map_err(|_| invalid("Content-Range is not ASCII".into()))?;
-    range_header::parse_content_range(value, content_length(headers))
-        .map(|range| Some(range.start))
-        .map_err(|e| invalid(e.to_string()))
+    let range = range_header::parse_content_range(value, content_length(headers))
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(ExpectedChunk {
+        start: Some(range.start),
+        len: range.length(),
+    })
 }
 
 #[cfg(test)]
@@ -152,13 +159,24 @@ mod tests {
             if let Some(len) = len {
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from_str(len).unwrap());
             }
-            chunk_start(&h)
+            chunk(&h).map(|c| (c.start, c.len))
         };
-        assert_eq!(chunk_start(&HeaderMap::new()).unwrap(), None);
-        assert_eq!(s("0-99", Some("100")).unwrap(), Some(0));
-        assert_eq!(s("bytes 100-199/*", None).unwrap(), Some(100));
+        assert_eq!(
+            chunk(&HeaderMap::new()).unwrap(),
+            ExpectedChunk {
+                start: None,
+                len: None
+            }
+        );
+        assert_eq!(s("0-99", Some("100")).unwrap(), (Some(0), Some(100)));
+        assert_eq!(s("bytes 100-199/*", None).unwrap(), (Some(100), Some(100)));
+        assert!(s("5-1", None).is_err());
         assert!(s("0-99", Some("10")).is_err());
         assert!(s("0-18446744073709551615", Some("0")).is_err());
+        assert!(
+            s("0-18446744073709551615", None).is_err(),
+            "a length past u64"
+        );
         assert!(s("garbage", None).is_err());
     }
 

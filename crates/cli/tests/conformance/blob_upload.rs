@@ -595,3 +595,26 @@ async fn racing_chunks_for_the_same_offset_leave_one_consistent_upload() {
         assert_blob_served(&registry, "app", accepted).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunked_patch_longer_than_its_content_range_is_refused_and_appends_nothing() {
+    let registry = Registry::start().await;
+    let location = registry.start_upload("app").await;
+    let path = location_path(&location).to_string();
+    // 20 bytes, chunked (no Content-Length), for `Content-Range: 0-9`.
+    let body =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 20]))]);
+    let resp = registry
+        .send(
+            registry
+                .request(Method::PATCH, &path)
+                .header("content-type", "application/octet-stream")
+                .header("content-range", "0-9")
+                .body(reqwest::Body::wrap_stream(body)),
+        )
+        .await;
+    assert_error(resp, 400, "BLOB_UPLOAD_INVALID").await;
+    let resp = registry.send(registry.request(Method::GET, &path)).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(required_header(&resp, "range"), "0-0", "nothing appended");
+}

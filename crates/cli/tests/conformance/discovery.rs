@@ -465,3 +465,37 @@ async fn catalog_pagination_over_nested_names_visits_every_repository_once() {
         [vec!["a", "b"], vec!["b/y/z", "c"], vec!["d/x", "e"]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn referrers_come_in_pages_by_digest_following_link() {
+    let registry = Registry::start().await;
+    let image = registry.push_image("app", "v1").await;
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let artifact = ManifestBuilder::artifact("application/vnd.example.sbom.v1", &[])
+            .annotation("n", &i.to_string());
+        let manifest = push_referrer(&registry, "app", &image.descriptor(), artifact).await;
+        expected.push(sha256_digest(&manifest));
+    }
+    expected.sort();
+    let mut next = Some(format!(
+        "/v2/app/referrers/{}?artifactType=application/vnd.example.sbom.v1&n=2",
+        image.digest
+    ));
+    let mut pages = Vec::new();
+    while let Some(path) = next.take() {
+        let resp = registry.send(registry.get(&path)).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        next = next_link(&resp);
+        let body = json_body(resp).await;
+        let page: Vec<String> = body["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .map(|m| m["digest"].as_str().expect("digest").to_string())
+            .collect();
+        pages.push(page);
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    assert_eq!(pages.concat(), expected);
+}

@@ -147,3 +147,30 @@ async fn an_upload_session_can_be_resumed_after_a_restart() {
     registry.stop();
     assert_fsck_clean(data.path());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_removes_upload_files_no_session_owns_and_keeps_live_uploads() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start_in(data.path()).await;
+    let location = location_path(&registry.start_upload("app").await).to_string();
+    registry.stop();
+    // What killed requests leave behind: a monolithic push, a manifest PUT,
+    // an upload whose session is gone.
+    let uploads = data.path().join("uploads");
+    for leftover in [
+        "mono-killed",
+        "put-killed",
+        "7d5c4b44-0000-4000-8000-000000000000",
+    ] {
+        std::fs::write(uploads.join(leftover), b"partial").unwrap();
+    }
+    let registry = Registry::start_in(data.path()).await;
+    let left: Vec<String> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "only the live upload's file: {left:?}");
+    assert!(location.ends_with(&left[0]), "{location} keeps its file");
+    let resp = registry.send(registry.get(&location)).await;
+    assert_eq!(resp.status(), 204);
+}

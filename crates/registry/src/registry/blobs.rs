@@ -6,6 +6,7 @@ use super::{verify, RangeRequest, Registry};
 use crate::error::{Error, Result};
 use crate::storage::{BlobContent, ByteRange, ByteStream};
 use berth_oci::{Digest, RepositoryName};
+use std::net::IpAddr;
 
 /// A blob to serve: its size, the range served and, unless HEAD, the bytes.
 pub struct BlobBody {
@@ -58,6 +59,7 @@ impl Registry {
         repo: &RepositoryName,
         digest: &Digest,
         from: Option<&RepositoryName>,
+        client: Option<IpAddr>,
     ) -> Result<MountOutcome> {
         if let Some(from) = from {
             if let Some(size) = self.meta.blob_size(from, digest).await? {
@@ -65,17 +67,29 @@ impl Registry {
                 return Ok(MountOutcome::Mounted);
             }
         }
-        Ok(MountOutcome::Upload(self.start_upload(repo).await?))
+        Ok(MountOutcome::Upload(self.start_upload(repo, client).await?))
     }
 
-    /// Monolithic upload in one request: stream, verify, publish.
+    /// Monolithic upload in one request: stream, verify, publish. A client
+    /// may have as many in progress as it may have upload sessions.
     pub async fn push_blob(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
         body: ByteStream<'_>,
+        client: Option<IpAddr>,
     ) -> Result<()> {
         self.check_free_space()?;
+        let limit = self.options.max_uploads_per_client;
+        let _counted = match client {
+            Some(client) => Some(self.pushes.enter(client, limit).ok_or(
+                Error::TooManyUploads {
+                    limit,
+                    per_client: true,
+                },
+            )?),
+            None => None,
+        };
         // No session row: the whole upload lives and dies within this request.
         let id = format!("mono-{}", uuid::Uuid::new_v4());
         // Held for the whole push, so that the sweeper leaves its file alone.

@@ -7,6 +7,17 @@ use berth_oci::{Descriptor, Digest, RepositoryName};
 /// Largest page a listing returns, whatever `n` asks for.
 pub const MAX_PAGE: usize = 10_000;
 
+/// Largest page of referrers: each may carry up to
+/// `berth_oci::manifest::MAX_ANNOTATION_BYTES` of annotations.
+pub const MAX_REFERRERS_PAGE: usize = 1_000;
+
+/// One page of referrers, with the digest to ask for the next one after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferrersPage {
+    pub manifests: Vec<Descriptor>,
+    pub next: Option<String>,
+}
+
 /// One page of a listing, with the key to ask for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -36,15 +47,28 @@ impl Registry {
         Ok(into_page(repos, limit))
     }
 
-    /// Descriptors of the manifests in `repo` whose subject is `subject`.
+    /// Descriptors of the manifests in `repo` whose subject is `subject`,
+    /// by digest, up to `n` (at most [`MAX_REFERRERS_PAGE`]) after `last`.
     pub async fn referrers(
         &self,
         repo: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<Descriptor>> {
-        let rows = self.meta.referrers(repo, subject, artifact_type).await?;
-        Ok(rows
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<ReferrersPage> {
+        let limit = n.unwrap_or(MAX_REFERRERS_PAGE).min(MAX_REFERRERS_PAGE);
+        let mut rows = self
+            .meta
+            .referrers(repo, subject, artifact_type, last, limit + 1)
+            .await?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| r.digest.to_string())
+        } else {
+            None
+        };
+        let manifests = rows
             .into_iter()
             .map(|r| Descriptor {
                 media_type: r.media_type,
@@ -53,7 +77,8 @@ impl Registry {
                 artifact_type: r.artifact_type,
                 annotations: r.annotations.and_then(|a| serde_json::from_str(&a).ok()),
             })
-            .collect())
+            .collect();
+        Ok(ReferrersPage { manifests, next })
     }
 }
 

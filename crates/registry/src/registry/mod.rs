@@ -8,6 +8,7 @@
 mod blobs;
 mod deletes;
 mod discovery;
+mod in_flight;
 mod manifest_cache;
 mod manifests;
 mod range;
@@ -15,10 +16,10 @@ mod upload_hashes;
 mod uploads;
 
 pub use blobs::{BlobBody, MountOutcome};
-pub use discovery::{Page, MAX_PAGE};
+pub use discovery::{Page, ReferrersPage, MAX_PAGE, MAX_REFERRERS_PAGE};
 pub use manifests::{ManifestContent, ManifestPushed};
 pub use range::RangeRequest;
-pub use uploads::UploadStatus;
+pub use uploads::{ExpectedChunk, UploadStatus};
 
 use crate::error::{Error, Result};
 use crate::storage::{BlobStore, MetaStore};
@@ -41,6 +42,10 @@ pub struct RegistryOptions {
     /// `min_free_bytes` and `min_free_percent` of the disk.
     pub min_free_bytes: u64,
     pub min_free_percent: u8,
+    /// Upload sessions open at once, in total and per client; the per-client
+    /// cap also bounds a client's monolithic pushes in progress.
+    pub max_uploads: usize,
+    pub max_uploads_per_client: usize,
 }
 
 impl Default for RegistryOptions {
@@ -50,6 +55,8 @@ impl Default for RegistryOptions {
             upload_expiry: Duration::from_secs(24 * 3600),
             min_free_bytes: 1 << 30,
             min_free_percent: 5,
+            max_uploads: 10_000,
+            max_uploads_per_client: 100,
         }
     }
 }
@@ -61,6 +68,7 @@ pub struct Registry {
     options: RegistryOptions,
     hashes: UploadHashes,
     manifests: ManifestCache,
+    pushes: in_flight::InFlight,
 }
 
 impl Registry {
@@ -75,6 +83,7 @@ impl Registry {
             options,
             hashes: UploadHashes::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
+            pushes: Default::default(),
         }
     }
 

@@ -4,9 +4,55 @@
 use super::upload_hashes::HashState;
 use super::{unix_now, verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ByteStream, UploadSession};
+use crate::storage::{ByteStream, UploadLimits, UploadSession};
 use berth_oci::{Algorithm, Digest, RepositoryName};
 use futures_util::{StreamExt, TryStreamExt};
+use std::net::IpAddr;
+
+/// Where a chunk claims to go: its first byte (`Content-Range`) and its
+/// length (`Content-Range` or `Content-Length`), each if the client said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpectedChunk {
+    pub start: Option<u64>,
+    pub len: Option<u64>,
+}
+
+impl From<Option<u64>> for ExpectedChunk {
+    /// A chunk whose first byte only is known.
+    fn from(start: Option<u64>) -> Self {
+        ExpectedChunk { start, len: None }
+    }
+}
+
+/// `body`, failing if it holds more or fewer than `len` bytes: a chunk whose
+/// body contradicts its announced range is refused whole, not cut or padded.
+fn exactly(body: ByteStream<'_>, len: Option<u64>) -> ByteStream<'_> {
+    let Some(len) = len else {
+        return body;
+    };
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = seen.clone();
+    let mismatch = move |got: &str| {
+        std::io::Error::other(format!(
+            "the body is {got} the {len} bytes its headers announce"
+        ))
+    };
+    let checked = body.map(move |chunk| {
+        let chunk = chunk?;
+        let total = counted.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
+            + chunk.len() as u64;
+        if total > len {
+            return Err(mismatch("longer than"));
+        }
+        Ok(chunk)
+    });
+    let short = futures_util::stream::once(async move {
+        (seen.load(std::sync::atomic::Ordering::Relaxed) < len)
+            .then(|| Err(mismatch("shorter than")))
+    })
+    .filter_map(|end| async move { end });
+    checked.chain(short).boxed()
+}
 
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,18 +63,31 @@ pub struct UploadStatus {
 }
 
 impl Registry {
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+    /// Opens an upload session for `client` (the peer's address, when the
+    /// server knows it), within the configured caps.
+    pub async fn start_upload(
+        &self,
+        repo: &RepositoryName,
+        client: Option<IpAddr>,
+    ) -> Result<UploadStatus> {
         self.check_free_space()?;
         let id = uuid::Uuid::new_v4().to_string();
         self.blobs.create_upload(&id).await?;
-        self.meta
-            .create_upload(&UploadSession {
-                id: id.clone(),
-                repository: repo.clone(),
-                offset: 0,
-                updated_at: unix_now(),
-            })
-            .await?;
+        let session = UploadSession {
+            id: id.clone(),
+            repository: repo.clone(),
+            offset: 0,
+            updated_at: unix_now(),
+            client,
+        };
+        let limits = UploadLimits {
+            total: self.options.max_uploads,
+            per_client: self.options.max_uploads_per_client,
+        };
+        if let Err(e) = self.meta.create_upload(&session, limits).await {
+            let _ = self.blobs.delete_upload(&id).await;
+            return Err(e);
+        }
         Ok(UploadStatus { id, offset: 0 })
     }
 
@@ -50,12 +109,14 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         id: &str,
-        start: Option<u64>,
+        chunk: impl Into<ExpectedChunk>,
         body: ByteStream<'_>,
     ) -> Result<UploadStatus> {
+        let chunk = chunk.into();
         self.check_free_space()?;
         let (mut state, session) = self.lock_session(repo, id).await?;
-        check_chunk_start(&session, start)?;
+        check_chunk_start(&session, chunk.start)?;
+        let body = exactly(body, chunk.len);
         let offset = self.append_session(&session, &mut state, body).await?;
         Ok(UploadStatus {
             id: session.id,
@@ -71,16 +132,20 @@ impl Registry {
         repo: &RepositoryName,
         id: &str,
         digest: &Digest,
-        start: Option<u64>,
+        chunk: impl Into<ExpectedChunk>,
         last_chunk: Option<ByteStream<'_>>,
     ) -> Result<()> {
+        let chunk = chunk.into();
         if last_chunk.is_some() {
             self.check_free_space()?;
         }
         let (mut state, session) = self.lock_session(repo, id).await?;
-        check_chunk_start(&session, start)?;
+        check_chunk_start(&session, chunk.start)?;
         let size = match last_chunk {
-            Some(body) => self.append_session(&session, &mut state, body).await?,
+            Some(body) => {
+                let body = exactly(body, chunk.len);
+                self.append_session(&session, &mut state, body).await?
+            }
             None => session.offset,
         };
         // The running hash covers exactly the bytes this lock's holders wrote;
@@ -334,7 +399,7 @@ mod tests {
         }
         assert_eq!(reg.hashes.len(), 0);
         // A real upload holds a slot only while it lives.
-        let up = reg.start_upload(&name).await.unwrap();
+        let up = reg.start_upload(&name, None).await.unwrap();
         let body = stream::iter([Ok(Bytes::from_static(b"x"))]).boxed();
         reg.append_upload(&name, &up.id, Some(0), body)
             .await

@@ -49,6 +49,15 @@ pub struct UploadSession {
     pub offset: u64,
     /// Seconds since the Unix epoch of the last change.
     pub updated_at: i64,
+    /// The address that started it, when known.
+    pub client: Option<std::net::IpAddr>,
+}
+
+/// How many upload sessions may be open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub total: usize,
+    pub per_client: usize,
 }
 
 /// Repository-scoped metadata: every read is one indexed query, every write
@@ -124,15 +133,21 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Up to `limit` repositories holding manifests, after `last`, sorted.
     async fn list_repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>>;
 
-    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    /// Up to `limit` manifests in `repo` whose subject is `subject`
+    /// (optionally of one artifact type), sorted by digest, after `last`.
     async fn referrers(
         &self,
         repo: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<ReferrerRecord>>;
 
-    async fn create_upload(&self, session: &UploadSession) -> Result<()>;
+    /// Records a new session unless that would exceed `limits` (in total, or
+    /// for the session's client): then `Error::TooManyUploads`. The count
+    /// and the insert are one transaction.
+    async fn create_upload(&self, session: &UploadSession, limits: UploadLimits) -> Result<()>;
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>>;
     async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()>;
     async fn delete_upload(&self, id: &str) -> Result<()>;

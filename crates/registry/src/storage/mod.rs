@@ -15,7 +15,9 @@ pub mod sqlite;
 
 pub use blob_store::{BlobContent, BlobStore, FreeSpace};
 pub use file_region::FileRegion;
-pub use meta_store::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadSession};
+pub use meta_store::{
+    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession,
+};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;

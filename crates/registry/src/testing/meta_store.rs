@@ -1,7 +1,7 @@
 //! The promises of [`MetaStore`].
 
 use crate::error::Error;
-use crate::storage::{ManifestRecord, MetaStore, UploadSession};
+use crate::storage::{ManifestRecord, MetaStore, UploadLimits, UploadSession};
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::sync::Arc;
 
@@ -12,6 +12,12 @@ fn repo(s: &str) -> RepositoryName {
 fn tag(s: &str) -> Tag {
     s.parse().expect("a valid tag")
 }
+
+/// Limits no test reaches.
+const ROOMY: UploadLimits = UploadLimits {
+    total: usize::MAX,
+    per_client: usize::MAX,
+};
 
 const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -173,7 +179,8 @@ pub async fn listings_are_sorted_keyset_pages(meta: &dyn MetaStore) {
     assert!(!repos.contains(&"kit-list/b".to_string()), "{repos:?}");
 }
 
-/// Referrers are found by subject (which need not exist), filtered by type.
+/// Referrers are found by subject (which need not exist), filtered by
+/// type, in pages keyed by digest.
 pub async fn referrers_are_found_by_subject(meta: &dyn MetaStore) {
     let a = repo("kit-referrers");
     let subject = Digest::sha256_of(b"kit-referrers subject, never pushed");
@@ -189,27 +196,37 @@ pub async fn referrers_are_found_by_subject(meta: &dyn MetaStore) {
     let mut expected = vec![sig.clone(), sbom.clone()];
     expected.sort_by_key(|d| d.to_string());
     let found: Vec<_> = meta
-        .referrers(&a, &subject, None)
+        .referrers(&a, &subject, None, None, 100)
         .await
         .unwrap()
         .into_iter()
         .map(|r| r.digest)
         .collect();
     assert_eq!(found, expected);
+    let first = meta.referrers(&a, &subject, None, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].digest, expected[0]);
+    let after = expected[0].to_string();
+    let rest = meta
+        .referrers(&a, &subject, None, Some(&after), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].digest, expected[1], "pages are keyed by digest");
     assert_eq!(
-        meta.referrers(&a, &subject, Some("application/x.test"))
+        meta.referrers(&a, &subject, Some("application/x.test"), None, 100)
             .await
             .unwrap()
             .len(),
         2
     );
     assert!(meta
-        .referrers(&a, &subject, Some("other/type"))
+        .referrers(&a, &subject, Some("other/type"), None, 100)
         .await
         .unwrap()
         .is_empty());
     assert!(meta
-        .referrers(&repo("kit-referrers/other"), &subject, None)
+        .referrers(&repo("kit-referrers/other"), &subject, None, None, 100)
         .await
         .unwrap()
         .is_empty());
@@ -282,8 +299,9 @@ pub async fn upload_sessions_are_kept_and_expire(meta: &dyn MetaStore) {
         repository: repo("kit-sessions"),
         offset: 0,
         updated_at: 100,
+        client: Some([192, 0, 2, 1].into()),
     };
-    meta.create_upload(&session).await.unwrap();
+    meta.create_upload(&session, ROOMY).await.unwrap();
     assert_eq!(meta.upload("kit-session").await.unwrap().unwrap(), session);
     meta.set_upload_offset("kit-session", 42, 200)
         .await
@@ -451,5 +469,62 @@ pub async fn put_manifest_racing_an_unlink_never_dangles(meta: Arc<dyn MetaStore
             (Err(Error::ManifestBlobUnknown(_)), Ok(true)) => assert!(!stored && !linked),
             other => panic!("neither order: {other:?}"),
         }
+    }
+}
+
+/// Sessions are capped in total and per client, even when many are opened
+/// at once; sessions without a client count only towards the total.
+pub async fn upload_sessions_are_capped(meta: Arc<dyn MetaStore>) {
+    let limits = UploadLimits {
+        total: 12,
+        per_client: 3,
+    };
+    let session = |i: usize, client: Option<std::net::IpAddr>| UploadSession {
+        id: format!("kit-capped-{i}"),
+        repository: repo("kit-capped"),
+        offset: 0,
+        updated_at: 100,
+        client,
+    };
+    let one: std::net::IpAddr = [192, 0, 2, 7].into();
+    let opened: Vec<_> = (0..8)
+        .map(|i| {
+            let (meta, s) = (meta.clone(), session(i, Some(one)));
+            tokio::spawn(async move { meta.create_upload(&s, limits).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for open in opened {
+        match open.await.unwrap() {
+            Ok(()) => accepted += 1,
+            Err(Error::TooManyUploads {
+                per_client: true,
+                limit: 3,
+            }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(accepted, 3, "the per-client cap holds under concurrency");
+    for i in 8..17 {
+        meta.create_upload(&session(i, None), limits).await.unwrap();
+    }
+    let err = meta
+        .create_upload(&session(17, Some([192, 0, 2, 8].into())), limits)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooManyUploads {
+                per_client: false,
+                limit: 12
+            }
+        ),
+        "{err}"
+    );
+    for i in 0..17 {
+        meta.delete_upload(&format!("kit-capped-{i}"))
+            .await
+            .unwrap();
     }
 }

@@ -53,7 +53,8 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     a_missing_upload_session_is_unknown(&*meta).await;
     referenced_content_cannot_be_deleted(&*meta).await;
     concurrent_writers_are_isolated(meta.clone()).await;
-    put_manifest_racing_an_unlink_never_dangles(meta).await;
+    put_manifest_racing_an_unlink_never_dangles(meta.clone()).await;
+    upload_sessions_are_capped(meta).await;
 }
 
 /// A body of the given chunks.

@@ -56,11 +56,26 @@ pub async fn referrers(
     query: &Query,
 ) -> Result<Response, ApiError> {
     let artifact_type = query.get("artifactType");
-    let manifests = registry.referrers(name, subject, artifact_type).await?;
-    let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+    let n = query.page_size()?;
+    let page = registry
+        .referrers(name, subject, artifact_type, query.get("last"), n)
+        .await?;
+    let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": page.manifests });
     let mut fields = vec![("content-type", OCI_INDEX.to_string())];
     if artifact_type.is_some() {
         fields.push(("oci-filters-applied", "artifactType".to_string()));
+    }
+    if let Some(last) = &page.next {
+        let mut next = form_urlencoded::Serializer::new(String::new());
+        if let Some(artifact_type) = artifact_type {
+            next.append_pair("artifactType", artifact_type);
+        }
+        if let Some(n) = n {
+            next.append_pair("n", &n.to_string());
+        }
+        next.append_pair("last", last);
+        let path = format!("/v2/{name}/referrers/{subject}");
+        fields.push(("link", format!("<{path}?{}>; rel=\"next\"", next.finish())));
     }
     Ok(respond(
         StatusCode::OK,

@@ -3,7 +3,7 @@
 
 use super::respond;
 use crate::error::{upload_range, ApiError};
-use crate::request::{body_stream, chunk_start, content_length, Query};
+use crate::request::{body_stream, chunk, content_length, Query};
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -59,20 +59,25 @@ pub async fn start(
             .get("from")
             .and_then(|f| f.parse::<RepositoryName>().ok());
         return Ok(
-            match registry.mount_blob(name, &digest, from.as_ref()).await? {
+            match registry
+                .mount_blob(name, &digest, from.as_ref(), None)
+                .await?
+            {
                 MountOutcome::Mounted => created(name, &digest),
                 MountOutcome::Upload(upload) => in_progress(StatusCode::ACCEPTED, name, &upload),
             },
         );
     }
     if let Some(digest) = digest_param(query)? {
-        registry.push_blob(name, &digest, body_stream(body)).await?;
+        registry
+            .push_blob(name, &digest, body_stream(body), None)
+            .await?;
         return Ok(created(name, &digest));
     }
     if content_length(headers).is_some_and(|n| n > 0) {
         return Err(Error::BlobUploadInvalid("a POST with a body needs ?digest=".into()).into());
     }
-    let upload = registry.start_upload(name).await?;
+    let upload = registry.start_upload(name, None).await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, &upload))
 }
 
@@ -83,9 +88,9 @@ pub async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let start = chunk_start(headers)?;
+    let chunk = chunk(headers)?;
     let upload = registry
-        .append_upload(name, id, start, body_stream(body))
+        .append_upload(name, id, chunk, body_stream(body))
         .await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, &upload))
 }
@@ -100,10 +105,10 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     let digest = digest_param(query)?
         .ok_or_else(|| Error::BlobUploadInvalid("PUT to finish an upload needs ?digest=".into()))?;
-    let start = chunk_start(headers)?;
+    let chunk = chunk(headers)?;
     let last_chunk = (content_length(headers) != Some(0)).then(|| body_stream(body));
     registry
-        .finish_upload(name, id, &digest, start, last_chunk)
+        .finish_upload(name, id, &digest, chunk, last_chunk)
         .await?;
     Ok(created(name, &digest))
 }

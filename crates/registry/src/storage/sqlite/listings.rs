@@ -44,6 +44,12 @@ pub(super) fn repositories(
     .collect()
 }
 
+/// A keyset page: rows after `last`, at most `limit` of them.
+pub(super) struct Page {
+    pub last: String,
+    pub limit: usize,
+}
+
 /// Columns of a [`ReferrerRecord`], before the digest is parsed.
 pub(super) type RawReferrer = (String, String, i64, Option<String>, Option<String>);
 
@@ -52,16 +58,18 @@ pub(super) fn referrers(
     repo: &str,
     subject: &str,
     artifact_type: Option<&str>,
+    page: &Page,
 ) -> rusqlite::Result<Vec<RawReferrer>> {
     c.prepare_cached(&format!(
         "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
          WHERE repo_id = {REPO_ID} AND subject = ?2
-           AND (?3 IS NULL OR artifact_type = ?3)
-         ORDER BY digest"
+           AND (?3 IS NULL OR artifact_type = ?3) AND digest > ?4
+         ORDER BY digest LIMIT ?5"
     ))?
-    .query_map(params![repo, subject, artifact_type], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-    })?
+    .query_map(
+        params![repo, subject, artifact_type, page.last, page.limit as i64],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?
     .collect()
 }
 

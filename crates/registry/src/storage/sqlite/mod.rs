@@ -15,7 +15,7 @@ pub mod schema;
 mod uploads;
 mod writer;
 
-use super::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadSession};
+use super::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
@@ -201,19 +201,26 @@ impl MetaStore for SqliteMetaStore {
         repo: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<ReferrerRecord>> {
         let (repo, subject) = (repo.to_string(), subject.to_string());
         let artifact_type = artifact_type.map(str::to_string);
+        let page = listings::Page {
+            last: last.unwrap_or("").to_string(),
+            limit,
+        };
         let rows = self
             .readers
-            .read(move |c| listings::referrers(c, &repo, &subject, artifact_type.as_deref()))
+            .read(move |c| listings::referrers(c, &repo, &subject, artifact_type.as_deref(), &page))
             .await?;
         rows.into_iter().map(listings::into_referrer).collect()
     }
 
-    async fn create_upload(&self, session: &UploadSession) -> Result<()> {
+    async fn create_upload(&self, session: &UploadSession, limits: UploadLimits) -> Result<()> {
         let s = session.clone();
-        self.write_lazily(move |tx| uploads::create(tx, &s)).await
+        self.write_lazily(move |tx| uploads::create(tx, &s, limits))
+            .await
     }
 
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>> {

@@ -56,6 +56,9 @@ const MIGRATIONS: &[&str] = &[
     ",
     // v2: deletes ask whether any manifest still refers to a digest.
     "CREATE INDEX IF NOT EXISTS manifest_refs_by_child ON manifest_refs (repo_id, child);",
+    // v3: who started an upload, to cap sessions per client.
+    "ALTER TABLE uploads ADD COLUMN client TEXT;
+     CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);",
 ];
 
 /// The version a database has once [`migrate`] ran.

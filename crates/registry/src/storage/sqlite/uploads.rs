@@ -1,14 +1,44 @@
 //! Queries on upload sessions.
 
 use super::storage_err;
-use crate::error::Result;
-use crate::storage::UploadSession;
+use crate::error::{Error, Result};
+use crate::storage::{UploadLimits, UploadSession};
 use rusqlite::{params, Connection, OptionalExtension};
 
-pub(super) fn create(tx: &Connection, s: &UploadSession) -> Result<()> {
+fn count(tx: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<usize> {
+    tx.prepare_cached(sql)
+        .and_then(|mut q| q.query_row(args, |r| r.get::<_, i64>(0)))
+        .map(|n| n as usize)
+        .map_err(storage_err)
+}
+
+pub(super) fn create(tx: &Connection, s: &UploadSession, limits: UploadLimits) -> Result<()> {
+    if count(tx, "SELECT count(*) FROM uploads", [])? >= limits.total {
+        return Err(Error::TooManyUploads {
+            limit: limits.total,
+            per_client: false,
+        });
+    }
+    let client = s.client.map(|c| c.to_string());
+    if let Some(client) = &client {
+        let sql = "SELECT count(*) FROM uploads WHERE client = ?1";
+        if count(tx, sql, [client])? >= limits.per_client {
+            return Err(Error::TooManyUploads {
+                limit: limits.per_client,
+                per_client: true,
+            });
+        }
+    }
     tx.execute(
-        "INSERT INTO uploads (id, repository, bytes, updated_at) VALUES (?1, ?2, ?3, ?4)",
-        params![s.id, s.repository.as_str(), s.offset as i64, s.updated_at],
+        "INSERT INTO uploads (id, repository, bytes, updated_at, client)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            s.id,
+            s.repository.as_str(),
+            s.offset as i64,
+            s.updated_at,
+            client
+        ],
     )
     .map_err(storage_err)?;
     Ok(())
@@ -16,24 +46,26 @@ pub(super) fn create(tx: &Connection, s: &UploadSession) -> Result<()> {
 
 pub(super) fn get(c: &Connection, id: &str) -> Result<Option<UploadSession>> {
     let row = c
-        .prepare_cached("SELECT repository, bytes, updated_at FROM uploads WHERE id = ?1")
+        .prepare_cached("SELECT repository, bytes, updated_at, client FROM uploads WHERE id = ?1")
         .and_then(|mut q| {
             q.query_row([id], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
                 ))
             })
             .optional()
         })
         .map_err(storage_err)?;
-    row.map(|(repo, offset, updated_at)| {
+    row.map(|(repo, offset, updated_at, client)| {
         Ok(UploadSession {
             id: id.to_string(),
             repository: repo.parse().map_err(storage_err)?,
             offset: offset as u64,
             updated_at,
+            client: client.and_then(|c| c.parse().ok()),
         })
     })
     .transpose()
