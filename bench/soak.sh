@@ -94,6 +94,9 @@ for attempt in 1 2 3; do
   (
     ulimit -Sn "$nofile"
     [[ -n "${BERTH_SOAK_LOG:-}" ]] && export BERTH_LOG="$BERTH_SOAK_LOG"
+    # Every soak client comes from 127.0.0.1, which berth's per-client upload
+    # cap counts as one client: give that one address room for all of them.
+    export BERTH_MAX_UPLOAD_SESSIONS_PER_CLIENT="${BERTH_MAX_UPLOAD_SESSIONS_PER_CLIENT:-$((4 * clients))}"
     exec "$berth_bin" serve --addr "127.0.0.1:$port" --data-dir "$work/data"
   ) >"$work/berth.log" 2>&1 &
   pid=$!

@@ -22,7 +22,7 @@ pub use serve::{serve, serve_with, ServeOptions};
 pub use timeouts::Timeouts;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -30,6 +30,7 @@ use axum::{Extension, Router};
 use berth_registry::Registry;
 use error::ApiError;
 use route::Route;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,6 +50,7 @@ async fn dispatch(
     State(registry): State<Arc<Registry>>,
     outbox: Option<Extension<sendfile::Outbox>>,
     budget: Option<Extension<MemoryBudget>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -61,7 +63,12 @@ async fn dispatch(
             // Absent when the router runs without `serve` (in-process tests).
             let outbox = outbox.as_ref().map(|Extension(o)| o);
             let budget = budget.as_ref().map(|Extension(b)| b);
-            let context = RequestContext { outbox, budget };
+            let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+            let context = RequestContext {
+                outbox,
+                budget,
+                client,
+            };
             handle(&registry, route, &method, &uri, &headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
@@ -109,6 +116,8 @@ async fn dispatch(
 struct RequestContext<'a> {
     outbox: Option<&'a sendfile::Outbox>,
     budget: Option<&'a MemoryBudget>,
+    /// Whom per-client caps count this request against.
+    client: Option<IpAddr>,
 }
 
 async fn handle(
@@ -147,7 +156,9 @@ async fn handle(
                 blobs::get(registry, &name, &digest, headers, with_body, context.outbox).await
             }
         },
-        Route::StartUpload { name } => uploads::start(registry, &name, &query, headers, body).await,
+        Route::StartUpload { name } => {
+            uploads::start(registry, &name, &query, headers, body, context.client).await
+        }
         Route::Upload { name, id } => match *method {
             Method::PATCH => uploads::patch(registry, &name, &id, headers, body).await,
             Method::PUT => uploads::finish(registry, &name, &id, &query, headers, body).await,

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use berth_oci::{Digest, RepositoryName};
 use berth_registry::{Error, MountOutcome, Registry, UploadStatus};
+use std::net::IpAddr;
 
 fn created(name: &RepositoryName, digest: &Digest) -> Response {
     respond(
@@ -51,6 +52,7 @@ pub async fn start(
     query: &Query,
     headers: &HeaderMap,
     body: Body,
+    client: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
     if let Some(mount) = query.get("mount") {
         let digest: Digest = mount.parse().map_err(Error::DigestInvalid)?;
@@ -60,7 +62,7 @@ pub async fn start(
             .and_then(|f| f.parse::<RepositoryName>().ok());
         return Ok(
             match registry
-                .mount_blob(name, &digest, from.as_ref(), None)
+                .mount_blob(name, &digest, from.as_ref(), client)
                 .await?
             {
                 MountOutcome::Mounted => created(name, &digest),
@@ -70,14 +72,14 @@ pub async fn start(
     }
     if let Some(digest) = digest_param(query)? {
         registry
-            .push_blob(name, &digest, body_stream(body), None)
+            .push_blob(name, &digest, body_stream(body), client)
             .await?;
         return Ok(created(name, &digest));
     }
     if content_length(headers).is_some_and(|n| n > 0) {
         return Err(Error::BlobUploadInvalid("a POST with a body needs ?digest=".into()).into());
     }
-    let upload = registry.start_upload(name, None).await?;
+    let upload = registry.start_upload(name, client).await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, &upload))
 }
 
