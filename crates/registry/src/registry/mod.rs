@@ -6,8 +6,10 @@
 //! them, [`deletes`] removes them, [`discovery`] lists what is there.
 
 mod blobs;
+mod chunk;
 mod deletes;
 mod discovery;
+mod expiry;
 mod in_flight;
 mod manifest_cache;
 mod manifests;
@@ -16,10 +18,11 @@ mod upload_hashes;
 mod uploads;
 
 pub use blobs::{BlobBody, MountOutcome};
+pub use chunk::ExpectedChunk;
 pub use discovery::{Page, ReferrersPage, MAX_PAGE, MAX_REFERRERS_PAGE};
 pub use manifests::{ManifestContent, ManifestPushed};
 pub use range::RangeRequest;
-pub use uploads::{ExpectedChunk, UploadStatus};
+pub use uploads::UploadStatus;
 
 use crate::error::{Error, Result};
 use crate::storage::{BlobStore, MetaStore};

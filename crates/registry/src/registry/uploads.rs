@@ -1,6 +1,7 @@
 //! Chunked uploads: sessions that receive bytes over several requests, are
 //! hashed as they arrive, and end in a verified publish or in nothing.
 
+use super::chunk::{exactly, ExpectedChunk};
 use super::upload_hashes::HashState;
 use super::{unix_now, verify, Registry};
 use crate::error::{Error, Result};
@@ -8,51 +9,6 @@ use crate::storage::{ByteStream, UploadLimits, UploadSession};
 use berth_oci::{Algorithm, Digest, RepositoryName};
 use futures_util::{StreamExt, TryStreamExt};
 use std::net::IpAddr;
-
-/// Where a chunk claims to go: its first byte (`Content-Range`) and its
-/// length (`Content-Range` or `Content-Length`), each if the client said.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExpectedChunk {
-    pub start: Option<u64>,
-    pub len: Option<u64>,
-}
-
-impl From<Option<u64>> for ExpectedChunk {
-    /// A chunk whose first byte only is known.
-    fn from(start: Option<u64>) -> Self {
-        ExpectedChunk { start, len: None }
-    }
-}
-
-/// `body`, failing if it holds more or fewer than `len` bytes: a chunk whose
-/// body contradicts its announced range is refused whole, not cut or padded.
-fn exactly(body: ByteStream<'_>, len: Option<u64>) -> ByteStream<'_> {
-    let Some(len) = len else {
-        return body;
-    };
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = seen.clone();
-    let mismatch = move |got: &str| {
-        std::io::Error::other(format!(
-            "the body is {got} the {len} bytes its headers announce"
-        ))
-    };
-    let checked = body.map(move |chunk| {
-        let chunk = chunk?;
-        let total = counted.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
-            + chunk.len() as u64;
-        if total > len {
-            return Err(mismatch("longer than"));
-        }
-        Ok(chunk)
-    });
-    let short = futures_util::stream::once(async move {
-        (seen.load(std::sync::atomic::Ordering::Relaxed) < len)
-            .then(|| Err(mismatch("shorter than")))
-    })
-    .filter_map(|end| async move { end });
-    checked.chain(short).boxed()
-}
 
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,72 +130,6 @@ impl Registry {
         self.forget_upload(id).await
     }
 
-    /// Removes uploads untouched for longer than the configured expiry, and
-    /// upload files that outlived their request or session (after a crash).
-    /// An upload a request is working on is never stale, however long that
-    /// request takes: each is checked again under its lock, and skipped if
-    /// the lock is held.
-    pub async fn expire_uploads(&self) -> Result<usize> {
-        let cutoff = unix_now() - self.options.upload_expiry.as_secs() as i64;
-        let mut removed = 0;
-        for id in self.meta.stale_uploads(cutoff).await? {
-            let Some(_held) = self.hashes.try_lock(&id) else {
-                continue; // a request is on it: alive
-            };
-            let still_stale = self
-                .meta
-                .upload(&id)
-                .await?
-                .is_some_and(|s| self.is_expired(&s));
-            if still_stale {
-                self.forget_upload(&id).await?;
-                removed += 1;
-            } else {
-                self.hashes.remove(&id);
-            }
-        }
-        let old_files = self
-            .blobs
-            .uploads_older_than(self.options.upload_expiry)
-            .await?;
-        removed += self.remove_unowned(old_files).await?;
-        Ok(removed)
-    }
-
-    /// Removes every upload file no session owns, whatever its age: the temp
-    /// files of monolithic pushes and manifest PUTs a kill interrupted, and
-    /// upload files whose session is gone; and every session whose file is
-    /// gone (a crash can keep the row but lose the file's name), since it
-    /// can never be resumed. Run at start-up, before serving.
-    pub async fn sweep_leftovers(&self) -> Result<usize> {
-        let files = self
-            .blobs
-            .uploads_older_than(std::time::Duration::ZERO)
-            .await?;
-        let with_file: std::collections::HashSet<&str> = files.iter().map(String::as_str).collect();
-        let mut removed = 0;
-        for id in self.meta.stale_uploads(i64::MAX).await? {
-            if !with_file.contains(id.as_str()) && !self.hashes.is_busy(&id) {
-                self.meta.delete_upload(&id).await?;
-                removed += 1;
-            }
-        }
-        Ok(removed + self.remove_unowned(files).await?)
-    }
-
-    /// Deletes those of `ids` that have no session and no request on them.
-    async fn remove_unowned(&self, ids: Vec<String>) -> Result<usize> {
-        let mut removed = 0;
-        for id in ids {
-            if self.hashes.is_busy(&id) || self.meta.upload(&id).await?.is_some() {
-                continue;
-            }
-            self.blobs.delete_upload(&id).await?;
-            removed += 1;
-        }
-        Ok(removed)
-    }
-
     /// Takes upload `id` of `repo` for the length of one request (so requests
     /// on one upload take turns) and reads its session.
     async fn lock_session(
@@ -284,7 +174,7 @@ impl Registry {
     }
 
     /// Whether a session has been untouched for longer than the expiry.
-    fn is_expired(&self, session: &UploadSession) -> bool {
+    pub(super) fn is_expired(&self, session: &UploadSession) -> bool {
         unix_now() - session.updated_at > self.options.upload_expiry.as_secs() as i64
     }
 
@@ -353,7 +243,7 @@ impl Registry {
         Ok((hasher.finish(), len))
     }
 
-    async fn forget_upload(&self, id: &str) -> Result<()> {
+    pub(super) async fn forget_upload(&self, id: &str) -> Result<()> {
         self.blobs.delete_upload(id).await?;
         self.meta.delete_upload(id).await?;
         self.hashes.remove(id);
