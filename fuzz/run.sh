@@ -51,7 +51,7 @@ for target in $targets; do
         continue
     fi
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
-    echo "ok   $target (${runs:-replay only} runs)"
+    echo "ok   $target (${runs:+$runs inputs after }the corpus replay)"
     passed=$((passed + 1))
 done
 echo "$passed passed, $failed failed"
