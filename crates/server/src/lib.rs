@@ -23,10 +23,10 @@ pub use timeouts::Timeouts;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Extension, Router};
+use axum::Router;
 use berth_registry::Registry;
 use error::ApiError;
 use route::Route;
@@ -46,30 +46,24 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
-async fn dispatch(
-    State(registry): State<Arc<Registry>>,
-    outbox: Option<Extension<sendfile::Outbox>>,
-    budget: Option<Extension<MemoryBudget>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>) -> Response {
     let started = Instant::now();
-    let has_body = request::has_body(&headers);
-    let mut response = match route::parse(&method, uri.path()) {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let has_body = request::has_body(headers);
+    let mut response = match route::parse(method, uri.path()) {
         Ok(route) => {
-            // Absent when the router runs without `serve` (in-process tests).
-            let outbox = outbox.as_ref().map(|Extension(o)| o);
-            let budget = budget.as_ref().map(|Extension(b)| b);
-            let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+            // What `serve` attached to the request; absent when the router
+            // runs without it (in-process tests).
             let context = RequestContext {
-                outbox,
-                budget,
-                client,
+                outbox: parts.extensions.get::<sendfile::Outbox>(),
+                budget: parts.extensions.get::<MemoryBudget>(),
+                client: parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip()),
             };
-            handle(&registry, route, &method, &uri, &headers, body, context).await
+            handle(&registry, route, method, uri, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
