@@ -2,28 +2,12 @@
 //! uploads in the background, and stop cleanly on SIGINT or SIGTERM.
 
 use crate::config::Config;
-use berth_registry::storage::fs::FsBlobStore;
+use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{Registry, RegistryOptions};
 use berth_server::{ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Creates `dir` and its missing parents, fsyncing the folder that holds
-/// each new one: without that a power loss can forget the data folder
-/// itself, and with it everything acknowledged inside.
-fn create_dir_durably(dir: &std::path::Path) -> std::io::Result<()> {
-    let missing: Vec<&std::path::Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
-    std::fs::create_dir_all(dir)?;
-    for new in missing.iter().rev() {
-        let parent = match new.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => std::path::Path::new("."),
-        };
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
-}
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     create_dir_durably(&config.data_dir)?;

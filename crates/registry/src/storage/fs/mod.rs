@@ -69,8 +69,10 @@ fn is_cached(file: &std::fs::File, offset: u64) -> bool {
 }
 
 /// Creates `dir` and any missing parents, then fsyncs each folder created
-/// and the parent that holds its entry.
-fn create_dir_durably(dir: &Path) -> io::Result<()> {
+/// and the parent that holds its entry: without that a power loss can forget
+/// a new folder, and everything acknowledged inside it. `berth serve` makes
+/// the data folder with it too.
+pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
     let missing: Vec<&Path> = dir
         .ancestors()
         .filter(|d| !d.as_os_str().is_empty())
