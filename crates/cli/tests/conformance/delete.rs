@@ -249,6 +249,24 @@ async fn deleted_manifest_and_blob_can_be_pushed_again() {
     );
 }
 
+/// An image tagged `amd64` and an index tagged `multi` naming it; returns
+/// the image and the index's digest.
+async fn push_image_under_index(registry: &Registry) -> (Image, String) {
+    let image = registry.push_image("app", "amd64").await;
+    let index = ManifestBuilder::index(&[image.descriptor()]).build();
+    let index_digest = registry
+        .push_manifest("app", "multi", OCI_INDEX, &index)
+        .await;
+    (image, index_digest)
+}
+
+/// A refused delete: `409 DENIED`, naming the manifest that holds on.
+async fn assert_denied_naming(resp: reqwest::Response, holder: &str) {
+    let body = assert_error(resp, 409, "DENIED").await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(holder), "names {holder}: {message}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blob_a_manifest_still_references_cannot_be_deleted() {
     let registry = Registry::start().await;
@@ -257,12 +275,7 @@ async fn a_blob_a_manifest_still_references_cannot_be_deleted() {
     let resp = registry
         .send(registry.delete(&format!("/v2/app/blobs/{layer}")))
         .await;
-    let body = assert_error(resp, 409, "DENIED").await;
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(&image.digest),
-        "names the manifest: {message}"
-    );
+    assert_denied_naming(resp, &image.digest).await;
     // Nothing changed: the manifest and its layer still pull.
     assert_eq!(status_of(&registry, "/v2/app/manifests/v1").await, 200);
     assert_eq!(
@@ -274,20 +287,11 @@ async fn a_blob_a_manifest_still_references_cannot_be_deleted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_an_index_still_references_cannot_be_deleted() {
     let registry = Registry::start().await;
-    let image = registry.push_image("app", "amd64").await;
-    let index = ManifestBuilder::index(&[image.descriptor()]).build();
-    let index_digest = registry
-        .push_manifest("app", "multi", OCI_INDEX, &index)
-        .await;
+    let (image, index_digest) = push_image_under_index(&registry).await;
     let resp = registry
         .send(registry.delete(&format!("/v2/app/manifests/{}", image.digest)))
         .await;
-    let body = assert_error(resp, 409, "DENIED").await;
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(&index_digest),
-        "names the index: {message}"
-    );
+    assert_denied_naming(resp, &index_digest).await;
     assert_eq!(status_of(&registry, "/v2/app/manifests/amd64").await, 200);
     // Its tag alone may go; the manifest stays for the index.
     let resp = registry
@@ -303,11 +307,7 @@ async fn a_manifest_an_index_still_references_cannot_be_deleted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_top_down_frees_what_was_referenced() {
     let registry = Registry::start().await;
-    let image = registry.push_image("app", "amd64").await;
-    let index = ManifestBuilder::index(&[image.descriptor()]).build();
-    let index_digest = registry
-        .push_manifest("app", "multi", OCI_INDEX, &index)
-        .await;
+    let (image, index_digest) = push_image_under_index(&registry).await;
     for path in [
         format!("/v2/app/manifests/{index_digest}"),
         format!("/v2/app/manifests/{}", image.digest),
