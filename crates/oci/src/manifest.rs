@@ -33,6 +33,8 @@ pub enum ManifestError {
     SchemaVersion,
     #[error("Content-Type {header} does not match the manifest's mediaType {body}")]
     MediaTypeMismatch { header: String, body: String },
+    #[error("mediaType {0:?} is not a media type (type/subtype)")]
+    MediaTypeInvalid(String),
     #[error("manifest has neither a known mediaType nor config/layers or manifests")]
     UnknownShape,
     #[error("{kind} manifest lacks its required field {field:?}")]
@@ -140,6 +142,9 @@ impl ParsedManifest {
             }
         }
         let declared = content_type.or(body_type);
+        if let Some(declared) = declared.filter(|t| !media_type::is_well_formed(t)) {
+            return Err(ManifestError::MediaTypeInvalid(declared.to_string()));
+        }
         let kind = match declared {
             Some(OCI_INDEX | DOCKER_MANIFEST_LIST) => ManifestKind::Index,
             Some(OCI_MANIFEST | DOCKER_MANIFEST) => ManifestKind::Image,
@@ -327,6 +332,22 @@ mod tests {
             (m.kind, m.media_type.as_str()),
             (ManifestKind::Index, OCI_INDEX)
         );
+    }
+
+    /// Found by the `manifest` fuzz target: a body type with `;` in it was
+    /// stored, and sending it back as the Content-Type named another type.
+    #[test]
+    fn a_media_type_that_is_not_type_slash_subtype_is_refused() {
+        let body = image("").replace(OCI_MANIFEST, "application;;/vnd.oci.image.manifest.v1+json");
+        assert!(matches!(
+            ParsedManifest::parse(body.as_bytes(), None),
+            Err(ManifestError::MediaTypeInvalid(_))
+        ));
+        let plain = image("").replace(&format!(r#""mediaType":"{OCI_MANIFEST}","#), "");
+        assert!(matches!(
+            ParsedManifest::parse(plain.as_bytes(), Some("application")),
+            Err(ManifestError::MediaTypeInvalid(_))
+        ));
     }
 
     #[test]

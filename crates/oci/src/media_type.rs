@@ -18,3 +18,41 @@ pub fn is_non_distributable(media_type: &str) -> bool {
 pub fn is_schema1(media_type: &str) -> bool {
     media_type == DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_SIGNED
 }
+
+/// Whether `media_type` has the shape the image spec's descriptors require
+/// (RFC 6838 `type/subtype`, no parameters): a `mediaType` that is not, such
+/// as `application;x/y`, could never be sent back as the same `Content-Type`.
+pub fn is_well_formed(media_type: &str) -> bool {
+    let name = |s: &str| {
+        let mut chars = s.chars();
+        s.len() <= 127
+            && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+    };
+    media_type
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| name(kind) && name(subtype))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_formed_media_types_are_type_slash_subtype() {
+        for ok in [OCI_MANIFEST, DOCKER_MANIFEST_LIST, "text/plain", "a/b+json"] {
+            assert!(is_well_formed(ok), "{ok}");
+        }
+        for bad in [
+            "application",
+            "application;;/x",
+            "a/b; charset=x",
+            "/x",
+            "a/",
+            "a/b/c",
+            "",
+        ] {
+            assert!(!is_well_formed(bad), "{bad}");
+        }
+    }
+}
