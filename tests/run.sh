@@ -7,6 +7,13 @@ set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PROFILE=ci
+# One build serves everything: the cargo tests, the real-client tests and the
+# container image (deploy/build-image.sh builds this same static binary with
+# BERTH_PROFILE=ci, so it finds it already built). --target keeps crt-static
+# off build scripts and proc-macros, which cannot link statically.
+TARGET=x86_64-unknown-linux-gnu
+export BERTH_PROFILE=$PROFILE
+static_cargo() { RUSTFLAGS="-Ctarget-feature=+crt-static" cargo "$@" --profile "$PROFILE" --target "$TARGET"; }
 
 passed=0 failed=0
 log=$(mktemp "${TMPDIR:-/tmp}/berth-tests-log.XXXXXX")
@@ -37,14 +44,14 @@ step "lints: rustfmt and clippy"
 check_step "cargo fmt --check" cargo fmt --all --check
 check_step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo build --profile $PROFILE -p berth-cli"
+step "cargo build --profile $PROFILE --target $TARGET -p berth-cli (static)"
 built=true
-cargo build --profile "$PROFILE" -p berth-cli || { built=false; fail_step "cargo build -p berth-cli"; }
-if [ -z "${BERTH_BIN:-}" ]; then BERTH_BIN=$PWD/target/$PROFILE/berth; export BERTH_BIN; fi
+static_cargo build -p berth-cli || { built=false; fail_step "cargo build -p berth-cli"; }
+if [ -z "${BERTH_BIN:-}" ]; then BERTH_BIN=$PWD/target/$TARGET/$PROFILE/berth; export BERTH_BIN; fi
 
-step "cargo test --workspace --profile $PROFILE"
+step "cargo test --workspace --profile $PROFILE --target $TARGET"
 rc=0
-cargo test --workspace --profile "$PROFILE" --no-fail-fast 2>&1 | tee "$log" || rc=$?
+static_cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || rc=$?
 # "test result: ok. 12 passed; 0 failed; 0 ignored; ..."
 read -r cargo_passed cargo_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed;.*/\1 \2/p' "$log" |
   awk '{p += $1; f += $2} END {print p + 0, f + 0}')
