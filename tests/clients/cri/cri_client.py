@@ -21,7 +21,16 @@ CALL_TIMEOUT_S = 120
 
 
 def as_json(message):
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """The message as a dict with zero values spelled out (exit_code 0,
+    state SANDBOX_READY), which proto3's JSON mapping would otherwise drop."""
+    try:
+        return json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+    except TypeError:  # protobuf < 5.26 names the option differently
+        return json_format.MessageToDict(
+            message, preserving_proto_field_name=True, including_default_value_fields=True
+        )
 
 
 def sandbox_config(name, log_dir):
@@ -86,12 +95,6 @@ def main(argv):
             if out.status.state == cri.CONTAINER_EXITED or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        # proto3 JSON leaves out zero values; the test wants exit_code 0 spelled out.
-        result = as_json(out)
-        result.setdefault("status", {}).setdefault("exit_code", out.status.exit_code)
-        result["status"]["state"] = cri.ContainerState.Name(out.status.state)
-        print(json.dumps(result))
-        return 0
     elif command == "stop-container":  # stop-container ID
         out = runtime.StopContainer(cri.StopContainerRequest(container_id=args[0], timeout=10), timeout=t)
     elif command == "remove-container":  # remove-container ID
