@@ -132,6 +132,24 @@ cri_teardown() {
 }
 trap 'rc=$?; set +e; cri_teardown; (exit "$rc"); cleanup' EXIT
 
+# make_index_layout LAYOUT TAG: an OCI image index with a child for this node's
+# architecture and one for another; sets INDEX_DIGEST, NODE_CHILD, OTHER_CHILD.
+make_index_layout() {
+  local other arch m children=() index
+  other=arm64; [ "$HOST_ARCH" != arm64 ] || other=amd64
+  for arch in "$HOST_ARCH" "$other"; do
+    make_rootfs_tar "$T/rootfs-$arch.tar" "index child $arch"
+    read -r -a m <<<"$(oci_image "$1" "$arch" "$T/rootfs-$arch.tar")"
+    children+=("$(printf '{"mediaType":"%s","digest":"%s","size":%s,"platform":{"architecture":"%s","os":"linux"}}' \
+      "$OCI_MANIFEST" "${m[0]}" "${m[1]}" "$arch")")
+    if [ "$arch" = "$HOST_ARCH" ]; then NODE_CHILD=${m[0]}; else OTHER_CHILD=${m[0]}; fi
+  done
+  printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s,%s]}' "$OCI_INDEX" "${children[0]}" "${children[1]}" >"$T/index.json"
+  read -r -a index <<<"$(oci_blob "$1" "$T/index.json")"
+  oci_ref "$1" "$2" "$OCI_INDEX" "${index[0]}" "${index[1]}"
+  INDEX_DIGEST=${index[0]}
+}
+
 # ---- setup ------------------------------------------------------------------------
 
 check "CRI client: grpcio + grpcio-tools in $CRI_VENV" cri_venv
@@ -211,6 +229,30 @@ BY_DIGEST=$NODE_REG/busybox@$BUSYBOX_DIGEST
 check "CRI PullImage by digest $BY_DIGEST" cri pull "$BY_DIGEST"
 check "ImageStatus by digest: repo digest and id match berth" image_status_matches "$BY_DIGEST"
 check "pull busybox:latest again for the pod" cri pull "$IMG"
+
+# A multi-arch image, as most pushed images are: the node resolves the index
+# berth serves and fetches only its own platform's manifest and layer.
+make_index_layout "$T/multi" latest
+check "push multi:latest, an index for $HOST_ARCH and another arch (skopeo --all)" \
+  skopeo_ copy --all --preserve-digests --dest-tls-verify=false "oci:$T/multi:latest" "docker://$HOSTREG/multi:latest"
+check "berth serves multi:latest as the pushed index" expect_eq "$INDEX_DIGEST" "$(manifest_digest multi latest)"
+check "CRI PullImage $NODE_REG/multi:latest" cri pull "$NODE_REG/multi:latest"
+index_status() {
+  local st
+  st=$(cri image-status "$NODE_REG/multi:latest") &&
+    expect_eq "$NODE_REG/multi@$INDEX_DIGEST" "$(jq -r '.image.repo_digests[]' <<<"$st")" &&
+    expect_eq "$(manifest_body multi "$NODE_CHILD" | jq -r .config.digest)" "$(jq -r .image.id <<<"$st")"
+}
+check "ImageStatus: repo digest = the index digest, id = the $HOST_ARCH child's config" index_status
+only_node_platform() {
+  local have mine theirs
+  mine=$(manifest_body multi "$NODE_CHILD" | layer_digests) && [ -n "$mine" ] &&
+    theirs=$(manifest_body multi "$OTHER_CHILD" | layer_digests) && [ -n "$theirs" ] &&
+    have=$(timeout 60 ctr --address "$CTD_SOCK" -n k8s.io content ls -q) &&
+    { grep -qx "$mine" <<<"$have" || { echo "missing $mine"; return 1; }; } &&
+    { ! grep -qx "$theirs" <<<"$have" || { echo "fetched $theirs too"; return 1; }; }
+}
+check "containerd fetched the $HOST_ARCH layer and not the other platform's" only_node_platform
 
 # ---- RuntimeService: a host-network pod whose container runs the pulled image -----
 
