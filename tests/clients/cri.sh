@@ -39,10 +39,12 @@ cri() { PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$T/cri-py timeout 300 "$CRI_VENV/bi
 
 # start_cri_containerd: containerd as on a KinD node, every path under $T.
 # What this sandbox needs beyond `berth kind up`'s config_path patch:
-#  - disable_apparmor: there is no AppArmor here;
-#  - restrict_oom_score_adj: we may not lower oom_score_adj below our own;
+#  - restrict_oom_score_adj: without CAP_SYS_RESOURCE runc cannot give the pause
+#    container the kubelet's -998, and RunPodSandbox fails with "runc create
+#    failed: ... can't get final child's PID from pipe: EOF";
 #  - an empty CNI conf dir: only host-network pods are started, which skip CNI;
 #  - sandbox_image from berth: no image can be pulled from the internet.
+# (No AppArmor in this kernel: containerd leaves it off by itself.)
 start_cri_containerd() {
   CTD_SOCK=$T/ctd.sock
   mkdir -p "$T/cni-conf" "$T/cni-bin"
@@ -56,7 +58,6 @@ state = "$T/ctd-state"
   address = "$CTD_SOCK.ttrpc"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$NODE_REG/pause:3.9"
-  disable_apparmor = true
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
