@@ -126,10 +126,18 @@ make_pause_layout() {
 # cri_teardown: a pod left behind by a failed step is removed (with its
 # containers and shims) while containerd still runs; lib.sh's cleanup follows.
 cri_teardown() {
+  local task
+  [ -S "${CTD_SOCK:-}" ] || return 0
   if [ -n "${POD_ID:-}" ]; then
     cri stop-pod "$POD_ID" >/dev/null 2>&1
     cri remove-pod "$POD_ID" >/dev/null 2>&1
   fi
+  # Anything still running under our containerd (a pod whose id was never
+  # read back): kill and delete it through containerd, so no shim outlives it.
+  for task in $(timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    echo "# removing leftover CRI task $task" >&2
+    timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks rm -f "$task" >/dev/null 2>&1
+  done
 }
 trap 'rc=$?; set +e; cri_teardown; (exit "$rc"); cleanup' EXIT
 
