@@ -87,20 +87,21 @@ EOF
 # ---- the node's registry configuration ------------------------------------------
 
 # hosts_toml: the hosts.toml for $NODE_REG that routes to berth, from berth itself.
+HOSTS_SOURCE="berth kind config --only hosts-toml --port $NODE_PORT --endpoint http://\$REG"
 hosts_toml() {
-  if "$BERTH_BIN" kind config --help >/dev/null 2>&1; then
-    "$BERTH_BIN" kind config --only hosts-toml --port "$NODE_PORT" --endpoint "http://$REG"
-  else
-    hosts_toml_stand_in
-  fi
+  "$BERTH_BIN" kind config --only hosts-toml --port "$NODE_PORT" --endpoint "http://$REG"
 }
 
 # STAND-IN: remove once `berth kind config` is on this branch (the "kind" work).
-# Prints what `berth kind config --only hosts-toml` is specified to print.
-hosts_toml_stand_in() {
-  echo "# cri.sh: 'berth kind config' missing; using the test's stand-in hosts.toml" >&2
-  printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$NODE_REG" "$REG"
-}
+# Prints what `berth kind config --only hosts-toml` is specified to print, and is
+# used only while the berth under test has no `kind config` subcommand.
+if ! "$BERTH_BIN" kind config --help >/dev/null 2>&1; then
+  echo "# STAND-IN: $BERTH_BIN has no 'kind config'; the test writes the specified hosts.toml itself"
+  HOSTS_SOURCE="the test's STAND-IN for berth kind config"
+  hosts_toml() {
+    printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$NODE_REG" "$REG"
+  }
+fi
 
 # ---- images ---------------------------------------------------------------------
 
@@ -177,7 +178,8 @@ BUSYBOX_CONFIG=$(manifest_body busybox latest | jq -r .config.digest)
 check "berth serves busybox:latest with the pushed digest" expect_eq "$IMG_DIGEST" "$BUSYBOX_DIGEST"
 
 mkdir -p "$T/certs.d/$NODE_REG"
-hosts_toml >"$T/certs.d/$NODE_REG/hosts.toml"
+write_hosts_toml() { hosts_toml >"$T/certs.d/$NODE_REG/hosts.toml"; }
+check "$NODE_REG/hosts.toml from $HOSTS_SOURCE" write_hosts_toml
 hosts_toml_shape() {
   grep -qx "server = \"http://$NODE_REG\"" "$T/certs.d/$NODE_REG/hosts.toml" &&
     grep -qF "[host.\"http://$REG\"]" "$T/certs.d/$NODE_REG/hosts.toml"
