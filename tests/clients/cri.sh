@@ -241,6 +241,26 @@ check "CRI PullImage by digest $BY_DIGEST" cri pull "$BY_DIGEST"
 check "ImageStatus by digest: repo digest and id match berth" image_status_matches "$BY_DIGEST"
 check "pull busybox:latest again for the pod" cri pull "$IMG"
 
+# What `docker push` stores: Docker's schema 2 media types, not OCI's.
+DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
+check "push dockerfmt:latest in Docker schema 2 format (skopeo --format v2s2)" \
+  skopeo_ copy --format v2s2 --dest-tls-verify=false "oci:$T/busybox:latest" "docker://$HOSTREG/dockerfmt:latest"
+served_type() {
+  curl -sS --max-time 30 -I -H "Accept: $ACCEPT_MANIFESTS" "http://$REG/v2/$1/manifests/$2" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "content-type" {print $2}'
+}
+check "berth serves dockerfmt:latest as $DOCKER_MANIFEST" expect_eq "$DOCKER_MANIFEST" "$(served_type dockerfmt latest)"
+check "CRI PullImage $NODE_REG/dockerfmt:latest" cri pull "$NODE_REG/dockerfmt:latest"
+# Same config as busybox, so containerd files both under one image id, whose
+# repo digests then name both manifests.
+docker_format_status() {
+  local want digests
+  want=$NODE_REG/dockerfmt@$(manifest_digest dockerfmt latest) &&
+    digests=$(cri image-status "$NODE_REG/dockerfmt:latest" | jq -r '.image.repo_digests[]') &&
+    { grep -qxF "$want" <<<"$digests" || { printf 'want %s among:\n%s\n' "$want" "$digests"; return 1; }; }
+}
+check "ImageStatus: repo digest = berth's digest for the Docker-format manifest" docker_format_status
+
 # A multi-arch image, as most pushed images are: the node resolves the index
 # berth serves and fetches only its own platform's manifest and layer.
 make_index_layout "$T/multi" latest
