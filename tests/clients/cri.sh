@@ -124,24 +124,6 @@ make_pause_layout() {
   PAUSE_DIGEST=${manifest[0]}
 }
 
-# cri_teardown: a pod left behind by a failed step is removed (with its
-# containers and shims) while containerd still runs; lib.sh's cleanup follows.
-cri_teardown() {
-  local task
-  [ -S "${CTD_SOCK:-}" ] || return 0
-  if [ -n "${POD_ID:-}" ]; then
-    cri stop-pod "$POD_ID" >/dev/null 2>&1
-    cri remove-pod "$POD_ID" >/dev/null 2>&1
-  fi
-  # Anything still running under our containerd (a pod whose id was never
-  # read back): kill and delete it through containerd, so no shim outlives it.
-  for task in $(timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
-    echo "# removing leftover CRI task $task" >&2
-    timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks rm -f "$task" >/dev/null 2>&1
-  done
-}
-trap 'rc=$?; set +e; cri_teardown; (exit "$rc"); cleanup' EXIT
-
 # make_index_layout LAYOUT TAG: an OCI image index with a child for this node's
 # architecture and one for another; sets INDEX_DIGEST, NODE_CHILD, OTHER_CHILD.
 make_index_layout() {
@@ -159,6 +141,26 @@ make_index_layout() {
   oci_ref "$1" "$2" "$OCI_INDEX" "${index[0]}" "${index[1]}"
   INDEX_DIGEST=${index[0]}
 }
+
+# ---- teardown ------------------------------------------------------------------
+
+# cri_teardown: a pod left behind by a failed step is removed (with its
+# containers and shims) while containerd still runs; lib.sh's cleanup follows.
+cri_teardown() {
+  local task
+  [ -S "${CTD_SOCK:-}" ] || return 0
+  if [ -n "${POD_ID:-}" ]; then
+    cri stop-pod "$POD_ID" >/dev/null 2>&1
+    cri remove-pod "$POD_ID" >/dev/null 2>&1
+  fi
+  # Anything still running under our containerd (a pod whose id was never
+  # read back): kill and delete it through containerd, so no shim outlives it.
+  for task in $(timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    echo "# removing leftover CRI task $task" >&2
+    timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks rm -f "$task" >/dev/null 2>&1
+  done
+}
+trap 'rc=$?; set +e; cri_teardown; (exit "$rc"); cleanup' EXIT
 
 # ---- setup ------------------------------------------------------------------------
 
