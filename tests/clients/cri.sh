@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# The node side of `berth kind up`, the way a kubelet uses it: a real containerd
+# with its CRI plugin on, configured as berth configures KinD nodes (certs.d +
+# the hosts.toml `berth kind config` prints), driven over the CRI gRPC API by a
+# small Python client (tests/clients/cri/): PullImage/ImageStatus as for
+# `kubectl run --image=localhost:5999/busybox`, then a host-network pod sandbox
+# whose pause image also comes from berth, and one container run to completion.
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+CRI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/cri" && pwd)
+
+# The registry name in image references, as on a KinD node. Nothing listens on
+# it: only the hosts.toml route can turn it into berth's real address.
+NODE_PORT=5999
+NODE_REG=localhost:$NODE_PORT
+CRI_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/cri-venv
+
+# ---- the CRI client -------------------------------------------------------------
+
+# cri_venv: grpcio + grpcio-tools in a venv outside the repo, made once and reused.
+cri_venv() {
+  "$CRI_VENV/bin/python" -c 'import grpc, grpc_tools' 2>/dev/null && return 0
+  python3 -m venv "$CRI_VENV" &&
+    "$CRI_VENV/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools &&
+    "$CRI_VENV/bin/python" -c 'import grpc, grpc_tools'
+}
+
+# compile_cri_proto: the test's CRI subset → Python stubs in $T/cri-py.
+compile_cri_proto() {
+  mkdir -p "$T/cri-py" &&
+    "$CRI_VENV/bin/python" -m grpc_tools.protoc -I "$CRI_DIR" \
+      --python_out="$T/cri-py" --grpc_python_out="$T/cri-py" "$CRI_DIR/cri_subset.proto"
+}
+
+# cri COMMAND ARGS...: one CRI call against our containerd; JSON on stdout.
+cri() { PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$T/cri-py timeout 300 "$CRI_VENV/bin/python" "$CRI_DIR/cri_client.py" "$CTD_SOCK" "$@"; }
+
+# ---- containerd with the CRI plugin ---------------------------------------------
+
+# start_cri_containerd: containerd as on a KinD node, every path under $T.
+# What this sandbox needs beyond `berth kind up`'s config_path patch:
+#  - restrict_oom_score_adj: without CAP_SYS_RESOURCE runc cannot give the pause
+#    container the kubelet's -998, and RunPodSandbox fails with "runc create
+#    failed: ... can't get final child's PID from pipe: EOF";
+#  - an empty CNI conf dir: only host-network pods are started, which skip CNI;
+#  - sandbox_image from berth: no image can be pulled from the internet.
+# (No AppArmor in this kernel: containerd leaves it off by itself.)
+start_cri_containerd() {
+  CTD_SOCK=$T/ctd.sock
+  mkdir -p "$T/cni-conf" "$T/cni-bin"
+  cat >"$T/containerd.toml" <<EOF
+version = 2
+root = "$T/ctd-root"
+state = "$T/ctd-state"
+[grpc]
+  address = "$CTD_SOCK"
+[ttrpc]
+  address = "$CTD_SOCK.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$NODE_REG/pause:3.9"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "${CRI_SNAPSHOTTER:-overlayfs}"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$T/cni-bin"
+    conf_dir = "$T/cni-conf"
+  # The line berth kind up patches into every node's containerd config.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$T/certs.d"
+EOF
+  containerd --config "$T/containerd.toml" --address "$CTD_SOCK" \
+    --root "$T/ctd-root" --state "$T/ctd-state" >"$T/containerd.log" 2>&1 &
+  track containerd $!
+  if ! wait_for 60 cri version; then
+    echo "containerd's CRI plugin did not answer within 60 s; its log:" >&2
+    grep -iE 'level=(error|fatal)|cri' "$T/containerd.log" | tail -n 30 >&2
+    return 1
+  fi
+  echo "# containerd (CRI) pid $! on $CTD_SOCK"
+}
+
+# ---- the node's registry configuration ------------------------------------------
+
+# hosts_toml: the hosts.toml for $NODE_REG that routes to berth, from berth itself.
+HOSTS_SOURCE="berth kind config --only hosts-toml --port $NODE_PORT --endpoint http://\$REG"
+hosts_toml() {
+  "$BERTH_BIN" kind config --only hosts-toml --port "$NODE_PORT" --endpoint "http://$REG"
+}
+
+# STAND-IN: remove once `berth kind config` is on this branch (the "kind" work).
+# Prints what `berth kind config --only hosts-toml` is specified to print, and is
+# used only while the berth under test has no `kind config` subcommand.
+if ! "$BERTH_BIN" kind config --help >/dev/null 2>&1; then
+  echo "# STAND-IN: $BERTH_BIN has no 'kind config'; the test writes the specified hosts.toml itself"
+  HOSTS_SOURCE="the test's STAND-IN for berth kind config"
+  hosts_toml() {
+    printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$NODE_REG" "$REG"
+  }
+fi
+
+# ---- images ---------------------------------------------------------------------
+
+# make_pause_layout LAYOUT TAG: a busybox-based pod sandbox ("pause") image whose
+# entrypoint sleeps; sets PAUSE_DIGEST.
+make_pause_layout() {
+  local work diff_id layer config manifest
+  work=$(mktemp -d "$T/pause.XXXXXX")
+  make_rootfs_tar "$work/rootfs.tar" pause
+  diff_id=sha256:$(sha256sum "$work/rootfs.tar" | cut -d' ' -f1)
+  gzip -n -c "$work/rootfs.tar" >"$work/layer.tar.gz"
+  read -r -a layer <<<"$(oci_blob "$1" "$work/layer.tar.gz")"
+  printf '{"architecture":"%s","os":"linux","config":{"Entrypoint":["/bin/busybox","sleep","2147483647"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$HOST_ARCH" "$diff_id" >"$work/config.json"
+  read -r -a config <<<"$(oci_blob "$1" "$work/config.json")"
+  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
+    "$OCI_MANIFEST" "${config[0]}" "${config[1]}" "${layer[0]}" "${layer[1]}" >"$work/manifest.json"
+  read -r -a manifest <<<"$(oci_blob "$1" "$work/manifest.json")"
+  oci_ref "$1" "$2" "$OCI_MANIFEST" "${manifest[0]}" "${manifest[1]}"
+  PAUSE_DIGEST=${manifest[0]}
+}
+
+# make_index_layout LAYOUT TAG: an OCI image index with a child for this node's
+# architecture and one for another; sets INDEX_DIGEST, NODE_CHILD, OTHER_CHILD.
+make_index_layout() {
+  local other arch m children=() index
+  other=arm64; [ "$HOST_ARCH" != arm64 ] || other=amd64
+  for arch in "$HOST_ARCH" "$other"; do
+    make_rootfs_tar "$T/rootfs-$arch.tar" "index child $arch"
+    read -r -a m <<<"$(oci_image "$1" "$arch" "$T/rootfs-$arch.tar")"
+    children+=("$(printf '{"mediaType":"%s","digest":"%s","size":%s,"platform":{"architecture":"%s","os":"linux"}}' \
+      "$OCI_MANIFEST" "${m[0]}" "${m[1]}" "$arch")")
+    if [ "$arch" = "$HOST_ARCH" ]; then NODE_CHILD=${m[0]}; else OTHER_CHILD=${m[0]}; fi
+  done
+  printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s,%s]}' "$OCI_INDEX" "${children[0]}" "${children[1]}" >"$T/index.json"
+  read -r -a index <<<"$(oci_blob "$1" "$T/index.json")"
+  oci_ref "$1" "$2" "$OCI_INDEX" "${index[0]}" "${index[1]}"
+  INDEX_DIGEST=${index[0]}
+}
+
+# ---- teardown ------------------------------------------------------------------
+
+# cri_teardown: a pod left behind by a failed step is removed (with its
+# containers and shims) while containerd still runs; lib.sh's cleanup follows.
+cri_teardown() {
+  local task
+  [ -S "${CTD_SOCK:-}" ] || return 0
+  if [ -n "${POD_ID:-}" ]; then
+    cri stop-pod "$POD_ID" >/dev/null 2>&1
+    cri remove-pod "$POD_ID" >/dev/null 2>&1
+  fi
+  # Anything still running under our containerd (a pod whose id was never
+  # read back): kill and delete it through containerd, so no shim outlives it.
+  for task in $(timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    echo "# removing leftover CRI task $task" >&2
+    timeout 30 ctr --address "$CTD_SOCK" -n k8s.io tasks rm -f "$task" >/dev/null 2>&1
+  done
+}
+trap 'rc=$?; set +e; cri_teardown; (exit "$rc"); cleanup' EXIT
+
+# ---- setup ------------------------------------------------------------------------
+
+check "CRI client: grpcio + grpcio-tools in $CRI_VENV" cri_venv
+check "CRI client: the test's runtime.v1 proto compiles" compile_cri_proto
+[ "$FAILED" -eq 0 ] || exit 1
+
+start_berth
+make_busybox_layout "$T/busybox" latest
+make_pause_layout "$T/pause" 3.9
+check "push busybox:latest into berth (skopeo from an OCI layout)" \
+  skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/busybox:latest" "docker://$HOSTREG/busybox:latest"
+check "push pause:3.9 (busybox-based, sleeps) into berth" \
+  skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/pause:3.9" "docker://$HOSTREG/pause:3.9"
+BUSYBOX_DIGEST=$(manifest_digest busybox latest)
+BUSYBOX_CONFIG=$(manifest_body busybox latest | jq -r .config.digest)
+check "berth serves busybox:latest with the pushed digest" expect_eq "$IMG_DIGEST" "$BUSYBOX_DIGEST"
+
+mkdir -p "$T/certs.d/$NODE_REG"
+write_hosts_toml() { hosts_toml >"$T/certs.d/$NODE_REG/hosts.toml"; }
+check "$NODE_REG/hosts.toml from $HOSTS_SOURCE" write_hosts_toml
+hosts_toml_shape() {
+  grep -qx "server = \"http://$NODE_REG\"" "$T/certs.d/$NODE_REG/hosts.toml" &&
+    grep -qF "[host.\"http://$REG\"]" "$T/certs.d/$NODE_REG/hosts.toml"
+}
+check "hosts.toml for $NODE_REG: server $NODE_REG, host http://$REG" hosts_toml_shape
+nothing_on_node_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$NODE_PORT") 2>/dev/null; }
+check "nothing listens on $NODE_REG, so only hosts.toml can route a pull to berth" nothing_on_node_port
+
+start_cri_containerd
+
+# ---- ImageService: what the kubelet does for `kubectl run --image=...` ---------------
+
+IMG=$NODE_REG/busybox:latest
+pull_tag() { cri pull "$IMG" >"$T/pull.json"; }
+check "CRI PullImage $IMG (routed by hosts.toml to $REG)" pull_tag
+
+# image_status_matches REF: ImageStatus knows REF, its id is the config berth
+# served and its repo digests name the manifest digest berth served.
+image_status_matches() {
+  local st
+  st=$(cri image-status "$1") &&
+    expect_eq "$BUSYBOX_CONFIG" "$(jq -r .image.id <<<"$st")" &&
+    expect_eq "$NODE_REG/busybox@$BUSYBOX_DIGEST" "$(jq -r '.image.repo_digests[]' <<<"$st")"
+}
+check "CRI ImageStatus: repo digest = berth's Docker-Content-Digest, id = its config" image_status_matches "$IMG"
+check "PullImage's image_ref is that image id" expect_eq "$BUSYBOX_CONFIG" "$(jq -r .image_ref "$T/pull.json" 2>/dev/null)"
+check "ImageStatus lists the tag $IMG" \
+  expect_eq "$IMG" "$(cri image-status "$IMG" | jq -r '.image.repo_tags[]')"
+
+# A missing tag fails promptly with an error naming it (the kubelet's ErrImagePull).
+# containerd tries every [host] of hosts.toml and then the `server` as a last
+# resort, and reports the last failure: with server = "http://localhost:5999",
+# where nothing listens (as inside a KinD node), that is "connection refused",
+# not berth's 404.
+pull_missing() {  # pull_missing REF ERROR_TEXT
+  local start=$SECONDS rc=0
+  cri pull "$1" >/dev/null 2>"$T/missing.err" || rc=$?
+  [ "$rc" -eq 2 ] || { echo "exit $rc (want 2, a gRPC error)"; cat "$T/missing.err"; return 1; }
+  grep -qF "$2" "$T/missing.err" || { echo "error does not say '$2':"; cat "$T/missing.err"; return 1; }
+  [ $((SECONDS - start)) -lt 60 ] || { echo "took $((SECONDS - start)) s"; return 1; }
+}
+check "CRI PullImage of a missing tag fails within 60 s, naming the reference" \
+  pull_missing "$NODE_REG/busybox:no-such-tag" "failed to resolve reference \"$NODE_REG/busybox:no-such-tag\""
+# With server = berth's own endpoint the fallback asks berth again, and the
+# error says what happened: not found. (containerd 1.6 rejects a hosts.toml
+# without a [host] table, "invalid `host` tree", so the table stays.)
+mkdir -p "$T/certs.d/localhost:5998"
+printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REG" "$REG" \
+  >"$T/certs.d/localhost:5998/hosts.toml"
+check "same missing tag with server = berth's endpoint: the error says 'not found'" \
+  pull_missing "localhost:5998/busybox:no-such-tag" "not found"
+
+# By digest: forget the image, then pull it back by the digest berth served.
+check "CRI RemoveImage $IMG" cri remove-image "$IMG"
+image_gone() { expect_eq null "$(cri image-status "$IMG" | jq -c .image)"; }
+check "ImageStatus after RemoveImage: no image" image_gone
+BY_DIGEST=$NODE_REG/busybox@$BUSYBOX_DIGEST
+check "CRI PullImage by digest $BY_DIGEST" cri pull "$BY_DIGEST"
+check "ImageStatus by digest: repo digest and id match berth" image_status_matches "$BY_DIGEST"
+check "pull busybox:latest again for the pod" cri pull "$IMG"
+
+# What `docker push` stores: Docker's schema 2 media types, not OCI's.
+DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
+check "push dockerfmt:latest in Docker schema 2 format (skopeo --format v2s2)" \
+  skopeo_ copy --format v2s2 --dest-tls-verify=false "oci:$T/busybox:latest" "docker://$HOSTREG/dockerfmt:latest"
+served_type() {
+  curl -sS --max-time 30 -I -H "Accept: $ACCEPT_MANIFESTS" "http://$REG/v2/$1/manifests/$2" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "content-type" {print $2}'
+}
+check "berth serves dockerfmt:latest as $DOCKER_MANIFEST" expect_eq "$DOCKER_MANIFEST" "$(served_type dockerfmt latest)"
+check "CRI PullImage $NODE_REG/dockerfmt:latest" cri pull "$NODE_REG/dockerfmt:latest"
+# Same config as busybox, so containerd files both under one image id, whose
+# repo digests then name both manifests.
+docker_format_status() {
+  local want digests
+  want=$NODE_REG/dockerfmt@$(manifest_digest dockerfmt latest) &&
+    digests=$(cri image-status "$NODE_REG/dockerfmt:latest" | jq -r '.image.repo_digests[]') &&
+    { grep -qxF "$want" <<<"$digests" || { printf 'want %s among:\n%s\n' "$want" "$digests"; return 1; }; }
+}
+check "ImageStatus: repo digest = berth's digest for the Docker-format manifest" docker_format_status
+
+# A multi-arch image, as most pushed images are: the node resolves the index
+# berth serves and fetches only its own platform's manifest and layer.
+make_index_layout "$T/multi" latest
+check "push multi:latest, an index for $HOST_ARCH and another arch (skopeo --all)" \
+  skopeo_ copy --all --preserve-digests --dest-tls-verify=false "oci:$T/multi:latest" "docker://$HOSTREG/multi:latest"
+check "berth serves multi:latest as the pushed index" expect_eq "$INDEX_DIGEST" "$(manifest_digest multi latest)"
+check "CRI PullImage $NODE_REG/multi:latest" cri pull "$NODE_REG/multi:latest"
+index_status() {
+  local st
+  st=$(cri image-status "$NODE_REG/multi:latest") &&
+    expect_eq "$NODE_REG/multi@$INDEX_DIGEST" "$(jq -r '.image.repo_digests[]' <<<"$st")" &&
+    expect_eq "$(manifest_body multi "$NODE_CHILD" | jq -r .config.digest)" "$(jq -r .image.id <<<"$st")"
+}
+check "ImageStatus: repo digest = the index digest, id = the $HOST_ARCH child's config" index_status
+only_node_platform() {
+  local have mine theirs
+  mine=$(manifest_body multi "$NODE_CHILD" | layer_digests) && [ -n "$mine" ] &&
+    theirs=$(manifest_body multi "$OTHER_CHILD" | layer_digests) && [ -n "$theirs" ] &&
+    have=$(timeout 60 ctr --address "$CTD_SOCK" -n k8s.io content ls -q) &&
+    { grep -qx "$mine" <<<"$have" || { echo "missing $mine"; return 1; }; } &&
+    { ! grep -qx "$theirs" <<<"$have" || { echo "fetched $theirs too"; return 1; }; }
+}
+check "containerd fetched the $HOST_ARCH layer and not the other platform's" only_node_platform
+
+# ---- RuntimeService: a host-network pod whose container runs the pulled image -----
+
+POD_NAME=berth-cri-test
+LOG_DIR=$T/pods/$POD_NAME
+mkdir -p "$LOG_DIR"
+# check runs its command in a subshell: ids travel through files.
+run_pod() { cri run-pod "$POD_NAME" "$LOG_DIR" >"$T/pod.json" && jq -e .pod_sandbox_id "$T/pod.json"; }
+check "CRI RunPodSandbox (network NODE), sandbox image $NODE_REG/pause:3.9 from berth" run_pod
+POD_ID=$(jq -r '.pod_sandbox_id // empty' "$T/pod.json" 2>/dev/null || true)
+pause_pulled() {
+  expect_eq "$NODE_REG/pause@$PAUSE_DIGEST" "$(cri image-status "$NODE_REG/pause:3.9" | jq -r '.image.repo_digests[]')"
+}
+check "the sandbox image containerd pulled is berth's pause:3.9 digest" pause_pulled
+pod_ready() { expect_eq SANDBOX_READY "$(cri pod-status "$POD_ID" | jq -r .status.state)"; }
+check "PodSandboxStatus: SANDBOX_READY" pod_ready
+
+create_ctr() {
+  cri create-container "$POD_ID" "$POD_NAME" "$LOG_DIR" "$IMG" echo /bin/echo hello from berth >"$T/ctr.json" &&
+    jq -e .container_id "$T/ctr.json"
+}
+check "CRI CreateContainer from $IMG running /bin/echo" create_ctr
+CTR_ID=$(jq -r '.container_id // empty' "$T/ctr.json" 2>/dev/null || true)
+check "CRI StartContainer" cri start-container "$CTR_ID"
+exited_ok() {
+  local st
+  st=$(cri wait-exited "$CTR_ID" 60) &&
+    expect_eq "CONTAINER_EXITED 0" "$(jq -r '"\(.status.state) \(.status.exit_code)"' <<<"$st")" &&
+    expect_eq "$NODE_REG/busybox@$BUSYBOX_DIGEST" "$(jq -r .status.image_ref <<<"$st")"
+}
+check "ContainerStatus: exited 0, image_ref = berth's digest" exited_ok
+# CRI log lines: "<RFC3339 time> stdout F <text>".
+log_says_hello() { grep -E '^[^ ]+ stdout F hello from berth$' "$LOG_DIR/echo/0.log"; }
+check "container log $LOG_DIR/echo/0.log: 'hello from berth' on stdout" log_says_hello
+
+check "CRI StopContainer" cri stop-container "$CTR_ID"
+check "CRI RemoveContainer" cri remove-container "$CTR_ID"
+check "CRI StopPodSandbox" cri stop-pod "$POD_ID"
+check "CRI RemovePodSandbox" cri remove-pod "$POD_ID"
