@@ -224,3 +224,28 @@ push_into_dir() {
 check "a push lands in the folder with spaces" push_into_dir
 check "berth kind down --name spaces keeps the folder" bash -c 'run() { "$1" kind down --name spaces --purge; }; run "$1" && test -f "$2/meta.db"' _ "$BERTH_BIN" "$DATA"
 check "... and removed its container" bash -c '! docker container inspect spaces-registry >/dev/null 2>&1'
+
+# ---- one registry for two clusters; a missing tool ---------------------------------
+
+UPN=(kind up --network host --port "$PORT" --image "$IMAGE" --name)
+check "up for clusters one and two share one registry container" bash -c \
+  '"$1" "${@:3}" one >/dev/null && "$1" "${@:3}" two > "$2" && grep -q "= registry container kind-registry is running" "$2"' _ \
+  "$BERTH_BIN" "$T/two.out" "${UPN[@]}"
+check "down --name one --purge keeps the registry cluster two still uses" bash -c \
+  '"$1" kind down --name one --purge && "$2" container inspect kind-registry >/dev/null && "$2" volume inspect kind-registry-data >/dev/null' _ \
+  "$BERTH_BIN" "$REAL_DOCKER"
+check "down --name two --purge then removes it and its data" bash -c \
+  '"$1" kind down --name two --purge && ! "$2" container inspect kind-registry >/dev/null 2>&1 && ! "$2" volume inspect kind-registry-data >/dev/null 2>&1' _ \
+  "$BERTH_BIN" "$REAL_DOCKER"
+
+mkdir -p "$T/no-kubectl"
+ln -s "$HERE/bin/docker" "$T/no-kubectl/docker"
+ln -s "$HERE/bin/kind" "$T/no-kubectl/kind"
+calls >/dev/null
+missing_kubectl() {
+  local out
+  out=$(PATH=$T/no-kubectl "$BERTH_BIN" "${UP[@]}" 2>&1) && { echo "$out"; return 1; }
+  grep -q '`kubectl` is not on PATH' <<<"$out" || { echo "$out"; return 1; }
+  expect_eq "" "$(calls)"
+}
+check "kubectl missing: an error naming it, before any call" missing_kubectl

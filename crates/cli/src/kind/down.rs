@@ -39,6 +39,10 @@ pub fn run(spec: &Spec, purge: bool, record_path: &Path) -> Result<(), KindError
             Some(v) => observe::volume_exists(v)?,
             None => false,
         },
+        registry_users: match record_path.parent() {
+            Some(dir) => record::other_users(dir, &rec.cluster, &rec.registry)?,
+            None => Vec::new(),
+        },
     };
     for action in plan::plan_down(&rec, &seen, purge) {
         match action {
@@ -46,7 +50,13 @@ pub fn run(spec: &Spec, purge: bool, record_path: &Path) -> Result<(), KindError
             other => act(&spec, &rec, &other)?,
         }
     }
-    if let (false, Some(v)) = (purge, &rec.volume) {
+    if !seen.registry_users.is_empty() {
+        println!(
+            "  = kept registry container {} and its data: cluster(s) {} still use it",
+            spec.registry,
+            seen.registry_users.join(", ")
+        );
+    } else if let (false, Some(v)) = (purge, &rec.volume) {
         println!("  = kept the registry's data in volume {v} (berth kind down --purge removes it)");
     }
     if let Some(d) = &rec.data_dir {

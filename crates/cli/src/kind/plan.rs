@@ -217,6 +217,9 @@ pub struct DownObserved {
     pub cluster: Cluster,
     /// Whether the recorded data volume exists.
     pub volume_exists: bool,
+    /// Other clusters whose records name the same registry container: while
+    /// they use it, the container and its data stay.
+    pub registry_users: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,11 +255,15 @@ pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownA
             }
         }
     }
-    if let Registry::Ours {
-        on_kind_network, ..
-    } = seen.registry
+    let shared = !seen.registry_users.is_empty();
+    if let (
+        Registry::Ours {
+            on_kind_network, ..
+        },
+        false,
+    ) = (&seen.registry, shared)
     {
-        if on_kind_network {
+        if *on_kind_network {
             actions.push(DownAction::DisconnectNetwork);
         }
         actions.push(DownAction::RemoveRegistry);
@@ -264,7 +271,7 @@ pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownA
     if record.created_cluster && seen.cluster != Cluster::Absent {
         actions.push(DownAction::DeleteCluster);
     }
-    if purge && record.volume.is_some() && seen.volume_exists {
+    if purge && !shared && record.volume.is_some() && seen.volume_exists {
         actions.push(DownAction::RemoveVolume);
     }
     actions.push(DownAction::ForgetRecord);
@@ -493,6 +500,7 @@ mod tests {
             },
             cluster,
             volume_exists: true,
+            registry_users: vec![],
         }
     }
 
@@ -547,11 +555,23 @@ mod tests {
     }
 
     #[test]
+    fn down_keeps_a_registry_another_cluster_still_uses() {
+        let mut seen = down_seen(Cluster::Present { nodes: vec![] });
+        seen.registry_users = vec!["other".into()];
+        use DownAction::*;
+        assert_eq!(
+            plan_down(&record(true), &seen, true),
+            [DeleteCluster, ForgetRecord]
+        );
+    }
+
+    #[test]
     fn down_when_things_are_already_gone_only_forgets() {
         let seen = DownObserved {
             registry: Registry::Absent,
             cluster: Cluster::Absent,
             volume_exists: false,
+            registry_users: vec![],
         };
         assert_eq!(
             plan_down(&record(true), &seen, true),

@@ -60,6 +60,29 @@ pub fn load(path: &Path) -> Result<Option<Record>, RecordError> {
     }
 }
 
+/// Clusters other than `cluster` whose records name the registry `registry`.
+pub fn other_users(dir: &Path, cluster: &str, registry: &str) -> Result<Vec<String>, RecordError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RecordError::Read(dir.into(), e)),
+    };
+    let mut users = Vec::new();
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        if let Some(r) = load(&p)? {
+            if r.cluster != cluster && r.registry == registry {
+                users.push(r.cluster);
+            }
+        }
+    }
+    users.sort();
+    Ok(users)
+}
+
 pub fn save(path: &Path, record: &Record) -> Result<(), RecordError> {
     let text =
         toml::to_string(record).map_err(|e| RecordError::Parse(path.into(), e.to_string()))?;
@@ -97,7 +120,22 @@ mod tests {
             applied_configmap: false,
         };
         save(&p, &r).unwrap();
-        assert_eq!(load(&p).unwrap(), Some(r));
+        assert_eq!(load(&p).unwrap(), Some(r.clone()));
+        let dir = tmp.path().join("state with spaces");
+        assert_eq!(
+            other_users(&dir, "kind", "kind-registry").unwrap(),
+            Vec::<String>::new()
+        );
+        let other = Record {
+            cluster: "dev".into(),
+            ..r.clone()
+        };
+        save(&path(&dir, "dev"), &other).unwrap();
+        assert_eq!(other_users(&dir, "kind", "kind-registry").unwrap(), ["dev"]);
+        assert_eq!(
+            other_users(&dir, "kind", "elsewhere").unwrap(),
+            Vec::<String>::new()
+        );
         forget(&p).unwrap();
         assert_eq!(load(&p).unwrap(), None);
     }
