@@ -48,7 +48,7 @@ pub struct UpArgs {
     #[command(flatten)]
     common: Common,
     /// Host port: images are pushed and pulled as localhost:PORT/...
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     /// Worker nodes of a new cluster (besides its control plane)
     #[arg(long, default_value_t = 1)]
@@ -84,7 +84,8 @@ pub struct DownArgs {
 pub struct ConfigArgs {
     #[command(flatten)]
     common: Common,
-    #[arg(long, default_value_t = 5000)]
+    /// Host port: images are named localhost:PORT/...
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     #[arg(long, default_value_t = 1)]
     workers: u32,

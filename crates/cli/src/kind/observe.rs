@@ -36,9 +36,23 @@ pub fn volume_exists(volume: &str) -> Result<bool, ToolError> {
     Ok(tools::run(Tool::Docker, &["volume", "inspect", volume], None)?.success)
 }
 
-/// Whether 127.0.0.1:`port` can be bound right now.
+/// Whether `port` is free for a registry on `localhost:PORT`: nothing listens
+/// on it on loopback or on all addresses, in IPv4 or IPv6 (`localhost` may
+/// resolve to `::1`; on macOS AirPlay holds `*:5000`, which binding only
+/// 127.0.0.1 does not notice, as BSD lets a specific address share a port
+/// with a wildcard listener). An address the host lacks (no IPv6) is skipped.
 pub fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+    let addrs: [SocketAddr; 4] = [
+        (Ipv4Addr::LOCALHOST, port).into(),
+        (Ipv4Addr::UNSPECIFIED, port).into(),
+        (Ipv6Addr::LOCALHOST, port).into(),
+        (Ipv6Addr::UNSPECIFIED, port).into(),
+    ];
+    addrs.iter().all(|a| match TcpListener::bind(a) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::AddrInUse,
+    })
 }
 
 /// The first free port after `port`, else any free one.
@@ -96,4 +110,31 @@ pub fn cluster(spec: &Spec) -> Result<Cluster, ToolError> {
 pub fn configmap(spec: &Spec) -> Result<Option<String>, ToolError> {
     let out = tools::run(Tool::Kubectl, &commands::get_configmap(spec), None)?;
     Ok(out.success.then_some(out.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_held_on_any_local_address_is_not_free() {
+        for addr in ["127.0.0.1:0", "0.0.0.0:0", "[::1]:0"] {
+            let Ok(held) = std::net::TcpListener::bind(addr) else {
+                continue; // no IPv6 here
+            };
+            let port = held.local_addr().unwrap().port();
+            assert!(!port_free(port), "{addr} held, port {port} called free");
+            drop(held);
+            assert!(port_free(port), "{addr} released, port {port} still taken");
+        }
+    }
+
+    #[test]
+    fn a_free_port_is_suggested_near_a_taken_one() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let hint = free_port_near(port).unwrap();
+        assert_ne!(hint, port);
+        assert!(port_free(hint));
+    }
 }
