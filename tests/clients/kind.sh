@@ -109,6 +109,11 @@ check "docker import busybox" docker import "$T/rootfs.tar" "$IMG"
 check "docker push $IMG to the registry container" timeout 120 docker push "$IMG"
 pull_back() { docker rmi "$IMG" >/dev/null && timeout 120 docker pull "$IMG" >/dev/null && docker image inspect "$IMG" >/dev/null; }
 check "docker rmi, then pull it back from the registry container" pull_back
+# The hosts.toml up wrote into a node, used by a real containerd as a node's would.
+start_containerd
+check "ctr pulls $IMG through the hosts.toml up wrote into kind-control-plane" \
+  timeout 300 ctr --address "$CTD_SOCK" -n kind images pull \
+  --hosts-dir "$FAKE_KIND_STATE/nodes/kind-control-plane/fs/etc/containerd/certs.d" "$IMG"
 : >"$FAKE_CALL_LOG"
 
 check "a second berth kind up succeeds" run_berth up2 "${UP[@]}"
