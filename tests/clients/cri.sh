@@ -87,21 +87,9 @@ EOF
 # ---- the node's registry configuration ------------------------------------------
 
 # hosts_toml: the hosts.toml for $NODE_REG that routes to berth, from berth itself.
-HOSTS_SOURCE="berth kind config --only hosts-toml --port $NODE_PORT --endpoint http://\$REG"
 hosts_toml() {
   "$BERTH_BIN" kind config --only hosts-toml --port "$NODE_PORT" --endpoint "http://$REG"
 }
-
-# STAND-IN: remove once `berth kind config` is on this branch (the "kind" work).
-# Prints what `berth kind config --only hosts-toml` is specified to print, and is
-# used only while the berth under test has no `kind config` subcommand.
-if ! "$BERTH_BIN" kind config --help >/dev/null 2>&1; then
-  echo "# STAND-IN: $BERTH_BIN has no 'kind config'; the test writes the specified hosts.toml itself"
-  HOSTS_SOURCE="the test's STAND-IN for berth kind config"
-  hosts_toml() {
-    printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$NODE_REG" "$REG"
-  }
-fi
 
 # ---- images ---------------------------------------------------------------------
 
@@ -181,7 +169,7 @@ check "berth serves busybox:latest with the pushed digest" expect_eq "$IMG_DIGES
 
 mkdir -p "$T/certs.d/$NODE_REG"
 write_hosts_toml() { hosts_toml >"$T/certs.d/$NODE_REG/hosts.toml"; }
-check "$NODE_REG/hosts.toml from $HOSTS_SOURCE" write_hosts_toml
+check "$NODE_REG/hosts.toml from berth kind config --only hosts-toml" write_hosts_toml
 hosts_toml_shape() {
   grep -qx "server = \"http://$NODE_REG\"" "$T/certs.d/$NODE_REG/hosts.toml" &&
     grep -qF "[host.\"http://$REG\"]" "$T/certs.d/$NODE_REG/hosts.toml"

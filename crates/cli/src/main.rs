@@ -6,6 +6,7 @@ mod allocator;
 mod config;
 mod fd_limit;
 mod fsck;
+mod kind;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,11 @@ enum Command {
         /// that point at it (refused while a server uses the folder)
         #[arg(long)]
         repair: bool,
+    },
+    /// Run berth as the registry of a local KinD cluster (up, down, config).
+    Kind {
+        #[command(subcommand)]
+        command: kind::KindCommand,
     },
 }
 
@@ -127,5 +133,6 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Kind { command } => kind::run(command),
     }
 }

@@ -1,0 +1,235 @@
+//! Pure argument lists for the `docker`/`kind`/`kubectl` calls, and parsers
+//! for their answers. Kept apart from running them so both are unit-tested.
+
+use super::plan::{NetworkMode, Registry};
+use super::spec::{Spec, CONTAINER_PORT};
+use std::path::PathBuf;
+
+/// Label marking a container as created by `berth kind up`; its value is the port.
+pub const PORT_LABEL: &str = "io.github.berth.kind.port";
+
+/// Where berth's image keeps its data.
+pub const DATA_IN_CONTAINER: &str = "/var/lib/registry";
+
+/// Where the registry's data lives on the docker host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A named docker volume (the default): survives `down`, removed by `--purge`.
+    Volume(String),
+    /// A host folder, and the `uid:gid` owning it: the container runs as that
+    /// user so it can write there and the files stay the owner's.
+    Dir(PathBuf, Option<String>),
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// docker `--mount` is a CSV list: quote a field holding `,` or `"`.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// `docker run` for the registry container.
+pub fn run_registry(
+    spec: &Spec,
+    image: &str,
+    network: NetworkMode,
+    storage: &Storage,
+) -> Vec<String> {
+    let mut a = strings(&[
+        "run",
+        "-d",
+        "--name",
+        spec.registry.as_str(),
+        "--restart=always",
+    ]);
+    a.push("--label".into());
+    a.push(format!("{PORT_LABEL}={}", spec.port));
+    match network {
+        NetworkMode::Kind => {
+            a.push("-p".into());
+            a.push(format!("127.0.0.1:{}:{CONTAINER_PORT}", spec.port));
+        }
+        NetworkMode::Host => {
+            a.extend(strings(&["--network", "host", "-e"]));
+            a.push(format!("BERTH_ADDR=127.0.0.1:{}", spec.port));
+        }
+    }
+    a.push("-e".into());
+    a.push(format!("BERTH_DATA_DIR={DATA_IN_CONTAINER}"));
+    match storage {
+        Storage::Volume(v) => {
+            a.push("--mount".into());
+            a.push(format!("type=volume,source={v},target={DATA_IN_CONTAINER}"));
+        }
+        Storage::Dir(dir, owner) => {
+            if let Some(owner) = owner {
+                a.push("--user".into());
+                a.push(owner.clone());
+            }
+            a.push("--mount".into());
+            let source = csv_field(&format!("source={}", dir.display()));
+            a.push(format!("type=bind,{source},target={DATA_IN_CONTAINER}"));
+        }
+    }
+    a.push(image.into());
+    a.push("serve".into());
+    a
+}
+
+pub fn create_cluster(spec: &Spec) -> Vec<String> {
+    strings(&[
+        "create",
+        "cluster",
+        "--name",
+        spec.cluster.as_str(),
+        "--config",
+        "-",
+    ])
+}
+
+pub fn get_nodes(spec: &Spec) -> Vec<String> {
+    strings(&["get", "nodes", "--name", spec.cluster.as_str()])
+}
+
+pub fn kubectl(spec: &Spec, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["--context".to_string(), spec.context()];
+    a.extend(strings(args));
+    a
+}
+
+pub fn get_configmap(spec: &Spec) -> Vec<String> {
+    kubectl(
+        spec,
+        &[
+            "-n",
+            "kube-public",
+            "get",
+            "configmap",
+            "local-registry-hosting",
+            "-o",
+            "jsonpath={.data.localRegistryHosting\\.v1}",
+        ],
+    )
+}
+
+/// What `docker container inspect` says about the registry container.
+pub fn parse_registry(inspect_json: &str) -> Registry {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(inspect_json) else {
+        return Registry::Foreign;
+    };
+    let Some(c) = items.first() else {
+        return Registry::Absent;
+    };
+    let port = c["Config"]["Labels"][PORT_LABEL]
+        .as_str()
+        .and_then(|p| p.parse().ok());
+    let Some(port) = port else {
+        return Registry::Foreign;
+    };
+    Registry::Ours {
+        running: c["State"]["Running"].as_bool().unwrap_or(false),
+        port,
+        on_kind_network: c["NetworkSettings"]["Networks"].get("kind").is_some(),
+    }
+}
+
+/// Whether `containerd config dump` shows the CRI registry reading certs.d:
+/// containerd 1.x prints `config_path = "…"`, 2.x `config_path = '…'`.
+pub fn reads_certs_d(config_dump: &str) -> bool {
+    config_dump.lines().any(|line| {
+        let line = line.trim();
+        line.starts_with("config_path")
+            && line.split_once('=').is_some_and(|(_, v)| {
+                v.trim().trim_matches(['"', '\'']).trim_end_matches('/') == super::spec::CERTS_D
+            })
+    })
+}
+
+/// Names listed one per line (`kind get clusters`, `kind get nodes`).
+pub fn lines(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::spec::Name;
+    use super::*;
+
+    fn spec() -> Spec {
+        let registry = Name::container("kind-registry").unwrap();
+        Spec {
+            cluster: Name::cluster("kind").unwrap(),
+            endpoint: Spec::default_endpoint(&registry),
+            registry,
+            port: 5000,
+            workers: 1,
+        }
+    }
+
+    #[test]
+    fn registry_runs_published_on_loopback_with_a_named_volume() {
+        let a = run_registry(
+            &spec(),
+            "berth:latest",
+            NetworkMode::Kind,
+            &Storage::Volume("kind-registry-data".into()),
+        );
+        assert_eq!(
+            a.join(" "),
+            "run -d --name kind-registry --restart=always --label io.github.berth.kind.port=5000 \
+             -p 127.0.0.1:5000:5000 -e BERTH_DATA_DIR=/var/lib/registry \
+             --mount type=volume,source=kind-registry-data,target=/var/lib/registry berth:latest serve"
+        );
+    }
+
+    #[test]
+    fn a_data_folder_with_spaces_and_commas_stays_one_argument() {
+        let storage = Storage::Dir("/tmp/my data, v2".into(), Some("1000:1000".into()));
+        let a = run_registry(&spec(), "berth:latest", NetworkMode::Host, &storage);
+        assert!(
+            a.contains(
+                &"type=bind,\"source=/tmp/my data, v2\",target=/var/lib/registry".to_string()
+            ),
+            "{a:?}"
+        );
+        assert!(a.windows(2).any(|w| w == ["--user", "1000:1000"]));
+        assert!(a.windows(2).any(|w| w == ["--network", "host"]));
+        assert!(a.contains(&"BERTH_ADDR=127.0.0.1:5000".to_string()));
+        assert!(!a.contains(&"-p".to_string()));
+    }
+
+    #[test]
+    fn inspect_tells_ours_from_foreign() {
+        assert_eq!(parse_registry("[]"), Registry::Absent);
+        let ours = r#"[{"State":{"Running":true},"Config":{"Labels":{"io.github.berth.kind.port":"5001"}},
+            "NetworkSettings":{"Networks":{"bridge":{},"kind":{}}}}]"#;
+        assert_eq!(
+            parse_registry(ours),
+            Registry::Ours {
+                running: true,
+                port: 5001,
+                on_kind_network: true
+            }
+        );
+        let foreign = r#"[{"State":{"Running":true},"Config":{"Labels":null},"NetworkSettings":{"Networks":{}}}]"#;
+        assert_eq!(parse_registry(foreign), Registry::Foreign);
+    }
+
+    #[test]
+    fn config_path_is_found_in_containerd_1_and_2_dumps() {
+        assert!(reads_certs_d("  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"/etc/containerd/certs.d\"\n"));
+        assert!(reads_certs_d("[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/containerd/certs.d'\n"));
+        assert!(!reads_certs_d("    config_path = \"\"\n"));
+        assert!(!reads_certs_d(""));
+    }
+}

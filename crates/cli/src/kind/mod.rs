@@ -1,0 +1,230 @@
+//! `berth kind up | down | config`: berth as the local registry of a KinD
+//! cluster, the way kind's local-registry recipe sets one up, in one
+//! idempotent command. Portable: no Linux-only calls (macOS users run it).
+//!
+//! `spec` generates the files, `plan` decides, `observe`/`up`/`down` talk to
+//! docker, kind and kubectl through `tools`; `record` remembers what `up` made.
+
+mod commands;
+mod down;
+mod observe;
+mod plan;
+mod record;
+mod spec;
+mod tools;
+mod up;
+
+use clap::{Args, Subcommand, ValueEnum};
+use commands::Storage;
+use spec::{Name, NameError, Spec};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum KindCommand {
+    /// Start berth as the cluster's registry: the registry container, the
+    /// cluster (created if absent), hosts.toml on every node, the kind
+    /// network, the local-registry-hosting ConfigMap. Safe to run again.
+    Up(UpArgs),
+    /// Remove what `up` created: the registry container and its network
+    /// connection, and the cluster only if `up` created it. Data is kept.
+    Down(DownArgs),
+    /// Print the cluster config, hosts.toml and ConfigMap for your own scripts.
+    Config(ConfigArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct Common {
+    /// KinD cluster name (lower-case letters, digits, '-', '.')
+    #[arg(long, default_value = "kind")]
+    name: String,
+    /// Registry container name
+    #[arg(long, default_value = "kind-registry")]
+    registry_name: String,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Host port: images are pushed and pulled as localhost:PORT/...
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Worker nodes of a new cluster (besides its control plane)
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+    /// berth's container image (deploy/build-image.sh builds berth:latest)
+    #[arg(long, default_value = "berth:latest")]
+    image: String,
+    /// Keep the registry's data in this host folder instead of a named volume
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `kind`: publish on 127.0.0.1:PORT and join the kind network.
+    /// `host` (Linux only): host networking, no kind network; for tests.
+    #[arg(long, value_enum, default_value_t = Network::Kind)]
+    network: Network,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Network {
+    Kind,
+    Host,
+}
+
+#[derive(Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Also remove the registry's data volume (every image pushed to it)
+    #[arg(long)]
+    purge: bool,
+}
+
+#[derive(Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Host port: images are named localhost:PORT/...
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+    /// URL containerd on the nodes uses for the registry
+    /// [default: http://REGISTRY-NAME:5000]
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Print only one piece, exactly as the file's content
+    #[arg(long, value_enum)]
+    only: Option<Piece>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Piece {
+    HostsToml,
+    Cluster,
+    Configmap,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KindError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Tool(#[from] tools::ToolError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
+    #[error("cannot use data folder {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("the registry container {name} does not answer on http://127.0.0.1:{port}/v2/ after 30 s: see docker logs {name}")]
+    RegistryNotAnswering { name: String, port: u16 },
+}
+
+fn spec(
+    common: &Common,
+    port: u16,
+    workers: u32,
+    endpoint: Option<String>,
+) -> Result<Spec, KindError> {
+    let registry = Name::container(&common.registry_name)?;
+    Ok(Spec {
+        cluster: Name::cluster(&common.name)?,
+        endpoint: endpoint.unwrap_or_else(|| Spec::default_endpoint(&registry)),
+        registry,
+        port,
+        workers,
+    })
+}
+
+fn record_path(cluster: &Name) -> Result<PathBuf, KindError> {
+    let dir = record::dir(|k| std::env::var(k).ok())?;
+    Ok(record::path(&dir, cluster.as_str()))
+}
+
+/// A host data folder, created if needed, absolute (docker wants that), with
+/// the owner the container runs as.
+fn data_dir_storage(dir: &std::path::Path) -> Result<Storage, KindError> {
+    let err = |e| KindError::DataDir(dir.to_path_buf(), e);
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let abs = std::fs::canonicalize(dir).map_err(err)?;
+    #[cfg(unix)]
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&abs).map_err(err)?;
+        Some(format!("{}:{}", m.uid(), m.gid()))
+    };
+    #[cfg(not(unix))]
+    let owner = None;
+    Ok(Storage::Dir(abs, owner))
+}
+
+fn execute(cmd: KindCommand) -> Result<(), KindError> {
+    match cmd {
+        KindCommand::Config(a) => {
+            let s = spec(&a.common, a.port, a.workers, a.endpoint)?;
+            match a.only {
+                Some(Piece::HostsToml) => print!("{}", s.hosts_toml()),
+                Some(Piece::Cluster) => print!("{}", s.cluster_config()),
+                Some(Piece::Configmap) => print!("{}", s.configmap()),
+                None => {
+                    println!(
+                        "# kind create cluster --config FILE\n{}",
+                        s.cluster_config()
+                    );
+                    println!(
+                        "# {} on every node\n{}",
+                        s.hosts_toml_path(),
+                        s.hosts_toml()
+                    );
+                    print!(
+                        "# kubectl --context {} apply -f FILE\n{}",
+                        s.context(),
+                        s.configmap()
+                    );
+                }
+            }
+            Ok(())
+        }
+        KindCommand::Up(a) => {
+            let network = match a.network {
+                Network::Kind => plan::NetworkMode::Kind,
+                Network::Host => plan::NetworkMode::Host,
+            };
+            let mut s = spec(&a.common, a.port, a.workers, None)?;
+            if network == plan::NetworkMode::Host {
+                // Nodes would share the host's network: the registry is on loopback.
+                s.endpoint = format!("http://127.0.0.1:{}", a.port);
+            }
+            let storage = match &a.data_dir {
+                Some(d) => data_dir_storage(d)?,
+                None => Storage::Volume(format!("{}-data", s.registry)),
+            };
+            let path = record_path(&s.cluster)?;
+            up::run(
+                &up::Up {
+                    spec: s,
+                    image: a.image,
+                    network,
+                    storage,
+                },
+                &path,
+            )
+        }
+        KindCommand::Down(a) => {
+            let s = spec(&a.common, 5000, 0, None)?;
+            let path = record_path(&s.cluster)?;
+            down::run(&s, a.purge, &path)
+        }
+    }
+}
+
+pub fn run(cmd: KindCommand) -> ExitCode {
+    match execute(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth kind: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

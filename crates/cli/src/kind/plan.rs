@@ -1,0 +1,590 @@
+//! Pure decisions: from what `up`/`down` observed to the list of actions.
+//! Every action is taken only when the observation says it is still needed,
+//! which is what makes a second `up` change nothing.
+
+use super::record::Record;
+
+/// How the registry container reaches the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Published on 127.0.0.1:PORT and connected to the `kind` network.
+    Kind,
+    /// Linux only: host networking, no `kind` network (the tests' mode).
+    Host,
+}
+
+/// The registry container as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registry {
+    Absent,
+    /// Created by `berth kind up` (it carries our labels).
+    Ours {
+        running: bool,
+        port: u16,
+        on_kind_network: bool,
+    },
+    /// A container with that name that berth did not create.
+    Foreign,
+}
+
+/// One node of an existing cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    /// The node's current `hosts.toml` for our port, if any.
+    pub hosts_toml: Option<String>,
+    /// Whether its containerd reads `/etc/containerd/certs.d` (config_path).
+    pub reads_certs_d: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cluster {
+    Absent,
+    Present { nodes: Vec<Node> },
+}
+
+/// What `up` found before doing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpObserved {
+    pub image_present: bool,
+    pub registry: Registry,
+    /// Whether 127.0.0.1:PORT can be bound (only asked when we need it).
+    pub port_free: bool,
+    /// A port that was free when asked, for the error message.
+    pub free_port_hint: Option<u16>,
+    pub cluster: Cluster,
+    /// The current `localRegistryHosting.v1` value, if the ConfigMap exists.
+    pub configmap: Option<String>,
+    pub record: Option<Record>,
+}
+
+/// What `up` wants in the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpWanted {
+    pub port: u16,
+    pub network: NetworkMode,
+    pub hosts_toml: String,
+    pub registry_hosting: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpAction {
+    RunRegistry,
+    StartRegistry,
+    CreateCluster,
+    /// After `CreateCluster`: the nodes are known only then.
+    WriteHostsTomlOnNewNodes,
+    WriteHostsToml {
+        node: String,
+    },
+    ConnectNetwork,
+    ApplyConfigMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpPlan {
+    pub actions: Vec<UpAction>,
+    /// Steps found already done, said so to the user.
+    pub already: Vec<String>,
+    /// The record to save before acting: what this and earlier `up`s created.
+    pub record_created_cluster: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("the image {0} is not in the local docker: build it from a berth checkout with deploy/build-image.sh {0}, or pass --image")]
+    ImageMissing(String),
+    #[error("port {port} on 127.0.0.1 is taken by another process: pass a free one, e.g. --port {hint}", hint = .hint.map_or_else(|| "PORT".to_string(), |p| p.to_string()))]
+    PortTaken { port: u16, hint: Option<u16> },
+    #[error("a container named {0} exists that berth did not create: remove it (docker rm -f {0}) or pass another --registry-name")]
+    ForeignContainer(String),
+    #[error("the registry container {name} already serves port {running}, not {wanted}: pass --port {running}, or run berth kind down first")]
+    OtherPort {
+        name: String,
+        running: u16,
+        wanted: u16,
+    },
+    #[error("cluster {cluster}: containerd on {nodes} does not read /etc/containerd/certs.d (config_path is unset), so it would ignore the registry. Recreate the cluster with kind v0.27+ or with the config that sets it: berth kind config --name {cluster} --only cluster > cluster.yaml; kind delete cluster --name {cluster}; kind create cluster --config cluster.yaml")]
+    NoConfigPath { cluster: String, nodes: String },
+}
+
+/// Decides what `up` does. `image`/`registry`/`cluster` name things in messages.
+pub fn plan_up(
+    seen: &UpObserved,
+    want: &UpWanted,
+    image: &str,
+    registry: &str,
+    cluster: &str,
+) -> Result<UpPlan, PlanError> {
+    let mut actions = Vec::new();
+    let mut already = Vec::new();
+
+    // The registry container.
+    match seen.registry {
+        Registry::Foreign => return Err(PlanError::ForeignContainer(registry.into())),
+        Registry::Ours { port, .. } if port != want.port => {
+            return Err(PlanError::OtherPort {
+                name: registry.into(),
+                running: port,
+                wanted: want.port,
+            })
+        }
+        Registry::Ours { running: true, .. } => {
+            already.push(format!("registry container {registry} is running"))
+        }
+        Registry::Ours { running: false, .. } | Registry::Absent => {
+            if !seen.port_free {
+                return Err(PlanError::PortTaken {
+                    port: want.port,
+                    hint: seen.free_port_hint,
+                });
+            }
+            if seen.registry == Registry::Absent {
+                if !seen.image_present {
+                    return Err(PlanError::ImageMissing(image.into()));
+                }
+                actions.push(UpAction::RunRegistry);
+            } else {
+                actions.push(UpAction::StartRegistry);
+            }
+        }
+    }
+
+    // The cluster and its nodes' hosts.toml.
+    let mut record_created_cluster = seen.record.as_ref().is_some_and(|r| r.created_cluster);
+    match &seen.cluster {
+        Cluster::Absent => {
+            actions.push(UpAction::CreateCluster);
+            actions.push(UpAction::WriteHostsTomlOnNewNodes);
+            record_created_cluster = true;
+        }
+        Cluster::Present { nodes } => {
+            let deaf: Vec<&str> = nodes
+                .iter()
+                .filter(|n| !n.reads_certs_d)
+                .map(|n| n.name.as_str())
+                .collect();
+            if !deaf.is_empty() {
+                return Err(PlanError::NoConfigPath {
+                    cluster: cluster.into(),
+                    nodes: deaf.join(", "),
+                });
+            }
+            already.push(format!("cluster {cluster} exists"));
+            for node in nodes {
+                if node.hosts_toml.as_deref() == Some(want.hosts_toml.as_str()) {
+                    already.push(format!("node {} has the hosts.toml", node.name));
+                } else {
+                    actions.push(UpAction::WriteHostsToml {
+                        node: node.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    // The kind network (only exists once the cluster does).
+    if want.network == NetworkMode::Kind {
+        match seen.registry {
+            Registry::Ours {
+                on_kind_network: true,
+                ..
+            } => already.push(format!("{registry} is on the kind network")),
+            _ => actions.push(UpAction::ConnectNetwork),
+        }
+    }
+
+    // KEP-1755 ConfigMap.
+    let current = seen.configmap.as_deref().map(str::trim_end);
+    if seen.cluster != Cluster::Absent && current == Some(want.registry_hosting.trim_end()) {
+        already.push("ConfigMap kube-public/local-registry-hosting is current".into());
+    } else {
+        actions.push(UpAction::ApplyConfigMap);
+    }
+
+    Ok(UpPlan {
+        actions,
+        already,
+        record_created_cluster,
+    })
+}
+
+/// What `down` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownObserved {
+    pub registry: Registry,
+    /// Whether the recorded cluster still exists, and its nodes.
+    pub cluster: Cluster,
+    /// Whether the recorded data volume exists.
+    pub volume_exists: bool,
+    /// Other clusters whose records name the same registry container: while
+    /// they use it, the container and its data stay.
+    pub registry_users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownAction {
+    /// On a cluster berth attached to (not created): undo the node files.
+    RemoveHostsToml {
+        node: String,
+    },
+    DeleteConfigMap,
+    DisconnectNetwork,
+    RemoveRegistry,
+    DeleteCluster,
+    RemoveVolume,
+    ForgetRecord,
+}
+
+/// Decides what `down` removes: only what the record says `up` created.
+pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownAction> {
+    let mut actions = Vec::new();
+    if let Cluster::Present { nodes } = &seen.cluster {
+        if record.created_cluster {
+            // Deleting the cluster takes the node files and ConfigMap with it.
+        } else {
+            for node in nodes {
+                if record.patched_nodes.contains(&node.name) && node.hosts_toml.is_some() {
+                    actions.push(DownAction::RemoveHostsToml {
+                        node: node.name.clone(),
+                    });
+                }
+            }
+            if record.applied_configmap {
+                actions.push(DownAction::DeleteConfigMap);
+            }
+        }
+    }
+    let shared = !seen.registry_users.is_empty();
+    if let (
+        Registry::Ours {
+            on_kind_network, ..
+        },
+        false,
+    ) = (&seen.registry, shared)
+    {
+        if *on_kind_network {
+            actions.push(DownAction::DisconnectNetwork);
+        }
+        actions.push(DownAction::RemoveRegistry);
+    }
+    if record.created_cluster && seen.cluster != Cluster::Absent {
+        actions.push(DownAction::DeleteCluster);
+    }
+    if purge && !shared && record.volume.is_some() && seen.volume_exists {
+        actions.push(DownAction::RemoveVolume);
+    }
+    actions.push(DownAction::ForgetRecord);
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTS: &str = "server = \"http://localhost:5000\"\n";
+    const HOSTING: &str = "host: \"localhost:5000\"\n";
+
+    fn want(network: NetworkMode) -> UpWanted {
+        UpWanted {
+            port: 5000,
+            network,
+            hosts_toml: HOSTS.into(),
+            registry_hosting: HOSTING.into(),
+        }
+    }
+
+    fn nothing() -> UpObserved {
+        UpObserved {
+            image_present: true,
+            registry: Registry::Absent,
+            port_free: true,
+            free_port_hint: Some(5001),
+            cluster: Cluster::Absent,
+            configmap: None,
+            record: None,
+        }
+    }
+
+    fn node(name: &str, hosts: Option<&str>, reads_certs_d: bool) -> Node {
+        Node {
+            name: name.into(),
+            hosts_toml: hosts.map(String::from),
+            reads_certs_d,
+        }
+    }
+
+    fn everything() -> UpObserved {
+        UpObserved {
+            registry: Registry::Ours {
+                running: true,
+                port: 5000,
+                on_kind_network: true,
+            },
+            // Our own container holds the port.
+            port_free: false,
+            cluster: Cluster::Present {
+                nodes: vec![
+                    node("kind-control-plane", Some(HOSTS), true),
+                    node("kind-worker", Some(HOSTS), true),
+                ],
+            },
+            configmap: Some(HOSTING.into()),
+            record: Some(record(true)),
+            ..nothing()
+        }
+    }
+
+    fn record(created_cluster: bool) -> Record {
+        Record {
+            cluster: "kind".into(),
+            created_cluster,
+            registry: "kind-registry".into(),
+            port: 5000,
+            volume: Some("kind-registry-data".into()),
+            data_dir: None,
+            patched_nodes: if created_cluster {
+                vec![]
+            } else {
+                vec!["dev-control-plane".into()]
+            },
+            applied_configmap: true,
+        }
+    }
+
+    fn up(seen: &UpObserved, network: NetworkMode) -> Result<UpPlan, PlanError> {
+        plan_up(
+            seen,
+            &want(network),
+            "berth:latest",
+            "kind-registry",
+            "kind",
+        )
+    }
+
+    #[test]
+    fn first_up_on_nothing_does_every_step_in_order() {
+        let plan = up(&nothing(), NetworkMode::Kind).unwrap();
+        use UpAction::*;
+        assert_eq!(
+            plan.actions,
+            [
+                RunRegistry,
+                CreateCluster,
+                WriteHostsTomlOnNewNodes,
+                ConnectNetwork,
+                ApplyConfigMap
+            ]
+        );
+        assert!(plan.record_created_cluster);
+        assert!(plan.already.is_empty());
+    }
+
+    #[test]
+    fn host_network_mode_skips_the_kind_network() {
+        let plan = up(&nothing(), NetworkMode::Host).unwrap();
+        assert!(!plan.actions.contains(&UpAction::ConnectNetwork));
+    }
+
+    #[test]
+    fn second_up_on_everything_present_changes_nothing_and_says_so() {
+        let plan = up(&everything(), NetworkMode::Kind).unwrap();
+        assert_eq!(plan.actions, []);
+        assert_eq!(plan.already.len(), 6, "{:?}", plan.already);
+        // The record keeps saying the first up created the cluster.
+        assert!(plan.record_created_cluster);
+    }
+
+    #[test]
+    fn stopped_registry_is_started_and_stale_files_rewritten() {
+        let mut seen = everything();
+        seen.registry = Registry::Ours {
+            running: false,
+            port: 5000,
+            on_kind_network: true,
+        };
+        seen.port_free = true;
+        seen.cluster = Cluster::Present {
+            nodes: vec![node("kind-control-plane", Some("old"), true)],
+        };
+        seen.configmap = Some("host: \"localhost:5999\"\n".into());
+        let plan = up(&seen, NetworkMode::Kind).unwrap();
+        use UpAction::*;
+        assert_eq!(
+            plan.actions,
+            [
+                StartRegistry,
+                WriteHostsToml {
+                    node: "kind-control-plane".into()
+                },
+                ApplyConfigMap
+            ]
+        );
+    }
+
+    #[test]
+    fn up_attaching_to_an_existing_cluster_does_not_claim_it() {
+        let mut seen = nothing();
+        seen.cluster = Cluster::Present {
+            nodes: vec![node("dev-control-plane", None, true)],
+        };
+        let plan = up(&seen, NetworkMode::Kind).unwrap();
+        use UpAction::*;
+        assert_eq!(
+            plan.actions,
+            [
+                RunRegistry,
+                WriteHostsToml {
+                    node: "dev-control-plane".into()
+                },
+                ConnectNetwork,
+                ApplyConfigMap
+            ]
+        );
+        assert!(!plan.record_created_cluster);
+    }
+
+    #[test]
+    fn existing_cluster_whose_containerd_ignores_certs_d_is_refused() {
+        let mut seen = nothing();
+        seen.cluster = Cluster::Present {
+            nodes: vec![
+                node("old-control-plane", None, false),
+                node("old-worker", None, true),
+            ],
+        };
+        let err = up(&seen, NetworkMode::Kind).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::NoConfigPath { nodes, .. } if nodes == "old-control-plane")
+        );
+        assert!(err.to_string().contains("--only cluster"));
+    }
+
+    #[test]
+    fn refusals_name_the_way_out() {
+        let mut seen = nothing();
+        seen.port_free = false;
+        let err = up(&seen, NetworkMode::Kind).unwrap_err();
+        assert!(err.to_string().contains("--port 5001"), "{err}");
+
+        let mut seen = nothing();
+        seen.image_present = false;
+        let err = up(&seen, NetworkMode::Kind).unwrap_err();
+        assert!(err.to_string().contains("deploy/build-image.sh"), "{err}");
+
+        let mut seen = nothing();
+        seen.registry = Registry::Foreign;
+        assert!(matches!(
+            up(&seen, NetworkMode::Kind),
+            Err(PlanError::ForeignContainer(_))
+        ));
+
+        let mut seen = everything();
+        seen.registry = Registry::Ours {
+            running: true,
+            port: 5999,
+            on_kind_network: true,
+        };
+        assert!(matches!(
+            up(&seen, NetworkMode::Kind),
+            Err(PlanError::OtherPort { running: 5999, .. })
+        ));
+    }
+
+    fn down_seen(cluster: Cluster) -> DownObserved {
+        DownObserved {
+            registry: Registry::Ours {
+                running: true,
+                port: 5000,
+                on_kind_network: true,
+            },
+            cluster,
+            volume_exists: true,
+            registry_users: vec![],
+        }
+    }
+
+    #[test]
+    fn down_after_a_first_up_removes_the_cluster_and_registry_but_keeps_data() {
+        let seen = down_seen(Cluster::Present {
+            nodes: vec![node("kind-control-plane", Some(HOSTS), true)],
+        });
+        use DownAction::*;
+        assert_eq!(
+            plan_down(&record(true), &seen, false),
+            [
+                DisconnectNetwork,
+                RemoveRegistry,
+                DeleteCluster,
+                ForgetRecord
+            ]
+        );
+        assert_eq!(
+            plan_down(&record(true), &seen, true),
+            [
+                DisconnectNetwork,
+                RemoveRegistry,
+                DeleteCluster,
+                RemoveVolume,
+                ForgetRecord
+            ]
+        );
+    }
+
+    #[test]
+    fn down_after_attaching_leaves_the_cluster_and_undoes_our_files() {
+        let seen = down_seen(Cluster::Present {
+            nodes: vec![
+                node("dev-control-plane", Some(HOSTS), true),
+                node("dev-worker", Some(HOSTS), true),
+            ],
+        });
+        use DownAction::*;
+        assert_eq!(
+            plan_down(&record(false), &seen, false),
+            [
+                RemoveHostsToml {
+                    node: "dev-control-plane".into()
+                },
+                DeleteConfigMap,
+                DisconnectNetwork,
+                RemoveRegistry,
+                ForgetRecord
+            ]
+        );
+    }
+
+    #[test]
+    fn down_keeps_a_registry_another_cluster_still_uses() {
+        let mut seen = down_seen(Cluster::Present { nodes: vec![] });
+        seen.registry_users = vec!["other".into()];
+        use DownAction::*;
+        assert_eq!(
+            plan_down(&record(true), &seen, true),
+            [DeleteCluster, ForgetRecord]
+        );
+    }
+
+    #[test]
+    fn down_when_things_are_already_gone_only_forgets() {
+        let seen = DownObserved {
+            registry: Registry::Absent,
+            cluster: Cluster::Absent,
+            volume_exists: false,
+            registry_users: vec![],
+        };
+        assert_eq!(
+            plan_down(&record(true), &seen, true),
+            [DownAction::ForgetRecord]
+        );
+        // A same-named container berth did not create is never removed.
+        let seen = DownObserved {
+            registry: Registry::Foreign,
+            ..seen
+        };
+        assert_eq!(
+            plan_down(&record(true), &seen, false),
+            [DownAction::ForgetRecord]
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `berth kind up`: observe, plan, then act step by step, saying what was done.
+
+use super::commands::{self, Storage};
+use super::observe;
+use super::plan::{self, Cluster, NetworkMode, UpAction, UpObserved, UpWanted};
+use super::record::{self, Record};
+use super::spec::Spec;
+use super::tools::{self, Tool};
+use super::KindError;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Up {
+    pub spec: Spec,
+    pub image: String,
+    pub network: NetworkMode,
+    pub storage: Storage,
+}
+
+pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
+    tools::require(&[Tool::Docker, Tool::Kind, Tool::Kubectl])?;
+    let spec = &up.spec;
+    let record = record::load(record_path)?;
+    let registry = observe::registry(spec)?;
+    let needs_port = !matches!(registry, plan::Registry::Ours { running: true, .. });
+    let port_free = !needs_port || observe::port_free(spec.port);
+    let cluster = observe::cluster(spec)?;
+    let seen = UpObserved {
+        image_present: observe::image_present(&up.image)?,
+        free_port_hint: if port_free {
+            None
+        } else {
+            observe::free_port_near(spec.port)
+        },
+        port_free,
+        configmap: match cluster {
+            Cluster::Absent => None,
+            Cluster::Present { .. } => observe::configmap(spec)?,
+        },
+        cluster,
+        registry,
+        record: record.clone(),
+    };
+    let want = UpWanted {
+        port: spec.port,
+        network: up.network,
+        hosts_toml: spec.hosts_toml(),
+        registry_hosting: spec.local_registry_hosting(),
+    };
+    let plan = plan::plan_up(
+        &seen,
+        &want,
+        &up.image,
+        spec.registry.as_str(),
+        spec.cluster.as_str(),
+    )?;
+
+    for fact in &plan.already {
+        println!("  = {fact}");
+    }
+    if plan.actions.is_empty() {
+        println!(
+            "Nothing to do: the registry and cluster {} are already set up.",
+            spec.cluster
+        );
+        next_steps(spec);
+        return Ok(());
+    }
+
+    // Write down what we are about to create before creating it, so an
+    // interrupted `up` can still be undone by `down`.
+    let mut rec = record.unwrap_or_else(|| Record {
+        cluster: spec.cluster.to_string(),
+        created_cluster: false,
+        registry: spec.registry.to_string(),
+        port: spec.port,
+        volume: None,
+        data_dir: None,
+        patched_nodes: Vec::new(),
+        applied_configmap: false,
+    });
+    rec.created_cluster = plan.record_created_cluster;
+    rec.registry = spec.registry.to_string();
+    rec.port = spec.port;
+    match &up.storage {
+        Storage::Volume(v) => rec.volume = Some(v.clone()),
+        Storage::Dir(d, _) => rec.data_dir = Some(d.clone()),
+    }
+    for action in &plan.actions {
+        if let UpAction::WriteHostsToml { node } = action {
+            if !rec.patched_nodes.contains(node) {
+                rec.patched_nodes.push(node.clone());
+            }
+        }
+    }
+    rec.applied_configmap |=
+        !rec.created_cluster && plan.actions.contains(&UpAction::ApplyConfigMap);
+    record::save(record_path, &rec)?;
+
+    for action in &plan.actions {
+        act(up, action)?;
+    }
+    println!(
+        "Done: cluster {} uses the registry at localhost:{}.",
+        spec.cluster, spec.port
+    );
+    next_steps(spec);
+    Ok(())
+}
+
+fn act(up: &Up, action: &UpAction) -> Result<(), KindError> {
+    let spec = &up.spec;
+    match action {
+        UpAction::RunRegistry => {
+            let args = commands::run_registry(spec, &up.image, up.network, &up.storage);
+            tools::check(Tool::Docker, &args, None)?;
+            wait_for_registry(spec)?;
+            println!(
+                "  + started registry container {} ({}) on 127.0.0.1:{}",
+                spec.registry, up.image, spec.port
+            );
+        }
+        UpAction::StartRegistry => {
+            tools::check(Tool::Docker, &["start", spec.registry.as_str()], None)?;
+            wait_for_registry(spec)?;
+            println!("  + restarted registry container {}", spec.registry);
+        }
+        UpAction::CreateCluster => {
+            println!(
+                "  + creating cluster {} (this takes a minute)…",
+                spec.cluster
+            );
+            tools::check(
+                Tool::Kind,
+                &commands::create_cluster(spec),
+                Some(&spec.cluster_config()),
+            )?;
+        }
+        UpAction::WriteHostsTomlOnNewNodes => {
+            for node in observe::node_names(spec)? {
+                write_hosts_toml(spec, &node)?;
+            }
+        }
+        UpAction::WriteHostsToml { node } => write_hosts_toml(spec, node)?,
+        UpAction::ConnectNetwork => {
+            tools::check(
+                Tool::Docker,
+                &["network", "connect", "kind", spec.registry.as_str()],
+                None,
+            )?;
+            println!("  + connected {} to the kind network", spec.registry);
+        }
+        UpAction::ApplyConfigMap => {
+            tools::check(
+                Tool::Kubectl,
+                &commands::kubectl(spec, &["apply", "-f", "-"]),
+                Some(&spec.configmap()),
+            )?;
+            println!("  + applied ConfigMap kube-public/local-registry-hosting");
+        }
+    }
+    Ok(())
+}
+
+fn write_hosts_toml(spec: &Spec, node: &str) -> Result<(), KindError> {
+    tools::check(
+        Tool::Docker,
+        &["exec", node, "mkdir", "-p", &spec.hosts_dir()],
+        None,
+    )?;
+    let target = spec.hosts_toml_path();
+    tools::check(
+        Tool::Docker,
+        &["exec", "-i", node, "cp", "/dev/stdin", &target],
+        Some(&spec.hosts_toml()),
+    )?;
+    println!("  + wrote {target} on node {node}");
+    Ok(())
+}
+
+/// Waits until the registry answers `GET /v2/` on 127.0.0.1:PORT.
+fn wait_for_registry(spec: &Spec) -> Result<(), KindError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if v2_answers(spec.port) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(KindError::RegistryNotAnswering {
+        port: spec.port,
+        name: spec.registry.to_string(),
+    })
+}
+
+fn v2_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+fn next_steps(spec: &Spec) {
+    let reg = spec.local_host();
+    println!();
+    println!("Next:");
+    println!("  docker tag busybox {reg}/busybox && docker push {reg}/busybox");
+    println!(
+        "  kubectl --context {} run hello --image={reg}/busybox --restart=Never -- echo hello",
+        spec.context()
+    );
+    println!("  browse http://{reg}/");
+    println!(
+        "  berth kind down --name {}   (keeps the registry's data; --purge removes it)",
+        spec.cluster
+    );
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# berth kind up/down/config. No KinD cluster can start here (kind cannot be
+# installed, no node image, no bridge networks), so: the generated cluster
+# config and ConfigMap against their schemas; the registry container started
+# for real by the real dockerd in the Linux-only `--network host` mode, pushed
+# to and pulled from; and the orchestration through recording stand-ins for
+# kind and kubectl (and a recording docker wrapper) first on PATH, with the
+# exact calls of up, a second up, down and down --purge.
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+HERE=$REPO_ROOT/tests/clients/kind
+
+# ---- the generated pieces against their schemas ------------------------------
+
+VENV=${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/kind-venv
+venv_ready() { "$VENV/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null; }
+if ! venv_ready; then
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q kubernetes-validate jsonschema pyyaml
+fi
+config_() { "$BERTH_BIN" kind config "$@"; }
+
+check "berth kind config --only cluster is a valid kind v1alpha4 Cluster that sets config_path" \
+  bash -c '"$1" kind config --only cluster --workers 2 | "$2" "$3"' _ "$BERTH_BIN" "$VENV/bin/python" "$HERE/check_cluster_config.py"
+# The check itself must be able to fail: an unknown field and a bad role are refused.
+bad_cluster() {
+  printf 'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: master\nbogus: 1\n' |
+    "$VENV/bin/python" "$HERE/check_cluster_config.py" >/dev/null && return 1 || return 0
+}
+check "the cluster schema check refuses an unknown field and role" bad_cluster
+check "berth kind config --only configmap validates against Kubernetes 1.32 (kubernetes-validate, strict)" \
+  bash -c '"$1" kind config --only configmap --port 5999 > "$3/cm.yaml" && "$2" --strict -k 1.32.0 "$3/cm.yaml"' _ \
+  "$BERTH_BIN" "$VENV/bin/kubernetes-validate" "$T"
+hosts_toml_parses() {
+  config_ --only hosts-toml --port 5999 --endpoint http://127.0.0.1:4000 >"$T/hosts.toml" &&
+    expect_eq "http://localhost:5999 ['pull', 'resolve']" \
+      "$("$VENV/bin/python" -c 'import sys, tomllib; d = tomllib.load(open(sys.argv[1], "rb")); print(d["server"], d["host"]["http://127.0.0.1:4000"]["capabilities"])' "$T/hosts.toml")"
+}
+check "berth kind config --only hosts-toml is exactly a hosts.toml with the --endpoint" hosts_toml_parses
+refuses_spaces() {
+  local out
+  out=$("$BERTH_BIN" kind up --name "my cluster" 2>&1) && return 1
+  grep -q 'cannot hold spaces' <<<"$out" || { echo "$out"; return 1; }
+  out=$("$BERTH_BIN" kind config --registry-name "my registry" 2>&1) && return 1
+  grep -q 'cannot hold spaces' <<<"$out" || { echo "$out"; return 1; }
+}
+check "cluster and container names with spaces are refused with a message" refuses_spaces
+
+# ---- the real registry container, orchestrated through stand-ins -----------------
+
+start_dockerd
+IMAGE=berth-kind-test:latest
+check "berth's image builds (docker import of the static binary)" build_berth_image "$IMAGE"
+
+export REAL_DOCKER FAKE_CALL_LOG=$T/calls.log FAKE_KIND_STATE=$T/kind-state FAKE_PYTHON=$VENV/bin/python
+REAL_DOCKER=$(command -v docker)
+export PATH=$HERE/bin:$PATH XDG_STATE_HOME=$T/state
+mkdir -p "$FAKE_KIND_STATE"
+PORT=$(free_port)
+UP=(kind up --network host --port "$PORT" --image "$IMAGE")
+
+# calls: the log since the last call of calls, with the port and volume spelled out.
+calls() {
+  local all
+  all=$(cat "$FAKE_CALL_LOG" 2>/dev/null || true); : >"$FAKE_CALL_LOG"
+  printf '%s\n' "$all" | sed -e "s/$PORT/PORT/g"
+}
+# run_berth NAME ARGS...: run berth, keep its output in $T/NAME.out, succeed with it.
+run_berth() { local n=$1; shift; "$BERTH_BIN" "$@" >"$T/$n.out" 2>&1 || { cat "$T/$n.out"; return 1; }; }
+: >"$FAKE_CALL_LOG"
+
+check "berth kind up (registry, cluster, hosts.toml, ConfigMap)" run_berth up1 "${UP[@]}"
+cat "$T/up1.out" | sed 's/^/    # /'
+UP1_CALLS=$(calls)
+expect_up1=$(cat <<'EOF2'
+docker container inspect kind-registry
+kind get clusters
+docker image inspect --format {{.Id}} berth-kind-test:latest
+docker run -d --name kind-registry --restart=always --label io.github.berth.kind.port=PORT --network host -e BERTH_ADDR=127.0.0.1:PORT -e BERTH_DATA_DIR=/var/lib/registry --mount type=volume,source=kind-registry-data,target=/var/lib/registry berth-kind-test:latest serve
+kind create cluster --name kind --config -
+kind get nodes --name kind
+docker exec kind-control-plane mkdir -p /etc/containerd/certs.d/localhost:PORT
+docker exec -i kind-control-plane cp /dev/stdin /etc/containerd/certs.d/localhost:PORT/hosts.toml
+docker exec kind-worker mkdir -p /etc/containerd/certs.d/localhost:PORT
+docker exec -i kind-worker cp /dev/stdin /etc/containerd/certs.d/localhost:PORT/hosts.toml
+kubectl --context kind-kind apply -f -
+EOF2
+)
+check "up: exactly the expected kind, kubectl and docker calls" expect_eq "$expect_up1" "$UP1_CALLS"
+REG=127.0.0.1:$PORT HOSTREG=localhost:$PORT
+check "the registry container answers /v2/ on 127.0.0.1:PORT" v2_ready
+check "it runs as the image's non-root user" expect_eq "65532:65532" "$(docker inspect -f '{{.Config.User}}' kind-registry)"
+check "it restarts always" expect_eq always "$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' kind-registry)"
+nodes_have_hosts_toml() {
+  local want node
+  want=$(config_ --only hosts-toml --port "$PORT" --endpoint "http://127.0.0.1:$PORT")
+  for node in kind-control-plane kind-worker; do
+    expect_eq "$want" "$(cat "$FAKE_KIND_STATE/nodes/$node/fs/etc/containerd/certs.d/localhost:$PORT/hosts.toml")" || return 1
+  done
+}
+check "every node got the hosts.toml berth kind config prints" nodes_have_hosts_toml
+check "kind create cluster was given the config with config_path" \
+  bash -c '"$1" "$2" < "$3"' _ "$VENV/bin/python" "$HERE/check_cluster_config.py" "$FAKE_KIND_STATE/clusters/kind/config.yaml"
+check "kubectl apply was given the local-registry-hosting ConfigMap" \
+  expect_eq "$(config_ --only configmap --port "$PORT" --endpoint "http://127.0.0.1:$PORT")" "$(cat "$FAKE_KIND_STATE/configmap-kind-kind.yaml")"
+
+make_rootfs_tar "$T/rootfs.tar"
+IMG=$HOSTREG/busybox:latest
+check "docker import busybox" docker import "$T/rootfs.tar" "$IMG"
+check "docker push $IMG to the registry container" timeout 120 docker push "$IMG"
+pull_back() { docker rmi "$IMG" >/dev/null && timeout 120 docker pull "$IMG" >/dev/null && docker image inspect "$IMG" >/dev/null; }
+check "docker rmi, then pull it back from the registry container" pull_back
+# The hosts.toml up wrote into a node, used by a real containerd as a node's would.
+start_containerd
+check "ctr pulls $IMG through the hosts.toml up wrote into kind-control-plane" \
+  timeout 300 ctr --address "$CTD_SOCK" -n kind images pull \
+  --hosts-dir "$FAKE_KIND_STATE/nodes/kind-control-plane/fs/etc/containerd/certs.d" "$IMG"
+: >"$FAKE_CALL_LOG"
+
+check "a second berth kind up succeeds" run_berth up2 "${UP[@]}"
+expect_up2=$(cat <<'EOF2'
+docker container inspect kind-registry
+kind get clusters
+kind get nodes --name kind
+docker exec kind-control-plane cat /etc/containerd/certs.d/localhost:PORT/hosts.toml
+docker exec kind-control-plane containerd config dump
+docker exec kind-worker cat /etc/containerd/certs.d/localhost:PORT/hosts.toml
+docker exec kind-worker containerd config dump
+docker image inspect --format {{.Id}} berth-kind-test:latest
+kubectl --context kind-kind -n kube-public get configmap local-registry-hosting -o jsonpath={.data.localRegistryHosting\.v1}
+EOF2
+)
+check "second up: only read-only calls, exactly these" expect_eq "$expect_up2" "$(calls)"
+check "second up says nothing changed" grep -q '^Nothing to do' "$T/up2.out"
+
+check "berth kind down" run_berth down1 kind down
+expect_down=$(cat <<'EOF2'
+docker container inspect kind-registry
+kind get clusters
+docker volume inspect kind-registry-data
+docker rm -f kind-registry
+kind delete cluster --name kind
+EOF2
+)
+check "down: exactly the expected calls (no volume rm)" expect_eq "$expect_down" "$(calls)"
+check "down removed the registry container" bash -c '! docker container inspect kind-registry >/dev/null 2>&1'
+check "down deleted the cluster up created" expect_eq "" "$(ls "$FAKE_KIND_STATE/clusters")"
+check "down kept the data volume" docker volume inspect kind-registry-data
+
+check "berth kind up again after down" run_berth up3 "${UP[@]}"
+calls >/dev/null
+check "the image pushed before down is still served" \
+  expect_eq '{"name":"busybox","tags":["latest"]}' "$(curl -sS --max-time 30 "http://$REG/v2/busybox/tags/list")"
+check "berth kind down --purge" run_berth down2 kind down --purge
+check "down --purge: the same calls plus docker volume rm" \
+  expect_eq "$expect_down"$'\n'"docker volume rm kind-registry-data" "$(calls)"
+check "down --purge removed the data volume" bash -c '! docker volume inspect kind-registry-data >/dev/null 2>&1'
+calls >/dev/null
+check "a down with nothing recorded changes nothing" run_berth down3 kind down
+check "... and makes no calls" expect_eq "" "$(calls)"
+
+# ---- attaching to clusters berth did not create ----------------------------------
+
+kind create cluster --name dev --config - <<<"$(config_ --only cluster --name dev)" && calls >/dev/null
+check "berth kind up --name dev attaches to an existing cluster" run_berth attach kind up --name dev --network host --port "$PORT" --image "$IMAGE"
+attach_calls=$(calls)
+check "attach: no kind create, hosts.toml written on its nodes" bash -c \
+  '! grep -q "kind create" <<<"$1" && grep -q "cp /dev/stdin /etc/containerd/certs.d/localhost:PORT/hosts.toml" <<<"$1" && test -f "$2"' _ \
+  "$attach_calls" "$FAKE_KIND_STATE/nodes/dev-control-plane/fs/etc/containerd/certs.d/localhost:$PORT/hosts.toml"
+check "berth kind down --name dev" run_berth attach-down kind down --name dev
+expect_attach_down=$(cat <<'EOF2'
+docker container inspect kind-registry
+kind get clusters
+docker exec dev-control-plane cat /etc/containerd/certs.d/localhost:PORT/hosts.toml
+docker exec dev-worker cat /etc/containerd/certs.d/localhost:PORT/hosts.toml
+docker volume inspect kind-registry-data
+docker exec dev-control-plane rm -rf /etc/containerd/certs.d/localhost:PORT
+docker exec dev-worker rm -rf /etc/containerd/certs.d/localhost:PORT
+kubectl --context kind-dev -n kube-public delete configmap local-registry-hosting --ignore-not-found
+docker rm -f kind-registry
+EOF2
+)
+check "down after attaching: undoes its files, never deletes the cluster" expect_eq "$expect_attach_down" "$(calls)"
+check "the attached cluster is still there" test -d "$FAKE_KIND_STATE/clusters/dev"
+docker volume rm kind-registry-data >/dev/null 2>&1 || true
+
+printf 'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n' | kind create cluster --name old --config - && calls >/dev/null
+refuses_old() {
+  local out
+  out=$("$BERTH_BIN" kind up --name old --network host --port "$PORT" --image "$IMAGE" 2>&1) && { echo "$out"; return 1; }
+  grep -q 'does not read /etc/containerd/certs.d' <<<"$out" && grep -q 'kind create cluster --config' <<<"$out" ||
+    { echo "$out"; return 1; }
+  ! grep -qE '^docker run|^docker exec -i|^kubectl .* apply' <<<"$(calls)"
+}
+check "a cluster whose containerd ignores certs.d is refused before anything changes" refuses_old
+
+# ---- refusals and a data folder with spaces ------------------------------------------
+
+TAKEN=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(600)' "$TAKEN" &
+track port-holder $!
+wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TAKEN"
+calls >/dev/null
+port_taken() {
+  local out
+  out=$("$BERTH_BIN" kind up --network host --port "$TAKEN" --image "$IMAGE" 2>&1) && { echo "$out"; return 1; }
+  grep -qE "port $TAKEN on 127.0.0.1 is taken .*--port [0-9]+" <<<"$out" || { echo "$out"; return 1; }
+  ! grep -q '^docker run' <<<"$(calls)"
+}
+check "a port taken by another process: non-zero exit suggesting a free --port" port_taken
+
+no_image() {
+  local out
+  out=$("$BERTH_BIN" kind up --network host --port "$(free_port)" --image berth-absent:1 2>&1) && { echo "$out"; return 1; }
+  grep -q 'deploy/build-image.sh' <<<"$out" || { echo "$out"; return 1; }
+}
+check "a missing image: non-zero exit saying how to build it" no_image
+calls >/dev/null
+
+PORT2=$(free_port)
+DATA="$T/registry data with spaces"
+check "berth kind up --data-dir with spaces in the path" \
+  run_berth spaces kind up --name spaces --registry-name spaces-registry --network host --port "$PORT2" --image "$IMAGE" --data-dir "$DATA"
+push_into_dir() {
+  docker tag "$IMG" "localhost:$PORT2/busybox:latest" && timeout 120 docker push "localhost:$PORT2/busybox:latest" >/dev/null &&
+    test -f "$DATA/meta.db" && [ -n "$(find "$DATA" -type f -size +100k)" ]
+}
+check "a push lands in the folder with spaces" push_into_dir
+check "berth kind down --name spaces keeps the folder" bash -c 'run() { "$1" kind down --name spaces --purge; }; run "$1" && test -f "$2/meta.db"' _ "$BERTH_BIN" "$DATA"
+check "... and removed its container" bash -c '! docker container inspect spaces-registry >/dev/null 2>&1'
+
+# ---- one registry for two clusters; a missing tool ---------------------------------
+
+UPN=(kind up --network host --port "$PORT" --image "$IMAGE" --name)
+check "up for clusters one and two share one registry container" bash -c \
+  '"$1" "${@:3}" one >/dev/null && "$1" "${@:3}" two > "$2" && grep -q "= registry container kind-registry is running" "$2"' _ \
+  "$BERTH_BIN" "$T/two.out" "${UPN[@]}"
+check "down --name one --purge keeps the registry cluster two still uses" bash -c \
+  '"$1" kind down --name one --purge && "$2" container inspect kind-registry >/dev/null && "$2" volume inspect kind-registry-data >/dev/null' _ \
+  "$BERTH_BIN" "$REAL_DOCKER"
+check "down --name two --purge then removes it and its data" bash -c \
+  '"$1" kind down --name two --purge && ! "$2" container inspect kind-registry >/dev/null 2>&1 && ! "$2" volume inspect kind-registry-data >/dev/null 2>&1' _ \
+  "$BERTH_BIN" "$REAL_DOCKER"
+
+mkdir -p "$T/no-kubectl"
+ln -s "$HERE/bin/docker" "$T/no-kubectl/docker"
+ln -s "$HERE/bin/kind" "$T/no-kubectl/kind"
+calls >/dev/null
+missing_kubectl() {
+  local out
+  out=$(PATH=$T/no-kubectl "$BERTH_BIN" "${UP[@]}" 2>&1) && { echo "$out"; return 1; }
+  grep -q '`kubectl` is not on PATH' <<<"$out" || { echo "$out"; return 1; }
+  expect_eq "" "$(calls)"
+}
+check "kubectl missing: an error naming it, before any call" missing_kubectl
