@@ -171,10 +171,10 @@ mkdir -p "$T/certs.d/$NODE_REG"
 write_hosts_toml() { hosts_toml >"$T/certs.d/$NODE_REG/hosts.toml"; }
 check "$NODE_REG/hosts.toml from berth kind config --only hosts-toml" write_hosts_toml
 hosts_toml_shape() {
-  grep -qx "server = \"http://$NODE_REG\"" "$T/certs.d/$NODE_REG/hosts.toml" &&
+  grep -qx "server = \"http://$REG\"" "$T/certs.d/$NODE_REG/hosts.toml" &&
     grep -qF "[host.\"http://$REG\"]" "$T/certs.d/$NODE_REG/hosts.toml"
 }
-check "hosts.toml for $NODE_REG: server $NODE_REG, host http://$REG" hosts_toml_shape
+check "hosts.toml for $NODE_REG: server and host http://$REG" hosts_toml_shape
 nothing_on_node_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$NODE_PORT") 2>/dev/null; }
 check "nothing listens on $NODE_REG, so only hosts.toml can route a pull to berth" nothing_on_node_port
 
@@ -201,9 +201,8 @@ check "ImageStatus lists the tag $IMG" \
 
 # A missing tag fails promptly with an error naming it (the kubelet's ErrImagePull).
 # containerd tries every [host] of hosts.toml and then the `server` as a last
-# resort, and reports the last failure: with server = "http://localhost:5999",
-# where nothing listens (as inside a KinD node), that is "connection refused",
-# not berth's 404.
+# resort, and reports the last failure; berth's hosts.toml names berth as the
+# server too, so the error says what happened: not found.
 pull_missing() {  # pull_missing REF ERROR_TEXT
   local start=$SECONDS rc=0
   cri pull "$1" >/dev/null 2>"$T/missing.err" || rc=$?
@@ -211,16 +210,15 @@ pull_missing() {  # pull_missing REF ERROR_TEXT
   grep -qF "$2" "$T/missing.err" || { echo "error does not say '$2':"; cat "$T/missing.err"; return 1; }
   [ $((SECONDS - start)) -lt 60 ] || { echo "took $((SECONDS - start)) s"; return 1; }
 }
-check "CRI PullImage of a missing tag fails within 60 s, naming the reference" \
-  pull_missing "$NODE_REG/busybox:no-such-tag" "failed to resolve reference \"$NODE_REG/busybox:no-such-tag\""
-# With server = berth's own endpoint the fallback asks berth again, and the
-# error says what happened: not found. (containerd 1.6 rejects a hosts.toml
-# without a [host] table, "invalid `host` tree", so the table stays.)
+check "CRI PullImage of a missing tag fails within 60 s, naming the reference and 'not found'" \
+  pull_missing "$NODE_REG/busybox:no-such-tag" "failed to resolve reference \"$NODE_REG/busybox:no-such-tag\": $NODE_REG/busybox:no-such-tag: not found"
+# Why server names berth: with server = "http://localhost:5998", where nothing
+# listens (as inside a KinD node), the same pull reports "connection refused".
 mkdir -p "$T/certs.d/localhost:5998"
-printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REG" "$REG" \
+printf 'server = "http://localhost:5998"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REG" \
   >"$T/certs.d/localhost:5998/hosts.toml"
-check "same missing tag with server = berth's endpoint: the error says 'not found'" \
-  pull_missing "localhost:5998/busybox:no-such-tag" "not found"
+check "same missing tag with server = the node's own localhost: 'connection refused'" \
+  pull_missing "localhost:5998/busybox:no-such-tag" "connection refused"
 
 # By digest: forget the image, then pull it back by the digest berth served.
 check "CRI RemoveImage $IMG" cri remove-image "$IMG"

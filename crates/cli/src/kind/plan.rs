@@ -282,7 +282,7 @@ pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownA
 mod tests {
     use super::*;
 
-    const HOSTS: &str = "server = \"http://localhost:5000\"\n";
+    const HOSTS: &str = "server = \"http://kind-registry:5000\"\n";
     const HOSTING: &str = "host: \"localhost:5000\"\n";
 
     fn want(network: NetworkMode) -> UpWanted {

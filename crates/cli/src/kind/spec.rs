@@ -143,12 +143,15 @@ impl Spec {
     }
 
     /// `hosts.toml` for `localhost:PORT`: inside a node `localhost` is the node
-    /// itself, so pulls are sent to the registry container instead.
+    /// itself, so pulls are sent to the registry container instead. `server`
+    /// names the registry too: containerd falls back to it after the hosts and
+    /// reports the last failure, so a missing tag reads "not found", not
+    /// "connection refused" from the node's own localhost. The `[host]` table
+    /// must stay: containerd 1.6 ignores a file with `server` alone.
     pub fn hosts_toml(&self) -> String {
         format!(
-            "server = \"http://{}\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            self.local_host(),
-            self.endpoint
+            "server = \"{endpoint}\"\n\n[host.\"{endpoint}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            endpoint = self.endpoint
         )
     }
 
@@ -211,13 +214,13 @@ mod tests {
         let mut s = spec();
         assert_eq!(
             s.hosts_toml(),
-            "server = \"http://localhost:5000\"\n\n[host.\"http://kind-registry:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            "server = \"http://kind-registry:5000\"\n\n[host.\"http://kind-registry:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
         );
         s.port = 5999;
         s.endpoint = "http://127.0.0.1:41234".into();
         assert!(s
             .hosts_toml()
-            .starts_with("server = \"http://localhost:5999\"\n"));
+            .starts_with("server = \"http://127.0.0.1:41234\"\n"));
         assert!(s.hosts_toml().contains("[host.\"http://127.0.0.1:41234\"]"));
         assert_eq!(
             s.hosts_toml_path(),
