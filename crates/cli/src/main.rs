@@ -4,8 +4,10 @@
 
 mod allocator;
 mod config;
+mod data_dir;
 mod fd_limit;
 mod fsck;
+mod import;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +53,20 @@ enum Command {
         /// that point at it (refused while a server uses the folder)
         #[arg(long)]
         repair: bool,
+    },
+    /// Import a registry:2 (CNCF distribution) filesystem tree: repositories,
+    /// tags, manifests and blobs, each verified by digest. Exits 1 if
+    /// anything could not be imported (the rest is), 2 if it cannot run.
+    ImportDistribution {
+        /// The folder registry:2 stored into (holding docker/registry/v2),
+        /// or the v2 folder itself; may be the data folder
+        src: PathBuf,
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -105,7 +121,11 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
-                    ExitCode::FAILURE
+                    if e.is::<data_dir::Refused>() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
             }
         }
@@ -121,6 +141,24 @@ fn main() -> ExitCode {
             };
             match Config::load(config, &env, flags) {
                 Ok(config) => fsck::run(&config.data_dir, repair),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::ImportDistribution {
+            src,
+            data_dir,
+            config,
+        } => {
+            let env = std::env::vars().collect();
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match Config::load(config, &env, flags) {
+                Ok(config) => import::run(&src, &config),
                 Err(e) => {
                     tracing::error!("{e}");
                     ExitCode::from(2)
