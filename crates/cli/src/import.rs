@@ -190,15 +190,15 @@ async fn import_into(
 fn print_report(src: &Path, report: &ImportReport, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     say!(
-        "imported {} into berth in {secs:.1}s: {} repositories, {} tags, {} manifests, \
-         {} blobs ({}, {:.0} MB/s)",
+        "imported {} into berth in {secs:.1}s: {} tags, {} manifests, {} blobs ({}, \
+         {:.0} MB/s); {} repositories now in berth",
         src.display(),
-        report.repositories,
         report.tags,
         report.manifests,
         report.blobs,
         HumanBytes(report.bytes),
         report.bytes as f64 / 1e6 / secs.max(1e-3),
+        report.repositories,
     );
     if report.tags_present + report.manifests_present + report.blobs_present > 0 {
         say!(
