@@ -52,9 +52,12 @@ pub struct RepositoryLayout {
 impl DistributionTree {
     /// Finds the tree given the folder `registry:2` was configured with
     /// (holding `docker/registry/v2`) or the `v2` folder itself.
+    /// The v2 folder itself must hold `repositories/`: berth's own data
+    /// folder also has a `blobs/sha256`, and must not pass for one.
     pub fn locate(src: &Path) -> Result<Self, LayoutError> {
-        for v2 in [src.join("docker").join("registry").join("v2"), src.into()] {
-            if v2.join("repositories").is_dir() || v2.join("blobs").join("sha256").is_dir() {
+        let nested = src.join("docker").join("registry").join("v2");
+        for v2 in [nested, src.into()] {
+            if v2.join("repositories").is_dir() {
                 return Ok(DistributionTree { v2 });
             }
         }
@@ -296,9 +299,11 @@ mod tests {
         assert_eq!(from_root.v2(), v2);
         let from_v2 = DistributionTree::locate(&v2).unwrap();
         assert_eq!(from_v2.v2(), v2);
-        let empty = tempfile::tempdir().unwrap();
+        // An empty folder, or berth's own data folder, is not one.
+        let berth = tempfile::tempdir().unwrap();
+        fs::create_dir_all(berth.path().join("blobs/sha256/ab")).unwrap();
         assert!(matches!(
-            DistributionTree::locate(empty.path()),
+            DistributionTree::locate(berth.path()),
             Err(LayoutError::NotADistributionTree(_))
         ));
     }

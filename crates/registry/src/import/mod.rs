@@ -98,16 +98,17 @@ pub async fn import(
     tree: &DistributionTree,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, ImportError> {
-    let plans: Vec<RepositoryPlan> = tree
-        .repositories()?
-        .into_iter()
-        .map(|layout| RepositoryPlan::new(tree, layout))
-        .collect();
+    let layouts = tree.repositories()?;
+    // A first pass only sizes the work; plans hold manifests' bytes, so
+    // each is made again when its repository's turn comes rather than
+    // keeping every manifest of a large registry in memory at once.
     let mut sizes = HashMap::new();
-    for digest in plans.iter().flat_map(|p| &p.blobs) {
-        if !sizes.contains_key(digest) {
-            let size = std::fs::metadata(tree.blob_path(digest)).map_or(0, |m| m.len());
-            sizes.insert(digest.clone(), size);
+    for layout in &layouts {
+        for digest in RepositoryPlan::new(tree, layout.clone()).blobs {
+            let path = tree.blob_path(&digest);
+            sizes
+                .entry(digest)
+                .or_insert_with(|| std::fs::metadata(path).map_or(0, |m| m.len()));
         }
     }
     progress.start(sizes.values().sum());
@@ -120,8 +121,8 @@ pub async fn import(
         imported_in: HashMap::new(),
         report: ImportReport::default(),
     };
-    for plan in plans {
-        run.repository(plan).await?;
+    for layout in layouts {
+        run.repository(RepositoryPlan::new(tree, layout)).await?;
     }
     progress.finish();
     Ok(run.report)
