@@ -116,10 +116,23 @@ check "berth serve on the unimported registry:2 folder exits 2 naming import-dis
 import_in_place() {
   "$BERTH_BIN" import-distribution "$DATA" --data-dir "$DATA" >"$T/import1.out" 2>"$T/import1.err" || { cat "$T/import1.out" "$T/import1.err"; return 1; }
   cat "$T/import1.out"
-  grep -q "4 tags, 6 manifests, 10 blobs .*; 3 repositories now in berth" "$T/import1.out"
+  grep -q "4 tags, 6 manifests, 10 blobs .*, 10 hard-linked, 0 copied); 3 repositories now in berth" "$T/import1.out"
 }
-check "berth import-distribution in place: 4 tags, 6 manifests, 10 blobs, 3 repositories" import_in_place
+check "berth import-distribution in place: 4 tags, 6 manifests, 10 blobs hard-linked, 3 repositories" import_in_place
 echo "# $(head -n 1 "$T/import1.out")"
+big_layer_shared() {
+  local hex
+  hex=$(sha256sum "$T/big.layer" | cut -d' ' -f1)
+  expect_eq "$(stat -c %i "$DATA/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data")" "$(stat -c %i "$DATA/blobs/sha256/${hex:0:2}/$hex")"
+}
+check "in place, berth's blob file is registry:2's (same inode, no second copy)" big_layer_shared
+import_copying() {
+  "$BERTH_BIN" import-distribution "$DATA" --data-dir "$T/copied-data" --copy >"$T/import-copy.out" 2>/dev/null || { cat "$T/import-copy.out"; return 1; }
+  grep -q "10 blobs .*, 0 hard-linked, 10 copied)" "$T/import-copy.out" &&
+    "$BERTH_BIN" fsck --data-dir "$T/copied-data"
+}
+check "import-distribution --copy into another folder copies all 10 blobs (fsck clean)" import_copying
+echo "# $(head -n 1 "$T/import-copy.out")"
 check "no progress bar off a terminal: plain import: lines on stderr" grep -q '^import: ' "$T/import1.err"
 
 start_berth

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::data_dir;
-use berth_registry::import::{self, DistributionTree, ImportProgress, ImportReport};
+use berth_registry::import::{self, DistributionTree, ImportOptions, ImportProgress, ImportReport};
 use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{Registry, RegistryOptions};
@@ -127,8 +127,9 @@ impl ImportProgress for Progress {
     }
 }
 
-/// Imports the registry:2 tree at `src` into the data folder of `config`.
-pub fn run(src: &Path, config: &Config) -> ExitCode {
+/// Imports the registry:2 tree at `src` into the data folder of `config`,
+/// hard-linking blob files where it can when `hard_link`.
+pub fn run(src: &Path, config: &Config, hard_link: bool) -> ExitCode {
     let tree = match DistributionTree::locate(src) {
         Ok(tree) => tree,
         Err(e) => {
@@ -147,7 +148,7 @@ pub fn run(src: &Path, config: &Config) -> ExitCode {
         }
     };
     let started = Instant::now();
-    match runtime.block_on(import_into(&tree, config)) {
+    match runtime.block_on(import_into(&tree, config, ImportOptions { hard_link })) {
         Ok(report) => {
             print_report(src, &report, started);
             if report.is_complete() {
@@ -166,6 +167,7 @@ pub fn run(src: &Path, config: &Config) -> ExitCode {
 async fn import_into(
     tree: &DistributionTree,
     config: &Config,
+    options: ImportOptions,
 ) -> Result<ImportReport, Box<dyn std::error::Error>> {
     let dir = &config.data_dir;
     data_dir::check_writable(dir)?;
@@ -181,7 +183,7 @@ async fn import_into(
         },
     );
     let progress = Progress::new();
-    let report = import::import(&registry, tree, &progress).await?;
+    let report = import::import(&registry, tree, options, &progress).await?;
     let marker = format!("imported from {}\n", tree.v2().display());
     std::fs::write(dir.join(data_dir::IMPORTED_MARKER), marker)?;
     Ok(report)
@@ -191,13 +193,15 @@ fn print_report(src: &Path, report: &ImportReport, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     say!(
         "imported {} into berth in {secs:.1}s: {} tags, {} manifests, {} blobs ({}, \
-         {:.0} MB/s); {} repositories now in berth",
+         {:.0} MB/s, {} hard-linked, {} copied); {} repositories now in berth",
         src.display(),
         report.tags,
         report.manifests,
         report.blobs,
         HumanBytes(report.bytes),
         report.bytes as f64 / 1e6 / secs.max(1e-3),
+        report.blobs_linked,
+        report.blobs - report.blobs_linked,
         report.repositories,
     );
     if report.tags_present + report.manifests_present + report.blobs_present > 0 {

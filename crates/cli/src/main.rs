@@ -67,6 +67,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Copy every blob; by default blobs are hard-linked when SRC is on
+        /// the data folder's filesystem (no second copy on disk)
+        #[arg(long)]
+        copy: bool,
     },
 }
 
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
             src,
             data_dir,
             config,
+            copy,
         } => {
             let env = std::env::vars().collect();
             let flags = RawConfig {
@@ -158,7 +163,7 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             match Config::load(config, &env, flags) {
-                Ok(config) => import::run(&src, &config),
+                Ok(config) => import::run(&src, &config, !copy),
                 Err(e) => {
                     tracing::error!("{e}");
                     ExitCode::from(2)

@@ -58,8 +58,10 @@ pub struct ImportReport {
     pub tags_present: usize,
     pub manifests: usize,
     pub manifests_present: usize,
-    /// Blobs whose bytes were copied and verified.
+    /// Blobs brought over, their bytes verified.
     pub blobs: usize,
+    /// Of those, how many share their file with the tree (hard links).
+    pub blobs_linked: usize,
     /// Blob links that needed no copy (already in the repository, or
     /// mounted from a repository imported earlier in the run).
     pub blobs_present: usize,
@@ -72,6 +74,16 @@ impl ImportReport {
     pub fn is_complete(&self) -> bool {
         self.skipped.is_empty()
     }
+}
+
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Hard-link blob files into berth's store where the filesystem allows,
+    /// instead of copying them: no second copy of the data on disk. registry:2
+    /// writes a blob's file only while its digest is absent and removes it by
+    /// unlinking, so the shared bytes stay the ones verified.
+    pub hard_link: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +108,7 @@ fn is_fatal(e: &Error) -> bool {
 pub async fn import(
     registry: &Registry,
     tree: &DistributionTree,
+    options: ImportOptions,
     progress: &dyn ImportProgress,
 ) -> Result<ImportReport, ImportError> {
     let layouts = tree.repositories()?;
@@ -115,6 +128,7 @@ pub async fn import(
     let mut run = Run {
         registry,
         tree,
+        options,
         progress,
         sizes,
         counted: HashSet::new(),
@@ -132,6 +146,7 @@ pub async fn import(
 struct Run<'a> {
     registry: &'a Registry,
     tree: &'a DistributionTree,
+    options: ImportOptions,
     progress: &'a dyn ImportProgress,
     sizes: HashMap<Digest, u64>,
     /// Digests already counted on the progress bar.
@@ -338,22 +353,43 @@ impl Run<'_> {
                 return Ok(Err(reason));
             }
         };
-        let streamed_before = self.counted.contains(digest);
-        let progress = if streamed_before {
+        let progress = if self.counted.contains(digest) {
             None
         } else {
             Some(self.progress)
         };
-        let pushed = self
-            .registry
-            .push_blob(name, digest, file_stream(file, progress), None)
-            .await;
+        let mut linked = false;
+        let mut pushed = Ok(());
+        if self.options.hard_link {
+            let advance = |bytes| {
+                if let Some(progress) = progress {
+                    progress.advance(bytes);
+                }
+            };
+            match self
+                .registry
+                .push_blob_linked(name, digest, &path, &advance)
+                .await
+            {
+                Ok(done) => linked = done,
+                Err(e) => pushed = Err(e),
+            }
+        }
+        if !linked && pushed.is_ok() {
+            pushed = self
+                .registry
+                .push_blob(name, digest, file_stream(file, progress), None)
+                .await;
+        }
         self.counted.insert(digest.clone());
         match pushed {
             Ok(()) => {
                 let size = self.sizes.get(digest).copied().unwrap_or(0);
                 self.report.blobs += 1;
                 self.report.bytes += size;
+                if linked {
+                    self.report.blobs_linked += 1;
+                }
                 self.imported_in.insert(digest.clone(), name.clone());
                 Ok(Ok(()))
             }

@@ -151,14 +151,28 @@ async fn imports_repositories_tags_untagged_manifests_and_indexes_then_a_rerun_c
     let reg = registry(src.path());
     let located = DistributionTree::locate(src.path()).unwrap();
     let progress = Counted::default();
-    let report = import(&reg, &located, &progress).await.unwrap();
+    let linking = ImportOptions { hard_link: true };
+    let report = import(&reg, &located, linking, &progress).await.unwrap();
     assert!(report.is_complete(), "{:?}", report.skipped);
     assert_eq!(report.repositories, 2);
     assert_eq!(report.manifests, 5);
     assert_eq!(report.tags, 3);
     // Seven distinct blobs; "layer amd64" is in both repositories but copied once.
     assert_eq!(report.blobs, 7);
+    assert_eq!(report.blobs_linked, 7);
     assert_eq!(report.blobs_present, 1);
+    // Linked, not copied: berth's blob file is registry:2's inode.
+    let layer = Digest::sha256_of(b"layer amd64");
+    let berth_file = src
+        .path()
+        .join("blobs/sha256")
+        .join(&layer.hex()[..2])
+        .join(layer.hex());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&berth_file).unwrap().ino(),
+        std::fs::metadata(tree.path(&layer)).unwrap().ino()
+    );
     let total = progress.total.load(Ordering::Relaxed);
     assert!(total > 0);
     assert_eq!(progress.done.load(Ordering::Relaxed), total);
@@ -180,7 +194,9 @@ async fn imports_repositories_tags_untagged_manifests_and_indexes_then_a_rerun_c
     let page = reg.catalog(None, None).await.unwrap();
     assert_eq!(page.items, ["app", "team/tools/jq"]);
 
-    let again = import(&reg, &located, &Counted::default()).await.unwrap();
+    let again = import(&reg, &located, linking, &Counted::default())
+        .await
+        .unwrap();
     assert!(again.is_complete(), "{:?}", again.skipped);
     assert_eq!(
         (again.blobs, again.bytes, again.manifests, again.tags),
@@ -210,9 +226,20 @@ async fn a_corrupt_or_missing_blob_skips_what_needs_it_and_imports_the_rest() {
     let data = tempfile::tempdir().unwrap();
     let reg = registry(data.path());
     let located = DistributionTree::locate(src.path()).unwrap();
-    let report = import(&reg, &located, &Counted::default()).await.unwrap();
+    let linking = ImportOptions { hard_link: true };
+    let report = import(&reg, &located, linking, &Counted::default())
+        .await
+        .unwrap();
 
     assert_eq!(digest_of(&reg, "good", "v1").await, Some(good));
+    // The corrupt blob's link was removed again, the tree's file left alone.
+    assert_eq!(
+        std::fs::read_dir(data.path().join("uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(std::fs::read(tree.path(&bad_layer)).unwrap(), b"layer BAD");
     assert_eq!(digest_of(&reg, "bad", "v1").await, None);
     assert_eq!(digest_of(&reg, "bad", "multi").await, None);
     assert_eq!(digest_of(&reg, "gone", "v1").await, None);
@@ -243,7 +270,14 @@ async fn a_corrupt_manifest_is_reported_with_what_it_hashes_to() {
     let data = tempfile::tempdir().unwrap();
     let reg = registry(data.path());
     let located = DistributionTree::locate(src.path()).unwrap();
-    let report = import(&reg, &located, &Counted::default()).await.unwrap();
+    let report = import(
+        &reg,
+        &located,
+        ImportOptions::default(),
+        &Counted::default(),
+    )
+    .await
+    .unwrap();
     let skipped: Vec<String> = report.skipped.iter().map(|s| s.to_string()).collect();
     assert!(
         skipped
@@ -252,4 +286,37 @@ async fn a_corrupt_manifest_is_reported_with_what_it_hashes_to() {
         "{skipped:#?}"
     );
     assert_eq!(report.manifests, 0);
+}
+
+#[tokio::test]
+async fn without_hard_links_blobs_are_copied_into_files_of_their_own() {
+    let src = tempfile::tempdir().unwrap();
+    let tree = Tree::new(src.path());
+    let m = tree.image("r", b"config", b"layer");
+    tree.tag("r", "t", &m);
+    let reg = registry(src.path());
+    let located = DistributionTree::locate(src.path()).unwrap();
+    let report = import(
+        &reg,
+        &located,
+        ImportOptions::default(),
+        &Counted::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report.is_complete(), "{:?}", report.skipped);
+    assert_eq!((report.blobs, report.blobs_linked), (2, 0));
+    let layer = Digest::sha256_of(b"layer");
+    let berth_file = src
+        .path()
+        .join("blobs/sha256")
+        .join(&layer.hex()[..2])
+        .join(layer.hex());
+    use std::os::unix::fs::MetadataExt;
+    let berth_meta = std::fs::metadata(&berth_file).unwrap();
+    assert_ne!(
+        berth_meta.ino(),
+        std::fs::metadata(tree.path(&layer)).unwrap().ino()
+    );
+    assert_eq!(berth_meta.nlink(), 1);
 }
