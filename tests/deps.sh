@@ -8,7 +8,7 @@ set -euo pipefail
 declare -A PROVIDES=(
   [docker]=docker.io [dockerd]=docker.io [runc]=runc [podman]=podman [skopeo]=skopeo
   [containerd]=containerd [ctr]=containerd [curl]=curl [jq]=jq [python3]=python3
-  [fusermount3]=fuse3 [file]=file [strip]=binutils
+  [fusermount3]=fuse3 [file]=file [strip]=binutils [docker-registry]=docker-registry
 )
 
 missing_packages() {

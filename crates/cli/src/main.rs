@@ -4,8 +4,10 @@
 
 mod allocator;
 mod config;
+mod data_dir;
 mod fd_limit;
 mod fsck;
+mod import;
 mod kind;
 mod serve;
 
@@ -57,6 +59,24 @@ enum Command {
     Kind {
         #[command(subcommand)]
         command: kind::KindCommand,
+    },
+    /// Import a registry:2 (CNCF distribution) filesystem tree: repositories,
+    /// tags, manifests and blobs, each verified by digest. Exits 1 if
+    /// anything could not be imported (the rest is), 2 if it cannot run.
+    ImportDistribution {
+        /// The folder registry:2 stored into (holding docker/registry/v2),
+        /// or the v2 folder itself; may be the data folder
+        src: PathBuf,
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Copy every blob; by default blobs are hard-linked when SRC is on
+        /// the data folder's filesystem (no second copy on disk)
+        #[arg(long)]
+        copy: bool,
     },
 }
 
@@ -111,7 +131,11 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
-                    ExitCode::FAILURE
+                    if e.is::<data_dir::Refused>() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
             }
         }
@@ -134,5 +158,24 @@ fn main() -> ExitCode {
             }
         }
         Command::Kind { command } => kind::run(command),
+        Command::ImportDistribution {
+            src,
+            data_dir,
+            config,
+            copy,
+        } => {
+            let env = std::env::vars().collect();
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match Config::load(config, &env, flags) {
+                Ok(config) => import::run(&src, &config, !copy),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
-    let _lock = lock_data_dir(&config.data_dir)?;
+    let _lock = crate::data_dir::lock(&config.data_dir)?;
     let blobs = FsBlobStore::open(&config.data_dir)?;
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
     let registry = Arc::new(Registry::new(
@@ -26,6 +27,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             max_uploads_per_client: config.max_upload_sessions_per_client,
         },
     ));
+    let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
+    crate::data_dir::check_not_unimported_distribution(&config.data_dir, has_repositories)?;
     // Before serving: no request owns anything in uploads/ yet.
     match registry.sweep_leftovers().await {
         Ok(0) => {}
@@ -58,15 +61,6 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
     tracing::info!("berth stopped");
     Ok(())
-}
-
-/// Holds an exclusive lock on the data folder for as long as the server runs:
-/// the SQLite metadata and the manifest cache assume one process owns it.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Box<dyn std::error::Error>> {
-    let file = std::fs::File::create(dir.join("berth.lock"))?;
-    file.try_lock()
-        .map_err(|_| format!("{} is in use by another berth process", dir.display()))?;
-    Ok(file)
 }
 
 /// Sweeps expired uploads; requests already treat them as gone, this frees the disk.

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod fsck;
+pub mod import;
 pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]

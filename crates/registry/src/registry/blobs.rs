@@ -6,6 +6,7 @@ use super::{verify, RangeRequest, Registry};
 use crate::error::{Error, Result};
 use crate::storage::{BlobContent, ByteRange, ByteStream};
 use berth_oci::{Digest, RepositoryName};
+use futures_util::TryStreamExt;
 use std::net::IpAddr;
 
 /// A blob to serve: its size, the range served and, unless HEAD, the bytes.
@@ -100,6 +101,49 @@ impl Registry {
             let size = self.append_hashing(&id, 0, body, &mut hasher).await?;
             verify(digest, hasher.finish())?;
             self.publish(repo, &id, digest, size).await
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = self.blobs.delete_upload(&id).await;
+        }
+        self.hashes.remove(&id);
+        outcome
+    }
+
+    /// Publishes the local file `source` as blob `digest` of `repo`, sharing
+    /// its bytes instead of copying them when the blob store can (a hard
+    /// link), after hashing them like any push; `on_read` hears of each chunk
+    /// hashed. `Ok(false)`: the store cannot share the file and nothing
+    /// changed. A failed read of the file is [`Error::BodyRead`], as a
+    /// client's broken body would be.
+    pub async fn push_blob_linked(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        source: &std::path::Path,
+        on_read: &(dyn Fn(u64) + Sync),
+    ) -> Result<bool> {
+        let id = format!("link-{}", uuid::Uuid::new_v4());
+        let _busy = self.hashes.slot(&id).lock_owned().await;
+        let outcome = async {
+            if !self.blobs.create_upload_linked(&id, source).await? {
+                return Ok(false);
+            }
+            let mut hasher = digest.algorithm().hasher();
+            let mut size = 0u64;
+            let mut stream = self.blobs.read_upload(&id).await?;
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| Error::BodyRead(format!("{}: {e}", source.display())))?
+            {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                on_read(chunk.len() as u64);
+            }
+            verify(digest, hasher.finish())?;
+            self.publish(repo, &id, digest, size).await?;
+            Ok(true)
         }
         .await;
         if outcome.is_err() {

@@ -56,6 +56,16 @@ pub trait BlobStore: Send + Sync + 'static {
     /// returns its new length. On error the upload is left at `offset` bytes.
     async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64>;
 
+    /// Starts upload `id` holding the bytes of the local file `source`,
+    /// shared rather than copied, when the backend can (a hard link within
+    /// one filesystem). `Ok(false)` when it cannot: nothing was created and
+    /// the caller copies instead. The upload is verified before it is
+    /// committed, like any other.
+    async fn create_upload_linked(&self, id: &str, source: &std::path::Path) -> Result<bool> {
+        let _ = (id, source);
+        Ok(false)
+    }
+
     /// Streams what an upload holds so far (to re-hash it after a restart).
     async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>>;
 

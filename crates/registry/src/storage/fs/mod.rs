@@ -156,6 +156,29 @@ impl BlobStore for FsBlobStore {
         append::append(lock, self.upload_path(id), offset, body).await
     }
 
+    async fn create_upload_linked(&self, id: &str, source: &Path) -> Result<bool> {
+        let source = source.to_path_buf();
+        let upload = self.upload_path(id);
+        blocking(move || match std::fs::hard_link(&source, &upload) {
+            Ok(()) => Ok(true),
+            // Another filesystem, a file we may not link (protected_hardlinks),
+            // a filesystem without links, a file with too many: copy instead.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::CrossesDevices
+                        | io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::Unsupported
+                        | io::ErrorKind::TooManyLinks
+                ) || e.raw_os_error() == Some(libc::EPERM) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
     async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>> {
         // Waits out a writer whose request was dropped; no new one can start
         // while the registry holds the upload.

@@ -1,0 +1,150 @@
+//! `berth serve` refusing to start on a data folder it cannot use: one the
+//! (non-root) user cannot write, and one holding registry:2 data not yet
+//! imported. Each runs the real binary and reads its exit code and message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+/// The uid/gid a distroless image runs as; owns nothing on this machine.
+const NONROOT: u32 = 65532;
+
+/// Waits for a process we started, killing it (by its own PID) if it outlives `limit`.
+fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "berth kept running: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn serve(cmd: &mut Command, data: &Path) -> Output {
+    let child = cmd
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("BERTH_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_limit(child, Duration::from_secs(20))
+}
+
+/// A temp folder others may enter (tempfile makes them 0700).
+fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// As root, runs berth as uid/gid 65532 with no extra groups (`setpriv`);
+/// as anyone else, runs it as is against a folder made read-only to its owner.
+fn non_root_berth() -> (Command, u32) {
+    if rustix::process::geteuid().is_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            format!("--reuid={NONROOT}"),
+            format!("--regid={NONROOT}"),
+            "--clear-groups".into(),
+            BERTH.into(),
+        ]);
+        (cmd, NONROOT)
+    } else {
+        (Command::new(BERTH), rustix::process::geteuid().as_raw())
+    }
+}
+
+#[test]
+fn a_data_folder_the_user_cannot_write_is_refused_with_how_to_fix_it() {
+    let root = open_tempdir();
+    let data = root.path().join("registry data");
+    std::fs::create_dir(&data).unwrap();
+    // Root-owned when root runs the test; read-only to its owner otherwise.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (mut cmd, uid) = non_root_berth();
+    let out = serve(&mut cmd, &data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let owner = std::fs::metadata(&data).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    for needle in [
+        data.display().to_string(),
+        format!("runs as uid {uid} gid {uid}"),
+        format!("owned by uid {} gid {}", owner.uid(), owner.gid()),
+        format!("chown -R {uid}:{uid} {}", data.display()),
+        "docker run --user".into(),
+    ] {
+        assert!(stderr.contains(&needle), "{needle:?} not in: {stderr}");
+    }
+    // Nothing was created in the folder on the way out.
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+}
+
+#[test]
+fn a_data_folder_that_does_not_exist_under_an_unwritable_parent_is_refused() {
+    let root = open_tempdir();
+    let parent = root.path().join("parent");
+    std::fs::create_dir(&parent).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (mut cmd, uid) = non_root_berth();
+    let out = serve(&mut cmd, &parent.join("data"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("chown -R {uid}:{uid} {}", parent.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn registry2_data_not_yet_imported_is_refused_and_names_the_command() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = data
+        .path()
+        .join("docker/registry/v2/repositories/library/busybox");
+    std::fs::create_dir_all(repo.join("_manifests/tags")).unwrap();
+    let out = serve(&mut Command::new(BERTH), data.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let command = format!("berth import-distribution {}", data.path().display());
+    assert!(stderr.contains(&command), "{stderr}");
+
+    // After the import (nothing to copy here: the repository has no
+    // manifests) serve starts; it is stopped by its own PID.
+    let import = Command::new(BERTH)
+        .arg("import-distribution")
+        .arg(data.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let mut child = Command::new(BERTH)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let listening = lines.any(|l| l.unwrap().contains("berth listening"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(listening);
+}
