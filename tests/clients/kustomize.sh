@@ -76,6 +76,21 @@ ingress_placeholders() {
 }
 check "overlays/ingress-tls: host and TLS secret are the documented placeholders" ingress_placeholders
 
+# kind-cluster.yaml maps the nodeport overlay's port to the host's 5000.
+kind_mapping_matches() {
+  "$VENV/bin/python" - "$DEPLOY/overlays/kind/kind-cluster.yaml" "$T/overlays-kind.yaml" <<'PY'
+import sys, yaml
+cluster = yaml.safe_load(open(sys.argv[1]))
+assert cluster["kind"] == "Cluster" and cluster["apiVersion"] == "kind.x-k8s.io/v1alpha4", cluster
+(svc,) = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d and d["kind"] == "Service"]
+node_port = svc["spec"]["ports"][0]["nodePort"]
+maps = [m for n in cluster["nodes"] for m in n.get("extraPortMappings", [])]
+assert any(m["containerPort"] == node_port and m["hostPort"] == 5000
+           and m.get("listenAddress") == "127.0.0.1" for m in maps), (node_port, maps)
+PY
+}
+check "overlays/kind: kind-cluster.yaml maps nodePort 30500 to 127.0.0.1:5000" kind_mapping_matches
+
 # Controls: the checks above can fail.
 typo_config_refused() {
   sed 's/^delete_enabled/delete_enabeld/' "$T/base.toml" >"$T/typo.toml"

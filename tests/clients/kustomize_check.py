@@ -73,6 +73,7 @@ def main(rendered, config_out, service_type=None):
     need(csc.get("readOnlyRootFilesystem") is True, "read-only root filesystem")
     need(csc.get("allowPrivilegeEscalation") is False, "no privilege escalation")
     need(csc.get("capabilities", {}).get("drop") == ["ALL"], "all capabilities dropped")
+    need(pod.get("enableServiceLinks") is False, "no service-link variables (BERTH_PORT=tcp://...) in berth's environment")
     grace = pod.get("terminationGracePeriodSeconds", 30)
     need(grace > config.get("shutdown_grace_secs", 30), "termination grace above berth's shutdown grace")
 
