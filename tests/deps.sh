@@ -20,6 +20,8 @@ missing_packages() {
   python3 -c 'import ensurepip' >/dev/null 2>&1 || echo python3-venv
   # the busybox rootfs must be the static build (it runs in an empty image)
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || echo busybox-static
+  # kustomize.sh keeps its PyPI validator in a venv
+  python3 -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv
 }
 
 mapfile -t want < <(missing_packages | sort -u)
@@ -43,4 +45,18 @@ if [ "${#still[@]}" -gt 0 ]; then
   echo "deps: WARNING: missing ${still[*]}; the client tests that need them will fail" >&2
 else
   echo "deps: all clients present"
+fi
+
+# kubectl >= 1.27 (kustomize v5) for kustomize.sh. Not from apt: Debian's
+# kubernetes-client is too old for current kustomize. These machines carry
+# kubectl 1.32 from the Google Cloud SDK's apt repository (package `kubectl`);
+# elsewhere install it from https://pkgs.k8s.io (see the Kubernetes docs).
+kubectl_minor=$(kubectl version --client -o json 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["minor"].rstrip("+"))' 2>/dev/null || echo 0)
+if [ "$kubectl_minor" -lt 27 ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "deps: ERROR: kubectl >= 1.27 is needed (found: ${kubectl_minor/#0/none}); install it from pkgs.k8s.io" >&2
+    exit 1
+  fi
+  echo "deps: WARNING: kubectl >= 1.27 missing; kustomize.sh will fail" >&2
 fi

@@ -11,6 +11,7 @@ mod import;
 mod kind;
 mod serve;
 
+use berth_registry::{IoMode, PORTABLE_IO_ENV};
 use clap::{Parser, Subcommand};
 use config::{Config, RawConfig};
 use std::path::PathBuf;
@@ -92,7 +93,10 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    allocator::limit_arenas();
+    // Read once, before any thread exists: BERTH_PORTABLE_IO=1 forces the
+    // paths non-Linux systems take, so that tests on Linux cover them.
+    let io = IoMode::from_env_value(std::env::var(PORTABLE_IO_ENV).ok().as_deref());
+    allocator::limit_arenas(io);
     let cli = Cli::parse();
     init_logging();
     match cli.command {
@@ -124,7 +128,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let result = runtime.block_on(serve::run(config));
+            let result = runtime.block_on(serve::run(config, io));
             // Connections still open after the grace period must not keep the process alive.
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             match result {

@@ -4,16 +4,18 @@
 use crate::config::Config;
 use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
 use berth_registry::storage::sqlite::SqliteMetaStore;
-use berth_registry::{Registry, RegistryOptions};
+use berth_registry::{IoMode, Registry, RegistryOptions};
 use berth_server::{ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+/// `io` is [`IoMode::Portable`] when `BERTH_PORTABLE_IO=1` forces the
+/// paths other systems take (see `berth_registry::IoMode`).
+pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::Error>> {
     crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
     let _lock = crate::data_dir::lock(&config.data_dir)?;
-    let blobs = FsBlobStore::open(&config.data_dir)?;
+    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
     let registry = Arc::new(Registry::new(
         Arc::new(blobs),
@@ -36,7 +38,10 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => tracing::warn!(error = %e, "sweeping leftover upload files failed"),
     }
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
-    tokio::spawn(crate::allocator::return_free_memory(Duration::from_secs(1)));
+    tokio::spawn(crate::allocator::return_free_memory(
+        Duration::from_secs(1),
+        io,
+    ));
 
     let fd_limit = crate::fd_limit::raise();
     let options = ServeOptions {
@@ -50,12 +55,14 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| crate::fd_limit::default_max_connections(fd_limit)),
         shutdown_grace: config.shutdown_grace,
         manifest_body_budget: config.manifest_body_budget,
+        io,
     };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
         max_connections = options.max_connections,
+        linux_io = io.linux_calls(),
         "berth listening"
     );
     berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;

@@ -16,6 +16,7 @@
 //! | `robustness`    | truncated bodies, concurrency, upload expiry                |
 //! | `durability`    | state surviving a restart                                   |
 //! | `wire`          | blob bytes on real sockets; sendfile and streaming paths    |
+//! | `portable_io`   | push and pull with Linux's calls forced off (as on macOS)   |
 //! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -28,9 +29,12 @@ mod conformance {
     mod discovery;
     mod durability;
     mod manifest_push;
+    mod portable_io;
     mod pull;
     mod robustness;
     mod slow_clients;
     mod validation;
+    // sendfile and the page-cache probes it relies on are Linux's.
+    #[cfg(target_os = "linux")]
     mod wire;
 }

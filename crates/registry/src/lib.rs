@@ -20,4 +20,6 @@ pub use registry::{
     BlobBody, ExpectedChunk, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest,
     ReferrersPage, Registry, RegistryOptions, UploadStatus,
 };
-pub use storage::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore};
+pub use storage::{
+    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, PORTABLE_IO_ENV,
+};

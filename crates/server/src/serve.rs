@@ -5,18 +5,19 @@
 //! bodies can go out with sendfile), the size of hyper's buffer, deadlines
 //! for slow clients, a cap on connections, and a bounded shutdown.
 //!
-//! Every request carries in its extensions its connection's [`Outbox`], the
+//! Every request carries in its extensions its connection's [`Outbox`] (when
+//! sendfile is in use: [`ServeOptions::io`]), the
 //! client's address as `axum::extract::ConnectInfo<SocketAddr>` (for
 //! per-client limits), and the shared [`MemoryBudget`] for bodies held whole.
 
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
 use crate::router;
-use crate::sendfile::{Listener, Outbox};
+use crate::sendfile::{Connection, Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
-use berth_registry::Registry;
+use berth_registry::{IoMode, Registry};
 use hyper::body::Incoming;
 use std::future::Future;
 use std::io;
@@ -50,6 +51,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Bytes that manifest bodies being received may hold, all together.
     pub manifest_body_budget: usize,
+    /// Whether blob bodies may go out with sendfile ([`IoMode::linux_calls`]);
+    /// otherwise they are streamed through memory.
+    pub io: IoMode,
 }
 
 impl Default for ServeOptions {
@@ -63,6 +67,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
             manifest_body_budget: 64 << 20,
+            io: IoMode::Native,
         }
     }
 }
@@ -131,7 +136,7 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let outbox: Outbox = connection.outbox();
+        let outbox = handlers_outbox(&connection, options.io);
         let (app, request_state, body_idle, budget) = (
             app.clone(),
             state.clone(),
@@ -140,9 +145,11 @@ pub async fn serve_with(
         );
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = request_state.begin_request();
-            outbox.check_drained();
             let mut request = request.map(|body| idle_body(body, body_idle));
-            request.extensions_mut().insert(outbox.clone());
+            if let Some(outbox) = &outbox {
+                outbox.check_drained();
+                request.extensions_mut().insert(outbox.clone());
+            }
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(budget.clone());
             let response = tower::ServiceExt::oneshot(app.clone(), request);
@@ -188,6 +195,12 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// The outbox a connection's handlers may leave files in: none without
+/// sendfile ([`IoMode::linux_calls`]), so that they stream blob bodies.
+fn handlers_outbox(connection: &Connection, io: IoMode) -> Option<Outbox> {
+    io.linux_calls().then(|| connection.outbox())
+}
+
 /// Logs a failed `accept()` (rate-limited) and makes room when it failed for
 /// want of descriptors, so the listener does not spin on the same error.
 async fn on_accept_error(e: &io::Error, table: &ConnectionTable, log: &mut RateLimitedLog) {
@@ -207,4 +220,27 @@ async fn on_accept_error(e: &io::Error, table: &ConnectionTable, log: &mut RateL
         1
     }))
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connection() -> (Connection, tokio::net::TcpStream) {
+        let mut listener = Listener(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = listener.0.local_addr().unwrap();
+        let peer = tokio::spawn(tokio::net::TcpStream::connect(addr));
+        let (ours, _) = listener.accept().await.unwrap();
+        (ours, peer.await.unwrap().unwrap())
+    }
+
+    #[tokio::test]
+    async fn handlers_get_an_outbox_only_where_sendfile_is_used() {
+        let (ours, _peer) = connection().await;
+        assert!(handlers_outbox(&ours, IoMode::Portable).is_none());
+        assert_eq!(
+            handlers_outbox(&ours, IoMode::Native).is_some(),
+            cfg!(target_os = "linux")
+        );
+    }
 }

@@ -8,6 +8,9 @@
 //!
 //! It also has a capacity: `statfs` reports it and writes past it fail with
 //! `ENOSPC`, for disk-full tests.
+//!
+//! Linux only (FUSE through `/dev/fuse`); elsewhere the crate is empty.
+#![cfg(target_os = "linux")]
 
 pub mod model;
 mod mount;

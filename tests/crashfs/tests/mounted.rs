@@ -1,4 +1,5 @@
 //! crashfs mounted for real: std::fs and SQLite through the kernel, then a crash.
+#![cfg(target_os = "linux")] // crashfs is FUSE on Linux
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use crashfs::{fuse_available, CrashFs};

@@ -11,6 +11,7 @@
 //! They need FUSE (`/dev/fuse` and `fusermount3`, from `fuse3`): without it
 //! they are skipped, except with `CI=true` where that is a failure.
 //! `CRASH_SEED` replays a failing run; `CRASH_ROUNDS` (default 6) runs more.
+#![cfg(target_os = "linux")] // crashfs is FUSE on Linux
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod client;

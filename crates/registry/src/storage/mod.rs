@@ -10,11 +10,13 @@
 mod blob_store;
 mod file_region;
 pub mod fs;
+mod io_mode;
 mod meta_store;
 pub mod sqlite;
 
 pub use blob_store::{BlobContent, BlobStore, FreeSpace};
 pub use file_region::FileRegion;
+pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
     ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession,
 };

@@ -155,6 +155,7 @@ impl Registry {
     }
 
     /// Where the filesystem store keeps the blob `digest` (`algorithm:hex`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by `wire`
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let (algorithm, hex) = digest.split_once(':').expect("algorithm:hex");
         self.data_path

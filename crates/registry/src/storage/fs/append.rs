@@ -3,7 +3,7 @@
 use super::upload_locks::UploadLock;
 use super::writeback::Writeback;
 use crate::error::{Error, Result};
-use crate::storage::ByteStream;
+use crate::storage::{ByteStream, IoMode};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -25,17 +25,18 @@ enum Chunk {
 /// intermediate buffers, and the network and the disk overlap. The writer
 /// owns `lock`: if this future is dropped mid-body, the writer sees the body
 /// abandoned, cuts the file back to `offset` and only then lets the next
-/// operation on the upload in.
+/// operation on the upload in. `mode` says whether writeback hints are given.
 pub(super) async fn append(
     lock: UploadLock,
     path: PathBuf,
     offset: u64,
     mut body: ByteStream<'_>,
+    mode: IoMode,
 ) -> Result<u64> {
     let (chunks, received) = tokio::sync::mpsc::channel(WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || {
         let _lock = lock;
-        write_chunks(&path, offset, received)
+        write_chunks(&path, offset, received, Writeback::from(offset, mode))
     });
     let sent: Result<()> = async {
         while let Some(chunk) = body
@@ -64,6 +65,7 @@ fn write_chunks(
     path: &Path,
     offset: u64,
     mut received: tokio::sync::mpsc::Receiver<Chunk>,
+    mut writeback: Writeback,
 ) -> Result<u64> {
     let mut file = match std::fs::OpenOptions::new().write(true).open(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobUploadUnknown),
@@ -82,7 +84,6 @@ fn write_chunks(
     file.set_len(offset)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut written = 0u64;
-    let mut writeback = Writeback::from(offset);
     let outcome = loop {
         match received.blocking_recv() {
             Some(Chunk::Data(chunk)) => {

@@ -13,7 +13,7 @@ mod upload_locks;
 mod writeback;
 
 use super::file_region::stream_file;
-use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace};
+use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace, IoMode};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::Digest;
@@ -27,6 +27,7 @@ pub struct FsBlobStore {
     root: PathBuf,
     locks: UploadLocks,
     durable: std::sync::Arc<DurableDirs>,
+    io: IoMode,
 }
 
 impl FsBlobStore {
@@ -41,7 +42,15 @@ impl FsBlobStore {
             root,
             locks: UploadLocks::default(),
             durable: Default::default(),
+            io: IoMode::Native,
         })
+    }
+
+    /// Uses `io`'s paths: with [`IoMode::Portable`] every blob is read on a
+    /// blocking thread and streamed, and uploads get no writeback hints.
+    pub fn with_io_mode(mut self, io: IoMode) -> Self {
+        self.io = io;
+        self
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -62,10 +71,17 @@ impl FsBlobStore {
 
 /// Whether the byte at `offset` is in the page cache: a read that must not
 /// wait tells, without touching the disk.
+#[cfg(target_os = "linux")]
 fn is_cached(file: &std::fs::File, offset: u64) -> bool {
     let mut byte = [0u8; 1];
     let mut bufs = [io::IoSliceMut::new(&mut byte)];
     rustix::io::preadv2(file, &mut bufs, offset, rustix::io::ReadWriteFlags::NOWAIT).is_ok()
+}
+
+/// Without RWF_NOWAIT there is no cheap way to ask: assume a read may wait.
+#[cfg(not(target_os = "linux"))]
+fn is_cached(_file: &std::fs::File, _offset: u64) -> bool {
+    false
 }
 
 /// Creates `dir` and any missing parents, then fsyncs each folder created
@@ -122,9 +138,11 @@ impl BlobStore for FsBlobStore {
         };
         let size = file.metadata()?.len();
         let len = size.saturating_sub(start).min(len);
-        if len > 0 && !(is_cached(&file, start) && is_cached(&file, start + len - 1)) {
+        let cached = || is_cached(&file, start) && is_cached(&file, start + len - 1);
+        if len > 0 && !(self.io.linux_calls() && cached()) {
             // sendfile would wait for the disk on an async worker, stalling
             // every request it serves: read it on a blocking thread instead.
+            // Without Linux's calls there is no sendfile, nor a way to ask.
             return Ok(Some(BlobContent::Stream(stream_file(file, start, len))));
         }
         Ok(Some(BlobContent::File(FileRegion { file, start, len })))
@@ -153,7 +171,7 @@ impl BlobStore for FsBlobStore {
 
     async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64> {
         let lock = self.locks.lock(id).await;
-        append::append(lock, self.upload_path(id), offset, body).await
+        append::append(lock, self.upload_path(id), offset, body, self.io).await
     }
 
     async fn create_upload_linked(&self, id: &str, source: &Path) -> Result<bool> {
@@ -248,6 +266,7 @@ mod tests {
         crate::testing::blob_store(std::sync::Arc::new(store)).await;
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_blob_not_in_the_page_cache_is_streamed_not_handed_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -276,6 +295,26 @@ mod tests {
             matches!(warm, BlobContent::File(_)),
             "a cached blob goes by sendfile"
         );
+    }
+
+    #[tokio::test]
+    async fn the_portable_mode_streams_even_a_cached_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path())
+            .unwrap()
+            .with_io_mode(IoMode::Portable);
+        let content = Bytes::from_static(b"read twice, so surely cached");
+        let digest = Digest::sha256_of(&content);
+        store.put(&digest, content.clone()).await.unwrap();
+        for _ in 0..2 {
+            let read = store.read(&digest, None).await.unwrap().unwrap();
+            assert!(
+                matches!(read, BlobContent::Stream(_)),
+                "no file handed over for sendfile"
+            );
+            let bytes: Vec<Bytes> = read.into_stream().try_collect().await.unwrap();
+            assert_eq!(bytes.concat(), content);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
