@@ -16,12 +16,10 @@ missing_packages() {
   for cmd in "${!PROVIDES[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || echo "${PROVIDES[$cmd]}"
   done
-  # cri.sh makes a venv for its CRI client (Debian splits venv/ensurepip out)
-  python3 -c 'import ensurepip' >/dev/null 2>&1 || echo python3-venv
+  # cri.sh, kind.sh and kustomize.sh keep their PyPI tools in venvs (Debian splits venv/ensurepip out)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
   # the busybox rootfs must be the static build (it runs in an empty image)
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || echo busybox-static
-  # kustomize.sh keeps its PyPI validator in a venv
-  python3 -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv
 }
 
 mapfile -t want < <(missing_packages | sort -u)
