@@ -37,6 +37,11 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A registry:2 YAML config, as `registry serve FILE` takes: accepted
+        /// so scripts written for registry:2 run, but not read (a warning
+        /// says so); berth reads REGISTRY_* variables and its own TOML
+        #[arg(value_name = "REGISTRY_CONFIG_YML", hide = true)]
+        registry_config: Option<PathBuf>,
     },
     /// Check a data folder: blob digests and sizes, manifests' references,
     /// tags and metadata, leftover uploads. Exits 1 if anything is wrong.
@@ -54,10 +59,12 @@ enum Command {
     },
 }
 
-fn init_logging() {
+/// Logs to stderr, filtered by `BERTH_LOG`, else `RUST_LOG`, else the
+/// configured level (`REGISTRY_LOG_LEVEL`), else `info`.
+fn init_logging(config_level: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config_level.unwrap_or("info")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -68,26 +75,27 @@ fn init_logging() {
 fn main() -> ExitCode {
     allocator::limit_arenas();
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
         Command::Serve {
             addr,
             data_dir,
             config,
+            registry_config,
         } => {
-            let env = std::env::vars().collect();
             let flags = RawConfig {
                 addr,
                 data_dir,
                 ..Default::default()
             };
-            let config = match Config::load(config, &env, flags) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return ExitCode::from(2);
-                }
+            let Some(config) = load_config(config, flags) else {
+                return ExitCode::from(2);
             };
+            if let Some(path) = registry_config {
+                tracing::warn!(
+                    path = %path.display(),
+                    "a registry:2 YAML config is not read: berth takes REGISTRY_* variables and its own TOML (--config)"
+                );
+            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -114,18 +122,35 @@ fn main() -> ExitCode {
             config,
             repair,
         } => {
-            let env = std::env::vars().collect();
             let flags = RawConfig {
                 data_dir,
                 ..Default::default()
             };
-            match Config::load(config, &env, flags) {
-                Ok(config) => fsck::run(&config.data_dir, repair),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::from(2)
-                }
+            match load_config(config, flags) {
+                Some(config) => fsck::run(&config.data_dir, repair),
+                None => ExitCode::from(2),
             }
+        }
+    }
+}
+
+/// Loads the configuration from the process environment, sets up logging
+/// at its level and logs what loading noticed; `None` after logging why it
+/// failed.
+fn load_config(file: Option<PathBuf>, flags: RawConfig) -> Option<Config> {
+    let env = std::env::vars().collect();
+    match Config::load(file, &env, flags) {
+        Ok(config) => {
+            init_logging(config.log_level.as_deref());
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            Some(config)
+        }
+        Err(e) => {
+            init_logging(None);
+            tracing::error!("{e}");
+            None
         }
     }
 }

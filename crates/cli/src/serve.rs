@@ -5,11 +5,12 @@ use crate::config::Config;
 use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{Registry, RegistryOptions};
-use berth_server::{ServeOptions, Timeouts};
+use berth_server::{CorsPolicy, ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let cors = CorsPolicy::new(&config.cors)?;
     create_dir_durably(&config.data_dir)?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let blobs = FsBlobStore::open(&config.data_dir)?;
@@ -47,6 +48,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| crate::fd_limit::default_max_connections(fd_limit)),
         shutdown_grace: config.shutdown_grace,
         manifest_body_budget: config.manifest_body_budget,
+        cors,
     };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(

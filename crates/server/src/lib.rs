@@ -8,6 +8,7 @@
 
 mod budget;
 mod connections;
+pub mod cors;
 mod error;
 mod handlers;
 pub mod range_header;
@@ -18,11 +19,12 @@ mod serve;
 mod timeouts;
 
 pub use budget::MemoryBudget;
+pub use cors::{CorsError, CorsPolicy, CorsSettings};
 pub use serve::{serve, serve_with, ServeOptions};
 pub use timeouts::Timeouts;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -36,22 +38,63 @@ use std::time::Instant;
 
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
-/// The application: OCI distribution under `/v2/`.
+/// What every handler may reach; handlers extract the part they need.
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+    cors: Arc<CorsPolicy>,
+}
+
+impl FromRef<AppState> for Arc<Registry> {
+    fn from_ref(state: &AppState) -> Self {
+        state.registry.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<CorsPolicy> {
+    fn from_ref(state: &AppState) -> Self {
+        state.cors.clone()
+    }
+}
+
+/// The application: OCI distribution under `/v2/`, CORS off.
 pub fn router(registry: Arc<Registry>) -> Router {
+    router_with_cors(registry, CorsPolicy::default())
+}
+
+/// The application, answering browsers from the origins `cors` allows.
+pub fn router_with_cors(registry: Arc<Registry>, cors: CorsPolicy) -> Router {
+    let state = AppState {
+        registry,
+        cors: Arc::new(cors),
+    };
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .fallback(|| async { ApiError::NotFound })
-        .with_state(registry)
+        .with_state(state)
 }
 
-async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>) -> Response {
+async fn dispatch(
+    State(registry): State<Arc<Registry>>,
+    State(cors): State<Arc<CorsPolicy>>,
+    request: Request<Body>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let has_body = request::has_body(headers);
+    let cors_origin = cors.allowed_origin(headers);
     let mut response = match route::parse(method, uri.path()) {
+        // Before any other processing: a browser's preflight carries no credentials.
+        _ if cors_origin.is_some() && CorsPolicy::is_preflight(method) => {
+            let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+            if let Some(origin) = cors_origin {
+                *response.headers_mut() = cors.preflight_headers(origin);
+            }
+            Ok(response)
+        }
         Ok(route) => {
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
@@ -78,6 +121,9 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    if let Some(origin) = cors_origin {
+        cors.decorate(response.headers_mut(), origin);
+    }
     let status = response.status();
     if has_body && (status.is_client_error() || status.is_server_error()) {
         // The body may be unread: say so rather than leave the client guessing.

@@ -11,7 +11,8 @@
 
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
-use crate::router;
+use crate::cors::CorsPolicy;
+use crate::router_with_cors;
 use crate::sendfile::{Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
 use axum::extract::ConnectInfo;
@@ -50,6 +51,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Bytes that manifest bodies being received may hold, all together.
     pub manifest_body_budget: usize,
+    /// Which browser origins get CORS answers; off by default.
+    pub cors: CorsPolicy,
 }
 
 impl Default for ServeOptions {
@@ -63,6 +66,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
             manifest_body_budget: 64 << 20,
+            cors: CorsPolicy::default(),
         }
     }
 }
@@ -86,7 +90,7 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router(registry);
+    let app = router_with_cors(registry, options.cors.clone());
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);
     let budget = MemoryBudget::new(options.manifest_body_budget);
