@@ -86,15 +86,42 @@ async fn dispatch(
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let has_body = request::has_body(headers);
     let cors_origin = cors.allowed_origin(headers);
-    let mut response = match route::parse(method, uri.path()) {
+    let preflight = cors_origin.filter(|_| CorsPolicy::is_preflight(method));
+    let mut response = match preflight {
         // Before any other processing: a browser's preflight carries no credentials.
-        _ if cors_origin.is_some() && CorsPolicy::is_preflight(method) => {
+        Some(origin) => {
             let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
-            if let Some(origin) = cors_origin {
-                *response.headers_mut() = cors.preflight_headers(origin);
-            }
+            *response.headers_mut() = cors.preflight_headers(origin);
             Ok(response)
         }
+        None => route_and_handle(&registry, &parts, body).await,
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    if let (Some(origin), None) = (cors_origin, preflight) {
+        cors.decorate(response.headers_mut(), origin);
+    }
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        // The body may be unread: say so rather than leave the client guessing.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    log_request(method, uri.path(), &mut response, started);
+    response
+}
+
+/// Parses the route and runs its handler.
+async fn route_and_handle(
+    registry: &Registry,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    match route::parse(method, uri.path()) {
         Ok(route) => {
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
@@ -106,7 +133,7 @@ async fn dispatch(
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip()),
             };
-            handle(&registry, route, method, uri, headers, body, context).await
+            handle(registry, route, method, uri, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
@@ -117,24 +144,13 @@ async fn dispatch(
         }
         Err(e) => Err(ApiError::from(e)),
     }
-    .unwrap_or_else(IntoResponse::into_response);
-    response
-        .headers_mut()
-        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
-    if let Some(origin) = cors_origin {
-        cors.decorate(response.headers_mut(), origin);
-    }
+}
+
+/// The one log line of a request; an error's cause is logged here only.
+fn log_request(method: &Method, path: &str, response: &mut Response, started: Instant) {
     let status = response.status();
-    if has_body && (status.is_client_error() || status.is_server_error()) {
-        // The body may be unread: say so rather than leave the client guessing.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    // The one log line of a request; an error's cause is logged here only.
     let cause = response.extensions_mut().remove::<error::Cause>();
     let elapsed = started.elapsed();
-    let path = uri.path();
     match cause {
         Some(cause) if status.is_server_error() => {
             tracing::error!(%method, path, %status, ?elapsed, cause = %cause.0, "request failed")
@@ -147,7 +163,6 @@ async fn dispatch(
         }
         None => tracing::debug!(%method, path, %status, ?elapsed, "request"),
     }
-    response
 }
 
 /// What the connection provides a request beyond the HTTP message; absent

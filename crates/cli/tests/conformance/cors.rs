@@ -43,6 +43,7 @@ async fn preflight_from_an_allowed_origin_is_answered_before_routing() {
             assert!(headers.contains(name), "{name} in {headers}");
         }
         assert!(header(&resp, "access-control-max-age").is_some());
+        assert_eq!(resp.headers().get_all("vary").iter().count(), 1);
     }
 }
 
