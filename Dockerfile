@@ -17,7 +17,7 @@ WORKDIR /src
 COPY . .
 RUN RUSTFLAGS=-Ctarget-feature=+crt-static \
     cargo build --locked --release --target x86_64-unknown-linux-gnu -p berth-cli \
- && cp target/x86_64-unknown-linux-gnu/release/berth /berth
+ && objcopy --strip-debug target/x86_64-unknown-linux-gnu/release/berth /berth
 
 FROM scratch AS host
 ARG BERTH_BINARY=target/x86_64-unknown-linux-gnu/release/berth

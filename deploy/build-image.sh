@@ -40,6 +40,14 @@ if readelf -lW "$BINARY" | grep -q 'INTERP' || readelf -dW "$BINARY" | grep -q '
   die "$BINARY is not statically linked:$(readelf -dW "$BINARY" | grep '(NEEDED)' || true)"
 fi
 
+# The image carries the binary without its debug line tables (46 MB -> 9.5 MB
+# on x86-64); symbols stay, so a backtrace still names functions.
+IMAGE_BINARY=$BINARY-image
+if [ ! -f "$IMAGE_BINARY" ] || [ "$BINARY" -nt "$IMAGE_BINARY" ]; then
+  objcopy --strip-debug "$BINARY" "$IMAGE_BINARY.tmp"
+  mv "$IMAGE_BINARY.tmp" "$IMAGE_BINARY"
+fi
+
 VERSION=$("$BINARY" --version | awk '{print $2}')
 [ -n "$VERSION" ] || die "cannot read the version of $BINARY"
 REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -48,11 +56,11 @@ REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 REPO=$TAG
 [[ ${TAG##*/} == *:* ]] && REPO=${TAG%:*}
 
-echo "# building image $TAG and $REPO:$VERSION from $BINARY" >&2
+echo "# building image $TAG and $REPO:$VERSION from $IMAGE_BINARY" >&2
 DOCKER_BUILDKIT=1 "$DOCKER" build \
   --network none \
   --build-arg BINARY_FROM=host \
-  --build-arg "BERTH_BINARY=$BINARY" \
+  --build-arg "BERTH_BINARY=$IMAGE_BINARY" \
   --build-arg "VERSION=$VERSION" \
   --build-arg "REVISION=$REVISION" \
   --tag "$TAG" \

@@ -9,8 +9,8 @@ declare -A PROVIDES=(
   [docker]=docker.io [dockerd]=docker.io [runc]=runc [podman]=podman [skopeo]=skopeo
   [containerd]=containerd [ctr]=containerd [curl]=curl [jq]=jq [python3]=python3
   [fusermount3]=fuse3
-  # deploy/build-image.sh: Debian's docker CLI builds without buildx; readelf checks the static binary
-  [/usr/bin/docker]=docker.io [readelf]=binutils
+  # deploy/build-image.sh: Debian's docker CLI builds without buildx; readelf checks the static binary, objcopy strips it
+  [/usr/bin/docker]=docker.io [readelf]=binutils [objcopy]=binutils
 )
 
 missing_packages() {

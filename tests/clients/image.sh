@@ -6,21 +6,39 @@
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CONTAINERS=()
+# Container IDs go to a file: `check` runs its command in a subshell.
+CONTAINERS=$T/containers
+touch "$CONTAINERS"
 remove_containers() {
   local id
-  for id in "${CONTAINERS[@]}"; do docker rm -f "$id" >/dev/null 2>&1 || true; done
+  while read -r id; do docker rm -f "$id" >/dev/null 2>&1 || true; done <"$CONTAINERS"
   [ -z "${VOLUME:-}" ] || docker volume rm -f "$VOLUME" >/dev/null 2>&1 || true
 }
 # Containers go before lib.sh's cleanup stops dockerd; keep the exit status.
-trap 'rc=$?; remove_containers; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; remove_containers; (exit $rc); cleanup' EXIT
 
 start_dockerd
 IMAGE=berth-test:image-sh
 export BERTH_PROFILE=${BERTH_PROFILE:-release}
 
-# The build uses this test's dockerd (DOCKER_HOST from start_dockerd).
-build_image() { "$REPO_ROOT/deploy/build-image.sh" "$IMAGE" >"$T/build.log" 2>&1 || { tail -n 30 "$T/build.log"; return 1; }; }
+# A CLI that cannot build without buildx, or none: a clear error, before any build.
+refuses_cli() {  # refuses_cli CLI WORDS: the script fails and its error says WORDS
+  local out
+  ! out=$(BERTH_DOCKER_CLI=$1 "$REPO_ROOT/deploy/build-image.sh" "$IMAGE" 2>&1) &&
+    { grep -q "$2" <<<"$out" || { echo "$out"; return 1; }; }
+}
+check "build-image.sh: a missing docker CLI is named" refuses_cli "$T/no-docker" "not found"
+if [ -x /usr/local/bin/docker ] && [ "$(/usr/local/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)" -ge 23 ] &&
+  ! /usr/local/bin/docker buildx version >/dev/null 2>&1; then
+  check "build-image.sh: a docker CLI that needs buildx is refused" refuses_cli /usr/local/bin/docker "buildx"
+fi
+
+# From a folder with a space in its name; the build uses this test's dockerd
+# (DOCKER_HOST from start_dockerd).
+mkdir -p "$T/a cwd"
+build_image() {
+  (cd "$T/a cwd" && "$REPO_ROOT/deploy/build-image.sh" "$IMAGE") >"$T/build.log" 2>&1 || { tail -n 30 "$T/build.log"; return 1; }
+}
 check "deploy/build-image.sh $IMAGE (BERTH_PROFILE=$BERTH_PROFILE, no network)" build_image
 docker image inspect "$IMAGE" >/dev/null 2>&1 || exit 1
 echo "# image size: $(docker image inspect --format '{{.Size}}' "$IMAGE") bytes"
@@ -33,21 +51,24 @@ version_tag() {
 check "image is also tagged with its version label" version_tag
 
 # run_berth PORT [docker run options...]: start the image with host
-# networking; sets CID and waits for /v2/ on 127.0.0.1:PORT.
+# networking, write its ID to $T/cid and wait for /v2/ on 127.0.0.1:PORT.
 run_berth() {
-  local port=$1; shift
-  CID=$(docker run -d --network host "$@" "$IMAGE") || return 1
-  CONTAINERS+=("$CID")
+  local port=$1 cid; shift
+  : >"$T/cid"
+  cid=$(docker run -d --network host "$@" "$IMAGE") || return 1
+  echo "$cid" >>"$CONTAINERS"
+  echo "$cid" >"$T/cid"
   REG=127.0.0.1:$port
-  wait_for 30 v2_ready || { docker logs "$CID" 2>&1 | tail -n 20; return 1; }
+  wait_for 30 v2_ready || { docker logs "$cid" 2>&1 | tail -n 20; return 1; }
 }
+last_cid() { cat "$T/cid"; }
 
 # ---- the drop-in: REGISTRY_HTTP_ADDR, a named volume, push/pull/run ---------------
 PORT=$(free_port)
 VOLUME=berth-image-sh-$$
 check "docker run -e REGISTRY_HTTP_ADDR=127.0.0.1:$PORT: /v2/ answers 200" \
   run_berth "$PORT" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT" -v "$VOLUME:/var/lib/registry"
-MAIN=${CID:-}
+MAIN=$(last_cid)
 REG=127.0.0.1:$PORT
 IMG=localhost:$PORT/busybox:latest
 
@@ -93,7 +114,7 @@ check "docker run with REGISTRY_STORAGE_* , CORS header and an unknown variable"
   -v "$T/root dir:/data" \
   -e "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin=['$UI']" \
   -e REGISTRY_FOO_BAR=x
-SECOND=${CID:-}
+SECOND=$(last_cid)
 REG=127.0.0.1:$PORT2
 IMG2=localhost:$PORT2/busybox:latest
 push_second() { docker tag "$IMG" "$IMG2" && timeout 300 docker push "$IMG2" >/dev/null; }
@@ -113,7 +134,7 @@ check "an unknown REGISTRY_FOO_BAR is logged as ignored" unknown_logged
 PORT3=$(free_port) PORT4=$(free_port)
 check "BERTH_ADDR beside REGISTRY_HTTP_ADDR: BERTH_ADDR's port answers" \
   run_berth "$PORT3" -e "BERTH_ADDR=127.0.0.1:$PORT3" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT4"
-THIRD=${CID:-}
+THIRD=$(last_cid)
 berth_wins() {
   expect_eq 000 "$(http_status "http://127.0.0.1:$PORT4/v2/")" &&
     docker logs "$THIRD" 2>&1 | grep -q 'BERTH_ADDR and REGISTRY_HTTP_ADDR are both set: using BERTH_ADDR'
