@@ -20,7 +20,8 @@ DOCKER=${BERTH_DOCKER_CLI:-/usr/bin/docker}
 die() { echo "build-image.sh: $*" >&2; exit 1; }
 
 [ -x "$DOCKER" ] || die "$DOCKER not found: install Debian's docker.io package (its CLI builds with BuildKit without buildx), or set BERTH_DOCKER_CLI to a docker CLI that can"
-cli_version=$("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null || "$DOCKER" --version | sed -E 's/^Docker version ([0-9.]+).*/\1/')
+# `docker --version` needs no daemon: "Docker version 20.10.24+dfsg1, build ...".
+cli_version=$("$DOCKER" --version | sed -E 's/^Docker version ([0-9]+[0-9.]*).*/\1/')
 cli_major=${cli_version%%.*}
 if [ "${cli_major:-0}" -ge 23 ] 2>/dev/null && ! "$DOCKER" buildx version >/dev/null 2>&1; then
   die "$DOCKER is docker $cli_version, which builds only through the buildx plugin (not installed); its legacy builder would try to pull every stage. Use Debian's docker.io CLI (20.10) via BERTH_DOCKER_CLI, or install buildx"
