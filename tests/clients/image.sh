@@ -51,11 +51,12 @@ version_tag() {
 check "image is also tagged with its version label" version_tag
 
 # run_berth PORT [docker run options...]: start the image with host
-# networking, write its ID to $T/cid and wait for /v2/ on 127.0.0.1:PORT.
+# networking (and CMD, when set, as its one argument), write its ID to
+# $T/cid and wait for /v2/ on 127.0.0.1:PORT.
 run_berth() {
   local port=$1 cid; shift
   : >"$T/cid"
-  cid=$(docker run -d --network host "$@" "$IMAGE") || return 1
+  cid=$(docker run -d --network host "$@" "$IMAGE" ${CMD:+"$CMD"}) || return 1
   echo "$cid" >>"$CONTAINERS"
   echo "$cid" >"$T/cid"
   REG=127.0.0.1:$port
@@ -132,9 +133,12 @@ check "an unknown REGISTRY_FOO_BAR is logged as ignored" unknown_logged
 
 # ---- BERTH_* beside REGISTRY_* -----------------------------------------------
 PORT3=$(free_port) PORT4=$(free_port)
-check "BERTH_ADDR beside REGISTRY_HTTP_ADDR: BERTH_ADDR's port answers" \
+# Started the way registry:2 is started with its config file as the argument.
+CMD=/etc/docker/registry/config.yml check "BERTH_ADDR beside REGISTRY_HTTP_ADDR: BERTH_ADDR's port answers" \
   run_berth "$PORT3" -e "BERTH_ADDR=127.0.0.1:$PORT3" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT4"
 THIRD=$(last_cid)
+yml_warned() { docker logs "$THIRD" 2>&1 | grep -q 'registry:2 YAML config is not read'; }
+check "IMAGE /etc/docker/registry/config.yml serves, warning that the YAML is not read" yml_warned
 berth_wins() {
   expect_eq 000 "$(http_status "http://127.0.0.1:$PORT4/v2/")" &&
     docker logs "$THIRD" 2>&1 | grep -q 'BERTH_ADDR and REGISTRY_HTTP_ADDR are both set: using BERTH_ADDR'

@@ -72,9 +72,23 @@ fn init_logging(config_level: Option<&str>) {
         .init();
 }
 
+/// registry:2's image takes a config file as its only argument (`docker
+/// run registry:2 /etc/docker/registry/config.yml`) and serves with it;
+/// berth's image does the same by reading such arguments as `serve FILE`.
+fn registry_2_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let is_yaml = |arg: &std::ffi::OsString| {
+        let arg = arg.to_string_lossy();
+        arg.ends_with(".yml") || arg.ends_with(".yaml")
+    };
+    if args.get(1).is_some_and(is_yaml) {
+        args.insert(1, "serve".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
     allocator::limit_arenas();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(registry_2_args(std::env::args_os().collect()));
     match cli.command {
         Command::Serve {
             addr,
@@ -152,5 +166,48 @@ fn load_config(file: Option<PathBuf>, flags: RawConfig) -> Option<Config> {
             tracing::error!("{e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args = args.iter().map(std::ffi::OsString::from).collect();
+        Cli::try_parse_from(registry_2_args(args))
+    }
+
+    #[test]
+    fn registry_2_command_lines_serve() {
+        for args in [
+            &["berth", "/etc/docker/registry/config.yml"][..],
+            &["berth", "serve", "/etc/docker/registry/config.yml"],
+            &["berth", "config.yaml"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert!(
+                matches!(
+                    cli.command,
+                    Command::Serve {
+                        registry_config: Some(_),
+                        ..
+                    }
+                ),
+                "{args:?}"
+            );
+        }
+        assert!(matches!(
+            parse(&["berth", "serve"]).unwrap().command,
+            Command::Serve {
+                registry_config: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["berth", "fsck"]).unwrap().command,
+            Command::Fsck { .. }
+        ));
+        assert!(parse(&["berth", "config.json"]).is_err());
     }
 }
