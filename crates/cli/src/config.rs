@@ -7,7 +7,7 @@
 
 mod registry_env;
 
-use berth_server::CorsSettings;
+use berth_server::{CorsError, CorsPolicy, CorsSettings};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -146,6 +146,8 @@ pub enum ConfigError {
     Invalid(&'static str, String),
     #[error("address {0:?} is not HOST:PORT")]
     Addr(String),
+    #[error(transparent)]
+    Cors(#[from] CorsError),
 }
 
 /// What loading noticed but did not refuse; logged once logging is set up.
@@ -262,6 +264,15 @@ impl Config {
                 return Err(ConfigError::Invalid(key, value.to_string()));
             }
         }
+        let cors = CorsSettings {
+            allowed_origins: raw.cors_allowed_origins.unwrap_or_default(),
+            allowed_methods: raw.cors_allowed_methods,
+            allowed_headers: raw.cors_allowed_headers,
+            expose_headers: raw.cors_expose_headers,
+            allow_credentials: raw.cors_allow_credentials.unwrap_or(false),
+        };
+        // Refused here, with the other bad values, rather than when serving starts.
+        CorsPolicy::new(&cors)?;
         Ok(Config {
             addr,
             data_dir: raw
@@ -297,13 +308,7 @@ impl Config {
             min_free_percent,
             max_upload_sessions,
             max_upload_sessions_per_client,
-            cors: CorsSettings {
-                allowed_origins: raw.cors_allowed_origins.unwrap_or_default(),
-                allowed_methods: raw.cors_allowed_methods,
-                allowed_headers: raw.cors_allowed_headers,
-                expose_headers: raw.cors_expose_headers,
-                allow_credentials: raw.cors_allow_credentials.unwrap_or(false),
-            },
+            cors,
             log_level: registry.log_level,
             warnings,
         })
@@ -530,5 +535,11 @@ mod tests {
         assert_eq!(c.cors.allowed_origins, ["http://a", "http://b"]);
         assert!(c.cors.allow_credentials);
         assert_eq!(c.warnings.len(), 1);
+
+        let bad = env(&[("BERTH_CORS_ALLOWED_HEADERS", "Accept,\u{7f}")]);
+        assert!(matches!(
+            Config::load(None, &bad, RawConfig::default()),
+            Err(ConfigError::Cors(_))
+        ));
     }
 }
