@@ -146,5 +146,13 @@ berth_wins() {
 check "REGISTRY_HTTP_ADDR's port is not used, and a warning says BERTH_ADDR wins" berth_wins
 
 # ---- nothing but berth in the image -------------------------------------------
+image_files() {  # every path in the image's filesystem, but what docker adds to any container
+  local cid files
+  cid=$(docker create "$IMAGE") || return 1
+  files=$(docker export "$cid" | tar -t | grep -vE '^(\.dockerenv|dev/|proc/|sys/|etc/(hosts|hostname|resolv\.conf|mtab))' | sort | tr '\n' ' ')
+  docker rm "$cid" >/dev/null
+  expect_eq "berth etc/ etc/berth/ etc/berth/config.toml var/ var/lib/ var/lib/registry/ " "$files"
+}
+check "the image holds berth, its config and an empty data folder, nothing else" image_files
 no_shell() { ! docker run --rm --entrypoint /bin/sh "$IMAGE" -c true >/dev/null 2>&1; }
 check "the image has no shell (--entrypoint /bin/sh fails)" no_shell
