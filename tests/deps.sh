@@ -8,7 +8,9 @@ set -euo pipefail
 declare -A PROVIDES=(
   [docker]=docker.io [dockerd]=docker.io [runc]=runc [podman]=podman [skopeo]=skopeo
   [containerd]=containerd [ctr]=containerd [curl]=curl [jq]=jq [python3]=python3
-  [fusermount3]=fuse3 [file]=file [strip]=binutils [docker-registry]=docker-registry
+  [fusermount3]=fuse3 [docker-registry]=docker-registry
+  # deploy/build-image.sh: Debian's docker CLI builds without buildx; readelf checks the static binary, objcopy strips it
+  [/usr/bin/docker]=docker.io [readelf]=binutils [objcopy]=binutils
 )
 
 missing_packages() {

@@ -49,7 +49,7 @@ check "cluster and container names with spaces are refused with a message" refus
 
 start_dockerd
 IMAGE=berth-kind-test:latest
-check "berth's image builds (docker import of the static binary)" build_berth_image "$IMAGE"
+check "berth's image builds (deploy/build-image.sh)" build_berth_image "$IMAGE"
 
 export REAL_DOCKER FAKE_CALL_LOG=$T/calls.log FAKE_KIND_STATE=$T/kind-state FAKE_PYTHON=$VENV/bin/python
 REAL_DOCKER=$(command -v docker)

@@ -222,32 +222,10 @@ skopeo_() { timeout 300 skopeo --insecure-policy "$@"; }
 
 # ---- berth's container image -------------------------------------------------
 
-# build_berth_image TAG: berth's image in the local docker, without network.
-# Stand-in until deploy/build-image.sh lands (the integrator swaps this one for
-# it): `docker import` of a tar holding the static binary, a config file with
-# the image's defaults (0.0.0.0:5000, /var/lib/registry) and a data folder
-# owned by the non-root user 65532. BERTH_STATIC_BIN names a prebuilt static
-# binary; otherwise it is built (release, static-pie).
+# build_berth_image TAG: berth's image in the local docker (DOCKER_HOST), built
+# by deploy/build-image.sh from the static binary of BERTH_PROFILE (default
+# release; tests/run.sh sets ci, the build it already made), without network.
 build_berth_image() {
-  local tag=$1 bin=${BERTH_STATIC_BIN:-} root
-  if [ -z "$bin" ]; then
-    bin=$REPO_ROOT/target/x86_64-unknown-linux-gnu/release/berth
-    (cd "$REPO_ROOT" && RUSTFLAGS=-Ctarget-feature=+crt-static \
-      cargo build --release --target x86_64-unknown-linux-gnu -p berth-cli) >&2 || return 1
-  fi
-  file -L "$bin" | grep -q 'static' || { echo "not a static binary: $bin" >&2; return 1; }
-  root=$(mktemp -d "$T/image-root.XXXXXX")
-  mkdir -p "$root/etc/berth" "$root/var/lib/registry" "$root/tmp"
-  strip -o "$root/berth" "$bin" 2>/dev/null || cp "$bin" "$root/berth"
-  printf 'addr = "0.0.0.0:5000"\ndata_dir = "/var/lib/registry"\n' >"$root/etc/berth/config.toml"
-  tar -C "$root" --sort=name --owner=0 --group=0 --numeric-owner -cf "$T/image-root.tar" berth etc tmp &&
-    tar -C "$root" --owner=65532 --group=65532 --numeric-owner -rf "$T/image-root.tar" var &&
-    docker import \
-      --change 'USER 65532:65532' \
-      --change 'ENV BERTH_CONFIG=/etc/berth/config.toml' \
-      --change 'EXPOSE 5000' \
-      --change 'VOLUME /var/lib/registry' \
-      --change 'ENTRYPOINT ["/berth"]' \
-      --change 'CMD ["serve"]' \
-      "$T/image-root.tar" "$tag" >/dev/null
+  BERTH_PROFILE=${BERTH_PROFILE:-release} "$REPO_ROOT/deploy/build-image.sh" "$1" >"$T/build-image.log" 2>&1 ||
+    { tail -n 30 "$T/build-image.log"; return 1; }
 }

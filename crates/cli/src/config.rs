@@ -1,7 +1,13 @@
 //! Configuration in two steps: raw values from a TOML file, the environment
 //! and flags (flags win over environment, environment over file), then one
 //! validated [`Config`] that the server starts from.
+//!
+//! The environment layer is `BERTH_*` over `registry:2`'s `REGISTRY_*`
+//! (see [`registry_env`]), so berth's image runs where `registry:2` did.
 
+mod registry_env;
+
+use berth_server::{CorsError, CorsPolicy, CorsSettings};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +52,12 @@ pub struct RawConfig {
     /// Upload sessions open at once, in total and per client address.
     pub max_upload_sessions: Option<usize>,
     pub max_upload_sessions_per_client: Option<usize>,
+    /// Browser origins answered with CORS headers (`*` for any).
+    pub cors_allowed_origins: Option<Vec<String>>,
+    pub cors_allowed_methods: Option<Vec<String>>,
+    pub cors_allowed_headers: Option<Vec<String>>,
+    pub cors_expose_headers: Option<Vec<String>>,
+    pub cors_allow_credentials: Option<bool>,
 }
 
 impl RawConfig {
@@ -72,6 +84,11 @@ impl RawConfig {
             max_upload_sessions_per_client: over
                 .max_upload_sessions_per_client
                 .or(self.max_upload_sessions_per_client),
+            cors_allowed_origins: over.cors_allowed_origins.or(self.cors_allowed_origins),
+            cors_allowed_methods: over.cors_allowed_methods.or(self.cors_allowed_methods),
+            cors_allowed_headers: over.cors_allowed_headers.or(self.cors_allowed_headers),
+            cors_expose_headers: over.cors_expose_headers.or(self.cors_expose_headers),
+            cors_allow_credentials: over.cors_allow_credentials.or(self.cors_allow_credentials),
         }
     }
 
@@ -85,6 +102,15 @@ impl RawConfig {
                 .filter(|v| !v.is_empty())
                 .map(|v| v.parse().map_err(|_| ConfigError::Invalid(key, v.clone())))
                 .transpose()
+        }
+        /// A comma-separated list.
+        fn list(env: &HashMap<String, String>, key: &str) -> Option<Vec<String>> {
+            env.get(key).filter(|v| !v.is_empty()).map(|v| {
+                v.split(',')
+                    .map(|item| item.trim().to_string())
+                    .filter(|item| !item.is_empty())
+                    .collect()
+            })
         }
         Ok(RawConfig {
             addr: parse(env, "BERTH_ADDR")?,
@@ -101,6 +127,11 @@ impl RawConfig {
             min_free_percent: parse(env, "BERTH_MIN_FREE_PERCENT")?,
             max_upload_sessions: parse(env, "BERTH_MAX_UPLOAD_SESSIONS")?,
             max_upload_sessions_per_client: parse(env, "BERTH_MAX_UPLOAD_SESSIONS_PER_CLIENT")?,
+            cors_allowed_origins: list(env, "BERTH_CORS_ALLOWED_ORIGINS"),
+            cors_allowed_methods: list(env, "BERTH_CORS_ALLOWED_METHODS"),
+            cors_allowed_headers: list(env, "BERTH_CORS_ALLOWED_HEADERS"),
+            cors_expose_headers: list(env, "BERTH_CORS_EXPOSE_HEADERS"),
+            cors_allow_credentials: parse(env, "BERTH_CORS_ALLOW_CREDENTIALS")?,
         })
     }
 }
@@ -115,6 +146,34 @@ pub enum ConfigError {
     Invalid(&'static str, String),
     #[error("address {0:?} is not HOST:PORT")]
     Addr(String),
+    #[error(transparent)]
+    Cors(#[from] CorsError),
+}
+
+/// What loading noticed but did not refuse; logged once logging is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigWarning {
+    /// A `REGISTRY_*` variable berth does not understand (its value is
+    /// never shown: it may be a secret).
+    Ignored(String),
+    /// A `REGISTRY_*` and a `BERTH_*` variable set the same thing.
+    Overridden {
+        registry: String,
+        berth: &'static str,
+    },
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigWarning::Ignored(name) => {
+                write!(f, "{name} is not understood by berth and is ignored")
+            }
+            ConfigWarning::Overridden { registry, berth } => {
+                write!(f, "{berth} and {registry} are both set: using {berth}")
+            }
+        }
+    }
 }
 
 /// Validated settings, ready to start the server with.
@@ -140,6 +199,11 @@ pub struct Config {
     pub min_free_percent: u8,
     pub max_upload_sessions: usize,
     pub max_upload_sessions_per_client: usize,
+    pub cors: CorsSettings,
+    /// A `tracing` filter from `REGISTRY_LOG_LEVEL`, used when neither
+    /// `BERTH_LOG` nor `RUST_LOG` is set.
+    pub log_level: Option<String>,
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
@@ -158,7 +222,22 @@ impl Config {
             }
             None => RawConfig::default(),
         };
-        let raw = from_file.overlay(RawConfig::from_env(env)?).overlay(flags);
+        let registry = registry_env::read(env)?;
+        let mut warnings: Vec<ConfigWarning> = registry
+            .ignored
+            .into_iter()
+            .map(ConfigWarning::Ignored)
+            .collect();
+        for (variable, berth) in registry.read {
+            if env.get(berth).is_some_and(|v| !v.is_empty()) {
+                warnings.push(ConfigWarning::Overridden {
+                    registry: variable,
+                    berth,
+                });
+            }
+        }
+        let env_layer = registry.raw.overlay(RawConfig::from_env(env)?);
+        let raw = from_file.overlay(env_layer).overlay(flags);
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -185,6 +264,15 @@ impl Config {
                 return Err(ConfigError::Invalid(key, value.to_string()));
             }
         }
+        let cors = CorsSettings {
+            allowed_origins: raw.cors_allowed_origins.unwrap_or_default(),
+            allowed_methods: raw.cors_allowed_methods,
+            allowed_headers: raw.cors_allowed_headers,
+            expose_headers: raw.cors_expose_headers,
+            allow_credentials: raw.cors_allow_credentials.unwrap_or(false),
+        };
+        // Refused here, with the other bad values, rather than when serving starts.
+        CorsPolicy::new(&cors)?;
         Ok(Config {
             addr,
             data_dir: raw
@@ -220,6 +308,9 @@ impl Config {
             min_free_percent,
             max_upload_sessions,
             max_upload_sessions_per_client,
+            cors,
+            log_level: registry.log_level,
+            warnings,
         })
     }
 }
@@ -368,6 +459,87 @@ mod tests {
         assert!(matches!(
             Config::load(Some(file), &env(&[]), RawConfig::default()),
             Err(ConfigError::Parse(..))
+        ));
+    }
+
+    #[test]
+    fn registry_variables_join_the_environment_layer_below_berth_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "addr = \"0.0.0.0:5000\"\ndata_dir = \"/var/lib/registry\"\ndelete_enabled = false\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("REGISTRY_HTTP_ADDR", ":6000"),
+            ("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "/registry"),
+            ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+            ("BERTH_DATA_DIR", "/berth"),
+            ("REGISTRY_HTTP_SECRET", "not-for-logs"),
+        ]);
+        let c = Config::load(Some(file.clone()), &e, RawConfig::default()).unwrap();
+        // Over the file...
+        assert_eq!(c.addr.to_string(), "0.0.0.0:6000");
+        assert!(c.delete_enabled);
+        // ...under BERTH_*, with a warning...
+        assert_eq!(c.data_dir, PathBuf::from("/berth"));
+        assert_eq!(
+            c.warnings,
+            [
+                ConfigWarning::Ignored("REGISTRY_HTTP_SECRET".into()),
+                ConfigWarning::Overridden {
+                    registry: "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY".into(),
+                    berth: "BERTH_DATA_DIR"
+                }
+            ]
+        );
+        let shown: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert!(shown.iter().all(|w| !w.contains("not-for-logs")));
+        assert!(shown[1].contains("using BERTH_DATA_DIR"));
+        // ...and under flags.
+        let flags = RawConfig {
+            addr: Some("127.0.0.1:7000".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(file), &e, flags).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn cors_comes_from_file_berth_and_registry_variables() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.cors, CorsSettings::default());
+        assert_eq!((c.log_level, c.warnings), (None, vec![]));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "cors_allowed_origins = [\"http://ui\"]\n").unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.cors.allowed_origins, ["http://ui"]);
+
+        let e = env(&[
+            ("REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin", "['*']"),
+            ("REGISTRY_LOG_LEVEL", "warn"),
+        ]);
+        let c = Config::load(Some(file.clone()), &e, RawConfig::default()).unwrap();
+        assert_eq!(c.cors.allowed_origins, ["*"]);
+        assert_eq!(c.log_level.as_deref(), Some("warn"));
+
+        let e = env(&[
+            ("REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin", "['*']"),
+            ("BERTH_CORS_ALLOWED_ORIGINS", "http://a, http://b"),
+            ("BERTH_CORS_ALLOW_CREDENTIALS", "true"),
+        ]);
+        let c = Config::load(Some(file), &e, RawConfig::default()).unwrap();
+        assert_eq!(c.cors.allowed_origins, ["http://a", "http://b"]);
+        assert!(c.cors.allow_credentials);
+        assert_eq!(c.warnings.len(), 1);
+
+        let bad = env(&[("BERTH_CORS_ALLOWED_HEADERS", "Accept,\u{7f}")]);
+        assert!(matches!(
+            Config::load(None, &bad, RawConfig::default()),
+            Err(ConfigError::Cors(_))
         ));
     }
 }

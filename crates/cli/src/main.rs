@@ -41,6 +41,11 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A registry:2 YAML config, as `registry serve FILE` takes: accepted
+        /// so scripts written for registry:2 run, but not read (a warning
+        /// says so); berth reads REGISTRY_* variables and its own TOML
+        #[arg(value_name = "REGISTRY_CONFIG_YML", hide = true)]
+        registry_config: Option<PathBuf>,
     },
     /// Check a data folder: blob digests and sizes, manifests' references,
     /// tags and metadata, leftover uploads. Exits 1 if anything is wrong.
@@ -81,10 +86,12 @@ enum Command {
     },
 }
 
-fn init_logging() {
+/// Logs to stderr, filtered by `BERTH_LOG`, else `RUST_LOG`, else the
+/// configured level (`REGISTRY_LOG_LEVEL`), else `info`.
+fn init_logging(config_level: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config_level.unwrap_or("info")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -92,32 +99,47 @@ fn init_logging() {
         .init();
 }
 
+/// registry:2's image takes a config file as its only argument (`docker
+/// run registry:2 /etc/docker/registry/config.yml`) and serves with it;
+/// berth's image does the same by reading such arguments as `serve FILE`.
+fn registry_2_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let is_yaml = |arg: &std::ffi::OsString| {
+        let arg = arg.to_string_lossy();
+        arg.ends_with(".yml") || arg.ends_with(".yaml")
+    };
+    if args.get(1).is_some_and(is_yaml) {
+        args.insert(1, "serve".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
     // Read once, before any thread exists: BERTH_PORTABLE_IO=1 forces the
     // paths non-Linux systems take, so that tests on Linux cover them.
     let io = IoMode::from_env_value(std::env::var(PORTABLE_IO_ENV).ok().as_deref());
     allocator::limit_arenas(io);
-    let cli = Cli::parse();
-    init_logging();
+    let cli = Cli::parse_from(registry_2_args(std::env::args_os().collect()));
     match cli.command {
         Command::Serve {
             addr,
             data_dir,
             config,
+            registry_config,
         } => {
-            let env = std::env::vars().collect();
             let flags = RawConfig {
                 addr,
                 data_dir,
                 ..Default::default()
             };
-            let config = match Config::load(config, &env, flags) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return ExitCode::from(2);
-                }
+            let Some(config) = load_config(config, flags) else {
+                return ExitCode::from(2);
             };
+            if let Some(path) = registry_config {
+                tracing::warn!(
+                    path = %path.display(),
+                    "a registry:2 YAML config is not read: berth takes REGISTRY_* variables and its own TOML (--config)"
+                );
+            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -148,38 +170,97 @@ fn main() -> ExitCode {
             config,
             repair,
         } => {
-            let env = std::env::vars().collect();
             let flags = RawConfig {
                 data_dir,
                 ..Default::default()
             };
-            match Config::load(config, &env, flags) {
-                Ok(config) => fsck::run(&config.data_dir, repair),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::from(2)
-                }
+            match load_config(config, flags) {
+                Some(config) => fsck::run(&config.data_dir, repair),
+                None => ExitCode::from(2),
             }
         }
-        Command::Kind { command } => kind::run(command),
+        Command::Kind { command } => {
+            init_logging(None);
+            kind::run(command)
+        }
         Command::ImportDistribution {
             src,
             data_dir,
             config,
             copy,
         } => {
-            let env = std::env::vars().collect();
             let flags = RawConfig {
                 data_dir,
                 ..Default::default()
             };
-            match Config::load(config, &env, flags) {
-                Ok(config) => import::run(&src, &config, !copy),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::from(2)
-                }
+            match load_config(config, flags) {
+                Some(config) => import::run(&src, &config, !copy),
+                None => ExitCode::from(2),
             }
         }
+    }
+}
+
+/// Loads the configuration from the process environment, sets up logging
+/// at its level and logs what loading noticed; `None` after logging why it
+/// failed.
+fn load_config(file: Option<PathBuf>, flags: RawConfig) -> Option<Config> {
+    let env = std::env::vars().collect();
+    match Config::load(file, &env, flags) {
+        Ok(config) => {
+            init_logging(config.log_level.as_deref());
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            Some(config)
+        }
+        Err(e) => {
+            init_logging(None);
+            tracing::error!("{e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args = args.iter().map(std::ffi::OsString::from).collect();
+        Cli::try_parse_from(registry_2_args(args))
+    }
+
+    #[test]
+    fn registry_2_command_lines_serve() {
+        for args in [
+            &["berth", "/etc/docker/registry/config.yml"][..],
+            &["berth", "serve", "/etc/docker/registry/config.yml"],
+            &["berth", "config.yaml"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert!(
+                matches!(
+                    cli.command,
+                    Command::Serve {
+                        registry_config: Some(_),
+                        ..
+                    }
+                ),
+                "{args:?}"
+            );
+        }
+        assert!(matches!(
+            parse(&["berth", "serve"]).unwrap().command,
+            Command::Serve {
+                registry_config: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["berth", "fsck"]).unwrap().command,
+            Command::Fsck { .. }
+        ));
+        assert!(parse(&["berth", "config.json"]).is_err());
     }
 }

@@ -5,13 +5,14 @@ use crate::config::Config;
 use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{IoMode, Registry, RegistryOptions};
-use berth_server::{ServeOptions, Timeouts};
+use berth_server::{CorsPolicy, ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// `io` is [`IoMode::Portable`] when `BERTH_PORTABLE_IO=1` forces the
 /// paths other systems take (see `berth_registry::IoMode`).
 pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::Error>> {
+    let cors = CorsPolicy::new(&config.cors)?;
     crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
     let _lock = crate::data_dir::lock(&config.data_dir)?;
@@ -56,6 +57,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         shutdown_grace: config.shutdown_grace,
         manifest_body_budget: config.manifest_body_budget,
         io,
+        cors,
     };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(

@@ -18,6 +18,8 @@
 //! | `wire`          | blob bytes on real sockets; sendfile and streaming paths    |
 //! | `portable_io`   | push and pull with Linux's calls forced off (as on macOS)   |
 //! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
+//! | `cors`          | preflight and actual responses for browser origins          |
+//! | `registry_env`  | registry:2's `REGISTRY_*` variables, ignored ones logged    |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -25,12 +27,14 @@ mod conformance {
 
     mod base;
     mod blob_upload;
+    mod cors;
     mod delete;
     mod discovery;
     mod durability;
     mod manifest_push;
     mod portable_io;
     mod pull;
+    mod registry_env;
     mod robustness;
     mod slow_clients;
     mod validation;

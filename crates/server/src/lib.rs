@@ -8,6 +8,7 @@
 
 mod budget;
 mod connections;
+pub mod cors;
 mod error;
 mod handlers;
 pub mod range_header;
@@ -18,11 +19,12 @@ mod serve;
 mod timeouts;
 
 pub use budget::MemoryBudget;
+pub use cors::{CorsError, CorsPolicy, CorsSettings};
 pub use serve::{serve, serve_with, ServeOptions};
 pub use timeouts::Timeouts;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -36,22 +38,90 @@ use std::time::Instant;
 
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
-/// The application: OCI distribution under `/v2/`.
+/// What every handler may reach; handlers extract the part they need.
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+    cors: Arc<CorsPolicy>,
+}
+
+impl FromRef<AppState> for Arc<Registry> {
+    fn from_ref(state: &AppState) -> Self {
+        state.registry.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<CorsPolicy> {
+    fn from_ref(state: &AppState) -> Self {
+        state.cors.clone()
+    }
+}
+
+/// The application: OCI distribution under `/v2/`, CORS off.
 pub fn router(registry: Arc<Registry>) -> Router {
+    router_with_cors(registry, CorsPolicy::default())
+}
+
+/// The application, answering browsers from the origins `cors` allows.
+pub fn router_with_cors(registry: Arc<Registry>, cors: CorsPolicy) -> Router {
+    let state = AppState {
+        registry,
+        cors: Arc::new(cors),
+    };
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .fallback(|| async { ApiError::NotFound })
-        .with_state(registry)
+        .with_state(state)
 }
 
-async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>) -> Response {
+async fn dispatch(
+    State(registry): State<Arc<Registry>>,
+    State(cors): State<Arc<CorsPolicy>>,
+    request: Request<Body>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let has_body = request::has_body(headers);
-    let mut response = match route::parse(method, uri.path()) {
+    let cors_origin = cors.allowed_origin(headers);
+    let preflight = cors_origin.filter(|_| CorsPolicy::is_preflight(method));
+    let mut response = match preflight {
+        // Before any other processing: a browser's preflight carries no credentials.
+        Some(origin) => {
+            let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+            *response.headers_mut() = cors.preflight_headers(origin);
+            Ok(response)
+        }
+        None => route_and_handle(&registry, &parts, body).await,
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    if let (Some(origin), None) = (cors_origin, preflight) {
+        cors.decorate(response.headers_mut(), origin);
+    }
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        // The body may be unread: say so rather than leave the client guessing.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    log_request(method, uri.path(), &mut response, started);
+    response
+}
+
+/// Parses the route and runs its handler.
+async fn route_and_handle(
+    registry: &Registry,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    match route::parse(method, uri.path()) {
         Ok(route) => {
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
@@ -63,7 +133,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip()),
             };
-            handle(&registry, route, method, uri, headers, body, context).await
+            handle(registry, route, method, uri, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
@@ -74,21 +144,13 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
         }
         Err(e) => Err(ApiError::from(e)),
     }
-    .unwrap_or_else(IntoResponse::into_response);
-    response
-        .headers_mut()
-        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+}
+
+/// The one log line of a request; an error's cause is logged here only.
+fn log_request(method: &Method, path: &str, response: &mut Response, started: Instant) {
     let status = response.status();
-    if has_body && (status.is_client_error() || status.is_server_error()) {
-        // The body may be unread: say so rather than leave the client guessing.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    // The one log line of a request; an error's cause is logged here only.
     let cause = response.extensions_mut().remove::<error::Cause>();
     let elapsed = started.elapsed();
-    let path = uri.path();
     match cause {
         Some(cause) if status.is_server_error() => {
             tracing::error!(%method, path, %status, ?elapsed, cause = %cause.0, "request failed")
@@ -101,7 +163,6 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
         }
         None => tracing::debug!(%method, path, %status, ?elapsed, "request"),
     }
-    response
 }
 
 /// What the connection provides a request beyond the HTTP message; absent

@@ -12,7 +12,8 @@
 
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
-use crate::router;
+use crate::cors::CorsPolicy;
+use crate::router_with_cors;
 use crate::sendfile::{Connection, Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
 use axum::extract::ConnectInfo;
@@ -54,6 +55,8 @@ pub struct ServeOptions {
     /// Whether blob bodies may go out with sendfile ([`IoMode::linux_calls`]);
     /// otherwise they are streamed through memory.
     pub io: IoMode,
+    /// Which browser origins get CORS answers; off by default.
+    pub cors: CorsPolicy,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +71,7 @@ impl Default for ServeOptions {
             shutdown_grace: Duration::from_secs(30),
             manifest_body_budget: 64 << 20,
             io: IoMode::Native,
+            cors: CorsPolicy::default(),
         }
     }
 }
@@ -91,7 +95,7 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router(registry);
+    let app = router_with_cors(registry, options.cors.clone());
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);
     let budget = MemoryBudget::new(options.manifest_body_budget);
