@@ -17,6 +17,8 @@ pub mod testing;
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
     BlobBody, ExpectedChunk, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest,
-    ReferrersPage, Registry, RegistryOptions, UploadStatus,
+    Readiness, ReferrersPage, Registry, RegistryOptions, UploadStatus,
 };
-pub use storage::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore};
+pub use storage::{
+    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, MetaStore, StoreStats,
+};

@@ -16,7 +16,7 @@ pub mod sqlite;
 pub use blob_store::{BlobContent, BlobStore, FreeSpace};
 pub use file_region::FileRegion;
 pub use meta_store::{
-    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession,
+    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, StoreStats, UploadLimits, UploadSession,
 };
 
 use bytes::Bytes;
