@@ -46,6 +46,8 @@ pub struct RawConfig {
     /// Upload sessions open at once, in total and per client address.
     pub max_upload_sessions: Option<usize>,
     pub max_upload_sessions_per_client: Option<usize>,
+    /// Whether `/metrics` answers clients beyond loopback.
+    pub metrics_public: Option<bool>,
 }
 
 impl RawConfig {
@@ -72,6 +74,7 @@ impl RawConfig {
             max_upload_sessions_per_client: over
                 .max_upload_sessions_per_client
                 .or(self.max_upload_sessions_per_client),
+            metrics_public: over.metrics_public.or(self.metrics_public),
         }
     }
 
@@ -101,6 +104,7 @@ impl RawConfig {
             min_free_percent: parse(env, "BERTH_MIN_FREE_PERCENT")?,
             max_upload_sessions: parse(env, "BERTH_MAX_UPLOAD_SESSIONS")?,
             max_upload_sessions_per_client: parse(env, "BERTH_MAX_UPLOAD_SESSIONS_PER_CLIENT")?,
+            metrics_public: parse(env, "BERTH_METRICS_PUBLIC")?,
         })
     }
 }
@@ -140,6 +144,7 @@ pub struct Config {
     pub min_free_percent: u8,
     pub max_upload_sessions: usize,
     pub max_upload_sessions_per_client: usize,
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -220,6 +225,7 @@ impl Config {
             min_free_percent,
             max_upload_sessions,
             max_upload_sessions_per_client,
+            metrics_public: raw.metrics_public.unwrap_or(false),
         })
     }
 }
@@ -322,6 +328,25 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         assert!(!c.delete_enabled);
         assert_eq!(c.upload_expiry, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn metrics_are_private_unless_the_file_or_environment_says_public() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert!(!c.metrics_public);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "metrics_public = true\n").unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        assert!(c.metrics_public);
+        let off = env(&[("BERTH_METRICS_PUBLIC", "false")]);
+        let c = Config::load(Some(file), &off, RawConfig::default()).unwrap();
+        assert!(!c.metrics_public, "the environment wins over the file");
+        let bad = env(&[("BERTH_METRICS_PUBLIC", "yes")]);
+        assert!(matches!(
+            Config::load(None, &bad, RawConfig::default()),
+            Err(ConfigError::Invalid("BERTH_METRICS_PUBLIC", _))
+        ));
     }
 
     #[test]

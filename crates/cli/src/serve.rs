@@ -47,6 +47,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| crate::fd_limit::default_max_connections(fd_limit)),
         shutdown_grace: config.shutdown_grace,
         manifest_body_budget: config.manifest_body_budget,
+        metrics_public: config.metrics_public,
     };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(

@@ -1,15 +1,19 @@
 //! The HTTP front of berth.
 //!
-//! Every `/v2/...` request goes to one handler that parses `(method, path)`
-//! into a [`route::Route`], calls one [`Registry`] operation and renders the
-//! result. Status codes, headers and the error body live here and nowhere else;
-//! the rules of the spec live in `berth-registry`.
+//! Every `/v2/...` request (and `/healthz`, `/readyz`, `/metrics`) goes to
+//! one handler that parses `(method, path)` into a [`route::Route`], calls
+//! one [`Registry`] operation and renders the result, then counts it in the
+//! metrics. Status codes, headers and the error body live here and nowhere
+//! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
 mod budget;
 mod connections;
+mod counted_body;
 mod error;
 mod handlers;
+pub mod metrics;
+mod operations;
 pub mod range_header;
 mod request;
 pub mod route;
@@ -18,6 +22,7 @@ mod serve;
 mod timeouts;
 
 pub use budget::MemoryBudget;
+pub use operations::Operations;
 pub use serve::{serve, serve_with, ServeOptions};
 pub use timeouts::Timeouts;
 
@@ -29,29 +34,51 @@ use axum::routing::any;
 use axum::Router;
 use berth_registry::Registry;
 use error::ApiError;
-use route::Route;
+use route::{Endpoint, Route};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
-/// The application: OCI distribution under `/v2/`.
+/// The application: OCI distribution under `/v2/`, with fresh metrics
+/// readable from loopback only.
 pub fn router(registry: Arc<Registry>) -> Router {
+    let metrics = Arc::new(metrics::Metrics::new());
+    router_with(registry, Operations::new(metrics, false))
+}
+
+/// The application with the given operations state (its metrics shared
+/// with the accept loop, which counts connections).
+pub fn router_with(registry: Arc<Registry>, operations: Operations) -> Router {
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/healthz", any(dispatch))
+        .route("/readyz", any(dispatch))
+        .route("/metrics", any(dispatch))
         .fallback(|| async { ApiError::NotFound })
-        .with_state(registry)
+        .with_state(Arc::new(App {
+            registry,
+            operations,
+        }))
 }
 
-async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>) -> Response {
+/// What every request may use.
+struct App {
+    registry: Arc<Registry>,
+    operations: Operations,
+}
+
+async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let has_body = request::has_body(headers);
-    let mut response = match route::parse(method, uri.path()) {
+    let parsed = route::parse(method, uri.path());
+    let endpoint = parsed.as_ref().map_or(Endpoint::Unmatched, Route::endpoint);
+    let mut response = match parsed {
         Ok(route) => {
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
@@ -63,7 +90,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip()),
             };
-            handle(&registry, route, method, uri, headers, body, context).await
+            handle(&app, route, method, uri, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
@@ -88,6 +115,13 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
     // The one log line of a request; an error's cause is logged here only.
     let cause = response.extensions_mut().remove::<error::Cause>();
     let elapsed = started.elapsed();
+    count(
+        &app.operations.metrics,
+        method,
+        endpoint,
+        &response,
+        elapsed,
+    );
     let path = uri.path();
     match cause {
         Some(cause) if status.is_server_error() => {
@@ -104,6 +138,30 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request<Body>)
     response
 }
 
+/// Counts an answered request in the metrics; a blob GET's body by its
+/// Content-Length (what berth set out to send, by sendfile or not).
+fn count(
+    metrics: &metrics::Metrics,
+    method: &Method,
+    endpoint: Endpoint,
+    response: &Response,
+    elapsed: std::time::Duration,
+) {
+    let status = response.status();
+    metrics.observe(method, endpoint, status, elapsed);
+    if endpoint == Endpoint::Blob
+        && method == Method::GET
+        && matches!(
+            status,
+            axum::http::StatusCode::OK | axum::http::StatusCode::PARTIAL_CONTENT
+        )
+    {
+        if let Some(bytes) = request::content_length(response.headers()) {
+            metrics.count_pulled(bytes);
+        }
+    }
+}
+
 /// What the connection provides a request beyond the HTTP message; absent
 /// when the router runs without `serve` (in-process tests).
 #[derive(Clone, Copy, Default)]
@@ -115,7 +173,7 @@ struct RequestContext<'a> {
 }
 
 async fn handle(
-    registry: &Registry,
+    app: &App,
     route: Route,
     method: &Method,
     uri: &Uri,
@@ -124,8 +182,18 @@ async fn handle(
     context: RequestContext<'_>,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(uri.query());
-    use handlers::{blobs, listing, manifests, uploads};
+    use handlers::{blobs, listing, manifests, operations, uploads};
+    let registry = &*app.registry;
+    let body = match route {
+        Route::StartUpload { .. } | Route::Upload { .. } => {
+            counted_body::counted(body, app.operations.metrics.pushed().clone())
+        }
+        _ => body,
+    };
     match route {
+        Route::Healthz => Ok(operations::healthz(method == Method::GET)),
+        Route::Readyz => Ok(operations::readyz(registry, method == Method::GET).await),
+        Route::Metrics => operations::metrics(registry, &app.operations, context.client).await,
         Route::Base => Ok(handlers::respond(
             axum::http::StatusCode::OK,
             &[("content-type", "application/json".into())],

@@ -11,9 +11,10 @@
 
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
-use crate::router;
+use crate::metrics::Metrics;
 use crate::sendfile::{Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
+use crate::{router_with, Operations};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use berth_registry::Registry;
@@ -50,6 +51,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Bytes that manifest bodies being received may hold, all together.
     pub manifest_body_budget: usize,
+    /// Whether `/metrics` answers clients beyond loopback.
+    pub metrics_public: bool,
 }
 
 impl Default for ServeOptions {
@@ -63,6 +66,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
             manifest_body_budget: 64 << 20,
+            metrics_public: false,
         }
     }
 }
@@ -86,7 +90,11 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router(registry);
+    let metrics = Arc::new(Metrics::new());
+    let app = router_with(
+        registry,
+        Operations::new(metrics.clone(), options.metrics_public),
+    );
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);
     let budget = MemoryBudget::new(options.manifest_body_budget);
@@ -160,8 +168,9 @@ pub async fn serve_with(
             .writev(true)
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
         let served = graceful.watch(served);
+        let counted = metrics.connection_opened();
         tokio::spawn(async move {
-            let _slot = slot;
+            let (_slot, _counted) = (slot, counted);
             tokio::select! {
                 // A connection's end (the client left, a malformed request) concerns it alone.
                 _ = served => {}
