@@ -17,6 +17,7 @@
 //! | `durability`    | state surviving a restart                                   |
 //! | `wire`          | blob bytes on real sockets; sendfile and streaming paths    |
 //! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
+//! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -28,6 +29,7 @@ mod conformance {
     mod discovery;
     mod durability;
     mod manifest_push;
+    mod operations;
     mod pull;
     mod robustness;
     mod slow_clients;
