@@ -1,6 +1,7 @@
-//! berth's Prometheus metrics: every family registered once at start, so a
-//! request only bumps atomics in series found by a hash of small enums and
-//! a status number (no label strings are built per request).
+//! berth's Prometheus metrics: every family registered once at start, and
+//! the series a request bumps found by indexing a table with its method,
+//! endpoint and status: no hashing, no lock on the family, no label strings
+//! built per request.
 
 use crate::route::Endpoint;
 use axum::http::{Method, StatusCode};
@@ -13,6 +14,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds of the request duration buckets, in seconds: manifest hits
@@ -20,6 +22,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const DURATION_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
+
+/// Status codes berth commonly answers, each with a slot in a route's
+/// table; others are counted through a lookup in the family.
+const COMMON_STATUSES: [u16; 16] = [
+    200, 201, 202, 204, 206, 301, 307, 400, 403, 404, 405, 413, 416, 429, 500, 503,
+];
+
+const METHODS: usize = MethodLabel::Other as usize + 1;
+const ENDPOINTS: usize = Endpoint::Unmatched as usize + 1;
+
+/// One (method, endpoint)'s series, resolved on its first request.
+struct RouteSeries {
+    duration: Histogram,
+    by_status: [OnceLock<Counter>; COMMON_STATUSES.len()],
+}
 
 /// An HTTP method as a label; methods berth does not serve share one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +111,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
+    /// Handles into `requests` and `durations`, by method and endpoint.
+    resolved: Box<[OnceLock<RouteSeries>]>,
     pushed: Counter,
     pulled: Counter,
     connections: Gauge,
@@ -200,6 +219,7 @@ impl Metrics {
             registry,
             requests,
             durations,
+            resolved: (0..METHODS * ENDPOINTS).map(|_| OnceLock::new()).collect(),
             pushed,
             pulled,
             connections,
@@ -214,15 +234,36 @@ impl Metrics {
     /// Counts one answered request and how long its answer took.
     pub fn observe(&self, method: &Method, route: Endpoint, status: StatusCode, took: Duration) {
         let method = MethodLabel::from(method);
-        let labels = RequestLabels {
+        let labels = || RequestLabels {
             method,
             route,
             status: status.as_u16(),
         };
-        self.requests.get_or_create(&labels).inc();
-        self.durations
-            .get_or_create(&TimingLabels { method, route })
-            .observe(took.as_secs_f64());
+        let Some(series) = self
+            .resolved
+            .get(method as usize * ENDPOINTS + route as usize)
+        else {
+            self.requests.get_or_create(&labels()).inc();
+            return;
+        };
+        let series = series.get_or_init(|| RouteSeries {
+            duration: self
+                .durations
+                .get_or_create(&TimingLabels { method, route })
+                .clone(),
+            by_status: Default::default(),
+        });
+        series.duration.observe(took.as_secs_f64());
+        let slot = COMMON_STATUSES
+            .iter()
+            .position(|&s| s == status.as_u16())
+            .and_then(|i| series.by_status.get(i));
+        match slot {
+            Some(slot) => slot
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
     }
 
     /// The counter of upload body bytes, for the body wrapper to bump.
@@ -286,6 +327,15 @@ mod tests {
             StatusCode::ACCEPTED,
             Duration::from_millis(30),
         );
+        // A status outside the table, and a method outside the usual ones.
+        for method in [Method::GET, Method::from_bytes(b"PROPFIND").unwrap()] {
+            metrics.observe(
+                &method,
+                Endpoint::Unmatched,
+                StatusCode::IM_A_TEAPOT,
+                Duration::ZERO,
+            );
+        }
         metrics.pushed().inc_by(10);
         metrics.count_pulled(7);
         let guard = metrics.connection_opened();
@@ -314,6 +364,8 @@ mod tests {
         has(
             r#"berth_http_request_duration_seconds_bucket{le="0.05",method="PATCH",route="/v2/{name}/blobs/uploads/{id}"} 1"#,
         );
+        has(r#"berth_http_requests_total{method="GET",route="unmatched",status="418"} 1"#);
+        has(r#"berth_http_requests_total{method="other",route="unmatched",status="418"} 1"#);
         has("berth_pushed_bytes_total 10");
         has("berth_pulled_bytes_total 7");
         has("berth_connections_open 1");

@@ -60,7 +60,8 @@ pub enum Endpoint {
     Healthz,
     Readyz,
     Metrics,
-    /// A path that named no endpoint, or had an invalid name, digest or reference.
+    /// A path that named no endpoint, or had an invalid name, digest or
+    /// reference. Stays last: the metrics size a table by it.
     Unmatched,
 }
 
