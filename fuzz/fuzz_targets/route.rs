@@ -27,6 +27,9 @@ fn canonical(route: &Route) -> String {
         Route::StartUpload { name } => format!("/v2/{name}/blobs/uploads/"),
         Route::Upload { name, id } => format!("/v2/{name}/blobs/uploads/{id}"),
         Route::Referrers { name, digest } => format!("/v2/{name}/referrers/{digest}"),
+        Route::Healthz => "/healthz".into(),
+        Route::Readyz => "/readyz".into(),
+        Route::Metrics => "/metrics".into(),
     }
 }
 

@@ -58,6 +58,8 @@ pub struct RawConfig {
     pub cors_allowed_headers: Option<Vec<String>>,
     pub cors_expose_headers: Option<Vec<String>>,
     pub cors_allow_credentials: Option<bool>,
+    /// Whether `/metrics` answers clients beyond loopback.
+    pub metrics_public: Option<bool>,
 }
 
 impl RawConfig {
@@ -89,6 +91,7 @@ impl RawConfig {
             cors_allowed_headers: over.cors_allowed_headers.or(self.cors_allowed_headers),
             cors_expose_headers: over.cors_expose_headers.or(self.cors_expose_headers),
             cors_allow_credentials: over.cors_allow_credentials.or(self.cors_allow_credentials),
+            metrics_public: over.metrics_public.or(self.metrics_public),
         }
     }
 
@@ -132,6 +135,7 @@ impl RawConfig {
             cors_allowed_headers: list(env, "BERTH_CORS_ALLOWED_HEADERS"),
             cors_expose_headers: list(env, "BERTH_CORS_EXPOSE_HEADERS"),
             cors_allow_credentials: parse(env, "BERTH_CORS_ALLOW_CREDENTIALS")?,
+            metrics_public: parse(env, "BERTH_METRICS_PUBLIC")?,
         })
     }
 }
@@ -204,6 +208,7 @@ pub struct Config {
     /// `BERTH_LOG` nor `RUST_LOG` is set.
     pub log_level: Option<String>,
     pub warnings: Vec<ConfigWarning>,
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -311,6 +316,7 @@ impl Config {
             cors,
             log_level: registry.log_level,
             warnings,
+            metrics_public: raw.metrics_public.unwrap_or(false),
         })
     }
 }
@@ -413,6 +419,25 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         assert!(!c.delete_enabled);
         assert_eq!(c.upload_expiry, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn metrics_are_private_unless_the_file_or_environment_says_public() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert!(!c.metrics_public);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "metrics_public = true\n").unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        assert!(c.metrics_public);
+        let off = env(&[("BERTH_METRICS_PUBLIC", "false")]);
+        let c = Config::load(Some(file), &off, RawConfig::default()).unwrap();
+        assert!(!c.metrics_public, "the environment wins over the file");
+        let bad = env(&[("BERTH_METRICS_PUBLIC", "yes")]);
+        assert!(matches!(
+            Config::load(None, &bad, RawConfig::default()),
+            Err(ConfigError::Invalid("BERTH_METRICS_PUBLIC", _))
+        ));
     }
 
     #[test]

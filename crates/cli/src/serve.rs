@@ -58,6 +58,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         manifest_body_budget: config.manifest_body_budget,
         io,
         cors,
+        metrics_public: config.metrics_public,
     };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(

@@ -20,6 +20,7 @@
 //! | `slow_clients`  | header, idle and body timeouts; connection cap; shutdown    |
 //! | `cors`          | preflight and actual responses for browser origins          |
 //! | `registry_env`  | registry:2's `REGISTRY_*` variables, ignored ones logged    |
+//! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -33,6 +34,7 @@ mod conformance {
     mod durability;
     mod manifest_push;
     mod portable_io;
+    mod operations;
     mod pull;
     mod registry_env;
     mod robustness;

@@ -18,8 +18,9 @@ pub mod testing;
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
     BlobBody, ExpectedChunk, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest,
-    ReferrersPage, Registry, RegistryOptions, UploadStatus,
+    Readiness, ReferrersPage, Registry, RegistryOptions, UploadStatus,
 };
 pub use storage::{
-    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, PORTABLE_IO_ENV,
+    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, StoreStats,
+    PORTABLE_IO_ENV,
 };

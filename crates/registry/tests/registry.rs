@@ -685,6 +685,12 @@ impl berth_registry::MetaStore for SessionsStick {
     async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>, Error> {
         self.0.stale_uploads(cutoff).await
     }
+    async fn check(&self) -> Result<(), Error> {
+        self.0.check().await
+    }
+    async fn stats(&self) -> Result<berth_registry::StoreStats, Error> {
+        self.0.stats().await
+    }
 }
 
 #[tokio::test]
@@ -843,4 +849,25 @@ async fn a_chunk_whose_body_contradicts_its_range_is_refused_and_appends_nothing
     reg.finish_upload(&name, &up.id, &Digest::sha256_of(data), None, None)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn readiness_names_the_store_that_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::new(
+        Arc::new(FsBlobStore::open(dir.path()).unwrap()),
+        Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap()),
+        RegistryOptions::default(),
+    );
+    assert!(reg.readiness().await.is_ready());
+    std::fs::rename(dir.path().join("uploads"), dir.path().join("moved")).unwrap();
+    let blobs_gone = reg.readiness().await;
+    assert!(!blobs_gone.is_ready());
+    assert!(blobs_gone.blobs.is_err() && blobs_gone.meta.is_ok());
+    std::fs::rename(dir.path().join("moved"), dir.path().join("uploads")).unwrap();
+    std::fs::rename(dir.path().join("meta.db"), dir.path().join("moved.db")).unwrap();
+    let meta_gone = reg.readiness().await;
+    assert!(meta_gone.blobs.is_ok() && meta_gone.meta.is_err());
+    std::fs::rename(dir.path().join("moved.db"), dir.path().join("meta.db")).unwrap();
+    assert!(reg.readiness().await.is_ready());
 }

@@ -17,6 +17,9 @@ pub enum ApiError {
     OverBudget,
     /// `301 Moved Permanently` to this path and query.
     Redirect(String),
+    /// `/metrics` asked by a client that is not on loopback while the
+    /// metrics are not public.
+    MetricsDenied,
 }
 
 /// Why a request failed, in the server's words: logged once by the
@@ -138,6 +141,15 @@ impl IntoResponse for ApiError {
                 body(
                     ErrorCode::Unsupported.as_str(),
                     "no such endpoint".into(),
+                    serde_json::Value::Null,
+                ),
+            ),
+            ApiError::MetricsDenied => (
+                StatusCode::FORBIDDEN,
+                body(
+                    ErrorCode::Denied.as_str(),
+                    "metrics are served to loopback clients only unless metrics_public is set"
+                        .into(),
                     serde_json::Value::Null,
                 ),
             ),

@@ -1,16 +1,20 @@
 //! The HTTP front of berth.
 //!
-//! Every `/v2/...` request goes to one handler that parses `(method, path)`
-//! into a [`route::Route`], calls one [`Registry`] operation and renders the
-//! result. Status codes, headers and the error body live here and nowhere else;
-//! the rules of the spec live in `berth-registry`.
+//! Every `/v2/...` request (and `/healthz`, `/readyz`, `/metrics`) goes to
+//! one handler that answers a browser's CORS preflight, or parses
+//! `(method, path)` into a [`route::Route`], calls one [`Registry`]
+//! operation and renders the result; then it counts it in the metrics. Status codes, headers and the error body live here and nowhere
+//! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
 mod budget;
 mod connections;
 pub mod cors;
+mod counted_body;
 mod error;
 mod handlers;
+pub mod metrics;
+mod operations;
 pub mod range_header;
 mod request;
 pub mod route;
@@ -20,88 +24,85 @@ mod timeouts;
 
 pub use budget::MemoryBudget;
 pub use cors::{CorsError, CorsPolicy, CorsSettings};
+pub use operations::Operations;
 pub use serve::{serve, serve_with, ServeOptions};
 pub use timeouts::Timeouts;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRef, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use berth_registry::Registry;
 use error::ApiError;
-use route::Route;
+use route::{Endpoint, Route};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
-/// What every handler may reach; handlers extract the part they need.
-#[derive(Clone)]
-struct AppState {
-    registry: Arc<Registry>,
-    cors: Arc<CorsPolicy>,
-}
-
-impl FromRef<AppState> for Arc<Registry> {
-    fn from_ref(state: &AppState) -> Self {
-        state.registry.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<CorsPolicy> {
-    fn from_ref(state: &AppState) -> Self {
-        state.cors.clone()
-    }
-}
-
-/// The application: OCI distribution under `/v2/`, CORS off.
+/// The application: OCI distribution under `/v2/`, with fresh metrics
+/// readable from loopback only, CORS off.
 pub fn router(registry: Arc<Registry>) -> Router {
-    router_with_cors(registry, CorsPolicy::default())
+    let metrics = Arc::new(metrics::Metrics::new());
+    router_with(
+        registry,
+        Operations::new(metrics, false),
+        CorsPolicy::default(),
+    )
 }
 
-/// The application, answering browsers from the origins `cors` allows.
-pub fn router_with_cors(registry: Arc<Registry>, cors: CorsPolicy) -> Router {
-    let state = AppState {
-        registry,
-        cors: Arc::new(cors),
-    };
+/// The application with the given operations state (its metrics shared
+/// with the accept loop, which counts connections), answering browsers
+/// from the origins `cors` allows.
+pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPolicy) -> Router {
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/healthz", any(dispatch))
+        .route("/readyz", any(dispatch))
+        .route("/metrics", any(dispatch))
         .fallback(|| async { ApiError::NotFound })
-        .with_state(state)
+        .with_state(Arc::new(App {
+            registry,
+            operations,
+            cors,
+        }))
 }
 
-async fn dispatch(
-    State(registry): State<Arc<Registry>>,
-    State(cors): State<Arc<CorsPolicy>>,
-    request: Request<Body>,
-) -> Response {
+/// What every request may use.
+struct App {
+    registry: Arc<Registry>,
+    operations: Operations,
+    cors: CorsPolicy,
+}
+
+async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let has_body = request::has_body(headers);
-    let cors_origin = cors.allowed_origin(headers);
+    let parsed = route::parse(method, uri.path());
+    let endpoint = parsed.as_ref().map_or(Endpoint::Unmatched, Route::endpoint);
+    let cors_origin = app.cors.allowed_origin(headers);
     let preflight = cors_origin.filter(|_| CorsPolicy::is_preflight(method));
     let mut response = match preflight {
         // Before any other processing: a browser's preflight carries no credentials.
         Some(origin) => {
             let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
-            *response.headers_mut() = cors.preflight_headers(origin);
-            Ok(response)
+            *response.headers_mut() = app.cors.preflight_headers(origin);
+            response
         }
-        None => route_and_handle(&registry, &parts, body).await,
-    }
-    .unwrap_or_else(IntoResponse::into_response);
+        None => route_and_handle(&app, parsed, &parts, body).await,
+    };
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     if let (Some(origin), None) = (cors_origin, preflight) {
-        cors.decorate(response.headers_mut(), origin);
+        app.cors.decorate(response.headers_mut(), origin);
     }
     let status = response.status();
     if has_body && (status.is_client_error() || status.is_server_error()) {
@@ -110,18 +111,27 @@ async fn dispatch(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    log_request(method, uri.path(), &mut response, started);
+    let elapsed = started.elapsed();
+    count(
+        &app.operations.metrics,
+        method,
+        endpoint,
+        &response,
+        elapsed,
+    );
+    log_request(method, uri.path(), &mut response, elapsed);
     response
 }
 
-/// Parses the route and runs its handler.
+/// Runs the handler of a parsed route; a route that did not parse becomes its error.
 async fn route_and_handle(
-    registry: &Registry,
+    app: &App,
+    parsed: Result<Route, route::RouteError>,
     parts: &axum::http::request::Parts,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Response {
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    match route::parse(method, uri.path()) {
+    match parsed {
         Ok(route) => {
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
@@ -133,7 +143,7 @@ async fn route_and_handle(
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip()),
             };
-            handle(registry, route, method, uri, headers, body, context).await
+            handle(&app, route, method, uri, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
@@ -144,13 +154,13 @@ async fn route_and_handle(
         }
         Err(e) => Err(ApiError::from(e)),
     }
+    .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The one log line of a request; an error's cause is logged here only.
-fn log_request(method: &Method, path: &str, response: &mut Response, started: Instant) {
+fn log_request(method: &Method, path: &str, response: &mut Response, elapsed: std::time::Duration) {
     let status = response.status();
     let cause = response.extensions_mut().remove::<error::Cause>();
-    let elapsed = started.elapsed();
     match cause {
         Some(cause) if status.is_server_error() => {
             tracing::error!(%method, path, %status, ?elapsed, cause = %cause.0, "request failed")
@@ -165,6 +175,30 @@ fn log_request(method: &Method, path: &str, response: &mut Response, started: In
     }
 }
 
+/// Counts an answered request in the metrics; a blob GET's body by its
+/// Content-Length (what berth set out to send, by sendfile or not).
+fn count(
+    metrics: &metrics::Metrics,
+    method: &Method,
+    endpoint: Endpoint,
+    response: &Response,
+    elapsed: std::time::Duration,
+) {
+    let status = response.status();
+    metrics.observe(method, endpoint, status, elapsed);
+    if endpoint == Endpoint::Blob
+        && method == Method::GET
+        && matches!(
+            status,
+            axum::http::StatusCode::OK | axum::http::StatusCode::PARTIAL_CONTENT
+        )
+    {
+        if let Some(bytes) = request::content_length(response.headers()) {
+            metrics.count_pulled(bytes);
+        }
+    }
+}
+
 /// What the connection provides a request beyond the HTTP message; absent
 /// when the router runs without `serve` (in-process tests).
 #[derive(Clone, Copy, Default)]
@@ -176,7 +210,7 @@ struct RequestContext<'a> {
 }
 
 async fn handle(
-    registry: &Registry,
+    app: &App,
     route: Route,
     method: &Method,
     uri: &Uri,
@@ -185,8 +219,18 @@ async fn handle(
     context: RequestContext<'_>,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(uri.query());
-    use handlers::{blobs, listing, manifests, uploads};
+    use handlers::{blobs, listing, manifests, operations, uploads};
+    let registry = &*app.registry;
+    let body = match route {
+        Route::StartUpload { .. } | Route::Upload { .. } => {
+            counted_body::counted(body, app.operations.metrics.pushed().clone())
+        }
+        _ => body,
+    };
     match route {
+        Route::Healthz => Ok(operations::healthz(method == Method::GET)),
+        Route::Readyz => Ok(operations::readyz(registry, method == Method::GET).await),
+        Route::Metrics => operations::metrics(registry, &app.operations, context.client).await,
         Route::Base => Ok(handlers::respond(
             axum::http::StatusCode::OK,
             &[("content-type", "application/json".into())],

@@ -1,4 +1,5 @@
-//! Parsing `(method, path)` of `/v2/...` into a typed [`Route`].
+//! Parsing `(method, path)` of `/v2/...` and of the operations endpoints
+//! into a typed [`Route`].
 //!
 //! Repository names contain slashes, so the path is read from its end: the
 //! last one to three segments say which endpoint it is, everything before them
@@ -36,6 +37,70 @@ pub enum Route {
         name: RepositoryName,
         digest: Digest,
     },
+    /// `GET|HEAD /healthz`: the process serves.
+    Healthz,
+    /// `GET|HEAD /readyz`: the stores answer.
+    Readyz,
+    /// `GET /metrics`: Prometheus metrics.
+    Metrics,
+}
+
+/// Which endpoint a request went to, without its parameters: a label with
+/// a fixed set of values, unlike the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Base,
+    Catalog,
+    Tags,
+    Manifest,
+    Blob,
+    StartUpload,
+    Upload,
+    Referrers,
+    Healthz,
+    Readyz,
+    Metrics,
+    /// A path that named no endpoint, or had an invalid name, digest or
+    /// reference. Stays last: the metrics size a table by it.
+    Unmatched,
+}
+
+impl Endpoint {
+    /// The endpoint's path template, as the spec and the README write it.
+    pub fn template(self) -> &'static str {
+        match self {
+            Endpoint::Base => "/v2/",
+            Endpoint::Catalog => "/v2/_catalog",
+            Endpoint::Tags => "/v2/{name}/tags/list",
+            Endpoint::Manifest => "/v2/{name}/manifests/{reference}",
+            Endpoint::Blob => "/v2/{name}/blobs/{digest}",
+            Endpoint::StartUpload => "/v2/{name}/blobs/uploads/",
+            Endpoint::Upload => "/v2/{name}/blobs/uploads/{id}",
+            Endpoint::Referrers => "/v2/{name}/referrers/{digest}",
+            Endpoint::Healthz => "/healthz",
+            Endpoint::Readyz => "/readyz",
+            Endpoint::Metrics => "/metrics",
+            Endpoint::Unmatched => "unmatched",
+        }
+    }
+}
+
+impl Route {
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Route::Base => Endpoint::Base,
+            Route::Catalog => Endpoint::Catalog,
+            Route::Tags { .. } => Endpoint::Tags,
+            Route::Manifest { .. } => Endpoint::Manifest,
+            Route::Blob { .. } => Endpoint::Blob,
+            Route::StartUpload { .. } => Endpoint::StartUpload,
+            Route::Upload { .. } => Endpoint::Upload,
+            Route::Referrers { .. } => Endpoint::Referrers,
+            Route::Healthz => Endpoint::Healthz,
+            Route::Readyz => Endpoint::Readyz,
+            Route::Metrics => Endpoint::Metrics,
+        }
+    }
 }
 
 /// Why a request matched no endpoint.
@@ -76,8 +141,23 @@ fn reference(method: &Method, s: &str) -> Result<Reference, RouteError> {
     })?)
 }
 
-/// Parses a request to `/v2/...` (the raw, undecoded path).
+/// Parses a request (the raw, undecoded path): an operations endpoint or
+/// one under `/v2`.
 pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
+    let (route, allowed): (Route, &[Method]) = match path {
+        "/healthz" => (Route::Healthz, &[Method::GET, Method::HEAD]),
+        "/readyz" => (Route::Readyz, &[Method::GET, Method::HEAD]),
+        "/metrics" => (Route::Metrics, &[Method::GET]),
+        _ => return parse_v2(method, path),
+    };
+    if allowed.contains(method) {
+        Ok(route)
+    } else {
+        Err(RouteError::MethodNotAllowed)
+    }
+}
+
+fn parse_v2(method: &Method, path: &str) -> Result<Route, RouteError> {
     let rest = path.strip_prefix("/v2").ok_or(RouteError::NotFound)?;
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     if let Some(listing) = rest.strip_suffix('/') {
@@ -286,6 +366,25 @@ mod tests {
             parse(&Method::DELETE, "/v2/_catalog/"),
             Err(RouteError::MethodNotAllowed)
         ));
+    }
+
+    #[test]
+    fn operations_endpoints_take_only_reads() {
+        assert_eq!(ok(Method::GET, "/healthz"), Route::Healthz);
+        assert_eq!(ok(Method::HEAD, "/readyz"), Route::Readyz);
+        assert_eq!(ok(Method::GET, "/metrics"), Route::Metrics);
+        assert!(matches!(
+            parse(&Method::POST, "/metrics"),
+            Err(RouteError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            parse(&Method::GET, "/healthz/"),
+            Err(RouteError::NotFound)
+        ));
+        assert_eq!(
+            ok(Method::GET, "/v2/healthz/manifests/latest").endpoint(),
+            Endpoint::Manifest
+        );
     }
 
     #[test]

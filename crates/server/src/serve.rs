@@ -13,9 +13,10 @@
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
 use crate::cors::CorsPolicy;
-use crate::router_with_cors;
+use crate::metrics::Metrics;
 use crate::sendfile::{Connection, Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
+use crate::{router_with, Operations};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use berth_registry::{IoMode, Registry};
@@ -57,6 +58,8 @@ pub struct ServeOptions {
     pub io: IoMode,
     /// Which browser origins get CORS answers; off by default.
     pub cors: CorsPolicy,
+    /// Whether `/metrics` answers clients beyond loopback.
+    pub metrics_public: bool,
 }
 
 impl Default for ServeOptions {
@@ -72,6 +75,7 @@ impl Default for ServeOptions {
             manifest_body_budget: 64 << 20,
             io: IoMode::Native,
             cors: CorsPolicy::default(),
+            metrics_public: false,
         }
     }
 }
@@ -95,7 +99,12 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router_with_cors(registry, options.cors.clone());
+    let metrics = Arc::new(Metrics::new());
+    let app = router_with(
+        registry,
+        Operations::new(metrics.clone(), options.metrics_public),
+        options.cors.clone(),
+    );
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);
     let budget = MemoryBudget::new(options.manifest_body_budget);
@@ -171,8 +180,9 @@ pub async fn serve_with(
             .writev(true)
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
         let served = graceful.watch(served);
+        let counted = metrics.connection_opened();
         tokio::spawn(async move {
-            let _slot = slot;
+            let (_slot, _counted) = (slot, counted);
             tokio::select! {
                 // A connection's end (the client left, a malformed request) concerns it alone.
                 _ = served => {}

@@ -85,6 +85,11 @@ pub trait BlobStore: Send + Sync + 'static {
     fn free_space(&self) -> Result<Option<FreeSpace>> {
         Ok(None)
     }
+
+    /// Fails when the store could not serve or take content right now (its
+    /// folder gone or not writable, the bucket unreachable): what a
+    /// readiness probe asks. Cheap enough to run every few seconds.
+    async fn check(&self) -> Result<()>;
 }
 
 /// Bytes a store can still take, out of its total.

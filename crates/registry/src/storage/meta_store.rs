@@ -53,6 +53,21 @@ pub struct UploadSession {
     pub client: Option<std::net::IpAddr>,
 }
 
+/// Totals over the whole store, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Repositories holding at least one manifest: those the catalog lists.
+    pub repositories: u64,
+    /// Manifests, once per repository holding them.
+    pub manifests: u64,
+    /// Distinct blob digests linked to any repository.
+    pub blobs: u64,
+    /// Sizes of those blobs, each digest counted once.
+    pub blob_bytes: u64,
+    /// Upload sessions open (not yet finished, cancelled or swept).
+    pub uploads: u64,
+}
+
 /// How many upload sessions may be open at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadLimits {
@@ -153,4 +168,12 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_upload(&self, id: &str) -> Result<()>;
     /// Ids of uploads last changed before `cutoff` (Unix seconds).
     async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>>;
+
+    /// Fails when the store cannot answer a trivial query, or no longer
+    /// reads what is at its configured location: what a readiness probe asks.
+    async fn check(&self) -> Result<()>;
+
+    /// Totals over every repository. May scan whole tables: callers that
+    /// ask often (metrics scrapes) cache the answer.
+    async fn stats(&self) -> Result<StoreStats>;
 }

@@ -18,7 +18,7 @@ pub use blob_store::{BlobContent, BlobStore, FreeSpace};
 pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
-    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession,
+    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, StoreStats, UploadLimits, UploadSession,
 };
 
 use bytes::Bytes;

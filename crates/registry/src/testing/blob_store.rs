@@ -186,3 +186,17 @@ pub async fn concurrent_uploads_do_not_mix(store: Arc<dyn BlobStore>) {
         assert_eq!(read_all(&*store, &digest).await.unwrap(), content);
     }
 }
+
+/// A working store passes its check, and a check leaves no upload behind.
+pub async fn a_working_store_passes_its_check(store: &dyn BlobStore) {
+    store
+        .check()
+        .await
+        .expect("a working store passes its check");
+    store.check().await.expect("and again");
+    let leftovers = store.uploads_older_than(Duration::ZERO).await.unwrap();
+    assert!(
+        leftovers.iter().all(|id| !id.starts_with(".ready")),
+        "the check left {leftovers:?}"
+    );
+}

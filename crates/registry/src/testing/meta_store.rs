@@ -528,3 +528,51 @@ pub async fn upload_sessions_are_capped(meta: Arc<dyn MetaStore>) {
             .unwrap();
     }
 }
+
+/// A working store passes its check; its totals count each repository with
+/// manifests, each manifest per repository, each blob digest once whatever
+/// number of repositories link it, and open upload sessions.
+pub async fn stats_count_what_is_stored(meta: &dyn MetaStore) {
+    meta.check()
+        .await
+        .expect("a working store passes its check");
+    let before = meta.stats().await.unwrap();
+    let (a, b) = (repo("kit-stats/a"), repo("kit-stats/b"));
+    let layer = Digest::sha256_of(b"kit-stats layer");
+    let only_linked = Digest::sha256_of(b"kit-stats linked, no manifest");
+    for r in [&a, &b] {
+        meta.link_blob(r, &layer, 7).await.unwrap();
+        let m = Digest::sha256_of(format!("kit-stats manifest {r}").as_bytes());
+        meta.put_manifest(
+            r,
+            &manifest(&m, vec![(layer.clone(), 7)], None),
+            Some(&tag("v1")),
+        )
+        .await
+        .unwrap();
+    }
+    // A repository with blobs but no manifest is not in the catalog.
+    meta.link_blob(&repo("kit-stats/c"), &only_linked, 3)
+        .await
+        .unwrap();
+    let session = UploadSession {
+        id: "kit-stats-upload".into(),
+        repository: a.clone(),
+        offset: 0,
+        updated_at: 0,
+        client: None,
+    };
+    meta.create_upload(&session, ROOMY).await.unwrap();
+    let after = meta.stats().await.unwrap();
+    assert_eq!(after.repositories, before.repositories + 2);
+    assert_eq!(after.manifests, before.manifests + 2);
+    assert_eq!(
+        after.blobs,
+        before.blobs + 2,
+        "one layer in two repos is one blob"
+    );
+    assert_eq!(after.blob_bytes, before.blob_bytes + 7 + 3);
+    assert_eq!(after.uploads, before.uploads + 1);
+    meta.delete_upload(&session.id).await.unwrap();
+    assert_eq!(meta.stats().await.unwrap().uploads, before.uploads);
+}

@@ -37,6 +37,7 @@ pub async fn blob_store(store: Arc<dyn BlobStore>) {
     ranges_are_cut_at_the_end(&*store).await;
     a_missing_upload_is_unknown(&*store).await;
     stale_uploads_are_listed_by_age(&*store).await;
+    a_working_store_passes_its_check(&*store).await;
     concurrent_uploads_do_not_mix(store).await;
 }
 
@@ -54,6 +55,7 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     referenced_content_cannot_be_deleted(&*meta).await;
     concurrent_writers_are_isolated(meta.clone()).await;
     put_manifest_racing_an_unlink_never_dangles(meta.clone()).await;
+    stats_count_what_is_stored(&*meta).await;
     upload_sessions_are_capped(meta).await;
 }
 

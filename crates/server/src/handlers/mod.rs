@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod listing;
 pub mod manifests;
+pub mod operations;
 pub mod uploads;
 
 use axum::body::Body;

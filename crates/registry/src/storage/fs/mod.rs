@@ -8,6 +8,7 @@
 //! ([`upload_locks`]), and an append's writer thread holds it to its end.
 
 mod append;
+mod probe;
 mod publish;
 mod upload_locks;
 mod writeback;
@@ -229,7 +230,11 @@ impl BlobStore for FsBlobStore {
             let mut stale = Vec::new();
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
-                if entry.metadata()?.modified()? < cutoff {
+                // Gone since it was listed (finished, cancelled, a readiness probe).
+                let Some(meta) = not_found_is_none(entry.metadata())? else {
+                    continue;
+                };
+                if meta.modified()? < cutoff {
                     stale.push(entry.file_name().to_string_lossy().into_owned());
                 }
             }
@@ -252,12 +257,37 @@ impl BlobStore for FsBlobStore {
         not_found_is_none(tokio::fs::remove_file(self.upload_path(id)).await)?;
         Ok(())
     }
+
+    async fn check(&self) -> Result<()> {
+        let root = self.root.clone();
+        blocking(move || probe::check(&root)).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_util::{StreamExt, TryStreamExt};
+
+    #[tokio::test]
+    async fn the_check_fails_while_a_folder_is_gone_or_a_file_and_passes_once_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        store.check().await.unwrap();
+        let (blobs, aside) = (dir.path().join("blobs"), dir.path().join("blobs.aside"));
+        std::fs::rename(&blobs, &aside).unwrap();
+        let gone = store.check().await.unwrap_err().to_string();
+        assert!(gone.contains("blobs"), "{gone}");
+        std::fs::write(&blobs, b"not a folder").unwrap();
+        let file = store.check().await.unwrap_err().to_string();
+        assert!(file.contains("not a folder"), "{file}");
+        std::fs::remove_file(&blobs).unwrap();
+        std::fs::rename(&aside, &blobs).unwrap();
+        store.check().await.unwrap();
+        let uploads = dir.path().join("uploads");
+        std::fs::remove_dir(&uploads).unwrap();
+        assert!(store.check().await.is_err(), "uploads/ is needed too");
+    }
 
     #[tokio::test]
     async fn keeps_every_blob_store_promise() {

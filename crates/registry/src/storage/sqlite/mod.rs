@@ -10,12 +10,15 @@
 mod blobs;
 mod listings;
 mod manifests;
+mod monitoring;
 mod readers;
 pub mod schema;
 mod uploads;
 mod writer;
 
-use super::{ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, UploadLimits, UploadSession};
+use super::{
+    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, StoreStats, UploadLimits, UploadSession,
+};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
@@ -28,6 +31,7 @@ use writer::{Commit, Writer};
 pub struct SqliteMetaStore {
     writer: Writer,
     readers: Readers,
+    file: monitoring::OpenedFile,
 }
 
 fn storage_err(e: impl std::fmt::Display) -> Error {
@@ -95,6 +99,7 @@ impl SqliteMetaStore {
         Ok(SqliteMetaStore {
             writer: Writer::start(conn)?,
             readers,
+            file: monitoring::OpenedFile::of(path)?,
         })
     }
 
@@ -246,6 +251,15 @@ impl MetaStore for SqliteMetaStore {
     async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>> {
         self.readers.read(move |c| uploads::stale(c, cutoff)).await
     }
+
+    async fn check(&self) -> Result<()> {
+        self.file.check()?;
+        self.readers.read(monitoring::answers).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        self.readers.read(monitoring::stats).await
+    }
 }
 
 #[cfg(test)]
@@ -255,5 +269,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
         crate::testing::meta_store(std::sync::Arc::new(meta)).await;
+    }
+
+    #[tokio::test]
+    async fn the_check_fails_while_the_database_file_is_moved_or_replaced() {
+        use crate::storage::MetaStore;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, aside) = (dir.path().join("meta.db"), dir.path().join("meta.db.aside"));
+        let meta = super::SqliteMetaStore::open(&path).unwrap();
+        meta.check().await.unwrap();
+        std::fs::rename(&path, &aside).unwrap();
+        let moved = meta.check().await.unwrap_err().to_string();
+        assert!(moved.contains("moved or deleted"), "{moved}");
+        std::fs::copy(&aside, &path).unwrap();
+        let replaced = meta.check().await.unwrap_err().to_string();
+        assert!(replaced.contains("not the file berth opened"), "{replaced}");
+        std::fs::rename(&aside, &path).unwrap();
+        meta.check().await.unwrap();
     }
 }

@@ -1,0 +1,173 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use super::respond;
+use crate::error::ApiError;
+use crate::operations::Operations;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use berth_registry::Registry;
+use std::net::IpAddr;
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn body_if(with_body: bool, text: String) -> Body {
+    if with_body {
+        Body::from(text)
+    } else {
+        Body::empty()
+    }
+}
+
+/// The process answers: nothing else is asked.
+pub fn healthz(with_body: bool) -> Response {
+    respond(
+        StatusCode::OK,
+        &[("content-type", "text/plain; charset=utf-8".into())],
+        body_if(with_body, "ok\n".into()),
+    )
+}
+
+/// 200 when both stores answer their check, else 503 naming which did not;
+/// the causes (paths, OS errors) go to the log, not to anonymous callers.
+pub async fn readyz(registry: &Registry, with_body: bool) -> Response {
+    let readiness = registry.readiness().await;
+    let word = |store: &str, result: &berth_registry::Result<()>| match result {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(store, error = %e, "not ready");
+            "failed"
+        }
+    };
+    let body = serde_json::json!({
+        "ready": readiness.is_ready(),
+        "blob_store": word("blob store", &readiness.blobs),
+        "metadata_store": word("metadata store", &readiness.meta),
+    });
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    respond(
+        status,
+        &[("content-type", "application/json".into())],
+        body_if(with_body, body.to_string()),
+    )
+}
+
+/// The metrics, to loopback clients or to all when made public.
+pub async fn metrics(
+    registry: &Registry,
+    operations: &Operations,
+    client: Option<IpAddr>,
+) -> Result<Response, ApiError> {
+    if !operations.may_read_metrics(client) {
+        return Err(ApiError::MetricsDenied);
+    }
+    // A failed scan leaves the store gauges at their last values; the
+    // request counters are still worth serving.
+    let stats = match operations.stats(registry).await {
+        Ok(stats) => Some(stats),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading store totals for /metrics failed");
+            None
+        }
+    };
+    let text = operations
+        .metrics
+        .render(stats.as_ref())
+        .map_err(|e| berth_registry::Error::Storage(format!("rendering metrics: {e}")))?;
+    Ok(respond(
+        StatusCode::OK,
+        &[("content-type", OPENMETRICS.into())],
+        Body::from(text),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::Metrics;
+    use crate::{router_with, CorsPolicy, Operations};
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use berth_registry::storage::fs::FsBlobStore;
+    use berth_registry::storage::sqlite::SqliteMetaStore;
+    use berth_registry::{Registry, RegistryOptions};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    fn registry(dir: &std::path::Path) -> Arc<Registry> {
+        Arc::new(Registry::new(
+            Arc::new(FsBlobStore::open(dir).unwrap()),
+            Arc::new(SqliteMetaStore::open(&dir.join("meta.db")).unwrap()),
+            RegistryOptions::default(),
+        ))
+    }
+
+    async fn get(app: &axum::Router, path: &str, client: &str) -> (StatusCode, String) {
+        let mut request = Request::get(path).body(Body::empty()).unwrap();
+        let client: SocketAddr = client.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(client));
+        let response = tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn metrics_answer_a_client_off_loopback_denied_unless_public() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry(dir.path());
+        let private = router_with(
+            registry.clone(),
+            Operations::new(Arc::new(Metrics::new()), false),
+            CorsPolicy::default(),
+        );
+        let (status, body) = get(&private, "/metrics", "192.0.2.7:40000").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("\"DENIED\""), "{body}");
+        let (status, body) = get(&private, "/metrics", "127.0.0.1:40000").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("berth_http_requests_total"), "{body}");
+        // The refusal above was counted, under its route template.
+        assert!(
+            body.contains(
+                r#"berth_http_requests_total{method="GET",route="/metrics",status="403"} 1"#
+            ),
+            "{body}"
+        );
+        let public = router_with(
+            registry,
+            Operations::new(Arc::new(Metrics::new()), true),
+            CorsPolicy::default(),
+        );
+        let (status, _) = get(&public, "/metrics", "192.0.2.7:40000").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn probes_are_anonymous_and_readyz_names_the_failing_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router_with(
+            registry(dir.path()),
+            Operations::new(Arc::new(Metrics::new()), false),
+            CorsPolicy::default(),
+        );
+        assert_eq!(get(&app, "/healthz", "192.0.2.7:1").await.0, StatusCode::OK);
+        let (status, body) = get(&app, "/readyz", "192.0.2.7:1").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        std::fs::rename(dir.path().join("blobs"), dir.path().join("gone")).unwrap();
+        let (status, body) = get(&app, "/readyz", "192.0.2.7:1").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["blob_store"], "failed");
+        assert_eq!(body["metadata_store"], "ok");
+        assert!(!body.to_string().contains("gone"), "no paths: {body}");
+    }
+}

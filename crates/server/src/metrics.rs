@@ -1,0 +1,383 @@
+//! berth's Prometheus metrics: every family registered once at start, and
+//! the series a request bumps found by indexing a table with its method,
+//! endpoint and status: no hashing, no lock on the family, no label strings
+//! built per request.
+
+use crate::route::Endpoint;
+use axum::http::{Method, StatusCode};
+use berth_registry::StoreStats;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Upper bounds of the request duration buckets, in seconds: manifest hits
+/// take tens of microseconds, large blob pushes seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+];
+
+/// Status codes berth commonly answers, each with a slot in a route's
+/// table; others are counted through a lookup in the family.
+const COMMON_STATUSES: [u16; 16] = [
+    200, 201, 202, 204, 206, 301, 307, 400, 403, 404, 405, 413, 416, 429, 500, 503,
+];
+
+const METHODS: usize = MethodLabel::Other as usize + 1;
+const ENDPOINTS: usize = Endpoint::Unmatched as usize + 1;
+
+/// One (method, endpoint)'s series, resolved on its first request.
+struct RouteSeries {
+    duration: Histogram,
+    by_status: [OnceLock<Counter>; COMMON_STATUSES.len()],
+}
+
+/// An HTTP method as a label; methods berth does not serve share one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodLabel {
+    Get,
+    Head,
+    Put,
+    Post,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl From<&Method> for MethodLabel {
+    fn from(method: &Method) -> Self {
+        match *method {
+            Method::GET => MethodLabel::Get,
+            Method::HEAD => MethodLabel::Head,
+            Method::PUT => MethodLabel::Put,
+            Method::POST => MethodLabel::Post,
+            Method::PATCH => MethodLabel::Patch,
+            Method::DELETE => MethodLabel::Delete,
+            Method::OPTIONS => MethodLabel::Options,
+            _ => MethodLabel::Other,
+        }
+    }
+}
+
+impl EncodeLabelValue for MethodLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            MethodLabel::Get => "GET",
+            MethodLabel::Head => "HEAD",
+            MethodLabel::Put => "PUT",
+            MethodLabel::Post => "POST",
+            MethodLabel::Patch => "PATCH",
+            MethodLabel::Delete => "DELETE",
+            MethodLabel::Options => "OPTIONS",
+            MethodLabel::Other => "other",
+        })
+    }
+}
+
+impl EncodeLabelValue for Endpoint {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.template())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: MethodLabel,
+    route: Endpoint,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TimingLabels {
+    method: MethodLabel,
+    route: Endpoint,
+}
+
+type Durations = Family<TimingLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Every metric berth exports, and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Durations,
+    /// Handles into `requests` and `durations`, by method and endpoint.
+    resolved: Box<[OnceLock<RouteSeries>]>,
+    pushed: Counter,
+    pulled: Counter,
+    connections: Gauge,
+    uploads: Gauge,
+    repositories: Gauge,
+    manifests: Gauge,
+    blobs: Gauge,
+    blob_bytes: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "berth_http_requests",
+            "HTTP requests answered, by method, route template and status code",
+            requests.clone(),
+        );
+        let durations = Durations::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "berth_http_request_duration",
+            "Time from a request's arrival to its response head, by method and route template",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        let pushed = Counter::default();
+        registry.register_with_unit(
+            "berth_pushed",
+            "Bytes received in blob upload bodies (POST, PATCH, PUT), accepted or not",
+            Unit::Bytes,
+            pushed.clone(),
+        );
+        let pulled = Counter::default();
+        registry.register_with_unit(
+            "berth_pulled",
+            "Bytes of blob bodies served: the Content-Length of each 200 or 206 answer to a blob GET",
+            Unit::Bytes,
+            pulled.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let connections = gauge(
+            &mut registry,
+            "berth_connections_open",
+            "Client connections open now",
+        );
+        let uploads = gauge(
+            &mut registry,
+            "berth_uploads_in_progress",
+            "Upload sessions started and not yet finished, cancelled or expired",
+        );
+        let repositories = gauge(
+            &mut registry,
+            "berth_repositories",
+            "Repositories holding at least one manifest (those the catalog lists)",
+        );
+        let manifests = gauge(
+            &mut registry,
+            "berth_manifests",
+            "Manifests stored, once per repository holding them",
+        );
+        let blobs = gauge(
+            &mut registry,
+            "berth_blobs",
+            "Distinct blobs linked to any repository",
+        );
+        let blob_bytes = Gauge::default();
+        registry.register_with_unit(
+            "berth_blobs_stored",
+            "Size of the distinct blobs linked to any repository, each counted once",
+            Unit::Bytes,
+            blob_bytes.clone(),
+        );
+        let started: Gauge<f64, AtomicU64> = Gauge::default();
+        started.set(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
+        registry.register_with_unit(
+            "process_start_time",
+            "When the berth process started, in seconds since the Unix epoch",
+            Unit::Seconds,
+            started,
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            resolved: (0..METHODS * ENDPOINTS).map(|_| OnceLock::new()).collect(),
+            pushed,
+            pulled,
+            connections,
+            uploads,
+            repositories,
+            manifests,
+            blobs,
+            blob_bytes,
+        }
+    }
+
+    /// Counts one answered request and how long its answer took.
+    pub fn observe(&self, method: &Method, route: Endpoint, status: StatusCode, took: Duration) {
+        let method = MethodLabel::from(method);
+        let labels = || RequestLabels {
+            method,
+            route,
+            status: status.as_u16(),
+        };
+        let Some(series) = self
+            .resolved
+            .get(method as usize * ENDPOINTS + route as usize)
+        else {
+            self.requests.get_or_create(&labels()).inc();
+            return;
+        };
+        let series = series.get_or_init(|| RouteSeries {
+            duration: self
+                .durations
+                .get_or_create(&TimingLabels { method, route })
+                .clone(),
+            by_status: Default::default(),
+        });
+        series.duration.observe(took.as_secs_f64());
+        let slot = COMMON_STATUSES
+            .iter()
+            .position(|&s| s == status.as_u16())
+            .and_then(|i| series.by_status.get(i));
+        match slot {
+            Some(slot) => slot
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
+    }
+
+    /// The counter of upload body bytes, for the body wrapper to bump.
+    pub fn pushed(&self) -> &Counter {
+        &self.pushed
+    }
+
+    pub fn count_pulled(&self, bytes: u64) {
+        self.pulled.inc_by(bytes);
+    }
+
+    /// Counts a connection open until the guard drops.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.connections.inc();
+        ConnectionGuard(self.connections.clone())
+    }
+
+    /// The text exposition (OpenMetrics 1.0) with the store totals given.
+    pub fn render(&self, stats: Option<&StoreStats>) -> Result<String, std::fmt::Error> {
+        if let Some(stats) = stats {
+            let set = |gauge: &Gauge, n: u64| gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            set(&self.uploads, stats.uploads);
+            set(&self.repositories, stats.repositories);
+            set(&self.manifests, stats.manifests);
+            set(&self.blobs, stats.blobs);
+            set(&self.blob_bytes, stats.blob_bytes);
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Holds one count in `berth_connections_open`.
+pub struct ConnectionGuard(Gauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_under_their_route_template_and_rendered_in_order() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.observe(
+                &Method::GET,
+                Endpoint::Manifest,
+                StatusCode::OK,
+                Duration::from_micros(80),
+            );
+        }
+        metrics.observe(
+            &Method::PATCH,
+            Endpoint::Upload,
+            StatusCode::ACCEPTED,
+            Duration::from_millis(30),
+        );
+        // A status outside the table, and a method outside the usual ones.
+        for method in [Method::GET, Method::from_bytes(b"PROPFIND").unwrap()] {
+            metrics.observe(
+                &method,
+                Endpoint::Unmatched,
+                StatusCode::IM_A_TEAPOT,
+                Duration::ZERO,
+            );
+        }
+        metrics.pushed().inc_by(10);
+        metrics.count_pulled(7);
+        let guard = metrics.connection_opened();
+        let text = metrics
+            .render(Some(&StoreStats {
+                repositories: 2,
+                manifests: 3,
+                blobs: 4,
+                blob_bytes: 5,
+                uploads: 1,
+            }))
+            .unwrap();
+        let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        has(
+            r#"berth_http_requests_total{method="GET",route="/v2/{name}/manifests/{reference}",status="200"} 3"#,
+        );
+        has(
+            r#"berth_http_requests_total{method="PATCH",route="/v2/{name}/blobs/uploads/{id}",status="202"} 1"#,
+        );
+        has(
+            r#"berth_http_request_duration_seconds_bucket{le="0.0001",method="GET",route="/v2/{name}/manifests/{reference}"} 3"#,
+        );
+        has(
+            r#"berth_http_request_duration_seconds_bucket{le="0.025",method="PATCH",route="/v2/{name}/blobs/uploads/{id}"} 0"#,
+        );
+        has(
+            r#"berth_http_request_duration_seconds_bucket{le="0.05",method="PATCH",route="/v2/{name}/blobs/uploads/{id}"} 1"#,
+        );
+        has(r#"berth_http_requests_total{method="GET",route="unmatched",status="418"} 1"#);
+        has(r#"berth_http_requests_total{method="other",route="unmatched",status="418"} 1"#);
+        has("berth_pushed_bytes_total 10");
+        has("berth_pulled_bytes_total 7");
+        has("berth_connections_open 1");
+        has("berth_uploads_in_progress 1");
+        has("berth_repositories 2");
+        has("berth_manifests 3");
+        has("berth_blobs 4");
+        has("berth_blobs_stored_bytes 5");
+        has("# EOF");
+        drop(guard);
+        let text = metrics.render(None).unwrap();
+        assert!(text.lines().any(|l| l == "berth_connections_open 0"));
+        assert!(text.lines().any(|l| l == "berth_repositories 2"), "kept");
+    }
+}

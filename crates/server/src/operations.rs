@@ -1,0 +1,128 @@
+//! What the operations endpoints share across requests: the metrics, who
+//! may read them, and the store totals cached between scrapes.
+
+use crate::metrics::Metrics;
+use berth_registry::{Registry, Result, StoreStats};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long store totals are reused: they scan whole tables, and several
+/// Prometheus servers may scrape every few seconds.
+const STATS_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct Operations {
+    pub metrics: Arc<Metrics>,
+    /// Whether clients other than loopback may read `/metrics`.
+    pub metrics_public: bool,
+    stats: StatsCache,
+}
+
+impl Operations {
+    pub fn new(metrics: Arc<Metrics>, metrics_public: bool) -> Self {
+        Operations {
+            metrics,
+            metrics_public,
+            stats: StatsCache::new(STATS_TTL),
+        }
+    }
+
+    /// Whether `client` may read `/metrics`: loopback always (the operator on
+    /// the machine, a sidecar), others only when the setting says so. An
+    /// unknown client (no socket: in-process use) is refused.
+    pub fn may_read_metrics(&self, client: Option<IpAddr>) -> bool {
+        self.metrics_public || client.is_some_and(|ip| ip.to_canonical().is_loopback())
+    }
+
+    /// Store totals at most [`STATS_TTL`] old.
+    pub async fn stats(&self, registry: &Registry) -> Result<StoreStats> {
+        self.stats.get_or_refresh(|| registry.stats()).await
+    }
+}
+
+/// The last store totals and when they were read; one refresh at a time,
+/// so concurrent scrapes wait for it instead of each scanning.
+#[derive(Debug)]
+struct StatsCache {
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, StoreStats)>>,
+}
+
+impl StatsCache {
+    fn new(ttl: Duration) -> Self {
+        StatsCache {
+            ttl,
+            last: Default::default(),
+        }
+    }
+
+    async fn get_or_refresh<F, Fut>(&self, read: F) -> Result<StoreStats>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<StoreStats>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, stats)) = *last {
+            if at.elapsed() < self.ttl {
+                return Ok(stats);
+            }
+        }
+        let stats = read().await?;
+        *last = Some((Instant::now(), stats));
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn operations(public: bool) -> Operations {
+        Operations::new(Arc::new(Metrics::new()), public)
+    }
+
+    #[test]
+    fn metrics_are_for_loopback_unless_public() {
+        let private = operations(false);
+        let loopbacks: [IpAddr; 4] = [
+            Ipv4Addr::LOCALHOST.into(),
+            Ipv4Addr::new(127, 0, 0, 2).into(),
+            Ipv6Addr::LOCALHOST.into(),
+            Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(),
+        ];
+        for ip in loopbacks {
+            assert!(private.may_read_metrics(Some(ip)), "{ip}");
+        }
+        let others: [IpAddr; 3] = [
+            Ipv4Addr::new(192, 0, 2, 2).into(),
+            Ipv4Addr::new(192, 0, 2, 2).to_ipv6_mapped().into(),
+            "fd00::2".parse().unwrap(),
+        ];
+        for ip in others {
+            assert!(!private.may_read_metrics(Some(ip)), "{ip}");
+            assert!(operations(true).may_read_metrics(Some(ip)), "{ip}");
+        }
+        assert!(!private.may_read_metrics(None));
+    }
+
+    #[tokio::test]
+    async fn store_totals_are_read_once_per_ttl() {
+        let cache = StatsCache::new(Duration::from_secs(60));
+        let reads = std::sync::atomic::AtomicU64::new(0);
+        let read = || async {
+            let n = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Ok(StoreStats {
+                repositories: n,
+                ..Default::default()
+            })
+        };
+        assert_eq!(cache.get_or_refresh(read).await.unwrap().repositories, 1);
+        assert_eq!(cache.get_or_refresh(read).await.unwrap().repositories, 1);
+        let expired = StatsCache::new(Duration::ZERO);
+        assert_eq!(expired.get_or_refresh(read).await.unwrap().repositories, 2);
+        assert_eq!(expired.get_or_refresh(read).await.unwrap().repositories, 3);
+    }
+}
