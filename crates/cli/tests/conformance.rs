@@ -33,8 +33,8 @@ mod conformance {
     mod discovery;
     mod durability;
     mod manifest_push;
-    mod portable_io;
     mod operations;
+    mod portable_io;
     mod pull;
     mod registry_env;
     mod robustness;

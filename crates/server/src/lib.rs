@@ -143,7 +143,7 @@ async fn route_and_handle(
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip()),
             };
-            handle(&app, route, method, uri, headers, body, context).await
+            handle(app, route, method, uri, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
