@@ -32,7 +32,7 @@ check "berth kind config --only configmap validates against Kubernetes 1.32 (kub
   "$BERTH_BIN" "$VENV/bin/kubernetes-validate" "$T"
 hosts_toml_parses() {
   config_ --only hosts-toml --port 5999 --endpoint http://127.0.0.1:4000 >"$T/hosts.toml" &&
-    expect_eq "http://localhost:5999 ['pull', 'resolve']" \
+    expect_eq "http://127.0.0.1:4000 ['pull', 'resolve']" \
       "$("$VENV/bin/python" -c 'import sys, tomllib; d = tomllib.load(open(sys.argv[1], "rb")); print(d["server"], d["host"]["http://127.0.0.1:4000"]["capabilities"])' "$T/hosts.toml")"
 }
 check "berth kind config --only hosts-toml is exactly a hosts.toml with the --endpoint" hosts_toml_parses
