@@ -115,6 +115,7 @@ async fn an_image_detail_has_its_config_layers_tags_and_referrers() {
     assert_eq!(detail.size, size as u64);
     assert_eq!(detail.media_type, OCI_MANIFEST);
     assert_eq!(detail.tags, ["stable", "v1"]);
+    assert_eq!(detail.artifact_type, None, "an image is no artifact");
     assert!(detail.pushed_at > 1_600_000_000);
     let ImageContents::Manifest {
         config_blob,
@@ -222,6 +223,7 @@ async fn an_index_shows_its_platforms_in_tag_pages_and_its_detail() {
         .collect();
     assert_eq!(platforms, [("amd64", None), ("arm64", Some("v8"))]);
     assert!(page.items[1].platforms.is_empty(), "an image lists none");
+    assert_eq!(page.items[1].artifact_type, None);
     let next = page.next.expect("a third tag follows");
     let rest = reg.tag_details(&name, Some(&next), 2).await.unwrap();
     assert_eq!(rest.items.len(), 1);
