@@ -60,6 +60,17 @@ const TAG_SIZE: &str = "m.size
          SELECT r.child FROM manifest_refs r
          WHERE r.repo_id = t.repo_id AND r.manifest = t.digest))";
 
+/// A page of tags: `?1` repository, after (`?2` time, `?3` name), `?4` rows.
+fn tag_page_sql() -> String {
+    format!(
+        "SELECT t.name, t.digest, m.media_type, m.artifact_type, {TAG_SIZE}, t.updated_at
+         FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+         WHERE t.repo_id = {REPO_ID}
+           AND t.updated_at <= ?2 AND (t.updated_at < ?2 OR t.name > ?3)
+         ORDER BY t.updated_at DESC, t.name LIMIT ?4"
+    )
+}
+
 /// Up to `limit` tags of `repo` newest first, then by name, after `after`;
 /// `None` if `repo` holds no manifest.
 pub(super) fn tag_details(
@@ -76,18 +87,15 @@ pub(super) fn tag_details(
     if !exists {
         return Ok(None);
     }
+    // No cursor is a cursor after every tag: one statement, whose
+    // `updated_at <= ?2` lets the index seek to the page (an `?2 IS NULL OR`
+    // would make SQLite walk from the newest tag).
     let (time, name) = match after {
-        Some(a) => (Some(a.pushed_at), a.name.as_str()),
-        None => (None, ""),
+        Some(a) => (a.pushed_at, a.name.as_str()),
+        None => (i64::MAX, ""),
     };
     let rows = c
-        .prepare_cached(&format!(
-            "SELECT t.name, t.digest, m.media_type, m.artifact_type, {TAG_SIZE}, t.updated_at
-             FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
-             WHERE t.repo_id = {REPO_ID}
-               AND (?2 IS NULL OR t.updated_at < ?2 OR (t.updated_at = ?2 AND t.name > ?3))
-             ORDER BY t.updated_at DESC, t.name LIMIT ?4"
-        ))?
+        .prepare_cached(&tag_page_sql())?
         .query_map(params![repo, time, name, limit as i64], |r| {
             Ok((
                 r.get(0)?,
@@ -157,4 +165,29 @@ pub(super) fn overview(c: &Connection) -> rusqlite::Result<Overview> {
         referenced_bytes,
         shared_savings_bytes: referenced_bytes.saturating_sub(stored_bytes),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sql: &str) -> String {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let mut q = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = q
+            .query_map(params!["r", 0i64, "", 1i64], |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn a_tag_page_seeks_the_time_index_to_its_cursor() {
+        let plan = plan(&tag_page_sql());
+        assert!(
+            plan.contains("tags_by_time (repo_id=? AND updated_at<?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("FOR ORDER BY"), "no sort: {plan}");
+    }
 }
