@@ -102,7 +102,7 @@ pub struct ImageDetail {
     pub tags: Vec<String>,
     #[serde(flatten)]
     pub contents: ImageContents,
-    /// The first [`MAX_DETAIL_REFERRERS`] referrers, by digest.
+    /// The first 100 referrers, by digest.
     pub referrers: Vec<ReferrerSummary>,
     /// The manifest exactly as pushed; serialized as its parsed JSON
     /// (`"manifest"`), so a client can pretty-print it.
