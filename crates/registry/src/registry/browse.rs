@@ -178,6 +178,15 @@ impl Registry {
         Ok(into_page_by(rows, limit, |r| r.name.clone()))
     }
 
+    /// One repository's counts, size and last push; `NameUnknown` if it
+    /// holds no manifest.
+    pub async fn repository_summary(&self, repo: &RepositoryName) -> Result<RepositorySummary> {
+        self.meta
+            .repository_summary(repo)
+            .await?
+            .ok_or_else(|| Error::NameUnknown(repo.to_string()))
+    }
+
     /// A page of `repo`'s tags, newest first then by name; `last` is the
     /// `next` of the previous page.
     pub async fn tag_details(
