@@ -21,11 +21,13 @@
 //! | `cors`          | preflight and actual responses for browser origins          |
 //! | `registry_env`  | registry:2's `REGISTRY_*` variables, ignored ones logged    |
 //! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
+//! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
     pub mod harness;
 
+    mod api;
     mod base;
     mod blob_upload;
     mod cors;

@@ -7,6 +7,7 @@
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
+pub mod api_route;
 mod budget;
 mod connections;
 pub mod cors;
@@ -65,6 +66,7 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
         .route("/healthz", any(dispatch))
         .route("/readyz", any(dispatch))
         .route("/metrics", any(dispatch))
+        .route("/api/v1/{*rest}", any(dispatch))
         .fallback(|| async { ApiError::NotFound })
         .with_state(Arc::new(App {
             registry,
@@ -219,7 +221,7 @@ async fn handle(
     context: RequestContext<'_>,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(uri.query());
-    use handlers::{blobs, listing, manifests, operations, uploads};
+    use handlers::{api, blobs, listing, manifests, operations, uploads};
     let registry = &*app.registry;
     let body = match route {
         Route::StartUpload { .. } | Route::Upload { .. } => {
@@ -236,6 +238,7 @@ async fn handle(
             &[("content-type", "application/json".into())],
             Body::from("{}"),
         )),
+        Route::Api(route) => api::handle(registry, route, &query).await,
         Route::Catalog => listing::catalog(registry, &query).await,
         Route::Tags { name } => listing::tags(registry, &name, &query).await,
         Route::Referrers { name, digest } => {
