@@ -21,6 +21,7 @@ pub mod route;
 mod sendfile;
 mod serve;
 mod timeouts;
+mod ui;
 
 pub use budget::MemoryBudget;
 pub use cors::{CorsError, CorsPolicy, CorsSettings};
