@@ -6,13 +6,17 @@
 //! already been validated against the OCI specifications.
 #![forbid(unsafe_code)]
 
+pub mod contents;
 pub mod digest;
+pub mod image_config;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod reference;
 
+pub use contents::{IndexEntry, ManifestContents, Platform};
 pub use digest::{Algorithm, Digest, DigestError, DigestHasher};
+pub use image_config::ImageConfig;
 pub use manifest::{Descriptor, ManifestError, ManifestKind, ParsedManifest};
 pub use name::{NameError, RepositoryName};
 pub use reference::{Reference, Tag, TagError};

@@ -17,10 +17,11 @@ pub mod testing;
 
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
-    BlobBody, ExpectedChunk, ManifestContent, ManifestPushed, MountOutcome, Page, RangeRequest,
-    Readiness, ReferrersPage, Registry, RegistryOptions, UploadStatus,
+    BlobBody, BlobSummary, ExpectedChunk, ImageContents, ImageDetail, IndexChild, ManifestContent,
+    ManifestPushed, MountOutcome, Page, RangeRequest, Readiness, ReferrerSummary, ReferrersPage,
+    Registry, RegistryOptions, TagDetail, UploadStatus, MAX_BROWSE_PAGE,
 };
 pub use storage::{
-    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, StoreStats,
-    PORTABLE_IO_ENV,
+    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, Overview,
+    RepositorySummary, StoreStats, PORTABLE_IO_ENV,
 };

@@ -670,6 +670,32 @@ impl berth_registry::MetaStore for SessionsStick {
     ) -> Result<Vec<ReferrerRecord>, Error> {
         self.0.referrers(r, s, a, last, limit).await
     }
+    async fn repository_summaries(
+        &self,
+        filter: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::RepositorySummary>, Error> {
+        self.0.repository_summaries(filter, last, limit).await
+    }
+    async fn tag_details(
+        &self,
+        r: &RepositoryName,
+        after: Option<&berth_registry::storage::TagCursor>,
+        limit: usize,
+    ) -> Result<Option<Vec<berth_registry::storage::TagRow>>, Error> {
+        self.0.tag_details(r, after, limit).await
+    }
+    async fn manifest_facts(
+        &self,
+        r: &RepositoryName,
+        d: &Digest,
+    ) -> Result<Option<berth_registry::storage::ManifestFacts>, Error> {
+        self.0.manifest_facts(r, d).await
+    }
+    async fn overview(&self) -> Result<berth_registry::Overview, Error> {
+        self.0.overview().await
+    }
     async fn create_upload(&self, s: &UploadSession, l: UploadLimits) -> Result<(), Error> {
         self.0.create_upload(s, l).await
     }

@@ -18,10 +18,11 @@ pub struct ReferrersPage {
     pub next: Option<String>,
 }
 
-/// One page of a listing, with the key to ask for the next one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub items: Vec<String>,
+/// One page of a listing, with the key to ask for the next one (the
+/// `last` of the next request).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Page<T = String> {
+    pub items: Vec<T>,
     pub next: Option<String>,
 }
 
@@ -87,10 +88,19 @@ fn page_limit(n: Option<usize>) -> usize {
 }
 
 /// `items` holds up to `limit + 1` entries; the extra one only says there is more.
-fn into_page(mut items: Vec<String>, limit: usize) -> Page {
+fn into_page(items: Vec<String>, limit: usize) -> Page {
+    into_page_by(items, limit, Clone::clone)
+}
+
+/// Like [`into_page`], with the next page's key taken from the last item by `key`.
+pub(super) fn into_page_by<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> String,
+) -> Page<T> {
     let next = if items.len() > limit {
         items.truncate(limit);
-        items.last().cloned()
+        items.last().map(key)
     } else {
         None
     };

@@ -117,7 +117,8 @@ impl Registry {
         })
     }
 
-    async fn manifest_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes> {
+    /// A manifest's bytes, from the cache or the blob store.
+    pub(super) async fn manifest_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes> {
         if let Some(bytes) = self.manifests.get(digest) {
             return Ok(bytes);
         }

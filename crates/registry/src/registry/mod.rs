@@ -3,9 +3,11 @@
 //! The path of a push, one file per step: [`uploads`] receives bytes
 //! (chunked sessions and monolithic pushes), [`blobs`] verifies and publishes
 //! them and serves them back, [`manifests`] checks and records what refers to
-//! them, [`deletes`] removes them, [`discovery`] lists what is there.
+//! them, [`deletes`] removes them, [`discovery`] lists what is there;
+//! [`browse`] answers the web UI and `/api/v1` with counts, sizes and times.
 
 mod blobs;
+mod browse;
 mod chunk;
 mod deletes;
 mod discovery;
@@ -19,6 +21,10 @@ mod upload_hashes;
 mod uploads;
 
 pub use blobs::{BlobBody, MountOutcome};
+pub use browse::{
+    BlobSummary, ImageContents, ImageDetail, IndexChild, ReferrerSummary, TagDetail,
+    MAX_BROWSE_PAGE, MAX_CONFIG_BYTES,
+};
 pub use chunk::ExpectedChunk;
 pub use discovery::{Page, ReferrersPage, MAX_PAGE, MAX_REFERRERS_PAGE};
 pub use health::Readiness;

@@ -68,6 +68,70 @@ pub struct StoreStats {
     pub uploads: u64,
 }
 
+/// One repository as the browse listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RepositorySummary {
+    pub name: String,
+    pub tag_count: u64,
+    pub manifest_count: u64,
+    /// Sizes of the distinct blobs linked to the repository (layers and
+    /// configs; manifests themselves are not counted).
+    pub size_bytes: u64,
+    /// Unix seconds of the latest manifest push or tag move; `None` never
+    /// happens for a listed repository but is kept honest in the type.
+    pub last_push: Option<i64>,
+}
+
+/// A tag with what a tag listing shows, from the metadata alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRow {
+    pub tag: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    /// The manifest, its distinct blobs and, for an index, its children
+    /// and their distinct blobs.
+    pub size_bytes: u64,
+    /// Unix seconds when the tag was last pointed at its manifest.
+    pub pushed_at: i64,
+}
+
+/// Where a page of tags (newest first, then by name) resumes: after the
+/// tag `name` pushed at `pushed_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCursor {
+    pub pushed_at: i64,
+    pub name: String,
+}
+
+/// What is known of one manifest beyond what serving it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestFacts {
+    /// Unix seconds of its first push into the repository.
+    pub pushed_at: i64,
+    pub artifact_type: Option<String>,
+    /// Tags pointing at it, sorted.
+    pub tags: Vec<String>,
+}
+
+/// Totals for the overview page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Overview {
+    /// Repositories holding at least one manifest.
+    pub repositories: u64,
+    pub tags: u64,
+    /// Manifests, once per repository holding them.
+    pub manifests: u64,
+    /// Distinct blob digests.
+    pub blobs: u64,
+    /// Bytes on disk for blobs: each digest once.
+    pub stored_bytes: u64,
+    /// Bytes the repositories would take if none shared a blob.
+    pub referenced_bytes: u64,
+    /// `referenced_bytes - stored_bytes`: what sharing layers saves.
+    pub shared_savings_bytes: u64,
+}
+
 /// How many upload sessions may be open at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadLimits {
@@ -158,6 +222,35 @@ pub trait MetaStore: Send + Sync + 'static {
         last: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ReferrerRecord>>;
+
+    /// Up to `limit` repositories holding manifests, after `last`, by name,
+    /// whose names contain `filter` (already lower case: names are), each
+    /// with its counts, size and last push: one query for the whole page.
+    async fn repository_summaries(
+        &self,
+        filter: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RepositorySummary>>;
+
+    /// Up to `limit` tags of `repo`, newest first then by name, after
+    /// `after`; `None` if the repository has no manifests.
+    async fn tag_details(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&TagCursor>,
+        limit: usize,
+    ) -> Result<Option<Vec<TagRow>>>;
+
+    /// Push time, artifact type and tags of a manifest in `repo`.
+    async fn manifest_facts(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestFacts>>;
+
+    /// Totals over the whole store. May scan whole tables.
+    async fn overview(&self) -> Result<Overview>;
 
     /// Records a new session unless that would exceed `limits` (in total, or
     /// for the session's client): then `Error::TooManyUploads`. The count

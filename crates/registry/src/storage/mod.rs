@@ -18,7 +18,8 @@ pub use blob_store::{BlobContent, BlobStore, FreeSpace};
 pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
-    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, StoreStats, UploadLimits, UploadSession,
+    ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
+    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
 };
 
 use bytes::Bytes;

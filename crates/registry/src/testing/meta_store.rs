@@ -5,11 +5,11 @@ use crate::storage::{ManifestRecord, MetaStore, UploadLimits, UploadSession};
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::sync::Arc;
 
-fn repo(s: &str) -> RepositoryName {
+pub(super) fn repo(s: &str) -> RepositoryName {
     s.parse().expect("a valid repository name")
 }
 
-fn tag(s: &str) -> Tag {
+pub(super) fn tag(s: &str) -> Tag {
     s.parse().expect("a valid tag")
 }
 
@@ -20,10 +20,14 @@ const ROOMY: UploadLimits = UploadLimits {
 };
 
 const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(super) const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// An image manifest record (100 bytes) naming `blobs`.
-fn manifest(digest: &Digest, blobs: Vec<(Digest, u64)>, subject: Option<Digest>) -> ManifestRecord {
+pub(super) fn manifest(
+    digest: &Digest,
+    blobs: Vec<(Digest, u64)>,
+    subject: Option<Digest>,
+) -> ManifestRecord {
     ManifestRecord {
         digest: digest.clone(),
         media_type: IMAGE.into(),
@@ -37,7 +41,7 @@ fn manifest(digest: &Digest, blobs: Vec<(Digest, u64)>, subject: Option<Digest>)
 }
 
 /// An index record naming child `manifests`.
-fn index(digest: &Digest, manifests: Vec<(Digest, u64)>) -> ManifestRecord {
+pub(super) fn index(digest: &Digest, manifests: Vec<(Digest, u64)>) -> ManifestRecord {
     ManifestRecord {
         media_type: INDEX.into(),
         artifact_type: None,

@@ -19,9 +19,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod blob_store;
+mod browse;
 mod meta_store;
 
 pub use blob_store::*;
+pub use browse::*;
 pub use meta_store::*;
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
@@ -56,7 +58,19 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     concurrent_writers_are_isolated(meta.clone()).await;
     put_manifest_racing_an_unlink_never_dangles(meta.clone()).await;
     stats_count_what_is_stored(&*meta).await;
+    repository_summaries_count_size_and_filter(&*meta).await;
+    tag_details_are_newest_first_with_sizes(&*meta).await;
+    manifest_facts_list_tags_and_push_time(&*meta).await;
+    overview_counts_shared_blobs_once(&*meta).await;
     upload_sessions_are_capped(meta).await;
+}
+
+/// Seconds since the Unix epoch, to check recorded times against.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A body of the given chunks.

@@ -8,6 +8,7 @@
 //! this module only routes each trait method to its query and its connection.
 
 mod blobs;
+mod browse;
 mod listings;
 mod manifests;
 mod monitoring;
@@ -17,7 +18,8 @@ mod uploads;
 mod writer;
 
 use super::{
-    ManifestRecord, ManifestRow, MetaStore, ReferrerRecord, StoreStats, UploadLimits, UploadSession,
+    ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
+    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -220,6 +222,61 @@ impl MetaStore for SqliteMetaStore {
             .read(move |c| listings::referrers(c, &repo, &subject, artifact_type.as_deref(), &page))
             .await?;
         rows.into_iter().map(listings::into_referrer).collect()
+    }
+
+    async fn repository_summaries(
+        &self,
+        filter: Option<&str>,
+        last: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RepositorySummary>> {
+        let filter = filter.map(str::to_string);
+        let last = last.unwrap_or("").to_string();
+        self.readers
+            .read(move |c| browse::repository_summaries(c, filter.as_deref(), &last, limit))
+            .await
+    }
+
+    async fn tag_details(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&TagCursor>,
+        limit: usize,
+    ) -> Result<Option<Vec<TagRow>>> {
+        let (repo, after) = (repo.to_string(), after.cloned());
+        let rows = self
+            .readers
+            .read(move |c| browse::tag_details(c, &repo, after.as_ref(), limit))
+            .await?;
+        let Some(rows) = rows else { return Ok(None) };
+        rows.into_iter()
+            .map(
+                |(tag, digest, media_type, artifact_type, size, pushed_at)| {
+                    Ok(TagRow {
+                        tag,
+                        digest: parse_digest(digest)?,
+                        media_type,
+                        artifact_type,
+                        size_bytes: u64::try_from(size).unwrap_or(0),
+                        pushed_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    async fn manifest_facts(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestFacts>> {
+        self.readers
+            .lookup(|c| browse::manifest_facts(c, repo.as_str(), &digest.to_string()))
+    }
+
+    async fn overview(&self) -> Result<Overview> {
+        self.readers.read(browse::overview).await
     }
 
     async fn create_upload(&self, session: &UploadSession, limits: UploadLimits) -> Result<()> {

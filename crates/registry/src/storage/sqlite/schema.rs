@@ -59,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
     // v3: who started an upload, to cap sessions per client.
     "ALTER TABLE uploads ADD COLUMN client TEXT;
      CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);",
+    // v4: browsing lists a repository's tags newest first.
+    "CREATE INDEX IF NOT EXISTS tags_by_time ON tags (repo_id, updated_at DESC, name);",
 ];
 
 /// The version a database has once [`migrate`] ran.

@@ -1,0 +1,160 @@
+//! Queries behind browsing: repository summaries, tag details, manifest
+//! facts and the overview. Each answers a whole page in one statement;
+//! per-row numbers are correlated subqueries over primary-key indexes.
+
+use super::REPO_ID;
+use crate::storage::{ManifestFacts, Overview, RepositorySummary, TagCursor};
+use rusqlite::{params, Connection, OptionalExtension};
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub(super) fn repository_summaries(
+    c: &Connection,
+    filter: Option<&str>,
+    last: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<RepositorySummary>> {
+    c.prepare_cached(
+        "SELECT r.name,
+           (SELECT count(*) FROM tags t WHERE t.repo_id = r.id),
+           (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id),
+           (SELECT coalesce(sum(b.size), 0) FROM repo_blobs b WHERE b.repo_id = r.id),
+           max((SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id),
+               coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0))
+         FROM repositories r
+         WHERE r.name > ?1 AND (?2 IS NULL OR instr(r.name, ?2) > 0)
+           AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
+         ORDER BY r.name LIMIT ?3",
+    )?
+    .query_map(params![last, filter, limit as i64], |r| {
+        Ok(RepositorySummary {
+            name: r.get(0)?,
+            tag_count: count(r.get(1)?),
+            manifest_count: count(r.get(2)?),
+            size_bytes: count(r.get(3)?),
+            last_push: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+/// Columns of a [`crate::storage::TagRow`], before the digest is parsed:
+/// tag, digest, media type, artifact type, size, pushed at.
+pub(super) type RawTag = (String, String, String, Option<String>, i64, i64);
+
+/// Sizes of the manifest `t.digest`, of the distinct blobs it and its
+/// children name, and of its child manifests, inside a query over `tags t`.
+const TAG_SIZE: &str = "m.size
+    + (SELECT coalesce(sum(b.size), 0) FROM repo_blobs b
+       WHERE b.repo_id = t.repo_id AND b.digest IN (
+         SELECT r.child FROM manifest_refs r
+         WHERE r.repo_id = t.repo_id AND r.manifest = t.digest
+         UNION
+         SELECT r2.child FROM manifest_refs r1
+         JOIN manifest_refs r2 ON r2.repo_id = r1.repo_id AND r2.manifest = r1.child
+         WHERE r1.repo_id = t.repo_id AND r1.manifest = t.digest))
+    + (SELECT coalesce(sum(c.size), 0) FROM manifests c
+       WHERE c.repo_id = t.repo_id AND c.digest IN (
+         SELECT r.child FROM manifest_refs r
+         WHERE r.repo_id = t.repo_id AND r.manifest = t.digest))";
+
+/// Up to `limit` tags of `repo` newest first, then by name, after `after`;
+/// `None` if `repo` holds no manifest.
+pub(super) fn tag_details(
+    c: &Connection,
+    repo: &str,
+    after: Option<&TagCursor>,
+    limit: usize,
+) -> rusqlite::Result<Option<Vec<RawTag>>> {
+    let exists = c
+        .prepare_cached(&format!(
+            "SELECT 1 FROM manifests WHERE repo_id = {REPO_ID} LIMIT 1"
+        ))?
+        .exists([repo])?;
+    if !exists {
+        return Ok(None);
+    }
+    let (time, name) = match after {
+        Some(a) => (Some(a.pushed_at), a.name.as_str()),
+        None => (None, ""),
+    };
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT t.name, t.digest, m.media_type, m.artifact_type, {TAG_SIZE}, t.updated_at
+             FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+             WHERE t.repo_id = {REPO_ID}
+               AND (?2 IS NULL OR t.updated_at < ?2 OR (t.updated_at = ?2 AND t.name > ?3))
+             ORDER BY t.updated_at DESC, t.name LIMIT ?4"
+        ))?
+        .query_map(params![repo, time, name, limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<RawTag>>>()?;
+    Ok(Some(rows))
+}
+
+pub(super) fn manifest_facts(
+    c: &Connection,
+    repo: &str,
+    digest: &str,
+) -> rusqlite::Result<Option<ManifestFacts>> {
+    let found: Option<(i64, Option<String>)> = c
+        .prepare_cached(&format!(
+            "SELECT pushed_at, artifact_type FROM manifests
+             WHERE repo_id = {REPO_ID} AND digest = ?2"
+        ))?
+        .query_row([repo, digest], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((pushed_at, artifact_type)) = found else {
+        return Ok(None);
+    };
+    let tags = c
+        .prepare_cached(&format!(
+            "SELECT name FROM tags WHERE repo_id = {REPO_ID} AND digest = ?2 ORDER BY name"
+        ))?
+        .query_map([repo, digest], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(Some(ManifestFacts {
+        pushed_at,
+        artifact_type,
+        tags,
+    }))
+}
+
+/// Totals; each a scan of one table or index.
+pub(super) fn overview(c: &Connection) -> rusqlite::Result<Overview> {
+    let one = |sql: &str| {
+        c.prepare_cached(sql)?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(count)
+    };
+    let repositories = one("SELECT count(*) FROM repositories r
+         WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)")?;
+    let tags = one("SELECT count(*) FROM tags")?;
+    let manifests = one("SELECT count(*) FROM manifests")?;
+    let referenced_bytes = one("SELECT coalesce(sum(size), 0) FROM repo_blobs")?;
+    let (blobs, stored_bytes) = c
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(size), 0)
+             FROM (SELECT max(size) AS size FROM repo_blobs GROUP BY digest)",
+        )?
+        .query_row([], |r| Ok((count(r.get(0)?), count(r.get(1)?))))?;
+    Ok(Overview {
+        repositories,
+        tags,
+        manifests,
+        blobs,
+        stored_bytes,
+        referenced_bytes,
+        shared_savings_bytes: referenced_bytes.saturating_sub(stored_bytes),
+    })
+}
