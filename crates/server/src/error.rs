@@ -47,7 +47,8 @@ impl From<RouteError> for ApiError {
     }
 }
 
-fn status_of(e: &Error) -> StatusCode {
+/// The HTTP status of a registry error; the UI answers with the same ones.
+pub(crate) fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::BlobUnknown(_)
         | Error::BlobUploadUnknown

@@ -66,6 +66,10 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
         .route("/healthz", any(dispatch))
         .route("/readyz", any(dispatch))
         .route("/metrics", any(dispatch))
+        .route("/", any(ui_page))
+        .route("/ui", any(ui_page))
+        .route("/ui/", any(ui_page))
+        .route("/ui/{*rest}", any(ui_page))
         .fallback(|| async { ApiError::NotFound })
         .with_state(Arc::new(App {
             registry,
@@ -121,6 +125,20 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
         elapsed,
     );
     log_request(method, uri.path(), &mut response, elapsed);
+    response
+}
+
+/// A page of the web UI (`/` and `/ui` redirect to `/ui/`).
+async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let started = Instant::now();
+    let (parts, _body) = request.into_parts();
+    let mut response = ui::answer(&app.registry, &parts.method, &parts.uri, &parts.headers).await;
+    log_request(
+        &parts.method,
+        parts.uri.path(),
+        &mut response,
+        started.elapsed(),
+    );
     response
 }
 

@@ -1,11 +1,229 @@
 //! The web UI: server-rendered pages under `/ui/` that read through the
 //! registry, with an embedded stylesheet and script that only enhance.
-
-// Wired into the router once the browse queries land (branch uidata).
-#![allow(dead_code)]
+//!
+//! [`answer`] parses the path into a [`routes::UiRoute`], loads the page's
+//! view data ([`load`]) and renders it ([`pages`]); errors become pages
+//! too, with the status the `/v2` API would give.
 
 pub mod assets;
+mod csrf;
+mod error;
 pub mod format;
+mod load;
 pub mod pages;
 pub mod routes;
 pub mod view;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use berth_oci::Reference;
+use berth_registry::Registry;
+use error::UiError;
+use routes::UiRoute;
+use view::Context;
+
+/// What pages may load and run: only berth's own files, no inline script
+/// or style, no framing, forms posting only here.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Answers a request for a UI path (`/ui/...`, or `/` and `/ui`, which redirect).
+pub async fn answer(
+    registry: &Registry,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let context = Context {
+        host: host_of(headers),
+        now: now(),
+        deletes_enabled: registry.deletes_enabled(),
+    };
+    match page(registry, &context, method, uri, headers).await {
+        Ok(response) => response,
+        Err(e) => {
+            let (title, message) = e.words();
+            let mut response = html(e.status(), pages::error::render(&context, title, &message));
+            if let Some(cause) = e.cause() {
+                response.extensions_mut().insert(crate::error::Cause(cause));
+            }
+            response
+        }
+    }
+}
+
+async fn page(
+    registry: &Registry,
+    context: &Context,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, UiError> {
+    let path = uri.path();
+    if path == "/" || path == "/ui" {
+        return Ok(redirect(StatusCode::FOUND, routes::PREFIX));
+    }
+    let route = routes::parse(path)?;
+    let reads = *method == Method::GET || *method == Method::HEAD;
+    let posts_delete = *method == Method::POST && matches!(route, UiRoute::Delete(..));
+    if !reads && !posts_delete {
+        return Err(UiError::MethodNotAllowed);
+    }
+    let query = Query::parse(uri.query());
+    let ok = |body| Ok(html(StatusCode::OK, body));
+    match route {
+        UiRoute::Asset(file) => {
+            let asset = assets::find(&file).ok_or(UiError::NotFound)?;
+            let mut response = Response::new(Body::from(asset.body));
+            let map = response.headers_mut();
+            map.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            );
+            map.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            map.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            Ok(response)
+        }
+        UiRoute::Home => {
+            let page = load::home(registry, &query.q, query.last.as_deref()).await?;
+            ok(pages::home::render(context, &page))
+        }
+        UiRoute::Repository(name) => {
+            let page = load::repository(registry, name, query.last.as_deref()).await?;
+            ok(pages::repository::render(context, &page))
+        }
+        UiRoute::Image(name, reference) => {
+            let page = load::image(registry, name, reference).await?;
+            ok(pages::image::render(context, &page))
+        }
+        UiRoute::Layer(name, digest) => {
+            let page = view::FilesPage {
+                name,
+                subject: view::FilesOf::Layer(digest),
+                files: Err(view::Unreadable(
+                    "layer listings arrive with the uilayers merge".into(),
+                )),
+            };
+            Ok(files_page(context, &page))
+        }
+        UiRoute::ImageFiles(name, reference) => {
+            let page = view::FilesPage {
+                name,
+                subject: view::FilesOf::Image(reference),
+                files: Err(view::Unreadable(
+                    "file trees arrive with the uilayers merge".into(),
+                )),
+            };
+            Ok(files_page(context, &page))
+        }
+        UiRoute::Delete(name, reference) => {
+            if !context.deletes_enabled {
+                return Err(berth_registry::Error::DeleteDisabled.into());
+            }
+            if *method != Method::POST {
+                let page = load::delete(registry, name, reference).await?;
+                return ok(pages::delete::render(context, &page));
+            }
+            if !csrf::is_same_origin(headers) {
+                return Err(UiError::CrossSite);
+            }
+            registry.delete_manifest(&name, &reference).await?;
+            // A manifest delete may have emptied the repository: then its
+            // page is gone, and the list is where to land.
+            let to = match (&reference, registry.tag_details(&name, None, 1).await) {
+                (Reference::Digest(_), Err(_)) => UiRoute::Home,
+                _ => UiRoute::Repository(name),
+            };
+            Ok(redirect(StatusCode::SEE_OTHER, &to.path()))
+        }
+    }
+}
+
+/// A file listing: `422` with the reason when the layer cannot be read.
+fn files_page(context: &Context, page: &view::FilesPage) -> Response {
+    let status = if page.files.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    html(status, pages::files::render(context, page))
+}
+
+/// The query parameters pages read.
+#[derive(Debug, Default)]
+struct Query {
+    /// The repository filter.
+    q: String,
+    /// The key of the previous page's last row.
+    last: Option<String>,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Self {
+        let mut parsed = Query::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "q" => parsed.q = value.into_owned(),
+                "last" if !value.is_empty() => parsed.last = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        parsed
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    map.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    map.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    map.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    map.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    map.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+fn redirect(status: StatusCode, to: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// The registry's address as the browser wrote it, for pull commands.
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost:5000")
+        .to_owned()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -124,6 +124,8 @@ pub enum ImageContent {
     Index {
         platforms: Vec<PlatformRow>,
     },
+    /// Bytes that are neither shape.
+    Unknown,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +136,10 @@ pub struct ImagePage {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
+    /// Unix seconds of its first push into the repository.
+    pub pushed: Option<i64>,
+    /// Tags pointing at it.
+    pub tags: Vec<String>,
     pub content: ImageContent,
     pub referrers: Vec<ReferrerRow>,
     /// The manifest as stored, pretty-printed.
@@ -141,6 +147,8 @@ pub struct ImagePage {
 }
 
 /// What a file entry in a layer is.
+// Until the layer listings are merged only the tests build every kind.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     File,
@@ -161,6 +169,15 @@ pub struct FileRow {
     pub size: u64,
     pub mode: u32,
     pub link_target: Option<String>,
+    /// In a merged tree: which layer (from 0, bottom) the entry comes from.
+    pub layer: Option<usize>,
+}
+
+/// A listing's rows, and whether it stopped at the entry limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub rows: Vec<FileRow>,
+    pub truncated: bool,
 }
 
 /// Why a file listing could not be shown.
@@ -172,7 +189,7 @@ pub struct Unreadable(pub String);
 pub struct FilesPage {
     pub name: RepositoryName,
     pub subject: FilesOf,
-    pub files: Result<Vec<FileRow>, Unreadable>,
+    pub files: Result<Files, Unreadable>,
 }
 
 #[derive(Debug, Clone)]

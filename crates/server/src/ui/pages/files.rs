@@ -3,7 +3,7 @@
 use super::{layout, repository_crumbs, Crumb};
 use crate::ui::format;
 use crate::ui::routes::UiRoute;
-use crate::ui::view::{Context, FileKind, FileRow, FilesOf, FilesPage};
+use crate::ui::view::{Context, FileKind, FileRow, Files, FilesOf, FilesPage};
 use maud::{html, Markup};
 
 pub fn render(context: &Context, page: &FilesPage) -> String {
@@ -50,25 +50,30 @@ pub fn render(context: &Context, page: &FilesPage) -> String {
     layout(context, &title, &crumbs, main)
 }
 
-fn table(files: &[FileRow]) -> Markup {
-    let total: u64 = files.iter().map(|f| f.size).sum();
+fn table(files: &Files) -> Markup {
+    let total: u64 = files.rows.iter().map(|f| f.size).sum();
+    let merged = files.rows.iter().any(|f| f.layer.is_some());
     html! {
-        p { (files.len()) " entries, " (format::size(total)) }
+        p {
+            (files.rows.len()) " entries, " (format::size(total))
+            @if files.truncated { " — the listing stops here: the layer has more entries than berth lists" }
+        }
         form.filter role="search" {
             input type="search" placeholder="Filter paths" aria-label="Filter paths"
                 autocomplete="off" data-filter-rows="files";
         }
         div.scroll {
             table #files {
-                colgroup { col; col style="width:7rem"; col style="width:7.5rem"; col style="width:30%"; }
+                colgroup { col; col.w7; col.w7_5; col.w22p; @if merged { col.w6; } }
                 thead { tr {
                     th scope="col" { "Path" }
                     th.num scope="col" { "Size" }
                     th scope="col" { "Mode" }
                     th scope="col" { "Link / change" }
+                    @if merged { th.num scope="col" { "Layer" } }
                 } }
                 tbody {
-                    @for file in files { (row(file)) }
+                    @for file in &files.rows { (row(file)) }
                 }
             }
         }
@@ -91,6 +96,7 @@ fn row(file: &FileRow) -> Markup {
                     _ => {},
                 }
             }
+            @if let Some(layer) = file.layer { td.num { (layer + 1) } }
         }
     }
 }
@@ -119,6 +125,7 @@ mod tests {
             size: 10,
             mode,
             link_target: target.map(Into::into),
+            layer: None,
         }
     }
 
@@ -127,12 +134,15 @@ mod tests {
         let page = FilesPage {
             name: "app".parse().unwrap(),
             subject: FilesOf::Layer(Digest::sha256_of(b"l")),
-            files: Ok(vec![
-                file("bin/", FileKind::Directory, 0o755, None),
-                file("bin/app", FileKind::File, 0o755, None),
-                file("bin/sh", FileKind::Symlink, 0o777, Some("busybox")),
-                file("etc/<old>", FileKind::Deleted, 0, None),
-            ]),
+            files: Ok(Files {
+                rows: vec![
+                    file("bin/", FileKind::Directory, 0o755, None),
+                    file("bin/app", FileKind::File, 0o755, None),
+                    file("bin/sh", FileKind::Symlink, 0o777, Some("busybox")),
+                    file("etc/<old>", FileKind::Deleted, 0, None),
+                ],
+                truncated: false,
+            }),
         };
         let html = render(&context(), &page);
         assert!(html.contains("drwxr-xr-x"));

@@ -46,7 +46,7 @@ fn list(context: &Context, page: &HomePage) -> Markup {
             } @else {
                 div.scroll {
                     table {
-                        colgroup { col; col style="width:6rem"; col style="width:7rem"; col style="width:9rem"; }
+                        colgroup { col; col.w6; col.w7; col.w9; }
                         thead { tr {
                             th scope="col" { "Name" }
                             th.num scope="col" { "Tags" }

@@ -19,6 +19,8 @@ pub fn render(context: &Context, page: &ImagePage) -> String {
             dt { "Digest" } dd { code { (page.digest) } (super::copy_button(&page.digest.to_string(), "digest")) }
             dt { "Type" } dd { (kind_of(&page.media_type)) " " span.muted { "(" (page.media_type) ")" } }
             dt { "Size" } dd { (format::size(page.size)) }
+            dt { "Pushed" } dd { (super::time(context, page.pushed)) }
+            @if !page.tags.is_empty() { dt { "Tags" } dd { (page.tags.join(", ")) } }
         }
         @match &page.content {
             ImageContent::Manifest { layers, config, config_digest } => {
@@ -35,6 +37,7 @@ pub fn render(context: &Context, page: &ImagePage) -> String {
                 }
             }
             ImageContent::Index { platforms } => { (platforms_table(name, platforms)) }
+            ImageContent::Unknown => { p.notice { "berth cannot read this manifest's contents." } }
         }
         (referrers_table(name, &page.referrers))
         @if context.deletes_enabled {
@@ -64,7 +67,7 @@ fn layers_table(name: &RepositoryName, layers: &[LayerRow]) -> Markup {
         h2 #layers-title { "Layers " span.muted { "(" (layers.len()) ", " (format::size(total)) ")" } }
         div.scroll {
             table aria-labelledby="layers-title" {
-                colgroup { col style="width:3rem"; col style="width:12rem"; col; col style="width:7rem"; col style="width:6rem"; }
+                colgroup { col.w3; col.w12; col; col.w7; col.w6; }
                 thead { tr {
                     th.num scope="col" { "#" }
                     th scope="col" { "Digest" }
@@ -114,7 +117,7 @@ fn config_section(config: &ConfigView) -> Markup {
             h2 #history-title { "History" }
             div.scroll {
                 table #history aria-labelledby="history-title" {
-                    colgroup { col style="width:3rem"; col; col style="width:10rem"; }
+                    colgroup { col.w3; col; col.w10; }
                     thead { tr { th.num scope="col" { "#" } th scope="col" { "Created by" } th scope="col" { "Layer" } } }
                     tbody {
                         @for (i, step) in config.history.iter().enumerate() {
@@ -137,7 +140,7 @@ fn platforms_table(name: &RepositoryName, platforms: &[PlatformRow]) -> Markup {
         h2 #platforms-title { "Platforms" }
         div.scroll {
             table #platforms aria-labelledby="platforms-title" {
-                colgroup { col style="width:12rem"; col style="width:12rem"; col; col style="width:7rem"; }
+                colgroup { col.w12; col.w12; col; col.w7; }
                 thead { tr {
                     th scope="col" { "Platform" } th scope="col" { "Digest" }
                     th scope="col" { "Type" } th.num scope="col" { "Size" }
@@ -165,7 +168,7 @@ fn referrers_table(name: &RepositoryName, referrers: &[ReferrerRow]) -> Markup {
         } @else {
             div.scroll {
                 table #referrers aria-labelledby="referrers-title" {
-                    colgroup { col; col style="width:12rem"; col style="width:7rem"; }
+                    colgroup { col; col.w12; col.w7; }
                     thead { tr { th scope="col" { "Artifact type" } th scope="col" { "Digest" } th.num scope="col" { "Size" } } }
                     tbody {
                         @for referrer in referrers {
@@ -199,6 +202,8 @@ mod tests {
             digest: Digest::sha256_of(b"manifest"),
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             size: 700,
+            pushed: Some(1_795_999_000),
+            tags: vec!["v1".into()],
             content: ImageContent::Manifest {
                 layers: vec![LayerRow {
                     digest: layer,

@@ -25,8 +25,8 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
             div.scroll {
                 table #tags aria-labelledby="tags-title" {
                     colgroup {
-                        col style="width:22%"; col style="width:11rem"; col;
-                        col style="width:6rem"; col style="width:8rem"; col style="width:13rem";
+                        col.w22p; col.w11; col;
+                        col.w6; col.w8; col.w13;
                     }
                     thead { tr {
                         th scope="col" { "Tag" }
