@@ -23,10 +23,10 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
                     autocomplete="off" data-filter-rows="tags";
             }
             div.scroll {
-                table #tags aria-labelledby="tags-title" {
+                table.wide #tags aria-labelledby="tags-title" {
                     colgroup {
-                        col.w22p; col.w11; col;
-                        col.w6; col.w8; col.w13;
+                        col.w10; col.w11; col;
+                        col.w6; col.w8; col.w10;
                     }
                     thead { tr {
                         th scope="col" { "Tag" }
