@@ -6,6 +6,7 @@
 //! them, [`deletes`] removes them, [`discovery`] lists what is there;
 //! [`browse`] answers the web UI and `/api/v1` with counts, sizes and times.
 
+mod blob_reader;
 mod blobs;
 mod browse;
 mod chunk;
@@ -14,6 +15,8 @@ mod discovery;
 mod expiry;
 mod health;
 mod in_flight;
+mod layer_cache;
+mod layer_files;
 mod manifest_cache;
 mod manifests;
 mod range;
@@ -33,8 +36,10 @@ pub use range::RangeRequest;
 pub use uploads::UploadStatus;
 
 use crate::error::{Error, Result};
+use crate::layers::ListingLimits;
 use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
+use layer_cache::LayerCache;
 use manifest_cache::ManifestCache;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,6 +85,10 @@ pub struct Registry {
     hashes: UploadHashes,
     manifests: ManifestCache,
     pushes: in_flight::InFlight,
+    layer_cache: LayerCache,
+    /// Turns to decompress a layer: listings are CPU-bound.
+    listing_turns: tokio::sync::Semaphore,
+    listing_limits: ListingLimits,
 }
 
 impl Registry {
@@ -95,6 +104,9 @@ impl Registry {
             hashes: UploadHashes::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             pushes: Default::default(),
+            layer_cache: LayerCache::new(layer_files::LAYER_CACHE_ENTRIES),
+            listing_turns: tokio::sync::Semaphore::new(layer_files::CONCURRENT_LISTINGS),
+            listing_limits: ListingLimits::default(),
         }
     }
 
