@@ -22,11 +22,13 @@
 //! | `registry_env`  | registry:2's `REGISTRY_*` variables, ignored ones logged    |
 //! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
+//! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
     pub mod harness;
 
+    mod api;
     mod base;
     mod blob_upload;
     mod cors;

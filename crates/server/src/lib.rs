@@ -7,6 +7,7 @@
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
+mod api_route;
 mod budget;
 mod connections;
 pub mod cors;
@@ -66,6 +67,7 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
         .route("/healthz", any(dispatch))
         .route("/readyz", any(dispatch))
         .route("/metrics", any(dispatch))
+        .route("/api/v1/{*rest}", any(dispatch))
         .route("/", any(ui_page))
         .route("/ui", any(ui_page))
         .route("/ui/", any(ui_page))
@@ -238,7 +240,7 @@ async fn handle(
     context: RequestContext<'_>,
 ) -> Result<Response, ApiError> {
     let query = request::Query::parse(uri.query());
-    use handlers::{blobs, listing, manifests, operations, uploads};
+    use handlers::{api, blobs, listing, manifests, operations, uploads};
     let registry = &*app.registry;
     let body = match route {
         Route::StartUpload { .. } | Route::Upload { .. } => {
@@ -255,6 +257,7 @@ async fn handle(
             &[("content-type", "application/json".into())],
             Body::from("{}"),
         )),
+        Route::Api(route) => api::handle(registry, route, &query).await,
         Route::Catalog => listing::catalog(registry, &query).await,
         Route::Tags { name } => listing::tags(registry, &name, &query).await,
         Route::Referrers { name, digest } => {

@@ -6,6 +6,7 @@
 //! is the name. Names, digests and references are validated here, so handlers
 //! only ever see valid values.
 
+use crate::api_route::{self, ApiRoute};
 use axum::http::Method;
 use berth_oci::{Digest, Reference, RepositoryName};
 use berth_registry::Error;
@@ -43,6 +44,8 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`: Prometheus metrics.
     Metrics,
+    /// `GET|HEAD /api/v1/...`: JSON for the UI and tools.
+    Api(ApiRoute),
 }
 
 /// Which endpoint a request went to, without its parameters: a label with
@@ -60,6 +63,12 @@ pub enum Endpoint {
     Healthz,
     Readyz,
     Metrics,
+    ApiOverview,
+    ApiRepositories,
+    ApiTags,
+    ApiManifest,
+    ApiManifestFiles,
+    ApiBlobFiles,
     /// A path that named no endpoint, or had an invalid name, digest or
     /// reference. Stays last: the metrics size a table by it.
     Unmatched,
@@ -80,6 +89,12 @@ impl Endpoint {
             Endpoint::Healthz => "/healthz",
             Endpoint::Readyz => "/readyz",
             Endpoint::Metrics => "/metrics",
+            Endpoint::ApiOverview => "/api/v1/overview",
+            Endpoint::ApiRepositories => "/api/v1/repositories",
+            Endpoint::ApiTags => "/api/v1/repositories/{name}/tags",
+            Endpoint::ApiManifest => "/api/v1/repositories/{name}/manifests/{reference}",
+            Endpoint::ApiManifestFiles => "/api/v1/repositories/{name}/manifests/{reference}/files",
+            Endpoint::ApiBlobFiles => "/api/v1/repositories/{name}/blobs/{digest}/files",
             Endpoint::Unmatched => "unmatched",
         }
     }
@@ -99,6 +114,14 @@ impl Route {
             Route::Healthz => Endpoint::Healthz,
             Route::Readyz => Endpoint::Readyz,
             Route::Metrics => Endpoint::Metrics,
+            Route::Api(api) => match api {
+                ApiRoute::Overview => Endpoint::ApiOverview,
+                ApiRoute::Repositories => Endpoint::ApiRepositories,
+                ApiRoute::Tags { .. } => Endpoint::ApiTags,
+                ApiRoute::Manifest { .. } => Endpoint::ApiManifest,
+                ApiRoute::ManifestFiles { .. } => Endpoint::ApiManifestFiles,
+                ApiRoute::BlobFiles { .. } => Endpoint::ApiBlobFiles,
+            },
         }
     }
 }
@@ -141,9 +164,12 @@ fn reference(method: &Method, s: &str) -> Result<Reference, RouteError> {
     })?)
 }
 
-/// Parses a request (the raw, undecoded path): an operations endpoint or
-/// one under `/v2`.
+/// Parses a request (the raw, undecoded path): an operations endpoint, one
+/// under `/api/v1` or one under `/v2`.
 pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
+    if path.starts_with(api_route::PREFIX) {
+        return api_route::parse(method, path).map(Route::Api);
+    }
     let (route, allowed): (Route, &[Method]) = match path {
         "/healthz" => (Route::Healthz, &[Method::GET, Method::HEAD]),
         "/readyz" => (Route::Readyz, &[Method::GET, Method::HEAD]),

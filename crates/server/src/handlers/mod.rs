@@ -1,6 +1,7 @@
 //! One module per endpoint family; each handler extracts, calls one registry
 //! operation and renders the outcome.
 
+pub mod api;
 pub mod blobs;
 pub mod listing;
 pub mod manifests;

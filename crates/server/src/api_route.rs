@@ -1,0 +1,212 @@
+//! Parsing `(method, path)` under `/api/v1/` into a typed [`ApiRoute`].
+//!
+//! As under `/v2`, repository names contain slashes, so a path is read from
+//! its end: `/api/v1/repositories/<name>/<what>...`. Names, references and
+//! digests are validated here, with the same errors as `/v2`.
+
+use crate::route::RouteError;
+use axum::http::Method;
+use berth_oci::{Digest, Reference, RepositoryName};
+use berth_registry::Error;
+
+/// The prefix every route here lives under.
+pub const PREFIX: &str = "/api/v1";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRoute {
+    /// `GET /api/v1/overview`
+    Overview,
+    /// `GET /api/v1/repositories?q=&n=&last=`
+    Repositories,
+    /// `GET /api/v1/repositories/<name>/tags?n=&last=`
+    Tags { name: RepositoryName },
+    /// `GET /api/v1/repositories/<name>/manifests/<reference>`
+    Manifest {
+        name: RepositoryName,
+        reference: Reference,
+    },
+    /// `GET /api/v1/repositories/<name>/manifests/<reference>/files`: the
+    /// merged file tree of an image. A slot for the layer-listing work;
+    /// answered 404 UNSUPPORTED until it lands.
+    ManifestFiles {
+        name: RepositoryName,
+        reference: Reference,
+    },
+    /// `GET /api/v1/repositories/<name>/blobs/<digest>/files`: the files
+    /// one layer adds, changes and deletes. Same slot as [`ApiRoute::ManifestFiles`].
+    BlobFiles {
+        name: RepositoryName,
+        digest: Digest,
+    },
+}
+
+fn name(segments: &[&str]) -> Result<RepositoryName, RouteError> {
+    Ok(segments.join("/").parse().map_err(Error::NameInvalid)?)
+}
+
+/// A reference to read: a tag that cannot be valid names nothing (404
+/// MANIFEST_UNKNOWN), a malformed digest is a client error (400).
+fn reference(s: &str) -> Result<Reference, RouteError> {
+    use berth_oci::reference::ReferenceError;
+    Ok(s.parse().map_err(|e| match e {
+        ReferenceError::Digest(d) => Error::DigestInvalid(d),
+        ReferenceError::Tag(_) => Error::ManifestUnknown(s.to_string()),
+    })?)
+}
+
+fn digest(s: &str) -> Result<Digest, RouteError> {
+    Ok(s.parse().map_err(Error::DigestInvalid)?)
+}
+
+/// Parses a path under [`PREFIX`] (raw, undecoded). Every route is a read.
+pub fn parse(method: &Method, path: &str) -> Result<ApiRoute, RouteError> {
+    let rest = path
+        .strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or(RouteError::NotFound)?;
+    let route = match rest {
+        "overview" => ApiRoute::Overview,
+        "repositories" => ApiRoute::Repositories,
+        _ => repository_route(rest)?,
+    };
+    if method == Method::GET || method == Method::HEAD {
+        Ok(route)
+    } else {
+        Err(RouteError::MethodNotAllowed)
+    }
+}
+
+/// `repositories/<name>/...`, read from the end. `…/manifests/<ref>/files`
+/// is checked before `…/manifests/<ref>`, so a tag named `files` of a
+/// repository whose name ends in `/manifests/<x>` is not reachable here (it
+/// is through `/v2`).
+fn repository_route(rest: &str) -> Result<ApiRoute, RouteError> {
+    let rest = rest
+        .strip_prefix("repositories/")
+        .ok_or(RouteError::NotFound)?;
+    let segs: Vec<&str> = rest.split('/').collect();
+    let n = segs.len();
+    let tail = |k: usize| if k <= n { segs[n - k] } else { "" };
+    if n >= 4 && tail(1) == "files" && tail(3) == "manifests" {
+        Ok(ApiRoute::ManifestFiles {
+            name: name(&segs[..n - 3])?,
+            reference: reference(tail(2))?,
+        })
+    } else if n >= 4 && tail(1) == "files" && tail(3) == "blobs" {
+        Ok(ApiRoute::BlobFiles {
+            name: name(&segs[..n - 3])?,
+            digest: digest(tail(2))?,
+        })
+    } else if n >= 3 && tail(2) == "manifests" {
+        Ok(ApiRoute::Manifest {
+            name: name(&segs[..n - 2])?,
+            reference: reference(tail(1))?,
+        })
+    } else if n >= 2 && tail(1) == "tags" {
+        Ok(ApiRoute::Tags {
+            name: name(&segs[..n - 1])?,
+        })
+    } else {
+        Err(RouteError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn ok(path: &str) -> ApiRoute {
+        parse(&Method::GET, path).unwrap_or_else(|e| panic!("{path}: {e:?}"))
+    }
+
+    fn repo(s: &str) -> RepositoryName {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_route_with_names_containing_slashes_and_endpoint_words() {
+        assert_eq!(ok("/api/v1/overview"), ApiRoute::Overview);
+        assert_eq!(ok("/api/v1/repositories"), ApiRoute::Repositories);
+        assert_eq!(
+            ok("/api/v1/repositories/org/tags/tags"),
+            ApiRoute::Tags {
+                name: repo("org/tags")
+            }
+        );
+        assert_eq!(
+            ok("/api/v1/repositories/a/manifests/b/manifests/latest"),
+            ApiRoute::Manifest {
+                name: repo("a/manifests/b"),
+                reference: "latest".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            ok(&format!("/api/v1/repositories/a/b/manifests/{D}/files")),
+            ApiRoute::ManifestFiles {
+                name: repo("a/b"),
+                reference: D.parse().unwrap()
+            }
+        );
+        assert_eq!(
+            ok(&format!("/api/v1/repositories/x/blobs/{D}/files")),
+            ApiRoute::BlobFiles {
+                name: repo("x"),
+                digest: D.parse().unwrap()
+            }
+        );
+        // A tag named `files` is still a manifest.
+        assert_eq!(
+            ok("/api/v1/repositories/x/manifests/files"),
+            ApiRoute::Manifest {
+                name: repo("x"),
+                reference: "files".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_parts_are_the_same_errors_as_v2() {
+        let code = |path: &str| match parse(&Method::GET, path) {
+            Err(RouteError::Invalid(e)) => e.code().as_str(),
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(code("/api/v1/repositories/Bad/tags"), "NAME_INVALID");
+        assert_eq!(
+            code("/api/v1/repositories/a/manifests/sha256:abc"),
+            "DIGEST_INVALID"
+        );
+        assert_eq!(
+            code("/api/v1/repositories/a/manifests/-bad"),
+            "MANIFEST_UNKNOWN"
+        );
+        assert_eq!(
+            code("/api/v1/repositories/a/blobs/sha256:zz/files"),
+            "DIGEST_INVALID"
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_writes_are_refused() {
+        for path in [
+            "/api/v1/",
+            "/api/v1",
+            "/api/v1/nothing",
+            "/api/v1/repositories/",
+            "/api/v1/repositories/a",
+            "/api/v1/repositories/a/blobs/x",
+            "/api/v2/overview",
+        ] {
+            assert!(
+                matches!(parse(&Method::GET, path), Err(RouteError::NotFound)),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            parse(&Method::DELETE, "/api/v1/repositories/a/manifests/latest"),
+            Err(RouteError::MethodNotAllowed)
+        ));
+        assert!(parse(&Method::HEAD, "/api/v1/overview").is_ok());
+    }
+}
