@@ -91,7 +91,7 @@ multi_layout() {
 # subject is the given manifest, put by digest with curl (skopeo 1.9 cannot
 # push an untagged manifest); prints its digest.
 push_referrer() {
-  local repo=$1 subject=$2 size=$3 work sbom config_hex sbom_hex manifest digest
+  local repo=$1 subject=$2 size=$3 work blob config_hex sbom_hex digest
   work=$(mktemp -d "$T/sbom.XXXXXX")
   printf '{"spdxVersion":"SPDX-2.3","name":"berth demo app"}' >"$work/sbom.json"
   printf '{}' >"$work/config.json"

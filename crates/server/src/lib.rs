@@ -111,6 +111,8 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
     if let (Some(origin), None) = (cors_origin, preflight) {
         app.cors.decorate(response.headers_mut(), origin);
     }
+    // Also on answers to other or no origins: they too depend on Origin.
+    app.cors.add_vary(response.headers_mut());
     let status = response.status();
     if has_body && (status.is_client_error() || status.is_server_error()) {
         // The body may be unread: say so rather than leave the client guessing.
