@@ -217,6 +217,62 @@ async fn an_index_links_its_platforms_and_referrers_show() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn layer_pages_list_files_and_explain_an_unreadable_layer() {
+    let registry = Registry::start().await;
+    let (_, layer) = push_described_image(&registry, "app", "v1").await;
+    let (status, html) = page(&registry, &format!("/ui/r/app/-/layer/{}", layer.digest)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("bin/hello"), "{html}");
+    assert!(html.contains("-rwxr-xr-x"));
+    let (status, html) = page(&registry, "/ui/r/app/-/m/v1/files").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("bin/hello"), "{html}");
+
+    // push_image's layer is random bytes: not a tar.
+    let junk = registry.push_image("junk", "v1").await;
+    let resp = registry
+        .send(registry.get(&format!("/ui/r/junk/-/layer/{}", junk.layers[0].digest)))
+        .await;
+    assert!(
+        resp.status() == 422 || resp.status() == 200,
+        "{}",
+        resp.status()
+    );
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("cannot be shown"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_lists_a_layers_files_and_an_images_tree() {
+    let registry = Registry::start().await;
+    let (_, layer) = push_described_image(&registry, "app", "v1").await;
+    let resp = registry
+        .send(registry.get(&format!(
+            "/api/v1/repositories/app/blobs/{}/files",
+            layer.digest
+        )))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let listing = json_body(resp).await;
+    assert_eq!(listing["entries"][0]["path"], "bin/hello", "{listing}");
+    assert_eq!(listing["entries"][0]["mode"], 0o755, "{listing}");
+    let resp = registry
+        .send(registry.get("/api/v1/repositories/app/manifests/v1/files"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let tree = json_body(resp).await;
+    assert_eq!(tree["entries"][0]["path"], "bin/hello", "{tree}");
+    let junk = registry.push_image("junk", "v1").await;
+    let resp = registry
+        .send(registry.get(&format!(
+            "/api/v1/repositories/junk/blobs/{}/files",
+            junk.layers[0].digest
+        )))
+        .await;
+    assert_error(resp, 422, "UNSUPPORTED").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_tag_is_deleted_after_confirmation_from_the_same_origin_only() {
     let registry = Registry::start().await;
     registry.push_image("app", "keep").await;

@@ -9,6 +9,7 @@ pub mod assets;
 mod csrf;
 mod error;
 pub mod format;
+mod listing;
 mod load;
 pub mod pages;
 pub mod routes;
@@ -104,23 +105,11 @@ async fn page(
             ok(pages::image::render(context, &page))
         }
         UiRoute::Layer(name, digest) => {
-            let page = view::FilesPage {
-                name,
-                subject: view::FilesOf::Layer(digest),
-                files: Err(view::Unreadable(
-                    "layer listings arrive with the uilayers merge".into(),
-                )),
-            };
+            let page = listing::layer(registry, name, digest).await?;
             Ok(files_page(context, &page))
         }
         UiRoute::ImageFiles(name, reference) => {
-            let page = view::FilesPage {
-                name,
-                subject: view::FilesOf::Image(reference),
-                files: Err(view::Unreadable(
-                    "file trees arrive with the uilayers merge".into(),
-                )),
-            };
+            let page = listing::image_files(registry, name, reference).await?;
             Ok(files_page(context, &page))
         }
         UiRoute::Delete(name, reference) => {

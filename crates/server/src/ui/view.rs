@@ -147,8 +147,6 @@ pub struct ImagePage {
 }
 
 /// What a file entry in a layer is.
-// Until the layer listings are merged only the tests build every kind.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     File,
