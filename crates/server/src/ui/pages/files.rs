@@ -38,14 +38,15 @@ pub fn render(context: &Context, page: &FilesPage) -> String {
             label: reference.to_string(),
         });
     }
-    crumbs.push(Crumb {
-        href: match &page.subject {
-            FilesOf::Layer(digest) => UiRoute::Layer(name.clone(), digest.clone()).path(),
-            FilesOf::Image(reference) => {
-                UiRoute::ImageFiles(name.clone(), reference.clone()).path()
-            }
+    crumbs.push(match &page.subject {
+        FilesOf::Layer(digest) => Crumb {
+            href: UiRoute::Layer(name.clone(), digest.clone()).path(),
+            label: format!("layer {}", format::short_digest(digest)),
         },
-        label: "files".into(),
+        FilesOf::Image(reference) => Crumb {
+            href: UiRoute::ImageFiles(name.clone(), reference.clone()).path(),
+            label: "files".into(),
+        },
     });
     layout(context, &title, &crumbs, main)
 }
@@ -92,7 +93,7 @@ fn row(file: &FileRow) -> Markup {
                     FileKind::Deleted => "deleted",
                     FileKind::Opaque => "contents replaced",
                     FileKind::Symlink => { "→ " code { (file.link_target.as_deref().unwrap_or_default()) } },
-                    FileKind::Hardlink => { "hard link to " code { (file.link_target.as_deref().unwrap_or_default()) } },
+                    FileKind::Hardlink => { "hard link to " code { "/" (file.link_target.as_deref().unwrap_or_default()) } },
                     _ => {},
                 }
             }
@@ -105,9 +106,8 @@ fn type_char(kind: FileKind) -> char {
     match kind {
         FileKind::Directory => 'd',
         FileKind::Symlink => 'l',
-        FileKind::Hardlink => 'h',
         FileKind::Other => '?',
-        FileKind::File | FileKind::Deleted | FileKind::Opaque => '-',
+        FileKind::File | FileKind::Hardlink | FileKind::Deleted | FileKind::Opaque => '-',
     }
 }
 
