@@ -77,6 +77,7 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
             registry,
             operations,
             cors,
+            ui: ui::UiState::default(),
         }))
 }
 
@@ -85,6 +86,7 @@ struct App {
     registry: Arc<Registry>,
     operations: Operations,
     cors: CorsPolicy,
+    ui: ui::UiState,
 }
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
@@ -136,7 +138,14 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
 async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let (parts, _body) = request.into_parts();
-    let mut response = ui::answer(&app.registry, &parts.method, &parts.uri, &parts.headers).await;
+    let mut response = ui::answer(
+        &app.registry,
+        &app.ui,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+    )
+    .await;
     log_request(
         &parts.method,
         parts.uri.path(),

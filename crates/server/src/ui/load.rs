@@ -4,6 +4,7 @@ use super::view::{
     ConfigView, DeletePage, HistoryRow, HomePage, ImageContent, ImagePage, LayerRow, Overview,
     PlatformRow, ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
 };
+use crate::operations::StatsCache;
 use berth_oci::{ImageConfig, Platform, Reference, RepositoryName};
 use berth_registry::{ImageContents, Registry, Result};
 
@@ -12,14 +13,20 @@ pub const REPOSITORIES_PER_PAGE: usize = 100;
 /// Tags per page of a repository.
 pub const TAGS_PER_PAGE: usize = 100;
 
-/// The front page; totals only on the first, unfiltered page (they scan).
-pub async fn home(registry: &Registry, query: &str, last: Option<&str>) -> Result<HomePage> {
+/// The front page; totals only on the first, unfiltered page, from a
+/// cache a few seconds old at most (they scan whole tables).
+pub async fn home(
+    registry: &Registry,
+    totals: &StatsCache<berth_registry::Overview>,
+    query: &str,
+    last: Option<&str>,
+) -> Result<HomePage> {
     let filter = Some(query).filter(|q| !q.trim().is_empty());
     let page = registry
         .repository_summaries(filter, last, REPOSITORIES_PER_PAGE)
         .await?;
     let overview = if filter.is_none() && last.is_none() {
-        let o = registry.overview().await?;
+        let o = totals.get_or_refresh(|| registry.overview()).await?;
         Some(Overview {
             repositories: o.repositories,
             tags: o.tags,

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod routes;
 pub mod view;
 
+use crate::operations::StatsCache;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
@@ -22,6 +23,7 @@ use berth_oci::Reference;
 use berth_registry::Registry;
 use error::UiError;
 use routes::UiRoute;
+use std::time::Duration;
 use view::Context;
 
 /// What pages may load and run: only berth's own files, no inline script
@@ -29,9 +31,27 @@ use view::Context;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// How long the front page's totals are reused: they scan whole tables.
+const OVERVIEW_TTL: Duration = Duration::from_secs(5);
+
+/// What the pages keep between requests.
+#[derive(Debug)]
+pub struct UiState {
+    overview: StatsCache<berth_registry::Overview>,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        UiState {
+            overview: StatsCache::new(OVERVIEW_TTL),
+        }
+    }
+}
+
 /// Answers a request for a UI path (`/ui/...`, or `/` and `/ui`, which redirect).
 pub async fn answer(
     registry: &Registry,
+    state: &UiState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -41,7 +61,7 @@ pub async fn answer(
         now: now(),
         deletes_enabled: registry.deletes_enabled(),
     };
-    match page(registry, &context, method, uri, headers).await {
+    match page(registry, state, &context, method, uri, headers).await {
         Ok(response) => response,
         Err(e) => {
             let (title, message) = e.words();
@@ -56,6 +76,7 @@ pub async fn answer(
 
 async fn page(
     registry: &Registry,
+    state: &UiState,
     context: &Context,
     method: &Method,
     uri: &Uri,
@@ -93,7 +114,8 @@ async fn page(
             Ok(response)
         }
         UiRoute::Home => {
-            let page = load::home(registry, &query.q, query.last.as_deref()).await?;
+            let page =
+                load::home(registry, &state.overview, &query.q, query.last.as_deref()).await?;
             ok(pages::home::render(context, &page))
         }
         UiRoute::Repository(name) => {
