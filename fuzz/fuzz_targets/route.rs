@@ -4,6 +4,7 @@
 #![no_main]
 
 use axum::http::Method;
+use berth_server::api_route::ApiRoute;
 use berth_server::route::{parse, Route};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,7 +31,36 @@ fn canonical(route: &Route) -> String {
         Route::Healthz => "/healthz".into(),
         Route::Readyz => "/readyz".into(),
         Route::Metrics => "/metrics".into(),
+        Route::Api(api) => match api {
+            ApiRoute::Overview => "/api/v1/overview".into(),
+            ApiRoute::Repositories => "/api/v1/repositories".into(),
+            ApiRoute::Tags { name } => format!("/api/v1/repositories/{name}/tags"),
+            ApiRoute::Manifest { name, reference } => {
+                format!("/api/v1/repositories/{name}/manifests/{reference}")
+            }
+            ApiRoute::ManifestFiles { name, reference } => {
+                format!("/api/v1/repositories/{name}/manifests/{reference}/files")
+            }
+            ApiRoute::BlobFiles { name, digest } => {
+                format!("/api/v1/repositories/{name}/blobs/{digest}/files")
+            }
+        },
     }
+}
+
+/// `/api/v1` paths read from the end are ambiguous when a repository's
+/// last component is an endpoint word: `x/manifests` + `/tags` reads as
+/// the manifest `tags` of `x`. The README documents that precedence; such
+/// routes need not round-trip.
+fn ambiguous(route: &Route) -> bool {
+    let name = match route {
+        Route::Api(ApiRoute::Tags { name } | ApiRoute::Manifest { name, .. }) => name,
+        _ => return false,
+    };
+    matches!(
+        name.as_str().rsplit('/').next(),
+        Some("manifests" | "blobs")
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -41,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let method = &METHODS[usize::from(selector) % METHODS.len()];
-    if let Ok(route) = parse(method, path) {
+    if let Some(route) = parse(method, path).ok().filter(|r| !ambiguous(r)) {
         let again = canonical(&route);
         match parse(method, &again) {
             Ok(same) => assert_eq!(same, route, "{path:?} → {again:?}"),

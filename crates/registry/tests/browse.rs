@@ -115,6 +115,7 @@ async fn an_image_detail_has_its_config_layers_tags_and_referrers() {
     assert_eq!(detail.size, size as u64);
     assert_eq!(detail.media_type, OCI_MANIFEST);
     assert_eq!(detail.tags, ["stable", "v1"]);
+    assert_eq!(detail.artifact_type, None, "an image is no artifact");
     assert!(detail.pushed_at > 1_600_000_000);
     let ImageContents::Manifest {
         config_blob,
@@ -222,6 +223,7 @@ async fn an_index_shows_its_platforms_in_tag_pages_and_its_detail() {
         .collect();
     assert_eq!(platforms, [("amd64", None), ("arm64", Some("v8"))]);
     assert!(page.items[1].platforms.is_empty(), "an image lists none");
+    assert_eq!(page.items[1].artifact_type, None);
     let next = page.next.expect("a third tag follows");
     let rest = reg.tag_details(&name, Some(&next), 2).await.unwrap();
     assert_eq!(rest.items.len(), 1);
@@ -339,6 +341,62 @@ async fn a_summary_page_at_ten_thousand_repositories_is_fast() {
         assert!(took.as_millis() < 500, "{took:?}");
     }
     println!("10,000 repositories: overview in {overview_took:?}");
+}
+
+/// A deep page of a repository with 10,000 tags seeks through the time
+/// index rather than walking from the newest tag.
+#[tokio::test]
+async fn a_deep_tag_page_of_ten_thousand_tags_is_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    drop(SqliteMetaStore::open(&path).unwrap());
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute("INSERT INTO repositories (id, name) VALUES (1, 'big')", [])
+            .unwrap();
+        for i in 0..10_000i64 {
+            let digest = Digest::sha256_of(format!("m {i}").as_bytes()).to_string();
+            // Three tags a second, the newest last.
+            let at = 1_700_000_000 + i / 3;
+            tx.execute(
+                "INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+                 VALUES (1, ?1, ?2, 500, ?3)",
+                rusqlite::params![digest, OCI_MANIFEST, at],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (1, ?1, ?2, ?3)",
+                rusqlite::params![format!("t{i:05}"), digest, at],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let reg = Registry::new(
+        Arc::new(FsBlobStore::open(dir.path()).unwrap()),
+        Arc::new(SqliteMetaStore::open(&path).unwrap()),
+        RegistryOptions::default(),
+    );
+    let name = repo("big");
+    let first = reg.tag_details(&name, None, 50).await.unwrap();
+    let newest: Vec<_> = first.items.iter().take(3).map(|t| t.tag.as_str()).collect();
+    // t09999 is alone in the last second; t09996..8 share the one before.
+    assert_eq!(
+        newest,
+        ["t09999", "t09996", "t09997"],
+        "newest second first, then by name"
+    );
+    // Near the oldest end: after t00302, the last of second +100, come
+    // t00297..9 of second +99.
+    let key = format!("{}.t00302", 1_700_000_000 + 100);
+    let started = Instant::now();
+    let deep = reg.tag_details(&name, Some(&key), 50).await.unwrap();
+    let took = started.elapsed();
+    let tags: Vec<_> = deep.items.iter().take(4).map(|t| t.tag.as_str()).collect();
+    assert_eq!(tags, ["t00297", "t00298", "t00299", "t00294"]);
+    println!("10,000 tags: a page of 50 near the end in {took:?}");
+    assert!(took.as_millis() < 200, "{took:?}");
 }
 
 /// Writes `n` repositories straight into the database: two manifests,

@@ -167,6 +167,26 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_words_at_the_end_of_a_name_give_way_to_the_endpoint() {
+        // `x/manifests` + `/tags` is the manifest `tags` of `x`, and
+        // `x/manifests` + `/manifests/files` the files of `x:manifests`.
+        assert_eq!(
+            ok("/api/v1/repositories/x/manifests/tags"),
+            ApiRoute::Manifest {
+                name: repo("x"),
+                reference: "tags".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            ok("/api/v1/repositories/x/manifests/manifests/files"),
+            ApiRoute::ManifestFiles {
+                name: repo("x"),
+                reference: "manifests".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
     fn invalid_parts_are_the_same_errors_as_v2() {
         let code = |path: &str| match parse(&Method::GET, path) {
             Err(RouteError::Invalid(e)) => e.code().as_str(),

@@ -7,7 +7,7 @@
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
-mod api_route;
+pub mod api_route;
 mod budget;
 mod connections;
 pub mod cors;

@@ -83,8 +83,20 @@ async fn an_image_detail_shows_layers_config_history_tags_and_referrers() {
         .push_manifest("org/app", &sbom_digest, OCI_MANIFEST, &sbom)
         .await;
 
-    let body = get_json(&registry, "/api/v1/repositories/org/app/manifests/v1").await;
+    let resp = registry
+        .send(registry.get("/api/v1/repositories/org/app/manifests/v1"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let verbatim = format!(r#""manifest":{}"#, String::from_utf8_lossy(&manifest));
+    assert!(text.contains(&verbatim), "the manifest as pushed: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["repository"], "org/app");
+    assert_eq!(
+        body["artifact_type"],
+        Value::Null,
+        "an image is no artifact"
+    );
     assert_eq!(body["digest"], image.digest);
     assert_eq!(body["media_type"], OCI_MANIFEST);
     assert_eq!(body["size"], manifest.len() as u64);
@@ -189,6 +201,7 @@ async fn tags_are_newest_first_with_sizes_and_an_index_shows_its_platforms() {
     };
     assert_eq!(tags[1]["size_bytes"], image_size(&amd));
     assert_eq!(tags[1]["platforms"], json!([]));
+    assert_eq!(tags[1]["artifact_type"], Value::Null);
     assert_eq!(
         latest["size_bytes"],
         index.len() as u64 + image_size(&amd) + image_size(&arm)

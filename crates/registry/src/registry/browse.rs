@@ -30,6 +30,7 @@ pub struct TagDetail {
     pub tag: String,
     pub digest: Digest,
     pub media_type: String,
+    /// `artifactType`, or an artifact's config type; `None` for images.
     pub artifact_type: Option<String>,
     /// Manifest + config + layers; for an index also its children and
     /// their blobs. Each blob counted once.
@@ -92,6 +93,7 @@ pub struct ImageDetail {
     pub repository: String,
     pub digest: Digest,
     pub media_type: String,
+    /// `artifactType`, or an artifact's config type; `None` for images.
     pub artifact_type: Option<String>,
     pub size: u64,
     /// Unix seconds of its first push into this repository.
@@ -108,11 +110,23 @@ pub struct ImageDetail {
     pub raw: Bytes,
 }
 
+/// The manifest's own JSON text, verbatim (key order and all), or a string
+/// if it is somehow not JSON.
 fn as_json<S: serde::Serializer>(raw: &Bytes, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match serde_json::from_slice::<serde_json::Value>(raw) {
-        Ok(value) => value.serialize(s),
-        Err(_) => String::from_utf8_lossy(raw).serialize(s),
+    let verbatim = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| serde_json::from_str::<&serde_json::value::RawValue>(text).ok());
+    match verbatim {
+        Some(json) => json.serialize(s),
+        None => String::from_utf8_lossy(raw).serialize(s),
     }
+}
+
+/// An artifact type worth showing: the stored one falls back to the
+/// config's media type (as the referrers API wants), which for an ordinary
+/// image says nothing.
+fn shown_artifact_type(artifact_type: Option<String>) -> Option<String> {
+    artifact_type.filter(|t| !ImageConfig::is_config_type(t))
 }
 
 fn browse_limit(limit: usize) -> usize {
@@ -199,7 +213,7 @@ impl Registry {
             tag: row.tag,
             digest: row.digest,
             media_type: row.media_type,
-            artifact_type: row.artifact_type,
+            artifact_type: shown_artifact_type(row.artifact_type),
             size_bytes: row.size_bytes,
             pushed_at: row.pushed_at,
             platforms,
@@ -282,7 +296,7 @@ impl Registry {
             repository: repo.to_string(),
             digest: content.digest,
             media_type: content.media_type,
-            artifact_type: facts.artifact_type,
+            artifact_type: shown_artifact_type(facts.artifact_type),
             size: content.size,
             pushed_at: facts.pushed_at,
             tags: facts.tags,
@@ -361,11 +375,15 @@ mod tests {
             tags: vec!["t".into()],
             contents: ImageContents::Index { manifests: vec![] },
             referrers: vec![],
-            raw: Bytes::from_static(b"{\"schemaVersion\":2}"),
+            raw: Bytes::from_static(b"{\"schemaVersion\":2,\"b\":1,\"a\":0}\n"),
         };
-        let json = serde_json::to_value(&d).unwrap();
+        let text = serde_json::to_string(&d).unwrap();
+        assert!(
+            text.contains(r#""manifest":{"schemaVersion":2,"b":1,"a":0}"#),
+            "the manifest verbatim, keys unsorted: {text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["kind"], "index");
-        assert_eq!(json["manifest"]["schemaVersion"], 2);
         assert!(json["manifests"].is_array());
     }
 }

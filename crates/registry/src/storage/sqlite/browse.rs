@@ -10,14 +10,11 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-pub(super) fn repository_summaries(
-    c: &Connection,
-    filter: Option<&str>,
-    last: &str,
-    limit: usize,
-) -> rusqlite::Result<Vec<RepositorySummary>> {
-    c.prepare_cached(
-        "SELECT r.name,
+/// A page of repository summaries: after `?1`, names containing `?2`
+/// (unless NULL), `?3` rows; each number a correlated subquery over a
+/// primary-key index, so the page is one statement whatever its size.
+const SUMMARIES: &str = "
+    SELECT r.name,
            (SELECT count(*) FROM tags t WHERE t.repo_id = r.id),
            (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id),
            (SELECT coalesce(sum(b.size), 0) FROM repo_blobs b WHERE b.repo_id = r.id),
@@ -26,18 +23,25 @@ pub(super) fn repository_summaries(
          FROM repositories r
          WHERE r.name > ?1 AND (?2 IS NULL OR instr(r.name, ?2) > 0)
            AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
-         ORDER BY r.name LIMIT ?3",
-    )?
-    .query_map(params![last, filter, limit as i64], |r| {
-        Ok(RepositorySummary {
-            name: r.get(0)?,
-            tag_count: count(r.get(1)?),
-            manifest_count: count(r.get(2)?),
-            size_bytes: count(r.get(3)?),
-            last_push: r.get(4)?,
-        })
-    })?
-    .collect()
+         ORDER BY r.name LIMIT ?3";
+
+pub(super) fn repository_summaries(
+    c: &Connection,
+    filter: Option<&str>,
+    last: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<RepositorySummary>> {
+    c.prepare_cached(SUMMARIES)?
+        .query_map(params![last, filter, limit as i64], |r| {
+            Ok(RepositorySummary {
+                name: r.get(0)?,
+                tag_count: count(r.get(1)?),
+                manifest_count: count(r.get(2)?),
+                size_bytes: count(r.get(3)?),
+                last_push: r.get(4)?,
+            })
+        })?
+        .collect()
 }
 
 /// Columns of a [`crate::storage::TagRow`], before the digest is parsed:
@@ -60,6 +64,17 @@ const TAG_SIZE: &str = "m.size
          SELECT r.child FROM manifest_refs r
          WHERE r.repo_id = t.repo_id AND r.manifest = t.digest))";
 
+/// A page of tags: `?1` repository, after (`?2` time, `?3` name), `?4` rows.
+fn tag_page_sql() -> String {
+    format!(
+        "SELECT t.name, t.digest, m.media_type, m.artifact_type, {TAG_SIZE}, t.updated_at
+         FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+         WHERE t.repo_id = {REPO_ID}
+           AND t.updated_at <= ?2 AND (t.updated_at < ?2 OR t.name > ?3)
+         ORDER BY t.updated_at DESC, t.name LIMIT ?4"
+    )
+}
+
 /// Up to `limit` tags of `repo` newest first, then by name, after `after`;
 /// `None` if `repo` holds no manifest.
 pub(super) fn tag_details(
@@ -76,18 +91,15 @@ pub(super) fn tag_details(
     if !exists {
         return Ok(None);
     }
+    // No cursor is a cursor after every tag: one statement, whose
+    // `updated_at <= ?2` lets the index seek to the page (an `?2 IS NULL OR`
+    // would make SQLite walk from the newest tag).
     let (time, name) = match after {
-        Some(a) => (Some(a.pushed_at), a.name.as_str()),
-        None => (None, ""),
+        Some(a) => (a.pushed_at, a.name.as_str()),
+        None => (i64::MAX, ""),
     };
     let rows = c
-        .prepare_cached(&format!(
-            "SELECT t.name, t.digest, m.media_type, m.artifact_type, {TAG_SIZE}, t.updated_at
-             FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
-             WHERE t.repo_id = {REPO_ID}
-               AND (?2 IS NULL OR t.updated_at < ?2 OR (t.updated_at = ?2 AND t.name > ?3))
-             ORDER BY t.updated_at DESC, t.name LIMIT ?4"
-        ))?
+        .prepare_cached(&tag_page_sql())?
         .query_map(params![repo, time, name, limit as i64], |r| {
             Ok((
                 r.get(0)?,
@@ -157,4 +169,38 @@ pub(super) fn overview(c: &Connection) -> rusqlite::Result<Overview> {
         referenced_bytes,
         shared_savings_bytes: referenced_bytes.saturating_sub(stored_bytes),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sql: &str, args: &[&dyn rusqlite::ToSql]) -> String {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let mut q = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = q.query_map(args, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn a_summary_page_seeks_the_name_index_to_its_cursor() {
+        let plan = plan(SUMMARIES, params!["a", "b", 1i64]);
+        assert!(
+            plan.contains("sqlite_autoindex_repositories_1 (name>?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("FOR ORDER BY"), "no sort: {plan}");
+        assert!(!plan.contains("SCAN"), "no table scan: {plan}");
+    }
+
+    #[test]
+    fn a_tag_page_seeks_the_time_index_to_its_cursor() {
+        let plan = plan(&tag_page_sql(), params!["r", 0i64, "", 1i64]);
+        assert!(
+            plan.contains("tags_by_time (repo_id=? AND updated_at<?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("FOR ORDER BY"), "no sort: {plan}");
+    }
 }
