@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// A tar of files half pseudo-random, half text, so that it compresses
-/// about as well as a real layer (2:1), until `compressed_target` bytes.
+/// about as well as a real layer (2:1), until `uncompressed` bytes.
 fn make_tar(uncompressed: usize) -> (Vec<u8>, usize) {
     let mut tar = tar::Builder::new(Vec::new());
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -55,7 +55,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(64);
-    let (tar, files) = make_tar(mib * 2 << 20);
+    let (tar, files) = make_tar((mib * 2) << 20);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar).unwrap();
     let gzip = gz.finish().unwrap();
