@@ -26,6 +26,8 @@ struct Counting {
     inner: FsBlobStore,
     reads: AtomicUsize,
     as_stream: bool,
+    /// Streams fail after their first chunk, as a dropped connection would.
+    broken: bool,
 }
 
 #[async_trait]
@@ -34,6 +36,11 @@ impl BlobStore for Counting {
         self.reads.fetch_add(1, Ordering::SeqCst);
         let content = self.inner.read(digest, range).await?;
         Ok(match content {
+            Some(c) if self.broken => {
+                let failure = std::io::Error::other("connection reset by the object store");
+                let stream = c.into_stream().take(1).chain(stream::iter([Err(failure)]));
+                Some(BlobContent::Stream(stream.boxed()))
+            }
             Some(c) if self.as_stream => Some(BlobContent::Stream(c.into_stream())),
             other => other,
         })
@@ -68,10 +75,15 @@ impl BlobStore for Counting {
 }
 
 fn open(dir: &Path, as_stream: bool) -> (Registry, Arc<Counting>) {
+    open_with(dir, as_stream, false)
+}
+
+fn open_with(dir: &Path, as_stream: bool, broken: bool) -> (Registry, Arc<Counting>) {
     let blobs = Arc::new(Counting {
         inner: FsBlobStore::open(dir).unwrap(),
         reads: AtomicUsize::new(0),
         as_stream,
+        broken,
     });
     let meta = Arc::new(SqliteMetaStore::open(&dir.join("meta.db")).unwrap());
     let registry = Registry::new(blobs.clone(), meta, RegistryOptions::default());
@@ -199,6 +211,42 @@ async fn a_streamed_blob_lists_like_a_file() {
 }
 
 #[tokio::test]
+async fn a_failing_store_is_a_storage_error_and_not_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("team/app");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: String = (0..800_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let bytes = layer(&[
+        ("big", EntryType::Regular, &noise),
+        ("b", EntryType::Regular, "1"),
+    ]);
+    assert!(bytes.len() > 300_000, "more than the store's first chunk");
+    let digest = {
+        let (reg, _) = open(dir.path(), false);
+        push(&reg, &name, &bytes).await
+    };
+    let (reg, _) = open_with(dir.path(), true, true);
+    let err = reg.layer_files(&name, &digest).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Storage(cause) if cause.contains("reset")),
+        "{err:?}"
+    );
+    // Once the store is back, the layer lists: the failure was not cached.
+    let (reg, _) = open(dir.path(), true);
+    assert_eq!(
+        reg.layer_files(&name, &digest).await.unwrap().entries.len(),
+        2
+    );
+}
+
+#[tokio::test]
 async fn a_blob_that_is_not_a_layer_is_a_layer_error_remembered_by_digest() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, blobs) = open(dir.path(), false);
@@ -223,7 +271,7 @@ async fn a_blob_that_is_not_a_layer_is_a_layer_error_remembered_by_digest() {
 #[tokio::test]
 async fn the_image_tree_applies_layers_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = open(dir.path(), false);
+    let (reg, blobs) = open(dir.path(), false);
     let name = repo("team/app");
     let base = layer(&[
         ("bin/", EntryType::Directory, ""),
@@ -275,6 +323,18 @@ async fn the_image_tree_applies_layers_in_order() {
     assert_eq!(tree.entries[4].entry.size, 5, "the newer motd");
     assert_eq!(tree.total_size, 5 + 5 + 1);
     assert_eq!(tree.layers.len(), 3);
+
+    let reads = blobs.reads.load(Ordering::SeqCst);
+    let again = reg
+        .image_files(&name, &"v1".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&tree, &again), "the merged tree is cached");
+    assert_eq!(
+        blobs.reads.load(Ordering::SeqCst),
+        reads,
+        "no layer read again"
+    );
 }
 
 #[tokio::test]

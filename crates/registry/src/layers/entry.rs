@@ -6,6 +6,8 @@ use serde::Serialize;
 const WHITEOUT_PREFIX: &str = ".wh.";
 /// Name of an opaque whiteout: every lower-layer entry in its folder is hidden.
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+/// Prefix of AUFS's own metadata, which also starts like a whiteout.
+const AUFS_META_PREFIX: &str = ".wh..wh.";
 
 /// What a layer does at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +57,13 @@ pub fn normalize_path(raw: &str) -> String {
         out.push_str(part);
     }
     out
+}
+
+/// AUFS bookkeeping (`.wh..wh.plnk/`, `.wh..wh.aufs`): not files of the
+/// image, so runtimes skip them when applying a layer, and so does a listing.
+pub(super) fn is_aufs_metadata(path: &str) -> bool {
+    path.split('/')
+        .any(|part| part.starts_with(AUFS_META_PREFIX) && part != OPAQUE_WHITEOUT)
 }
 
 /// Splits a whiteout marker into what it deletes: `Some((kind, path))`
@@ -112,5 +121,14 @@ mod tests {
         );
         assert_eq!(whiteout_of("etc/motd.wh.x"), None);
         assert_eq!(whiteout_of("etc/.wh."), None);
+    }
+
+    #[test]
+    fn aufs_metadata_is_told_from_whiteouts() {
+        assert!(is_aufs_metadata(".wh..wh.plnk"));
+        assert!(is_aufs_metadata(".wh..wh.plnk/1234.5678"));
+        assert!(is_aufs_metadata(".wh..wh.aufs"));
+        assert!(!is_aufs_metadata("var/.wh..wh..opq"));
+        assert!(!is_aufs_metadata("etc/.wh.motd"));
     }
 }

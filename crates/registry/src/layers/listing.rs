@@ -4,7 +4,7 @@
 //! them in small blocks); only headers and their extensions are kept.
 
 use super::compression::{Compression, SNIFF_LEN};
-use super::entry::{normalize_path, whiteout_of, EntryKind, LayerEntry};
+use super::entry::{is_aufs_metadata, normalize_path, whiteout_of, EntryKind, LayerEntry};
 use super::pax::PaxRecords;
 use super::LayerError;
 use serde::Serialize;
@@ -164,7 +164,9 @@ impl Walk {
                 EntryType::XGlobalHeader => continue,
                 _ => {}
             }
-            let entry = entry_of(header, std::mem::take(&mut pending))?;
+            let Some(entry) = entry_of(header, std::mem::take(&mut pending))? else {
+                continue;
+            };
             if self.listing.entries.len() >= self.limits.max_entries {
                 self.listing.truncated = true;
                 return Ok(());
@@ -213,8 +215,9 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The listing line for one member, its extensions applied.
-fn entry_of(header: &tar::Header, pending: Pending) -> Result<LayerEntry, Stop> {
+/// The listing line for one member, its extensions applied; `None` for
+/// members that are not part of the image (AUFS metadata).
+fn entry_of(header: &tar::Header, pending: Pending) -> Result<Option<LayerEntry>, Stop> {
     let pax = pending.pax.unwrap_or_default();
     let stored = header.entry_size()?;
     if pax.size.is_some_and(|size| size != stored) {
@@ -262,6 +265,9 @@ fn entry_of(header: &tar::Header, pending: Pending) -> Result<LayerEntry, Stop> 
         other => (EntryKind::Other(char::from(other.as_byte())), 0),
     };
     let path = normalize_path(&raw_path);
+    if is_aufs_metadata(&path) {
+        return Ok(None);
+    }
     let (kind, path, size, link_target) = match whiteout_of(&path) {
         Some((whiteout, deleted)) => (whiteout, deleted, 0, None),
         None => {
@@ -273,7 +279,7 @@ fn entry_of(header: &tar::Header, pending: Pending) -> Result<LayerEntry, Stop> 
             (kind, path, size, target)
         }
     };
-    Ok(LayerEntry {
+    Ok(Some(LayerEntry {
         path,
         kind,
         size,
@@ -282,7 +288,7 @@ fn entry_of(header: &tar::Header, pending: Pending) -> Result<LayerEntry, Stop> 
         gid: pax.gid.or_else(|| header.gid().ok()).unwrap_or(0),
         mtime: pax.mtime.or_else(|| header.mtime().ok()).unwrap_or(0),
         link_target,
-    })
+    }))
 }
 
 /// Stops the stream with an error once `left` bytes have passed, and

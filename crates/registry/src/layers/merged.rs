@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 /// One layer of the image, as its manifest describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct LayerRef {
     pub digest: Digest,
     pub media_type: String,
@@ -26,7 +25,6 @@ pub struct MergedEntry {
 
 /// The merged file tree of an image, sorted by path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct MergedTree {
     pub entries: Vec<MergedEntry>,
     /// The image's layers, bottom first.
@@ -207,6 +205,18 @@ mod tests {
         let tree = MergedTree::merge([(layer(0), &base), (layer(1), &top)], vec![], 100);
         assert_eq!(paths(&tree), [("a", 0), ("a/new", 1), ("ab", 0)]);
         assert_eq!(tree.layer_of(&tree.entries[1]), Some(&layer(1).digest));
+    }
+
+    #[test]
+    fn serialises_in_snake_case_like_the_rest_of_api_v1() {
+        let base = listing(vec![entry("f", EntryKind::File, 1)]);
+        let tree = MergedTree::merge([(layer(0), &base)], vec![layer(9)], 10);
+        let json = serde_json::to_value(&tree).unwrap();
+        assert_eq!(json["total_size"], 1);
+        assert_eq!(json["entries"][0]["layer"], 0);
+        assert_eq!(json["entries"][0]["type"], "file");
+        assert!(json["layers"][0]["media_type"].is_string(), "{json}");
+        assert!(json["skipped_layers"][0]["digest"].is_string(), "{json}");
     }
 
     #[test]

@@ -189,12 +189,14 @@ fn reads_concatenated_gzip_members_as_one_stream() {
 }
 
 #[test]
-fn whiteouts_are_listed_as_deletions_of_what_they_name() {
+fn whiteouts_are_listed_as_deletions_and_aufs_metadata_is_left_out() {
     let layer = Tar::new()
         .file("etc/.wh.motd", b"")
         .file(".wh.tmp", b"")
         .file("var/cache/.wh..wh..opq", b"")
         .file(".wh..wh..opq", b"")
+        .dir(".wh..wh.plnk/")
+        .file(".wh..wh.plnk/1234.5678", b"aufs keeps hard links here")
         .bytes();
     let listing = list(&gzip(&layer)).unwrap();
     let got: Vec<(&str, EntryKind)> = listing

@@ -3,7 +3,7 @@
 //! digest; access follows the same rule as a blob GET.
 
 use super::blob_reader::{blob_reader, StoreFailure};
-use super::layer_cache::Listed;
+use super::digest_lru::Listed;
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::layers::{list_layer, LayerListing, LayerRef, MergedTree};
@@ -16,6 +16,9 @@ pub(super) const CONCURRENT_LISTINGS: usize = 2;
 
 /// Entries kept over all cached listings (a few hundred bytes each).
 pub(super) const LAYER_CACHE_ENTRIES: usize = 400_000;
+
+/// Entries kept over all cached merged trees: a couple of large images.
+pub(super) const TREE_CACHE_ENTRIES: usize = 200_000;
 
 /// An image manifest's layers, the only part the merged tree needs.
 #[derive(serde::Deserialize)]
@@ -85,6 +88,9 @@ impl Registry {
         reference: &Reference,
     ) -> Result<Arc<MergedTree>> {
         let manifest = self.manifest(repo, reference, &[], true).await?;
+        if let Some(tree) = self.tree_cache.get(&manifest.digest) {
+            return Ok(tree);
+        }
         let body = manifest
             .body
             .ok_or_else(|| Error::Storage(format!("manifest {} has no body", manifest.digest)))?;
@@ -120,6 +126,11 @@ impl Registry {
         }
         let max_entries = self.listing_limits.max_entries;
         let layers = listings.iter().map(|(r, l)| (r.clone(), l.as_ref()));
-        Ok(Arc::new(MergedTree::merge(layers, skipped, max_entries)))
+        let tree = Arc::new(MergedTree::merge(layers, skipped, max_entries));
+        // Which foreign layers a repository holds is its own: such a tree is not shared.
+        if tree.skipped_layers.is_empty() {
+            self.tree_cache.insert(&manifest.digest, tree.clone());
+        }
+        Ok(tree)
     }
 }

@@ -1,10 +1,11 @@
-//! Layer listings kept by digest, least recently used evicted first.
+//! File listings kept by digest (of a layer, or of an image's manifest),
+//! least recently used evicted first.
 //!
 //! A digest's content never changes, so neither does its listing (nor the
 //! reason it has none): the same layer in two repositories shares one
 //! entry, and whether a repository may see it is checked before every hit.
 
-use crate::layers::{LayerError, LayerListing};
+use crate::layers::{LayerError, LayerListing, MergedTree};
 use berth_oci::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,41 +14,57 @@ use std::sync::{Arc, Mutex};
 /// not decompressed again on every request).
 pub(crate) type Listed = Result<Arc<LayerListing>, LayerError>;
 
-pub(crate) struct LayerCache {
-    /// Entries (files, folders, links) kept over all listings.
-    budget: usize,
-    inner: Mutex<Slots>,
+/// What a cached value costs: the file entries it holds.
+pub(crate) trait Weight {
+    fn weight(&self) -> usize;
 }
 
-#[derive(Default)]
-struct Slots {
+impl Weight for Listed {
+    fn weight(&self) -> usize {
+        match self {
+            Ok(listing) => listing.entries.len().max(1),
+            Err(_) => 1,
+        }
+    }
+}
+
+impl Weight for Arc<MergedTree> {
+    fn weight(&self) -> usize {
+        self.entries.len().max(1)
+    }
+}
+
+pub(crate) struct DigestLru<V> {
+    /// Entries (files, folders, links) kept over all values.
+    budget: usize,
+    inner: Mutex<Slots<V>>,
+}
+
+struct Slots<V> {
     used: usize,
     clock: u64,
-    map: HashMap<Digest, Slot>,
+    map: HashMap<Digest, Slot<V>>,
 }
 
-struct Slot {
-    listed: Listed,
+struct Slot<V> {
+    listed: V,
     weight: usize,
     last_used: u64,
 }
 
-fn weight(listed: &Listed) -> usize {
-    match listed {
-        Ok(listing) => listing.entries.len().max(1),
-        Err(_) => 1,
-    }
-}
-
-impl LayerCache {
+impl<V: Weight + Clone> DigestLru<V> {
     pub fn new(budget: usize) -> Self {
-        LayerCache {
+        DigestLru {
             budget,
-            inner: Mutex::new(Slots::default()),
+            inner: Mutex::new(Slots {
+                used: 0,
+                clock: 0,
+                map: HashMap::new(),
+            }),
         }
     }
 
-    pub fn get(&self, digest: &Digest) -> Option<Listed> {
+    pub fn get(&self, digest: &Digest) -> Option<V> {
         let mut slots = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         slots.clock += 1;
         let now = slots.clock;
@@ -56,8 +73,8 @@ impl LayerCache {
         Some(slot.listed.clone())
     }
 
-    pub fn insert(&self, digest: &Digest, listed: Listed) {
-        let weight = weight(&listed);
+    pub fn insert(&self, digest: &Digest, listed: V) {
+        let weight = listed.weight();
         if weight > self.budget {
             return;
         }
@@ -116,7 +133,7 @@ mod tests {
 
     #[test]
     fn evicts_the_least_recently_used_listing_past_the_budget() {
-        let cache = LayerCache::new(10);
+        let cache = DigestLru::<Listed>::new(10);
         let (a, b, c) = (
             Digest::sha256_of(b"a"),
             Digest::sha256_of(b"b"),
@@ -135,7 +152,7 @@ mod tests {
 
     #[test]
     fn remembers_why_a_layer_has_no_listing() {
-        let cache = LayerCache::new(10);
+        let cache = DigestLru::<Listed>::new(10);
         let d = Digest::sha256_of(b"x");
         cache.insert(&d, Err(LayerError::NotATar("json".into())));
         assert_eq!(
