@@ -30,7 +30,7 @@ done
 # The endpoints measured (the layer listing's takes REPO and DIGEST).
 UI_PATH=${UI_PATH:-/ui/}
 API_PATH=${API_PATH:-/api/v1/repositories?n=100}
-LAYER_FILES_PATH=${LAYER_FILES_PATH:-/api/v1/repositories/REPO/layers/DIGEST/files}
+LAYER_FILES_PATH=${LAYER_FILES_PATH:-/api/v1/repositories/REPO/blobs/DIGEST/files}
 
 BERTH_BIN=${BERTH_BIN:-$root/target/release/berth}
 # shellcheck source=../tests/clients/lib.sh
