@@ -125,3 +125,15 @@ test('pages fit a phone and are reachable by keyboard', async () => {
   assert.equal(unnamed, 0);
   assertNoErrors(page);
 });
+
+test('pages follow the system dark setting', async () => {
+  const page = await newPage(browser);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`${BERTH_URL}/ui/r/demo/app/-/m/v2`);
+  const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(background, 'rgb(13, 17, 23)');
+  await screenshot(page, 'ui-image-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(255, 255, 255)');
+  assertNoErrors(page);
+});

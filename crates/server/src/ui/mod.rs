@@ -238,3 +238,74 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use berth_registry::storage::fs::FsBlobStore;
+    use berth_registry::storage::sqlite::SqliteMetaStore;
+    use berth_registry::{Registry, RegistryOptions};
+    use std::sync::Arc;
+
+    fn app(dir: &std::path::Path) -> axum::Router {
+        crate::router(Arc::new(Registry::new(
+            Arc::new(FsBlobStore::open(dir).unwrap()),
+            Arc::new(SqliteMetaStore::open(&dir.join("meta.db")).unwrap()),
+            RegistryOptions::default(),
+        )))
+    }
+
+    async fn send(app: &axum::Router, method: &str, path: &str) -> axum::response::Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pages_carry_a_strict_policy_and_refuse_other_methods() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let response = send(&app, "GET", "/ui/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        // Only a delete takes a POST; nothing takes a PUT.
+        assert_eq!(
+            send(&app, "POST", "/ui/").await.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            send(&app, "PUT", "/ui/r/a/-/delete/t").await.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        // Error pages are pages too.
+        let response = send(&app, "GET", "/ui/r/nothing").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("<h1>Not found</h1>"));
+    }
+
+    #[test]
+    fn query_keeps_the_filter_and_drops_an_empty_last() {
+        let query = super::Query::parse(Some("q=a%2Fb&last="));
+        assert_eq!(query.q, "a/b");
+        assert_eq!(query.last, None);
+        let query = super::Query::parse(Some("last=x%2Fy&other=1"));
+        assert_eq!(query.last.as_deref(), Some("x/y"));
+        assert_eq!(query.q, "");
+    }
+}
