@@ -48,6 +48,9 @@ test('an image shows its layers, config and history', async () => {
   const history = await page.locator('#history').innerText();
   assert.match(history, /COPY app\/ \/app\//);
   assert.equal(await page.locator('#history tr.empty').count(), 1);
+  // The step that ran `rm` made layer 3, and links to it.
+  const step = page.locator('#history tr', { hasText: 'RUN rm' });
+  assert.equal(await step.getByRole('link').innerText(), 'layer 3');
   const config = await page.locator('dl.kv').nth(1).innerText();
   for (const text of ['/bin/sh -c', 'GREETING=hello', '8080/tcp', '/app', '1000:1000']) assert.ok(config.includes(text), `${text} in ${config}`);
   assert.match(await page.locator('#referrers').innerText(), /application\/spdx\+json/);

@@ -30,7 +30,7 @@ pub fn render(context: &Context, page: &ImagePage) -> String {
                     }
                 }
                 (layers_table(name, layers))
-                @if let Some(config) = config { (config_section(config)) }
+                @if let Some(config) = config { (config_section(name, config, layers)) }
                 @else if let Some(digest) = config_digest {
                     h2 { "Config" }
                     p.muted { "The config " code { (digest) } " is not an image config." }
@@ -92,8 +92,19 @@ fn layers_table(name: &RepositoryName, layers: &[LayerRow]) -> Markup {
     }
 }
 
-fn config_section(config: &ConfigView) -> Markup {
+/// The config, and its history with each step that added a layer linked
+/// to that layer (when the counts agree, as they do for built images).
+fn config_section(name: &RepositoryName, config: &ConfigView, layers: &[LayerRow]) -> Markup {
     let words = |words: &[String]| words.join(" ");
+    let layered = config.history.iter().filter(|h| !h.empty_layer).count() == layers.len();
+    let mut next_layer = 0;
+    let mut layer_of = |empty: bool| {
+        if empty || !layered {
+            return None;
+        }
+        next_layer += 1;
+        layers.get(next_layer - 1).map(|l| (next_layer, l))
+    };
     html! {
         h2 { "Config" }
         dl.kv {
@@ -121,11 +132,18 @@ fn config_section(config: &ConfigView) -> Markup {
                     thead { tr { th.num scope="col" { "#" } th scope="col" { "Created by" } th scope="col" { "Layer" } } }
                     tbody {
                         @for (i, step) in config.history.iter().enumerate() {
+                            @let layer = layer_of(step.empty_layer);
                             tr.empty[step.empty_layer] {
                                 td.num { (i + 1) }
                                 td { code { (step.created_by) }
                                     @if let Some(comment) = &step.comment { br; span.muted { (comment) } } }
-                                td { @if step.empty_layer { "empty layer" } @else { "adds a layer" } }
+                                td {
+                                    @if step.empty_layer { "empty layer" }
+                                    @else if let Some((n, layer)) = layer {
+                                        a href=(UiRoute::Layer(name.clone(), layer.digest.clone()).path()) { "layer " (n) }
+                                    }
+                                    @else { "adds a layer" }
+                                }
                             }
                         }
                     }

@@ -68,7 +68,7 @@ fn tag_row(context: &Context, name: &RepositoryName, row: &TagRow) -> Markup {
         tr {
             td { a href=(image.path()) { (row.tag) } }
             td { (short_digest(&row.digest)) }
-            td {
+            td title=(row.media_type) {
                 (kind_of(&row.media_type))
                 @if !row.platforms.is_empty() {
                     br;
@@ -169,6 +169,17 @@ mod tests {
         assert!(html.contains(r#"href="/ui/r/team/app_server/-/m/v2""#));
         assert!(html.contains(r#"href="/ui/r/team/app_server/-/delete/v2""#));
         assert!(html.contains(r#"<dialog id="confirm""#));
+    }
+
+    #[test]
+    fn a_next_page_link_carries_the_last_key() {
+        let mut page = page();
+        page.next = Some("1795000000.v1".into());
+        let html = render(&context(), &page);
+        assert!(
+            html.contains(r#"href="/ui/r/team/app_server?last=1795000000.v1""#),
+            "{html}"
+        );
     }
 
     #[test]
