@@ -146,12 +146,15 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
         &parts.headers,
     )
     .await;
-    log_request(
+    let elapsed = started.elapsed();
+    count(
+        &app.operations.metrics,
         &parts.method,
-        parts.uri.path(),
-        &mut response,
-        started.elapsed(),
+        Endpoint::Ui,
+        &response,
+        elapsed,
     );
+    log_request(&parts.method, parts.uri.path(), &mut response, elapsed);
     response
 }
 

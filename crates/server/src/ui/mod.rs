@@ -297,6 +297,29 @@ mod tests {
             .await
             .unwrap();
         assert!(String::from_utf8_lossy(&body).contains("<h1>Not found</h1>"));
+        // Counted in the metrics under one route label for all pages.
+        let mut request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let loopback: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(loopback));
+        let response = tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains(
+                r#"berth_http_requests_total{method="GET",route="/ui/{page}",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"route="/ui/{page}",status="404"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]
