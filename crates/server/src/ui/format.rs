@@ -94,6 +94,66 @@ pub fn mode(type_char: char, mode: u32) -> String {
     out
 }
 
+/// JSON re-indented two spaces a level, keys in the order they were
+/// pushed and every number and string exactly as written (parsing into a
+/// map would sort the keys); bytes that are not JSON come back as text.
+pub fn pretty_json(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+        return text.into_owned();
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    let mut chars = text.chars().peekable();
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+                let close = if c == '{' { '}' } else { ']' };
+                out.push(c);
+                if chars.next_if_eq(&close).is_some() {
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -142,6 +202,16 @@ mod tests {
         assert_eq!(mode('-', 0o4644), "-rwSr--r--");
         assert_eq!(mode('d', 0o1777), "drwxrwxrwt");
         assert_eq!(mode('l', 0o777), "lrwxrwxrwx");
+    }
+
+    #[test]
+    fn json_is_reindented_in_its_own_order() {
+        let raw = br#"{"schemaVersion":2,"b":[1.50, {}],"a":{"k":"{x, \"y\": [z]}"},"e":[ ]}"#;
+        assert_eq!(
+            pretty_json(raw),
+            "{\n  \"schemaVersion\": 2,\n  \"b\": [\n    1.50,\n    {}\n  ],\n  \"a\": {\n    \"k\": \"{x, \\\"y\\\": [z]}\"\n  },\n  \"e\": []\n}"
+        );
+        assert_eq!(pretty_json(b"not json {"), "not json {");
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub async fn image(
                 size: r.size,
             })
             .collect(),
-        pretty_json: super::pages::pretty_json(&detail.raw),
+        pretty_json: super::format::pretty_json(&detail.raw),
     })
 }
 

@@ -98,15 +98,6 @@ pub fn short_digest(digest: &Digest) -> Markup {
     }
 }
 
-/// Pretty-printed JSON, or the bytes as text when they are not JSON.
-pub fn pretty_json(bytes: &[u8]) -> String {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(value) => serde_json::to_string_pretty(&value)
-            .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned()),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod testing {
     use super::super::view::Context;
