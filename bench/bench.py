@@ -356,6 +356,10 @@ def scenarios(p):
         out.append((f"tags_{total}", lambda r, total=total: [
             "list-tags", "--count", total, "--streams", "8"] if r.ok(f"seed_{total}") else None, reps, big,
             f"list_{total}"))
+        if big:  # berth's own JSON API: distribution has none
+            out.append((f"api_{total}", lambda r, total=total: [
+                "list-api", "--n", "100", "--expect", total, "--searches", "50"]
+                if r.ok(f"seed_{total}") else None, reps, True, f"list_{total}"))
     return out
 
 
@@ -550,6 +554,11 @@ def rows(p):
             (f"tags/list x {total:,}, 8 streams", f"tags_{total}", "secs", "s", False),
         ]
     main += [
+        (f"/api/v1/repositories page, {nb:,} repos, n=100, p50", f"api_{nb}", "p50_ms", "ms", False),
+        (f"/api/v1/repositories page, {nb:,} repos, n=100, p99", f"api_{nb}", "p99_ms", "ms", False),
+        (f"/api/v1/repositories?q= search, {nb:,} repos, p50", f"api_{nb}", "search_p50_ms", "ms", False),
+    ]
+    main += [
         (f"ready after restart, {nb:,} repos", f"startup_{nb}", "ready_s", "s", False),
         (f"idle RSS after restart, {nb:,} repos", f"startup_{nb}", "idle_rss_mib", "MiB", False),
         ("peak RSS over whole run (VmHWM)", "overall", "vmhwm_mib", "MiB", False),
@@ -561,9 +570,9 @@ def rows(p):
     res = [(f"server CPU per GB: {label[k]}", k, "cpu_s_per_gb", "CPU s/GB", False)
            for k in keys if k.startswith(("push_", "pull_"))]
     res += [(f"server CPU: {label[k]}", k, "server_cpu_s", "CPU s", False)
-            for k in keys if k.startswith(("manifest_", "seed_", "catalog_", "tags_"))]
+            for k in keys if k.startswith(("manifest_", "seed_", "catalog_", "tags_", "api_"))]
     res += [(f"peak RSS: {label[k]}", k, "peak_rss_mib", "MiB", False)
-            for k in keys if k.startswith(("push_", "pull_", "manifest_", "seed_", "catalog_", "tags_"))]
+            for k in keys if k.startswith(("push_", "pull_", "manifest_", "seed_", "catalog_", "tags_", "api_"))]
     return main, res
 
 

@@ -1,6 +1,7 @@
 //! loadgen: drives an OCI registry over HTTP/1.1 on loopback and prints one
 //! JSON line of results per run. See bench/README.md.
 
+mod api;
 mod http;
 mod listing;
 mod machine;
@@ -97,6 +98,21 @@ enum Cmd {
         /// Fail unless at least this many repositories are listed.
         #[arg(long, default_value_t = 0)]
         expect: usize,
+    },
+    /// berth's /api/v1/repositories: every page (following Link), then
+    /// `searches` filtered requests; latencies per request.
+    ListApi {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        /// Fail unless at least this many repositories are listed.
+        #[arg(long, default_value_t = 0)]
+        expect: usize,
+        #[arg(long, default_value = "seed/r")]
+        prefix: String,
+        #[arg(long, default_value_t = 50)]
+        searches: usize,
     },
     /// GET tags/list of repositories PREFIX00000.. PREFIX<count-1>.
     ListTags {
@@ -206,6 +222,9 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value> {
             listing::seed(Target::parse(&url)?, prefix, start, count, streams).await?
         }
         Cmd::ListCatalog { url, n, expect } => listing::list_catalog(Target::parse(&url)?, n, expect).await?,
+        Cmd::ListApi { url, n, expect, prefix, searches } => {
+            api::list_api(Target::parse(&url)?, n, expect, prefix, searches).await?
+        }
         Cmd::ListTags { url, count, start, streams, prefix } => {
             listing::list_tags(Target::parse(&url)?, prefix, start, count, streams).await?
         }

@@ -281,6 +281,12 @@ async fn repository_summaries_filter_in_any_case_and_page_by_name() {
         .unwrap();
     let names: Vec<_> = alpha.items.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["apps/alpha", "tools/alphabet"]);
+    let one = reg.repository_summary(&repo("apps/beta")).await.unwrap();
+    assert_eq!((one.name.as_str(), one.tag_count), ("apps/beta", 1));
+    assert!(matches!(
+        reg.repository_summary(&repo("apps")).await,
+        Err(Error::NameUnknown(_))
+    ));
     let first = reg.repository_summaries(None, None, 2).await.unwrap();
     assert_eq!(first.next.as_deref(), Some("apps/beta"));
     let rest = reg

@@ -678,6 +678,12 @@ impl berth_registry::MetaStore for SessionsStick {
     ) -> Result<Vec<berth_registry::RepositorySummary>, Error> {
         self.0.repository_summaries(filter, last, limit).await
     }
+    async fn repository_summary(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<Option<berth_registry::RepositorySummary>, Error> {
+        self.0.repository_summary(r).await
+    }
     async fn tag_details(
         &self,
         r: &RepositoryName,

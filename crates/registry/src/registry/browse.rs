@@ -102,7 +102,7 @@ pub struct ImageDetail {
     pub tags: Vec<String>,
     #[serde(flatten)]
     pub contents: ImageContents,
-    /// The first [`MAX_DETAIL_REFERRERS`] referrers, by digest.
+    /// The first 100 referrers, by digest.
     pub referrers: Vec<ReferrerSummary>,
     /// The manifest exactly as pushed; serialized as its parsed JSON
     /// (`"manifest"`), so a client can pretty-print it.
@@ -176,6 +176,15 @@ impl Registry {
             .repository_summaries(filter.as_deref(), last, limit + 1)
             .await?;
         Ok(into_page_by(rows, limit, |r| r.name.clone()))
+    }
+
+    /// One repository's counts, size and last push; `NameUnknown` if it
+    /// holds no manifest.
+    pub async fn repository_summary(&self, repo: &RepositoryName) -> Result<RepositorySummary> {
+        self.meta
+            .repository_summary(repo)
+            .await?
+            .ok_or_else(|| Error::NameUnknown(repo.to_string()))
     }
 
     /// A page of `repo`'s tags, newest first then by name; `last` is the

@@ -233,6 +233,9 @@ pub trait MetaStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RepositorySummary>>;
 
+    /// The summary of one repository; `None` if it holds no manifest.
+    async fn repository_summary(&self, repo: &RepositoryName) -> Result<Option<RepositorySummary>>;
+
     /// Up to `limit` tags of `repo`, newest first then by name, after
     /// `after`; `None` if the repository has no manifests.
     async fn tag_details(

@@ -66,6 +66,18 @@ pub async fn repository_summaries_count_size_and_filter(meta: &dyn MetaStore) {
         let pushed = r.last_push.expect("a last push");
         assert!((now - 60..=now + 1).contains(&pushed), "{pushed} vs {now}");
     }
+    assert_eq!(
+        meta.repository_summary(&alpha).await.unwrap().as_ref(),
+        Some(a),
+        "one repository's summary is its row of the listing"
+    );
+    assert_eq!(meta.repository_summary(&bare).await.unwrap(), None);
+    assert_eq!(
+        meta.repository_summary(&repo("kit-browse/none"))
+            .await
+            .unwrap(),
+        None
+    );
     let page = meta
         .repository_summaries(Some("kit-browse/"), Some("kit-browse/alpha"), 1)
         .await

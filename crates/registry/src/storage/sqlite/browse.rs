@@ -10,20 +10,47 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// A page of repository summaries: after `?1`, names containing `?2`
-/// (unless NULL), `?3` rows; each number a correlated subquery over a
-/// primary-key index, so the page is one statement whatever its size.
-const SUMMARIES: &str = "
-    SELECT r.name,
+/// Summaries of the repositories `filter` selects (`WHERE` conditions on
+/// `r`), by name; each number a correlated subquery over a primary-key
+/// index, so a page is one statement whatever its size.
+fn summaries_sql(filter: &str) -> String {
+    format!(
+        "SELECT r.name,
            (SELECT count(*) FROM tags t WHERE t.repo_id = r.id),
            (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id),
            (SELECT coalesce(sum(b.size), 0) FROM repo_blobs b WHERE b.repo_id = r.id),
            max((SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id),
                coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0))
          FROM repositories r
-         WHERE r.name > ?1 AND (?2 IS NULL OR instr(r.name, ?2) > 0)
-           AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
-         ORDER BY r.name LIMIT ?3";
+         WHERE {filter} AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
+         ORDER BY r.name"
+    )
+}
+
+/// A page: after `?1`, names containing `?2` (unless NULL), `?3` rows.
+fn summary_page_sql() -> String {
+    summaries_sql("r.name > ?1 AND (?2 IS NULL OR instr(r.name, ?2) > 0)") + " LIMIT ?3"
+}
+
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RepositorySummary> {
+    Ok(RepositorySummary {
+        name: r.get(0)?,
+        tag_count: count(r.get(1)?),
+        manifest_count: count(r.get(2)?),
+        size_bytes: count(r.get(3)?),
+        last_push: r.get(4)?,
+    })
+}
+
+/// The summary of `name`, if it holds manifests.
+pub(super) fn repository_summary(
+    c: &Connection,
+    name: &str,
+) -> rusqlite::Result<Option<RepositorySummary>> {
+    c.prepare_cached(&summaries_sql("r.name = ?1"))?
+        .query_row([name], summary)
+        .optional()
+}
 
 pub(super) fn repository_summaries(
     c: &Connection,
@@ -31,16 +58,8 @@ pub(super) fn repository_summaries(
     last: &str,
     limit: usize,
 ) -> rusqlite::Result<Vec<RepositorySummary>> {
-    c.prepare_cached(SUMMARIES)?
-        .query_map(params![last, filter, limit as i64], |r| {
-            Ok(RepositorySummary {
-                name: r.get(0)?,
-                tag_count: count(r.get(1)?),
-                manifest_count: count(r.get(2)?),
-                size_bytes: count(r.get(3)?),
-                last_push: r.get(4)?,
-            })
-        })?
+    c.prepare_cached(&summary_page_sql())?
+        .query_map(params![last, filter, limit as i64], summary)?
         .collect()
 }
 
@@ -185,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_summary_page_seeks_the_name_index_to_its_cursor() {
-        let plan = plan(SUMMARIES, params!["a", "b", 1i64]);
+        let plan = plan(&summary_page_sql(), params!["a", "b", 1i64]);
         assert!(
             plan.contains("sqlite_autoindex_repositories_1 (name>?)"),
             "{plan}"

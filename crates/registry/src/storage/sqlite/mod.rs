@@ -237,6 +237,11 @@ impl MetaStore for SqliteMetaStore {
             .await
     }
 
+    async fn repository_summary(&self, repo: &RepositoryName) -> Result<Option<RepositorySummary>> {
+        self.readers
+            .lookup(|c| browse::repository_summary(c, repo.as_str()))
+    }
+
     async fn tag_details(
         &self,
         repo: &RepositoryName,
