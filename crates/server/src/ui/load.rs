@@ -63,6 +63,7 @@ pub async fn repository(
     name: RepositoryName,
     last: Option<&str>,
 ) -> Result<RepositoryPage> {
+    let summary = registry.repository_summary(&name).await?;
     let page = registry.tag_details(&name, last, TAGS_PER_PAGE).await?;
     let tags = page
         .items
@@ -79,6 +80,12 @@ pub async fn repository(
         })
         .collect();
     Ok(RepositoryPage {
+        summary: RepositoryRow {
+            name: name.clone(),
+            tags: summary.tag_count,
+            size: summary.size_bytes,
+            last_push: summary.last_push,
+        },
         name,
         tags,
         next: page.next,

@@ -60,6 +60,8 @@ pub struct TagRow {
 #[derive(Debug, Clone)]
 pub struct RepositoryPage {
     pub name: RepositoryName,
+    /// Tag count, size and last push of the whole repository.
+    pub summary: RepositoryRow,
     /// Newest first.
     pub tags: Vec<TagRow>,
     pub next: Option<String>,

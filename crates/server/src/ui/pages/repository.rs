@@ -11,6 +11,11 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
     let name = &page.name;
     let main = html! {
         h1 { (name) }
+        p.muted {
+            (page.summary.tags) @if page.summary.tags == 1 { " tag" } @else { " tags" }
+            " · " (format::size(page.summary.size))
+            " · last push " (time(context, page.summary.last_push))
+        }
         @if let Some(newest) = page.tags.first() {
             (commands(context, name, newest.tag.as_str()))
         }
@@ -30,11 +35,11 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
                     }
                     thead { tr {
                         th scope="col" { "Tag" }
-                        th scope="col" { "Digest" }
-                        th scope="col" { "Type" }
+                        th.hide-narrow scope="col" { "Digest" }
+                        th.hide-narrow scope="col" { "Type" }
                         th.num scope="col" { "Size" }
                         th scope="col" { "Pushed" }
-                        th scope="col" { span.hide-narrow { "Actions" } }
+                        th scope="col" { "Actions" }
                     } }
                     tbody {
                         @for row in &page.tags { (tag_row(context, name, row)) }
@@ -67,8 +72,8 @@ fn tag_row(context: &Context, name: &RepositoryName, row: &TagRow) -> Markup {
     html! {
         tr {
             td { a href=(image.path()) { (row.tag) } }
-            td { (short_digest(&row.digest)) }
-            td title=(row.media_type) {
+            td.hide-narrow { (short_digest(&row.digest)) }
+            td.hide-narrow title=(row.media_type) {
                 (kind_of(&row.media_type))
                 @if !row.platforms.is_empty() {
                     br;
@@ -149,6 +154,12 @@ mod tests {
     fn page() -> RepositoryPage {
         RepositoryPage {
             name: "team/app_server".parse().unwrap(),
+            summary: crate::ui::view::RepositoryRow {
+                name: "team/app_server".parse().unwrap(),
+                tags: 2,
+                size: 3 * 1024 * 1024,
+                last_push: Some(1_795_999_000),
+            },
             tags: vec![row("v2", 1_795_999_000), row("v1", 1_795_000_000)],
             next: None,
         }
@@ -164,6 +175,7 @@ mod tests {
             .contains("kubectl run app-server --image=registry.example:5000/team/app_server:v2"));
         assert!(html.contains("linux/amd64, linux/arm64"));
         assert!(html.contains("OCI index"));
+        assert!(html.contains("2 tags · 3.0 MiB · last push"), "{html}");
         let digest = Digest::sha256_of(b"v2");
         assert!(html.contains(&format!(r#"data-copy="{digest}""#)));
         assert!(html.contains(r#"href="/ui/r/team/app_server/-/m/v2""#));
