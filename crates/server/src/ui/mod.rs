@@ -7,29 +7,24 @@
 
 pub mod assets;
 mod csrf;
+mod delete;
 mod error;
 pub mod format;
 mod listing;
 mod load;
 pub mod pages;
+mod respond;
 pub mod routes;
 pub mod view;
 
 use crate::operations::StatsCache;
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
-use berth_oci::Reference;
 use berth_registry::Registry;
 use error::UiError;
 use routes::UiRoute;
 use std::time::Duration;
 use view::Context;
-
-/// What pages may load and run: only berth's own files, no inline script
-/// or style, no framing, forms posting only here.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// How long the front page's totals are reused: they scan whole tables.
 const OVERVIEW_TTL: Duration = Duration::from_secs(5);
@@ -65,7 +60,8 @@ pub async fn answer(
         Ok(response) => response,
         Err(e) => {
             let (title, message) = e.words();
-            let mut response = html(e.status(), pages::error::render(&context, title, &message));
+            let mut response =
+                respond::html(e.status(), pages::error::render(&context, title, &message));
             if let Some(cause) = e.cause() {
                 response.extensions_mut().insert(crate::error::Cause(cause));
             }
@@ -84,7 +80,7 @@ async fn page(
 ) -> Result<Response, UiError> {
     let path = uri.path();
     if path == "/" || path == "/ui" {
-        return Ok(redirect(StatusCode::FOUND, routes::PREFIX));
+        return Ok(respond::redirect(StatusCode::FOUND, routes::PREFIX));
     }
     let route = routes::parse(path)?;
     let reads = *method == Method::GET || *method == Method::HEAD;
@@ -93,26 +89,11 @@ async fn page(
         return Err(UiError::MethodNotAllowed);
     }
     let query = Query::parse(uri.query());
-    let ok = |body| Ok(html(StatusCode::OK, body));
+    let ok = |body| Ok(respond::html(StatusCode::OK, body));
     match route {
-        UiRoute::Asset(file) => {
-            let asset = assets::find(&file).ok_or(UiError::NotFound)?;
-            let mut response = Response::new(Body::from(asset.body));
-            let map = response.headers_mut();
-            map.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            );
-            map.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            );
-            map.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            Ok(response)
-        }
+        UiRoute::Asset(file) => assets::find(&file)
+            .map(respond::asset)
+            .ok_or(UiError::NotFound),
         UiRoute::Home => {
             let page =
                 load::home(registry, &state.overview, &query.q, query.last.as_deref()).await?;
@@ -135,24 +116,7 @@ async fn page(
             Ok(files_page(context, &page))
         }
         UiRoute::Delete(name, reference) => {
-            if !context.deletes_enabled {
-                return Err(berth_registry::Error::DeleteDisabled.into());
-            }
-            if *method != Method::POST {
-                let page = load::delete(registry, name, reference).await?;
-                return ok(pages::delete::render(context, &page));
-            }
-            if !csrf::is_same_origin(headers) {
-                return Err(UiError::CrossSite);
-            }
-            registry.delete_manifest(&name, &reference).await?;
-            // A manifest delete may have emptied the repository: then its
-            // page is gone, and the list is where to land.
-            let to = match (&reference, registry.tag_details(&name, None, 1).await) {
-                (Reference::Digest(_), Err(_)) => UiRoute::Home,
-                _ => UiRoute::Repository(name),
-            };
-            Ok(redirect(StatusCode::SEE_OTHER, &to.path()))
+            delete::answer(registry, context, method, headers, name, reference).await
         }
     }
 }
@@ -164,7 +128,7 @@ fn files_page(context: &Context, page: &view::FilesPage) -> Response {
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    html(status, pages::files::render(context, page))
+    respond::html(status, pages::files::render(context, page))
 }
 
 /// The query parameters pages read.
@@ -188,39 +152,6 @@ impl Query {
         }
         parsed
     }
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let map = response.headers_mut();
-    map.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    map.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    map.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    map.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    map.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    response
-}
-
-fn redirect(status: StatusCode, to: &str) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
-    if let Ok(location) = HeaderValue::from_str(to) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// The registry's address as the browser wrote it, for pull commands.
