@@ -305,6 +305,25 @@ async fn a_tag_is_deleted_after_confirmation_from_the_same_origin_only() {
         !html.contains(">drop</a>") && html.contains(">keep</a>"),
         "{html}"
     );
+
+    // Deleting a repository's only manifest empties it: back to the list.
+    let solo = registry.push_image("solo", "only").await;
+    let (status, html) = page(&registry, &format!("/ui/r/solo/-/delete/{}", solo.digest)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Tags that go with it: only"), "{html}");
+    let resp = registry
+        .send(
+            registry
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/ui/r/solo/-/delete/{}", solo.digest),
+                )
+                .header("origin", origin.as_str()),
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(header(&resp, "location"), Some("/ui/"));
+    assert_eq!(page(&registry, "/ui/r/solo").await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
