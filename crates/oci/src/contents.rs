@@ -31,6 +31,16 @@ pub struct IndexEntry {
     pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Platform {
+    /// BuildKit lists its attestation manifests (provenance, SBOM) in an
+    /// index under the platform `unknown/unknown`: not a platform to run.
+    pub fn is_unknown(&self) -> bool {
+        self.os == "unknown" && self.architecture == "unknown"
+    }
 }
 
 /// What a manifest lists.
@@ -68,11 +78,12 @@ impl ManifestContents {
     }
 
     /// The platforms an index's children are for, in order, without
-    /// repeats; empty for an image.
+    /// repeats or `unknown/unknown` (attestations); empty for an image.
     pub fn platforms(&self) -> Vec<Platform> {
         let mut out: Vec<Platform> = Vec::new();
         if let ManifestContents::Index { manifests } = self {
-            for p in manifests.iter().filter_map(|m| m.platform.as_ref()) {
+            let platforms = manifests.iter().filter_map(|m| m.platform.as_ref());
+            for p in platforms.filter(|p| !p.is_unknown()) {
                 if !out.contains(p) {
                     out.push(p.clone());
                 }
@@ -97,7 +108,9 @@ mod tests {
               {{"mediaType":"m","digest":"{a}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
               {{"mediaType":"m","digest":"{b}","size":2,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
               {{"mediaType":"m","digest":"{a}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
-              {{"mediaType":"m","digest":"{c}","size":3}}]}}"#,
+              {{"mediaType":"m","digest":"{c}","size":3}},
+              {{"mediaType":"m","digest":"{c}","size":3,"platform":{{"os":"unknown","architecture":"unknown"}},
+                "annotations":{{"vnd.docker.reference.type":"attestation-manifest"}}}}]}}"#,
             a = d('a'),
             b = d('b'),
             c = d('c')
@@ -106,10 +119,14 @@ mod tests {
         let ManifestContents::Index { manifests } = &contents else {
             panic!("{contents:?}")
         };
-        assert_eq!(manifests.len(), 4);
+        assert_eq!(manifests.len(), 5);
         assert_eq!(manifests[3].platform, None);
+        assert_eq!(
+            manifests[4].annotations.as_ref().unwrap()["vnd.docker.reference.type"],
+            "attestation-manifest"
+        );
         let platforms = contents.platforms();
-        assert_eq!(platforms.len(), 2, "repeats are dropped");
+        assert_eq!(platforms.len(), 2, "repeats and attestations are dropped");
         assert_eq!(platforms[1].variant.as_deref(), Some("v8"));
     }
 

@@ -171,9 +171,27 @@ async fn tags_are_newest_first_with_sizes_and_an_index_shows_its_platforms() {
         d["platform"] = json!({"os": "linux", "architecture": arch});
         d
     };
+    // BuildKit's way of attaching provenance: an attestation manifest in
+    // the index under `unknown/unknown`, which is no platform to list.
+    registry.push_blob(repo, EMPTY_JSON).await;
+    let attestation = ManifestBuilder::artifact("application/vnd.in-toto+json", &[]).build();
+    let attestation_digest = registry
+        .push_manifest(
+            repo,
+            &sha256_digest(&attestation),
+            OCI_MANIFEST,
+            &attestation,
+        )
+        .await;
+    let mut attestation_child = Descriptor::of(OCI_MANIFEST, &attestation).json();
+    attestation_child["platform"] = json!({"os": "unknown", "architecture": "unknown"});
+    attestation_child["annotations"] = json!({
+        "vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": amd.digest
+    });
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
-        "manifests": [child(&amd, "amd64"), child(&arm, "arm64")]
+        "manifests": [child(&amd, "amd64"), child(&arm, "arm64"), attestation_child]
     }))
     .unwrap();
     // Push times are in seconds: the index is pushed a second later.
@@ -204,7 +222,12 @@ async fn tags_are_newest_first_with_sizes_and_an_index_shows_its_platforms() {
     assert_eq!(tags[1]["artifact_type"], Value::Null);
     assert_eq!(
         latest["size_bytes"],
-        index.len() as u64 + image_size(&amd) + image_size(&arm)
+        index.len() as u64
+            + image_size(&amd)
+            + image_size(&arm)
+            + attestation.len() as u64
+            + EMPTY_JSON.len() as u64,
+        "the index, its children and every blob they name, once"
     );
     assert!(latest["pushed_at"].as_i64() > tags[1]["pushed_at"].as_i64());
 
@@ -228,7 +251,12 @@ async fn tags_are_newest_first_with_sizes_and_an_index_shows_its_platforms() {
     let detail = get_json(&registry, "/api/v1/repositories/multi/manifests/latest").await;
     assert_eq!(detail["kind"], "index");
     let children = detail["manifests"].as_array().unwrap();
-    assert_eq!(children.len(), 2);
+    assert_eq!(children.len(), 3);
+    assert_eq!(children[2]["digest"], attestation_digest);
+    assert_eq!(
+        children[2]["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
     assert_eq!(children[0]["digest"], amd.digest);
     assert_eq!(children[1]["platform"]["architecture"], "arm64");
 }

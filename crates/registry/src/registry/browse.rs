@@ -37,7 +37,8 @@ pub struct TagDetail {
     pub size_bytes: u64,
     /// Unix seconds when the tag was last pushed (pointed at this manifest).
     pub pushed_at: i64,
-    /// For an index, its children's platforms (from its body); else empty.
+    /// For an index, its children's platforms (from its body), without
+    /// BuildKit's `unknown/unknown` attestations; else empty.
     pub platforms: Vec<Platform>,
 }
 
@@ -50,12 +51,15 @@ pub struct BlobSummary {
 }
 
 /// A child of an index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IndexChild {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
     pub platform: Option<Platform>,
+    /// Its annotations in the index; BuildKit's attestations say
+    /// `"vnd.docker.reference.type": "attestation-manifest"` here.
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A manifest whose subject is the one shown (signature, SBOM, attestation).
@@ -277,6 +281,7 @@ impl Registry {
                         media_type: m.media_type,
                         size: m.size,
                         platform: m.platform,
+                        annotations: m.annotations,
                     })
                     .collect(),
             },
