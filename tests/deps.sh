@@ -11,6 +11,8 @@ declare -A PROVIDES=(
   [fusermount3]=fuse3 [docker-registry]=docker-registry
   # deploy/build-image.sh: Debian's docker CLI builds without buildx; readelf checks the static binary, objcopy strips it
   [/usr/bin/docker]=docker.io [readelf]=binutils [objcopy]=binutils
+  # tests/browser: Debian's Chromium driven by playwright-core (npm); zstd makes a zstd layer
+  [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [zstd]=zstd
 )
 
 missing_packages() {

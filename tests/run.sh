@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: deps → lints → one build (profile `ci`: release
 # speed, overflow checks and debug assertions on) → cargo tests → fuzzing →
-# real clients → a one-minute soak.
+# real clients → browser → a one-minute soak.
 # Last line: "N passed, M failed". Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
@@ -67,6 +67,13 @@ if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
   counted_step "tests/clients/run.sh" bash tests/clients/run.sh
 else
   fail_step "client tests not run: no berth binary"
+fi
+
+step "browser (tests/browser/run.sh)"
+if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
+  counted_step "tests/browser/run.sh" bash tests/browser/run.sh
+else
+  fail_step "browser tests not run: no berth binary"
 fi
 
 step "soak (bench/soak.sh --duration 60 --clients 500)"

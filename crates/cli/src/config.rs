@@ -242,7 +242,19 @@ impl Config {
             }
         }
         let env_layer = registry.raw.overlay(RawConfig::from_env(env)?);
-        let raw = from_file.overlay(env_layer).overlay(flags);
+        // `--cors-origin` adds to the origins set below it rather than
+        // replacing them: allowing one more UI must not lock out the others.
+        let mut flags = flags;
+        let flag_origins = flags.cors_allowed_origins.take();
+        let mut raw = from_file.overlay(env_layer).overlay(flags);
+        if let Some(extra) = flag_origins {
+            let origins = raw.cors_allowed_origins.get_or_insert_with(Vec::new);
+            for origin in extra {
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+        }
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -561,10 +573,61 @@ mod tests {
         assert!(c.cors.allow_credentials);
         assert_eq!(c.warnings.len(), 1);
 
+        // `--cors-origin` joins whatever the file or environment allowed.
+        let e = env(&[(
+            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin",
+            "[http://a]",
+        )]);
+        let flags = RawConfig {
+            cors_allowed_origins: Some(vec!["http://b".into(), "http://a".into()]),
+            ..Default::default()
+        };
+        let c = Config::load(None, &e, flags.clone()).unwrap();
+        assert_eq!(c.cors.allowed_origins, ["http://a", "http://b"]);
+        let c = Config::load(None, &env(&[]), flags).unwrap();
+        assert_eq!(c.cors.allowed_origins, ["http://b", "http://a"]);
+
         let bad = env(&[("BERTH_CORS_ALLOWED_HEADERS", "Accept,\u{7f}")]);
         assert!(matches!(
             Config::load(None, &bad, RawConfig::default()),
             Err(ConfigError::Cors(_))
         ));
+    }
+
+    #[test]
+    fn any_origin_with_credentials_is_refused_wherever_it_comes_from() {
+        let any_with_credentials = [
+            env(&[
+                ("BERTH_CORS_ALLOWED_ORIGINS", "*"),
+                ("BERTH_CORS_ALLOW_CREDENTIALS", "true"),
+            ]),
+            env(&[
+                ("REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin", "['*']"),
+                (
+                    "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Credentials",
+                    "[true]",
+                ),
+            ]),
+        ];
+        for e in any_with_credentials {
+            let err = Config::load(None, &e, RawConfig::default()).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Cors(CorsError::AnyOriginWithCredentials)),
+                "{err}"
+            );
+        }
+        // `*` from the command line counts too.
+        let e = env(&[("BERTH_CORS_ALLOW_CREDENTIALS", "true")]);
+        let flags = RawConfig {
+            cors_allowed_origins: Some(vec!["*".into()]),
+            ..Default::default()
+        };
+        assert!(Config::load(None, &e, flags).is_err());
+        // Listed origins with credentials are fine.
+        let e = env(&[
+            ("BERTH_CORS_ALLOWED_ORIGINS", "http://ui"),
+            ("BERTH_CORS_ALLOW_CREDENTIALS", "true"),
+        ]);
+        assert!(Config::load(None, &e, RawConfig::default()).is_ok());
     }
 }

@@ -41,6 +41,11 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A browser origin (scheme://host[:port]) whose pages may call the
+        /// API (CORS), e.g. a separate registry UI; repeatable; added to
+        /// cors_allowed_origins from the file and environment
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
         /// A registry:2 YAML config, as `registry serve FILE` takes: accepted
         /// so scripts written for registry:2 run, but not read (a warning
         /// says so); berth reads REGISTRY_* variables and its own TOML
@@ -124,11 +129,13 @@ fn main() -> ExitCode {
             addr,
             data_dir,
             config,
+            cors_origins,
             registry_config,
         } => {
             let flags = RawConfig {
                 addr,
                 data_dir,
+                cors_allowed_origins: (!cors_origins.is_empty()).then_some(cors_origins),
                 ..Default::default()
             };
             let Some(config) = load_config(config, flags) else {
@@ -262,5 +269,21 @@ mod tests {
             Command::Fsck { .. }
         ));
         assert!(parse(&["berth", "config.json"]).is_err());
+    }
+
+    #[test]
+    fn cors_origin_is_repeatable() {
+        let cli = parse(&[
+            "berth",
+            "serve",
+            "--cors-origin",
+            "http://a:8080",
+            "--cors-origin=http://b",
+        ])
+        .unwrap();
+        let Command::Serve { cors_origins, .. } = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(cors_origins, ["http://a:8080", "http://b"]);
     }
 }

@@ -21,6 +21,7 @@
 //! | `cors`          | preflight and actual responses for browser origins          |
 //! | `registry_env`  | registry:2's `REGISTRY_*` variables, ignored ones logged    |
 //! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
+//! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -41,6 +42,7 @@ mod conformance {
     mod registry_env;
     mod robustness;
     mod slow_clients;
+    mod ui;
     mod validation;
     // sendfile and the page-cache probes it relies on are Linux's.
     #[cfg(target_os = "linux")]

@@ -1,5 +1,6 @@
 //! The one error type of the registry, and the spec's error codes it maps to.
 
+use crate::layers::LayerError;
 use berth_oci::{Digest, DigestError, ManifestError, NameError, TagError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,6 +109,15 @@ pub enum Error {
     /// Free space is under the configured watermark: pushes wait, reads go on.
     #[error("the registry is low on storage ({available} bytes free); pushes are refused until space is freed")]
     InsufficientStorage { available: u64 },
+    /// A layer's files were asked for, but its blob is not a readable tar.
+    #[error("cannot list the files of {digest}: {reason}")]
+    Layer { digest: Digest, reason: LayerError },
+    /// Files were asked for of an index, which has none of its own.
+    #[error("manifest {digest} is an index: ask for the files of one of its {} platform manifests", manifests.len())]
+    IndexHasNoFiles {
+        digest: Digest,
+        manifests: Vec<Digest>,
+    },
 }
 
 impl Error {
@@ -130,7 +140,10 @@ impl Error {
             Error::NameInvalid(_) => ErrorCode::NameInvalid,
             Error::NameUnknown(_) => ErrorCode::NameUnknown,
             Error::SizeInvalid(_) => ErrorCode::SizeInvalid,
-            Error::DeleteDisabled | Error::Unsupported(_) => ErrorCode::Unsupported,
+            Error::DeleteDisabled
+            | Error::Unsupported(_)
+            | Error::Layer { .. }
+            | Error::IndexHasNoFiles { .. } => ErrorCode::Unsupported,
             Error::StillReferenced { .. } => ErrorCode::Denied,
             Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,

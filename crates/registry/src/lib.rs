@@ -10,6 +10,7 @@
 pub mod error;
 pub mod fsck;
 pub mod import;
+pub mod layers;
 pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]

@@ -2,8 +2,9 @@
 //!
 //! Only requests whose `Origin` is allowed get CORS headers; with no origins
 //! configured nothing changes, and a request without `Origin` costs one
-//! header lookup. The policy is pure logic over header maps, so it is tested
-//! here without HTTP.
+//! header lookup. With origins configured every response says `Vary: Origin`,
+//! since whether it carries CORS headers depends on the request's origin. The
+//! policy is pure logic over header maps, so it is tested here without HTTP.
 
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -17,6 +18,7 @@ pub const DEFAULT_ALLOWED_HEADERS: &[&str] = &[
     "Content-Type",
     "Content-Range",
     "Range",
+    "Cache-Control",
     "Docker-Content-Digest",
 ];
 /// Response headers scripts may read when none are configured: the ones
@@ -48,9 +50,19 @@ pub struct CorsSettings {
     pub allow_credentials: bool,
 }
 
+/// Why a CORS configuration cannot be served.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("CORS setting {0:?} is not a valid header value")]
-pub struct CorsError(String);
+pub enum CorsError {
+    #[error("CORS setting {0:?} is not a valid header value")]
+    NotAHeaderValue(String),
+    /// Browsers refuse credentials from a server that allows any origin, and
+    /// echoing every origin instead would hand any site the user's login.
+    #[error(
+        "CORS: allowed origin \"*\" cannot be combined with allow_credentials = true \
+         (cors_allow_credentials / BERTH_CORS_ALLOW_CREDENTIALS); list the origins instead"
+    )]
+    AnyOriginWithCredentials,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Origins {
@@ -87,7 +99,7 @@ fn joined(configured: &Option<Vec<String>>, default: &[&str]) -> Result<HeaderVa
         Some(list) => list.join(", "),
         None => default.join(", "),
     };
-    HeaderValue::from_str(&text).map_err(|_| CorsError(text))
+    HeaderValue::from_str(&text).map_err(|_| CorsError::NotAHeaderValue(text))
 }
 
 impl CorsPolicy {
@@ -95,6 +107,9 @@ impl CorsPolicy {
         let origins = if settings.allowed_origins.is_empty() {
             Origins::None
         } else if settings.allowed_origins.iter().any(|o| o == "*") {
+            if settings.allow_credentials {
+                return Err(CorsError::AnyOriginWithCredentials);
+            }
             Origins::Any
         } else {
             let list = settings
@@ -102,7 +117,9 @@ impl CorsPolicy {
                 .iter()
                 // Browsers send the origin without a trailing slash.
                 .map(|o| o.trim_end_matches('/'))
-                .map(|o| HeaderValue::from_str(o).map_err(|_| CorsError(o.to_string())))
+                .map(|o| {
+                    HeaderValue::from_str(o).map_err(|_| CorsError::NotAHeaderValue(o.to_string()))
+                })
                 .collect::<Result<_, _>>()?;
             Origins::List(list)
         };
@@ -154,6 +171,7 @@ impl CorsPolicy {
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static(MAX_AGE_SECS),
         );
+        self.add_vary(&mut headers);
         headers
     }
 
@@ -164,19 +182,37 @@ impl CorsPolicy {
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             self.expose_headers.clone(),
         );
+        self.add_vary(response);
+    }
+
+    /// Marks a response as depending on `Origin` when CORS is on, whatever the
+    /// request's origin (none, listed or not): a shared cache must not hand
+    /// the answer one origin got to another. Idempotent.
+    pub fn add_vary(&self, response: &mut HeaderMap) {
+        if !self.is_enabled() {
+            return;
+        }
+        let already = response.get_all(header::VARY).iter().any(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .any(|name| name == "*" || name.eq_ignore_ascii_case("origin"))
+            })
+        });
+        if !already {
+            response.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
     }
 
     fn set_origin(&self, headers: &mut HeaderMap, origin: &HeaderValue) {
-        // With credentials browsers refuse `*`, so the origin is echoed; the
-        // answer then depends on Origin and caches must know it.
-        let value = if self.origins == Origins::Any && !self.allow_credentials {
-            HeaderValue::from_static("*")
-        } else {
-            headers.append(header::VARY, HeaderValue::from_static("Origin"));
-            origin.clone()
+        // `*` needs no echo; listed origins are echoed exactly, and only they
+        // may be told credentials are welcome (`new` refuses `*` with them).
+        let value = match self.origins {
+            Origins::Any => HeaderValue::from_static("*"),
+            _ => origin.clone(),
         };
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        if self.allow_credentials {
+        if self.allow_credentials && matches!(self.origins, Origins::List(_)) {
             headers.insert(
                 HeaderName::from_static("access-control-allow-credentials"),
                 HeaderValue::from_static("true"),
@@ -236,7 +272,9 @@ mod tests {
             .to_str()
             .unwrap()
             .contains("Docker-Content-Digest"));
-        assert!(response.get(header::VARY).is_none());
+        // Requests without Origin get no `*`: caches must still tell them apart.
+        assert_eq!(response[header::VARY], "Origin");
+        assert!(response.get("access-control-allow-credentials").is_none());
     }
 
     #[test]
@@ -253,10 +291,18 @@ mod tests {
         let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
             .to_str()
             .unwrap();
-        for name in ["Authorization", "Content-Type", "Accept", "Range"] {
+        for name in [
+            "Authorization",
+            "Accept",
+            "Content-Type",
+            "Content-Range",
+            "Range",
+            "Cache-Control",
+        ] {
             assert!(allowed.contains(name), "{name} in {allowed}");
         }
         assert_eq!(headers[header::ACCESS_CONTROL_MAX_AGE], "3600");
+        assert!(headers.get("access-control-allow-credentials").is_none());
         assert!(CorsPolicy::is_preflight(&axum::http::Method::OPTIONS));
         assert!(!CorsPolicy::is_preflight(&axum::http::Method::GET));
     }
@@ -264,7 +310,7 @@ mod tests {
     #[test]
     fn configured_lists_and_credentials_replace_the_defaults() {
         let p = CorsPolicy::new(&CorsSettings {
-            allowed_origins: vec!["*".into()],
+            allowed_origins: vec!["http://ui".into(), "http://other".into()],
             allowed_methods: Some(vec!["GET".into(), "HEAD".into()]),
             allowed_headers: Some(vec!["Authorization".into()]),
             expose_headers: Some(vec!["Docker-Content-Digest".into()]),
@@ -279,7 +325,6 @@ mod tests {
             headers[header::ACCESS_CONTROL_ALLOW_HEADERS],
             "Authorization"
         );
-        // Browsers refuse `*` with credentials: the origin is echoed.
         assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "http://ui");
         assert_eq!(headers["access-control-allow-credentials"], "true");
         let mut response = HeaderMap::new();
@@ -288,6 +333,60 @@ mod tests {
             response[header::ACCESS_CONTROL_EXPOSE_HEADERS],
             "Docker-Content-Digest"
         );
+        assert_eq!(response["access-control-allow-credentials"], "true");
+        // Not listed: nothing to decorate with, so no credentials either.
+        assert_eq!(p.allowed_origin(&with_origin("http://evil")), None);
+    }
+
+    #[test]
+    fn any_origin_with_credentials_is_refused() {
+        let settings = CorsSettings {
+            allowed_origins: vec!["http://ui".into(), "*".into()],
+            allow_credentials: true,
+            ..Default::default()
+        };
+        let err = CorsPolicy::new(&settings).unwrap_err();
+        assert_eq!(err, CorsError::AnyOriginWithCredentials);
+        assert!(err.to_string().contains("\"*\""), "{err}");
+        // The same list without credentials is fine.
+        let without = CorsSettings {
+            allow_credentials: false,
+            ..settings
+        };
+        assert!(CorsPolicy::new(&without).is_ok());
+    }
+
+    #[test]
+    fn vary_origin_on_every_response_once_cors_is_on() {
+        let p = policy(&["http://ui"]);
+        // A response to another origin, or to none, gets no CORS headers but
+        // still varies on Origin.
+        let mut plain = HeaderMap::new();
+        p.add_vary(&mut plain);
+        assert_eq!(plain[header::VARY], "Origin");
+        assert!(plain.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        // Once only, even after decorate and a second call.
+        let request = with_origin("http://ui");
+        let mut decorated = HeaderMap::new();
+        p.decorate(&mut decorated, p.allowed_origin(&request).unwrap());
+        p.add_vary(&mut decorated);
+        assert_eq!(decorated.get_all(header::VARY).iter().count(), 1);
+        // Another Vary is kept; one naming Origin (any case) or `*` is enough.
+        let mut other = HeaderMap::new();
+        other.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        p.add_vary(&mut other);
+        let values: Vec<_> = other.get_all(header::VARY).iter().collect();
+        assert_eq!(values, ["Accept-Encoding", "Origin"]);
+        for existing in ["accept, origin", "*"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::VARY, HeaderValue::from_static(existing));
+            p.add_vary(&mut h);
+            assert_eq!(h.get_all(header::VARY).iter().count(), 1, "{existing}");
+        }
+        // CORS off: responses are left alone.
+        let mut off = HeaderMap::new();
+        CorsPolicy::default().add_vary(&mut off);
+        assert!(off.get(header::VARY).is_none());
     }
 
     #[test]

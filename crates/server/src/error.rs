@@ -47,7 +47,8 @@ impl From<RouteError> for ApiError {
     }
 }
 
-fn status_of(e: &Error) -> StatusCode {
+/// The HTTP status of a registry error; the UI answers with the same ones.
+pub(crate) fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::BlobUnknown(_)
         | Error::BlobUploadUnknown
@@ -58,6 +59,8 @@ fn status_of(e: &Error) -> StatusCode {
             StatusCode::RANGE_NOT_SATISFIABLE
         }
         Error::ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        // The request is fine; what it names cannot be listed.
+        Error::Layer { .. } | Error::IndexHasNoFiles { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::DeleteDisabled => StatusCode::METHOD_NOT_ALLOWED,
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
         Error::TooManyUploads { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -86,6 +89,13 @@ fn detail_of(e: &Error) -> serde_json::Value {
         Error::UploadOutOfOrder { offset, got } => json!({ "offset": offset, "chunkStart": got }),
         Error::StillReferenced { digest, by } => {
             json!({ "digest": digest.to_string(), "referencedBy": by.to_string() })
+        }
+        Error::Layer { digest, reason } => {
+            json!({ "digest": digest.to_string(), "reason": reason.to_string() })
+        }
+        Error::IndexHasNoFiles { digest, manifests } => {
+            let manifests: Vec<String> = manifests.iter().map(ToString::to_string).collect();
+            json!({ "digest": digest.to_string(), "manifests": manifests })
         }
         _ => serde_json::Value::Null,
     }
@@ -189,6 +199,8 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_oci::Digest;
+    use berth_registry::layers::LayerError;
 
     async fn body_text(response: Response) -> String {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -209,6 +221,36 @@ mod tests {
         assert!(text.contains("UNKNOWN"), "{text}");
         // ... but it is kept for the log.
         assert!(cause.is_some_and(|c| c.0.contains("SQLITE_IOERR_FSYNC")));
+    }
+
+    #[tokio::test]
+    async fn an_unlistable_layer_is_a_422_that_says_why() {
+        let digest = Digest::sha256_of(b"{}");
+        let reason = LayerError::NotATar("it looks like JSON".into());
+        let response = ApiError::Registry(Error::Layer {
+            digest: digest.clone(),
+            reason,
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = body_text(response).await;
+        assert!(text.contains("UNSUPPORTED"), "{text}");
+        assert!(text.contains("not a tar archive"), "{text}");
+        assert!(text.contains(&digest.to_string()), "{text}");
+    }
+
+    #[tokio::test]
+    async fn files_of_an_index_is_a_422_naming_its_platform_manifests() {
+        let child = Digest::sha256_of(b"amd64");
+        let response = ApiError::Registry(Error::IndexHasNoFiles {
+            digest: Digest::sha256_of(b"index"),
+            manifests: vec![child.clone()],
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = body_text(response).await;
+        assert!(text.contains("platform manifest"), "{text}");
+        assert!(text.contains(&child.to_string()), "{text}");
     }
 
     #[tokio::test]

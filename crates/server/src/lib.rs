@@ -22,6 +22,7 @@ pub mod route;
 mod sendfile;
 mod serve;
 mod timeouts;
+mod ui;
 
 pub use budget::MemoryBudget;
 pub use cors::{CorsError, CorsPolicy, CorsSettings};
@@ -67,11 +68,16 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
         .route("/readyz", any(dispatch))
         .route("/metrics", any(dispatch))
         .route("/api/v1/{*rest}", any(dispatch))
+        .route("/", any(ui_page))
+        .route("/ui", any(ui_page))
+        .route("/ui/", any(ui_page))
+        .route("/ui/{*rest}", any(ui_page))
         .fallback(|| async { ApiError::NotFound })
         .with_state(Arc::new(App {
             registry,
             operations,
             cors,
+            ui: ui::UiState::default(),
         }))
 }
 
@@ -80,6 +86,7 @@ struct App {
     registry: Arc<Registry>,
     operations: Operations,
     cors: CorsPolicy,
+    ui: ui::UiState,
 }
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
@@ -106,6 +113,8 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
     if let (Some(origin), None) = (cors_origin, preflight) {
         app.cors.decorate(response.headers_mut(), origin);
     }
+    // Also on answers to other or no origins: they too depend on Origin.
+    app.cors.add_vary(response.headers_mut());
     let status = response.status();
     if has_body && (status.is_client_error() || status.is_server_error()) {
         // The body may be unread: say so rather than leave the client guessing.
@@ -122,6 +131,30 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
         elapsed,
     );
     log_request(method, uri.path(), &mut response, elapsed);
+    response
+}
+
+/// A page of the web UI (`/` and `/ui` redirect to `/ui/`).
+async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let started = Instant::now();
+    let (parts, _body) = request.into_parts();
+    let mut response = ui::answer(
+        &app.registry,
+        &app.ui,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    count(
+        &app.operations.metrics,
+        &parts.method,
+        Endpoint::Ui,
+        &response,
+        elapsed,
+    );
+    log_request(&parts.method, parts.uri.path(), &mut response, elapsed);
     response
 }
 

@@ -17,7 +17,7 @@ pub struct Operations {
     pub metrics: Arc<Metrics>,
     /// Whether clients other than loopback may read `/metrics`.
     pub metrics_public: bool,
-    stats: StatsCache,
+    stats: StatsCache<StoreStats>,
 }
 
 impl Operations {
@@ -42,26 +42,27 @@ impl Operations {
     }
 }
 
-/// The last store totals and when they were read; one refresh at a time,
-/// so concurrent scrapes wait for it instead of each scanning.
+/// The last totals (store stats, the UI's overview) and when they were
+/// read; one refresh at a time, so concurrent readers wait for it instead
+/// of each scanning.
 #[derive(Debug)]
-struct StatsCache {
+pub(crate) struct StatsCache<T> {
     ttl: Duration,
-    last: tokio::sync::Mutex<Option<(Instant, StoreStats)>>,
+    last: tokio::sync::Mutex<Option<(Instant, T)>>,
 }
 
-impl StatsCache {
-    fn new(ttl: Duration) -> Self {
+impl<T: Copy> StatsCache<T> {
+    pub(crate) fn new(ttl: Duration) -> Self {
         StatsCache {
             ttl,
             last: Default::default(),
         }
     }
 
-    async fn get_or_refresh<F, Fut>(&self, read: F) -> Result<StoreStats>
+    pub(crate) async fn get_or_refresh<F, Fut>(&self, read: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<StoreStats>>,
+        Fut: Future<Output = Result<T>>,
     {
         let mut last = self.last.lock().await;
         if let Some((at, stats)) = *last {

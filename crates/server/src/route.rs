@@ -69,6 +69,8 @@ pub enum Endpoint {
     ApiManifest,
     ApiManifestFiles,
     ApiBlobFiles,
+    /// Any page or asset of the web UI (`/`, `/ui`, `/ui/...`).
+    Ui,
     /// A path that named no endpoint, or had an invalid name, digest or
     /// reference. Stays last: the metrics size a table by it.
     Unmatched,
@@ -95,6 +97,7 @@ impl Endpoint {
             Endpoint::ApiManifest => "/api/v1/repositories/{name}/manifests/{reference}",
             Endpoint::ApiManifestFiles => "/api/v1/repositories/{name}/manifests/{reference}/files",
             Endpoint::ApiBlobFiles => "/api/v1/repositories/{name}/blobs/{digest}/files",
+            Endpoint::Ui => "/ui/{page}",
             Endpoint::Unmatched => "unmatched",
         }
     }

@@ -380,12 +380,12 @@ async fn errors_are_oci_errors() {
     )
     .await;
     assert_error(get("/api/v1/nothing").await, 404, "UNSUPPORTED").await;
-    // The layer-listing slots are parsed (bad digests are caught) but not served yet.
+    // Layer listings: a blob the repository does not hold is unknown.
     let digest = sha256_digest(b"x");
     assert_error(
         get(&format!("/api/v1/repositories/known/blobs/{digest}/files")).await,
         404,
-        "UNSUPPORTED",
+        "BLOB_UNKNOWN",
     )
     .await;
     assert_error(

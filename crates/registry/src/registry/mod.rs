@@ -6,14 +6,17 @@
 //! them, [`deletes`] removes them, [`discovery`] lists what is there;
 //! [`browse`] answers the web UI and `/api/v1` with counts, sizes and times.
 
+mod blob_reader;
 mod blobs;
 mod browse;
 mod chunk;
 mod deletes;
+mod digest_lru;
 mod discovery;
 mod expiry;
 mod health;
 mod in_flight;
+mod layer_files;
 mod manifest_cache;
 mod manifests;
 mod range;
@@ -33,8 +36,10 @@ pub use range::RangeRequest;
 pub use uploads::UploadStatus;
 
 use crate::error::{Error, Result};
+use crate::layers::ListingLimits;
 use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
+use digest_lru::{DigestLru, Listed};
 use manifest_cache::ManifestCache;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,6 +85,12 @@ pub struct Registry {
     hashes: UploadHashes,
     manifests: ManifestCache,
     pushes: in_flight::InFlight,
+    layer_cache: DigestLru<Listed>,
+    /// Merged trees by image manifest digest.
+    tree_cache: DigestLru<Arc<crate::layers::MergedTree>>,
+    /// Turns to decompress a layer: listings are CPU-bound.
+    listing_turns: tokio::sync::Semaphore,
+    listing_limits: ListingLimits,
 }
 
 impl Registry {
@@ -95,6 +106,10 @@ impl Registry {
             hashes: UploadHashes::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             pushes: Default::default(),
+            layer_cache: DigestLru::new(layer_files::LAYER_CACHE_ENTRIES),
+            tree_cache: DigestLru::new(layer_files::TREE_CACHE_ENTRIES),
+            listing_turns: tokio::sync::Semaphore::new(layer_files::CONCURRENT_LISTINGS),
+            listing_limits: ListingLimits::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `/api/v1/`: JSON for the web UI and for tools, for what `/v2` cannot
 //! answer in one request (counts, sizes, push times, search, platforms).
-//! Reads only, public like `/v2` reads; errors in the OCI error format.
+//! Reads only, public like `/v2` reads; errors in the OCI error format. A
+//! layer that is not a readable tar is `422` with the reason.
 
 use super::respond;
 use crate::api_route::ApiRoute;
@@ -48,8 +49,12 @@ pub async fn handle(
         ApiRoute::Repositories => repositories(registry, query).await,
         ApiRoute::Tags { name } => tags(registry, &name, query).await,
         ApiRoute::Manifest { name, reference } => manifest(registry, &name, &reference).await,
-        // Slots for the layer listings, wired where that work lands.
-        ApiRoute::ManifestFiles { .. } | ApiRoute::BlobFiles { .. } => Err(ApiError::NotFound),
+        ApiRoute::ManifestFiles { name, reference } => {
+            json_response(&*registry.image_files(&name, &reference).await?, None)
+        }
+        ApiRoute::BlobFiles { name, digest } => {
+            json_response(&*registry.layer_files(&name, &digest).await?, None)
+        }
     }
 }
 

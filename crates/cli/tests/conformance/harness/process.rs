@@ -39,6 +39,15 @@ impl Registry {
         registry
     }
 
+    /// A fresh registry with extra `berth serve` arguments (e.g. `--cors-origin X`).
+    pub async fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let data = data_dir();
+        let path = data.path().to_path_buf();
+        let mut registry = Self::launch_with(&path, env, None, args).await;
+        registry._data = Some(data);
+        registry
+    }
+
     /// A registry on a data directory the caller owns (to restart on the same data).
     pub async fn start_in(data_dir: &Path) -> Self {
         Self::launch(data_dir, &[]).await
@@ -49,16 +58,21 @@ impl Registry {
     pub async fn start_with_fd_limit(nofile: u64, env: &[(&str, &str)]) -> Self {
         let data = data_dir();
         let path = data.path().to_path_buf();
-        let mut registry = Self::launch_with(&path, env, Some(nofile)).await;
+        let mut registry = Self::launch_with(&path, env, Some(nofile), &[]).await;
         registry._data = Some(data);
         registry
     }
 
     async fn launch(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        Self::launch_with(data_dir, env, None).await
+        Self::launch_with(data_dir, env, None, &[]).await
     }
 
-    async fn launch_with(data_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
+    async fn launch_with(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+        args: &[&str],
+    ) -> Self {
         let logs = self::data_dir();
         let mut last_stderr = String::new();
         for attempt in 0..5 {
@@ -86,6 +100,7 @@ impl Registry {
                 .arg(addr.to_string())
                 .arg("--data-dir")
                 .arg(data_dir)
+                .args(args)
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -285,7 +300,7 @@ impl Drop for Registry {
 
 /// The binary under test: this build's, or `BERTH_TEST_BIN` (to run the
 /// suite against another build, e.g. to see a new test fail on old code).
-fn berth_binary() -> PathBuf {
+pub fn berth_binary() -> PathBuf {
     std::env::var_os("BERTH_TEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")))

@@ -1,0 +1,213 @@
+//! Fills the pages' view data from the registry's browse queries.
+
+use super::view::{
+    ConfigView, DeletePage, HistoryRow, HomePage, ImageContent, ImagePage, LayerRow, Overview,
+    PlatformRow, ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
+};
+use crate::operations::StatsCache;
+use berth_oci::{ImageConfig, Platform, Reference, RepositoryName};
+use berth_registry::{ImageContents, Registry, Result};
+
+/// Repositories per page of the list.
+pub const REPOSITORIES_PER_PAGE: usize = 100;
+/// Tags per page of a repository.
+pub const TAGS_PER_PAGE: usize = 100;
+
+/// The front page; totals only on the first, unfiltered page, from a
+/// cache a few seconds old at most (they scan whole tables).
+pub async fn home(
+    registry: &Registry,
+    totals: &StatsCache<berth_registry::Overview>,
+    query: &str,
+    last: Option<&str>,
+) -> Result<HomePage> {
+    let filter = Some(query).filter(|q| !q.trim().is_empty());
+    let page = registry
+        .repository_summaries(filter, last, REPOSITORIES_PER_PAGE)
+        .await?;
+    let overview = if filter.is_none() && last.is_none() {
+        let o = totals.get_or_refresh(|| registry.overview()).await?;
+        Some(Overview {
+            repositories: o.repositories,
+            tags: o.tags,
+            manifests: o.manifests,
+            blobs: o.blobs,
+            stored_bytes: o.stored_bytes,
+            saved_bytes: o.shared_savings_bytes,
+        })
+    } else {
+        None
+    };
+    let rows = page
+        .items
+        .into_iter()
+        .filter_map(|r| {
+            Some(RepositoryRow {
+                name: r.name.parse().ok()?,
+                tags: r.tag_count,
+                size: r.size_bytes,
+                last_push: r.last_push,
+            })
+        })
+        .collect();
+    Ok(HomePage {
+        overview,
+        query: query.to_owned(),
+        rows,
+        next: page.next,
+    })
+}
+
+pub async fn repository(
+    registry: &Registry,
+    name: RepositoryName,
+    last: Option<&str>,
+) -> Result<RepositoryPage> {
+    let summary = registry.repository_summary(&name).await?;
+    let page = registry.tag_details(&name, last, TAGS_PER_PAGE).await?;
+    let tags = page
+        .items
+        .into_iter()
+        .filter_map(|t| {
+            Some(TagRow {
+                tag: t.tag.parse().ok()?,
+                digest: t.digest,
+                media_type: t.media_type,
+                size: t.size_bytes,
+                pushed: Some(t.pushed_at),
+                platforms: t.platforms.iter().map(platform).collect(),
+            })
+        })
+        .collect();
+    Ok(RepositoryPage {
+        summary: RepositoryRow {
+            name: name.clone(),
+            tags: summary.tag_count,
+            size: summary.size_bytes,
+            last_push: summary.last_push,
+        },
+        name,
+        tags,
+        next: page.next,
+    })
+}
+
+pub async fn image(
+    registry: &Registry,
+    name: RepositoryName,
+    reference: Reference,
+) -> Result<ImagePage> {
+    let detail = registry.image_detail(&name, &reference).await?;
+    let content = match detail.contents {
+        ImageContents::Manifest {
+            config_blob,
+            config,
+            layers,
+        } => ImageContent::Manifest {
+            layers: layers
+                .into_iter()
+                .map(|l| LayerRow {
+                    digest: l.digest,
+                    media_type: l.media_type,
+                    size: l.size,
+                })
+                .collect(),
+            config: config.map(|c| Box::new(config_view(*c))),
+            config_digest: config_blob.map(|b| b.digest),
+        },
+        ImageContents::Index { manifests } => ImageContent::Index {
+            platforms: manifests
+                .into_iter()
+                .map(|m| PlatformRow {
+                    platform: m
+                        .platform
+                        .as_ref()
+                        .map_or_else(|| "unknown".into(), platform),
+                    digest: m.digest,
+                    media_type: m.media_type,
+                    size: m.size,
+                })
+                .collect(),
+        },
+        ImageContents::Unknown => ImageContent::Unknown,
+    };
+    Ok(ImagePage {
+        name,
+        reference,
+        digest: detail.digest,
+        media_type: detail.media_type,
+        size: detail.size,
+        pushed: Some(detail.pushed_at),
+        tags: detail.tags,
+        content,
+        referrers: detail
+            .referrers
+            .into_iter()
+            .map(|r| ReferrerRow {
+                artifact_type: r.artifact_type.unwrap_or_default(),
+                digest: r.digest,
+                media_type: r.media_type,
+                size: r.size,
+            })
+            .collect(),
+        pretty_json: super::format::pretty_json(&detail.raw),
+    })
+}
+
+/// The confirmation page; for a digest, checks it exists and lists its tags.
+pub async fn delete(
+    registry: &Registry,
+    name: RepositoryName,
+    reference: Reference,
+) -> Result<DeletePage> {
+    let tags = match &reference {
+        Reference::Digest(_) => registry.image_detail(&name, &reference).await?.tags,
+        Reference::Tag(_) => Vec::new(),
+    };
+    Ok(DeletePage {
+        name,
+        reference,
+        tags,
+    })
+}
+
+/// `os/architecture[/variant]`, as `docker` writes a platform.
+fn platform(p: &Platform) -> String {
+    match &p.variant {
+        Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+fn config_view(config: ImageConfig) -> ConfigView {
+    let run = config.config;
+    let platform = match (&config.os, &config.architecture) {
+        (Some(os), Some(arch)) => platform(&Platform {
+            os: os.clone(),
+            architecture: arch.clone(),
+            variant: config.variant.clone(),
+        }),
+        _ => "unknown".into(),
+    };
+    ConfigView {
+        platform,
+        created: config.created,
+        entrypoint: run.entrypoint.unwrap_or_default(),
+        cmd: run.cmd.unwrap_or_default(),
+        env: run.env,
+        labels: run.labels.into_iter().collect(),
+        exposed_ports: run.exposed_ports,
+        working_dir: run.working_dir.unwrap_or_default(),
+        user: run.user.unwrap_or_default(),
+        history: config
+            .history
+            .into_iter()
+            .map(|h| HistoryRow {
+                created: h.created,
+                created_by: h.created_by.unwrap_or_default(),
+                comment: h.comment,
+                empty_layer: h.empty_layer,
+            })
+            .collect(),
+    }
+}

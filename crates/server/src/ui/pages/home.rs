@@ -1,0 +1,141 @@
+//! The front page: the registry's totals and a filtered, paged list of
+//! repositories.
+
+use super::{layout, time};
+use crate::ui::format;
+use crate::ui::routes::UiRoute;
+use crate::ui::view::{Context, HomePage, Overview};
+use maud::{html, Markup};
+
+pub fn render(context: &Context, page: &HomePage) -> String {
+    let main = html! {
+        h1 { "Repositories" }
+        @if let Some(overview) = &page.overview { (totals(overview)) }
+        form.filter method="get" action=(UiRoute::Home.path()) role="search" {
+            input type="search" name="q" value=(page.query) placeholder="Filter repositories"
+                aria-label="Filter repositories" autocomplete="off" data-filter-remote="repositories";
+            button type="submit" { "Filter" }
+        }
+        (list(context, page))
+    };
+    layout(context, "Repositories", &[], main)
+}
+
+fn totals(overview: &Overview) -> Markup {
+    html! {
+        dl.stats aria-label="Registry totals" {
+            div { dt { "Repositories" } dd { (overview.repositories) } }
+            div { dt { "Tags" } dd { (overview.tags) } }
+            div { dt { "Manifests" } dd { (overview.manifests) } }
+            div { dt { "Blobs" } dd { (overview.blobs) } }
+            div { dt { "Stored" } dd { (format::size(overview.stored_bytes)) } }
+            div { dt { "Saved by sharing" } dd { (format::size(overview.saved_bytes)) } }
+        }
+    }
+}
+
+/// The table and its pager: what the script swaps when the filter changes.
+fn list(context: &Context, page: &HomePage) -> Markup {
+    html! {
+        section #repositories aria-live="polite" {
+            @if page.rows.is_empty() {
+                p.muted {
+                    @if page.query.is_empty() { "No repositories yet." }
+                    @else { "No repository matches “" (page.query) "”." }
+                }
+            } @else {
+                div.scroll {
+                    table {
+                        colgroup { col; col.w6; col.w7; col.w9; }
+                        thead { tr {
+                            th scope="col" { "Name" }
+                            th.num scope="col" { "Tags" }
+                            th.num scope="col" { "Size" }
+                            th scope="col" { "Last push" }
+                        } }
+                        tbody {
+                            @for row in &page.rows {
+                                tr {
+                                    td { a href=(UiRoute::Repository(row.name.clone()).path()) { (row.name) } }
+                                    td.num { (row.tags) }
+                                    td.num { (format::size(row.size)) }
+                                    td { (time(context, row.last_push)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = &page.next {
+                nav.pager aria-label="Pages" {
+                    a.button rel="next" href=(next_href(&page.query, next)) { "Next page" }
+                }
+            }
+        }
+    }
+}
+
+fn next_href(query: &str, last: &str) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    if !query.is_empty() {
+        params.append_pair("q", query);
+    }
+    params.append_pair("last", last);
+    format!("{}?{}", UiRoute::Home.path(), params.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::pages::testing::context;
+    use crate::ui::view::RepositoryRow;
+
+    fn page() -> HomePage {
+        HomePage {
+            overview: Some(Overview {
+                repositories: 2,
+                tags: 3,
+                manifests: 4,
+                blobs: 5,
+                stored_bytes: 3 * 1024 * 1024,
+                saved_bytes: 1024,
+            }),
+            query: "lib".into(),
+            rows: vec![RepositoryRow {
+                name: "library/alpine".parse().unwrap(),
+                tags: 7,
+                size: 2048,
+                last_push: Some(1_796_000_000 - 7200),
+            }],
+            next: Some("library/alpine".into()),
+        }
+    }
+
+    #[test]
+    fn lists_repositories_with_totals_and_a_next_page() {
+        let html = render(&context(), &page());
+        assert!(
+            html.contains(r#"<a href="/ui/r/library/alpine">library/alpine</a>"#),
+            "{html}"
+        );
+        assert!(html.contains("2 hours ago"));
+        assert!(html.contains("3.0 MiB"));
+        assert!(html.contains("Saved by sharing"));
+        assert!(html.contains(r#"value="lib""#));
+        assert!(
+            html.contains(r#"href="/ui/?q=lib&amp;last=library%2Falpine""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_filter_text_is_escaped() {
+        let mut page = page();
+        page.query = r#""><script>alert(1)</script>"#.into();
+        page.rows.clear();
+        let html = render(&context(), &page);
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("No repository matches"));
+    }
+}

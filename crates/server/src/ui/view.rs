@@ -1,0 +1,208 @@
+//! What each page shows, as plain data: the loader fills these from the
+//! registry, the pages render them, and tests build them by hand.
+
+use berth_oci::{Digest, Reference, RepositoryName, Tag};
+
+/// What every page knows about the request.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `host[:port]` as the browser addressed berth, for pull commands.
+    pub host: String,
+    /// Unix seconds when the page was rendered, for relative times.
+    pub now: i64,
+    /// Whether the registry accepts deletes: otherwise no delete control shows.
+    pub deletes_enabled: bool,
+}
+
+/// The registry's totals, on the front page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    pub repositories: u64,
+    pub tags: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+    pub stored_bytes: u64,
+    /// Bytes that would be stored again if shared layers were not shared.
+    pub saved_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryRow {
+    pub name: RepositoryName,
+    pub tags: u64,
+    pub size: u64,
+    /// Unix seconds of the last manifest push.
+    pub last_push: Option<i64>,
+}
+
+/// The front page: totals, then one page of repositories.
+#[derive(Debug, Clone)]
+pub struct HomePage {
+    pub overview: Option<Overview>,
+    /// The filter as typed (`?q=`).
+    pub query: String,
+    pub rows: Vec<RepositoryRow>,
+    /// The last name of this page when there is a next one (`?last=`).
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRow {
+    pub tag: Tag,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub pushed: Option<i64>,
+    /// `linux/amd64`-style platforms when the tag names an index.
+    pub platforms: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepositoryPage {
+    pub name: RepositoryName,
+    /// Tag count, size and last push of the whole repository.
+    pub summary: RepositoryRow,
+    /// Newest first.
+    pub tags: Vec<TagRow>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRow {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub created: Option<String>,
+    pub created_by: String,
+    pub comment: Option<String>,
+    /// The step changed only the config: no layer belongs to it.
+    pub empty_layer: bool,
+}
+
+/// The parts of an image config people look for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigView {
+    pub platform: String,
+    pub created: Option<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub labels: Vec<(String, String)>,
+    pub exposed_ports: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub history: Vec<HistoryRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformRow {
+    pub platform: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerRow {
+    pub artifact_type: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A manifest's content: layers and config, or an index's platforms.
+#[derive(Debug, Clone)]
+pub enum ImageContent {
+    Manifest {
+        layers: Vec<LayerRow>,
+        /// `None` when the config is not an image config (an artifact).
+        config: Option<Box<ConfigView>>,
+        config_digest: Option<Digest>,
+    },
+    Index {
+        platforms: Vec<PlatformRow>,
+    },
+    /// Bytes that are neither shape.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImagePage {
+    pub name: RepositoryName,
+    /// How the page was asked for: a tag or the digest.
+    pub reference: Reference,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// Unix seconds of its first push into the repository.
+    pub pushed: Option<i64>,
+    /// Tags pointing at it.
+    pub tags: Vec<String>,
+    pub content: ImageContent,
+    pub referrers: Vec<ReferrerRow>,
+    /// The manifest as stored, pretty-printed.
+    pub pretty_json: String,
+}
+
+/// What a file entry in a layer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Directory,
+    Symlink,
+    Hardlink,
+    Other,
+    /// A whiteout: the layer deletes this path.
+    Deleted,
+    /// An opaque directory marker: the layer hides everything below the path.
+    Opaque,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub path: String,
+    pub kind: FileKind,
+    pub size: u64,
+    pub mode: u32,
+    pub link_target: Option<String>,
+    /// In a merged tree: which layer (from 0, bottom) the entry comes from.
+    pub layer: Option<usize>,
+}
+
+/// A listing's rows, and whether it stopped at the entry limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub rows: Vec<FileRow>,
+    pub truncated: bool,
+}
+
+/// Why a file listing could not be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable(pub String);
+
+/// The files of one layer, or of a whole image merged.
+#[derive(Debug, Clone)]
+pub struct FilesPage {
+    pub name: RepositoryName,
+    pub subject: FilesOf,
+    pub files: Result<Files, Unreadable>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FilesOf {
+    Layer(Digest),
+    Image(Reference),
+}
+
+/// The confirmation before a delete.
+#[derive(Debug, Clone)]
+pub struct DeletePage {
+    pub name: RepositoryName,
+    pub reference: Reference,
+    /// For a digest: the tags that go with it.
+    pub tags: Vec<String>,
+}
