@@ -45,4 +45,5 @@ try {
 } finally {
   await browser.close();
 }
-console.log(JSON.stringify({ url, rounds, fcp_ms: median(fcp), ttfb_ms: median(ttfb) }));
+const round1 = (x) => Math.round(x * 10) / 10;
+console.log(JSON.stringify({ url, rounds, fcp_ms: round1(median(fcp)), ttfb_ms: round1(median(ttfb)) }));
