@@ -126,9 +126,11 @@ pub struct Overview {
     pub blobs: u64,
     /// Bytes on disk for blobs: each digest once.
     pub stored_bytes: u64,
-    /// Bytes the repositories would take if none shared a blob.
+    /// Bytes the images would take if none shared a blob: every manifest's
+    /// config and layers, counted once per manifest that names them.
     pub referenced_bytes: u64,
-    /// `referenced_bytes - stored_bytes`: what sharing layers saves.
+    /// `referenced_bytes` less what those blobs take stored once each: what
+    /// layers shared between images save.
     pub shared_savings_bytes: u64,
 }
 

@@ -172,7 +172,18 @@ pub(super) fn overview(c: &Connection) -> rusqlite::Result<Overview> {
          WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)")?;
     let tags = one("SELECT count(*) FROM tags")?;
     let manifests = one("SELECT count(*) FROM manifests")?;
-    let referenced_bytes = one("SELECT coalesce(sum(size), 0) FROM repo_blobs")?;
+    // Each image counted whole, as pulling every image one by one would
+    // fetch it; against it, what those blobs take on disk, each digest once.
+    let (referenced_bytes, referenced_stored) = c
+        .prepare_cached(
+            "SELECT coalesce(sum(size), 0), coalesce(sum(once), 0)
+             FROM (SELECT b.size AS size,
+                          CASE WHEN row_number() OVER (PARTITION BY r.child) = 1
+                               THEN b.size ELSE 0 END AS once
+                   FROM manifest_refs r
+                   JOIN repo_blobs b ON b.repo_id = r.repo_id AND b.digest = r.child)",
+        )?
+        .query_row([], |r| Ok((count(r.get(0)?), count(r.get(1)?))))?;
     let (blobs, stored_bytes) = c
         .prepare_cached(
             "SELECT count(*), coalesce(sum(size), 0)
@@ -186,7 +197,7 @@ pub(super) fn overview(c: &Connection) -> rusqlite::Result<Overview> {
         blobs,
         stored_bytes,
         referenced_bytes,
-        shared_savings_bytes: referenced_bytes.saturating_sub(stored_bytes),
+        shared_savings_bytes: referenced_bytes.saturating_sub(referenced_stored),
     })
 }
 
