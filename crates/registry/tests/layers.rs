@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use berth_oci::{Digest, Reference, RepositoryName};
-use berth_registry::layers::{EntryKind, LayerError};
+use berth_registry::layers::{list_layer, Compression, EntryKind, LayerError, ListingLimits};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::storage::FreeSpace;
@@ -493,5 +493,46 @@ async fn an_image_with_a_broken_layer_says_which() {
             assert!(matches!(reason, LayerError::Corrupt { .. }), "{reason:?}");
         }
         other => panic!("expected a layer error, got {other:?}"),
+    }
+}
+
+/// Layers made by the real tools (`tar --format=gnu | gzip`, `tar
+/// --format=pax | zstd`) from one folder: a file, a symlink, a hard link,
+/// a whiteout, an opaque folder and a 131-byte path.
+#[test]
+fn layers_made_by_gnu_tar_gzip_and_zstd_list_alike() {
+    let long = format!("{}/{}", "d".repeat(90), "f".repeat(40));
+    for (blob, compression) in [
+        (&include_bytes!("data/gnu.tar.gz")[..], Compression::Gzip),
+        (&include_bytes!("data/pax.tar.zst")[..], Compression::Zstd),
+    ] {
+        let listing = list_layer(blob, &ListingLimits::default()).unwrap();
+        assert_eq!(listing.compression, compression);
+        let kind = |path: &str| {
+            let entry = listing.entries.iter().find(|e| e.path == path);
+            entry.map(|e| (e.kind, e.size, e.link_target.clone()))
+        };
+        assert_eq!(kind("etc/hostname"), Some((EntryKind::File, 6, None)));
+        let link = |t: &str| Some(t.to_string());
+        assert_eq!(
+            kind("bin/sh"),
+            Some((EntryKind::Symlink, 0, link("busybox")))
+        );
+        // Whichever name tar met first holds the bytes; the other links to it.
+        let (ash, busybox) = (kind("bin/ash"), kind("bin/busybox"));
+        assert!(
+            ash == Some((EntryKind::Hardlink, 0, link("bin/busybox")))
+                && busybox == Some((EntryKind::File, 1, None))
+                || busybox == Some((EntryKind::Hardlink, 0, link("bin/ash")))
+                    && ash == Some((EntryKind::File, 1, None)),
+            "{ash:?} {busybox:?}"
+        );
+        assert_eq!(kind("etc/motd"), Some((EntryKind::Whiteout, 0, None)));
+        // The folder itself, then its opaque marker, under one path.
+        let opaque = |e: &&berth_registry::layers::LayerEntry| e.kind == EntryKind::OpaqueWhiteout;
+        let marker = listing.entries.iter().find(opaque).map(|e| e.path.as_str());
+        assert_eq!(marker, Some("var/cache"));
+        assert_eq!(kind(&long), Some((EntryKind::File, 0, None)));
+        assert_eq!(listing.entries.len(), 12, "{:#?}", listing.entries);
     }
 }
