@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use berth_oci::{Digest, Reference, RepositoryName};
-use berth_registry::layers::{EntryKind, LayerError};
+use berth_registry::layers::{list_layer, Compression, EntryKind, LayerError, ListingLimits};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::storage::FreeSpace;
@@ -28,6 +28,36 @@ struct Counting {
     as_stream: bool,
     /// Streams fail after their first chunk, as a dropped connection would.
     broken: bool,
+    /// Streams wait for the test before their first byte.
+    gate: Option<Arc<Gate>>,
+}
+
+/// Lets a test hold a blob's stream (read only by the listing's blocking
+/// task) until it says so, and hear when it started and ended.
+#[derive(Default)]
+struct Gate {
+    started: tokio::sync::Notify,
+    open: tokio::sync::Notify,
+    finished: tokio::sync::Notify,
+}
+
+impl Gate {
+    fn around(self: Arc<Self>, inner: ByteStream<'static>) -> ByteStream<'static> {
+        let (before, after) = (self.clone(), self);
+        let wait = stream::once(async move {
+            before.started.notify_one();
+            before.open.notified().await;
+            None
+        });
+        let done = stream::once(async move {
+            after.finished.notify_one();
+            None
+        });
+        wait.chain(inner.map(Some))
+            .chain(done)
+            .filter_map(|item| async move { item })
+            .boxed()
+    }
 }
 
 #[async_trait]
@@ -40,6 +70,10 @@ impl BlobStore for Counting {
                 let failure = std::io::Error::other("connection reset by the object store");
                 let stream = c.into_stream().take(1).chain(stream::iter([Err(failure)]));
                 Some(BlobContent::Stream(stream.boxed()))
+            }
+            Some(c) if self.gate.is_some() => {
+                let gate = self.gate.clone().unwrap();
+                Some(BlobContent::Stream(gate.around(c.into_stream())))
             }
             Some(c) if self.as_stream => Some(BlobContent::Stream(c.into_stream())),
             other => other,
@@ -84,6 +118,7 @@ fn open_with(dir: &Path, as_stream: bool, broken: bool) -> (Registry, Arc<Counti
         reads: AtomicUsize::new(0),
         as_stream,
         broken,
+        gate: None,
     });
     let meta = Arc::new(SqliteMetaStore::open(&dir.join("meta.db")).unwrap());
     let registry = Registry::new(blobs.clone(), meta, RegistryOptions::default());
@@ -175,6 +210,83 @@ async fn a_layer_is_listed_once_and_then_served_from_the_cache_in_any_repository
         "no second read"
     );
     assert!(Arc::ptr_eq(&first, &again) && Arc::ptr_eq(&first, &elsewhere));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_for_one_layer_read_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, blobs) = open(dir.path(), false);
+    let name = repo("team/app");
+    let files: Vec<String> = (0..3000).map(|i| format!("usr/share/f{i}")).collect();
+    let members: Vec<(&str, EntryType, &str)> = files
+        .iter()
+        .map(|f| (f.as_str(), EntryType::Regular, "some content"))
+        .collect();
+    let digest = push(&reg, &name, &layer(&members)).await;
+    let before = blobs.reads.load(Ordering::SeqCst);
+    let (a, b, c) = tokio::join!(
+        reg.layer_files(&name, &digest),
+        reg.layer_files(&name, &digest),
+        reg.layer_files(&name, &digest)
+    );
+    assert_eq!(a.unwrap().entries.len(), 3000);
+    assert!(Arc::ptr_eq(&b.unwrap(), &c.unwrap()));
+    assert_eq!(
+        blobs.reads.load(Ordering::SeqCst),
+        before + 1,
+        "listed once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_is_finished_and_kept_when_its_request_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("team/app");
+    let digest = {
+        let (reg, _) = open(dir.path(), false);
+        push(&reg, &name, &layer(&[("a", EntryType::Regular, "1")])).await
+    };
+    let gate = Arc::new(Gate::default());
+    let blobs = Arc::new(Counting {
+        inner: FsBlobStore::open(dir.path()).unwrap(),
+        reads: AtomicUsize::new(0),
+        as_stream: false,
+        broken: false,
+        gate: Some(gate.clone()),
+    });
+    let meta = Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap());
+    let reg = Arc::new(Registry::new(
+        blobs.clone(),
+        meta,
+        RegistryOptions::default(),
+    ));
+
+    let request = tokio::spawn({
+        let (reg, name, digest) = (reg.clone(), name.clone(), digest.clone());
+        async move { reg.layer_files(&name, &digest).await.map(|_| ()) }
+    });
+    gate.started.notified().await; // the blocking task is reading
+    request.abort(); // the client went away
+    assert!(request.await.unwrap_err().is_cancelled());
+    gate.open.notify_one();
+    gate.finished.notified().await;
+    // The blocking task caches right after its stream ends.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Listing again would wait at the closed gate: time out instead of hanging.
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reg.layer_files(&name, &digest),
+    );
+    let listed = again.await;
+    // Release a second listing, if one started, so that the runtime can stop.
+    gate.open.notify_one();
+    let listing = listed.expect("served from the cache").unwrap();
+    assert_eq!(listing.entries[0].path, "a");
+    assert_eq!(
+        blobs.reads.load(Ordering::SeqCst),
+        1,
+        "the abandoned listing was kept"
+    );
 }
 
 #[tokio::test]
@@ -381,5 +493,46 @@ async fn an_image_with_a_broken_layer_says_which() {
             assert!(matches!(reason, LayerError::Corrupt { .. }), "{reason:?}");
         }
         other => panic!("expected a layer error, got {other:?}"),
+    }
+}
+
+/// Layers made by the real tools (`tar --format=gnu | gzip`, `tar
+/// --format=pax | zstd`) from one folder: a file, a symlink, a hard link,
+/// a whiteout, an opaque folder and a 131-byte path.
+#[test]
+fn layers_made_by_gnu_tar_gzip_and_zstd_list_alike() {
+    let long = format!("{}/{}", "d".repeat(90), "f".repeat(40));
+    for (blob, compression) in [
+        (&include_bytes!("data/gnu.tar.gz")[..], Compression::Gzip),
+        (&include_bytes!("data/pax.tar.zst")[..], Compression::Zstd),
+    ] {
+        let listing = list_layer(blob, &ListingLimits::default()).unwrap();
+        assert_eq!(listing.compression, compression);
+        let kind = |path: &str| {
+            let entry = listing.entries.iter().find(|e| e.path == path);
+            entry.map(|e| (e.kind, e.size, e.link_target.clone()))
+        };
+        assert_eq!(kind("etc/hostname"), Some((EntryKind::File, 6, None)));
+        let link = |t: &str| Some(t.to_string());
+        assert_eq!(
+            kind("bin/sh"),
+            Some((EntryKind::Symlink, 0, link("busybox")))
+        );
+        // Whichever name tar met first holds the bytes; the other links to it.
+        let (ash, busybox) = (kind("bin/ash"), kind("bin/busybox"));
+        assert!(
+            ash == Some((EntryKind::Hardlink, 0, link("bin/busybox")))
+                && busybox == Some((EntryKind::File, 1, None))
+                || busybox == Some((EntryKind::Hardlink, 0, link("bin/ash")))
+                    && ash == Some((EntryKind::File, 1, None)),
+            "{ash:?} {busybox:?}"
+        );
+        assert_eq!(kind("etc/motd"), Some((EntryKind::Whiteout, 0, None)));
+        // The folder itself, then its opaque marker, under one path.
+        let opaque = |e: &&berth_registry::layers::LayerEntry| e.kind == EntryKind::OpaqueWhiteout;
+        let marker = listing.entries.iter().find(opaque).map(|e| e.path.as_str());
+        assert_eq!(marker, Some("var/cache"));
+        assert_eq!(kind(&long), Some((EntryKind::File, 0, None)));
+        assert_eq!(listing.entries.len(), 12, "{:#?}", listing.entries);
     }
 }

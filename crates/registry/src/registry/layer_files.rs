@@ -51,11 +51,12 @@ impl Registry {
     }
 
     async fn list_uncached(&self, digest: &Digest) -> Result<Listed> {
-        let _turn = self.listing_turns.acquire().await.map_err(Error::storage)?;
-        // Whoever held the turn before may have just listed this very layer.
+        let _this_layer = self.listings_in_flight.enter(digest).await;
+        // Whoever was listing this layer before us has just cached it.
         if let Some(listed) = self.layer_cache.get(digest) {
             return Ok(listed);
         }
+        let _turn = self.listing_turns.acquire().await.map_err(Error::storage)?;
         let content = self
             .blobs
             .read(digest, None)
@@ -63,20 +64,23 @@ impl Registry {
             .ok_or_else(|| Error::Storage(format!("blob {digest} is linked but missing")))?;
         let runtime = tokio::runtime::Handle::current();
         let limits = self.listing_limits;
-        let listed = tokio::task::spawn_blocking(move || {
+        let (cache, key) = (self.layer_cache.clone(), digest.clone());
+        // Cached from the blocking task itself, so that a listing finishes
+        // and is kept even if the request that started it has gone.
+        tokio::task::spawn_blocking(move || {
             let failure = StoreFailure::default();
             let reader = blob_reader(content, runtime, failure.clone()).map_err(Error::storage)?;
             let listed = list_layer(reader, &limits);
             // A failing disk is the registry's problem, not the layer's.
-            match failure.take() {
-                Some(cause) if listed.is_err() => Err(Error::Storage(cause)),
-                _ => Ok(listed.map(Arc::new)),
+            if let (Some(cause), Err(_)) = (failure.take(), &listed) {
+                return Err(Error::Storage(cause));
             }
+            let listed = listed.map(Arc::new);
+            cache.insert(&key, listed.clone());
+            Ok(listed)
         })
         .await
-        .map_err(Error::storage)??;
-        self.layer_cache.insert(digest, listed.clone());
-        Ok(listed)
+        .map_err(Error::storage)?
     }
 
     /// The file tree of image `reference` in `repo`: its layers' listings

@@ -20,6 +20,7 @@ mod layer_files;
 mod manifest_cache;
 mod manifests;
 mod range;
+mod single_flight;
 mod upload_hashes;
 mod uploads;
 
@@ -85,11 +86,13 @@ pub struct Registry {
     hashes: UploadHashes,
     manifests: ManifestCache,
     pushes: in_flight::InFlight,
-    layer_cache: DigestLru<Listed>,
+    layer_cache: Arc<DigestLru<Listed>>,
     /// Merged trees by image manifest digest.
     tree_cache: DigestLru<Arc<crate::layers::MergedTree>>,
     /// Turns to decompress a layer: listings are CPU-bound.
     listing_turns: tokio::sync::Semaphore,
+    /// Layers being listed: a second request for one waits for the first.
+    listings_in_flight: single_flight::SingleFlight,
     listing_limits: ListingLimits,
 }
 
@@ -106,9 +109,10 @@ impl Registry {
             hashes: UploadHashes::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             pushes: Default::default(),
-            layer_cache: DigestLru::new(layer_files::LAYER_CACHE_ENTRIES),
+            layer_cache: Arc::new(DigestLru::new(layer_files::LAYER_CACHE_ENTRIES)),
             tree_cache: DigestLru::new(layer_files::TREE_CACHE_ENTRIES),
             listing_turns: tokio::sync::Semaphore::new(layer_files::CONCURRENT_LISTINGS),
+            listings_in_flight: Default::default(),
             listing_limits: ListingLimits::default(),
         }
     }
