@@ -2,6 +2,7 @@
 //! facts and the overview. Each answers a whole page in one statement;
 //! per-row numbers are correlated subqueries over primary-key indexes.
 
+use super::listings::holds_manifests;
 use super::REPO_ID;
 use crate::storage::{ManifestFacts, Overview, RepositorySummary, TagCursor};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -102,12 +103,7 @@ pub(super) fn tag_details(
     after: Option<&TagCursor>,
     limit: usize,
 ) -> rusqlite::Result<Option<Vec<RawTag>>> {
-    let exists = c
-        .prepare_cached(&format!(
-            "SELECT 1 FROM manifests WHERE repo_id = {REPO_ID} LIMIT 1"
-        ))?
-        .exists([repo])?;
-    if !exists {
+    if !holds_manifests(c, repo)? {
         return Ok(None);
     }
     // No cursor is a cursor after every tag: one statement, whose

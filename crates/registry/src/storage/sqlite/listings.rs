@@ -5,6 +5,14 @@ use crate::error::Result;
 use crate::storage::ReferrerRecord;
 use rusqlite::{params, Connection};
 
+/// Whether `repo` holds a manifest: a repository without one is unknown.
+pub(super) fn holds_manifests(c: &Connection, repo: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached(&format!(
+        "SELECT 1 FROM manifests WHERE repo_id = {REPO_ID} LIMIT 1"
+    ))?
+    .exists([repo])
+}
+
 /// Up to `limit` tags after `last`; `None` if `repo` holds no manifest.
 pub(super) fn tags(
     c: &Connection,
@@ -12,12 +20,7 @@ pub(super) fn tags(
     last: &str,
     limit: usize,
 ) -> rusqlite::Result<Option<Vec<String>>> {
-    let exists = c
-        .prepare_cached(&format!(
-            "SELECT 1 FROM manifests WHERE repo_id = {REPO_ID} LIMIT 1"
-        ))?
-        .exists([repo])?;
-    if !exists {
+    if !holds_manifests(c, repo)? {
         return Ok(None);
     }
     let tags = c
