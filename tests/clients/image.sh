@@ -63,6 +63,10 @@ run_berth() {
   wait_for 30 v2_ready || { docker logs "$cid" 2>&1 | tail -n 20; return 1; }
 }
 last_cid() { cat "$T/cid"; }
+# logs_say CID TEXT: the container's log holds TEXT within 10 s. dockerd copies
+# a container's output to its log asynchronously, so a line berth wrote before
+# it began to listen may not be readable yet when /v2/ first answers.
+logs_say() { wait_for 10 sh -c 'docker logs "$1" 2>&1 | grep -qF -- "$2"' _ "$1" "$2"; }
 
 # ---- the drop-in: REGISTRY_HTTP_ADDR, a named volume, push/pull/run ---------------
 PORT=$(free_port)
@@ -128,7 +132,7 @@ preflight_origin() {
     "http://$REG/v2/_catalog" | tr -d '\r' | awk -F': ' 'tolower($1) == "access-control-allow-origin" {print $2}'
 }
 check "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin: preflight allows $UI" expect_eq "$UI" "$(preflight_origin)"
-unknown_logged() { docker logs "$SECOND" 2>&1 | grep 'REGISTRY_FOO_BAR' | grep -q 'ignored'; }
+unknown_logged() { logs_say "$SECOND" 'REGISTRY_FOO_BAR is not understood by berth and is ignored'; }
 check "an unknown REGISTRY_FOO_BAR is logged as ignored" unknown_logged
 
 # ---- BERTH_* beside REGISTRY_* -----------------------------------------------
@@ -137,11 +141,11 @@ PORT3=$(free_port) PORT4=$(free_port)
 CMD=/etc/docker/registry/config.yml check "BERTH_ADDR beside REGISTRY_HTTP_ADDR: BERTH_ADDR's port answers" \
   run_berth "$PORT3" -e "BERTH_ADDR=127.0.0.1:$PORT3" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT4"
 THIRD=$(last_cid)
-yml_warned() { docker logs "$THIRD" 2>&1 | grep -q 'registry:2 YAML config is not read'; }
+yml_warned() { logs_say "$THIRD" 'registry:2 YAML config is not read'; }
 check "IMAGE /etc/docker/registry/config.yml serves, warning that the YAML is not read" yml_warned
 berth_wins() {
   expect_eq 000 "$(http_status "http://127.0.0.1:$PORT4/v2/")" &&
-    docker logs "$THIRD" 2>&1 | grep -q 'BERTH_ADDR and REGISTRY_HTTP_ADDR are both set: using BERTH_ADDR'
+    logs_say "$THIRD" 'BERTH_ADDR and REGISTRY_HTTP_ADDR are both set: using BERTH_ADDR'
 }
 check "REGISTRY_HTTP_ADDR's port is not used, and a warning says BERTH_ADDR wins" berth_wins
 
