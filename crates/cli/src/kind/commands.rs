@@ -162,19 +162,8 @@ pub fn lines(out: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::spec::Name;
+    use super::super::spec::tests::spec;
     use super::*;
-
-    fn spec() -> Spec {
-        let registry = Name::container("kind-registry").unwrap();
-        Spec {
-            cluster: Name::cluster("kind").unwrap(),
-            endpoint: Spec::default_endpoint(&registry),
-            registry,
-            port: 5000,
-            workers: 1,
-        }
-    }
 
     #[test]
     fn registry_runs_published_on_loopback_with_a_named_volume() {

@@ -180,9 +180,10 @@ impl Spec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
+    /// The defaults of `berth kind`: cluster `kind`, `kind-registry` on port 5000.
     pub fn spec() -> Spec {
         let registry = Name::container("kind-registry").unwrap();
         Spec {

@@ -31,23 +31,6 @@ async fn assert_blob_absent(registry: &Registry, repo: &str, digest: &str) {
     assert_error(resp, 404, "BLOB_UNKNOWN").await;
 }
 
-async fn patch(
-    registry: &Registry,
-    location: &str,
-    range: Option<(usize, usize)>,
-    chunk: &[u8],
-) -> Response {
-    let mut request = registry
-        .client
-        .patch(location)
-        .header("content-type", "application/octet-stream")
-        .body(chunk.to_vec());
-    if let Some((start, end)) = range {
-        request = request.header("content-range", format!("{start}-{end}"));
-    }
-    registry.send(request).await
-}
-
 async fn close_upload(registry: &Registry, location: &str, digest: &str, body: &[u8]) -> Response {
     let mut request = registry.client.put(with_query(location, "digest", digest));
     if !body.is_empty() {
@@ -121,7 +104,9 @@ async fn chunked_upload_with_content_ranges_assembles_the_blob() {
     let digest = sha256_digest(&blob);
     let mut location = registry.start_upload("app").await;
     for (start, end) in [(0, 9_999), (10_000, 19_999), (20_000, 29_999)] {
-        let resp = patch(&registry, &location, Some((start, end)), &blob[start..=end]).await;
+        let resp = registry
+            .patch_chunk(&location, Some((start, end)), &blob[start..=end])
+            .await;
         location = assert_chunk_accepted(&registry, &resp, end);
     }
     let resp = close_upload(&registry, &location, &digest, b"").await;
@@ -135,7 +120,9 @@ async fn final_chunk_may_arrive_with_the_closing_put() {
     let blob = random_bytes(20_000);
     let digest = sha256_digest(&blob);
     let location = registry.start_upload("app").await;
-    let resp = patch(&registry, &location, Some((0, 11_999)), &blob[..12_000]).await;
+    let resp = registry
+        .patch_chunk(&location, Some((0, 11_999)), &blob[..12_000])
+        .await;
     let location = assert_chunk_accepted(&registry, &resp, 11_999);
     // A final chunk with a gap is out of order too.
     let resp = registry
@@ -170,9 +157,9 @@ async fn patch_without_content_range_appends_a_streamed_chunk() {
     let blob = random_bytes(9_000);
     let digest = sha256_digest(&blob);
     let location = registry.start_upload("app").await;
-    let resp = patch(&registry, &location, None, &blob[..4_000]).await;
+    let resp = registry.patch_chunk(&location, None, &blob[..4_000]).await;
     let location = assert_chunk_accepted(&registry, &resp, 3_999);
-    let resp = patch(&registry, &location, None, &blob[4_000..]).await;
+    let resp = registry.patch_chunk(&location, None, &blob[4_000..]).await;
     let location = assert_chunk_accepted(&registry, &resp, 8_999);
     let resp = close_upload(&registry, &location, &digest, b"").await;
     assert_blob_created(&resp, "app", &digest);
@@ -184,20 +171,18 @@ async fn upload_status_reports_the_range_and_location() {
     let registry = Registry::start().await;
     let blob = random_bytes(5_000);
     let location = registry.start_upload("app").await;
-    let resp = patch(&registry, &location, Some((0, 2_499)), &blob[..2_500]).await;
+    let resp = registry
+        .patch_chunk(&location, Some((0, 2_499)), &blob[..2_500])
+        .await;
     let location = assert_chunk_accepted(&registry, &resp, 2_499);
     let resp = registry.send(registry.client.get(&location)).await;
     assert_eq!(resp.status(), 204);
     assert_eq!(required_header(&resp, "range"), "0-2499");
     let status_location = registry.resolve(required_header(&resp, "location"));
     // The upload continues from the status answer's Location.
-    let resp = patch(
-        &registry,
-        &status_location,
-        Some((2_500, 4_999)),
-        &blob[2_500..],
-    )
-    .await;
+    let resp = registry
+        .patch_chunk(&status_location, Some((2_500, 4_999)), &blob[2_500..])
+        .await;
     let location = assert_chunk_accepted(&registry, &resp, 4_999);
     let resp = close_upload(&registry, &location, &sha256_digest(&blob), b"").await;
     assert_eq!(resp.status(), 201);
@@ -209,11 +194,15 @@ async fn out_of_order_chunk_is_416_with_the_current_range() {
     let registry = Registry::start().await;
     let blob = random_bytes(3_000);
     let location = registry.start_upload("app").await;
-    let resp = patch(&registry, &location, Some((0, 999)), &blob[..1_000]).await;
+    let resp = registry
+        .patch_chunk(&location, Some((0, 999)), &blob[..1_000])
+        .await;
     let location = assert_chunk_accepted(&registry, &resp, 999);
     // A gap, then a rewind: both out of order.
     for (start, end) in [(2_000, 2_999), (0, 999), (500, 1_499)] {
-        let resp = patch(&registry, &location, Some((start, end)), &blob[start..=end]).await;
+        let resp = registry
+            .patch_chunk(&location, Some((start, end)), &blob[start..=end])
+            .await;
         assert_eq!(resp.status(), 416, "chunk {start}-{end}");
         assert_eq!(
             required_header(&resp, "range"),
@@ -223,7 +212,9 @@ async fn out_of_order_chunk_is_416_with_the_current_range() {
         assert_error(resp, 416, "BLOB_UPLOAD_INVALID").await;
     }
     // The rejected chunks left the upload untouched.
-    let resp = patch(&registry, &location, Some((1_000, 2_999)), &blob[1_000..]).await;
+    let resp = registry
+        .patch_chunk(&location, Some((1_000, 2_999)), &blob[1_000..])
+        .await;
     let location = assert_chunk_accepted(&registry, &resp, 2_999);
     let resp = close_upload(&registry, &location, &sha256_digest(&blob), b"").await;
     assert_eq!(resp.status(), 201);
@@ -234,7 +225,9 @@ async fn out_of_order_chunk_is_416_with_the_current_range() {
 async fn first_chunk_not_starting_at_zero_is_416() {
     let registry = Registry::start().await;
     let location = registry.start_upload("app").await;
-    let resp = patch(&registry, &location, Some((10, 19)), &random_bytes(10)).await;
+    let resp = registry
+        .patch_chunk(&location, Some((10, 19)), &random_bytes(10))
+        .await;
     assert_error(resp, 416, "BLOB_UPLOAD_INVALID").await;
 }
 
@@ -279,7 +272,7 @@ async fn content_range_whose_length_overflows_is_refused_and_appends_nothing() {
     .await;
     // The session is untouched: the first real chunk still starts at 0.
     let chunk = random_bytes(10);
-    let resp = patch(&registry, &location, Some((0, 9)), &chunk).await;
+    let resp = registry.patch_chunk(&location, Some((0, 9)), &chunk).await;
     let location = assert_chunk_accepted(&registry, &resp, 9);
     let resp = close_upload(&registry, &location, &sha256_digest(&chunk), b"").await;
     assert_blob_created(&resp, "app", &sha256_digest(&chunk));
@@ -291,7 +284,9 @@ async fn chunk_whose_length_disagrees_with_its_content_range_is_rejected() {
     let registry = Registry::start().await;
     let location = registry.start_upload("app").await;
     // Content-Range announces 100 bytes; the body has 10.
-    let resp = patch(&registry, &location, Some((0, 99)), &random_bytes(10)).await;
+    let resp = registry
+        .patch_chunk(&location, Some((0, 99)), &random_bytes(10))
+        .await;
     assert_error_one_of(
         resp,
         &[
@@ -314,13 +309,17 @@ async fn chunk_whose_length_disagrees_with_its_content_range_is_rejected() {
 async fn cancelled_upload_is_unknown_afterwards() {
     let registry = Registry::start().await;
     let location = registry.start_upload("app").await;
-    let resp = patch(&registry, &location, None, &random_bytes(100)).await;
+    let resp = registry
+        .patch_chunk(&location, None, &random_bytes(100))
+        .await;
     let location = assert_chunk_accepted(&registry, &resp, 99);
     let resp = registry.send(registry.client.delete(&location)).await;
     assert_eq!(resp.status(), 204);
     let resp = registry.send(registry.client.get(&location)).await;
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
-    let resp = patch(&registry, &location, None, &random_bytes(100)).await;
+    let resp = registry
+        .patch_chunk(&location, None, &random_bytes(100))
+        .await;
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
@@ -331,7 +330,9 @@ async fn unknown_upload_session_is_blob_upload_unknown() {
     let path = "/v2/app/blobs/uploads/00000000-0000-4000-8000-000000000000";
     let resp = registry.send(registry.get(path)).await;
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
-    let resp = patch(&registry, &registry.url(path), None, b"abc").await;
+    let resp = registry
+        .patch_chunk(&registry.url(path), None, b"abc")
+        .await;
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
     let resp = close_upload(
         &registry,
@@ -493,7 +494,7 @@ async fn finished_upload_session_is_closed() {
     assert_eq!(resp.status(), 201);
     let resp = registry.send(registry.client.get(&location)).await;
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
-    let resp = patch(&registry, &location, None, b"more").await;
+    let resp = registry.patch_chunk(&location, None, b"more").await;
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
@@ -545,7 +546,9 @@ async fn large_blob_in_many_chunks_is_assembled_exactly() {
     let chunk = 1 << 20;
     for start in (0..blob.len()).step_by(chunk) {
         let end = start + chunk - 1;
-        let resp = patch(&registry, &location, Some((start, end)), &blob[start..=end]).await;
+        let resp = registry
+            .patch_chunk(&location, Some((start, end)), &blob[start..=end])
+            .await;
         location = assert_chunk_accepted(&registry, &resp, end);
     }
     let resp = close_upload(&registry, &location, &digest, b"").await;

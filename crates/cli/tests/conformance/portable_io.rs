@@ -43,17 +43,7 @@ async fn push_chunked(registry: &Registry, repo: &str, bytes: &[u8], chunk: usiz
     for (i, piece) in bytes.chunks(chunk).enumerate() {
         let start = i * chunk;
         let resp = registry
-            .send(
-                registry
-                    .client
-                    .patch(&location)
-                    .header("content-type", "application/octet-stream")
-                    .header(
-                        "content-range",
-                        format!("{start}-{}", start + piece.len() - 1),
-                    )
-                    .body(piece.to_vec()),
-            )
+            .patch_chunk(&location, Some((start, start + piece.len() - 1)), piece)
             .await;
         assert_eq!(resp.status(), 202, "PATCH chunk {i}");
         location = registry.resolve(required_header(&resp, "location"));

@@ -124,14 +124,7 @@ async fn a_stalled_body_fails_the_request_and_the_upload_can_be_retried() {
     };
     let location = registry.resolve(required_header(&status, "location"));
     let resp = registry
-        .send(
-            registry
-                .client
-                .patch(&location)
-                .header("content-type", "application/octet-stream")
-                .header("content-range", format!("{offset}-{}", blob.len() - 1))
-                .body(blob[offset..].to_vec()),
-        )
+        .patch_chunk(&location, Some((offset, blob.len() - 1)), &blob[offset..])
         .await;
     assert_eq!(resp.status(), 202, "resuming at {offset}");
     let location = registry.resolve(required_header(&resp, "location"));

@@ -19,6 +19,25 @@ impl Registry {
         self.resolve(header(&resp, "location").expect("upload Location"))
     }
 
+    /// One PATCH of `chunk` to an upload, with `Content-Range: START-END` when
+    /// `range` is given; the response is the caller's to check.
+    pub async fn patch_chunk(
+        &self,
+        location: &str,
+        range: Option<(usize, usize)>,
+        chunk: &[u8],
+    ) -> Response {
+        let mut request = self
+            .client
+            .patch(location)
+            .header("content-type", "application/octet-stream")
+            .body(chunk.to_vec());
+        if let Some((start, end)) = range {
+            request = request.header("content-range", format!("{start}-{end}"));
+        }
+        self.send(request).await
+    }
+
     /// Pushes a blob with POST then PUT (the flow every registry must support); returns its digest.
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256_digest(bytes);
