@@ -112,3 +112,58 @@ impl CredentialCache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$2y$04$5NI7LcRsnsVVs34w5CpboeMHGtn07.ssQm121h/7XmK0A3K9n0682";
+    const OTHER: &str = "$2y$05$r8601WKbzglhe9zjZu6eNe3GnoKhuZTCRShQFSM6tjgkS6gDjNY4.";
+
+    #[test]
+    fn hit_only_for_the_same_user_password_and_hash() {
+        let cache = CredentialCache::default();
+        assert!(!cache.is_verified("alice", "pw", HASH));
+        cache.insert("alice", "pw", HASH);
+        assert!(cache.is_verified("alice", "pw", HASH));
+        assert!(!cache.is_verified("alice", "pw2", HASH));
+        assert!(!cache.is_verified("bob", "pw", HASH));
+        // The user's line changed (new password or removed and re-added).
+        assert!(!cache.is_verified("alice", "pw", OTHER));
+        // The separator keeps user and password apart.
+        cache.insert("ab", "c", HASH);
+        assert!(!cache.is_verified("a", "bc", HASH));
+    }
+
+    #[test]
+    fn keys_are_salted_per_process_and_never_the_password() {
+        let one = CredentialCache::default();
+        let two = CredentialCache::default();
+        assert_ne!(one.key("alice", "pw"), two.key("alice", "pw"));
+        let key = one.key("alice", "pw");
+        assert!(!key.windows(2).any(|w| w == b"pw"));
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = CredentialCache::new(Duration::from_millis(50), 10);
+        cache.insert("alice", "pw", HASH);
+        assert!(cache.is_verified("alice", "pw", HASH));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!cache.is_verified("alice", "pw", HASH));
+    }
+
+    #[test]
+    fn size_is_bounded_by_evicting_the_oldest() {
+        let cache = CredentialCache::new(DEFAULT_TTL, 3);
+        for user in ["a", "b", "c", "d"] {
+            cache.insert(user, "pw", HASH);
+        }
+        cache.insert("d", "pw", HASH);
+        assert_eq!(cache.len(), 3);
+        assert!(!cache.is_verified("a", "pw", HASH));
+        for user in ["b", "c", "d"] {
+            assert!(cache.is_verified(user, "pw", HASH), "{user}");
+        }
+    }
+}

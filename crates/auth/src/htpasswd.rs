@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// bcrypt cost for new hashes, as `htpasswd -B` would use with `-C 12`.
 pub const DEFAULT_COST: u32 = 12;
@@ -199,7 +200,7 @@ impl Htpasswd {
 }
 
 /// What identifies one version of the file: a change in any of these
-/// makes it re-read. Nanosecond times catch edits within one second.
+/// makes it re-read. Nanosecond times catch most edits within one second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
     inode: u64,
@@ -207,6 +208,10 @@ struct Stamp {
     mtime: (i64, i64),
     ctime: (i64, i64),
 }
+
+/// File times tick coarsely (a few ms); a file changed this recently may
+/// change again without its stamp changing, so it is re-read until older.
+const RACY: Duration = Duration::from_secs(2);
 
 impl Stamp {
     fn of(meta: &fs::Metadata) -> Stamp {
@@ -219,10 +224,31 @@ impl Stamp {
     }
 }
 
+/// True while `meta`'s change time is too recent to trust the stamp.
+fn is_racy(meta: &fs::Metadata) -> bool {
+    let changed = [meta.modified().ok(), Some(ctime_of(meta))]
+        .into_iter()
+        .flatten()
+        .max();
+    changed.is_some_and(|t| {
+        SystemTime::now()
+            .duration_since(t)
+            .map_or(true, |age| age < RACY)
+    })
+}
+
+fn ctime_of(meta: &fs::Metadata) -> SystemTime {
+    let secs = u64::try_from(meta.ctime()).unwrap_or(0);
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    UNIX_EPOCH + Duration::new(secs, nanos)
+}
+
 struct Loaded {
     /// The stamp last looked at (even if that version failed to parse, so
     /// the error is logged once per change, not per request).
     stamp: Option<Stamp>,
+    /// The stamp was too fresh to trust: read again on the next lookup.
+    racy: bool,
     contents: Arc<Htpasswd>,
 }
 
@@ -246,6 +272,7 @@ impl HtpasswdFile {
             path: path.to_path_buf(),
             loaded: RwLock::new(Loaded {
                 stamp: Some(Stamp::of(&meta)),
+                racy: is_racy(&meta),
                 contents: Arc::new(contents),
             }),
         })
@@ -257,9 +284,10 @@ impl HtpasswdFile {
 
     /// The current contents, re-read first if the file changed.
     pub fn current(&self) -> Arc<Htpasswd> {
-        let stamp = fs::metadata(&self.path).ok().map(|m| Stamp::of(&m));
+        let meta = fs::metadata(&self.path).ok();
+        let stamp = meta.as_ref().map(Stamp::of);
         if let Ok(loaded) = self.loaded.read() {
-            if loaded.stamp == stamp {
+            if loaded.stamp == stamp && !loaded.racy {
                 return Arc::clone(&loaded.contents);
             }
         }
@@ -267,24 +295,196 @@ impl HtpasswdFile {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if loaded.stamp != stamp {
-            loaded.stamp = stamp;
-            match (stamp, Htpasswd::load(&self.path)) {
-                (Some(_), Ok(contents)) => {
-                    tracing::info!(path = %self.path.display(), users = contents.len(), "htpasswd file re-read");
-                    loaded.contents = Arc::new(contents);
-                }
-                (None, _) => tracing::error!(
-                    path = %self.path.display(),
-                    "htpasswd file is gone; keeping the last good contents"
-                ),
-                (Some(_), Err(error)) => tracing::error!(
-                    path = %self.path.display(),
-                    %error,
-                    "htpasswd file does not parse; keeping the last good contents"
-                ),
+        if loaded.stamp == stamp && !loaded.racy {
+            return Arc::clone(&loaded.contents);
+        }
+        let changed = loaded.stamp != stamp;
+        loaded.stamp = stamp;
+        loaded.racy = meta.as_ref().is_some_and(is_racy);
+        match (meta, Htpasswd::load(&self.path)) {
+            (Some(_), Ok(contents)) if *loaded.contents != contents => {
+                tracing::info!(path = %self.path.display(), users = contents.len(), "htpasswd file re-read");
+                loaded.contents = Arc::new(contents);
             }
+            (None, _) if changed => tracing::error!(
+                path = %self.path.display(),
+                "htpasswd file is gone; keeping the last good contents"
+            ),
+            (Some(_), Err(error)) if changed => tracing::error!(
+                path = %self.path.display(),
+                %error,
+                "htpasswd file does not parse; keeping the last good contents"
+            ),
+            _ => {}
         }
         Arc::clone(&loaded.contents)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Written by Apache's `htpasswd -nbB -C 4 alice 's3cret pw'` (and -C 5 for bob).
+    const ALICE: &str = "alice:$2y$04$5NI7LcRsnsVVs34w5CpboeMHGtn07.ssQm121h/7XmK0A3K9n0682";
+    const BOB: &str = "bob:$2y$05$r8601WKbzglhe9zjZu6eNe3GnoKhuZTCRShQFSM6tjgkS6gDjNY4.";
+
+    #[test]
+    fn apache_bcrypt_lines_verify_with_comments_and_blank_lines() {
+        let text = format!("# team\n\n{ALICE}\n   \n{BOB}\n");
+        let file = Htpasswd::parse(&text).unwrap();
+        assert_eq!(file.users().collect::<Vec<_>>(), ["alice", "bob"]);
+        assert!(file.verify("alice", "s3cret pw"));
+        assert!(file.verify("bob", "hunter2"));
+        assert!(!file.verify("alice", "hunter2"));
+        assert!(!file.verify("carol", "s3cret pw"));
+    }
+
+    #[test]
+    fn all_bcrypt_prefixes_are_accepted() {
+        let hash = bcrypt::hash_with_result("pw", 4).unwrap();
+        for version in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
+            let line = format!("u:{}", hash.format_for_version(version));
+            let file = Htpasswd::parse(&line).unwrap();
+            assert!(file.verify("u", "pw"), "{line}");
+        }
+    }
+
+    #[test]
+    fn other_hash_schemes_are_refused_naming_the_line() {
+        for (line, bad) in [
+            ("carol:$apr1$8wAYurVA$YDjjFQ9HgtnxdgibZGHP00", "carol"),
+            ("dave:{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI=", "dave"),
+            ("erin:plaintext", "erin"),
+            ("frank:$2y$04$tooshort", "frank"),
+        ] {
+            let text = format!("{ALICE}\n# comment\n{line}\n");
+            let error = Htpasswd::parse(&text).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("line 3"), "{message}");
+            assert!(message.contains(bad), "{message}");
+            assert!(matches!(
+                error,
+                HtpasswdError::UnsupportedHash { line: 3, .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        assert!(matches!(
+            Htpasswd::parse("nocolon"),
+            Err(HtpasswdError::NoSeparator { line: 1 })
+        ));
+        assert!(matches!(
+            Htpasswd::parse(&format!(
+                "{ALICE}\n:$2y$04$5NI7LcRsnsVVs34w5CpboeMHGtn07.ssQm121h/7XmK0A3K9n0682"
+            )),
+            Err(HtpasswdError::EmptyUser { line: 2 })
+        ));
+        assert!(matches!(
+            Htpasswd::parse(&format!("{ALICE}\n{ALICE}")),
+            Err(HtpasswdError::DuplicateUser { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn set_password_adds_replaces_and_remove_removes() {
+        let mut file = Htpasswd::parse(ALICE).unwrap();
+        file.set_password("bob", "one", 4).unwrap();
+        assert!(file.verify("bob", "one"));
+        assert!(file.hash_of("bob").unwrap().starts_with("$2y$04$"));
+        file.set_password("alice", "two", 4).unwrap();
+        assert!(file.verify("alice", "two"));
+        assert!(!file.verify("alice", "s3cret pw"));
+        assert_eq!(file.users().collect::<Vec<_>>(), ["alice", "bob"]);
+        assert!(file.remove("alice"));
+        assert!(!file.remove("alice"));
+        assert_eq!(file.users().collect::<Vec<_>>(), ["bob"]);
+        let reparsed = Htpasswd::parse(&file.render()).unwrap();
+        assert_eq!(reparsed, file);
+        for bad in ["", "a:b", "a b", "a\nb"] {
+            assert!(matches!(
+                file.set_password(bad, "x", 4),
+                Err(HtpasswdError::InvalidUser(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn write_atomic_is_mode_0600_and_leaves_no_temp_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let mut file = Htpasswd::default();
+        file.set_password("alice", "pw", 4).unwrap();
+        file.write_atomic(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(Htpasswd::load(&path).unwrap(), file);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["htpasswd"]);
+        assert_eq!(
+            Htpasswd::load_or_empty(&dir.path().join("missing")).unwrap(),
+            Htpasswd::default()
+        );
+    }
+
+    #[test]
+    fn file_is_reread_when_it_changes_even_in_place_with_the_same_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let mut changed = Htpasswd::default();
+        changed.set_password("alice", "new pw", 4).unwrap();
+        let text = changed.render();
+        assert_eq!(text.len(), ALICE.len() + 1);
+        fs::write(&path, format!("{ALICE}\n")).unwrap();
+        let file = HtpasswdFile::open(&path).unwrap();
+        assert!(file.current().verify("alice", "s3cret pw"));
+        // Same size, same inode, within one tick of the file clock: the
+        // stamp alone cannot tell, the fresh-file re-read must.
+        fs::write(&path, &text).unwrap();
+        assert!(!file.current().verify("alice", "s3cret pw"));
+        assert!(file.current().verify("alice", "new pw"));
+        // Replaced by rename (as `berth user` writes): a new inode.
+        Htpasswd::parse(BOB).unwrap().write_atomic(&path).unwrap();
+        assert!(!file.current().contains("alice"));
+    }
+
+    #[test]
+    fn a_reload_that_fails_to_parse_keeps_the_last_good_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        fs::write(&path, format!("{ALICE}\n")).unwrap();
+        let file = HtpasswdFile::open(&path).unwrap();
+        fs::write(&path, "alice:{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI=\n").unwrap();
+        assert!(file.current().verify("alice", "s3cret pw"));
+        fs::remove_file(&path).unwrap();
+        assert!(file.current().verify("alice", "s3cret pw"));
+        fs::write(&path, format!("{BOB}\n")).unwrap();
+        assert!(!file.current().contains("alice"));
+        assert!(file.current().verify("bob", "hunter2"));
+    }
+
+    #[test]
+    fn open_refuses_a_missing_or_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        assert!(matches!(
+            HtpasswdFile::open(&path),
+            Err(HtpasswdError::Io { .. })
+        ));
+        fs::write(&path, "x:$apr1$8wAYurVA$YDjjFQ9HgtnxdgibZGHP00\n").unwrap();
+        assert!(matches!(
+            HtpasswdFile::open(&path),
+            Err(HtpasswdError::UnsupportedHash { line: 1, .. })
+        ));
     }
 }

@@ -308,3 +308,94 @@ impl Auth {
         &self.limiter
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn htpasswd_with(dir: &std::path::Path, users: &[(&str, &str)]) -> PathBuf {
+        let path = dir.join("htpasswd");
+        let mut file = Htpasswd::default();
+        for (user, password) in users {
+            file.set_password(user, password, 4).unwrap();
+        }
+        file.write_atomic(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn twenty_checks_with_the_same_credentials_run_bcrypt_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Auth::new(AuthConfig::basic(htpasswd_with(
+            dir.path(),
+            &[("alice", "pw")],
+        )))
+        .unwrap();
+        for _ in 0..20 {
+            assert_eq!(
+                auth.check_password("alice", "pw").unwrap(),
+                Identity::user("alice")
+            );
+        }
+        assert_eq!(auth.bcrypt_verifications(), 1);
+    }
+
+    #[test]
+    fn wrong_passwords_are_refused_and_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Auth::new(AuthConfig::basic(htpasswd_with(
+            dir.path(),
+            &[("alice", "pw")],
+        )))
+        .unwrap();
+        for _ in 0..3 {
+            assert!(matches!(
+                auth.check_password("alice", "nope"),
+                Err(AuthError::BadCredentials)
+            ));
+        }
+        assert_eq!(auth.bcrypt_verifications(), 3);
+        // An unknown user needs no bcrypt to be refused.
+        assert!(matches!(
+            auth.check_password("mallory", "pw"),
+            Err(AuthError::BadCredentials)
+        ));
+        assert_eq!(auth.bcrypt_verifications(), 3);
+    }
+
+    #[test]
+    fn a_changed_or_removed_password_is_refused_at_once_despite_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = htpasswd_with(dir.path(), &[("alice", "old"), ("bob", "pw")]);
+        let auth = Auth::new(AuthConfig::basic(path.clone())).unwrap();
+        assert!(auth.check_password("alice", "old").is_ok());
+        assert!(auth.check_password("bob", "pw").is_ok());
+        let mut file = Htpasswd::load(&path).unwrap();
+        file.set_password("alice", "new", 4).unwrap();
+        file.write_atomic(&path).unwrap();
+        assert!(matches!(
+            auth.check_password("alice", "old"),
+            Err(AuthError::BadCredentials)
+        ));
+        assert!(auth.check_password("alice", "new").is_ok());
+        file.remove("bob");
+        file.write_atomic(&path).unwrap();
+        assert!(matches!(
+            auth.check_password("bob", "pw"),
+            Err(AuthError::BadCredentials)
+        ));
+    }
+
+    #[test]
+    fn new_refuses_a_missing_htpasswd_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = Auth::new(AuthConfig::basic(dir.path().join("none"))).unwrap_err();
+        assert!(matches!(
+            error,
+            AuthError::Htpasswd(HtpasswdError::Io { .. })
+        ));
+        fs::write(dir.path().join("bad"), "u:{SHA}x\n").unwrap();
+        assert!(Auth::new(AuthConfig::basic(dir.path().join("bad"))).is_err());
+    }
+}

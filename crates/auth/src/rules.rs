@@ -342,3 +342,219 @@ impl AccessRules {
         actions.intersection(resource.possible_actions())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(toml_text: &str) -> Result<AccessRules, String> {
+        toml::from_str::<AccessRules>(toml_text).map_err(|e| e.to_string())
+    }
+
+    fn repo(name: &str) -> Resource {
+        Resource::Repository(name.to_string())
+    }
+
+    const TEAMS: &str = r#"
+        [groups]
+        team-a = ["alice", "bob"]
+        admins = ["root"]
+
+        [[access]]
+        who = ["group:team-a", "carol"]
+        repositories = ["team-a/*"]
+        actions = ["pull", "push", "delete"]
+
+        [[access]]
+        who = ["anonymous"]
+        repositories = ["public/*"]
+        actions = ["pull"]
+
+        [[access]]
+        who = ["authenticated"]
+        repositories = ["shared"]
+        actions = ["pull"]
+
+        [[access]]
+        who = ["carol"]
+        repositories = ["team-a/*", "team-b/*"]
+        actions = ["pull"]
+
+        [[access]]
+        who = ["group:admins"]
+        repositories = ["*"]
+        actions = ["*"]
+    "#;
+
+    #[test]
+    fn no_rules_give_users_everything_and_anonymous_nothing() {
+        let rules = AccessRules::default();
+        let alice = Identity::user("alice");
+        assert_eq!(
+            rules.allowed(&alice, &repo("any/thing")),
+            Actions::REPOSITORY
+        );
+        assert_eq!(rules.allowed(&alice, &Resource::Catalog), Actions::CATALOG);
+        assert_eq!(rules.allowed(&alice, &Resource::Admin), Actions::ADMIN);
+        for resource in [repo("x"), Resource::Catalog, Resource::Admin] {
+            assert_eq!(
+                rules.allowed(&Identity::Anonymous, &resource),
+                Actions::NONE
+            );
+        }
+        // An empty [[access]] list in TOML is the same default.
+        assert!(rules_from_empty_toml().is_empty());
+    }
+
+    fn rules_from_empty_toml() -> AccessRules {
+        rules("[groups]\nx = []\n").unwrap()
+    }
+
+    #[test]
+    fn rules_are_a_union_over_users_groups_and_special_subjects() {
+        let rules = rules(TEAMS).unwrap();
+        let alice = Identity::user("alice");
+        let carol = Identity::user("carol");
+        let dave = Identity::user("dave");
+        assert_eq!(
+            rules.allowed(&alice, &repo("team-a/app")),
+            Actions::REPOSITORY
+        );
+        assert_eq!(
+            rules.allowed(&alice, &repo("team-a/deep/er/app")),
+            Actions::REPOSITORY
+        );
+        assert_eq!(rules.allowed(&alice, &repo("team-b/app")), Actions::NONE);
+        assert_eq!(rules.allowed(&alice, &repo("team-a")), Actions::NONE);
+        assert_eq!(rules.allowed(&carol, &repo("team-b/app")), Actions::PULL);
+        assert_eq!(
+            rules.allowed(&carol, &repo("team-a/app")),
+            Actions::REPOSITORY
+        );
+        // authenticated and anonymous rules apply to every signed-in user.
+        assert_eq!(rules.allowed(&dave, &repo("shared")), Actions::PULL);
+        assert_eq!(rules.allowed(&dave, &repo("public/img")), Actions::PULL);
+        assert_eq!(rules.allowed(&dave, &repo("team-a/app")), Actions::NONE);
+        assert_eq!(
+            rules.allowed(&Identity::Anonymous, &repo("public/img")),
+            Actions::PULL
+        );
+        assert_eq!(
+            rules.allowed(&Identity::Anonymous, &repo("shared")),
+            Actions::NONE
+        );
+        assert!(!rules
+            .allowed(&Identity::Anonymous, &repo("public/img"))
+            .contains(Actions::PUSH));
+    }
+
+    #[test]
+    fn catalog_and_admin_come_only_from_rules_over_everything() {
+        let rules = rules(TEAMS).unwrap();
+        let root = Identity::user("root");
+        assert_eq!(rules.allowed(&root, &Resource::Catalog), Actions::CATALOG);
+        assert_eq!(rules.allowed(&root, &Resource::Admin), Actions::ADMIN);
+        assert_eq!(rules.allowed(&root, &repo("team-a/x")), Actions::REPOSITORY);
+        // "catalog" on a narrower pattern grants nothing registry-wide.
+        let narrow = super::tests::rules(
+            r#"
+            [[access]]
+            who = ["alice"]
+            repositories = ["team-a/*"]
+            actions = ["pull", "catalog", "admin"]
+            "#,
+        )
+        .unwrap();
+        let alice = Identity::user("alice");
+        assert_eq!(narrow.allowed(&alice, &Resource::Catalog), Actions::NONE);
+        assert_eq!(narrow.allowed(&alice, &Resource::Admin), Actions::NONE);
+        assert_eq!(narrow.allowed(&alice, &repo("team-a/x")), Actions::PULL);
+        let alice_user = Identity::user("alice");
+        assert_eq!(
+            rules.allowed(&alice_user, &Resource::Catalog),
+            Actions::NONE
+        );
+    }
+
+    #[test]
+    fn load_errors_name_what_is_wrong() {
+        let error = rules(
+            "[[access]]\nwho = [\"alice\"]\nrepositories = [\"*\"]\nactions = [\"pull\", \"write\"]\n",
+        )
+        .unwrap_err();
+        assert!(error.contains("unknown action \"write\""), "{error}");
+        let error = rules(
+            "[[access]]\nwho = [\"group:ghosts\"]\nrepositories = [\"*\"]\nactions = [\"pull\"]\n",
+        )
+        .unwrap_err();
+        assert!(error.contains("unknown group \"ghosts\""), "{error}");
+        let error =
+            rules("[[access]]\nwho = [\"alice\"]\nrepositories = [\"\"]\nactions = [\"pull\"]\n")
+                .unwrap_err();
+        assert!(error.contains("empty repository pattern"), "{error}");
+        let error = rules("[[access]]\nwho = [\"alice\"]\nrepos = [\"x\"]\nactions = [\"pull\"]\n")
+            .unwrap_err();
+        assert!(error.contains("repos"), "{error}");
+        assert_eq!(
+            AccessRules::new(
+                BTreeMap::new(),
+                vec![
+                    RuleConfig {
+                        who: vec!["a".into()],
+                        repositories: vec!["x".into()],
+                        actions: vec!["pull".into()]
+                    };
+                    2
+                ]
+                .into_iter()
+                .chain([RuleConfig {
+                    who: vec!["a".into()],
+                    repositories: vec!["x".into()],
+                    actions: vec!["fly".into()]
+                }])
+                .collect()
+            ),
+            Err(RulesError::UnknownAction {
+                rule: 3,
+                action: "fly".into()
+            })
+        );
+    }
+
+    #[test]
+    fn patterns_match_any_characters_including_slashes() {
+        let p = |s: &str| Pattern::new(s).unwrap();
+        assert!(p("*").matches("a/b/c"));
+        assert!(p("team-a/*").matches("team-a/x/y"));
+        assert!(!p("team-a/*").matches("team-ab/x"));
+        assert!(!p("team-a/*").matches("team-a"));
+        assert!(p("*/app").matches("x/y/app"));
+        assert!(!p("*/app").matches("x/y/app2"));
+        assert!(p("a*b*c").matches("aXXbYYbc"));
+        assert!(!p("a*b*c").matches("aXXbYYb"));
+        assert!(p("exact").matches("exact"));
+        assert!(!p("exact").matches("exactly"));
+        assert!(Pattern::new("").is_none());
+        // No exponential blow-up on many stars.
+        let many = format!("{}b", "a*".repeat(30));
+        assert!(!p(&many).matches(&"a".repeat(200)));
+    }
+
+    #[test]
+    fn actions_parse_and_name() {
+        assert_eq!(Actions::parse("*"), Some(Actions::ALL));
+        assert_eq!(Actions::parse("write"), None);
+        let a = Actions::PULL | Actions::DELETE;
+        assert!(a.contains(Actions::PULL));
+        assert!(!a.contains(Actions::PULL | Actions::PUSH));
+        assert_eq!(a.names(), ["pull", "delete"]);
+        assert_eq!(
+            (Actions::PULL | Actions::CATALOG).token_names(),
+            ["pull", "*"]
+        );
+        assert_eq!(
+            a.intersection(Actions::PUSH | Actions::DELETE),
+            Actions::DELETE
+        );
+    }
+}

@@ -92,3 +92,86 @@ pub fn render(scopes: &[Scope]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(name: &str, actions: Actions) -> Scope {
+        Scope::new(Resource::Repository(name.to_string()), actions)
+    }
+
+    #[test]
+    fn parses_repository_and_catalog_scopes() {
+        assert_eq!(
+            Scope::parse("repository:team-a/app:pull,push"),
+            Some(repo("team-a/app", Actions::PULL | Actions::PUSH))
+        );
+        assert_eq!(
+            Scope::parse("repository(plugin):team-a/app:pull"),
+            Some(repo("team-a/app", Actions::PULL))
+        );
+        assert_eq!(
+            Scope::parse("repository:x:*"),
+            Some(repo("x", Actions::REPOSITORY))
+        );
+        assert_eq!(
+            Scope::parse("registry:catalog:*"),
+            Some(Scope::new(Resource::Catalog, Actions::CATALOG))
+        );
+        // Unknown action names grant nothing; unknown types are skipped.
+        assert_eq!(
+            Scope::parse("repository:x:pull,fly"),
+            Some(repo("x", Actions::PULL))
+        );
+        assert_eq!(
+            Scope::parse("registry:catalog:pull"),
+            Some(Scope::new(Resource::Catalog, Actions::NONE))
+        );
+        for bad in [
+            "",
+            "repository",
+            "repository:x",
+            "repository::pull",
+            "plugin:x:pull",
+            "registry:other:*",
+        ] {
+            assert_eq!(Scope::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_all_takes_repeated_and_space_separated_parameters() {
+        let scopes = Scope::parse_all([
+            "repository:a:pull repository:b:push",
+            "bogus:x:y",
+            "registry:catalog:*",
+        ]);
+        assert_eq!(
+            scopes,
+            [
+                repo("a", Actions::PULL),
+                repo("b", Actions::PUSH),
+                Scope::new(Resource::Catalog, Actions::CATALOG)
+            ]
+        );
+    }
+
+    #[test]
+    fn renders_for_challenges() {
+        assert_eq!(
+            repo("team-a/app", Actions::PUSH | Actions::PULL).to_string(),
+            "repository:team-a/app:pull,push"
+        );
+        assert_eq!(
+            Scope::new(Resource::Catalog, Actions::CATALOG).to_string(),
+            "registry:catalog:*"
+        );
+        assert_eq!(
+            render(&[repo("a", Actions::PULL), repo("b", Actions::DELETE)]),
+            "repository:a:pull repository:b:delete"
+        );
+        let s = repo("x/y", Actions::REPOSITORY);
+        assert_eq!(Scope::parse(&s.to_string()), Some(s));
+    }
+}
