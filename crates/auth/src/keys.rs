@@ -176,3 +176,55 @@ impl SigningKey {
 fn kid_of(public_der: &[u8]) -> String {
     hex::encode(&Sha256::digest(public_der)[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_once_with_private_modes_then_loaded_again() {
+        let data = tempfile::tempdir().unwrap();
+        let path = default_key_path(data.path());
+        let first = SigningKey::load_or_generate(&path).unwrap();
+        assert_eq!(first.algorithm(), Algorithm::ES256);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert!(fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        let again = SigningKey::load_or_generate(&path).unwrap();
+        assert_eq!(first.kid(), again.kid());
+        assert_eq!(first.public_key_pem(), again.public_key_pem());
+        let configured = SigningKey::from_pem_file(&path).unwrap();
+        assert_eq!(configured.kid(), first.kid());
+    }
+
+    #[test]
+    fn kids_differ_between_keys_and_debug_hides_the_key() {
+        let one = SigningKey::generate().unwrap();
+        let two = SigningKey::generate().unwrap();
+        assert_ne!(one.kid(), two.kid());
+        assert_eq!(one.kid().len(), 32);
+        assert!(!format!("{one:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn unusable_files_are_refused_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        fs::write(&path, "not a key").unwrap();
+        let error = SigningKey::from_pem_file(&path).unwrap_err();
+        assert!(matches!(error, KeyError::Unusable { .. }));
+        assert!(error.to_string().contains("key.pem"));
+        // A public key is not a signing key.
+        let public = SigningKey::generate().unwrap().public_key_pem().to_string();
+        fs::write(&path, public).unwrap();
+        assert!(SigningKey::from_pem_file(&path).is_err());
+        assert!(matches!(
+            SigningKey::from_pem_file(&dir.path().join("missing.pem")),
+            Err(KeyError::Io { .. })
+        ));
+    }
+}

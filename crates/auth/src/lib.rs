@@ -398,4 +398,88 @@ mod tests {
         fs::write(dir.path().join("bad"), "u:{SHA}x\n").unwrap();
         assert!(Auth::new(AuthConfig::basic(dir.path().join("bad"))).is_err());
     }
+
+    fn token_auth(dir: &std::path::Path, rules_toml: &str) -> (Auth, PathBuf) {
+        let path = htpasswd_with(dir, &[("alice", "pw"), ("bob", "pw")]);
+        let mut config = AuthConfig::basic(path.clone());
+        config.rules = toml::from_str(rules_toml).unwrap();
+        config.token = Some(TokenServiceConfig::new(SigningKey::generate().unwrap()));
+        (Auth::new(config).unwrap(), path)
+    }
+
+    const ALICE_PULLS_TEAM_A: &str = r#"
+        [[access]]
+        who = ["alice"]
+        repositories = ["team-a/*"]
+        actions = ["pull"]
+        [[access]]
+        who = ["anonymous"]
+        repositories = ["public"]
+        actions = ["pull"]
+    "#;
+
+    #[test]
+    fn a_token_grants_the_intersection_of_asked_and_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = token_auth(dir.path(), ALICE_PULLS_TEAM_A);
+        let asked = Scope::parse_all([
+            "repository:team-a/app:pull,push repository:team-b/app:pull registry:catalog:*",
+            "repository:team-a/app:delete repository:public:pull",
+        ]);
+        let alice = Identity::user("alice");
+        let issued = auth.issue_token(&alice, &asked).unwrap();
+        let grants = auth.check_token(&issued.token).unwrap();
+        assert_eq!(grants.subject.as_deref(), Some("alice"));
+        assert_eq!(
+            grants.access,
+            [
+                Access::for_resource(&Resource::Repository("team-a/app".into()), Actions::PULL),
+                Access::for_resource(&Resource::Repository("public".into()), Actions::PULL),
+            ]
+        );
+        let anonymous = auth.issue_token(&Identity::Anonymous, &asked).unwrap();
+        let grants = auth.check_token(&anonymous.token).unwrap();
+        assert_eq!(grants.subject, None);
+        assert_eq!(
+            grants.access,
+            [Access::for_resource(
+                &Resource::Repository("public".into()),
+                Actions::PULL
+            )]
+        );
+    }
+
+    #[test]
+    fn issuing_needs_the_token_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Auth::new(AuthConfig::basic(htpasswd_with(dir.path(), &[("a", "b")]))).unwrap();
+        assert!(matches!(
+            auth.issue_token(&Identity::user("a"), &[]),
+            Err(AuthError::TokenServiceOff)
+        ));
+        assert!(auth.check_token("a.b.c").is_err());
+    }
+
+    #[test]
+    fn a_refresh_token_holds_while_the_user_keeps_their_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, path) = token_auth(dir.path(), "");
+        let alice = Identity::user("alice");
+        let refresh = auth.issue_refresh_token(&alice).unwrap();
+        assert_eq!(auth.check_refresh_token(&refresh).unwrap(), alice);
+        let bob_refresh = auth.issue_refresh_token(&Identity::user("bob")).unwrap();
+        assert!(auth.issue_refresh_token(&Identity::Anonymous).is_err());
+        // A refresh token is no access token.
+        assert!(auth.check_token(&refresh).is_err());
+        let mut file = Htpasswd::load(&path).unwrap();
+        file.set_password("alice", "changed", 4).unwrap();
+        file.remove("bob");
+        file.write_atomic(&path).unwrap();
+        for token in [&refresh, &bob_refresh] {
+            assert!(matches!(
+                auth.check_refresh_token(token),
+                Err(AuthError::Token(TokenError::RefreshRevoked))
+            ));
+        }
+    }
 }

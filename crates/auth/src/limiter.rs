@@ -127,3 +127,70 @@ impl LoginLimiter {
         self.lock().len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    }
+
+    #[test]
+    fn ten_failures_lock_out_that_address_only_for_the_window() {
+        let limiter = LoginLimiter::new(10, Duration::from_millis(300));
+        for _ in 0..9 {
+            limiter.record_failure(ip(1));
+        }
+        assert_eq!(limiter.check(ip(1)), Ok(()));
+        limiter.record_failure(ip(1));
+        let limited = limiter.check(ip(1)).unwrap_err();
+        assert!(limited.retry_after <= Duration::from_millis(300));
+        assert_eq!(limited.retry_after_secs(), 1);
+        // Others are unaffected.
+        assert_eq!(limiter.check(ip(2)), Ok(()));
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(limiter.check(ip(1)), Ok(()));
+        // A new window starts from zero.
+        limiter.record_failure(ip(1));
+        assert_eq!(limiter.check(ip(1)), Ok(()));
+    }
+
+    #[test]
+    fn default_is_ten_in_sixty_seconds() {
+        let limiter = LoginLimiter::default();
+        for _ in 0..10 {
+            limiter.record_failure(ip(1));
+        }
+        let limited = limiter.check(ip(1)).unwrap_err();
+        assert!(limited.retry_after_secs() > 55 && limited.retry_after_secs() <= 60);
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_count_together() {
+        let limiter = LoginLimiter::new(2, DEFAULT_WINDOW);
+        limiter.record_failure("2001:db8::1".parse().unwrap());
+        limiter.record_failure("2001:db8::2".parse().unwrap());
+        assert!(limiter.check("2001:db8::3".parse().unwrap()).is_err());
+        assert!(limiter.check("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        limiter.record_failure("::ffff:192.0.2.7".parse().unwrap());
+        limiter.record_failure(ip(7));
+        assert!(limiter.check(ip(7)).is_err());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_pruning_expired_windows() {
+        let limiter = LoginLimiter::with_capacity(10, Duration::from_millis(50), 3);
+        for last in 0..3 {
+            limiter.record_failure(ip(last));
+        }
+        assert_eq!(limiter.tracked(), 3);
+        // Full of live windows: a new address is not tracked.
+        limiter.record_failure(ip(9));
+        assert_eq!(limiter.tracked(), 3);
+        std::thread::sleep(Duration::from_millis(80));
+        limiter.record_failure(ip(10));
+        assert_eq!(limiter.tracked(), 1);
+    }
+}

@@ -566,3 +566,382 @@ fn verify_with(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::EncodingKey;
+
+    fn issuer_with(key: &SigningKey, issuer: &str, service: &str) -> TokenIssuer {
+        TokenIssuer {
+            issuer: issuer.to_string(),
+            service: service.to_string(),
+            ttl: Duration::from_secs(300),
+            key: key.clone(),
+        }
+    }
+
+    fn pull(name: &str) -> Access {
+        Access::for_resource(&Resource::Repository(name.to_string()), Actions::PULL)
+    }
+
+    struct Setup {
+        key: SigningKey,
+        issuer: TokenIssuer,
+        verifier: TokenVerifier,
+    }
+
+    fn setup() -> Setup {
+        let key = SigningKey::generate().unwrap();
+        let issuer = issuer_with(&key, "berth", "berth");
+        let verifier = TokenVerifier::new(Some(&issuer), Vec::new());
+        Setup {
+            key,
+            issuer,
+            verifier,
+        }
+    }
+
+    fn claims(sub: &str, exp: u64, nbf: u64) -> Claims {
+        Claims {
+            iss: "berth".to_string(),
+            sub: sub.to_string(),
+            aud: "berth".to_string(),
+            exp,
+            nbf,
+            iat: nbf,
+            jti: random_id(),
+            access: vec![AccessClaim::from(&pull("team-a/app"))],
+            pwd: None,
+        }
+    }
+
+    fn sign_with(key: &SigningKey, claims: &Claims) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid().to_string());
+        jsonwebtoken::encode(&header, claims, key.encoding_key()).unwrap()
+    }
+
+    fn b64(json: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    #[test]
+    fn a_token_grants_exactly_its_access_claim() {
+        let s = setup();
+        let issued = s.issuer.issue("alice", &[pull("team-a/app")]).unwrap();
+        assert_eq!(issued.expires_in, 300);
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some(s.key.kid()));
+        let grants = s.verifier.verify(&issued.token).unwrap();
+        assert_eq!(grants.subject.as_deref(), Some("alice"));
+        let app = Resource::Repository("team-a/app".to_string());
+        assert_eq!(grants.actions_for(&app), Actions::PULL);
+        assert!(!grants.allows(&app, Actions::PUSH));
+        // A token for one repository grants nothing on another.
+        let other = Resource::Repository("team-b/app".to_string());
+        assert_eq!(grants.actions_for(&other), Actions::NONE);
+        assert_eq!(grants.actions_for(&Resource::Catalog), Actions::NONE);
+        let anonymous = s.issuer.issue("", &[]).unwrap();
+        assert_eq!(
+            s.verifier.verify(&anonymous.token).unwrap(),
+            Grants::default()
+        );
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let s = setup();
+        let now = now_secs();
+        let payload = serde_json::to_value(claims("alice", now + 300, now)).unwrap();
+        for alg in ["none", "None", "NONE"] {
+            let token = format!(
+                "{}.{}.",
+                b64(&serde_json::json!({"alg": alg, "typ": "JWT"})),
+                b64(&payload)
+            );
+            let error = s.verifier.verify(&token).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    TokenError::Malformed | TokenError::UnsupportedAlgorithm(_)
+                ),
+                "{alg}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_is_refused() {
+        let s = setup();
+        let now = now_secs();
+        for secret in [
+            s.key.public_key_pem().as_bytes().to_vec(),
+            s.key.public_key_pem().trim().as_bytes().to_vec(),
+        ] {
+            for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+                let mut header = Header::new(alg);
+                header.kid = Some(s.key.kid().to_string());
+                let token = jsonwebtoken::encode(
+                    &header,
+                    &claims("alice", now + 300, now),
+                    &EncodingKey::from_secret(&secret),
+                )
+                .unwrap();
+                assert!(
+                    matches!(
+                        s.verifier.verify(&token),
+                        Err(TokenError::UnsupportedAlgorithm(_))
+                    ),
+                    "{alg:?}"
+                );
+            }
+        }
+        // Even a key whose allow-list names HS256 never accepts it.
+        let key = IssuerKey::new(None, DecodingKey::from_secret(b"k"), vec![Algorithm::HS256]);
+        assert!(key.algorithms.is_empty());
+    }
+
+    #[test]
+    fn wrong_issuer_or_audience_is_refused() {
+        let s = setup();
+        let token = issuer_with(&s.key, "someone-else", "berth")
+            .issue("alice", &[pull("a")])
+            .unwrap();
+        assert_eq!(
+            s.verifier.verify(&token.token),
+            Err(TokenError::WrongIssuer)
+        );
+        let token = issuer_with(&s.key, "berth", "other-service")
+            .issue("alice", &[pull("a")])
+            .unwrap();
+        assert_eq!(
+            s.verifier.verify(&token.token),
+            Err(TokenError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_tokens_are_refused() {
+        let s = setup();
+        let now = now_secs();
+        let expired = sign_with(&s.key, &claims("alice", now - LEEWAY_SECS - 5, now - 400));
+        assert_eq!(s.verifier.verify(&expired), Err(TokenError::Expired));
+        let future = sign_with(&s.key, &claims("alice", now + 600, now + LEEWAY_SECS + 60));
+        assert_eq!(s.verifier.verify(&future), Err(TokenError::NotYetValid));
+        // Within the leeway both are fine.
+        let skewed = sign_with(&s.key, &claims("alice", now + 300, now + 2));
+        assert!(s.verifier.verify(&skewed).is_ok());
+    }
+
+    #[test]
+    fn a_modified_access_claim_breaks_the_signature() {
+        let s = setup();
+        let token = s
+            .issuer
+            .issue("alice", &[pull("team-a/app")])
+            .unwrap()
+            .token;
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["access"] = serde_json::json!([
+            {"type": "repository", "name": "team-a/app", "actions": ["pull", "push", "delete"]}
+        ]);
+        let forged = format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
+        assert_eq!(s.verifier.verify(&forged), Err(TokenError::BadSignature));
+        // Dropping the header's kid does not help either.
+        let header = b64(&serde_json::json!({"alg": "ES256", "typ": "JWT"}));
+        let forged = format!("{header}.{}.{}", b64(&payload), parts[2]);
+        assert_eq!(s.verifier.verify(&forged), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_token_from_another_berths_key_is_refused() {
+        let s = setup();
+        let other = SigningKey::generate().unwrap();
+        let token = issuer_with(&other, "berth", "berth")
+            .issue("alice", &[pull("a")])
+            .unwrap();
+        assert_eq!(
+            s.verifier.verify(&token.token),
+            Err(TokenError::BadSignature)
+        );
+        // Also when it claims our kid.
+        let now = now_secs();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(s.key.kid().to_string());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims("alice", now + 300, now),
+            other.encoding_key(),
+        )
+        .unwrap();
+        assert_eq!(s.verifier.verify(&token), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let s = setup();
+        for token in ["", "abc", "a.b.c", "a.b"] {
+            assert_eq!(
+                s.verifier.verify(token),
+                Err(TokenError::Malformed),
+                "{token}"
+            );
+        }
+        assert!(TokenVerifier::default().verify("a.b.c").is_err());
+    }
+
+    #[test]
+    fn refresh_and_access_tokens_are_not_interchangeable() {
+        let s = setup();
+        let refresh = s.issuer.issue_refresh("alice", "$2y$hash").unwrap();
+        assert_eq!(
+            s.issuer.verify_refresh(&refresh).unwrap(),
+            ("alice".to_string(), password_digest("$2y$hash"))
+        );
+        assert_eq!(s.verifier.verify(&refresh), Err(TokenError::WrongAudience));
+        let access = s.issuer.issue("alice", &[pull("a")]).unwrap().token;
+        assert_eq!(
+            s.issuer.verify_refresh(&access),
+            Err(TokenError::WrongAudience)
+        );
+    }
+
+    fn external_key() -> (rcgen::KeyPair, EncodingKey) {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let encoding = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        (pair, encoding)
+    }
+
+    fn external_token(
+        encoding: &EncodingKey,
+        kid: Option<&str>,
+        iss: &str,
+        aud: serde_json::Value,
+    ) -> String {
+        let now = now_secs();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = kid.map(str::to_string);
+        let claims = serde_json::json!({
+            "iss": iss, "sub": "ci-bot", "aud": aud, "exp": now + 60, "nbf": now, "iat": now,
+            "access": [{"type": "repository", "name": "ci/app", "actions": ["pull", "push"]},
+                       {"type": "registry", "name": "catalog", "actions": ["*"]}]
+        });
+        jsonwebtoken::encode(&header, &claims, encoding).unwrap()
+    }
+
+    #[test]
+    fn an_external_issuer_with_a_pem_key_is_trusted_for_its_own_iss_and_aud() {
+        let s = setup();
+        let (pair, encoding) = external_key();
+        let key = public_key_from_pem(&pair.public_key_pem()).unwrap();
+        assert_eq!(key.algorithms, [Algorithm::ES256, Algorithm::ES384]);
+        let verifier = TokenVerifier::new(
+            Some(&s.issuer),
+            vec![ExternalIssuer {
+                issuer: "https://auth.example.com".to_string(),
+                audience: "berth".to_string(),
+                keys: vec![key],
+            }],
+        );
+        let token = external_token(&encoding, None, "https://auth.example.com", "berth".into());
+        let grants = verifier.verify(&token).unwrap();
+        assert_eq!(grants.subject.as_deref(), Some("ci-bot"));
+        let app = Resource::Repository("ci/app".to_string());
+        assert_eq!(grants.actions_for(&app), Actions::PULL | Actions::PUSH);
+        assert_eq!(grants.actions_for(&Resource::Catalog), Actions::CATALOG);
+        // `aud` as a list is fine too.
+        let token = external_token(
+            &encoding,
+            None,
+            "https://auth.example.com",
+            serde_json::json!(["x", "berth"]),
+        );
+        assert!(verifier.verify(&token).is_ok());
+        // The external key cannot pose as berth, nor berth's key as the external issuer.
+        let token = external_token(&encoding, None, "berth", "berth".into());
+        assert_eq!(verifier.verify(&token), Err(TokenError::WrongIssuer));
+        let mut own = issuer_with(&s.key, "https://auth.example.com", "berth");
+        own.ttl = Duration::from_secs(60);
+        let token = own.issue("x", &[]).unwrap().token;
+        assert_eq!(verifier.verify(&token), Err(TokenError::WrongIssuer));
+        // berth's own tokens still verify beside it.
+        let token = s.issuer.issue("alice", &[pull("a")]).unwrap().token;
+        assert!(verifier.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn an_external_issuer_from_a_jwks_file_matches_keys_by_kid() {
+        let (pair, encoding) = external_key();
+        let raw = pair.public_key_raw();
+        assert_eq!(raw.len(), 65);
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "oct", "kid": "sym", "k": URL_SAFE_NO_PAD.encode(b"secret")},
+            {"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+             "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..])}
+        ]});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let config = ExternalIssuerConfig {
+            issuer: "https://auth.example.com".to_string(),
+            audience: "berth".to_string(),
+            public_key: None,
+            jwks: Some(path),
+        };
+        let external = config.load().unwrap();
+        assert_eq!(external.keys.len(), 1, "the oct key is not trusted");
+        let verifier = TokenVerifier::new(None, vec![external]);
+        let token = external_token(
+            &encoding,
+            Some("k1"),
+            "https://auth.example.com",
+            "berth".into(),
+        );
+        assert!(verifier.verify(&token).is_ok());
+        let token = external_token(
+            &encoding,
+            Some("k2"),
+            "https://auth.example.com",
+            "berth".into(),
+        );
+        assert_eq!(verifier.verify(&token), Err(TokenError::BadSignature));
+        // HS256 signed with the oct key's secret is refused.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("sym".to_string());
+        let now = now_secs();
+        let claims =
+            serde_json::json!({"iss": "https://auth.example.com", "aud": "berth", "exp": now + 60});
+        let token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret")).unwrap();
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(TokenError::UnsupportedAlgorithm(_))
+        ));
+    }
+
+    #[test]
+    fn issuer_config_needs_exactly_one_key_source() {
+        let config: ExternalIssuerConfig =
+            toml::from_str("issuer = \"i\"\naudience = \"a\"\n").unwrap();
+        assert!(matches!(
+            config.load(),
+            Err(IssuerKeyError::KeySource { .. })
+        ));
+        assert!(keys_from_jwks(r#"{"keys": []}"#).is_err());
+        assert!(public_key_from_pem("junk").is_err());
+    }
+
+    #[test]
+    fn issued_at_renders_as_rfc3339() {
+        // Expected values from `date -u -d @SECS`.
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_999_999), "2026-11-30T00:53:19Z");
+    }
+}
