@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// bcrypt reads 72 bytes of key: the password and its terminating NUL.
+pub const MAX_PASSWORD_BYTES: usize = 71;
+
 /// bcrypt cost for new hashes, as `htpasswd -B` would use with `-C 12`.
 pub const DEFAULT_COST: u32 = 12;
 
@@ -28,6 +31,8 @@ pub enum HtpasswdError {
     UnsupportedHash { line: usize, user: String },
     #[error("invalid user name {0:?}: it must be non-empty, without ':' or whitespace")]
     InvalidUser(String),
+    #[error("password longer than {MAX_PASSWORD_BYTES} bytes: bcrypt would ignore the rest")]
+    PasswordTooLong,
     #[error("bcrypt: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
 }
@@ -121,7 +126,8 @@ impl Htpasswd {
             .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
     }
 
-    /// Adds the user or replaces their password; hashes as `$2y$` like Apache's tool.
+    /// Adds the user or replaces their password; hashes as `$2y$` like Apache's
+    /// tool. Longer passwords than bcrypt reads are refused, not cut short.
     pub fn set_password(
         &mut self,
         user: &str,
@@ -131,8 +137,11 @@ impl Htpasswd {
         if !valid_user(user) {
             return Err(HtpasswdError::InvalidUser(user.to_string()));
         }
-        let hash =
-            bcrypt::hash_with_result(password, cost)?.format_for_version(bcrypt::Version::TwoY);
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(HtpasswdError::PasswordTooLong);
+        }
+        let hash = bcrypt::non_truncating_hash_with_result(password, cost)?
+            .format_for_version(bcrypt::Version::TwoY);
         match self.entries.iter_mut().find(|(u, _)| u == user) {
             Some(entry) => entry.1 = hash,
             None => self.entries.push((user.to_string(), hash)),
@@ -405,6 +414,12 @@ mod tests {
         assert!(file.remove("alice"));
         assert!(!file.remove("alice"));
         assert_eq!(file.users().collect::<Vec<_>>(), ["bob"]);
+        assert!(matches!(
+            file.set_password("bob", &"x".repeat(72), 4),
+            Err(HtpasswdError::PasswordTooLong)
+        ));
+        file.set_password("carol", &"x".repeat(71), 4).unwrap();
+        assert!(file.remove("carol"));
         let reparsed = Htpasswd::parse(&file.render()).unwrap();
         assert_eq!(reparsed, file);
         for bad in ["", "a:b", "a b", "a\nb"] {
