@@ -174,7 +174,9 @@ impl Htpasswd {
     }
 
     /// Writes the file atomically (temp file in the same folder, fsync,
-    /// rename), mode 0600, so a reader never sees half a file.
+    /// rename), mode 0600, so a reader never sees half a file. A file that
+    /// existed keeps its owner when we may set it, so `sudo berth user add`
+    /// does not leave the server unable to read its own file.
     pub fn write_atomic(&self, path: &Path) -> Result<(), HtpasswdError> {
         let io = |source| HtpasswdError::Io {
             path: path.to_path_buf(),
@@ -189,13 +191,18 @@ impl Htpasswd {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
+        let _ = fs::remove_file(&temp);
         let result = (|| {
             let mut file = fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&temp)?;
+            if let Some((uid, gid)) = owner {
+                // Only root may give a file away; others keep their own.
+                let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+            }
             file.write_all(self.render().as_bytes())?;
             file.sync_all()?;
             fs::rename(&temp, path)?;
@@ -450,6 +457,27 @@ mod tests {
             Htpasswd::load_or_empty(&dir.path().join("missing")).unwrap(),
             Htpasswd::default()
         );
+    }
+
+    #[test]
+    fn a_rewrite_keeps_the_files_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        fs::write(&path, format!("{ALICE}\n")).unwrap();
+        let before = fs::metadata(&path).unwrap();
+        // As root, hand the file to the uid berth's image runs as first.
+        let owner = if before.uid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65532), Some(65532)).unwrap();
+            (65532, 65532)
+        } else {
+            (before.uid(), before.gid())
+        };
+        let mut file = Htpasswd::load(&path).unwrap();
+        file.set_password("bob", "pw", 4).unwrap();
+        file.write_atomic(&path).unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!((after.uid(), after.gid()), owner);
+        assert!(Htpasswd::load(&path).unwrap().contains("bob"));
     }
 
     #[test]
