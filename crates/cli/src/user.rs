@@ -14,6 +14,7 @@ pub enum UserCommand {
     /// Add a user, or set the password of an existing one. The password is
     /// asked twice without echo, or read from stdin with --password-stdin.
     Add {
+        /// The user name (no ':', spaces or control characters)
         name: String,
         #[command(flatten)]
         file: FileArgs,
@@ -26,6 +27,7 @@ pub enum UserCommand {
     },
     /// Remove a user.
     Remove {
+        /// The user name
         name: String,
         #[command(flatten)]
         file: FileArgs,
