@@ -182,10 +182,10 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
-        let cache = CredentialCache::new(Duration::from_millis(50), 10);
+        let cache = CredentialCache::new(Duration::from_millis(400), 10);
         cache.insert("alice", "pw", HASH);
         assert!(cache.is_verified("alice", "pw", HASH));
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(Duration::from_millis(500));
         assert!(!cache.is_verified("alice", "pw", HASH));
     }
 

@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_by_pruning_expired_windows() {
-        let limiter = LoginLimiter::with_capacity(10, Duration::from_millis(50), 3);
+        let limiter = LoginLimiter::with_capacity(10, Duration::from_millis(500), 3);
         for last in 0..3 {
             limiter.record_failure(ip(last));
         }
@@ -189,7 +189,7 @@ mod tests {
         // Full of live windows: a new address is not tracked.
         limiter.record_failure(ip(9));
         assert_eq!(limiter.tracked(), 3);
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(Duration::from_millis(600));
         limiter.record_failure(ip(10));
         assert_eq!(limiter.tracked(), 1);
     }
