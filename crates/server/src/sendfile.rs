@@ -129,6 +129,11 @@ impl Connection {
         self.tcp.try_write(bytes)
     }
 
+    /// Reads the first bytes waiting on the socket without taking them.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.peek(buf).await
+    }
+
     /// Where handlers of this connection's requests leave their files.
     pub fn outbox(&self) -> Outbox {
         self.outbox.clone()
