@@ -190,3 +190,14 @@ check "new certificate served without restart; open keep-alive connection kept" 
 check "berth logged the reload" grep -q 'TLS certificate reloaded' "$T/berth.log"
 check "curl --cacert (same CA) trusts the new certificate for other.test" \
   expect_eq 200 "$(http_status --cacert "$CERTS/ca.crt" --resolve "other.test:$PORT:127.0.0.1" "https://other.test:$PORT/v2/")"
+
+# SIGHUP reloads even when the files look unchanged (the poll would not), and
+# must not end the process (SIGHUP's default action).
+reloads() { grep -c 'TLS certificate reloaded' "$T/berth.log"; }
+more_reloads_than() { [ "$(reloads)" -gt "$1" ]; }
+hangup_reloads() {
+  local before
+  before=$(reloads) && kill -HUP "$BERTH_PID" && wait_for 10 more_reloads_than "$before" &&
+    kill -0 "$BERTH_PID" && https_ready
+}
+check "SIGHUP: berth reloads the pair and keeps serving" hangup_reloads

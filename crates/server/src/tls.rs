@@ -12,6 +12,7 @@
 //! sendfile [`crate::sendfile::Outbox`]: blob bodies stream (see `serve`).
 
 use crate::sendfile::Connection;
+use futures_util::{Stream, StreamExt};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -200,13 +201,26 @@ impl Tls {
 
     /// Re-reads the pair when its files change or on SIGHUP, forever.
     pub async fn watch(self: Arc<Self>) {
-        let mut hangup = hangup_signal();
+        self.watch_with(hangups()).await
+    }
+
+    /// Re-reads the pair when its files change (looked at every
+    /// `reload_poll`) or, changed or not, when `hangups` yields.
+    async fn watch_with(self: Arc<Self>, hangups: impl Stream<Item = ()>) {
+        let mut hangups = std::pin::pin!(hangups);
+        let mut hangups_open = true;
         let mut poll = tokio::time::interval(self.settings.reload_poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let outcome = tokio::select! {
                 _ = poll.tick() => self.reload_if_changed(),
-                () = next_hangup(&mut hangup) => Some(self.reload()),
+                hangup = hangups.next(), if hangups_open => match hangup {
+                    Some(()) => Some(self.reload()),
+                    None => {
+                        hangups_open = false;
+                        None
+                    }
+                },
             };
             match outcome {
                 None => {}
@@ -232,39 +246,26 @@ impl Tls {
     }
 }
 
+/// SIGHUPs received by the process; empty where there are none.
 #[cfg(unix)]
-fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+fn hangups() -> impl Stream<Item = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::hangup()) {
+    let signal = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS files are still polled");
             None
         }
-    }
-}
-
-#[cfg(unix)]
-async fn next_hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
-    let received = match signal {
-        Some(s) => s.recv().await.is_some(),
-        None => false,
     };
-    if !received {
-        // No signal to wait for (or its stream ended): polling carries on alone.
-        *signal = None;
-        std::future::pending::<()>().await;
-    }
+    futures_util::stream::unfold(signal, |signal| async move {
+        let mut signal = signal?;
+        signal.recv().await.map(|()| ((), Some(signal)))
+    })
 }
 
 #[cfg(not(unix))]
-fn hangup_signal() -> Option<()> {
-    None
-}
-
-#[cfg(not(unix))]
-async fn next_hangup(_: &mut Option<()>) {
-    std::future::pending().await
+fn hangups() -> impl Stream<Item = ()> {
+    futures_util::stream::empty()
 }
 
 /// A certificate resolver whose one pair can be replaced.
@@ -407,6 +408,41 @@ mod tests {
             tls.reload_if_changed().is_none(),
             "a failed attempt is not retried"
         );
+    }
+
+    #[tokio::test]
+    async fn a_hangup_reloads_even_when_the_files_look_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = write_pair(dir.path(), "first.test");
+        // Polling alone would not notice anything during this test.
+        settings.reload_poll = Duration::from_secs(3600);
+        let tls = Tls::new(settings.clone()).unwrap();
+        let first = tls.current_certificate();
+        write_pair(dir.path(), "second.test");
+        // Make the change invisible to the poll: the stamps it would compare are the new ones.
+        *tls.seen_stamps() = FileStamps::of(&settings);
+
+        let (hangup, hangups) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let hangups = futures_util::stream::unfold(hangups, |mut rx| async move {
+            rx.recv().await.map(|()| ((), rx))
+        });
+        let watcher = tokio::spawn(tls.clone().watch_with(hangups));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            tls.current_certificate(),
+            first,
+            "no reload without a hangup"
+        );
+        hangup.send(()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while tls.current_certificate() == first {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIGHUP did not reload"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        watcher.abort();
     }
 
     #[test]
