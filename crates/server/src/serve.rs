@@ -30,6 +30,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,13 +200,13 @@ pub async fn serve_with(
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = request_state.begin_request();
             let mut request = request.map(|body| idle_body(body, body_idle));
-            if let Some(outbox) = &outbox {
-                outbox.check_drained();
-                request.extensions_mut().insert(outbox.clone());
-            }
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.extensions_mut().insert(scheme);
-            request.extensions_mut().insert(budget.clone());
+            let context = ConnectionContext {
+                outbox: outbox.as_ref(),
+                peer,
+                scheme,
+                budget: &budget,
+            };
+            context.attach(request.extensions_mut());
             let response = tower::ServiceExt::oneshot(app.clone(), request);
             async move {
                 let response = response.await?;
@@ -250,6 +251,26 @@ pub async fn serve_with(
         );
     }
     Ok(())
+}
+
+/// What every request of a connection carries in its extensions.
+struct ConnectionContext<'a> {
+    outbox: Option<&'a Outbox>,
+    peer: SocketAddr,
+    scheme: Scheme,
+    budget: &'a MemoryBudget,
+}
+
+impl ConnectionContext<'_> {
+    fn attach(&self, extensions: &mut axum::http::Extensions) {
+        if let Some(outbox) = self.outbox {
+            outbox.check_drained();
+            extensions.insert(outbox.clone());
+        }
+        extensions.insert(ConnectInfo(self.peer));
+        extensions.insert(self.scheme);
+        extensions.insert(self.budget.clone());
+    }
 }
 
 /// Serves one connection's requests: straight over TCP, or after a TLS
@@ -351,6 +372,27 @@ mod tests {
             handlers_outbox(&ours, IoMode::Native, Scheme::Http).is_some(),
             cfg!(target_os = "linux")
         );
+    }
+
+    #[test]
+    fn requests_carry_their_connection_s_scheme_peer_and_budget() {
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let budget = MemoryBudget::new(1 << 20);
+        for scheme in [Scheme::Http, Scheme::Https] {
+            let mut extensions = axum::http::Extensions::new();
+            ConnectionContext {
+                outbox: None,
+                peer,
+                scheme,
+                budget: &budget,
+            }
+            .attach(&mut extensions);
+            assert_eq!(extensions.get::<Scheme>(), Some(&scheme));
+            assert_eq!(extensions.get::<ConnectInfo<SocketAddr>>().unwrap().0, peer);
+            assert!(extensions.get::<MemoryBudget>().is_some());
+            assert!(extensions.get::<Outbox>().is_none());
+        }
+        assert_eq!(Scheme::Https.as_str(), "https");
     }
 
     #[tokio::test]
