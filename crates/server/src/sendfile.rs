@@ -25,6 +25,10 @@
 //! A copied placeholder is plain zeros, and would be sent as such.
 //!
 //! Guards:
+//! - TLS connections get no outbox at all, so their handlers stream blob
+//!   bodies (`serve`'s `handlers_outbox`, with a unit test; the `tls`
+//!   integration test pulls a multi-MiB blob over TLS with sendfile on and
+//!   checks its digest);
 //! - a new request on a connection whose outbox still holds unsent file
 //!   bytes means the last body's placeholders never arrived: a debug
 //!   assertion fails, and release builds log it ([`Outbox::check_drained`]);
