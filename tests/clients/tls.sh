@@ -23,8 +23,10 @@ start_berth_tls() {
   local deadline _
   for _ in 1 2 3; do
     PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    "$BERTH_BIN" serve --addr "$REG" --data-dir "$T/berth-data" \
-      --tls-cert "$CERTS/server.crt" --tls-key "$CERTS/server.key" >"$T/berth.log" 2>&1 &
+    # The blobs handler's debug line names the path each blob body took.
+    BERTH_LOG=info,berth_server::handlers::blobs=debug \
+      "$BERTH_BIN" serve --addr "$REG" --data-dir "$T/berth-data" \
+        --tls-cert "$CERTS/server.crt" --tls-key "$CERTS/server.key" >"$T/berth.log" 2>&1 &
     BERTH_PID=$!; track berth "$BERTH_PID"
     deadline=$((SECONDS + 30))
     until https_ready; do
@@ -94,6 +96,13 @@ pulled_by_digest() {
     [ -f "$T/pulled/blobs/sha256/${layer#sha256:}" ] && [ "$n" -ge 3 ]
 }
 check "blobs pulled over TLS verify by digest (sha256sum of the oci: layout)" pulled_by_digest
+streamed_not_sent_from_file() {
+  local streamed sendfile
+  streamed=$(grep 'blob body' "$T/berth.log" | grep -c 'via="\?stream') || true
+  sendfile=$(grep 'blob body' "$T/berth.log" | grep -c 'via="\?sendfile') || true
+  [ "$streamed" -ge 2 ] && expect_eq 0 "$sendfile"
+}
+check "blob bodies over TLS took the streaming path, never sendfile (server log)" streamed_not_sent_from_file
 check "skopeo inspect over TLS: digest = pushed digest" \
   expect_eq "$IMG_DIGEST" "$(skopeo_ inspect --cert-dir "$T/trust" --format '{{.Digest}}' "$ONE:latest")"
 
