@@ -148,3 +148,53 @@ fn registry2_data_not_yet_imported_is_refused_and_names_the_command() {
     child.wait().unwrap();
     assert!(listening);
 }
+
+/// `berth serve` on a free loopback port with extra flags.
+fn serve_with_flags(data: &Path, flags: &[&std::ffi::OsStr]) -> Output {
+    let child = Command::new(BERTH)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(flags)
+        .env("BERTH_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_limit(child, Duration::from_secs(20))
+}
+
+#[test]
+fn a_certificate_without_its_key_or_a_broken_pair_stops_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let made = Command::new(BERTH)
+        .args(["cert", "--out"])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let cert = certs.path().join("server.crt");
+    let key = certs.path().join("server.key");
+
+    let out = serve_with_flags(data.path(), &["--tls-cert".as_ref(), cert.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("only the certificate is set"), "{stderr}");
+
+    std::fs::write(&key, "not a key\n").unwrap();
+    let flags = [
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ];
+    let out = serve_with_flags(data.path(), &flags);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("server.key"), "{stderr}");
+    assert!(
+        !stderr.contains("berth listening"),
+        "refused before listening: {stderr}"
+    );
+}
