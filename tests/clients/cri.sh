@@ -391,27 +391,33 @@ check "auth (c): PullImage $AREG/busybox, no credentials in the request or on th
   pull_refused "$AREG/busybox:latest"
 check "auth (c): PullImage via mirror $BARE_MIRROR (no node credentials for $AREG): 401" \
   pull_refused "$BARE_MIRROR/busybox:latest"
-# (a) The request's credentials, as the kubelet passes an imagePullSecret keyed
-# by the image's registry (server_address), for an image reached directly.
-check "auth (a): PullImage $AREG/busybox with auth {kind, password, server_address $AREG}" \
-  pulled "$AREG/busybox:latest" kind "$AUTH_PW" "$AREG"
+# (a) The request's credentials, as the kubelet passes an imagePullSecret: user
+# and password, no server_address (the kubelet's keyring sets none).
+check "auth (a): PullImage $AREG/busybox with auth {kind, password} as the kubelet sends it" \
+  pulled "$AREG/busybox:latest" kind "$AUTH_PW"
 check "auth (a): the same with a wrong password: 401" \
-  pull_refused "$AREG/busybox:latest" kind "wrong-$AUTH_PW" "$AREG"
+  pull_refused "$AREG/busybox:latest" kind "wrong-$AUTH_PW"
 # (a) through a mirror whose host differs from the image's, as on a KinD node
-# (localhost:PORT -> the registry container): containerd hands the request's
-# credentials only to a host equal to server_address, so the mirror gets none
-# (containerd#10996). This is why berth kind up --auth puts them on the nodes.
-check "auth (a) via mirror $BARE_MIRROR, server_address $BARE_MIRROR (kubelet-style): containerd drops them, 401" \
-  pull_refused "$BARE_MIRROR/busybox:latest" kind "$AUTH_PW" "$BARE_MIRROR"
-check "auth (a) via mirror $BARE_MIRROR with no server_address: sent to the mirror, pulled" \
+# (localhost:PORT -> the registry container). containerd 1.6 gives a request's
+# credentials that name no server to every host it tries, the mirror too.
+check "auth (a) via mirror $BARE_MIRROR, kubelet-style (no server_address): containerd 1.6 sends them to the mirror, pulled" \
   pulled "$BARE_MIRROR/busybox:latest" kind "$AUTH_PW"
+# With a server_address, containerd gives them only to that host: the image's
+# registry, not the mirror (how credentials stay pinned to the image's host,
+# containerd#10996).
+check "auth (a) via mirror $BARE_MIRROR with server_address http://$BARE_MIRROR: the mirror gets none, 401" \
+  pull_refused "$BARE_MIRROR/busybox:latest" kind "$AUTH_PW" "http://$BARE_MIRROR"
+check "auth (a) direct with server_address http://$AREG: pulled" \
+  pulled "$AREG/busybox:latest" kind "$AUTH_PW" "http://$AREG"
 # (b) What berth kind up --auth configures: credentials for the mirror's host in
 # containerd's registry.configs, hosts.toml from localhost:PORT to that host.
 check "auth (b): PullImage $AUTH_MIRROR/busybox with no request credentials: node credentials for localhost:$APORT used" \
   pulled "$AUTH_MIRROR/busybox:latest"
-# A pull secret for the image's registry on top of the node credentials: the
-# request's credentials replace the node's, then are dropped for the mirror.
-check "auth (b) plus an imagePullSecret for $AUTH_MIRROR: containerd uses neither, 401 (so kind up --auth needs no secret, and one breaks pulls)" \
-  pull_refused "$AUTH_MIRROR/busybox:latest" kind "$AUTH_PW" "$AUTH_MIRROR"
+# A pull secret on top of the node credentials: the request's credentials
+# replace the node's (a stale secret breaks pulls that work without it).
+check "auth (b) plus a pull secret with a wrong password: the request's credentials win, 401" \
+  pull_refused "$AUTH_MIRROR/busybox:latest" kind "wrong-$AUTH_PW"
+check "auth (b) plus a pull secret with the right password: pulled" \
+  pulled "$AUTH_MIRROR/busybox:latest" kind "$AUTH_PW"
 auth_berth_log_clean() { ! grep -qF "$AUTH_PW" "$T/auth-berth.log"; }
 check "the password is not in the auth berth's log" auth_berth_log_clean
