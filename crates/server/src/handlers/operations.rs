@@ -7,7 +7,6 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_registry::Registry;
-use std::net::IpAddr;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -56,13 +55,13 @@ pub async fn readyz(registry: &Registry, with_body: bool) -> Response {
     )
 }
 
-/// The metrics, to loopback clients or to all when made public.
+/// The metrics, to whom the caller found `allowed` (see [`Operations::may_read_metrics`]).
 pub async fn metrics(
     registry: &Registry,
     operations: &Operations,
-    client: Option<IpAddr>,
+    allowed: bool,
 ) -> Result<Response, ApiError> {
-    if !operations.may_read_metrics(client) {
+    if !allowed {
         return Err(ApiError::MetricsDenied);
     }
     // A failed scan leaves the store gauges at their last values; the
