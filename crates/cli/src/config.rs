@@ -756,4 +756,98 @@ mod tests {
         ]);
         assert!(Config::load(None, &e, RawConfig::default()).is_ok());
     }
+
+    #[test]
+    fn auth_is_off_without_htpasswd_and_refuses_settings_that_need_it() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.auth, None);
+        let token_only = env(&[("BERTH_TOKEN_AUTH", "true")]);
+        assert!(matches!(
+            Config::load(None, &token_only, RawConfig::default()),
+            Err(ConfigError::NeedsHtpasswd("token_auth"))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "[[access]]\nwho = [\"anonymous\"]\nrepositories = [\"*\"]\nactions = [\"pull\"]\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            Config::load(Some(file), &env(&[]), RawConfig::default()),
+            Err(ConfigError::NeedsHtpasswd(_))
+        ));
+    }
+
+    #[test]
+    fn auth_settings_come_from_file_environment_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            r#"
+htpasswd = "/file/htpasswd"
+token_realm = "https://registry.example/token"
+token_ttl_secs = 600
+
+[groups]
+team-a = ["alice", "bob"]
+
+[[access]]
+who = ["group:team-a", "carol"]
+repositories = ["team-a/*"]
+actions = ["pull", "push"]
+
+[[token_issuers]]
+issuer = "https://auth.example"
+audience = "berth"
+jwks = "/etc/berth/jwks.json"
+"#,
+        )
+        .unwrap();
+        let e = env(&[
+            ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
+            ("BERTH_TOKEN_SERVICE", "registry.example"),
+        ]);
+        let flags = RawConfig {
+            htpasswd: Some(PathBuf::from("/flag/htpasswd")),
+            token_auth: Some(true),
+            ..Default::default()
+        };
+        let auth = Config::load(Some(file), &e, flags).unwrap().auth.unwrap();
+        assert_eq!(auth.htpasswd, PathBuf::from("/flag/htpasswd"));
+        assert_eq!(auth.realm, "Registry Realm");
+        let token = auth.token.unwrap();
+        assert_eq!(
+            token.realm.as_deref(),
+            Some("https://registry.example/token")
+        );
+        assert_eq!(token.service, "registry.example");
+        assert_eq!(token.ttl, Duration::from_secs(600));
+        assert_eq!(token.key, None);
+        assert_eq!(auth.rules.rules().len(), 1);
+        assert_eq!(auth.issuers.len(), 1);
+        assert_eq!(auth.issuers[0].issuer, "https://auth.example");
+    }
+
+    #[test]
+    fn bad_auth_settings_are_refused_when_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            "htpasswd = \"h\"\ntoken_auth = true\ntoken_ttl_secs = 0\n",
+            "htpasswd = \"h\"\ntoken_auth = true\ntoken_realm = \"/token\"\n",
+            "htpasswd = \"h\"\n[[access]]\nwho = [\"group:nobody\"]\nrepositories = [\"*\"]\nactions = [\"pull\"]\n",
+            "htpasswd = \"h\"\n[[access]]\nwho = [\"a\"]\nrepositories = [\"*\"]\nactions = [\"fly\"]\n",
+            "htpasswd = \"h\"\n[[token_issuers]]\nissuer = \"i\"\naudience = \"a\"\n",
+            "htpasswd = \"h\"\nhtpasswd_typo = 1\n",
+        ];
+        for (n, text) in cases.iter().enumerate() {
+            let file = dir.path().join(format!("{n}.toml"));
+            std::fs::write(&file, text).unwrap();
+            assert!(
+                Config::load(Some(file), &env(&[]), RawConfig::default()).is_err(),
+                "{text}"
+            );
+        }
+    }
 }

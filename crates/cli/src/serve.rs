@@ -123,14 +123,18 @@ fn build_auth(
     Ok(auth)
 }
 
+/// What is logged when serving beyond loopback without auth.
+const OPEN_WARNING: &str = "listening beyond loopback WITHOUT AUTH: anyone who can reach this address can push, pull and delete; set htpasswd (--htpasswd FILE) to require logins";
+
 /// The safe default's other half: serving beyond loopback without auth is
 /// allowed (a trusted network, a proxy in front), but never silently.
+fn open_warning(addr: std::net::SocketAddr, auth: bool) -> Option<&'static str> {
+    (!auth && !addr.ip().to_canonical().is_loopback()).then_some(OPEN_WARNING)
+}
+
 fn warn_if_open(addr: std::net::SocketAddr, auth: bool) {
-    if !auth && !addr.ip().is_loopback() {
-        tracing::warn!(
-            %addr,
-            "listening beyond loopback WITHOUT AUTH: anyone who can reach this address can push, pull and delete; set htpasswd (--htpasswd FILE) to require logins"
-        );
+    if let Some(warning) = open_warning(addr, auth) {
+        tracing::warn!(%addr, "{warning}");
     }
 }
 
@@ -163,4 +167,21 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serving_beyond_loopback_without_auth_is_warned_about() {
+        for addr in ["0.0.0.0:5000", "[::]:5000", "192.168.1.2:5000"] {
+            let addr = addr.parse().unwrap();
+            assert_eq!(open_warning(addr, false), Some(OPEN_WARNING), "{addr}");
+            assert_eq!(open_warning(addr, true), None, "{addr} with auth");
+        }
+        for addr in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+            assert_eq!(open_warning(addr.parse().unwrap(), false), None, "{addr}");
+        }
+    }
 }

@@ -155,15 +155,32 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
 /// A page of the web UI (`/` and `/ui` redirect to `/ui/`).
 async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let started = Instant::now();
-    let (parts, _body) = request.into_parts();
-    let mut response = ui::answer(
-        &app.registry,
-        &app.ui,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-    )
-    .await;
+    let (mut parts, _body) = request.into_parts();
+    let caller = match &app.auth {
+        None => Ok(Caller::unrestricted()),
+        Some(auth) => {
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip());
+            auth::authorize_ui(auth, &parts.headers, client)
+        }
+    };
+    let mut response = match caller {
+        Ok(caller) => {
+            // For the UI to show and allow only what the caller may.
+            parts.extensions.insert(caller);
+            ui::answer(
+                &app.registry,
+                &app.ui,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+            )
+            .await
+        }
+        Err(refused) => refused.into_response(),
+    };
     let elapsed = started.elapsed();
     count(
         &app.operations.metrics,

@@ -1044,3 +1044,36 @@ async fn ten_failed_logins_limit_that_address_only() {
         assert_eq!(resp.status(), 200);
     }
 }
+
+#[tokio::test]
+async fn the_web_ui_asks_browsers_for_a_login_and_is_for_admins_for_now() {
+    for token in [false, true] {
+        let auth = AuthRegistry::start(token, &[]).await;
+        let resp = auth.send(None, Method::GET, "/ui/").await;
+        assert_eq!(resp.status(), 401, "token={token}");
+        assert_eq!(
+            header(&resp, "www-authenticate"),
+            Some(r#"Basic realm="berth""#),
+            "browsers prompt only for Basic"
+        );
+        let puller = basic("puller", PASSWORD);
+        let resp = auth.send(Some(&puller), Method::GET, "/ui/").await;
+        assert_eq!(resp.status(), 403);
+        let resp = auth
+            .send(Some(&basic("admin", PASSWORD)), Method::GET, "/ui/")
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn loopback_without_auth_logs_no_warning() {
+    let registry = Registry::start().await;
+    let resp = registry.send(registry.get("/v2/")).await;
+    assert_eq!(resp.status(), 200, "no auth: /v2/ is open");
+    assert!(
+        !registry.stderr().contains("WITHOUT AUTH"),
+        "{}",
+        registry.stderr()
+    );
+}

@@ -113,15 +113,7 @@ fn identify(
         return Ok(Caller::by_rules(auth.clone(), Identity::Anonymous));
     }
     check_login_limit(auth, asking.client)?;
-    let checked = match credentials {
-        Credentials::Basic { user, password } => auth
-            .check_password(&user, &password)
-            .ok()
-            .map(|identity| Caller::by_rules(auth.clone(), identity)),
-        Credentials::Bearer(token) => auth.check_token(&token).ok().map(Caller::by_token),
-        Credentials::None | Credentials::Malformed => None,
-    };
-    checked.ok_or_else(|| {
+    check_credentials(auth, credentials).ok_or_else(|| {
         record_failed_login(auth, asking.client);
         let need = match requirement {
             Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
@@ -131,6 +123,50 @@ fn identify(
             challenge: challenge(auth, asking, need, None).render(),
         }
     })
+}
+
+/// The caller presented credentials stand for; `None` when they are bad.
+fn check_credentials(auth: &Arc<Auth>, credentials: Credentials) -> Option<Caller> {
+    match credentials {
+        Credentials::Basic { user, password } => auth
+            .check_password(&user, &password)
+            .ok()
+            .map(|identity| Caller::by_rules(auth.clone(), identity)),
+        Credentials::Bearer(token) => auth.check_token(&token).ok().map(Caller::by_token),
+        Credentials::None | Credentials::Malformed => None,
+    }
+}
+
+/// The caller of a web UI request. Browsers speak Basic only, so that is
+/// the challenge in both modes (they then prompt for a login). Until the
+/// UI shows each user only what they may see (its login page is later
+/// work), it is for admins only: it lists and deletes everything.
+pub fn authorize_ui(
+    auth: &Arc<Auth>,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
+    let login = || ApiError::Unauthorized {
+        challenge: Challenge::Basic {
+            realm: auth.basic_realm().to_string(),
+        }
+        .render(),
+    };
+    let credentials = Credentials::from_headers(headers);
+    if !credentials.presented() {
+        return Err(login());
+    }
+    check_login_limit(auth, client)?;
+    let caller = check_credentials(auth, credentials).ok_or_else(|| {
+        record_failed_login(auth, client);
+        login()
+    })?;
+    if !caller.may(&Resource::Admin, Actions::ADMIN) {
+        return Err(ApiError::Denied(
+            "the web UI is for admins while auth is on".into(),
+        ));
+    }
+    Ok(caller)
 }
 
 /// 429 while the client's address has too many recent failed logins.
