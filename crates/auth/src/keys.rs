@@ -91,7 +91,7 @@ impl SigningKey {
         let decoding = decoding.map_err(|e| unusable(e.to_string()))?;
         Ok(SigningKey {
             algorithm,
-            kid: kid_of(&pair.public_key_der()),
+            kid: kid_of(&rcgen::PublicKeyData::subject_public_key_info(&pair)),
             encoding,
             decoding,
             public_pem,

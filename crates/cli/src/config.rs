@@ -8,7 +8,7 @@
 mod registry_env;
 
 use berth_auth::{AccessRules, ExternalIssuerConfig, RuleConfig, RulesError};
-use berth_server::{CorsError, CorsPolicy, CorsSettings};
+use berth_server::{CorsError, CorsPolicy, CorsSettings, TlsSettings};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -38,6 +38,9 @@ fn seconds(key: &'static str, value: Option<u64>, default: u64) -> Result<Durati
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub addr: Option<String>,
+    /// HTTPS: the certificate chain and key (PEM files), both or neither.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub delete_enabled: Option<bool>,
     pub upload_expiry_secs: Option<u64>,
@@ -86,6 +89,8 @@ impl RawConfig {
     fn overlay(self, over: RawConfig) -> RawConfig {
         RawConfig {
             addr: over.addr.or(self.addr),
+            tls_certificate: over.tls_certificate.or(self.tls_certificate),
+            tls_key: over.tls_key.or(self.tls_key),
             data_dir: over.data_dir.or(self.data_dir),
             delete_enabled: over.delete_enabled.or(self.delete_enabled),
             upload_expiry_secs: over.upload_expiry_secs.or(self.upload_expiry_secs),
@@ -146,6 +151,8 @@ impl RawConfig {
         }
         Ok(RawConfig {
             addr: parse(env, "BERTH_ADDR")?,
+            tls_certificate: parse(env, "BERTH_TLS_CERTIFICATE")?,
+            tls_key: parse(env, "BERTH_TLS_KEY")?,
             data_dir: parse(env, "BERTH_DATA_DIR")?,
             delete_enabled: parse(env, "BERTH_DELETE_ENABLED")?,
             upload_expiry_secs: parse(env, "BERTH_UPLOAD_EXPIRY_SECS")?,
@@ -198,6 +205,8 @@ pub enum ConfigError {
     NeedsHtpasswd(&'static str),
     #[error("token issuer {0:?}: give exactly one of public_key and jwks")]
     IssuerKey(String),
+    #[error("TLS needs both a certificate and a key (tls_certificate and tls_key, or --tls-cert and --tls-key); only the {0} is set")]
+    TlsHalf(&'static str),
 }
 
 /// What loading noticed but did not refuse; logged once logging is set up.
@@ -230,6 +239,8 @@ impl std::fmt::Display for ConfigWarning {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// HTTPS with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<TlsSettings>,
     pub data_dir: PathBuf,
     pub delete_enabled: bool,
     pub upload_expiry: Duration,
@@ -415,8 +426,15 @@ impl Config {
         };
         // Refused here, with the other bad values, rather than when serving starts.
         CorsPolicy::new(&cors)?;
+        let tls = match (raw.tls_certificate, raw.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsSettings::new(certificate, key)),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::TlsHalf("certificate")),
+            (None, Some(_)) => return Err(ConfigError::TlsHalf("key")),
+        };
         Ok(Config {
             addr,
+            tls,
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
@@ -557,6 +575,57 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         assert!(!c.delete_enabled);
         assert_eq!(c.upload_expiry, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_a_key_from_file_environment_or_flags() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.tls, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "tls_certificate = \"/file/server.crt\"\ntls_key = \"/file/server.key\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.certificate, PathBuf::from("/file/server.crt"));
+        assert_eq!(tls.key, PathBuf::from("/file/server.key"));
+
+        let e = env(&[("BERTH_TLS_CERTIFICATE", "/env/server.crt")]);
+        let flags = RawConfig {
+            tls_key: Some("/flag/server.key".into()),
+            ..Default::default()
+        };
+        let tls = Config::load(Some(file), &e, flags).unwrap().tls.unwrap();
+        assert_eq!(tls.certificate, PathBuf::from("/env/server.crt"));
+        assert_eq!(tls.key, PathBuf::from("/flag/server.key"));
+
+        let e = env(&[("REGISTRY_HTTP_TLS_CERTIFICATE", "/registry/domain.crt")]);
+        assert!(matches!(
+            Config::load(None, &e, RawConfig::default()),
+            Err(ConfigError::TlsHalf("certificate"))
+        ));
+        let e = env(&[
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", "/registry/domain.crt"),
+            ("REGISTRY_HTTP_TLS_KEY", "/registry/domain.key"),
+        ]);
+        let c = Config::load(None, &e, RawConfig::default()).unwrap();
+        assert_eq!(c.tls.unwrap().key, PathBuf::from("/registry/domain.key"));
+        assert_eq!(
+            c.warnings,
+            vec![],
+            "registry:2's TLS variables are understood"
+        );
+        let flags = RawConfig {
+            tls_key: Some("/flag/server.key".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::load(None, &env(&[]), flags),
+            Err(ConfigError::TlsHalf("key"))
+        ));
     }
 
     #[test]

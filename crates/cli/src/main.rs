@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod allocator;
+mod cert;
 mod config;
 mod data_dir;
 mod fd_limit;
@@ -35,6 +36,13 @@ enum Command {
         /// Address to listen on, HOST:PORT [env: BERTH_ADDR]
         #[arg(long)]
         addr: Option<String>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key; see
+        /// `berth cert`) [env: BERTH_TLS_CERTIFICATE]
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert [env: BERTH_TLS_KEY]
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<PathBuf>,
         /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -73,6 +81,28 @@ enum Command {
         /// that point at it (refused while a server uses the folder)
         #[arg(long)]
         repair: bool,
+    },
+    /// Make a local CA and a server certificate signed by it, for
+    /// `berth serve --tls-cert/--tls-key`. The CA is kept and reused, so
+    /// clients that trust it keep trusting new server certificates.
+    Cert {
+        /// Where to write ca.crt, ca.key, server.crt and server.key
+        /// [default: <data-dir>/tls]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Another DNS name or IP address the server is reached by
+        /// (besides localhost, 127.0.0.1, ::1 and this host's name); repeatable
+        #[arg(long = "name", value_name = "HOST")]
+        names: Vec<String>,
+        /// Days the server certificate is valid
+        #[arg(long, default_value_t = cert::DEFAULT_DAYS)]
+        days: u32,
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run berth as the registry of a local KinD cluster (up, down, config).
     Kind {
@@ -135,6 +165,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve {
             addr,
+            tls_cert,
+            tls_key,
             data_dir,
             config,
             cors_origins,
@@ -144,6 +176,8 @@ fn main() -> ExitCode {
         } => {
             let flags = RawConfig {
                 addr,
+                tls_certificate: tls_cert,
+                tls_key,
                 data_dir,
                 cors_allowed_origins: (!cors_origins.is_empty()).then_some(cors_origins),
                 htpasswd,
@@ -195,6 +229,25 @@ fn main() -> ExitCode {
             };
             match load_config(config, flags) {
                 Some(config) => fsck::run(&config.data_dir, repair),
+                None => ExitCode::from(2),
+            }
+        }
+        Command::Cert {
+            out,
+            names,
+            days,
+            data_dir,
+            config,
+        } => {
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match load_config(config, flags) {
+                Some(config) => {
+                    let out = out.unwrap_or_else(|| config.data_dir.join("tls"));
+                    cert::run(&out, &names, days, config.addr.port())
+                }
                 None => ExitCode::from(2),
             }
         }
@@ -281,6 +334,32 @@ mod tests {
             Command::Fsck { .. }
         ));
         assert!(parse(&["berth", "config.json"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_and_cert_names_parse() {
+        let cli = parse(&[
+            "berth",
+            "serve",
+            "--tls-cert",
+            "/t/server.crt",
+            "--tls-key=/t/server.key",
+        ])
+        .unwrap();
+        let Command::Serve {
+            tls_cert, tls_key, ..
+        } = cli.command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(tls_cert, Some(PathBuf::from("/t/server.crt")));
+        assert_eq!(tls_key, Some(PathBuf::from("/t/server.key")));
+        let cli = parse(&["berth", "cert", "--name", "a", "--name=10.0.0.1"]).unwrap();
+        let Command::Cert { names, days, .. } = cli.command else {
+            panic!("not cert");
+        };
+        assert_eq!(names, ["a", "10.0.0.1"]);
+        assert_eq!(days, cert::DEFAULT_DAYS);
     }
 
     #[test]

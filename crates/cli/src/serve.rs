@@ -52,6 +52,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
             keep_alive_idle: config.idle_timeout,
             body_idle: config.body_idle_timeout,
         },
+        tls: config.tls.clone(),
         max_connections: config
             .max_connections
             .unwrap_or_else(|| crate::fd_limit::default_max_connections(fd_limit)),
@@ -65,10 +66,20 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
             None => None,
         },
     };
+    if let Some(tls) = &options.tls {
+        // A bad pair is refused before the port opens, not by the accept loop.
+        berth_server::tls::Tls::new(tls.clone())?;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     warn_if_open(config.addr, options.auth.is_some());
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         addr = %listener.local_addr()?,
+        scheme,
         data_dir = %config.data_dir.display(),
         max_connections = options.max_connections,
         linux_io = io.linux_calls(),

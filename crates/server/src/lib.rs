@@ -24,14 +24,16 @@ pub mod route;
 mod sendfile;
 mod serve;
 mod timeouts;
+pub mod tls;
 mod ui;
 
 pub use budget::MemoryBudget;
 pub use caller::Caller;
 pub use cors::{CorsError, CorsPolicy, CorsSettings};
 pub use operations::Operations;
-pub use serve::{serve, serve_with, ServeOptions};
+pub use serve::{serve, serve_with, Scheme, ServeOptions};
 pub use timeouts::Timeouts;
+pub use tls::{TlsError, TlsSettings};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};

@@ -25,6 +25,10 @@
 //! A copied placeholder is plain zeros, and would be sent as such.
 //!
 //! Guards:
+//! - TLS connections get no outbox at all, so their handlers stream blob
+//!   bodies (`serve`'s `handlers_outbox`, with a unit test; the `tls`
+//!   integration test pulls a multi-MiB blob over TLS with sendfile on and
+//!   checks its digest);
 //! - a new request on a connection whose outbox still holds unsent file
 //!   bytes means the last body's placeholders never arrived: a debug
 //!   assertion fails, and release builds log it ([`Outbox::check_drained`]);
@@ -127,6 +131,11 @@ impl Connection {
     /// Writes what the socket takes now, without waiting.
     pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         self.tcp.try_write(bytes)
+    }
+
+    /// Reads the first bytes waiting on the socket without taking them.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.peek(buf).await
     }
 
     /// Where handlers of this connection's requests leave their files.

@@ -5,24 +5,32 @@
 //! bodies can go out with sendfile), the size of hyper's buffer, deadlines
 //! for slow clients, a cap on connections, and a bounded shutdown.
 //!
+//! With [`ServeOptions::tls`] every connection is HTTPS (see [`crate::tls`]);
+//! plain HTTP on that port gets a 400 saying to use `https://`.
+//!
 //! Every request carries in its extensions its connection's [`Outbox`] (when
-//! sendfile is in use: [`ServeOptions::io`]), the
+//! sendfile is in use: [`ServeOptions::io`], and never over TLS), its
+//! [`Scheme`], the
 //! client's address as `axum::extract::ConnectInfo<SocketAddr>` (for
 //! per-client limits), and the shared [`MemoryBudget`] for bodies held whole.
 
 use crate::budget::MemoryBudget;
-use crate::connections::{Admission, ConnectionTable, GuardedBody, RateLimitedLog};
+use crate::connections::{Admission, ConnState, ConnectionTable, GuardedBody, RateLimitedLog};
 use crate::cors::CorsPolicy;
 use crate::metrics::Metrics;
 use crate::sendfile::{Connection, Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
+use crate::tls::{self, Opening, Tls, TlsSettings};
 use crate::{router_with_auth, Operations};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use berth_registry::{IoMode, Registry};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::Watcher;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,10 +49,29 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nr
 /// Waiting connections closed each time `accept()` runs out of descriptors.
 const EVICT_ON_EMFILE: usize = 16;
 
+/// The scheme a request arrived with, in its extensions: an auth challenge
+/// builds its default token realm (`https://Host/token`) from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 /// How the server treats its clients.
 #[derive(Clone)]
 pub struct ServeOptions {
     pub timeouts: Timeouts,
+    /// HTTPS with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<TlsSettings>,
     /// Connections held at once; see [`crate::connections`] for what
     /// happens at the cap.
     pub max_connections: usize,
@@ -72,6 +99,7 @@ impl Default for ServeOptions {
                 keep_alive_idle: Duration::from_secs(60),
                 body_idle: Duration::from_secs(60),
             },
+            tls: None,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
             manifest_body_budget: 64 << 20,
@@ -109,6 +137,19 @@ pub async fn serve_with(
         options.cors.clone(),
         options.auth.clone(),
     );
+    let tls = match &options.tls {
+        Some(settings) => Some(
+            Tls::new(settings.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
+    let reloader = tls.clone().map(|tls| tokio::spawn(tls.watch()));
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);
     let budget = MemoryBudget::new(options.manifest_body_budget);
@@ -153,7 +194,7 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let outbox = handlers_outbox(&connection, options.io);
+        let outbox = handlers_outbox(&connection, options.io, scheme);
         let (app, request_state, body_idle, budget) = (
             app.clone(),
             state.clone(),
@@ -163,36 +204,39 @@ pub async fn serve_with(
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = request_state.begin_request();
             let mut request = request.map(|body| idle_body(body, body_idle));
-            if let Some(outbox) = &outbox {
-                outbox.check_drained();
-                request.extensions_mut().insert(outbox.clone());
-            }
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.extensions_mut().insert(budget.clone());
+            let context = ConnectionContext {
+                outbox: outbox.as_ref(),
+                peer,
+                scheme,
+                budget: &budget,
+            };
+            context.attach(request.extensions_mut());
             let response = tower::ServiceExt::oneshot(app.clone(), request);
             async move {
                 let response = response.await?;
                 Ok::<_, std::convert::Infallible>(response.map(|b| GuardedBody::wrap(b, guard)))
             }
         });
-        let io = TimedIo::new(connection, state.clone(), options.timeouts);
-        // Flattened writes would copy sendfile placeholders (crate::sendfile).
-        debug_assert!(tokio::io::AsyncWrite::is_write_vectored(&io));
-        let served = hyper::server::conn::http1::Builder::new()
-            .max_buf_size(CONNECTION_BUFFER)
-            // Queue body frames as they are, never copied: sendfile relies on it.
-            .writev(true)
-            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        let served = graceful.watch(served);
+        let served = serve_connection(
+            connection,
+            state.clone(),
+            options.timeouts,
+            tls.clone(),
+            service,
+            graceful.watcher(),
+        );
         let counted = metrics.connection_opened();
         tokio::spawn(async move {
             let (_slot, _counted) = (slot, counted);
             tokio::select! {
                 // A connection's end (the client left, a malformed request) concerns it alone.
-                _ = served => {}
+                () = served => {}
                 () = state.evicted() => {}
             }
         });
+    }
+    if let Some(reloader) = reloader {
+        reloader.abort();
     }
     drop(listener);
     let open = table.len();
@@ -213,10 +257,82 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// What every request of a connection carries in its extensions.
+struct ConnectionContext<'a> {
+    outbox: Option<&'a Outbox>,
+    peer: SocketAddr,
+    scheme: Scheme,
+    budget: &'a MemoryBudget,
+}
+
+impl ConnectionContext<'_> {
+    fn attach(&self, extensions: &mut axum::http::Extensions) {
+        if let Some(outbox) = self.outbox {
+            outbox.check_drained();
+            extensions.insert(outbox.clone());
+        }
+        extensions.insert(ConnectInfo(self.peer));
+        extensions.insert(self.scheme);
+        extensions.insert(self.budget.clone());
+    }
+}
+
+/// Serves one connection's requests: straight over TCP, or after a TLS
+/// handshake. Either way [`TimedIo`] sits on the socket, so the header
+/// deadline covers the handshake and the write deadline covers TLS records.
+async fn serve_connection<S>(
+    connection: Connection,
+    state: Arc<ConnState>,
+    timeouts: Timeouts,
+    tls: Option<Arc<Tls>>,
+    service: S,
+    watcher: Watcher,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(CONNECTION_BUFFER);
+    let Some(tls) = tls else {
+        let io = TimedIo::new(connection, state, timeouts);
+        // Flattened writes would copy sendfile placeholders (crate::sendfile).
+        debug_assert!(tokio::io::AsyncWrite::is_write_vectored(&io));
+        // Queue body frames as they are, never copied: sendfile relies on it.
+        http.writev(true);
+        let _ = watcher
+            .watch(http.serve_connection(TokioIo::new(io), service))
+            .await;
+        return;
+    };
+    match tokio::time::timeout(timeouts.header_read, tls::opening(&connection)).await {
+        Ok(Ok(Opening::Handshake)) => {}
+        Ok(Ok(Opening::NotTls)) => return tls::answer_plain_http(connection).await,
+        Ok(Ok(Opening::Closed) | Err(_)) | Err(_) => return,
+    }
+    let io = TimedIo::new(connection, state, timeouts);
+    let stream = match tls.acceptor().accept(io).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            // Clients that do not trust the certificate end here: theirs to report.
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    let _ = watcher
+        .watch(http.serve_connection(TokioIo::new(stream), service))
+        .await;
+}
+
 /// The outbox a connection's handlers may leave files in: none without
-/// sendfile ([`IoMode::linux_calls`]), so that they stream blob bodies.
-fn handlers_outbox(connection: &Connection, io: IoMode) -> Option<Outbox> {
-    io.linux_calls().then(|| connection.outbox())
+/// sendfile ([`IoMode::linux_calls`]) and none over TLS (which copies and
+/// encrypts every byte), so that handlers stream blob bodies.
+fn handlers_outbox(connection: &Connection, io: IoMode, scheme: Scheme) -> Option<Outbox> {
+    (io.linux_calls() && scheme == Scheme::Http).then(|| connection.outbox())
 }
 
 /// Logs a failed `accept()` (rate-limited) and makes room when it failed for
@@ -255,10 +371,38 @@ mod tests {
     #[tokio::test]
     async fn handlers_get_an_outbox_only_where_sendfile_is_used() {
         let (ours, _peer) = connection().await;
-        assert!(handlers_outbox(&ours, IoMode::Portable).is_none());
+        assert!(handlers_outbox(&ours, IoMode::Portable, Scheme::Http).is_none());
         assert_eq!(
-            handlers_outbox(&ours, IoMode::Native).is_some(),
+            handlers_outbox(&ours, IoMode::Native, Scheme::Http).is_some(),
             cfg!(target_os = "linux")
         );
+    }
+
+    #[test]
+    fn requests_carry_their_connection_s_scheme_peer_and_budget() {
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let budget = MemoryBudget::new(1 << 20);
+        for scheme in [Scheme::Http, Scheme::Https] {
+            let mut extensions = axum::http::Extensions::new();
+            ConnectionContext {
+                outbox: None,
+                peer,
+                scheme,
+                budget: &budget,
+            }
+            .attach(&mut extensions);
+            assert_eq!(extensions.get::<Scheme>(), Some(&scheme));
+            assert_eq!(extensions.get::<ConnectInfo<SocketAddr>>().unwrap().0, peer);
+            assert!(extensions.get::<MemoryBudget>().is_some());
+            assert!(extensions.get::<Outbox>().is_none());
+        }
+        assert_eq!(Scheme::Https.as_str(), "https");
+    }
+
+    #[tokio::test]
+    async fn tls_connections_never_get_an_outbox() {
+        let (ours, _peer) = connection().await;
+        assert!(handlers_outbox(&ours, IoMode::Native, Scheme::Https).is_none());
+        assert!(handlers_outbox(&ours, IoMode::Portable, Scheme::Https).is_none());
     }
 }

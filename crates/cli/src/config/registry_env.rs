@@ -72,6 +72,18 @@ const VARIABLES: &[(&str, &str, Apply)] = &[
             Ok(())
         },
     ),
+    (
+        "REGISTRY_HTTP_TLS_CERTIFICATE",
+        "BERTH_TLS_CERTIFICATE",
+        |e, _, v| {
+            e.raw.tls_certificate = Some(PathBuf::from(v));
+            Ok(())
+        },
+    ),
+    ("REGISTRY_HTTP_TLS_KEY", "BERTH_TLS_KEY", |e, _, v| {
+        e.raw.tls_key = Some(PathBuf::from(v));
+        Ok(())
+    }),
     ("REGISTRY_LOG_LEVEL", "BERTH_LOG", |e, key, v| {
         e.log_level = Some(log_level(v).ok_or_else(|| invalid(key, v))?.to_string());
         Ok(())
