@@ -369,13 +369,16 @@ check "CRI RemovePodSandbox" cri remove-pod "$POD_ID"
 # manifest at berth again, which needs credentials.
 
 # pull_refused REF [USER PASSWORD [SERVER_ADDRESS]]: PullImage fails with a gRPC
-# error that says berth answered 401.
+# error that says berth answered 401 (or, with a password given, 429: the
+# address has failed too many logins).
 pull_refused() {
   local rc=0
   cri remove-image "$1" >/dev/null 2>&1 || true
   cri pull "$@" >/dev/null 2>"$T/refused.err" || rc=$?
   [ "$rc" -eq 2 ] || { echo "exit $rc (want 2, a gRPC error)"; cat "$T/refused.err"; return 1; }
-  grep -qiE '401 Unauthorized|unauthorized' "$T/refused.err" || { echo "error does not say 401:"; cat "$T/refused.err"; return 1; }
+  local refused='401 Unauthorized'
+  [ $# -lt 3 ] || refused='401 Unauthorized|429 Too Many Requests'
+  grep -qE "$refused" "$T/refused.err" || { echo "error does not say $refused:"; cat "$T/refused.err"; return 1; }
 }
 # pulled REF [USER PASSWORD [SERVER_ADDRESS]]: PullImage succeeds and ImageStatus
 # names berth's manifest digest under REF's repository.
@@ -395,8 +398,6 @@ check "auth (c): PullImage via mirror $BARE_MIRROR (no node credentials for $ARE
 # and password, no server_address (the kubelet's keyring sets none).
 check "auth (a): PullImage $AREG/busybox with auth {kind, password} as the kubelet sends it" \
   pulled "$AREG/busybox:latest" kind "$AUTH_PW"
-check "auth (a): the same with a wrong password: 401" \
-  pull_refused "$AREG/busybox:latest" kind "wrong-$AUTH_PW"
 # (a) through a mirror whose host differs from the image's, as on a KinD node
 # (localhost:PORT -> the registry container). containerd 1.6 gives a request's
 # credentials that name no server to every host it tries, the mirror too.
@@ -413,11 +414,23 @@ check "auth (a) direct with server_address http://$AREG: pulled" \
 # containerd's registry.configs, hosts.toml from localhost:PORT to that host.
 check "auth (b): PullImage $AUTH_MIRROR/busybox with no request credentials: node credentials for localhost:$APORT used" \
   pulled "$AUTH_MIRROR/busybox:latest"
-# A pull secret on top of the node credentials: the request's credentials
-# replace the node's (a stale secret breaks pulls that work without it).
-check "auth (b) plus a pull secret with a wrong password: the request's credentials win, 401" \
-  pull_refused "$AUTH_MIRROR/busybox:latest" kind "wrong-$AUTH_PW"
 check "auth (b) plus a pull secret with the right password: pulled" \
   pulled "$AUTH_MIRROR/busybox:latest" kind "$AUTH_PW"
+# Wrong passwords last: containerd retries each refused request, so one such
+# pull is already more than the 10 failed logins berth allows an address per
+# minute, and every pull from that address then gets 429 for a while.
+# A pull secret on top of the node credentials: the request's credentials
+# replace the node's (a stale secret breaks pulls that work without it).
+check "auth (b) plus a pull secret with a wrong password: the request's credentials win, refused" \
+  pull_refused "$AUTH_MIRROR/busybox:latest" kind "wrong-$AUTH_PW"
+check "auth (a) with a wrong password: refused (401, or 429 once the address has failed 10 logins)" \
+  pull_refused "$AREG/busybox:latest" kind "wrong-$AUTH_PW"
+# What that means for a node: after a stale secret's pulls, even the right
+# credentials from that address are turned away until the window passes.
+limited_after_failures() {
+  cri pull "$AREG/busybox:latest" kind "$AUTH_PW" >/dev/null 2>"$T/limited.err" && { echo "pulled"; return 1; }
+  grep -q '429 Too Many Requests' "$T/limited.err" || { cat "$T/limited.err"; return 1; }
+}
+check "after those failures the right password from the same address gets 429 too" limited_after_failures
 auth_berth_log_clean() { ! grep -qF "$AUTH_PW" "$T/auth-berth.log"; }
 check "the password is not in the auth berth's log" auth_berth_log_clean
