@@ -189,6 +189,30 @@ check "/healthz stays anonymous (probes)" healthz_anonymous
 pw_not_logged() { ! docker logs "$AUTHED" 2>&1 | grep -qF "$AUTH_PW"; }
 check "the password is not in the container's log" pw_not_logged
 
+# ---- TLS: certificate and key mounted read-only, as for registry:2 ---------------
+PORT6=$(free_port)
+mkdir -p "$T/certs"
+make_certs() {
+  "$BERTH_BIN" cert --out "$T/certs" --name localhost >/dev/null &&
+    chown 65532:65532 "$T/certs/server.key" "$T/certs/server.crt"
+}
+check "berth cert --out certs: a CA and a server certificate for localhost" make_certs
+tls_up() { curl -sS -o /dev/null --max-time 5 --cacert "$T/certs/ca.crt" "https://localhost:$PORT6/v2/"; }
+run_tls() {
+  local cid
+  cid=$(docker run -d --network host -v "$T/certs:/certs:ro" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT6" \
+    -e REGISTRY_HTTP_TLS_CERTIFICATE=/certs/server.crt -e REGISTRY_HTTP_TLS_KEY=/certs/server.key "$IMAGE") || return 1
+  echo "$cid" >>"$CONTAINERS"
+  wait_for 30 tls_up || { docker logs "$cid" 2>&1 | tail -n 20; return 1; }
+}
+check "docker run -e REGISTRY_HTTP_TLS_CERTIFICATE/_KEY -v certs:/certs:ro: https answers" run_tls
+tls_v2() { expect_eq 200 "$(http_status --cacert "$T/certs/ca.crt" "https://localhost:$PORT6/v2/")"; }
+check "curl --cacert ca.crt https://localhost:PORT/v2/: 200" tls_v2
+unknown_ca() { ! curl -sS -o /dev/null --max-time 10 "https://localhost:$PORT6/v2/" 2>/dev/null; }
+check "curl without the CA is refused (unknown issuer)" unknown_ca
+plain_to_tls() { [ "$(http_status "http://localhost:$PORT6/v2/")" != 200 ]; }
+check "plain http to the TLS port does not get 200" plain_to_tls
+
 # ---- nothing but berth in the image -------------------------------------------
 image_files() {  # every path in the image's filesystem, but what docker adds to any container
   local cid files
