@@ -228,6 +228,12 @@ login_push() {
     docker tag "$IMG" "localhost:$PORT3/busybox:latest" && timeout 120 docker push "localhost:$PORT3/busybox:latest" >/dev/null
 }
 check "docker login with the printed command, then push" login_push
+# More users, as the README says: berth user add inside the running container.
+add_alice() {
+  printf 'alice-%s\n' "$$" | docker exec -i secure-registry /berth user add alice --htpasswd /var/lib/registry/htpasswd --password-stdin >/dev/null &&
+    wait_for 10 bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" -u "alice:alice-$1" "http://$2/v2/")" = 200 ]' _ "$$" "$REG"
+}
+check "docker exec -i REGISTRY /berth user add alice: alice logs in without a restart" add_alice
 nodes_have_credentials() {
   "$VENV/bin/python" - "$FAKE_KIND_STATE/clusters/secure/config.yaml" "127.0.0.1:$PORT3" "$AUTH_PW" <<'PY'
 import sys, tomllib, yaml
