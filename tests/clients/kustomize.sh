@@ -109,8 +109,8 @@ check "berth user add alice --htpasswd overlays/auth/htpasswd --password-stdin" 
 DEPLOY=$AUTH_DEPLOY render_and_check overlays/auth ClusterIP
 
 # The Secret holds the file; the pod mounts it read-only and names it.
-auth_overlay_wired() {
-  "$VENV/bin/python" - "$T/overlays-auth.yaml" "$AUTH_DEPLOY/overlays/auth/htpasswd" "$T/auth-env" <<'PY'
+auth_overlay_wired() {  # auth_overlay_wired [RENDERED]
+  "$VENV/bin/python" - "${1:-$T/overlays-auth.yaml}" "$AUTH_DEPLOY/overlays/auth/htpasswd" "$T/auth-env" <<'PY'
 import base64, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 (secret,) = [d for d in docs if d["kind"] == "Secret"]
@@ -163,6 +163,11 @@ auth_overlay_serves() {
   return "$rc"
 }
 check "overlays/auth: anonymous probes 200, anonymous /v2/ 401 Basic realm=\"berth\", alice 200" auth_overlay_serves
+unwired_refused() {
+  grep -v 'REGISTRY_AUTH_HTPASSWD_PATH' "$T/overlays-auth.yaml" | sed '/value: \/auth\/htpasswd/d' >"$T/unwired.yaml" &&
+    ! auth_overlay_wired "$T/unwired.yaml" >/dev/null 2>&1
+}
+check "a Deployment that does not name the file fails the wiring check (control)" unwired_refused
 
 # Controls: the checks above can fail.
 typo_config_refused() {
