@@ -263,8 +263,21 @@ ctr_pull_anonymous() {
 }
 check "... and is refused without them" ctr_pull_anonymous
 check "a second up --auth changes nothing" run_berth auth-up2 "${UPA[@]}"
-check "... and says so, including the nodes' credentials" bash -c \
-  'grep -q "^Nothing to do" "$1" && grep -q "= the nodes have the credentials of user kind" "$1"' _ "$T/auth-up2.out"
+check "... and says so, including the nodes' credentials and the registry accepting the password" bash -c \
+  'grep -q "^Nothing to do" "$1" && grep -q "= the nodes have the credentials of user kind" "$1" && grep -q "= the registry accepts the saved password" "$1"' _ "$T/auth-up2.out"
+# The registry's htpasswd no longer holds the saved password (changed by hand,
+# or a data volume from before): up asks the registry and sets it again.
+kind_status() { curl -s -o /dev/null -w '%{http_code}' -u "kind:$AUTH_PW" "http://$REG/v2/"; }
+up_resets_password() {
+  printf 'something-else\n' | docker exec -i secure-registry /berth user add kind --htpasswd /var/lib/registry/htpasswd --password-stdin >/dev/null &&
+    wait_for 10 bash -c '[ "$("$@")" = 401 ]' _ kind_status_cmd "$AUTH_PW" "$REG" &&
+    "$BERTH_BIN" "${UPA[@]}" >"$T/auth-up3.out" 2>&1 &&
+    grep -q "+ set a new password for user kind in registry container secure-registry" "$T/auth-up3.out" &&
+    expect_eq 200 "$(kind_status)" || { cat "$T/auth-up3.out"; return 1; }
+}
+kind_status_cmd() { curl -s -o /dev/null -w '%{http_code}' -u "kind:$1" "http://$2/v2/"; }
+export -f kind_status_cmd
+check "up --auth sets the saved password again when the registry refuses it" up_resets_password
 calls >/dev/null
 no_auth_refused() {
   local out

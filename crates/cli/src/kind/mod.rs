@@ -258,10 +258,8 @@ fn execute(cmd: KindCommand) -> Result<(), KindError> {
                 None => Storage::Volume(format!("{}-data", s.registry)),
             };
             let path = record_path(&s.cluster)?;
-            let mut new_password = false;
-            if let Some((creds, new)) = credentials(&a.auth, &s.registry)? {
+            if let Some((creds, _)) = credentials(&a.auth, &s.registry)? {
                 s.credentials = Some(creds);
-                new_password = new;
             }
             up::run(
                 &up::Up {
@@ -269,7 +267,6 @@ fn execute(cmd: KindCommand) -> Result<(), KindError> {
                     image: a.image,
                     network,
                     storage,
-                    new_password,
                 },
                 &path,
             )

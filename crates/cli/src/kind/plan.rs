@@ -61,9 +61,9 @@ pub struct UpObserved {
     /// The current `localRegistryHosting.v1` value, if the ConfigMap exists.
     pub configmap: Option<String>,
     pub record: Option<Record>,
-    /// Under `--auth`: the password was made just now, so berth's htpasswd
-    /// file does not know it yet.
-    pub new_password: bool,
+    /// Under `--auth`, for a registry running with auth: whether it accepts
+    /// the saved credentials (its htpasswd may predate a new password).
+    pub password_accepted: bool,
 }
 
 /// What `up` wants in the end.
@@ -174,8 +174,12 @@ pub fn plan_up(
         }
         Registry::Ours { running: true, .. } => {
             already.push(format!("registry container {registry} is running"));
-            if want_user.is_some() && seen.new_password {
-                actions.push(UpAction::AddUserInRegistry);
+            if want_user.is_some() {
+                if seen.password_accepted {
+                    already.push("the registry accepts the saved password".into());
+                } else {
+                    actions.push(UpAction::AddUserInRegistry);
+                }
             }
         }
         Registry::Ours { running: false, .. } | Registry::Absent => {
@@ -195,7 +199,8 @@ pub fn plan_up(
                 actions.push(UpAction::RunRegistry);
             } else {
                 actions.push(UpAction::StartRegistry);
-                if want_user.is_some() && seen.new_password {
+                // Not asked while it was stopped: set it again (idempotent).
+                if want_user.is_some() {
                     actions.push(UpAction::AddUserInRegistry);
                 }
             }
@@ -377,7 +382,7 @@ mod tests {
             cluster: Cluster::Absent,
             configmap: None,
             record: None,
-            new_password: false,
+            password_accepted: true,
         }
     }
 
@@ -605,8 +610,7 @@ mod tests {
 
     #[test]
     fn first_up_with_auth_writes_the_user_before_the_registry_starts() {
-        let mut seen = nothing();
-        seen.new_password = true;
+        let seen = nothing();
         let plan = up_auth(&seen, "kind").unwrap();
         use UpAction::*;
         assert_eq!(
@@ -623,19 +627,33 @@ mod tests {
     }
 
     #[test]
-    fn second_up_with_auth_changes_nothing_unless_the_password_is_new() {
+    fn second_up_with_auth_changes_nothing_unless_the_registry_refuses_the_password() {
         let seen = everything_with_auth("kind");
         let plan = up_auth(&seen, "kind").unwrap();
         assert_eq!(plan.actions, []);
         assert!(plan
             .already
             .contains(&"the nodes have the credentials of user kind".to_string()));
-        // The password file was removed meanwhile: a new password reaches the
-        // running registry's htpasswd.
+        // A new password (the file was removed, then the cluster recreated
+        // with it): the running registry's htpasswd learns it.
         let mut seen = everything_with_auth("kind");
-        seen.new_password = true;
+        seen.password_accepted = false;
         let plan = up_auth(&seen, "kind").unwrap();
         assert_eq!(plan.actions, [UpAction::AddUserInRegistry]);
+        // A stopped registry could not be asked: started, then told again.
+        let mut seen = everything_with_auth("kind");
+        seen.registry = Registry::Ours {
+            running: false,
+            port: 5000,
+            on_kind_network: true,
+            auth_user: Some("kind".into()),
+        };
+        seen.port_free = true;
+        let plan = up_auth(&seen, "kind").unwrap();
+        assert_eq!(
+            plan.actions,
+            [UpAction::StartRegistry, UpAction::AddUserInRegistry]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::credentials;
 use super::observe;
 use super::plan::{self, Cluster, NetworkMode, UpAction, UpObserved, UpWanted};
 use super::record::{self, Record};
-use super::spec::Spec;
+use super::spec::{Credentials, Spec};
 use super::tools::{self, Tool};
 use super::KindError;
 use std::path::Path;
@@ -16,8 +16,6 @@ pub struct Up {
     pub image: String,
     pub network: NetworkMode,
     pub storage: Storage,
-    /// Under `--auth`: the password was made by this run.
-    pub new_password: bool,
 }
 
 pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
@@ -25,6 +23,7 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
     let spec = &up.spec;
     let record = record::load(record_path)?;
     let registry = observe::registry(spec)?;
+    let registry_seen = registry.clone();
     let needs_port = !matches!(registry, plan::Registry::Ours { running: true, .. });
     let port_free = !needs_port || observe::port_free(spec.port);
     let cluster = observe::cluster(spec)?;
@@ -43,7 +42,17 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
         cluster,
         registry,
         record: record.clone(),
-        new_password: up.new_password,
+        password_accepted: match (&registry_seen, &spec.credentials) {
+            (
+                plan::Registry::Ours {
+                    running: true,
+                    auth_user: Some(_),
+                    ..
+                },
+                Some(c),
+            ) => v2_status(spec.port, Some(c)) == Some(200),
+            _ => true,
+        },
     };
     let want = UpWanted {
         port: spec.port,
@@ -223,19 +232,29 @@ fn wait_for_registry(spec: &Spec) -> Result<(), KindError> {
 }
 
 fn v2_answers(port: u16) -> bool {
+    matches!(v2_status(port, None), Some(200 | 401))
+}
+
+/// The status of `GET /v2/` on 127.0.0.1:PORT, with Basic credentials if given.
+fn v2_status(port: u16, credentials: Option<&Credentials>) -> Option<u16> {
+    use base64::Engine;
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let request =
-        format!("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if s.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+    let authorization = credentials.map_or_else(String::new, |c| {
+        let pair = format!("{}:{}", c.user, c.password);
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    });
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}Connection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).ok()?;
     let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok()
-        && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.1 401"))
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 fn next_steps(spec: &Spec, record_path: &Path) {
