@@ -51,7 +51,7 @@ pub fn new_password() -> String {
 }
 
 /// The saved credentials for `user`, or new ones saved first (mode 0600).
-/// The bool says whether they are new (berth's htpasswd must learn them).
+/// The bool says whether they were made now (`config` tells the user where).
 pub fn load_or_create(
     state_dir: &Path,
     registry: &str,
