@@ -5,6 +5,9 @@
 # small Python client (tests/clients/cri/): PullImage/ImageStatus as for
 # `kubectl run --image=localhost:5999/busybox`, then a host-network pod sandbox
 # whose pause image also comes from berth, and one container run to completion.
+# Then a second berth with auth on (--htpasswd), pulled from as a kubelet does:
+# with an imagePullSecret's credentials in the request, and with none but the
+# node credentials `berth kind up --auth` patches into containerd's config.
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CRI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/cri" && pwd)
@@ -69,9 +72,9 @@ state = "$T/ctd-state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$T/cni-bin"
     conf_dir = "$T/cni-conf"
-  # The line berth kind up patches into every node's containerd config.
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$T/certs.d"
+# What berth kind up --auth patches into every node's containerd config
+# (config_path, credentials for the auth berth), certs.d moved under \$T.
+$(sed "s#\"/etc/containerd/certs.d\"#\"$T/certs.d\"#" "$T/containerd-patch.toml")
 EOF
   containerd --config "$T/containerd.toml" --address "$CTD_SOCK" \
     --root "$T/ctd-root" --state "$T/ctd-state" >"$T/containerd.log" 2>&1 &
@@ -89,6 +92,12 @@ EOF
 # hosts_toml: the hosts.toml for $NODE_REG that routes to berth, from berth itself.
 hosts_toml() {
   "$BERTH_BIN" kind config --only hosts-toml --port "$NODE_PORT" --endpoint "http://$REG"
+}
+
+# write_hosts_for HOST ENDPOINT: certs.d/HOST/hosts.toml sending HOST's pulls to ENDPOINT.
+write_hosts_for() {
+  mkdir -p "$T/certs.d/$1" &&
+    "$BERTH_BIN" kind config --only hosts-toml --endpoint "$2" >"$T/certs.d/$1/hosts.toml"
 }
 
 # ---- images ---------------------------------------------------------------------
@@ -177,6 +186,49 @@ hosts_toml_shape() {
 check "hosts.toml for $NODE_REG: server and host http://$REG" hosts_toml_shape
 nothing_on_node_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$NODE_PORT") 2>/dev/null; }
 check "nothing listens on $NODE_REG, so only hosts.toml can route a pull to berth" nothing_on_node_port
+
+# ---- a second berth, with auth on -------------------------------------------------
+# Three names reach it: 127.0.0.1:APORT directly (the image's host is the
+# server's), and two mirrors whose host differs from the image's, as on a KinD
+# node: localhost:5997 -> http://localhost:APORT, whose host has the node
+# credentials of `berth kind config --auth`, and localhost:5996 ->
+# http://127.0.0.1:APORT, whose host has none.
+export XDG_STATE_HOME=$T/state
+AUTH_MIRROR=localhost:5997 BARE_MIRROR=localhost:5996
+
+# start_auth_berth: berth --htpasswd on $APORT, ready once /v2/ asks for credentials.
+start_auth_berth() {
+  local deadline
+  "$BERTH_BIN" serve --addr "127.0.0.1:$APORT" --data-dir "$T/auth-data" --htpasswd "$T/htpasswd" >"$T/auth-berth.log" 2>&1 &
+  track auth-berth $!
+  deadline=$((SECONDS + 30))
+  until [ "$(http_status "http://127.0.0.1:$APORT/v2/")" = 401 ]; do
+    [ "$SECONDS" -lt "$deadline" ] && kill -0 "$!" 2>/dev/null || { sed 's/^/    /' "$T/auth-berth.log"; return 1; }
+    sleep 0.2
+  done
+  echo "# auth berth pid $! on 127.0.0.1:$APORT"
+}
+# The port is picked before the config that names it; the user is added to
+# htpasswd from the password kind config saved, before berth starts.
+APORT=$(free_port)
+kind_patch() {
+  "$BERTH_BIN" kind config --auth --registry-name cri-registry --endpoint "http://localhost:$APORT" \
+    --only containerd-patch >"$T/containerd-patch.toml" &&
+    AUTH_PW=$(cat "$T/state/berth/kind/cri-registry-kind.password") &&
+    grep -qF "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"localhost:$APORT\".auth]" "$T/containerd-patch.toml" &&
+    grep -qF "password = \"$AUTH_PW\"" "$T/containerd-patch.toml"
+}
+check "berth kind config --auth --only containerd-patch: credentials for localhost:APORT, password saved" kind_patch
+AUTH_PW=$(cat "$T/state/berth/kind/cri-registry-kind.password" 2>/dev/null || true)
+add_kind_user() { printf '%s\n' "$AUTH_PW" | "$BERTH_BIN" user add kind --htpasswd "$T/htpasswd" --password-stdin; }
+check "berth user add kind (the saved password) --htpasswd" add_kind_user
+start_auth_berth
+AREG=127.0.0.1:$APORT
+check "push busybox:latest into the auth berth (skopeo --dest-creds)" \
+  skopeo_ copy --preserve-digests --dest-tls-verify=false --dest-creds "kind:$AUTH_PW" "oci:$T/busybox:latest" "docker://$AREG/busybox:latest"
+check "hosts.toml for $AREG: straight to itself" write_hosts_for "$AREG" "http://$AREG"
+check "hosts.toml for $AUTH_MIRROR: to http://localhost:$APORT" write_hosts_for "$AUTH_MIRROR" "http://localhost:$APORT"
+check "hosts.toml for $BARE_MIRROR: to http://$AREG" write_hosts_for "$BARE_MIRROR" "http://$AREG"
 
 start_cri_containerd
 
@@ -311,3 +363,74 @@ check "CRI StopContainer" cri stop-container "$CTR_ID"
 check "CRI RemoveContainer" cri remove-container "$CTR_ID"
 check "CRI StopPodSandbox" cri stop-pod "$POD_ID"
 check "CRI RemovePodSandbox" cri remove-pod "$POD_ID"
+
+# ---- pulls from berth with auth on, as the kubelet makes them ----------------------
+# Every PullImage below first removes the image: a pull must resolve the
+# manifest at berth again, which needs credentials.
+
+# pull_refused REF [USER PASSWORD [SERVER_ADDRESS]]: PullImage fails with a gRPC
+# error that says berth answered 401 (or, with a password given, 429: the
+# address has failed too many logins).
+pull_refused() {
+  local rc=0
+  cri remove-image "$1" >/dev/null 2>&1 || true
+  cri pull "$@" >/dev/null 2>"$T/refused.err" || rc=$?
+  [ "$rc" -eq 2 ] || { echo "exit $rc (want 2, a gRPC error)"; cat "$T/refused.err"; return 1; }
+  local refused='401 Unauthorized'
+  [ $# -lt 3 ] || refused='401 Unauthorized|429 Too Many Requests'
+  grep -qE "$refused" "$T/refused.err" || { echo "error does not say $refused:"; cat "$T/refused.err"; return 1; }
+}
+# pulled REF [USER PASSWORD [SERVER_ADDRESS]]: PullImage succeeds and ImageStatus
+# names berth's manifest digest under REF's repository.
+pulled() {
+  local ref=$1
+  cri remove-image "$ref" >/dev/null 2>&1 || true
+  cri pull "$@" >/dev/null &&
+    expect_eq "${ref%:*}@$BUSYBOX_DIGEST" "$(cri image-status "$ref" | jq -r '.image.repo_digests[]' | grep -F "${ref%:*}@")"
+}
+
+# (c) No credentials anywhere: refused.
+check "auth (c): PullImage $AREG/busybox, no credentials in the request or on the node: 401" \
+  pull_refused "$AREG/busybox:latest"
+check "auth (c): PullImage via mirror $BARE_MIRROR (no node credentials for $AREG): 401" \
+  pull_refused "$BARE_MIRROR/busybox:latest"
+# (a) The request's credentials, as the kubelet passes an imagePullSecret: user
+# and password, no server_address (the kubelet's keyring sets none).
+check "auth (a): PullImage $AREG/busybox with auth {kind, password} as the kubelet sends it" \
+  pulled "$AREG/busybox:latest" kind "$AUTH_PW"
+# (a) through a mirror whose host differs from the image's, as on a KinD node
+# (localhost:PORT -> the registry container). containerd 1.6 gives a request's
+# credentials that name no server to every host it tries, the mirror too.
+check "auth (a) via mirror $BARE_MIRROR, kubelet-style (no server_address): containerd 1.6 sends them to the mirror, pulled" \
+  pulled "$BARE_MIRROR/busybox:latest" kind "$AUTH_PW"
+# With a server_address, containerd gives them only to that host: the image's
+# registry, not the mirror (how credentials stay pinned to the image's host,
+# containerd#10996).
+check "auth (a) via mirror $BARE_MIRROR with server_address http://$BARE_MIRROR: the mirror gets none, 401" \
+  pull_refused "$BARE_MIRROR/busybox:latest" kind "$AUTH_PW" "http://$BARE_MIRROR"
+check "auth (a) direct with server_address http://$AREG: pulled" \
+  pulled "$AREG/busybox:latest" kind "$AUTH_PW" "http://$AREG"
+# (b) What berth kind up --auth configures: credentials for the mirror's host in
+# containerd's registry.configs, hosts.toml from localhost:PORT to that host.
+check "auth (b): PullImage $AUTH_MIRROR/busybox with no request credentials: node credentials for localhost:$APORT used" \
+  pulled "$AUTH_MIRROR/busybox:latest"
+check "auth (b) plus a pull secret with the right password: pulled" \
+  pulled "$AUTH_MIRROR/busybox:latest" kind "$AUTH_PW"
+# Wrong passwords last: containerd retries each refused request, so one such
+# pull is already more than the 10 failed logins berth allows an address per
+# minute, and every pull from that address then gets 429 for a while.
+# A pull secret on top of the node credentials: the request's credentials
+# replace the node's (a stale secret breaks pulls that work without it).
+check "auth (b) plus a pull secret with a wrong password: the request's credentials win, refused" \
+  pull_refused "$AUTH_MIRROR/busybox:latest" kind "wrong-$AUTH_PW"
+check "auth (a) with a wrong password: refused (401, or 429 once the address has failed 10 logins)" \
+  pull_refused "$AREG/busybox:latest" kind "wrong-$AUTH_PW"
+# What that means for a node: after a stale secret's pulls, even the right
+# credentials from that address are turned away until the window passes.
+limited_after_failures() {
+  cri pull "$AREG/busybox:latest" kind "$AUTH_PW" >/dev/null 2>"$T/limited.err" && { echo "pulled"; return 1; }
+  grep -q '429 Too Many Requests' "$T/limited.err" || { cat "$T/limited.err"; return 1; }
+}
+check "after those failures the right password from the same address gets 429 too" limited_after_failures
+auth_berth_log_clean() { ! grep -qF "$AUTH_PW" "$T/auth-berth.log"; }
+check "the password is not in the auth berth's log" auth_berth_log_clean

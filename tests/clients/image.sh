@@ -2,7 +2,8 @@
 # image: berth's container image as a drop-in for registry:2. Builds it with
 # deploy/build-image.sh into this test's own dockerd, runs it with host
 # networking, pushes/pulls/runs busybox through it, and checks the REGISTRY_*
-# variables registry:2 users pass, the non-root user and the missing shell.
+# variables registry:2 users pass (auth and TLS too), the non-root user and
+# the missing shell.
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -52,7 +53,8 @@ check "image is also tagged with its version label" version_tag
 
 # run_berth PORT [docker run options...]: start the image with host
 # networking (and CMD, when set, as its one argument), write its ID to
-# $T/cid and wait for /v2/ on 127.0.0.1:PORT.
+# $T/cid and wait for /v2/ on 127.0.0.1:PORT to answer READY_STATUS (200;
+# 401 with auth on).
 run_berth() {
   local port=$1 cid; shift
   : >"$T/cid"
@@ -60,7 +62,8 @@ run_berth() {
   echo "$cid" >>"$CONTAINERS"
   echo "$cid" >"$T/cid"
   REG=127.0.0.1:$port
-  wait_for 30 v2_ready || { docker logs "$cid" 2>&1 | tail -n 20; return 1; }
+  v2_answers() { [ "$(http_status "http://$REG/v2/")" = "${READY_STATUS:-200}" ]; }
+  wait_for 30 v2_answers || { docker logs "$cid" 2>&1 | tail -n 20; return 1; }
 }
 last_cid() { cat "$T/cid"; }
 # logs_say CID TEXT: the container's log holds TEXT within 10 s. dockerd copies
@@ -148,6 +151,67 @@ berth_wins() {
     logs_say "$THIRD" 'BERTH_ADDR and REGISTRY_HTTP_ADDR are both set: using BERTH_ADDR'
 }
 check "REGISTRY_HTTP_ADDR's port is not used, and a warning says BERTH_ADDR wins" berth_wins
+
+# ---- auth: an htpasswd file mounted read-only, as for registry:2 ------------------
+# The container runs as 65532, not root as registry:2 does: the file must be
+# readable by that user (berth user add writes it 0600 for its owner).
+PORT5=$(free_port)
+mkdir -p "$T/auth"
+AUTH_PW=image-$$-$RANDOM-pw
+make_htpasswd() {
+  printf '%s\n' "$AUTH_PW" | "$BERTH_BIN" user add alice --htpasswd "$T/auth/htpasswd" --password-stdin &&
+    chown 65532:65532 "$T/auth/htpasswd"
+}
+check "berth user add alice --htpasswd auth/htpasswd, owned by the image's user" make_htpasswd
+READY_STATUS=401 check "docker run -v auth:/auth:ro -e REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd -e REGISTRY_AUTH_HTPASSWD_REALM: /v2/ answers 401" \
+  run_berth "$PORT5" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT5" -v "$T/auth:/auth:ro" \
+  -e REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd -e 'REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm'
+AUTHED=$(last_cid)
+REG=127.0.0.1:$PORT5
+IMG5=localhost:$PORT5/busybox:latest
+challenge() {
+  expect_eq 'Basic realm="Registry Realm"' \
+    "$(curl -sS -o /dev/null -D - "http://$REG/v2/" | tr -d '\r' | awk -F': ' 'tolower($1) == "www-authenticate" {print $2}')"
+}
+check "anonymous /v2/: WWW-Authenticate: Basic realm=\"Registry Realm\"" challenge
+push_refused() { docker tag "$IMG" "$IMG5" && ! timeout 120 docker push "$IMG5" >/dev/null 2>&1; }
+check "docker push before login is refused" push_refused
+login() { printf '%s' "$AUTH_PW" | timeout 60 docker login "localhost:$PORT5" -u alice --password-stdin; }
+check "docker login localhost:$PORT5 -u alice --password-stdin" login
+check "docker push $IMG5 after login" timeout 300 docker push "$IMG5"
+pull_back() { docker rmi "$IMG5" >/dev/null && timeout 300 docker pull "$IMG5" >/dev/null; }
+check "docker pull $IMG5 after login" pull_back
+anonymous_pull_refused() { expect_eq 401 "$(http_status -H "Accept: $ACCEPT_MANIFESTS" "http://$REG/v2/busybox/manifests/latest")"; }
+check "an anonymous manifest GET is refused (401)" anonymous_pull_refused
+check "docker logout" docker logout "localhost:$PORT5"
+healthz_anonymous() { expect_eq 200 "$(http_status "http://$REG/healthz")"; }
+check "/healthz stays anonymous (probes)" healthz_anonymous
+pw_not_logged() { ! docker logs "$AUTHED" 2>&1 | grep -qF "$AUTH_PW"; }
+check "the password is not in the container's log" pw_not_logged
+
+# ---- TLS: certificate and key mounted read-only, as for registry:2 ---------------
+PORT6=$(free_port)
+mkdir -p "$T/certs"
+make_certs() {
+  "$BERTH_BIN" cert --out "$T/certs" --name localhost >/dev/null &&
+    chown 65532:65532 "$T/certs/server.key" "$T/certs/server.crt"
+}
+check "berth cert --out certs: a CA and a server certificate for localhost" make_certs
+tls_up() { curl -sS -o /dev/null --max-time 5 --cacert "$T/certs/ca.crt" "https://localhost:$PORT6/v2/"; }
+run_tls() {
+  local cid
+  cid=$(docker run -d --network host -v "$T/certs:/certs:ro" -e "REGISTRY_HTTP_ADDR=127.0.0.1:$PORT6" \
+    -e REGISTRY_HTTP_TLS_CERTIFICATE=/certs/server.crt -e REGISTRY_HTTP_TLS_KEY=/certs/server.key "$IMAGE") || return 1
+  echo "$cid" >>"$CONTAINERS"
+  wait_for 30 tls_up || { docker logs "$cid" 2>&1 | tail -n 20; return 1; }
+}
+check "docker run -e REGISTRY_HTTP_TLS_CERTIFICATE/_KEY -v certs:/certs:ro: https answers" run_tls
+tls_v2() { expect_eq 200 "$(http_status --cacert "$T/certs/ca.crt" "https://localhost:$PORT6/v2/")"; }
+check "curl --cacert ca.crt https://localhost:PORT/v2/: 200" tls_v2
+unknown_ca() { ! curl -sS -o /dev/null --max-time 10 "https://localhost:$PORT6/v2/" 2>/dev/null; }
+check "curl without the CA is refused (unknown issuer)" unknown_ca
+plain_to_tls() { [ "$(http_status "http://localhost:$PORT6/v2/")" != 200 ]; }
+check "plain http to the TLS port does not get 200" plain_to_tls
 
 # ---- nothing but berth in the image -------------------------------------------
 image_files() {  # every path in the image's filesystem, but what docker adds to any container

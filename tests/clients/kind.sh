@@ -193,6 +193,115 @@ refuses_old() {
 }
 check "a cluster whose containerd ignores certs.d is refused before anything changes" refuses_old
 
+# ---- --auth: a user for the nodes, credentials in their containerd config -------------
+
+PORT3=$(free_port)
+UPA=(kind up --name secure --registry-name secure-registry --network host --port "$PORT3" --image "$IMAGE" --auth)
+PWFILE=$T/state/berth/kind/secure-registry-kind.password
+calls >/dev/null
+check "berth kind up --auth" run_berth auth-up "${UPA[@]}"
+sed 's/^/    # /' "$T/auth-up.out"
+AUTH_PW=$(cat "$PWFILE" 2>/dev/null || true)
+pw_file_private() {
+  expect_eq 600 "$(stat -c %a "$PWFILE")" && [[ $AUTH_PW =~ ^[0-9a-f]{64}$ ]] || { echo "password: $AUTH_PW"; return 1; }
+}
+check "the password is 64 hex digits in a 0600 file in the state folder" pw_file_private
+check "up --auth says how to docker login and where the password is kept" \
+  grep -qF "docker login localhost:$PORT3 -u kind --password-stdin < '$PWFILE'" "$T/auth-up.out"
+auth_calls_ok() {
+  local c; c=$(calls)
+  grep -qxF "docker run --rm -i --network none --mount type=volume,source=secure-registry-data,target=/var/lib/registry $IMAGE user add kind --htpasswd /var/lib/registry/htpasswd --password-stdin" <<<"$c" &&
+    grep -qF -- "--label io.github.berth.kind.auth-user=kind -e REGISTRY_AUTH_HTPASSWD_PATH=/var/lib/registry/htpasswd" <<<"$c" &&
+    ! grep -qF "$AUTH_PW" <<<"$c" || { echo "$c"; return 1; }
+}
+check "up --auth: berth user add in the image on the data volume, then serve with REGISTRY_AUTH_HTPASSWD_PATH; no password in any argument" auth_calls_ok
+pw_not_inspectable() { ! docker inspect secure-registry | grep -qF "$AUTH_PW"; }
+check "the password is not in docker inspect of the registry container" pw_not_inspectable
+REG=127.0.0.1:$PORT3
+challenge() {
+  expect_eq 401 "$(http_status "http://$REG/v2/")" &&
+    curl -sS -o /dev/null -D - "http://$REG/v2/" | tr -d '\r' | grep -qi '^www-authenticate: Basic realm='
+}
+check "the registry container asks for credentials (401, Basic)" challenge
+login_push() {
+  timeout 60 docker login "localhost:$PORT3" -u kind --password-stdin <"$PWFILE" >/dev/null &&
+    docker tag "$IMG" "localhost:$PORT3/busybox:latest" && timeout 120 docker push "localhost:$PORT3/busybox:latest" >/dev/null
+}
+check "docker login with the printed command, then push" login_push
+# More users, as the README says: berth user add inside the running container.
+add_alice() {
+  printf 'alice-%s\n' "$$" | docker exec -i secure-registry /berth user add alice --htpasswd /var/lib/registry/htpasswd --password-stdin >/dev/null &&
+    wait_for 10 bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" -u "alice:alice-$1" "http://$2/v2/")" = 200 ]' _ "$$" "$REG"
+}
+check "docker exec -i REGISTRY /berth user add alice: alice logs in without a restart" add_alice
+nodes_have_credentials() {
+  "$VENV/bin/python" - "$FAKE_KIND_STATE/clusters/secure/config.yaml" "127.0.0.1:$PORT3" "$AUTH_PW" <<'PY'
+import sys, tomllib, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+(patch,) = config["containerdConfigPatches"]
+auth = tomllib.loads(patch)["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["configs"][sys.argv[2]]["auth"]
+assert auth == {"username": "kind", "password": sys.argv[3]}, auth
+PY
+}
+check "kind create cluster got containerdConfigPatches with the credentials for 127.0.0.1:PORT" nodes_have_credentials
+check "... and that cluster config is still a valid kind Cluster" \
+  bash -c '"$1" "$2" < "$3"' _ "$VENV/bin/python" "$HERE/check_cluster_config.py" "$FAKE_KIND_STATE/clusters/secure/config.yaml"
+config_matches() {
+  expect_eq "$(cat "$FAKE_KIND_STATE/clusters/secure/config.yaml")" \
+    "$(config_ --name secure --registry-name secure-registry --port "$PORT3" --endpoint "http://127.0.0.1:$PORT3" --auth --only cluster)"
+}
+check "berth kind config --auth prints that same cluster config (the saved password)" config_matches
+# A real containerd pulls with those credentials through the hosts.toml up wrote.
+ctr_pull_auth() {
+  timeout 300 ctr --address "$CTD_SOCK" -n kind images pull --user "kind:$AUTH_PW" \
+    --hosts-dir "$FAKE_KIND_STATE/nodes/secure-control-plane/fs/etc/containerd/certs.d" "localhost:$PORT3/busybox:latest" >/dev/null
+}
+check "ctr pulls localhost:PORT/busybox with the saved credentials" ctr_pull_auth
+ctr_pull_anonymous() {
+  ! timeout 120 ctr --address "$CTD_SOCK" -n kind-anon images pull \
+    --hosts-dir "$FAKE_KIND_STATE/nodes/secure-control-plane/fs/etc/containerd/certs.d" "localhost:$PORT3/busybox:latest" >/dev/null 2>&1
+}
+check "... and is refused without them" ctr_pull_anonymous
+check "a second up --auth changes nothing" run_berth auth-up2 "${UPA[@]}"
+check "... and says so, including the nodes' credentials and the registry accepting the password" bash -c \
+  'grep -q "^Nothing to do" "$1" && grep -q "= the nodes have the credentials of user kind" "$1" && grep -q "= the registry accepts the saved password" "$1"' _ "$T/auth-up2.out"
+# The registry's htpasswd no longer holds the saved password (changed by hand,
+# or a data volume from before): up asks the registry and sets it again.
+kind_status() { curl -s -o /dev/null -w '%{http_code}' -u "kind:$AUTH_PW" "http://$REG/v2/"; }
+up_resets_password() {
+  printf 'something-else\n' | docker exec -i secure-registry /berth user add kind --htpasswd /var/lib/registry/htpasswd --password-stdin >/dev/null &&
+    wait_for 10 bash -c '[ "$("$@")" = 401 ]' _ kind_status_cmd "$AUTH_PW" "$REG" &&
+    "$BERTH_BIN" "${UPA[@]}" >"$T/auth-up3.out" 2>&1 &&
+    grep -q "+ set a new password for user kind in registry container secure-registry" "$T/auth-up3.out" &&
+    expect_eq 200 "$(kind_status)" || { cat "$T/auth-up3.out"; return 1; }
+}
+kind_status_cmd() { curl -s -o /dev/null -w '%{http_code}' -u "kind:$1" "http://$2/v2/"; }
+export -f kind_status_cmd
+check "up --auth sets the saved password again when the registry refuses it" up_resets_password
+calls >/dev/null
+no_auth_refused() {
+  local out
+  out=$("$BERTH_BIN" kind up --name secure --registry-name secure-registry --network host --port "$PORT3" --image "$IMAGE" 2>&1) && { echo "$out"; return 1; }
+  grep -q 'serves with auth for user kind, not without auth' <<<"$out" || { echo "$out"; return 1; }
+}
+check "up without --auth on a registry serving with auth is refused with the way out" no_auth_refused
+check "berth kind down --name secure --purge" run_berth auth-down kind down --name secure --purge
+check "down removed the password file" test ! -e "$PWFILE"
+check "... and the registry container" bash -c '! docker container inspect secure-registry >/dev/null 2>&1'
+docker logout "localhost:$PORT3" >/dev/null 2>&1 || true
+
+# An existing cluster made without the credentials: refused before anything changes.
+kind create cluster --name plain --config - <<<"$(config_ --only cluster --name plain)" && calls >/dev/null
+refuses_plain() {
+  local out
+  out=$("$BERTH_BIN" kind up --name plain --registry-name plain-registry --network host --port "$(free_port)" --image "$IMAGE" --auth 2>&1) && { echo "$out"; return 1; }
+  grep -q 'has no credentials for the registry' <<<"$out" && grep -q 'berth kind config --name plain --auth --only cluster' <<<"$out" ||
+    { echo "$out"; return 1; }
+  ! grep -qE '^docker run|^docker exec -i|^kubectl .* apply' <<<"$(calls)"
+}
+check "up --auth on a cluster whose nodes lack the credentials is refused before anything changes" refuses_plain
+kind delete cluster --name plain && calls >/dev/null
+
 # ---- refusals and a data folder with spaces ------------------------------------------
 
 TAKEN=$(free_port)

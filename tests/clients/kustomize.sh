@@ -2,7 +2,8 @@
 # deploy/kubernetes: every kustomization renders with the real kubectl, passes
 # strict validation against the Kubernetes 1.32 OpenAPI schemas (PyPI's
 # kubernetes-validate, offline), says what berth needs (probes, non-root,
-# read-only root, volume at data_dir), and its config.toml starts the real berth.
+# read-only root, volume at data_dir), and its config.toml starts the real berth;
+# overlays/auth wires the user's htpasswd file through a Secret into berth.
 # Nothing is applied to a cluster: none can run here.
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -90,6 +91,83 @@ assert any(m["containerPort"] == node_port and m["hostPort"] == 5000
 PY
 }
 check "overlays/kind: kind-cluster.yaml maps nodePort 30500 to 127.0.0.1:5000" kind_mapping_matches
+
+# ---- overlays/auth: the htpasswd file in a Secret -------------------------------
+# The overlay reads a file the user makes (git-ignored): render a copy of
+# deploy/ with one made here by berth user add, never one in the repository.
+AUTH_DEPLOY=$T/deploy
+cp -r "$DEPLOY" "$AUTH_DEPLOY"
+rm -f "$AUTH_DEPLOY/overlays/auth/htpasswd"
+no_htpasswd_no_render() { ! kubectl kustomize "$AUTH_DEPLOY/overlays/auth" >/dev/null 2>&1; }
+check "overlays/auth: without the user's htpasswd file it does not render" no_htpasswd_no_render
+AUTH_PASSWORD=alice-$$-secret
+make_htpasswd() {
+  printf '%s\n' "$AUTH_PASSWORD" |
+    "$BERTH_BIN" user add alice --htpasswd "$AUTH_DEPLOY/overlays/auth/htpasswd" --password-stdin
+}
+check "berth user add alice --htpasswd overlays/auth/htpasswd --password-stdin" make_htpasswd
+DEPLOY=$AUTH_DEPLOY render_and_check overlays/auth ClusterIP
+
+# The Secret holds the file; the pod mounts it read-only and names it.
+auth_overlay_wired() {  # auth_overlay_wired [RENDERED]
+  "$VENV/bin/python" - "${1:-$T/overlays-auth.yaml}" "$AUTH_DEPLOY/overlays/auth/htpasswd" "$T/auth-env" <<'PY'
+import base64, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+(secret,) = [d for d in docs if d["kind"] == "Secret"]
+(dep,) = [d for d in docs if d["kind"] == "Deployment"]
+meta = secret["metadata"]
+assert meta["name"].startswith("berth-htpasswd-") and meta.get("namespace") == "berth", meta
+assert base64.b64decode(secret["data"]["htpasswd"]) == open(sys.argv[2], "rb").read(), "Secret holds the file"
+pod = dep["spec"]["template"]["spec"]
+(c,) = pod["containers"]
+vols = {v["name"]: v for v in pod["volumes"]}
+(mount,) = [m for m in c["volumeMounts"] if vols[m["name"]].get("secret")]
+vol = vols[mount["name"]]["secret"]
+assert vol["secretName"] == meta["name"], ("the volume names the generated Secret", vol)
+assert vol.get("defaultMode") == 0o440, vol
+assert mount.get("readOnly") is True, mount
+env = {e["name"]: e["value"] for e in c.get("env", [])}
+assert env.get("REGISTRY_AUTH_HTPASSWD_PATH") == mount["mountPath"] + "/htpasswd", env
+for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    assert "httpHeaders" not in c[probe]["httpGet"], "probes send no credentials"
+with open(sys.argv[3], "w") as f:
+    f.write(env.get("REGISTRY_AUTH_HTPASSWD_REALM", ""))
+PY
+}
+check "overlays/auth: Secret from the file, mounted read-only (0440), named by REGISTRY_AUTH_HTPASSWD_PATH" auth_overlay_wired
+
+# berth with that config and the Deployment's variables (the path pointed at
+# the local file): probes answer without credentials, /v2/ asks for them.
+auth_overlay_serves() {
+  local port pid rc=1 code
+  port=$(free_port)
+  BERTH_ADDR=127.0.0.1:$port BERTH_DATA_DIR=$T/data-auth \
+    REGISTRY_AUTH_HTPASSWD_PATH=$AUTH_DEPLOY/overlays/auth/htpasswd REGISTRY_AUTH_HTPASSWD_REALM=$(cat "$T/auth-env") \
+    "$BERTH_BIN" serve --config "$T/overlays-auth.toml" >"$T/berth-auth.log" 2>&1 &
+  pid=$!; track berth "$pid"
+  if wait_for 10 curl -sf "http://127.0.0.1:$port/healthz"; then
+    rc=0
+    for path in healthz readyz; do
+      code=$(http_status "http://127.0.0.1:$port/$path")
+      [ "$code" = 200 ] || { echo "anonymous /$path: $code"; rc=1; }
+    done
+    code=$(http_status "http://127.0.0.1:$port/v2/")
+    [ "$code" = 401 ] || { echo "anonymous /v2/: $code"; rc=1; }
+    curl -sS -o /dev/null -D - "http://127.0.0.1:$port/v2/" | tr -d '\r' | grep -qix 'www-authenticate: Basic realm="berth"' ||
+      { echo "no Basic realm=\"berth\" challenge"; rc=1; }
+    code=$(http_status -u "alice:$AUTH_PASSWORD" "http://127.0.0.1:$port/v2/")
+    [ "$code" = 200 ] || { echo "alice on /v2/: $code"; rc=1; }
+  fi
+  stop_pid berth "$pid"
+  [ "$rc" -eq 0 ] || sed 's/^/    berth: /' "$T/berth-auth.log"
+  return "$rc"
+}
+check "overlays/auth: anonymous probes 200, anonymous /v2/ 401 Basic realm=\"berth\", alice 200" auth_overlay_serves
+unwired_refused() {
+  grep -v 'REGISTRY_AUTH_HTPASSWD_PATH' "$T/overlays-auth.yaml" | sed '/value: \/auth\/htpasswd/d' >"$T/unwired.yaml" &&
+    ! auth_overlay_wired "$T/unwired.yaml" >/dev/null 2>&1
+}
+check "a Deployment that does not name the file fails the wiring check (control)" unwired_refused
 
 # Controls: the checks above can fail.
 typo_config_refused() {

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::sendfile::{Connection, Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
 use crate::tls::{self, Opening, Tls, TlsSettings};
-use crate::{router_with, Operations};
+use crate::{router_with_auth, Operations};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use berth_registry::{IoMode, Registry};
@@ -67,7 +67,7 @@ impl Scheme {
 }
 
 /// How the server treats its clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ServeOptions {
     pub timeouts: Timeouts,
     /// HTTPS with this certificate and key; plain HTTP when `None`.
@@ -87,6 +87,8 @@ pub struct ServeOptions {
     pub cors: CorsPolicy,
     /// Whether `/metrics` answers clients beyond loopback.
     pub metrics_public: bool,
+    /// Users, rules and tokens; `None` serves everyone everything.
+    pub auth: Option<Arc<berth_auth::Auth>>,
 }
 
 impl Default for ServeOptions {
@@ -104,6 +106,7 @@ impl Default for ServeOptions {
             io: IoMode::Native,
             cors: CorsPolicy::default(),
             metrics_public: false,
+            auth: None,
         }
     }
 }
@@ -128,10 +131,11 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let app = router_with(
+    let app = router_with_auth(
         registry,
         Operations::new(metrics.clone(), options.metrics_public),
         options.cors.clone(),
+        options.auth.clone(),
     );
     let tls = match &options.tls {
         Some(settings) => Some(

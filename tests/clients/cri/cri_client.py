@@ -60,8 +60,15 @@ def main(argv):
 
     if command == "version":
         out = runtime.Version(cri.VersionRequest(version="v1"), timeout=t)
-    elif command == "pull":  # pull IMAGE
-        out = images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=args[0])), timeout=t)
+    elif command == "pull":  # pull IMAGE [USER PASSWORD [SERVER_ADDRESS]]: credentials as the kubelet passes them
+        auth = None
+        if len(args) >= 3:
+            auth = cri.AuthConfig(
+                username=args[1], password=args[2], server_address=args[3] if len(args) > 3 else ""
+            )
+        out = images.PullImage(
+            cri.PullImageRequest(image=cri.ImageSpec(image=args[0]), auth=auth), timeout=t
+        )
     elif command == "image-status":  # image-status IMAGE
         out = images.ImageStatus(cri.ImageStatusRequest(image=cri.ImageSpec(image=args[0])), timeout=t)
     elif command == "remove-image":  # remove-image IMAGE

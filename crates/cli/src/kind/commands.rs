@@ -2,14 +2,22 @@
 //! for their answers. Kept apart from running them so both are unit-tested.
 
 use super::plan::{NetworkMode, Registry};
-use super::spec::{Spec, CONTAINER_PORT};
+use super::spec::{Credentials, Spec, CONTAINER_PORT};
 use std::path::PathBuf;
 
 /// Label marking a container as created by `berth kind up`; its value is the port.
 pub const PORT_LABEL: &str = "io.github.berth.kind.port";
 
+/// Label naming the user `berth kind up --auth` made; absent without auth.
+pub const AUTH_LABEL: &str = "io.github.berth.kind.auth-user";
+
 /// Where berth's image keeps its data.
 pub const DATA_IN_CONTAINER: &str = "/var/lib/registry";
+
+/// The htpasswd file of a registry run with `--auth`: in its data folder, so
+/// it lives and goes with the images, and `docker exec REGISTRY /berth user
+/// add NAME` adds users to it (berth re-reads it when it changes).
+pub const HTPASSWD_IN_CONTAINER: &str = "/var/lib/registry/htpasswd";
 
 /// Where the registry's data lives on the docker host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +42,8 @@ fn csv_field(field: &str) -> String {
     }
 }
 
-/// `docker run` for the registry container.
+/// `docker run` for the registry container; with credentials, berth serves
+/// with auth on, from the htpasswd file in its data folder.
 pub fn run_registry(
     spec: &Spec,
     image: &str,
@@ -50,6 +59,14 @@ pub fn run_registry(
     ]);
     a.push("--label".into());
     a.push(format!("{PORT_LABEL}={}", spec.port));
+    if let Some(c) = &spec.credentials {
+        a.push("--label".into());
+        a.push(format!("{AUTH_LABEL}={}", c.user));
+        a.push("-e".into());
+        a.push(format!(
+            "REGISTRY_AUTH_HTPASSWD_PATH={HTPASSWD_IN_CONTAINER}"
+        ));
+    }
     match network {
         NetworkMode::Kind => {
             a.push("-p".into());
@@ -62,6 +79,15 @@ pub fn run_registry(
     }
     a.push("-e".into());
     a.push(format!("BERTH_DATA_DIR={DATA_IN_CONTAINER}"));
+    a.extend(mount_data(storage));
+    a.push(image.into());
+    a.push("serve".into());
+    a
+}
+
+/// The data folder's `--user` (a host folder's owner) and `--mount` options.
+fn mount_data(storage: &Storage) -> Vec<String> {
+    let mut a = Vec::new();
     match storage {
         Storage::Volume(v) => {
             a.push("--mount".into());
@@ -77,9 +103,38 @@ pub fn run_registry(
             a.push(format!("type=bind,{source},target={DATA_IN_CONTAINER}"));
         }
     }
-    a.push(image.into());
-    a.push("serve".into());
     a
+}
+
+/// `docker run` of the image's own `berth user add` on the data folder,
+/// before the registry starts: the htpasswd file is written by berth's
+/// writer, as the user the registry runs as, wherever the data lives. The
+/// password goes on stdin, never in arguments.
+pub fn add_user(image: &str, storage: &Storage, user: &str) -> Vec<String> {
+    let mut a = strings(&["run", "--rm", "-i", "--network", "none"]);
+    a.extend(mount_data(storage));
+    a.push(image.into());
+    a.extend(user_add_args(user));
+    a
+}
+
+/// `docker exec` of `berth user add` in the running registry: for a password
+/// made after it started (berth re-reads the file when it changes).
+pub fn add_user_in_registry(spec: &Spec, user: &str) -> Vec<String> {
+    let mut a = strings(&["exec", "-i", spec.registry.as_str(), "/berth"]);
+    a.extend(user_add_args(user));
+    a
+}
+
+fn user_add_args(user: &str) -> Vec<String> {
+    strings(&[
+        "user",
+        "add",
+        user,
+        "--htpasswd",
+        HTPASSWD_IN_CONTAINER,
+        "--password-stdin",
+    ])
 }
 
 pub fn create_cluster(spec: &Spec) -> Vec<String> {
@@ -136,7 +191,30 @@ pub fn parse_registry(inspect_json: &str) -> Registry {
         running: c["State"]["Running"].as_bool().unwrap_or(false),
         port,
         on_kind_network: c["NetworkSettings"]["Networks"].get("kind").is_some(),
+        auth_user: c["Config"]["Labels"][AUTH_LABEL].as_str().map(String::from),
     }
+}
+
+/// The credentials a node's containerd has for `host`, from `containerd config
+/// dump`: `registry.configs."HOST".auth` of the CRI plugin (containerd 1.x
+/// `io.containerd.grpc.v1.cri`, 2.x `io.containerd.cri.v1.images`).
+pub fn node_credentials(config_dump: &str, host: &str) -> Option<Credentials> {
+    let dump: toml::Value = toml::from_str(config_dump).ok()?;
+    ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images"]
+        .iter()
+        .find_map(|plugin| {
+            let auth = dump
+                .get("plugins")?
+                .get(plugin)?
+                .get("registry")?
+                .get("configs")?
+                .get(host)?
+                .get("auth")?;
+            Some(Credentials {
+                user: auth.get("username")?.as_str()?.to_string(),
+                password: auth.get("password")?.as_str()?.to_string(),
+            })
+        })
 }
 
 /// Whether `containerd config dump` shows the CRI registry reading certs.d:
@@ -207,11 +285,77 @@ mod tests {
             Registry::Ours {
                 running: true,
                 port: 5001,
-                on_kind_network: true
+                on_kind_network: true,
+                auth_user: None,
+            }
+        );
+        let with_auth = r#"[{"State":{"Running":false},"Config":{"Labels":{"io.github.berth.kind.port":"5000",
+            "io.github.berth.kind.auth-user":"kind"}},"NetworkSettings":{"Networks":{}}}]"#;
+        assert_eq!(
+            parse_registry(with_auth),
+            Registry::Ours {
+                running: false,
+                port: 5000,
+                on_kind_network: false,
+                auth_user: Some("kind".into()),
             }
         );
         let foreign = r#"[{"State":{"Running":true},"Config":{"Labels":null},"NetworkSettings":{"Networks":{}}}]"#;
         assert_eq!(parse_registry(foreign), Registry::Foreign);
+    }
+
+    #[test]
+    fn with_auth_the_registry_reads_htpasswd_from_its_data_and_is_labelled() {
+        let mut s = spec();
+        s.credentials = Some(Credentials {
+            user: "kind".into(),
+            password: "secret".into(),
+        });
+        let storage = Storage::Volume("kind-registry-data".into());
+        let a = run_registry(&s, "berth:latest", NetworkMode::Kind, &storage);
+        assert!(a.windows(2).any(|w| w
+            == [
+                "-e",
+                "REGISTRY_AUTH_HTPASSWD_PATH=/var/lib/registry/htpasswd"
+            ]));
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["--label", "io.github.berth.kind.auth-user=kind"]));
+        // The password never reaches docker's arguments (or `docker inspect`).
+        assert!(!a.iter().any(|x| x.contains("secret")), "{a:?}");
+
+        let add = add_user("berth:latest", &storage, "kind");
+        assert_eq!(
+            add.join(" "),
+            "run --rm -i --network none --mount type=volume,source=kind-registry-data,target=/var/lib/registry \
+             berth:latest user add kind --htpasswd /var/lib/registry/htpasswd --password-stdin"
+        );
+        // A host folder: the same owner as the registry will run as.
+        let dir = Storage::Dir("/data".into(), Some("1000:1000".into()));
+        let add = add_user("berth:latest", &dir, "kind");
+        assert!(add.windows(2).any(|w| w == ["--user", "1000:1000"]));
+        assert_eq!(
+            add_user_in_registry(&s, "kind").join(" "),
+            "exec -i kind-registry /berth user add kind --htpasswd /var/lib/registry/htpasswd --password-stdin"
+        );
+    }
+
+    #[test]
+    fn node_credentials_are_read_from_containerd_1_and_2_dumps() {
+        let v1 = "version = 2\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    [plugins.\"io.containerd.grpc.v1.cri\".registry]\n      config_path = \"/etc/containerd/certs.d\"\n      [plugins.\"io.containerd.grpc.v1.cri\".registry.configs]\n        [plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"kind-registry:5000\"]\n          [plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"kind-registry:5000\".auth]\n            auth = \"\"\n            password = \"pw\"\n            username = \"kind\"\n";
+        let want = Credentials {
+            user: "kind".into(),
+            password: "pw".into(),
+        };
+        assert_eq!(
+            node_credentials(v1, "kind-registry:5000"),
+            Some(want.clone())
+        );
+        assert_eq!(node_credentials(v1, "other:5000"), None);
+        let v2 = "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry.configs.'kind-registry:5000'.auth]\nusername = 'kind'\npassword = 'pw'\n";
+        assert_eq!(node_credentials(v2, "kind-registry:5000"), Some(want));
+        assert_eq!(node_credentials("not toml [", "kind-registry:5000"), None);
+        assert_eq!(node_credentials("", "kind-registry:5000"), None);
     }
 
     #[test]

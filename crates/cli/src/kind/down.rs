@@ -1,6 +1,7 @@
 //! `berth kind down`: removes what the record says `up` created, nothing else.
 
 use super::commands;
+use super::credentials;
 use super::observe;
 use super::plan::{self, Cluster, DownAction, DownObserved, Node, Registry};
 use super::record::{self, Record};
@@ -10,6 +11,7 @@ use super::KindError;
 use std::path::Path;
 
 pub fn run(spec: &Spec, purge: bool, record_path: &Path) -> Result<(), KindError> {
+    let state_dir = record_path.parent().unwrap_or(Path::new("."));
     let Some(rec) = record::load(record_path)? else {
         println!(
             "Nothing to do: berth kind up has not set up cluster {} (no {}).",
@@ -47,7 +49,7 @@ pub fn run(spec: &Spec, purge: bool, record_path: &Path) -> Result<(), KindError
     for action in plan::plan_down(&rec, &seen, purge) {
         match action {
             DownAction::ForgetRecord => record::forget(record_path)?,
-            other => act(&spec, &rec, &other)?,
+            other => act(&spec, &rec, state_dir, &other)?,
         }
     }
     if !seen.registry_users.is_empty() {
@@ -92,12 +94,13 @@ fn recorded_cluster(spec: &Spec, rec: &Record) -> Result<Cluster, KindError> {
             name: name.clone(),
             hosts_toml: hosts.success.then_some(hosts.stdout),
             reads_certs_d: true,
+            credentials: None,
         });
     }
     Ok(Cluster::Present { nodes })
 }
 
-fn act(spec: &Spec, rec: &Record, action: &DownAction) -> Result<(), KindError> {
+fn act(spec: &Spec, rec: &Record, state_dir: &Path, action: &DownAction) -> Result<(), KindError> {
     match action {
         DownAction::RemoveHostsToml { node } => {
             tools::check(
@@ -133,6 +136,14 @@ fn act(spec: &Spec, rec: &Record, action: &DownAction) -> Result<(), KindError> 
         DownAction::RemoveRegistry => {
             tools::check(Tool::Docker, &["rm", "-f", spec.registry.as_str()], None)?;
             println!("  - removed registry container {}", spec.registry);
+            // Its password goes with it (the htpasswd stays with the data).
+            if let Some(user) = &rec.auth_user {
+                credentials::forget(state_dir, spec.registry.as_str(), user)?;
+                println!(
+                    "  - removed {}",
+                    credentials::password_path(state_dir, spec.registry.as_str(), user).display()
+                );
+            }
         }
         DownAction::DeleteCluster => {
             tools::check(

@@ -6,6 +6,7 @@
 //! docker, kind and kubectl through `tools`; `record` remembers what `up` made.
 
 mod commands;
+mod credentials;
 mod down;
 mod observe;
 mod plan;
@@ -16,7 +17,7 @@ mod up;
 
 use clap::{Args, Subcommand, ValueEnum};
 use commands::Storage;
-use spec::{Name, NameError, Spec};
+use spec::{Credentials, Name, NameError, Spec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +32,23 @@ pub enum KindCommand {
     Down(DownArgs),
     /// Print the cluster config, hosts.toml and ConfigMap for your own scripts.
     Config(ConfigArgs),
+}
+
+/// The user `--auth` makes when `--user` is not given.
+pub const DEFAULT_USER: &str = "kind";
+
+/// `--auth [--user NAME]`, shared by `up` and `config`.
+#[derive(Args, Clone)]
+pub struct AuthArgs {
+    /// Turn auth on: berth serves with an htpasswd file in its data folder
+    /// holding one user with a random password (kept on this host, 0600), and
+    /// every node's containerd gets those credentials, so pods pull without
+    /// an imagePullSecret
+    #[arg(long)]
+    auth: bool,
+    /// The user `--auth` makes
+    #[arg(long, default_value = DEFAULT_USER, requires = "auth")]
+    user: String,
 }
 
 #[derive(Args, Clone)]
@@ -63,6 +81,8 @@ pub struct UpArgs {
     /// `host` (Linux only): host networking, no kind network; for tests.
     #[arg(long, value_enum, default_value_t = Network::Kind)]
     network: Network,
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +116,10 @@ pub struct ConfigArgs {
     /// Print only one piece, exactly as the file's content
     #[arg(long, value_enum)]
     only: Option<Piece>,
+    /// Include the credentials `up --auth` gives the nodes (made and saved
+    /// now if `up --auth` has not made them yet)
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +127,8 @@ enum Piece {
     HostsToml,
     Cluster,
     Configmap,
+    /// What kind merges into each node's containerd config.toml
+    ContainerdPatch,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +141,8 @@ pub enum KindError {
     Plan(#[from] plan::PlanError),
     #[error(transparent)]
     Record(#[from] record::RecordError),
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
     #[error("cannot use data folder {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
     #[error("the registry container {name} does not answer on http://127.0.0.1:{port}/v2/ after 30 s: see docker logs {name}")]
@@ -134,12 +162,29 @@ fn spec(
         registry,
         port,
         workers,
+        credentials: None,
     })
 }
 
+fn state_dir() -> Result<PathBuf, KindError> {
+    Ok(record::dir(|k| std::env::var(k).ok())?)
+}
+
 fn record_path(cluster: &Name) -> Result<PathBuf, KindError> {
-    let dir = record::dir(|k| std::env::var(k).ok())?;
-    Ok(record::path(&dir, cluster.as_str()))
+    Ok(record::path(&state_dir()?, cluster.as_str()))
+}
+
+/// Under `--auth`: the saved credentials of the registry's user, or new ones;
+/// the bool says they are new.
+fn credentials(auth: &AuthArgs, registry: &Name) -> Result<Option<(Credentials, bool)>, KindError> {
+    if !auth.auth {
+        return Ok(None);
+    }
+    Ok(Some(credentials::load_or_create(
+        &state_dir()?,
+        registry.as_str(),
+        &auth.user,
+    )?))
 }
 
 /// A host data folder, created if needed, absolute (docker wants that), with
@@ -162,11 +207,23 @@ fn data_dir_storage(dir: &std::path::Path) -> Result<Storage, KindError> {
 fn execute(cmd: KindCommand) -> Result<(), KindError> {
     match cmd {
         KindCommand::Config(a) => {
-            let s = spec(&a.common, a.port, a.workers, a.endpoint)?;
+            let mut s = spec(&a.common, a.port, a.workers, a.endpoint)?;
+            if let Some((creds, new)) = credentials(&a.auth, &s.registry)? {
+                if new {
+                    eprintln!(
+                        "# new password for user {} saved in {} (berth kind up --auth uses it)",
+                        creds.user,
+                        credentials::password_path(&state_dir()?, s.registry.as_str(), &creds.user)
+                            .display()
+                    );
+                }
+                s.credentials = Some(creds);
+            }
             match a.only {
                 Some(Piece::HostsToml) => print!("{}", s.hosts_toml()),
                 Some(Piece::Cluster) => print!("{}", s.cluster_config()),
                 Some(Piece::Configmap) => print!("{}", s.configmap()),
+                Some(Piece::ContainerdPatch) => print!("{}", s.containerd_patch()),
                 None => {
                     println!(
                         "# kind create cluster --config FILE\n{}",
@@ -201,6 +258,9 @@ fn execute(cmd: KindCommand) -> Result<(), KindError> {
                 None => Storage::Volume(format!("{}-data", s.registry)),
             };
             let path = record_path(&s.cluster)?;
+            if let Some((creds, _)) = credentials(&a.auth, &s.registry)? {
+                s.credentials = Some(creds);
+            }
             up::run(
                 &up::Up {
                     spec: s,

@@ -100,6 +100,7 @@ pub fn cluster(spec: &Spec) -> Result<Cluster, ToolError> {
         nodes.push(Node {
             hosts_toml: hosts.success.then_some(hosts.stdout),
             reads_certs_d: commands::reads_certs_d(&dump),
+            credentials: commands::node_credentials(&dump, spec.endpoint_host()),
             name,
         });
     }

@@ -3,6 +3,7 @@
 //! which is what makes a second `up` change nothing.
 
 use super::record::Record;
+use super::spec::Credentials;
 
 /// How the registry container reaches the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum Registry {
         running: bool,
         port: u16,
         on_kind_network: bool,
+        /// The user `up --auth` made it for; `None`: it serves without auth.
+        auth_user: Option<String>,
     },
     /// A container with that name that berth did not create.
     Foreign,
@@ -35,6 +38,8 @@ pub struct Node {
     pub hosts_toml: Option<String>,
     /// Whether its containerd reads `/etc/containerd/certs.d` (config_path).
     pub reads_certs_d: bool,
+    /// The credentials its containerd has for the registry's host, if any.
+    pub credentials: Option<Credentials>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +61,9 @@ pub struct UpObserved {
     /// The current `localRegistryHosting.v1` value, if the ConfigMap exists.
     pub configmap: Option<String>,
     pub record: Option<Record>,
+    /// Under `--auth`, for a registry running with auth: whether it accepts
+    /// the saved credentials (its htpasswd may predate a new password).
+    pub password_accepted: bool,
 }
 
 /// What `up` wants in the end.
@@ -65,12 +73,19 @@ pub struct UpWanted {
     pub network: NetworkMode,
     pub hosts_toml: String,
     pub registry_hosting: String,
+    /// `Some` under `--auth`: the registry serves with auth for this user,
+    /// and every node's containerd has these credentials.
+    pub credentials: Option<Credentials>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpAction {
+    /// Before `RunRegistry` under `--auth`: the user into the data's htpasswd.
+    AddUser,
     RunRegistry,
     StartRegistry,
+    /// The user into the htpasswd of a registry that already runs with auth.
+    AddUserInRegistry,
     CreateCluster,
     /// After `CreateCluster`: the nodes are known only then.
     WriteHostsTomlOnNewNodes,
@@ -104,8 +119,28 @@ pub enum PlanError {
         running: u16,
         wanted: u16,
     },
+    #[error("the registry container {name} serves {running}, not {wanted}: remove it (docker rm -f {name}; its data is kept) and run berth kind up again", running = auth_words(.running), wanted = auth_words(.wanted))]
+    AuthDiffers {
+        name: String,
+        running: Option<String>,
+        wanted: Option<String>,
+    },
+    #[error("cluster {cluster}: containerd on {nodes} has no credentials for the registry, so pulls would be refused; they can only be set when the cluster is created: berth kind config --name {cluster} --auth{user_flag} --only cluster > cluster.yaml; kind delete cluster --name {cluster}; kind create cluster --config cluster.yaml; then run berth kind up again")]
+    NodesWithoutCredentials {
+        cluster: String,
+        nodes: String,
+        /// ` --user NAME` unless the user is the default.
+        user_flag: String,
+    },
     #[error("cluster {cluster}: containerd on {nodes} does not read /etc/containerd/certs.d (config_path is unset), so it would ignore the registry. Recreate the cluster with kind v0.27+ or with the config that sets it: berth kind config --name {cluster} --only cluster > cluster.yaml; kind delete cluster --name {cluster}; kind create cluster --config cluster.yaml")]
     NoConfigPath { cluster: String, nodes: String },
+}
+
+fn auth_words(user: &Option<String>) -> String {
+    match user {
+        Some(u) => format!("with auth for user {u}"),
+        None => "without auth".into(),
+    }
 }
 
 /// Decides what `up` does. `image`/`registry`/`cluster` name things in messages.
@@ -120,17 +155,32 @@ pub fn plan_up(
     let mut already = Vec::new();
 
     // The registry container.
-    match seen.registry {
+    let want_user = want.credentials.as_ref().map(|c| c.user.clone());
+    match &seen.registry {
         Registry::Foreign => return Err(PlanError::ForeignContainer(registry.into())),
-        Registry::Ours { port, .. } if port != want.port => {
+        Registry::Ours { port, .. } if *port != want.port => {
             return Err(PlanError::OtherPort {
                 name: registry.into(),
-                running: port,
+                running: *port,
                 wanted: want.port,
             })
         }
+        Registry::Ours { auth_user, .. } if *auth_user != want_user => {
+            return Err(PlanError::AuthDiffers {
+                name: registry.into(),
+                running: auth_user.clone(),
+                wanted: want_user,
+            })
+        }
         Registry::Ours { running: true, .. } => {
-            already.push(format!("registry container {registry} is running"))
+            already.push(format!("registry container {registry} is running"));
+            if want_user.is_some() {
+                if seen.password_accepted {
+                    already.push("the registry accepts the saved password".into());
+                } else {
+                    actions.push(UpAction::AddUserInRegistry);
+                }
+            }
         }
         Registry::Ours { running: false, .. } | Registry::Absent => {
             if !seen.port_free {
@@ -143,9 +193,16 @@ pub fn plan_up(
                 if !seen.image_present {
                     return Err(PlanError::ImageMissing(image.into()));
                 }
+                if want_user.is_some() {
+                    actions.push(UpAction::AddUser);
+                }
                 actions.push(UpAction::RunRegistry);
             } else {
                 actions.push(UpAction::StartRegistry);
+                // Not asked while it was stopped: set it again (idempotent).
+                if want_user.is_some() {
+                    actions.push(UpAction::AddUserInRegistry);
+                }
             }
         }
     }
@@ -169,6 +226,27 @@ pub fn plan_up(
                     cluster: cluster.into(),
                     nodes: deaf.join(", "),
                 });
+            }
+            if let Some(wanted) = &want.credentials {
+                let lacking: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| n.credentials.as_ref() != Some(wanted))
+                    .map(|n| n.name.as_str())
+                    .collect();
+                if !lacking.is_empty() {
+                    return Err(PlanError::NodesWithoutCredentials {
+                        cluster: cluster.into(),
+                        nodes: lacking.join(", "),
+                        user_flag: match wanted.user.as_str() {
+                            super::DEFAULT_USER => String::new(),
+                            other => format!(" --user {other}"),
+                        },
+                    });
+                }
+                already.push(format!(
+                    "the nodes have the credentials of user {}",
+                    wanted.user
+                ));
             }
             already.push(format!("cluster {cluster} exists"));
             for node in nodes {
@@ -291,6 +369,7 @@ mod tests {
             network,
             hosts_toml: HOSTS.into(),
             registry_hosting: HOSTING.into(),
+            credentials: None,
         }
     }
 
@@ -303,6 +382,7 @@ mod tests {
             cluster: Cluster::Absent,
             configmap: None,
             record: None,
+            password_accepted: true,
         }
     }
 
@@ -311,6 +391,7 @@ mod tests {
             name: name.into(),
             hosts_toml: hosts.map(String::from),
             reads_certs_d,
+            credentials: None,
         }
     }
 
@@ -320,6 +401,7 @@ mod tests {
                 running: true,
                 port: 5000,
                 on_kind_network: true,
+                auth_user: None,
             },
             // Our own container holds the port.
             port_free: false,
@@ -349,6 +431,7 @@ mod tests {
                 vec!["dev-control-plane".into()]
             },
             applied_configmap: true,
+            auth_user: None,
         }
     }
 
@@ -402,6 +485,7 @@ mod tests {
             running: false,
             port: 5000,
             on_kind_network: true,
+            auth_user: None,
         };
         seen.port_free = true;
         seen.cluster = Cluster::Present {
@@ -484,11 +568,145 @@ mod tests {
             running: true,
             port: 5999,
             on_kind_network: true,
+            auth_user: None,
         };
         assert!(matches!(
             up(&seen, NetworkMode::Kind),
             Err(PlanError::OtherPort { running: 5999, .. })
         ));
+    }
+
+    fn creds(user: &str) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: "pw".into(),
+        }
+    }
+
+    fn up_auth(seen: &UpObserved, user: &str) -> Result<UpPlan, PlanError> {
+        let want = UpWanted {
+            credentials: Some(creds(user)),
+            ..want(NetworkMode::Kind)
+        };
+        plan_up(seen, &want, "berth:latest", "kind-registry", "kind")
+    }
+
+    /// `everything()` as a first `up --auth` for `user` leaves it.
+    fn everything_with_auth(user: &str) -> UpObserved {
+        let mut seen = everything();
+        seen.registry = Registry::Ours {
+            running: true,
+            port: 5000,
+            on_kind_network: true,
+            auth_user: Some(user.into()),
+        };
+        if let Cluster::Present { nodes } = &mut seen.cluster {
+            for n in nodes {
+                n.credentials = Some(creds(user));
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn first_up_with_auth_writes_the_user_before_the_registry_starts() {
+        let seen = nothing();
+        let plan = up_auth(&seen, "kind").unwrap();
+        use UpAction::*;
+        assert_eq!(
+            plan.actions,
+            [
+                AddUser,
+                RunRegistry,
+                CreateCluster,
+                WriteHostsTomlOnNewNodes,
+                ConnectNetwork,
+                ApplyConfigMap
+            ]
+        );
+    }
+
+    #[test]
+    fn second_up_with_auth_changes_nothing_unless_the_registry_refuses_the_password() {
+        let seen = everything_with_auth("kind");
+        let plan = up_auth(&seen, "kind").unwrap();
+        assert_eq!(plan.actions, []);
+        assert!(plan
+            .already
+            .contains(&"the nodes have the credentials of user kind".to_string()));
+        // A new password (the file was removed, then the cluster recreated
+        // with it): the running registry's htpasswd learns it.
+        let mut seen = everything_with_auth("kind");
+        seen.password_accepted = false;
+        let plan = up_auth(&seen, "kind").unwrap();
+        assert_eq!(plan.actions, [UpAction::AddUserInRegistry]);
+        // A stopped registry could not be asked: started, then told again.
+        let mut seen = everything_with_auth("kind");
+        seen.registry = Registry::Ours {
+            running: false,
+            port: 5000,
+            on_kind_network: true,
+            auth_user: Some("kind".into()),
+        };
+        seen.port_free = true;
+        let plan = up_auth(&seen, "kind").unwrap();
+        assert_eq!(
+            plan.actions,
+            [UpAction::StartRegistry, UpAction::AddUserInRegistry]
+        );
+    }
+
+    #[test]
+    fn a_registry_running_with_other_auth_is_refused_with_the_way_out() {
+        // Running without auth, asked for auth.
+        let err = up_auth(&everything(), "kind").unwrap_err();
+        assert!(
+            matches!(&err, PlanError::AuthDiffers { running: None, wanted: Some(u), .. } if u == "kind")
+        );
+        assert!(
+            err.to_string().contains("docker rm -f kind-registry"),
+            "{err}"
+        );
+        // Running with auth, asked without.
+        let err = up(&everything_with_auth("kind"), NetworkMode::Kind).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("serves with auth for user kind, not without auth"),
+            "{err}"
+        );
+        // Running for another user.
+        assert!(matches!(
+            up_auth(&everything_with_auth("kind"), "ci"),
+            Err(PlanError::AuthDiffers { .. })
+        ));
+    }
+
+    #[test]
+    fn an_existing_cluster_whose_nodes_lack_the_credentials_is_refused() {
+        let mut seen = everything_with_auth("ci");
+        if let Cluster::Present { nodes } = &mut seen.cluster {
+            nodes[1].credentials = None;
+            nodes[0].credentials = Some(Credentials {
+                user: "ci".into(),
+                password: "old".into(),
+            });
+        }
+        let err = up_auth(&seen, "ci").unwrap_err();
+        assert!(
+            matches!(&err, PlanError::NodesWithoutCredentials { nodes, .. } if nodes == "kind-control-plane, kind-worker"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("berth kind config --name kind --auth --user ci --only cluster"),
+            "{err}"
+        );
+        // Without --auth, credentials on the nodes (or none) do not matter.
+        let mut seen = everything();
+        if let Cluster::Present { nodes } = &mut seen.cluster {
+            nodes[0].credentials = Some(creds("old"));
+        }
+        assert_eq!(up(&seen, NetworkMode::Kind).unwrap().actions, []);
     }
 
     fn down_seen(cluster: Cluster) -> DownObserved {
@@ -497,6 +715,7 @@ mod tests {
                 running: true,
                 port: 5000,
                 on_kind_network: true,
+                auth_user: None,
             },
             cluster,
             volume_exists: true,

@@ -21,6 +21,10 @@ pub struct Record {
     /// Whether `up` applied the ConfigMap to a cluster it attached to.
     #[serde(default)]
     pub applied_configmap: bool,
+    /// The user `up --auth` made; `down` removes its password file with the
+    /// registry container.
+    #[serde(default)]
+    pub auth_user: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,7 @@ mod tests {
             data_dir: Some("/data with spaces".into()),
             patched_nodes: vec!["a".into()],
             applied_configmap: false,
+            auth_user: Some("kind".into()),
         };
         save(&p, &r).unwrap();
         assert_eq!(load(&p).unwrap(), Some(r.clone()));

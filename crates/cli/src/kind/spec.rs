@@ -80,6 +80,13 @@ impl fmt::Display for Name {
     }
 }
 
+/// The user and password the nodes' containerd sends to berth when auth is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
 /// Everything the generated files depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
@@ -90,6 +97,8 @@ pub struct Spec {
     /// The URL containerd on a node uses to reach the registry.
     pub endpoint: String,
     pub workers: u32,
+    /// `Some` under `--auth`: written into every node's containerd config.
+    pub credentials: Option<Credentials>,
 }
 
 impl Spec {
@@ -118,16 +127,16 @@ impl Spec {
         format!("kind-{}", self.cluster)
     }
 
-    /// The endpoint without its scheme: how the container runtime reaches us.
-    fn endpoint_host(&self) -> &str {
+    /// The endpoint without its scheme: how the container runtime reaches us,
+    /// and the host containerd looks up credentials for.
+    pub fn endpoint_host(&self) -> &str {
         let e = self.endpoint.as_str();
         let e = e.split_once("://").map_or(e, |(_, rest)| rest);
         e.trim_end_matches('/')
     }
 
-    /// KinD `Cluster` (v1alpha4): one control plane, `workers` workers, and the
-    /// containerd patch that makes nodes read [`CERTS_D`] (kind's own images
-    /// before v0.27 do not; on later ones the patch restates the default).
+    /// KinD `Cluster` (v1alpha4): one control plane, `workers` workers, and
+    /// [`Spec::containerd_patch`] for every node.
     pub fn cluster_config(&self) -> String {
         let mut s = format!(
             "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: {}\nnodes:\n- role: control-plane\n",
@@ -136,9 +145,35 @@ impl Spec {
         for _ in 0..self.workers {
             s.push_str("- role: worker\n");
         }
-        s.push_str(&format!(
-            "containerdConfigPatches:\n- |-\n  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"{CERTS_D}\"\n"
-        ));
+        s.push_str("containerdConfigPatches:\n- |-\n");
+        for line in self.containerd_patch().lines() {
+            s.push_str("  ");
+            s.push_str(line);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// What kind merges into each node's containerd config: `config_path`, so
+    /// nodes read [`CERTS_D`] (kind's images before v0.27 do not; on later ones
+    /// it restates the default), and under `--auth` the credentials for the
+    /// endpoint's host. They go here, not in a pod's imagePullSecret, because
+    /// containerd drops a request's credentials when the mirror's host differs
+    /// from the image's (`localhost:PORT` vs the registry container;
+    /// containerd#10996); with no credentials in the request the CRI plugin
+    /// looks up `registry.configs."HOST".auth` for the host it contacts.
+    pub fn containerd_patch(&self) -> String {
+        let mut s = format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{CERTS_D}\"\n"
+        );
+        if let Some(c) = &self.credentials {
+            s.push_str(&format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"{host}\".auth]\n  username = {user}\n  password = {password}\n",
+                host = self.endpoint_host(),
+                user = toml_string(&c.user),
+                password = toml_string(&c.password),
+            ));
+        }
         s
     }
 
@@ -179,6 +214,21 @@ impl Spec {
     }
 }
 
+/// A TOML basic string: quoted, with `"`, `\` and control characters escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -192,6 +242,7 @@ pub(super) mod tests {
             registry,
             port: 5000,
             workers: 1,
+            credentials: None,
         }
     }
 
@@ -238,6 +289,51 @@ pub(super) mod tests {
         assert_eq!(c.matches("- role: worker").count(), 2);
         assert!(c.contains("config_path = \"/etc/containerd/certs.d\""));
         assert!(c.contains("name: kind\n"));
+    }
+
+    #[test]
+    fn without_auth_the_patch_only_sets_config_path() {
+        let s = spec();
+        assert_eq!(
+            s.containerd_patch(),
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"
+        );
+        assert!(!s.cluster_config().contains("auth"));
+    }
+
+    #[test]
+    fn with_auth_the_nodes_get_credentials_for_the_registry_containers_host() {
+        let mut s = spec();
+        s.credentials = Some(Credentials {
+            user: "kind".into(),
+            password: "0123abcd".into(),
+        });
+        let patch = s.containerd_patch();
+        assert_eq!(
+            patch,
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"kind-registry:5000\".auth]\n  username = \"kind\"\n  password = \"0123abcd\"\n"
+        );
+        // The patch is valid TOML and names the endpoint's host, not localhost:PORT.
+        let parsed: toml::Value = toml::from_str(&patch).unwrap();
+        let auth = &parsed["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["configs"]
+            ["kind-registry:5000"]["auth"];
+        assert_eq!(auth["username"].as_str(), Some("kind"));
+        assert_eq!(auth["password"].as_str(), Some("0123abcd"));
+        // Inside the cluster config, indented under the block scalar.
+        let c = s.cluster_config();
+        assert!(c.contains("\n  [plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"kind-registry:5000\".auth]\n    username = \"kind\"\n    password = \"0123abcd\"\n"), "{c}");
+        s.endpoint = "http://127.0.0.1:41234/".into();
+        assert!(s
+            .containerd_patch()
+            .contains(".configs.\"127.0.0.1:41234\".auth]"));
+    }
+
+    #[test]
+    fn toml_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(toml_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000A\"");
+        let v: toml::Value = toml::from_str(&format!("x = {}", toml_string("a\"b\\c\n"))).unwrap();
+        assert_eq!(v["x"].as_str(), Some("a\"b\\c\n"));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `berth kind up`: observe, plan, then act step by step, saying what was done.
 
 use super::commands::{self, Storage};
+use super::credentials;
 use super::observe;
 use super::plan::{self, Cluster, NetworkMode, UpAction, UpObserved, UpWanted};
 use super::record::{self, Record};
-use super::spec::Spec;
+use super::spec::{Credentials, Spec};
 use super::tools::{self, Tool};
 use super::KindError;
 use std::path::Path;
@@ -22,6 +23,7 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
     let spec = &up.spec;
     let record = record::load(record_path)?;
     let registry = observe::registry(spec)?;
+    let registry_seen = registry.clone();
     let needs_port = !matches!(registry, plan::Registry::Ours { running: true, .. });
     let port_free = !needs_port || observe::port_free(spec.port);
     let cluster = observe::cluster(spec)?;
@@ -40,12 +42,24 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
         cluster,
         registry,
         record: record.clone(),
+        password_accepted: match (&registry_seen, &spec.credentials) {
+            (
+                plan::Registry::Ours {
+                    running: true,
+                    auth_user: Some(_),
+                    ..
+                },
+                Some(c),
+            ) => v2_status(spec.port, Some(c)) == Some(200),
+            _ => true,
+        },
     };
     let want = UpWanted {
         port: spec.port,
         network: up.network,
         hosts_toml: spec.hosts_toml(),
         registry_hosting: spec.local_registry_hosting(),
+        credentials: spec.credentials.clone(),
     };
     let plan = plan::plan_up(
         &seen,
@@ -63,7 +77,7 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
             "Nothing to do: the registry and cluster {} are already set up.",
             spec.cluster
         );
-        next_steps(spec);
+        next_steps(spec, record_path);
         return Ok(());
     }
 
@@ -78,7 +92,9 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
         data_dir: None,
         patched_nodes: Vec::new(),
         applied_configmap: false,
+        auth_user: None,
     });
+    rec.auth_user = spec.credentials.as_ref().map(|c| c.user.clone());
     rec.created_cluster = plan.record_created_cluster;
     rec.registry = spec.registry.to_string();
     rec.port = spec.port;
@@ -104,13 +120,34 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
         "Done: cluster {} uses the registry at localhost:{}.",
         spec.cluster, spec.port
     );
-    next_steps(spec);
+    next_steps(spec, record_path);
     Ok(())
 }
 
 fn act(up: &Up, action: &UpAction) -> Result<(), KindError> {
     let spec = &up.spec;
     match action {
+        UpAction::AddUser => {
+            if let Some(c) = &spec.credentials {
+                let args = commands::add_user(&up.image, &up.storage, &c.user);
+                tools::check(Tool::Docker, &args, Some(&format!("{}\n", c.password)))?;
+                println!(
+                    "  + added user {} to {} in the registry's data",
+                    c.user,
+                    commands::HTPASSWD_IN_CONTAINER
+                );
+            }
+        }
+        UpAction::AddUserInRegistry => {
+            if let Some(c) = &spec.credentials {
+                let args = commands::add_user_in_registry(spec, &c.user);
+                tools::check(Tool::Docker, &args, Some(&format!("{}\n", c.password)))?;
+                println!(
+                    "  + set a new password for user {} in registry container {}",
+                    c.user, spec.registry
+                );
+            }
+        }
         UpAction::RunRegistry => {
             let args = commands::run_registry(spec, &up.image, up.network, &up.storage);
             tools::check(Tool::Docker, &args, None)?;
@@ -178,7 +215,8 @@ fn write_hosts_toml(spec: &Spec, node: &str) -> Result<(), KindError> {
     Ok(())
 }
 
-/// Waits until the registry answers `GET /v2/` on 127.0.0.1:PORT.
+/// Waits until the registry answers `GET /v2/` on 127.0.0.1:PORT (401 with
+/// auth on: it answers, and wants credentials).
 fn wait_for_registry(spec: &Spec) -> Result<(), KindError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -194,24 +232,44 @@ fn wait_for_registry(spec: &Spec) -> Result<(), KindError> {
 }
 
 fn v2_answers(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let request =
-        format!("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if s.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    matches!(v2_status(port, None), Some(200 | 401))
 }
 
-fn next_steps(spec: &Spec) {
+/// The status of `GET /v2/` on 127.0.0.1:PORT, with Basic credentials if given.
+fn v2_status(port: u16, credentials: Option<&Credentials>) -> Option<u16> {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let authorization = credentials.map_or_else(String::new, |c| {
+        let pair = format!("{}:{}", c.user, c.password);
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    });
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}Connection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn next_steps(spec: &Spec, record_path: &Path) {
     let reg = spec.local_host();
     println!();
     println!("Next:");
+    if let Some(c) = &spec.credentials {
+        let state_dir = record_path.parent().unwrap_or(Path::new("."));
+        let file = credentials::password_path(state_dir, spec.registry.as_str(), &c.user);
+        println!(
+            "  docker login {reg} -u {} --password-stdin < '{}'   (the password is kept there, 0600; the nodes have it, pods need no imagePullSecret)",
+            c.user,
+            file.display()
+        );
+    }
     println!("  docker tag busybox {reg}/busybox && docker push {reg}/busybox");
     println!(
         "  kubectl --context {} run hello --image={reg}/busybox --restart=Never -- echo hello",
