@@ -996,7 +996,7 @@ async fn health_is_anonymous_and_the_catalog_lists_only_what_the_caller_may_pull
 
 #[tokio::test]
 async fn ten_failed_logins_limit_that_address_only() {
-    let auth = AuthRegistry::start(false, &[]).await;
+    let auth = AuthRegistry::start(true, &[]).await;
     let tags = format!("/v2/{REPO}/tags/list");
     let attacker = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
     let other = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
@@ -1076,4 +1076,32 @@ async fn loopback_without_auth_logs_no_warning() {
         "{}",
         registry.stderr()
     );
+}
+
+#[tokio::test]
+async fn a_catalog_token_lists_what_its_subject_may_pull() {
+    let mut auth = AuthRegistry::start(true, &[]).await;
+    auth.registry.authorize_with(&basic("admin", PASSWORD));
+    for repo in ["team-a/one", "team-b/two"] {
+        auth.registry.push_image(repo, "v1").await;
+    }
+    let puller = basic("puller", PASSWORD);
+    let token = auth.token(Some(&puller), "registry:catalog:*").await;
+    let resp = auth
+        .send(
+            Some(&format!("Bearer {token}")),
+            Method::GET,
+            "/v2/_catalog",
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_body(resp).await["repositories"], json!(["team-a/one"]));
+    // Bob's rules give no catalog: his token for it grants nothing.
+    let bob = auth
+        .token(Some(&basic("bob", PASSWORD)), "registry:catalog:*")
+        .await;
+    let resp = auth
+        .send(Some(&format!("Bearer {bob}")), Method::GET, "/v2/_catalog")
+        .await;
+    assert_eq!(resp.status(), 401);
 }

@@ -132,7 +132,10 @@ fn check_credentials(auth: &Arc<Auth>, credentials: Credentials) -> Option<Calle
             .check_password(&user, &password)
             .ok()
             .map(|identity| Caller::by_rules(auth.clone(), identity)),
-        Credentials::Bearer(token) => auth.check_token(&token).ok().map(Caller::by_token),
+        Credentials::Bearer(token) => auth
+            .check_token(&token)
+            .ok()
+            .map(|grants| Caller::by_token(auth.clone(), grants)),
         Credentials::None | Credentials::Malformed => None,
     }
 }

@@ -109,7 +109,7 @@ async fn repositories(
             },
             query.get("last"),
             n.min(berth_registry::MAX_BROWSE_PAGE),
-            |summary: &RepositorySummary| caller.may_pull(&summary.name),
+            |summary: &RepositorySummary| caller.may_list(&summary.name),
             |summary| summary.name.clone(),
         )
         .await?
