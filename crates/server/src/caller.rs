@@ -2,6 +2,7 @@
 //! request's extensions by the authorize step, read by handlers that
 //! filter listings and by the web UI.
 
+use berth_auth::rules::Subject;
 use berth_auth::{Actions, Auth, Grants, Identity, Resource};
 use std::sync::Arc;
 
@@ -106,6 +107,33 @@ impl Caller {
     /// Whether the caller may pull `repository`.
     pub fn may_pull(&self, repository: &str) -> bool {
         self.may(&Resource::Repository(repository.to_string()), Actions::PULL)
+    }
+
+    /// Whether the caller may pull every repository, whatever its name (a
+    /// listing then needs no filtering, and the registry's totals are theirs).
+    pub fn may_pull_everything(&self) -> bool {
+        match &self.rights {
+            Rights::Everything => true,
+            Rights::Rules { auth, identity } => auth
+                .rules()
+                .allowed_everywhere(identity)
+                .contains(Actions::PULL),
+            Rights::Token { .. } => false,
+        }
+    }
+
+    /// Whether the caller may pull some repository: false only for an
+    /// anonymous caller no rule gives `pull` (the UI then asks for a login).
+    pub fn may_pull_somewhere(&self) -> bool {
+        match &self.rights {
+            Rights::Rules {
+                auth,
+                identity: Identity::Anonymous,
+            } => auth.rules().rules().iter().any(|rule| {
+                rule.who.contains(&Subject::Anonymous) && rule.actions.contains(Actions::PULL)
+            }),
+            _ => true,
+        }
     }
 
     /// Whether listings (catalog, `/api/v1/repositories`) show `repository`

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 const REPO: &str = "team-a/app";
-const PASSWORD: &str = "correct horse";
+pub const PASSWORD: &str = "correct horse";
 
 /// Users of the test registry and what the rules below give them.
 const USERS: &[&str] = &["admin", "alice", "puller", "bob"];
@@ -1040,27 +1040,6 @@ async fn ten_failed_logins_limit_that_address_only() {
     for _ in 0..15 {
         let resp = auth
             .send_from(other, Some(&alice), Method::GET, "/v2/", None)
-            .await;
-        assert_eq!(resp.status(), 200);
-    }
-}
-
-#[tokio::test]
-async fn the_web_ui_asks_browsers_for_a_login_and_is_for_admins_for_now() {
-    for token in [false, true] {
-        let auth = AuthRegistry::start(token, &[]).await;
-        let resp = auth.send(None, Method::GET, "/ui/").await;
-        assert_eq!(resp.status(), 401, "token={token}");
-        assert_eq!(
-            header(&resp, "www-authenticate"),
-            Some(r#"Basic realm="berth""#),
-            "browsers prompt only for Basic"
-        );
-        let puller = basic("puller", PASSWORD);
-        let resp = auth.send(Some(&puller), Method::GET, "/ui/").await;
-        assert_eq!(resp.status(), 403);
-        let resp = auth
-            .send(Some(&basic("admin", PASSWORD)), Method::GET, "/ui/")
             .await;
         assert_eq!(resp.status(), 200);
     }

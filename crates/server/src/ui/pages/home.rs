@@ -27,9 +27,15 @@ fn totals(overview: &Overview) -> Markup {
             div { dt { "Repositories" } dd { (overview.repositories) } }
             div { dt { "Tags" } dd { (overview.tags) } }
             div { dt { "Manifests" } dd { (overview.manifests) } }
-            div { dt { "Blobs" } dd { (overview.blobs) } }
-            div { dt { "Stored" } dd { (format::size(overview.stored_bytes)) } }
-            div { dt { "Saved by sharing" } dd { (format::size(overview.saved_bytes)) } }
+            @if let Some(blobs) = overview.blobs {
+                div { dt { "Blobs" } dd { (blobs) } }
+                div { dt { "Stored" } dd { (format::size(overview.stored_bytes)) } }
+            } @else {
+                div { dt { "Size" } dd { (format::size(overview.stored_bytes)) } }
+            }
+            @if let Some(saved) = overview.saved_bytes {
+                div { dt { "Saved by sharing" } dd { (format::size(saved)) } }
+            }
         }
     }
 }
@@ -96,9 +102,9 @@ mod tests {
                 repositories: 2,
                 tags: 3,
                 manifests: 4,
-                blobs: 5,
+                blobs: Some(5),
                 stored_bytes: 3 * 1024 * 1024,
-                saved_bytes: 1024,
+                saved_bytes: Some(1024),
             }),
             query: "lib".into(),
             rows: vec![RepositoryRow {
