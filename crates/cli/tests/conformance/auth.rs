@@ -54,7 +54,7 @@ pub fn basic(user: &str, password: &str) -> String {
 }
 
 /// An htpasswd line per user (bcrypt at the lowest cost: tests need not be slow).
-fn htpasswd_text(users: &[(&str, &str)]) -> String {
+pub fn htpasswd_text(users: &[(&str, &str)]) -> String {
     users
         .iter()
         .map(|(user, password)| format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap()))

@@ -3,7 +3,7 @@
 //! pull, delete controls and posts limited to the `delete` right, logout,
 //! the failed-login limiter on the form, and a cookie that `/v2` ignores.
 
-use super::auth::{basic, AuthRegistry, PASSWORD};
+use super::auth::{basic, htpasswd_text, AuthRegistry, PASSWORD};
 use super::harness::*;
 use reqwest::{Method, Response};
 use serde_json::json;
@@ -189,6 +189,10 @@ async fn a_login_sets_a_session_cookie_and_the_user_sees_only_their_repositories
                 .status(),
             403
         );
+        let overview = json_body(browser.get("/api/v1/overview").await).await;
+        assert_eq!(overview["visible_only"], json!(true), "{overview}");
+        assert_eq!(overview["repositories"], json!(2), "{overview}");
+        assert_eq!(overview["tags"], json!(2), "{overview}");
         // /v2 does not: a cookie there would let other sites act as alice.
         assert_eq!(browser.get("/v2/team-a/app/tags/list").await.status(), 401);
 
@@ -319,4 +323,71 @@ async fn the_login_form_is_limited_after_failures_and_a_password_change_ends_ses
     let resp = bob.get("/ui/").await;
     assert_eq!(resp.status(), 303);
     assert_eq!(header(&resp, "location"), Some("/ui/login"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_see_what_anonymous_may_pull_and_log_in_for_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, htpasswd_text(&[("admin", PASSWORD)])).unwrap();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "htpasswd = {htpasswd:?}\n\
+             [[access]]\nwho = [\"admin\"]\nrepositories = [\"*\"]\nactions = [\"*\"]\n\
+             [[access]]\nwho = [\"anonymous\"]\nrepositories = [\"public/*\"]\nactions = [\"pull\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut registry =
+        Registry::start_with_args(&["--config", config.to_str().unwrap()], &[]).await;
+    registry.authorize_with(&basic("admin", PASSWORD));
+    registry.push_image("public/base", "v1").await;
+    registry.push_image("private/app", "v1").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| client.get(registry.url(path)).send();
+
+    let resp = get("/ui/").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = text(resp).await;
+    assert!(html.contains(">public/base</a>"), "{html}");
+    assert!(!html.contains("private/app"), "{html}");
+    assert!(html.contains(r#"<a href="/ui/login">Log in</a>"#), "{html}");
+    assert!(html.contains("<dt>Repositories</dt><dd>1</dd>"), "{html}");
+    assert_eq!(get("/ui/r/public/base").await.unwrap().status(), 200);
+    // Anything else: log in first (whether or not it exists).
+    for path in ["/ui/r/private/app", "/ui/r/private/none"] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert!(header(&resp, "location")
+            .unwrap()
+            .starts_with("/ui/login?next="));
+    }
+    // The admin sees everything, with the registry's own totals.
+    let body = format!("user=admin&password={}", encode_query_value(PASSWORD));
+    let resp = client
+        .post(registry.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let cookie = set_cookie(&resp).unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let resp = client
+        .get(registry.url("/ui/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let html = text(resp).await;
+    assert!(html.contains(">private/app</a>") && html.contains(">public/base</a>"));
+    assert!(
+        html.contains("<dt>Blobs</dt>"),
+        "the registry's totals: {html}"
+    );
 }

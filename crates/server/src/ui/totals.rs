@@ -7,9 +7,9 @@
 use super::load::REPOSITORIES_PER_PAGE;
 use super::view::{HomePage, Overview, RepositoryRow};
 use crate::caller::Caller;
-use crate::handlers::visible::visible_page;
+use crate::handlers::visible::{visible_page, visible_totals};
 use crate::operations::StatsCache;
-use berth_registry::{Registry, RepositorySummary, Result, MAX_BROWSE_PAGE};
+use berth_registry::{Registry, RepositorySummary, Result};
 
 /// The front page for `caller`.
 pub async fn home(
@@ -61,21 +61,13 @@ pub async fn home(
 
 /// Sums over the repositories `caller` may pull.
 async fn visible_overview(registry: &Registry, caller: &Caller) -> Result<Overview> {
-    let mut totals = Overview::default();
-    let mut after: Option<String> = None;
-    loop {
-        let page = registry
-            .repository_summaries(None, after.as_deref(), MAX_BROWSE_PAGE)
-            .await?;
-        for summary in page.items.iter().filter(|s| caller.may_list(&s.name)) {
-            totals.repositories += 1;
-            totals.tags += summary.tag_count;
-            totals.manifests += summary.manifest_count;
-            totals.stored_bytes += summary.size_bytes;
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(totals),
-        }
-    }
+    let totals = visible_totals(registry, caller).await?;
+    Ok(Overview {
+        repositories: totals.repositories,
+        tags: totals.tags,
+        manifests: totals.manifests,
+        blobs: None,
+        stored_bytes: totals.size_bytes,
+        saved_bytes: None,
+    })
 }
