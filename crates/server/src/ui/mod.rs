@@ -39,12 +39,15 @@ const OVERVIEW_TTL: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct UiState {
     overview: StatsCache<berth_registry::Overview>,
+    /// Under auth: the totals of users who see part of the registry.
+    visible: totals::VisibleTotalsCache,
 }
 
 impl Default for UiState {
     fn default() -> Self {
         UiState {
             overview: StatsCache::new(OVERVIEW_TTL),
+            visible: totals::VisibleTotalsCache::default(),
         }
     }
 }
@@ -163,7 +166,15 @@ async fn page(
             let filter = &query.q;
             let last = query.last.as_deref();
             let page = if caller.auth_enabled() {
-                totals::home(registry, &state.overview, caller, filter, last).await?
+                totals::home(
+                    registry,
+                    &state.overview,
+                    &state.visible,
+                    caller,
+                    filter,
+                    last,
+                )
+                .await?
             } else {
                 load::home(registry, &state.overview, filter, last).await?
             };
