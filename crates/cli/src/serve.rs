@@ -88,7 +88,7 @@ fn build_auth(
 ) -> Result<Auth, Box<dyn std::error::Error>> {
     // One key signs tokens and web UI sessions; it is kept in the data
     // folder in Basic mode too, so that UI logins survive a restart.
-    let key = match settings.token.as_ref().and_then(|token| token.key.as_ref()) {
+    let key = match &settings.key {
         Some(path) => SigningKey::from_pem_file(path)?,
         None => SigningKey::load_or_generate(&berth_auth::keys::default_key_path(data_dir))?,
     };
