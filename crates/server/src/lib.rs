@@ -163,6 +163,14 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     let registry = &app.registry;
+    let attempt = ui::login::Attempt {
+        method,
+        uri,
+        headers,
+        client,
+        // The `tls` branch's `Scheme` extension says so once it lands.
+        tls: false,
+    };
     let mut response = match &app.auth {
         None => {
             ui::answer(
@@ -177,17 +185,11 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
         }
         Some(auth) if uri.path() == ui::routes::LOGIN => {
             let context = ui::context(registry, headers, &Caller::unrestricted());
-            let attempt = ui::login::Attempt {
-                method,
-                uri,
-                headers,
-                client,
-            };
             ui::login::login(auth, &context, attempt, body).await
         }
         Some(_) if uri.path() == ui::routes::LOGOUT => {
             let context = ui::context(registry, headers, &Caller::unrestricted());
-            ui::login::logout(&context, method, headers)
+            ui::login::logout(&context, attempt)
         }
         Some(auth) => match auth::identify_browser(auth, headers, client) {
             Ok(caller) => ui::answer(registry, &app.ui, method, uri, headers, &caller).await,

@@ -46,6 +46,8 @@ pub struct Attempt<'a> {
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
     pub client: Option<IpAddr>,
+    /// Whether the connection is TLS (then the cookie is `Secure`).
+    pub tls: bool,
 }
 
 /// Answers `/ui/login`.
@@ -104,10 +106,13 @@ async fn submit(auth: &Auth, context: &Context, attempt: &Attempt<'_>, body: Bod
             );
         }
     };
-    let cookie = auth
-        .issue_session(&identity)
-        .ok()
-        .and_then(|s| session::set(&s.token, s.lifetime, session::is_https(attempt.headers)));
+    let cookie = auth.issue_session(&identity).ok().and_then(|s| {
+        session::set(
+            &s.token,
+            s.lifetime,
+            session::is_https(attempt.tls, attempt.headers),
+        )
+    });
     let Some(cookie) = cookie else {
         let e = UiError::Registry(berth_registry::Error::Storage(
             "signing a session token failed".into(),
@@ -121,7 +126,8 @@ async fn submit(auth: &Auth, context: &Context, attempt: &Attempt<'_>, body: Bod
 }
 
 /// Answers `/ui/logout`: a same-origin POST clears the cookie.
-pub fn logout(context: &Context, method: &Method, headers: &HeaderMap) -> Response {
+pub fn logout(context: &Context, attempt: Attempt<'_>) -> Response {
+    let (method, headers) = (attempt.method, attempt.headers);
     if *method != Method::POST {
         return error_page(context, UiError::MethodNotAllowed);
     }
@@ -131,7 +137,7 @@ pub fn logout(context: &Context, method: &Method, headers: &HeaderMap) -> Respon
     let mut response = respond::redirect(StatusCode::SEE_OTHER, routes::LOGIN);
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session::clear(session::is_https(headers)),
+        session::clear(session::is_https(attempt.tls, headers)),
     );
     response
 }

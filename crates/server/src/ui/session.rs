@@ -26,14 +26,15 @@ pub fn token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether the browser reached berth over https (then the cookie is
-/// `Secure`): a proxy in front says so with `X-Forwarded-Proto`.
-// TODO(tls): also the `berth_server::Scheme` extension once the tls branch is merged.
-pub fn is_https(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+/// `Secure`): the connection itself was TLS (`tls_connection`), or a proxy
+/// in front says so with `X-Forwarded-Proto`.
+pub fn is_https(tls_connection: bool, headers: &HeaderMap) -> bool {
+    tls_connection
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
 /// `Set-Cookie` for a new session of `lifetime`.
@@ -127,9 +128,10 @@ mod tests {
         assert!(secure.to_str().unwrap().ends_with("; Secure"));
         assert!(clear(false).to_str().unwrap().contains("Max-Age=0"));
         assert!(clear(true).to_str().unwrap().ends_with("; Secure"));
-        assert!(is_https(&headers(&[("x-forwarded-proto", "HTTPS")])));
-        assert!(!is_https(&headers(&[("x-forwarded-proto", "http")])));
-        assert!(!is_https(&HeaderMap::new()));
+        assert!(is_https(false, &headers(&[("x-forwarded-proto", "HTTPS")])));
+        assert!(!is_https(false, &headers(&[("x-forwarded-proto", "http")])));
+        assert!(!is_https(false, &HeaderMap::new()));
+        assert!(is_https(true, &HeaderMap::new()));
     }
 
     #[test]
