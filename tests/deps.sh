@@ -13,6 +13,8 @@ declare -A PROVIDES=(
   [/usr/bin/docker]=docker.io [readelf]=binutils [objcopy]=binutils
   # tests/browser: Debian's Chromium driven by playwright-core (npm); zstd makes a zstd layer
   [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [zstd]=zstd
+  # tests/browser/login.test.mjs: htpasswd -B writes its users
+  [htpasswd]=apache2-utils
 )
 
 missing_packages() {

@@ -97,8 +97,10 @@ export function freePort() {
  * A berth of the test's own (BERTH_BIN) on a free 127.0.0.1 port with a fresh
  * data dir and extra `serve` arguments/env; resolves to `{ url, addr, stop }`.
  * Use it when a test needs a configuration the shared berth does not have.
+ * `readyPath` answers 200 once berth is up (`/healthz` under auth, where
+ * `/v2/` wants a login).
  */
-export async function startBerth({ args = [], env = {} } = {}) {
+export async function startBerth({ args = [], env = {}, readyPath = '/v2/' } = {}) {
   const bin = process.env.BERTH_BIN;
   if (!bin) throw new Error('BERTH_BIN is not set (run through tests/browser/run.sh)');
   const dataDir = mkdtempSync(join(process.env.T ?? tmpdir(), 'berth-browser-'));
@@ -115,11 +117,11 @@ export async function startBerth({ args = [], env = {} } = {}) {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`berth exited ${child.exitCode}:\n${log}`);
     try {
-      if ((await fetch(`${url}/v2/`)).status === 200) break;
+      if ((await fetch(`${url}${readyPath}`)).status === 200) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`berth did not answer on ${url}/v2/ within 30 s:\n${log}`);
+      throw new Error(`berth did not answer on ${url}${readyPath} within 30 s:\n${log}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -131,11 +133,15 @@ export async function startBerth({ args = [], env = {} } = {}) {
   return { url, addr, stop, log: () => log };
 }
 
-/** Push the seeded busybox layout to `addr/repo:tag` with skopeo (a real client). */
-export function skopeoPush(addr, repo, tag) {
+/**
+ * Push the seeded busybox layout to `addr/repo:tag` with skopeo (a real
+ * client); `creds` ("user:password") when berth wants a login.
+ */
+export function skopeoPush(addr, repo, tag, { creds } = {}) {
   if (!SEED.busyboxLayout) throw new Error('BERTH_TEST_LAYOUT is not set (run through tests/browser/run.sh)');
   return new Promise((resolve, reject) => {
-    const child = spawn('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false',
+    const login = creds ? [`--dest-creds=${creds}`] : [];
+    const child = spawn('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', ...login,
       `oci:${SEED.busyboxLayout}:latest`, `docker://${addr}/${repo}:${tag}`], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (c) => { err += c; });

@@ -169,6 +169,32 @@ pub enum AuthError {
     TokenServiceOff,
 }
 
+/// A web UI login: the token for the session cookie and how long it lasts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token: String,
+    pub lifetime: Duration,
+}
+
+impl std::fmt::Debug for Session {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signer of sessions when no token service is configured.
+fn session_issuer(key: SigningKey) -> TokenIssuer {
+    TokenIssuer {
+        issuer: DEFAULT_ISSUER.to_string(),
+        service: DEFAULT_SERVICE.to_string(),
+        ttl: token::SESSION_TTL,
+        key,
+    }
+}
+
 /// The facade the server holds (in an `Arc`).
 pub struct Auth {
     basic_realm: String,
@@ -177,6 +203,9 @@ pub struct Auth {
     rules: AccessRules,
     token_service: Option<TokenServiceConfig>,
     issuer: Option<TokenIssuer>,
+    /// Signs web UI sessions: the token service's key, else one set by
+    /// [`Auth::with_session_key`], else one made for this process.
+    sessions: TokenIssuer,
     verifier: TokenVerifier,
     limiter: LoginLimiter,
     bcrypt_verifications: AtomicU64,
@@ -202,6 +231,10 @@ impl Auth {
             key: t.key.clone(),
         });
         let verifier = TokenVerifier::new(issuer.as_ref(), config.external_issuers);
+        let sessions = match &issuer {
+            Some(issuer) => issuer.clone(),
+            None => session_issuer(SigningKey::generate()?),
+        };
         Ok(Auth {
             basic_realm: config.basic_realm,
             htpasswd,
@@ -209,6 +242,7 @@ impl Auth {
             rules: config.rules,
             token_service: config.token,
             issuer,
+            sessions,
             verifier,
             limiter: LoginLimiter::default(),
             bcrypt_verifications: AtomicU64::new(0),
@@ -307,6 +341,39 @@ impl Auth {
         match htpasswd.hash_of(&user) {
             Some(hash) if token::password_digest(hash) == digest => Ok(Identity::user(&user)),
             _ => Err(AuthError::Token(TokenError::RefreshRevoked)),
+        }
+    }
+
+    /// Signs web UI sessions with `key` (kept in the data folder, so that
+    /// logins survive a restart) when the token service is off; with it
+    /// on, its key already does.
+    pub fn with_session_key(mut self, key: SigningKey) -> Auth {
+        if self.issuer.is_none() {
+            self.sessions = session_issuer(key);
+        }
+        self
+    }
+
+    /// A web UI session for a signed-in user: a signed token naming them
+    /// (never the password), valid for [`token::SESSION_TTL`].
+    pub fn issue_session(&self, who: &Identity) -> Result<Session, AuthError> {
+        let user = who.name().ok_or(AuthError::BadCredentials)?;
+        let htpasswd = self.htpasswd.current();
+        let hash = htpasswd.hash_of(user).ok_or(AuthError::BadCredentials)?;
+        Ok(Session {
+            token: self.sessions.issue_session(user, hash)?,
+            lifetime: token::SESSION_TTL,
+        })
+    }
+
+    /// The user a session token names, while they are still in the
+    /// htpasswd file with the password they signed in with.
+    pub fn check_session(&self, token: &str) -> Result<Identity, AuthError> {
+        let (user, digest) = self.sessions.verify_session(token)?;
+        let htpasswd = self.htpasswd.current();
+        match htpasswd.hash_of(&user) {
+            Some(hash) if token::password_digest(hash) == digest => Ok(Identity::user(&user)),
+            _ => Err(AuthError::Token(TokenError::SessionRevoked)),
         }
     }
 
@@ -510,5 +577,62 @@ mod tests {
                 Err(AuthError::Token(TokenError::RefreshRevoked))
             ));
         }
+    }
+
+    #[test]
+    fn a_session_names_its_user_until_their_password_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = htpasswd_with(dir.path(), &[("alice", "pw"), ("bob", "pw")]);
+        // Basic mode: sessions still work, signed by the key given.
+        let key = SigningKey::generate().unwrap();
+        let auth = Auth::new(AuthConfig::basic(path.clone()))
+            .unwrap()
+            .with_session_key(key.clone());
+        let alice = Identity::user("alice");
+        let session = auth.issue_session(&alice).unwrap();
+        assert_eq!(session.lifetime, token::SESSION_TTL);
+        assert!(!session.token.contains("pw"));
+        assert!(!format!("{session:?}").contains(&session.token));
+        assert_eq!(auth.check_session(&session.token).unwrap(), alice);
+        assert!(auth.issue_session(&Identity::Anonymous).is_err());
+        assert!(auth.issue_session(&Identity::user("nobody")).is_err());
+        // Another process with the same key (a restart) accepts it; one
+        // with another key does not.
+        let again = Auth::new(AuthConfig::basic(path.clone()))
+            .unwrap()
+            .with_session_key(key);
+        assert_eq!(again.check_session(&session.token).unwrap(), alice);
+        let other = Auth::new(AuthConfig::basic(path.clone())).unwrap();
+        assert!(other.check_session(&session.token).is_err());
+        let bob = auth.issue_session(&Identity::user("bob")).unwrap();
+        let mut file = Htpasswd::load(&path).unwrap();
+        file.set_password("alice", "changed", 4).unwrap();
+        file.remove("bob");
+        file.write_atomic(&path).unwrap();
+        for token in [&session.token, &bob.token] {
+            assert!(matches!(
+                auth.check_session(token),
+                Err(AuthError::Token(TokenError::SessionRevoked))
+            ));
+        }
+    }
+
+    #[test]
+    fn sessions_access_and_refresh_tokens_are_not_interchangeable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = token_auth(dir.path(), "");
+        let alice = Identity::user("alice");
+        let session = auth.issue_session(&alice).unwrap().token;
+        let refresh = auth.issue_refresh_token(&alice).unwrap();
+        let asked = Scope::parse_all(["repository:a:pull"]);
+        let access = auth.issue_token(&alice, &asked).unwrap().token;
+        // A session is no Bearer token and no refresh token ...
+        assert_eq!(auth.check_token(&session), Err(TokenError::WrongAudience));
+        assert!(auth.check_refresh_token(&session).is_err());
+        // ... and neither of those is a session.
+        for token in [&refresh, &access] {
+            assert!(auth.check_session(token).is_err());
+        }
+        assert_eq!(auth.check_session(&session).unwrap(), alice);
     }
 }

@@ -323,6 +323,25 @@ impl AccessRules {
         }
     }
 
+    /// What `who` may do on every repository, whatever its name: the
+    /// default's rights, or those of rules for `*` (a web UI shows such a
+    /// user the registry's own totals instead of summing what they see).
+    pub fn allowed_everywhere(&self, who: &Identity) -> Actions {
+        let repository = Resource::Repository(String::new()).possible_actions();
+        if self.rules.is_empty() {
+            return match who {
+                Identity::User { .. } => repository,
+                Identity::Anonymous => Actions::NONE,
+            };
+        }
+        self.rules
+            .iter()
+            .filter(|rule| rule.who.iter().any(|s| self.applies(s, who)))
+            .filter(|rule| rule.repositories.iter().any(Pattern::is_everything))
+            .fold(Actions::NONE, |acc, rule| acc | rule.actions)
+            .intersection(repository)
+    }
+
     /// What `who` may do on `resource`: the union of every matching rule.
     /// Catalog and admin come only from rules whose repositories include `*`.
     pub fn allowed(&self, who: &Identity, resource: &Resource) -> Actions {
@@ -413,6 +432,36 @@ mod tests {
         assert!(!rules.anonymous_has_rights());
         // An empty [[access]] list in TOML is the same default.
         assert!(rules_from_empty_toml().is_empty());
+    }
+
+    #[test]
+    fn rights_everywhere_come_only_from_rules_for_everything() {
+        let rules = rules(TEAMS).unwrap();
+        assert_eq!(
+            rules.allowed_everywhere(&Identity::user("root")),
+            Actions::REPOSITORY
+        );
+        // Rights on some patterns are not rights everywhere.
+        for who in ["alice", "carol"] {
+            assert_eq!(
+                rules.allowed_everywhere(&Identity::user(who)),
+                Actions::NONE,
+                "{who}"
+            );
+        }
+        assert_eq!(
+            rules.allowed_everywhere(&Identity::Anonymous),
+            Actions::NONE
+        );
+        let default = AccessRules::default();
+        assert_eq!(
+            default.allowed_everywhere(&Identity::user("x")),
+            Actions::REPOSITORY
+        );
+        assert_eq!(
+            default.allowed_everywhere(&Identity::Anonymous),
+            Actions::NONE
+        );
     }
 
     fn rules_from_empty_toml() -> AccessRules {

@@ -17,6 +17,8 @@ use crate::{Actions, Resource};
 pub const LEEWAY_SECS: u64 = 10;
 /// How long a refresh token (OAuth2 `access_type=offline`) lives.
 pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a web UI login lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// Algorithms any key may be used with; everything else (none, HS*) is refused.
 const ASYMMETRIC: [Algorithm; 3] = [Algorithm::ES256, Algorithm::ES384, Algorithm::RS256];
@@ -41,6 +43,9 @@ pub enum TokenError {
     Invalid(String),
     #[error("refresh token no longer valid")]
     RefreshRevoked,
+    /// The user of a session was removed or changed their password.
+    #[error("session no longer valid")]
+    SessionRevoked,
     #[error("signing a token: {0}")]
     Signing(String),
 }
@@ -284,12 +289,46 @@ impl TokenIssuer {
 
     /// A refresh token naming `user`, tied to their current htpasswd hash.
     pub fn issue_refresh(&self, user: &str, htpasswd_hash: &str) -> Result<String, TokenError> {
+        self.issue_bound(user, htpasswd_hash, &self.refresh_audience(), REFRESH_TTL)
+    }
+
+    /// Verifies a refresh token: (user, password digest it was issued under).
+    pub fn verify_refresh(&self, token: &str) -> Result<(String, String), TokenError> {
+        self.verify_bound(token, &self.refresh_audience())
+    }
+
+    /// The `aud` of web UI session tokens: no other endpoint accepts them,
+    /// and they accept no other token.
+    pub fn session_audience(&self) -> String {
+        format!("{}-ui", self.service)
+    }
+
+    /// A web UI session token naming `user`, tied to their current htpasswd
+    /// hash (a password change or removal ends the session).
+    pub fn issue_session(&self, user: &str, htpasswd_hash: &str) -> Result<String, TokenError> {
+        self.issue_bound(user, htpasswd_hash, &self.session_audience(), SESSION_TTL)
+    }
+
+    /// Verifies a session token: (user, password digest it was issued under).
+    pub fn verify_session(&self, token: &str) -> Result<(String, String), TokenError> {
+        self.verify_bound(token, &self.session_audience())
+    }
+
+    /// A token for `audience` naming `user` and a digest of their htpasswd
+    /// hash, granting nothing by itself.
+    fn issue_bound(
+        &self,
+        user: &str,
+        htpasswd_hash: &str,
+        audience: &str,
+        ttl: Duration,
+    ) -> Result<String, TokenError> {
         let now = now_secs();
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
-            aud: self.refresh_audience(),
-            exp: now + REFRESH_TTL.as_secs(),
+            aud: audience.to_string(),
+            exp: now + ttl.as_secs(),
             nbf: now,
             iat: now,
             jti: random_id(),
@@ -299,17 +338,17 @@ impl TokenIssuer {
         self.sign(&claims)
     }
 
-    /// Verifies a refresh token: (user, password digest it was issued under).
-    pub fn verify_refresh(&self, token: &str) -> Result<(String, String), TokenError> {
+    /// Verifies a token of [`Self::issue_bound`] with berth's own key only.
+    fn verify_bound(&self, token: &str, audience: &str) -> Result<(String, String), TokenError> {
         let key = IssuerKey::new(
             Some(self.key.kid().to_string()),
             self.key.decoding_key().clone(),
             vec![self.key.algorithm()],
         );
-        let claims = verify_with(token, &self.issuer, &self.refresh_audience(), &[key])?;
+        let claims = verify_with(token, &self.issuer, audience, &[key])?;
         match (claims.sub, claims.pwd) {
             (Some(user), Some(pwd)) if !user.is_empty() => Ok((user, pwd)),
-            _ => Err(TokenError::Invalid("not a refresh token".to_string())),
+            _ => Err(TokenError::Invalid(format!("not a token for {audience}"))),
         }
     }
 }

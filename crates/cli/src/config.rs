@@ -280,6 +280,9 @@ pub struct AuthSettings {
     pub token: Option<TokenSettings>,
     pub rules: AccessRules,
     pub issuers: Vec<ExternalIssuerConfig>,
+    /// `token_key`, which signs web UI sessions in Basic mode too; `None`:
+    /// `<data_dir>/auth/token-key.pem`, generated on first start.
+    pub key: Option<PathBuf>,
 }
 
 /// The token service's settings.
@@ -318,6 +321,7 @@ fn auth_settings(raw: &mut RawConfig) -> Result<Option<AuthSettings>, ConfigErro
             return Err(ConfigError::IssuerKey(issuer.issuer.clone()));
         }
     }
+    let key = raw.token_key.clone();
     let token = if token_auth {
         let ttl = raw.token_ttl_secs.unwrap_or(300);
         if !(1..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
@@ -343,6 +347,7 @@ fn auth_settings(raw: &mut RawConfig) -> Result<Option<AuthSettings>, ConfigErro
         token,
         rules,
         issuers,
+        key,
     }))
 }
 
@@ -897,6 +902,18 @@ jwks = "/etc/berth/jwks.json"
         assert_eq!(auth.rules.rules().len(), 1);
         assert_eq!(auth.issuers.len(), 1);
         assert_eq!(auth.issuers[0].issuer, "https://auth.example");
+    }
+
+    #[test]
+    fn the_token_key_signs_ui_sessions_in_basic_mode_too() {
+        let e = env(&[("BERTH_TOKEN_KEY", "/keys/berth.pem")]);
+        let flags = RawConfig {
+            htpasswd: Some(PathBuf::from("/h")),
+            ..Default::default()
+        };
+        let auth = Config::load(None, &e, flags).unwrap().auth.unwrap();
+        assert!(auth.token.is_none());
+        assert_eq!(auth.key, Some(PathBuf::from("/keys/berth.pem")));
     }
 
     #[test]

@@ -90,28 +90,26 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
-/// The users, rules and token keys the settings name; the token key is
-/// generated into the data folder on first start unless one is configured.
+/// The users, rules and token keys the settings name; the key (for tokens
+/// and web UI sessions) is generated into the data folder on first start
+/// unless one is configured.
 fn build_auth(
     settings: &AuthSettings,
     data_dir: &std::path::Path,
 ) -> Result<Auth, Box<dyn std::error::Error>> {
-    let token = match &settings.token {
-        Some(token) => {
-            let key = match &token.key {
-                Some(path) => SigningKey::from_pem_file(path)?,
-                None => {
-                    SigningKey::load_or_generate(&berth_auth::keys::default_key_path(data_dir))?
-                }
-            };
-            let mut service = TokenServiceConfig::new(key);
-            service.realm = token.realm.clone();
-            service.service = token.service.clone();
-            service.ttl = token.ttl;
-            Some(service)
-        }
-        None => None,
+    // One key signs tokens and web UI sessions; it is kept in the data
+    // folder in Basic mode too, so that UI logins survive a restart.
+    let key = match &settings.key {
+        Some(path) => SigningKey::from_pem_file(path)?,
+        None => SigningKey::load_or_generate(&berth_auth::keys::default_key_path(data_dir))?,
     };
+    let token = settings.token.as_ref().map(|token| {
+        let mut service = TokenServiceConfig::new(key.clone());
+        service.realm = token.realm.clone();
+        service.service = token.service.clone();
+        service.ttl = token.ttl;
+        service
+    });
     let external_issuers = settings
         .issuers
         .iter()
@@ -123,7 +121,8 @@ fn build_auth(
         token,
         rules: settings.rules.clone(),
         external_issuers,
-    })?;
+    })?
+    .with_session_key(key);
     tracing::info!(
         htpasswd = %settings.htpasswd.display(),
         mode = if settings.token.is_some() { "token" } else { "basic" },

@@ -45,6 +45,7 @@ mod conformance {
     mod robustness;
     mod slow_clients;
     mod ui;
+    mod ui_login;
     mod validation;
     // sendfile and the page-cache probes it relies on are Linux's.
     #[cfg(target_os = "linux")]

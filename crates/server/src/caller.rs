@@ -2,6 +2,7 @@
 //! request's extensions by the authorize step, read by handlers that
 //! filter listings and by the web UI.
 
+use berth_auth::rules::Subject;
 use berth_auth::{Actions, Auth, Grants, Identity, Resource};
 use std::sync::Arc;
 
@@ -17,8 +18,9 @@ enum Rights {
     Everything,
     /// Basic credentials or none: the configured rules decide.
     Rules { auth: Arc<Auth>, identity: Identity },
-    /// A Bearer token: exactly what it grants.
-    Token(Grants),
+    /// A Bearer token: exactly what it grants (the rules only decide which
+    /// repository names its subject may see listed).
+    Token { auth: Arc<Auth>, grants: Grants },
 }
 
 impl std::fmt::Debug for Caller {
@@ -26,7 +28,7 @@ impl std::fmt::Debug for Caller {
         let kind = match &self.rights {
             Rights::Everything => "unrestricted",
             Rights::Rules { .. } => "rules",
-            Rights::Token(_) => "token",
+            Rights::Token { .. } => "token",
         };
         f.debug_struct("Caller")
             .field("name", &self.name())
@@ -51,9 +53,9 @@ impl Caller {
     }
 
     /// The bearer of a verified token.
-    pub fn by_token(grants: Grants) -> Caller {
+    pub fn by_token(auth: Arc<Auth>, grants: Grants) -> Caller {
         Caller {
-            rights: Rights::Token(grants),
+            rights: Rights::Token { auth, grants },
         }
     }
 
@@ -65,7 +67,7 @@ impl Caller {
                 Identity::User { name } => Some(name),
                 Identity::Anonymous => None,
             },
-            Rights::Token(grants) => grants.subject.as_deref(),
+            Rights::Token { grants, .. } => grants.subject.as_deref(),
         }
     }
 
@@ -73,7 +75,7 @@ impl Caller {
     /// token), or auth is off.
     pub fn is_authenticated(&self) -> bool {
         match &self.rights {
-            Rights::Everything | Rights::Token(_) => true,
+            Rights::Everything | Rights::Token { .. } => true,
             Rights::Rules { identity, .. } => !matches!(identity, Identity::Anonymous),
         }
     }
@@ -85,7 +87,7 @@ impl Caller {
 
     /// Whether a token (rather than a password or nothing) stands for the caller.
     pub fn has_token(&self) -> bool {
-        matches!(self.rights, Rights::Token(_))
+        matches!(self.rights, Rights::Token { .. })
     }
 
     /// What the caller may do on `resource`.
@@ -93,7 +95,7 @@ impl Caller {
         match &self.rights {
             Rights::Everything => Actions::ALL,
             Rights::Rules { auth, identity } => auth.allowed(identity, resource),
-            Rights::Token(grants) => grants.actions_for(resource),
+            Rights::Token { grants, .. } => grants.actions_for(resource),
         }
     }
 
@@ -102,8 +104,55 @@ impl Caller {
         self.allowed(resource).contains(actions)
     }
 
-    /// Whether the caller may pull `repository` (listings show only these).
+    /// Whether the caller may pull `repository`.
     pub fn may_pull(&self, repository: &str) -> bool {
         self.may(&Resource::Repository(repository.to_string()), Actions::PULL)
+    }
+
+    /// Whether the caller may pull every repository, whatever its name (a
+    /// listing then needs no filtering, and the registry's totals are theirs).
+    pub fn may_pull_everything(&self) -> bool {
+        match &self.rights {
+            Rights::Everything => true,
+            Rights::Rules { auth, identity } => auth
+                .rules()
+                .allowed_everywhere(identity)
+                .contains(Actions::PULL),
+            Rights::Token { .. } => false,
+        }
+    }
+
+    /// Whether the caller may pull some repository: false only for an
+    /// anonymous caller no rule gives `pull` (the UI then asks for a login).
+    pub fn may_pull_somewhere(&self) -> bool {
+        match &self.rights {
+            Rights::Rules {
+                auth,
+                identity: Identity::Anonymous,
+            } => auth.rules().rules().iter().any(|rule| {
+                rule.who.contains(&Subject::Anonymous) && rule.actions.contains(Actions::PULL)
+            }),
+            _ => true,
+        }
+    }
+
+    /// Whether listings (catalog, `/api/v1/repositories`) show `repository`
+    /// to the caller: what they may pull. A token names only the
+    /// repositories of one request, so a token's bearer sees what the token
+    /// grants and what the rules let its subject pull: what they would see
+    /// with their password.
+    pub fn may_list(&self, repository: &str) -> bool {
+        let resource = Resource::Repository(repository.to_string());
+        match &self.rights {
+            Rights::Token { auth, grants } => {
+                let subject = match &grants.subject {
+                    Some(name) => Identity::user(name),
+                    None => Identity::Anonymous,
+                };
+                grants.allows(&resource, Actions::PULL)
+                    || auth.allowed(&subject, &resource).contains(Actions::PULL)
+            }
+            _ => self.may(&resource, Actions::PULL),
+        }
     }
 }

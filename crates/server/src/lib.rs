@@ -154,44 +154,58 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
     response
 }
 
-/// A page of the web UI (`/` and `/ui` redirect to `/ui/`).
+/// A page of the web UI (`/` and `/ui` redirect to `/ui/`); with auth on,
+/// also the login and logout forms.
 async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let started = Instant::now();
-    let (mut parts, _body) = request.into_parts();
-    let caller = match &app.auth {
-        None => Ok(Caller::unrestricted()),
-        Some(auth) => {
-            let client = parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip());
-            auth::authorize_ui(auth, &parts.headers, client)
-        }
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let registry = &app.registry;
+    let attempt = ui::login::Attempt {
+        method,
+        uri,
+        headers,
+        client,
+        tls: matches!(parts.extensions.get::<Scheme>(), Some(Scheme::Https)),
     };
-    let mut response = match caller {
-        Ok(caller) => {
-            // For the UI to show and allow only what the caller may.
-            parts.extensions.insert(caller);
+    let mut response = match &app.auth {
+        None => {
             ui::answer(
-                &app.registry,
+                registry,
                 &app.ui,
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
+                method,
+                uri,
+                headers,
+                &Caller::unrestricted(),
             )
             .await
         }
-        Err(refused) => refused.into_response(),
+        Some(auth) if uri.path() == ui::routes::LOGIN => {
+            let context = ui::context(registry, headers, &Caller::unrestricted());
+            ui::login::login(auth, &context, attempt, body).await
+        }
+        Some(_) if uri.path() == ui::routes::LOGOUT => {
+            let context = ui::context(registry, headers, &Caller::unrestricted());
+            ui::login::logout(&context, attempt)
+        }
+        Some(auth) => match auth::identify_browser(auth, headers, client) {
+            Ok(caller) => ui::answer(registry, &app.ui, method, uri, headers, &caller).await,
+            Err(refused) => refused.into_response(),
+        },
     };
     let elapsed = started.elapsed();
     count(
         &app.operations.metrics,
-        &parts.method,
+        method,
         Endpoint::Ui,
         &response,
         elapsed,
     );
-    log_request(&parts.method, parts.uri.path(), &mut response, elapsed);
+    log_request(method, uri.path(), &mut response, elapsed);
     response
 }
 
@@ -221,8 +235,7 @@ async fn route_and_handle(
                         query: &query,
                         headers,
                         client,
-                        // The `tls` branch's `Scheme` extension says so once it lands.
-                        https: false,
+                        https: matches!(parts.extensions.get::<Scheme>(), Some(Scheme::Https)),
                     };
                     let admitted = match auth::authorize(auth, &asking) {
                         Ok(admitted) => admitted,

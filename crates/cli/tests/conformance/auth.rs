@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 const REPO: &str = "team-a/app";
-const PASSWORD: &str = "correct horse";
+pub const PASSWORD: &str = "correct horse";
 
 /// Users of the test registry and what the rules below give them.
 const USERS: &[&str] = &["admin", "alice", "puller", "bob"];
@@ -54,7 +54,7 @@ pub fn basic(user: &str, password: &str) -> String {
 }
 
 /// An htpasswd line per user (bcrypt at the lowest cost: tests need not be slow).
-fn htpasswd_text(users: &[(&str, &str)]) -> String {
+pub fn htpasswd_text(users: &[(&str, &str)]) -> String {
     users
         .iter()
         .map(|(user, password)| format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap()))
@@ -996,7 +996,7 @@ async fn health_is_anonymous_and_the_catalog_lists_only_what_the_caller_may_pull
 
 #[tokio::test]
 async fn ten_failed_logins_limit_that_address_only() {
-    let auth = AuthRegistry::start(false, &[]).await;
+    let auth = AuthRegistry::start(true, &[]).await;
     let tags = format!("/v2/{REPO}/tags/list");
     let attacker = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
     let other = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
@@ -1046,27 +1046,6 @@ async fn ten_failed_logins_limit_that_address_only() {
 }
 
 #[tokio::test]
-async fn the_web_ui_asks_browsers_for_a_login_and_is_for_admins_for_now() {
-    for token in [false, true] {
-        let auth = AuthRegistry::start(token, &[]).await;
-        let resp = auth.send(None, Method::GET, "/ui/").await;
-        assert_eq!(resp.status(), 401, "token={token}");
-        assert_eq!(
-            header(&resp, "www-authenticate"),
-            Some(r#"Basic realm="berth""#),
-            "browsers prompt only for Basic"
-        );
-        let puller = basic("puller", PASSWORD);
-        let resp = auth.send(Some(&puller), Method::GET, "/ui/").await;
-        assert_eq!(resp.status(), 403);
-        let resp = auth
-            .send(Some(&basic("admin", PASSWORD)), Method::GET, "/ui/")
-            .await;
-        assert_eq!(resp.status(), 200);
-    }
-}
-
-#[tokio::test]
 async fn loopback_without_auth_logs_no_warning() {
     let registry = Registry::start().await;
     let resp = registry.send(registry.get("/v2/")).await;
@@ -1076,4 +1055,32 @@ async fn loopback_without_auth_logs_no_warning() {
         "{}",
         registry.stderr()
     );
+}
+
+#[tokio::test]
+async fn a_catalog_token_lists_what_its_subject_may_pull() {
+    let mut auth = AuthRegistry::start(true, &[]).await;
+    auth.registry.authorize_with(&basic("admin", PASSWORD));
+    for repo in ["team-a/one", "team-b/two"] {
+        auth.registry.push_image(repo, "v1").await;
+    }
+    let puller = basic("puller", PASSWORD);
+    let token = auth.token(Some(&puller), "registry:catalog:*").await;
+    let resp = auth
+        .send(
+            Some(&format!("Bearer {token}")),
+            Method::GET,
+            "/v2/_catalog",
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_body(resp).await["repositories"], json!(["team-a/one"]));
+    // Bob's rules give no catalog: his token for it grants nothing.
+    let bob = auth
+        .token(Some(&basic("bob", PASSWORD)), "registry:catalog:*")
+        .await;
+    let resp = auth
+        .send(Some(&format!("Bearer {bob}")), Method::GET, "/v2/_catalog")
+        .await;
+    assert_eq!(resp.status(), 401);
 }

@@ -110,7 +110,11 @@ fn identify(
 ) -> Result<Caller, ApiError> {
     let credentials = Credentials::from_headers(asking.headers);
     if !credentials.presented() {
-        return Ok(Caller::by_rules(auth.clone(), Identity::Anonymous));
+        let session = match asking.route {
+            Route::Api(_) => session_caller(auth, asking.headers),
+            _ => None,
+        };
+        return Ok(session.unwrap_or_else(|| Caller::by_rules(auth.clone(), Identity::Anonymous)));
     }
     check_login_limit(auth, asking.client)?;
     check_credentials(auth, credentials).ok_or_else(|| {
@@ -132,41 +136,46 @@ fn check_credentials(auth: &Arc<Auth>, credentials: Credentials) -> Option<Calle
             .check_password(&user, &password)
             .ok()
             .map(|identity| Caller::by_rules(auth.clone(), identity)),
-        Credentials::Bearer(token) => auth.check_token(&token).ok().map(Caller::by_token),
+        Credentials::Bearer(token) => auth
+            .check_token(&token)
+            .ok()
+            .map(|grants| Caller::by_token(auth.clone(), grants)),
         Credentials::None | Credentials::Malformed => None,
     }
 }
 
-/// The caller of a web UI request. Browsers speak Basic only, so that is
-/// the challenge in both modes (they then prompt for a login). Until the
-/// UI shows each user only what they may see (its login page is later
-/// work), it is for admins only: it lists and deletes everything.
-pub fn authorize_ui(
+/// The caller of a web UI request: the `Authorization` header if one is
+/// sent (scripts), else the session cookie of a login, else anonymous (an
+/// expired or revoked session is no failed login: it is just over).
+pub fn identify_browser(
     auth: &Arc<Auth>,
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
-    let login = || ApiError::Unauthorized {
-        challenge: Challenge::Basic {
-            realm: auth.basic_realm().to_string(),
-        }
-        .render(),
-    };
     let credentials = Credentials::from_headers(headers);
     if !credentials.presented() {
-        return Err(login());
+        return Ok(session_caller(auth, headers)
+            .unwrap_or_else(|| Caller::by_rules(auth.clone(), Identity::Anonymous)));
     }
     check_login_limit(auth, client)?;
-    let caller = check_credentials(auth, credentials).ok_or_else(|| {
+    check_credentials(auth, credentials).ok_or_else(|| {
         record_failed_login(auth, client);
-        login()
-    })?;
-    if !caller.may(&Resource::Admin, Actions::ADMIN) {
-        return Err(ApiError::Denied(
-            "the web UI is for admins while auth is on".into(),
-        ));
-    }
-    Ok(caller)
+        ApiError::Unauthorized {
+            challenge: Challenge::Basic {
+                realm: auth.basic_realm().to_string(),
+            }
+            .render(),
+        }
+    })
+}
+
+/// The user a valid session cookie names. Only the UI and `/api/v1` (GET
+/// only, read by the UI's pages) take it: on `/v2` a cookie would let
+/// another site's page act as the user (CSRF).
+fn session_caller(auth: &Arc<Auth>, headers: &HeaderMap) -> Option<Caller> {
+    let token = crate::ui::session::token(headers)?;
+    let identity = auth.check_session(token).ok()?;
+    Some(Caller::by_rules(auth.clone(), identity))
 }
 
 /// 429 while the client's address has too many recent failed logins.

@@ -60,12 +60,6 @@ pub async fn answer(
     body: Body,
     client: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
-    let unauthorized = || ApiError::Unauthorized {
-        challenge: super::challenge::Challenge::Basic {
-            realm: auth.basic_realm().to_string(),
-        }
-        .render(),
-    };
     if *method == Method::POST {
         let form = crate::request::read_limited(body, FORM_LIMIT, || {
             berth_registry::Error::Unsupported("token request form too large".into())
@@ -76,7 +70,7 @@ pub async fn answer(
             Some("password") => {
                 let user = request.username.as_deref().unwrap_or_default();
                 let password = request.password.as_deref().unwrap_or_default();
-                login(auth, client, user, password).ok_or_else(unauthorized)?
+                login(auth, client, user, password)?
             }
             Some("refresh_token") => {
                 check_login_limit(auth, client)?;
@@ -85,7 +79,7 @@ pub async fn answer(
                     Ok(identity) => identity,
                     Err(_) => {
                         record_failed_login(auth, client);
-                        return Err(unauthorized());
+                        return Err(unauthorized(auth));
                     }
                 }
             }
@@ -109,13 +103,11 @@ pub async fn answer(
     let request = TokenRequest::parse(query.unwrap_or_default().as_bytes());
     let who = match Credentials::from_headers(headers) {
         Credentials::None => Identity::Anonymous,
-        Credentials::Basic { user, password } => {
-            login(auth, client, &user, &password).ok_or_else(unauthorized)?
-        }
+        Credentials::Basic { user, password } => login(auth, client, &user, &password)?,
         Credentials::Bearer(_) | Credentials::Malformed => {
             check_login_limit(auth, client)?;
             record_failed_login(auth, client);
-            return Err(unauthorized());
+            return Err(unauthorized(auth));
         }
     };
     let issued = issue(auth, &who, &request.scopes)?;
@@ -126,17 +118,29 @@ pub async fn answer(
     Ok(render(&issued, &request.scopes, refresh.as_deref()))
 }
 
-/// A password login, limited and counted per client address.
-fn login(auth: &Auth, client: Option<IpAddr>, user: &str, password: &str) -> Option<Identity> {
-    if check_login_limit(auth, client).is_err() {
-        return None;
-    }
-    match auth.check_password(user, password) {
-        Ok(identity) => Some(identity),
-        Err(_) => {
-            record_failed_login(auth, client);
-            None
+/// A password login, limited (429) and counted per client address; a
+/// failure is a 401.
+fn login(
+    auth: &Auth,
+    client: Option<IpAddr>,
+    user: &str,
+    password: &str,
+) -> Result<Identity, ApiError> {
+    check_login_limit(auth, client)?;
+    auth.check_password(user, password).map_err(|_| {
+        record_failed_login(auth, client);
+        unauthorized(auth)
+    })
+}
+
+/// 401 for bad credentials at `/token`: a Basic challenge, as `/token`
+/// takes passwords.
+fn unauthorized(auth: &Auth) -> ApiError {
+    ApiError::Unauthorized {
+        challenge: super::challenge::Challenge::Basic {
+            realm: auth.basic_realm().to_string(),
         }
+        .render(),
     }
 }
 

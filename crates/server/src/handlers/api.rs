@@ -4,7 +4,7 @@
 //! layer that is not a readable tar is `422` with the reason.
 
 use super::respond;
-use super::visible::visible_page;
+use super::visible::{visible_page, visible_totals, VisibleTotals};
 use crate::api_route::ApiRoute;
 use crate::caller::Caller;
 use crate::error::ApiError;
@@ -25,6 +25,16 @@ struct OverviewBody {
     totals: Overview,
     /// Whether DELETE is allowed, so a UI can hide what would be refused.
     deletes_enabled: bool,
+}
+
+/// The overview of a caller who may pull only part of the registry.
+#[derive(Serialize)]
+struct VisibleOverviewBody {
+    #[serde(flatten)]
+    totals: VisibleTotals,
+    deletes_enabled: bool,
+    /// Always true here: the totals cover only what the caller may pull.
+    visible_only: bool,
 }
 
 #[derive(Serialize)]
@@ -48,6 +58,9 @@ pub async fn handle(
     caller: &Caller,
 ) -> Result<Response, ApiError> {
     match route {
+        ApiRoute::Overview if !caller.may_pull_everything() => {
+            visible_overview(registry, caller).await
+        }
         ApiRoute::Overview => overview(registry).await,
         ApiRoute::Repositories => repositories(registry, query, caller).await,
         ApiRoute::Tags { name } => tags(registry, &name, query).await,
@@ -92,6 +105,16 @@ async fn overview(registry: &Registry) -> Result<Response, ApiError> {
     json_response(&body, None)
 }
 
+/// Totals over the repositories `caller` may pull.
+async fn visible_overview(registry: &Registry, caller: &Caller) -> Result<Response, ApiError> {
+    let body = VisibleOverviewBody {
+        totals: visible_totals(registry, caller).await?,
+        deletes_enabled: registry.deletes_enabled(),
+        visible_only: true,
+    };
+    json_response(&body, None)
+}
+
 /// Summaries of the repositories `caller` may pull.
 async fn repositories(
     registry: &Registry,
@@ -109,7 +132,7 @@ async fn repositories(
             },
             query.get("last"),
             n.min(berth_registry::MAX_BROWSE_PAGE),
-            |summary: &RepositorySummary| caller.may_pull(&summary.name),
+            |summary: &RepositorySummary| caller.may_list(&summary.name),
             |summary| summary.name.clone(),
         )
         .await?

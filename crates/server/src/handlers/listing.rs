@@ -43,7 +43,7 @@ pub async fn catalog(
             |last, limit| async move { registry.catalog(last.as_deref(), Some(limit)).await },
             query.get("last"),
             n.unwrap_or(CATALOG_PAGE).min(CATALOG_PAGE),
-            |name: &String| caller.may_pull(name),
+            |name: &String| caller.may_list(name),
             String::clone,
         )
         .await?

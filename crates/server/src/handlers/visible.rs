@@ -3,7 +3,9 @@
 //! found or the listing ends, and the next page starts after the last
 //! visible item.
 
-use berth_registry::{Page, Result};
+use crate::caller::Caller;
+use berth_registry::{Page, Registry, Result, MAX_BROWSE_PAGE};
+use serde::Serialize;
 use std::future::Future;
 
 /// Underlying pages read at once: at least this many, so a caller who sees
@@ -53,6 +55,39 @@ where
                     next: None,
                 })
             }
+        }
+    }
+}
+
+/// Totals over the repositories a caller may pull (for one who may pull
+/// only part of the registry: it cannot count by pattern, so this walks
+/// the repository summaries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VisibleTotals {
+    pub repositories: u64,
+    pub tags: u64,
+    pub manifests: u64,
+    /// The repositories' sizes added up: a blob two of them share counts twice.
+    pub size_bytes: u64,
+}
+
+/// [`VisibleTotals`] of what `caller` may list.
+pub async fn visible_totals(registry: &Registry, caller: &Caller) -> Result<VisibleTotals> {
+    let mut totals = VisibleTotals::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = registry
+            .repository_summaries(None, after.as_deref(), MAX_BROWSE_PAGE)
+            .await?;
+        for summary in page.items.iter().filter(|s| caller.may_list(&s.name)) {
+            totals.repositories += 1;
+            totals.tags += summary.tag_count;
+            totals.manifests += summary.manifest_count;
+            totals.size_bytes += summary.size_bytes;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(totals),
         }
     }
 }

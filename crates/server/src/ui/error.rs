@@ -13,6 +13,10 @@ pub enum UiError {
     MethodNotAllowed,
     /// A POST that did not come from berth's own pages.
     CrossSite,
+    /// Auth is on, nobody is logged in, and anonymous may not see this.
+    LoginRequired,
+    /// A logged-in user lacks the right; the sentence says which.
+    Forbidden(String),
     Registry(Error),
 }
 
@@ -37,7 +41,8 @@ impl UiError {
             UiError::NotFound => StatusCode::NOT_FOUND,
             UiError::Invalid(_) => StatusCode::BAD_REQUEST,
             UiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            UiError::CrossSite => StatusCode::FORBIDDEN,
+            UiError::CrossSite | UiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            UiError::LoginRequired => StatusCode::UNAUTHORIZED,
             UiError::Registry(e) => crate::error::status_of(e),
         }
     }
@@ -55,6 +60,8 @@ impl UiError {
                 "Refused",
                 "Deletes are only accepted from berth's own pages.".into(),
             ),
+            UiError::LoginRequired => ("Log in", "Log in to see this page.".into()),
+            UiError::Forbidden(why) => ("Access denied", why.clone()),
             UiError::Registry(Error::Storage(_)) => (
                 "Internal error",
                 "The registry could not read its storage; the cause is in its log.".into(),

@@ -26,15 +26,9 @@ pub async fn home(
         .repository_summaries(filter, last, REPOSITORIES_PER_PAGE)
         .await?;
     let overview = if filter.is_none() && last.is_none() {
-        let o = totals.get_or_refresh(|| registry.overview()).await?;
-        Some(Overview {
-            repositories: o.repositories,
-            tags: o.tags,
-            manifests: o.manifests,
-            blobs: o.blobs,
-            stored_bytes: o.stored_bytes,
-            saved_bytes: o.shared_savings_bytes,
-        })
+        Some(overview(
+            totals.get_or_refresh(|| registry.overview()).await?,
+        ))
     } else {
         None
     };
@@ -56,6 +50,18 @@ pub async fn home(
         rows,
         next: page.next,
     })
+}
+
+/// The registry's own totals, as the front page shows them.
+pub fn overview(o: berth_registry::Overview) -> Overview {
+    Overview {
+        repositories: o.repositories,
+        tags: o.tags,
+        manifests: o.manifests,
+        blobs: Some(o.blobs),
+        stored_bytes: o.stored_bytes,
+        saved_bytes: Some(o.shared_savings_bytes),
+    }
 }
 
 pub async fn repository(

@@ -12,19 +12,25 @@ mod error;
 pub mod format;
 mod listing;
 mod load;
+pub mod login;
 pub mod pages;
 mod respond;
 pub mod routes;
+pub mod session;
+mod totals;
 pub mod view;
 
+use crate::caller::Caller;
 use crate::operations::StatsCache;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
+use berth_auth::{Actions, Resource};
+use berth_oci::RepositoryName;
 use berth_registry::Registry;
 use error::UiError;
 use routes::UiRoute;
 use std::time::Duration;
-use view::Context;
+use view::{Context, Viewer};
 
 /// How long the front page's totals are reused: they scan whole tables.
 const OVERVIEW_TTL: Duration = Duration::from_secs(5);
@@ -33,40 +39,91 @@ const OVERVIEW_TTL: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct UiState {
     overview: StatsCache<berth_registry::Overview>,
+    /// Under auth: the totals of users who see part of the registry.
+    visible: totals::VisibleTotalsCache,
 }
 
 impl Default for UiState {
     fn default() -> Self {
         UiState {
             overview: StatsCache::new(OVERVIEW_TTL),
+            visible: totals::VisibleTotalsCache::default(),
         }
     }
 }
 
-/// Answers a request for a UI path (`/ui/...`, or `/` and `/ui`, which redirect).
+/// The context of a page for `caller`.
+pub fn context(registry: &Registry, headers: &HeaderMap, caller: &Caller) -> Context {
+    let viewer = match caller.name() {
+        _ if !caller.auth_enabled() => Viewer::Everyone,
+        Some(name) => Viewer::User(name.to_owned()),
+        None => Viewer::Anonymous,
+    };
+    Context {
+        host: host_of(headers),
+        now: now(),
+        deletes_enabled: registry.deletes_enabled(),
+        viewer,
+    }
+}
+
+/// Answers a request for a UI path (`/ui/...`, or `/` and `/ui`, which
+/// redirect) from `caller`, showing and allowing only what they may.
 pub async fn answer(
     registry: &Registry,
     state: &UiState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    caller: &Caller,
 ) -> Response {
-    let context = Context {
-        host: host_of(headers),
-        now: now(),
-        deletes_enabled: registry.deletes_enabled(),
+    let context = context(registry, headers, caller);
+    let asked = Asked {
+        method,
+        uri,
+        headers,
+        caller,
     };
-    match page(registry, state, &context, method, uri, headers).await {
+    match page(registry, state, &context, &asked).await {
         Ok(response) => response,
-        Err(e) => {
-            let (title, message) = e.words();
-            let mut response =
-                respond::html(e.status(), pages::error::render(&context, title, &message));
-            if let Some(cause) = e.cause() {
-                response.extensions_mut().insert(crate::error::Cause(cause));
-            }
-            response
+        Err(UiError::LoginRequired) => {
+            let here = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+            respond::redirect(StatusCode::SEE_OTHER, &session::login_page_for(here))
         }
+        Err(e) => error_response(&context, &e),
+    }
+}
+
+/// An error as a page, its cause kept for the log line.
+pub(crate) fn error_response(context: &Context, e: &UiError) -> Response {
+    let (title, message) = e.words();
+    let mut response = respond::html(e.status(), pages::error::render(context, title, &message));
+    if let Some(cause) = e.cause() {
+        response.extensions_mut().insert(crate::error::Cause(cause));
+    }
+    response
+}
+
+/// The request a page answers.
+struct Asked<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    caller: &'a Caller,
+}
+
+/// Lets the caller see `name`'s pages only if they may pull it: the
+/// anonymous are sent to log in; a user is refused with 403, whether or
+/// not the repository exists (so the answer tells nothing about that).
+fn may_see(caller: &Caller, name: &RepositoryName) -> Result<(), UiError> {
+    if caller.may_pull(name.as_str()) {
+        Ok(())
+    } else if !caller.is_authenticated() {
+        Err(UiError::LoginRequired)
+    } else {
+        Err(UiError::Forbidden(format!(
+            "You may not see the repository {name}."
+        )))
     }
 }
 
@@ -74,10 +131,9 @@ async fn page(
     registry: &Registry,
     state: &UiState,
     context: &Context,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    asked: &Asked<'_>,
 ) -> Result<Response, UiError> {
+    let (method, uri, caller) = (asked.method, asked.uri, asked.caller);
     let path = uri.path();
     if path == "/" || path == "/ui" {
         return Ok(respond::redirect(StatusCode::FOUND, routes::PREFIX));
@@ -90,33 +146,71 @@ async fn page(
     }
     let query = Query::parse(uri.query());
     let ok = |body| Ok(respond::html(StatusCode::OK, body));
+    // Delete controls only where this caller may delete.
+    let for_repository = |name: &RepositoryName| Context {
+        deletes_enabled: context.deletes_enabled
+            && caller.may(
+                &Resource::Repository(name.as_str().to_owned()),
+                Actions::DELETE,
+            ),
+        ..context.clone()
+    };
     match route {
         UiRoute::Asset(file) => assets::find(&file)
             .map(respond::asset)
             .ok_or(UiError::NotFound),
         UiRoute::Home => {
-            let page =
-                load::home(registry, &state.overview, &query.q, query.last.as_deref()).await?;
+            if !caller.is_authenticated() && !caller.may_pull_somewhere() {
+                return Err(UiError::LoginRequired);
+            }
+            let filter = &query.q;
+            let last = query.last.as_deref();
+            let page = if caller.auth_enabled() {
+                totals::home(
+                    registry,
+                    &state.overview,
+                    &state.visible,
+                    caller,
+                    filter,
+                    last,
+                )
+                .await?
+            } else {
+                load::home(registry, &state.overview, filter, last).await?
+            };
             ok(pages::home::render(context, &page))
         }
         UiRoute::Repository(name) => {
+            may_see(caller, &name)?;
+            let context = for_repository(&name);
             let page = load::repository(registry, name, query.last.as_deref()).await?;
-            ok(pages::repository::render(context, &page))
+            ok(pages::repository::render(&context, &page))
         }
         UiRoute::Image(name, reference) => {
+            may_see(caller, &name)?;
+            let context = for_repository(&name);
             let page = load::image(registry, name, reference).await?;
-            ok(pages::image::render(context, &page))
+            ok(pages::image::render(&context, &page))
         }
         UiRoute::Layer(name, digest) => {
+            may_see(caller, &name)?;
             let page = listing::layer(registry, name, digest).await?;
             Ok(files_page(context, &page))
         }
         UiRoute::ImageFiles(name, reference) => {
+            may_see(caller, &name)?;
             let page = listing::image_files(registry, name, reference).await?;
             Ok(files_page(context, &page))
         }
         UiRoute::Delete(name, reference) => {
-            delete::answer(registry, context, method, headers, name, reference).await
+            may_see(caller, &name)?;
+            let context = for_repository(&name);
+            if registry.deletes_enabled() && !context.deletes_enabled {
+                return Err(UiError::Forbidden(format!(
+                    "You may not delete in the repository {name}."
+                )));
+            }
+            delete::answer(registry, &context, method, asked.headers, name, reference).await
         }
     }
 }

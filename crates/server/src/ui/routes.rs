@@ -9,6 +9,10 @@ use berth_oci::{Digest, Reference, RepositoryName};
 
 /// Where the pages live; `/` redirects here.
 pub const PREFIX: &str = "/ui/";
+/// The login page (GET) and form (POST), when auth is on.
+pub const LOGIN: &str = "/ui/login";
+/// Ends a session (POST).
+pub const LOGOUT: &str = "/ui/logout";
 
 /// A page (or asset) of the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]

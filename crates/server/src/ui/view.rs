@@ -10,20 +10,39 @@ pub struct Context {
     pub host: String,
     /// Unix seconds when the page was rendered, for relative times.
     pub now: i64,
-    /// Whether the registry accepts deletes: otherwise no delete control shows.
+    /// Whether deletes are accepted here (by the registry, and from this
+    /// user on this page's repository): otherwise no delete control shows.
     pub deletes_enabled: bool,
+    /// Who is looking, for the header's name and log in/out control.
+    pub viewer: Viewer,
 }
 
-/// The registry's totals, on the front page.
+/// Who is looking at a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// Auth is off: nobody logs in.
+    Everyone,
+    /// Auth is on and nobody is logged in: a "Log in" link.
+    Anonymous,
+    /// Logged in: the name and a "Log out" button.
+    User(String),
+}
+
+/// The front page's totals: the registry's own, or for a user who may
+/// pull only part of it, sums over that part.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overview {
     pub repositories: u64,
     pub tags: u64,
     pub manifests: u64,
-    pub blobs: u64,
+    /// `Some` for the whole registry only: blobs are not per repository.
+    pub blobs: Option<u64>,
+    /// The whole registry: bytes stored, each blob once. Part of it: the
+    /// repositories' sizes added up (a blob two of them share counts twice).
     pub stored_bytes: u64,
-    /// Bytes that would be stored again if shared layers were not shared.
-    pub saved_bytes: u64,
+    /// Bytes that would be stored again if shared layers were not shared;
+    /// `Some` for the whole registry only.
+    pub saved_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

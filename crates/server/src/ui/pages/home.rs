@@ -27,9 +27,15 @@ fn totals(overview: &Overview) -> Markup {
             div { dt { "Repositories" } dd { (overview.repositories) } }
             div { dt { "Tags" } dd { (overview.tags) } }
             div { dt { "Manifests" } dd { (overview.manifests) } }
-            div { dt { "Blobs" } dd { (overview.blobs) } }
-            div { dt { "Stored" } dd { (format::size(overview.stored_bytes)) } }
-            div { dt { "Saved by sharing" } dd { (format::size(overview.saved_bytes)) } }
+            @if let Some(blobs) = overview.blobs {
+                div { dt { "Blobs" } dd { (blobs) } }
+                div { dt { "Stored" } dd { (format::size(overview.stored_bytes)) } }
+            } @else {
+                div { dt { "Size" } dd { (format::size(overview.stored_bytes)) } }
+            }
+            @if let Some(saved) = overview.saved_bytes {
+                div { dt { "Saved by sharing" } dd { (format::size(saved)) } }
+            }
         }
     }
 }
@@ -96,9 +102,9 @@ mod tests {
                 repositories: 2,
                 tags: 3,
                 manifests: 4,
-                blobs: 5,
+                blobs: Some(5),
                 stored_bytes: 3 * 1024 * 1024,
-                saved_bytes: 1024,
+                saved_bytes: Some(1024),
             }),
             query: "lib".into(),
             rows: vec![RepositoryRow {
@@ -137,5 +143,43 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("No repository matches"));
+    }
+
+    #[test]
+    fn a_user_who_sees_part_of_the_registry_gets_sums_not_registry_totals() {
+        let mut page = page();
+        page.overview = Some(Overview {
+            repositories: 1,
+            tags: 2,
+            manifests: 2,
+            blobs: None,
+            stored_bytes: 2048,
+            saved_bytes: None,
+        });
+        let html = render(&context(), &page);
+        assert!(html.contains("<dt>Size</dt><dd>2.0 KiB</dd>"), "{html}");
+        for hidden in ["Blobs", "Stored", "Saved by sharing"] {
+            assert!(!html.contains(hidden), "{hidden}: {html}");
+        }
+    }
+
+    #[test]
+    fn the_header_names_the_user_or_offers_a_login() {
+        use crate::ui::view::Viewer;
+        let mut context = context();
+        let html = render(&context, &page());
+        assert!(!html.contains("Log in") && !html.contains("Log out"));
+        context.viewer = Viewer::Anonymous;
+        let html = render(&context, &page());
+        assert!(html.contains(r#"<a href="/ui/login">Log in</a>"#), "{html}");
+        context.viewer = Viewer::User("<alice>".into());
+        let html = render(&context, &page());
+        assert!(
+            html.contains(r#"title="Logged in as">&lt;alice&gt;</span>"#),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"<form method="post" action="/ui/logout"><button type="submit">Log out</button></form>"#
+        ));
     }
 }

@@ -7,12 +7,14 @@ pub mod error;
 pub mod files;
 pub mod home;
 pub mod image;
+pub mod login;
 pub mod repository;
 
 use super::assets;
 use super::format;
+use super::routes;
 use super::routes::UiRoute;
-use super::view::Context;
+use super::view::{Context, Viewer};
 use berth_oci::{Digest, RepositoryName};
 use maud::{html, Markup, DOCTYPE};
 
@@ -50,6 +52,7 @@ pub fn layout(context: &Context, title: &str, crumbs: &[Crumb], main: Markup) ->
                             span { a href=(crumb.href) { (crumb.label) } }
                         }
                     }
+                    (viewer(&context.viewer))
                 }
                 main { (main) }
                 @if context.deletes_enabled {
@@ -67,6 +70,22 @@ pub fn layout(context: &Context, title: &str, crumbs: &[Crumb], main: Markup) ->
         }
     }
     .into_string()
+}
+
+/// Who is logged in and the way out, or the way in.
+fn viewer(viewer: &Viewer) -> Markup {
+    html! {
+        @match viewer {
+            Viewer::Everyone => {},
+            Viewer::Anonymous => div.session { a href=(routes::LOGIN) { "Log in" } },
+            Viewer::User(name) => div.session {
+                span.user title="Logged in as" { (name) }
+                form method="post" action=(routes::LOGOUT) {
+                    button type="submit" { "Log out" }
+                }
+            },
+        }
+    }
 }
 
 /// A button that copies `text`, named for screen readers by `what`.
@@ -100,13 +119,14 @@ pub fn short_digest(digest: &Digest) -> Markup {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::super::view::Context;
+    use super::super::view::{Context, Viewer};
 
     pub fn context() -> Context {
         Context {
             host: "registry.example:5000".into(),
             now: 1_796_000_000,
             deletes_enabled: true,
+            viewer: Viewer::Everyone,
         }
     }
 }
