@@ -80,6 +80,11 @@ pub struct AuthRegistry {
 
 impl AuthRegistry {
     pub async fn start(token: bool, extra_args: &[&str]) -> AuthRegistry {
+        Self::start_with(token, extra_args, "").await
+    }
+
+    /// Like [`AuthRegistry::start`], with more TOML appended to the config.
+    pub async fn start_with(token: bool, extra_args: &[&str], more: &str) -> AuthRegistry {
         let dir = tempfile::tempdir().unwrap();
         let htpasswd = dir.path().join("htpasswd");
         let users: Vec<(&str, &str)> = USERS.iter().map(|u| (*u, PASSWORD)).collect();
@@ -87,7 +92,7 @@ impl AuthRegistry {
         let config = dir.path().join("berth.toml");
         std::fs::write(
             &config,
-            format!("htpasswd = {:?}\ntoken_auth = {token}\n{RULES}", htpasswd),
+            format!("htpasswd = {htpasswd:?}\ntoken_auth = {token}\n{RULES}\n{more}"),
         )
         .unwrap();
         let mut args = vec!["--config", config.to_str().unwrap()];
@@ -1102,6 +1107,56 @@ async fn a_catalog_token_lists_what_its_subject_may_pull() {
         .await;
     let resp = auth
         .send(Some(&format!("Bearer {bob}")), Method::GET, "/v2/_catalog")
+        .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn tokens_of_a_configured_external_issuer_are_accepted() {
+    use jsonwebtoken::{encode, Algorithm, Header};
+    let keys = tempfile::tempdir().unwrap();
+    let issuer_key = berth_auth::SigningKey::generate().unwrap();
+    let public = keys.path().join("issuer.pem");
+    std::fs::write(&public, issuer_key.public_key_pem()).unwrap();
+    let more = format!(
+        "[[token_issuers]]\nissuer = \"https://auth.example\"\naudience = \"berth\"\npublic_key = {public:?}\n"
+    );
+    let auth = AuthRegistry::start_with(true, &[], &more).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |aud: &str| {
+        json!({
+            "iss": "https://auth.example", "sub": "carol", "aud": aud,
+            "exp": now + 300, "nbf": now - 5, "iat": now - 5, "jti": "x",
+            "access": [{"type": "repository", "name": REPO, "actions": ["pull"]}],
+        })
+    };
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(issuer_key.kid().to_string());
+    let tags = format!("/v2/{REPO}/tags/list");
+    let good = encode(&header, &claims("berth"), issuer_key.encoding_key()).unwrap();
+    let resp = auth
+        .send(Some(&format!("Bearer {good}")), Method::GET, &tags)
+        .await;
+    assert_eq!(resp.status(), 404, "let in; the repository does not exist");
+    let other_audience = encode(&header, &claims("other"), issuer_key.encoding_key()).unwrap();
+    let resp = auth
+        .send(
+            Some(&format!("Bearer {other_audience}")),
+            Method::GET,
+            &tags,
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    // What the token does not grant stays refused.
+    let resp = auth
+        .send(
+            Some(&format!("Bearer {good}")),
+            Method::POST,
+            &format!("/v2/{REPO}/blobs/uploads/"),
+        )
         .await;
     assert_eq!(resp.status(), 401);
 }
