@@ -16,7 +16,6 @@ use crate::error::ApiError;
 use crate::request::Query;
 use crate::route::Route;
 use axum::http::{HeaderMap, Method};
-use berth_auth::rules::Subject;
 use berth_auth::{Actions, Auth, Identity, Need, Resource};
 use challenge::Challenge;
 use credentials::Credentials;
@@ -62,7 +61,7 @@ pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiE
     match &requirement {
         Requirement::Nothing => {}
         Requirement::AnyCredentials => {
-            if !caller.is_authenticated() && !anonymous_has_rights(auth) {
+            if !caller.is_authenticated() && !auth.rules().anonymous_has_rights() {
                 return Err(refuse(None));
             }
         }
@@ -180,15 +179,6 @@ pub fn check_login_limit(auth: &Auth, client: Option<IpAddr>) -> Result<(), ApiE
         .map_err(|limited| ApiError::LoginsLimited {
             retry_after_secs: limited.retry_after_secs(),
         })
-}
-
-/// Whether some rule gives anonymous callers a right (then `GET /v2/`
-/// answers them, so that anonymous pulls work without a login).
-fn anonymous_has_rights(auth: &Auth) -> bool {
-    auth.rules()
-        .rules()
-        .iter()
-        .any(|rule| rule.who.contains(&Subject::Anonymous) && !rule.actions.is_empty())
 }
 
 /// Counts a failed login of `client`.
