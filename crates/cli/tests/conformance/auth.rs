@@ -1160,3 +1160,39 @@ async fn tokens_of_a_configured_external_issuer_are_accepted() {
         .await;
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test]
+async fn anonymous_pulls_where_a_rule_allows_them_and_nothing_else() {
+    let public =
+        "[[access]]\nwho = [\"anonymous\"]\nrepositories = [\"public/*\"]\nactions = [\"pull\"]\n";
+    for token in [false, true] {
+        let mut auth = AuthRegistry::start_with(token, &[], public).await;
+        auth.registry.authorize_with(&basic("admin", PASSWORD));
+        let image = auth.registry.push_image("public/base", "v1").await;
+        auth.registry.push_image(REPO, "v1").await;
+        // /v2/ answers anonymous callers, so clients pull without a login.
+        let resp = auth.send(None, Method::GET, "/v2/").await;
+        assert_eq!(resp.status(), 200, "token={token}");
+        let manifest = "/v2/public/base/manifests/v1";
+        let pulled = if token {
+            // A client first fetches an anonymous token for the scope.
+            let bearer = auth.token(None, "repository:public/base:pull").await;
+            auth.send(Some(&format!("Bearer {bearer}")), Method::GET, manifest)
+                .await
+        } else {
+            auth.send(None, Method::GET, manifest).await
+        };
+        assert_eq!(pulled.status(), 200, "token={token}");
+        assert_eq!(pulled.bytes().await.unwrap(), image.manifest);
+        // Without any token too: the rules decide for anonymous callers.
+        let resp = auth.send(None, Method::GET, manifest).await;
+        assert_eq!(resp.status(), 200);
+        for (method, path) in [
+            (Method::GET, format!("/v2/{REPO}/manifests/v1")),
+            (Method::POST, "/v2/public/base/blobs/uploads/".to_string()),
+        ] {
+            let resp = auth.send(None, method.clone(), &path).await;
+            assert_eq!(resp.status(), 401, "token={token}: {method} {path}");
+        }
+    }
+}
