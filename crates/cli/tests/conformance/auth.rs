@@ -97,7 +97,8 @@ impl AuthRegistry {
         .unwrap();
         let mut args = vec!["--config", config.to_str().unwrap()];
         args.extend_from_slice(extra_args);
-        let registry = Registry::start_with_args(&args, &[]).await;
+        // Debug: every request is logged, so a secret in any log line shows.
+        let registry = Registry::start_with_args(&args, &[("BERTH_LOG", "debug")]).await;
         let plain = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -657,6 +658,14 @@ async fn token_flow_get_post_refresh_and_anonymous() {
         )
         .await;
     assert_eq!(resp.status(), 401);
+
+    // Neither passwords nor tokens reach the log; failed logins do, by user name.
+    let log = auth.registry.stderr();
+    for secret in [PASSWORD, "correct", token, &refresh] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    assert!(log.contains("failed login"), "{log}");
+    assert!(log.contains("alice"), "{log}");
 
     // Anonymous: a token with anonymous rights (none here).
     let anonymous = auth.token(None, &scope).await;
