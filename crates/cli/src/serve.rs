@@ -65,8 +65,9 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
             None => None,
         },
     };
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    // Before binding: said even when the bind then fails.
     warn_if_open(config.addr, options.auth.is_some());
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
