@@ -163,7 +163,7 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip());
-            auth::authorize_ui(auth, &parts.headers, client)
+            auth::authorize_ui(auth, &parts.headers, client).await
         }
     };
     let mut response = match caller {
@@ -222,7 +222,7 @@ async fn route_and_handle(
                         // Also (once TLS serving lands) the connection's own scheme.
                         https: auth::challenge::forwarded_https(headers),
                     };
-                    let admitted = match auth::authorize(auth, &asking) {
+                    let admitted = match auth::authorize(auth, &asking).await {
                         Ok(admitted) => admitted,
                         Err(refused) => return refused.into_response(),
                     };

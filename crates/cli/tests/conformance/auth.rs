@@ -1205,3 +1205,40 @@ async fn anonymous_pulls_where_a_rule_allows_them_and_nothing_else() {
         }
     }
 }
+
+#[tokio::test]
+async fn bcrypt_runs_beside_the_server_not_on_its_request_threads() {
+    let auth = AuthRegistry::start(false, &[]).await;
+    // A user whose every check is slow (cost 9: ~35 ms of CPU optimised, several times that in a debug build).
+    let mut text = htpasswd_text(&[("admin", PASSWORD)]);
+    text.push_str(&format!("slow:{}\n", bcrypt::hash(PASSWORD, 9).unwrap()));
+    write_atomically(&auth.htpasswd, &text);
+    let auth = std::sync::Arc::new(auth);
+    let started = std::time::Instant::now();
+    let mut checks = Vec::new();
+    for n in 0..8u8 {
+        let auth = auth.clone();
+        checks.push(tokio::spawn(async move {
+            // Each from its own address: the login limit stays out of it.
+            let from = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 2, n + 1)));
+            let wrong = basic("slow", "wrong");
+            let resp = auth
+                .send_from(from, Some(&wrong), Method::GET, "/v2/", None)
+                .await;
+            assert_eq!(resp.status(), 401);
+            started.elapsed()
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let resp = auth.send(None, Method::GET, "/healthz").await;
+    assert_eq!(resp.status(), 200);
+    let health = started.elapsed();
+    let mut first_check = std::time::Duration::MAX;
+    for check in checks {
+        first_check = first_check.min(check.await.unwrap());
+    }
+    assert!(
+        health < first_check,
+        "/healthz waited for bcrypt: answered at {health:?}, first check done at {first_check:?}"
+    );
+}

@@ -44,7 +44,7 @@ pub struct Asking<'a> {
 }
 
 /// Decides whether the request may be handled.
-pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiError> {
+pub async fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiError> {
     let requirement = need::of(asking.route, asking.method, asking.query);
     let admitted = |caller| Admitted {
         caller,
@@ -56,7 +56,7 @@ pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiE
             Identity::Anonymous,
         )));
     }
-    let caller = identify(auth, asking, &requirement)?;
+    let caller = identify(auth, asking, &requirement).await?;
     let refuse = |need: Option<&Need>| refusal(auth, asking, &caller, need);
     match &requirement {
         Requirement::Nothing => {}
@@ -102,7 +102,7 @@ pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiE
 
 /// The caller the credentials stand for; bad credentials are a 401 and a
 /// failed login counted against the client's address.
-fn identify(
+async fn identify(
     auth: &Arc<Auth>,
     asking: &Asking<'_>,
     requirement: &Requirement,
@@ -112,7 +112,7 @@ fn identify(
         return Ok(Caller::by_rules(auth.clone(), Identity::Anonymous));
     }
     check_login_limit(auth, asking.client)?;
-    check_credentials(auth, &credentials).ok_or_else(|| {
+    check_credentials(auth, &credentials).await.ok_or_else(|| {
         record_failed_login(auth, asking.client, credentials.user());
         let need = match requirement {
             Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
@@ -125,11 +125,10 @@ fn identify(
 }
 
 /// The caller presented credentials stand for; `None` when they are bad.
-fn check_credentials(auth: &Arc<Auth>, credentials: &Credentials) -> Option<Caller> {
+async fn check_credentials(auth: &Arc<Auth>, credentials: &Credentials) -> Option<Caller> {
     match credentials {
-        Credentials::Basic { user, password } => auth
-            .check_password(user, password)
-            .ok()
+        Credentials::Basic { user, password } => check_password(auth, user, password)
+            .await
             .map(|identity| Caller::by_rules(auth.clone(), identity)),
         Credentials::Bearer(token) => auth
             .check_token(token)
@@ -139,11 +138,25 @@ fn check_credentials(auth: &Arc<Auth>, credentials: &Credentials) -> Option<Call
     }
 }
 
+/// A password check: a recently verified one from the cache at once, else
+/// bcrypt on a blocking thread, so that its few hundred milliseconds of CPU
+/// stall no connection but this one.
+pub async fn check_password(auth: &Arc<Auth>, user: &str, password: &str) -> Option<Identity> {
+    if let Some(identity) = auth.check_password_cached(user, password) {
+        return Some(identity);
+    }
+    let (auth, user, password) = (auth.clone(), user.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || auth.check_password(&user, &password))
+        .await
+        .ok()?
+        .ok()
+}
+
 /// The caller of a web UI request. Browsers speak Basic only, so that is
 /// the challenge in both modes (they then prompt for a login). Until the
 /// UI shows each user only what they may see (its login page is later
 /// work), it is for admins only: it lists and deletes everything.
-pub fn authorize_ui(
+pub async fn authorize_ui(
     auth: &Arc<Auth>,
     headers: &HeaderMap,
     client: Option<IpAddr>,
@@ -159,7 +172,7 @@ pub fn authorize_ui(
         return Err(login());
     }
     check_login_limit(auth, client)?;
-    let caller = check_credentials(auth, &credentials).ok_or_else(|| {
+    let caller = check_credentials(auth, &credentials).await.ok_or_else(|| {
         record_failed_login(auth, client, credentials.user());
         login()
     })?;
