@@ -1,9 +1,11 @@
 //! The HTTP front of berth.
 //!
-//! Every `/v2/...` request (and `/healthz`, `/readyz`, `/metrics`) goes to
-//! one handler that answers a browser's CORS preflight, or parses
-//! `(method, path)` into a [`route::Route`], calls one [`Registry`]
-//! operation and renders the result; then it counts it in the metrics. Status codes, headers and the error body live here and nowhere
+//! Every `/v2/...` request (and `/healthz`, `/readyz`, `/metrics`, `/token`)
+//! goes to one handler that answers a browser's CORS preflight, or parses
+//! `(method, path)` into a [`route::Route`], authorizes it when auth is on
+//! (`auth`: who asks, and whether the route's need is met), calls one
+//! [`Registry`] operation and renders the result; then it counts it in the
+//! metrics. Status codes, headers and the error body live here and nowhere
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
