@@ -1242,3 +1242,32 @@ async fn bcrypt_runs_beside_the_server_not_on_its_request_threads() {
         "/healthz waited for bcrypt: answered at {health:?}, first check done at {first_check:?}"
     );
 }
+
+#[tokio::test]
+async fn registry_2_htpasswd_variables_turn_auth_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    write_atomically(&htpasswd, &htpasswd_text(&[("alice", PASSWORD)]));
+    let registry = Registry::start_with_env(&[
+        ("REGISTRY_AUTH", "htpasswd"),
+        ("REGISTRY_AUTH_HTPASSWD_PATH", htpasswd.to_str().unwrap()),
+        ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
+    ])
+    .await;
+    let resp = registry.send(registry.get("/v2/")).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        header(&resp, "www-authenticate"),
+        Some(r#"Basic realm="Registry Realm""#)
+    );
+    let resp = registry
+        .send(
+            registry
+                .get("/v2/")
+                .header("authorization", basic("alice", PASSWORD)),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let log = registry.stderr();
+    assert!(!log.contains("ignored"), "{log}");
+}
