@@ -41,8 +41,9 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nr
 /// Waiting connections closed each time `accept()` runs out of descriptors.
 const EVICT_ON_EMFILE: usize = 16;
 
-/// How the server treats its clients.
-#[derive(Clone)]
+/// How the server treats its clients. (Not `PartialEq`: `Auth` holds keys
+/// and caches, which have no equality worth the name.)
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub timeouts: Timeouts,
     /// Connections held at once; see [`crate::connections`] for what
