@@ -371,6 +371,16 @@ async fn basic_mode_denial_matrix_over_every_v2_endpoint() {
         204,
         "the upload session survived refused cancels"
     );
+    // Bob may push to team-b, but team-a's session is not reachable through it.
+    let id = session_path.rsplit('/').next().unwrap();
+    let through_b = format!("/v2/team-b/other/blobs/uploads/{id}");
+    let bob = basic("bob", PASSWORD);
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let resp = auth.send(Some(&bob), method.clone(), &through_b).await;
+        assert_eq!(resp.status(), 404, "{method} {through_b}");
+    }
+    let status = auth.send(Some(&admin), Method::GET, &session_path).await;
+    assert_eq!(status.status(), 204);
 
     // The admin may do all of it.
     for (method, path, body) in refused_writes {
