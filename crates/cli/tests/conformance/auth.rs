@@ -1281,3 +1281,45 @@ async fn registry_2_htpasswd_variables_turn_auth_on() {
     let log = registry.stderr();
     assert!(!log.contains("ignored"), "{log}");
 }
+
+#[tokio::test]
+async fn the_token_key_is_made_once_and_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    write_atomically(&htpasswd, &htpasswd_text(&[("alice", PASSWORD)]));
+    let data = dir.path().join("data");
+    let args = ["--htpasswd", htpasswd.to_str().unwrap(), "--token-auth"];
+    let alice = basic("alice", PASSWORD);
+    let first = Registry::start_in_with_args(&data, &args).await;
+    let request = first
+        .get("/token?service=berth&scope=repository:a:pull")
+        .header("authorization", alice);
+    let token = json_body(first.send(request).await).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = data.join("auth/token-key.pem");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the signing key is private");
+    let pem = std::fs::read(&key).unwrap();
+    first.stop();
+    let second = Registry::start_in_with_args(&data, &args).await;
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        pem,
+        "the key was kept, not remade"
+    );
+    let resp = second
+        .send(
+            second
+                .get("/v2/a/tags/list")
+                .header("authorization", format!("Bearer {token}")),
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        404,
+        "the token from before the restart is still valid"
+    );
+}
