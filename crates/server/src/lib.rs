@@ -96,6 +96,7 @@ pub fn router_with_auth(
             cors,
             ui: ui::UiState::default(),
             auth,
+            tokens: auth::token_cache::TokenCache::default(),
         }))
 }
 
@@ -107,6 +108,8 @@ struct App {
     ui: ui::UiState,
     /// Who may do what; `None`: everyone everything.
     auth: Option<Arc<berth_auth::Auth>>,
+    /// Bearer tokens already verified.
+    tokens: auth::token_cache::TokenCache,
 }
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
@@ -165,7 +168,7 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip());
-            auth::authorize_ui(auth, &parts.headers, client).await
+            auth::authorize_ui(auth, &app.tokens, &parts.headers, client).await
         }
     };
     let mut response = match caller {
@@ -216,6 +219,7 @@ async fn route_and_handle(
                 None => Caller::unrestricted(),
                 Some(auth) => {
                     let asking = auth::Asking {
+                        tokens: &app.tokens,
                         route: &route,
                         method,
                         query: &query,

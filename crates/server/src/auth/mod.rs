@@ -9,6 +9,7 @@
 pub mod challenge;
 pub mod credentials;
 pub mod need;
+pub mod token_cache;
 pub mod token_endpoint;
 
 use crate::caller::Caller;
@@ -22,6 +23,7 @@ use credentials::Credentials;
 use need::Requirement;
 use std::net::IpAddr;
 use std::sync::Arc;
+use token_cache::TokenCache;
 
 /// What the authorize step let through.
 #[derive(Debug)]
@@ -34,6 +36,8 @@ pub struct Admitted {
 
 /// The request as the authorize step sees it.
 pub struct Asking<'a> {
+    /// Tokens verified earlier, reused until they expire.
+    pub tokens: &'a TokenCache,
     pub route: &'a Route,
     pub method: &'a Method,
     pub query: &'a Query,
@@ -112,28 +116,41 @@ async fn identify(
         return Ok(Caller::by_rules(auth.clone(), Identity::Anonymous));
     }
     check_login_limit(auth, asking.client)?;
-    check_credentials(auth, &credentials).await.ok_or_else(|| {
-        record_failed_login(auth, asking.client, credentials.user());
-        let need = match requirement {
-            Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
-            _ => None,
-        };
-        ApiError::Unauthorized {
-            challenge: challenge(auth, asking, need, None).render(),
-        }
-    })
+    check_credentials(auth, asking.tokens, &credentials)
+        .await
+        .ok_or_else(|| {
+            record_failed_login(auth, asking.client, credentials.user());
+            let need = match requirement {
+                Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
+                _ => None,
+            };
+            ApiError::Unauthorized {
+                challenge: challenge(auth, asking, need, None).render(),
+            }
+        })
 }
 
 /// The caller presented credentials stand for; `None` when they are bad.
-async fn check_credentials(auth: &Arc<Auth>, credentials: &Credentials) -> Option<Caller> {
+async fn check_credentials(
+    auth: &Arc<Auth>,
+    tokens: &TokenCache,
+    credentials: &Credentials,
+) -> Option<Caller> {
     match credentials {
         Credentials::Basic { user, password } => check_password(auth, user, password)
             .await
             .map(|identity| Caller::by_rules(auth.clone(), identity)),
-        Credentials::Bearer(token) => auth
-            .check_token(token)
-            .ok()
-            .map(|grants| Caller::by_token(auth.clone(), grants)),
+        Credentials::Bearer(token) => {
+            let grants = match tokens.get(token) {
+                Some(grants) => grants,
+                None => {
+                    let grants = auth.check_token(token).ok()?;
+                    tokens.insert(token, &grants);
+                    grants
+                }
+            };
+            Some(Caller::by_token(auth.clone(), grants))
+        }
         Credentials::None | Credentials::Malformed => None,
     }
 }
@@ -158,6 +175,7 @@ pub async fn check_password(auth: &Arc<Auth>, user: &str, password: &str) -> Opt
 /// work), it is for admins only: it lists and deletes everything.
 pub async fn authorize_ui(
     auth: &Arc<Auth>,
+    tokens: &TokenCache,
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
@@ -172,10 +190,12 @@ pub async fn authorize_ui(
         return Err(login());
     }
     check_login_limit(auth, client)?;
-    let caller = check_credentials(auth, &credentials).await.ok_or_else(|| {
-        record_failed_login(auth, client, credentials.user());
-        login()
-    })?;
+    let caller = check_credentials(auth, tokens, &credentials)
+        .await
+        .ok_or_else(|| {
+            record_failed_login(auth, client, credentials.user());
+            login()
+        })?;
     if !caller.may(&Resource::Admin, Actions::ADMIN) {
         return Err(ApiError::Denied(
             "the web UI is for admins while auth is on".into(),
