@@ -83,17 +83,21 @@ impl AuthRegistry {
         Self::start_with(token, extra_args, "").await
     }
 
-    /// Like [`AuthRegistry::start`], with more TOML appended to the config.
+    /// Like [`AuthRegistry::start`], with more TOML appended to the config
+    /// (tables; top-level keys go before the first `[`).
     pub async fn start_with(token: bool, extra_args: &[&str], more: &str) -> AuthRegistry {
         let dir = tempfile::tempdir().unwrap();
         let htpasswd = dir.path().join("htpasswd");
         let users: Vec<(&str, &str)> = USERS.iter().map(|u| (*u, PASSWORD)).collect();
         write_atomically(&htpasswd, &htpasswd_text(&users));
         let config = dir.path().join("berth.toml");
-        std::fs::write(
-            &config,
-            format!("htpasswd = {htpasswd:?}\ntoken_auth = {token}\n{RULES}\n{more}"),
-        )
+        std::fs::write(&config, {
+            let (keys, tables) = match more.find('[') {
+                Some(at) => more.split_at(at),
+                None => (more, ""),
+            };
+            format!("htpasswd = {htpasswd:?}\ntoken_auth = {token}\n{keys}\n{RULES}\n{tables}")
+        })
         .unwrap();
         let mut args = vec!["--config", config.to_str().unwrap()];
         args.extend_from_slice(extra_args);
@@ -1322,4 +1326,25 @@ async fn the_token_key_is_made_once_and_kept_across_restarts() {
         404,
         "the token from before the restart is still valid"
     );
+}
+
+#[tokio::test]
+async fn a_token_is_refused_once_it_expires_even_after_being_used() {
+    let auth = AuthRegistry::start_with(true, &[], "token_ttl_secs = 1\n").await;
+    let tags = format!("/v2/{REPO}/tags/list");
+    let token = auth
+        .token(
+            Some(&basic("alice", PASSWORD)),
+            &format!("repository:{REPO}:pull"),
+        )
+        .await;
+    let bearer = format!("Bearer {token}");
+    // Used (and so remembered as verified) while valid ...
+    let resp = auth.send(Some(&bearer), Method::GET, &tags).await;
+    assert_eq!(resp.status(), 404, "let in; the repository does not exist");
+    // ... and refused once its second and the clock-skew leeway have passed.
+    let leeway = berth_auth::token::LEEWAY_SECS;
+    tokio::time::sleep(std::time::Duration::from_millis(1100 + leeway * 1000)).await;
+    let resp = auth.send(Some(&bearer), Method::GET, &tags).await;
+    assert_eq!(resp.status(), 401);
 }
