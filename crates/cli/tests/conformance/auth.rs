@@ -1344,7 +1344,7 @@ async fn a_token_is_refused_once_it_expires_even_after_being_used() {
     assert_eq!(resp.status(), 404, "let in; the repository does not exist");
     // ... and refused once its second and the clock-skew leeway have passed.
     let leeway = berth_auth::token::LEEWAY_SECS;
-    tokio::time::sleep(std::time::Duration::from_millis(1100 + leeway * 1000)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100 + leeway * 1000)).await;
     let resp = auth.send(Some(&bearer), Method::GET, &tags).await;
     assert_eq!(resp.status(), 401);
 }

@@ -121,9 +121,12 @@ mod tests {
     #[test]
     fn a_full_cache_drops_expired_tokens_first() {
         let cache = TokenCache::default();
+        // One clock reading: each `exp` distinct, so each token is.
+        let base = now();
         for n in 0..CAPACITY as u64 {
-            cache.insert(&token(now() - 1 - n), &grants());
+            cache.insert(&token(base - 1 - n), &grants());
         }
+        assert_eq!(cache.len(), CAPACITY);
         let live = token(now() + 300);
         cache.insert(&live, &grants());
         assert_eq!(cache.len(), 1);
