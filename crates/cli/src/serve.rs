@@ -70,8 +70,9 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         // A bad pair is refused before the port opens, not by the accept loop.
         berth_server::tls::Tls::new(tls.clone())?;
     }
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    // Before binding: said even when the bind then fails.
     warn_if_open(config.addr, options.auth.is_some());
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let scheme = if options.tls.is_some() {
         "https"
     } else {

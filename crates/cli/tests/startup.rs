@@ -1,6 +1,7 @@
 //! `berth serve` refusing to start on a data folder it cannot use: one the
 //! (non-root) user cannot write, and one holding registry:2 data not yet
-//! imported. Each runs the real binary and reads its exit code and message.
+//! imported; and the warning when it is told to serve beyond loopback
+//! without auth. Each runs the real binary and reads its exit code and message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use std::os::unix::fs::PermissionsExt;
@@ -197,4 +198,35 @@ fn a_certificate_without_its_key_or_a_broken_pair_stops_start_up() {
         !stderr.contains("berth listening"),
         "refused before listening: {stderr}"
     );
+}
+
+/// Serving beyond loopback without auth is warned about. The address is
+/// TEST-NET-1 (192.0.2.1), on no interface: the warning comes before the
+/// bind, which then fails, so the test listens nowhere beyond loopback.
+#[test]
+fn serving_beyond_loopback_without_auth_logs_a_warning_first() {
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(BERTH)
+        .args(["serve", "--addr", "192.0.2.1:5000", "--data-dir"])
+        .arg(data.path())
+        .env("BERTH_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_limit(child, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "192.0.2.1 is on no interface: {stderr}"
+    );
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr
+            .contains("WITHOUT AUTH: anyone who can reach this address can push, pull and delete"),
+        "{stderr}"
+    );
+    // On loopback it says nothing of the kind: conformance's
+    // `auth::loopback_without_auth_logs_no_warning`.
 }

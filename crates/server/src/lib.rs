@@ -1,9 +1,11 @@
 //! The HTTP front of berth.
 //!
-//! Every `/v2/...` request (and `/healthz`, `/readyz`, `/metrics`) goes to
-//! one handler that answers a browser's CORS preflight, or parses
-//! `(method, path)` into a [`route::Route`], calls one [`Registry`]
-//! operation and renders the result; then it counts it in the metrics. Status codes, headers and the error body live here and nowhere
+//! Every `/v2/...` request (and `/healthz`, `/readyz`, `/metrics`, `/token`)
+//! goes to one handler that answers a browser's CORS preflight, or parses
+//! `(method, path)` into a [`route::Route`], authorizes it when auth is on
+//! (`auth`: who asks, and whether the route's need is met), calls one
+//! [`Registry`] operation and renders the result; then it counts it in the
+//! metrics. Status codes, headers and the error body live here and nowhere
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
@@ -96,6 +98,7 @@ pub fn router_with_auth(
             cors,
             ui: ui::UiState::default(),
             auth,
+            tokens: auth::token_cache::TokenCache::default(),
         }))
 }
 
@@ -107,6 +110,8 @@ struct App {
     ui: ui::UiState,
     /// Who may do what; `None`: everyone everything.
     auth: Option<Arc<berth_auth::Auth>>,
+    /// Bearer tokens already verified.
+    tokens: auth::token_cache::TokenCache,
 }
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
@@ -192,7 +197,7 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
             let context = ui::context(registry, headers, &Caller::unrestricted());
             ui::login::logout(&context, attempt)
         }
-        Some(auth) => match auth::identify_browser(auth, headers, client) {
+        Some(auth) => match auth::identify_browser(auth, &app.tokens, headers, client).await {
             Ok(caller) => ui::answer(registry, &app.ui, method, uri, headers, &caller).await,
             Err(refused) => refused.into_response(),
         },
@@ -230,14 +235,16 @@ async fn route_and_handle(
                 None => Caller::unrestricted(),
                 Some(auth) => {
                     let asking = auth::Asking {
+                        tokens: &app.tokens,
                         route: &route,
                         method,
                         query: &query,
                         headers,
                         client,
-                        https: matches!(parts.extensions.get::<Scheme>(), Some(Scheme::Https)),
+                        https: matches!(parts.extensions.get::<Scheme>(), Some(Scheme::Https))
+                            || auth::challenge::forwarded_https(headers),
                     };
-                    let admitted = match auth::authorize(auth, &asking) {
+                    let admitted = match auth::authorize(auth, &asking).await {
                         Ok(admitted) => admitted,
                         Err(refused) => return refused.into_response(),
                     };

@@ -66,7 +66,8 @@ impl Scheme {
     }
 }
 
-/// How the server treats its clients.
+/// How the server treats its clients. (Not `PartialEq`: `Auth` holds keys
+/// and caches, which have no equality worth the name.)
 #[derive(Clone)]
 pub struct ServeOptions {
     pub timeouts: Timeouts,

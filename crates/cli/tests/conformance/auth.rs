@@ -80,19 +80,29 @@ pub struct AuthRegistry {
 
 impl AuthRegistry {
     pub async fn start(token: bool, extra_args: &[&str]) -> AuthRegistry {
+        Self::start_with(token, extra_args, "").await
+    }
+
+    /// Like [`AuthRegistry::start`], with more TOML appended to the config
+    /// (tables; top-level keys go before the first `[`).
+    pub async fn start_with(token: bool, extra_args: &[&str], more: &str) -> AuthRegistry {
         let dir = tempfile::tempdir().unwrap();
         let htpasswd = dir.path().join("htpasswd");
         let users: Vec<(&str, &str)> = USERS.iter().map(|u| (*u, PASSWORD)).collect();
         write_atomically(&htpasswd, &htpasswd_text(&users));
         let config = dir.path().join("berth.toml");
-        std::fs::write(
-            &config,
-            format!("htpasswd = {:?}\ntoken_auth = {token}\n{RULES}", htpasswd),
-        )
+        std::fs::write(&config, {
+            let (keys, tables) = match more.find('[') {
+                Some(at) => more.split_at(at),
+                None => (more, ""),
+            };
+            format!("htpasswd = {htpasswd:?}\ntoken_auth = {token}\n{keys}\n{RULES}\n{tables}")
+        })
         .unwrap();
         let mut args = vec!["--config", config.to_str().unwrap()];
         args.extend_from_slice(extra_args);
-        let registry = Registry::start_with_args(&args, &[]).await;
+        // Debug: every request is logged, so a secret in any log line shows.
+        let registry = Registry::start_with_args(&args, &[("BERTH_LOG", "debug")]).await;
         let plain = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -365,6 +375,16 @@ async fn basic_mode_denial_matrix_over_every_v2_endpoint() {
         204,
         "the upload session survived refused cancels"
     );
+    // Bob may push to team-b, but team-a's session is not reachable through it.
+    let id = session_path.rsplit('/').next().unwrap();
+    let through_b = format!("/v2/team-b/other/blobs/uploads/{id}");
+    let bob = basic("bob", PASSWORD);
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let resp = auth.send(Some(&bob), method.clone(), &through_b).await;
+        assert_eq!(resp.status(), 404, "{method} {through_b}");
+    }
+    let status = auth.send(Some(&admin), Method::GET, &session_path).await;
+    assert_eq!(status.status(), 204);
 
     // The admin may do all of it.
     for (method, path, body) in refused_writes {
@@ -652,6 +672,14 @@ async fn token_flow_get_post_refresh_and_anonymous() {
         )
         .await;
     assert_eq!(resp.status(), 401);
+
+    // Neither passwords nor tokens reach the log; failed logins do, by user name.
+    let log = auth.registry.stderr();
+    for secret in [PASSWORD, "correct", token, &refresh] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    assert!(log.contains("failed login"), "{log}");
+    assert!(log.contains("alice"), "{log}");
 
     // Anonymous: a token with anonymous rights (none here).
     let anonymous = auth.token(None, &scope).await;
@@ -1082,5 +1110,220 @@ async fn a_catalog_token_lists_what_its_subject_may_pull() {
     let resp = auth
         .send(Some(&format!("Bearer {bob}")), Method::GET, "/v2/_catalog")
         .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn tokens_of_a_configured_external_issuer_are_accepted() {
+    use jsonwebtoken::{encode, Algorithm, Header};
+    let keys = tempfile::tempdir().unwrap();
+    let issuer_key = berth_auth::SigningKey::generate().unwrap();
+    let public = keys.path().join("issuer.pem");
+    std::fs::write(&public, issuer_key.public_key_pem()).unwrap();
+    let more = format!(
+        "[[token_issuers]]\nissuer = \"https://auth.example\"\naudience = \"berth\"\npublic_key = {public:?}\n"
+    );
+    let auth = AuthRegistry::start_with(true, &[], &more).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |aud: &str| {
+        json!({
+            "iss": "https://auth.example", "sub": "carol", "aud": aud,
+            "exp": now + 300, "nbf": now - 5, "iat": now - 5, "jti": "x",
+            "access": [{"type": "repository", "name": REPO, "actions": ["pull"]}],
+        })
+    };
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(issuer_key.kid().to_string());
+    let tags = format!("/v2/{REPO}/tags/list");
+    let good = encode(&header, &claims("berth"), issuer_key.encoding_key()).unwrap();
+    let resp = auth
+        .send(Some(&format!("Bearer {good}")), Method::GET, &tags)
+        .await;
+    assert_eq!(resp.status(), 404, "let in; the repository does not exist");
+    let other_audience = encode(&header, &claims("other"), issuer_key.encoding_key()).unwrap();
+    let resp = auth
+        .send(
+            Some(&format!("Bearer {other_audience}")),
+            Method::GET,
+            &tags,
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    // What the token does not grant stays refused.
+    let resp = auth
+        .send(
+            Some(&format!("Bearer {good}")),
+            Method::POST,
+            &format!("/v2/{REPO}/blobs/uploads/"),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn anonymous_pulls_where_a_rule_allows_them_and_nothing_else() {
+    let public =
+        "[[access]]\nwho = [\"anonymous\"]\nrepositories = [\"public/*\"]\nactions = [\"pull\"]\n";
+    for token in [false, true] {
+        let mut auth = AuthRegistry::start_with(token, &[], public).await;
+        auth.registry.authorize_with(&basic("admin", PASSWORD));
+        let image = auth.registry.push_image("public/base", "v1").await;
+        auth.registry.push_image(REPO, "v1").await;
+        // /v2/ answers anonymous callers, so clients pull without a login.
+        let resp = auth.send(None, Method::GET, "/v2/").await;
+        assert_eq!(resp.status(), 200, "token={token}");
+        let manifest = "/v2/public/base/manifests/v1";
+        let pulled = if token {
+            // A client first fetches an anonymous token for the scope.
+            let bearer = auth.token(None, "repository:public/base:pull").await;
+            auth.send(Some(&format!("Bearer {bearer}")), Method::GET, manifest)
+                .await
+        } else {
+            auth.send(None, Method::GET, manifest).await
+        };
+        assert_eq!(pulled.status(), 200, "token={token}");
+        assert_eq!(pulled.bytes().await.unwrap(), image.manifest);
+        // Without any token too: the rules decide for anonymous callers.
+        let resp = auth.send(None, Method::GET, manifest).await;
+        assert_eq!(resp.status(), 200);
+        for (method, path) in [
+            (Method::GET, format!("/v2/{REPO}/manifests/v1")),
+            (Method::POST, "/v2/public/base/blobs/uploads/".to_string()),
+        ] {
+            let resp = auth.send(None, method.clone(), &path).await;
+            assert_eq!(resp.status(), 401, "token={token}: {method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bcrypt_runs_beside_the_server_not_on_its_request_threads() {
+    let auth = AuthRegistry::start(false, &[]).await;
+    // A user whose every check is slow (cost 9: ~35 ms of CPU optimised, several times that in a debug build).
+    let mut text = htpasswd_text(&[("admin", PASSWORD)]);
+    text.push_str(&format!("slow:{}\n", bcrypt::hash(PASSWORD, 9).unwrap()));
+    write_atomically(&auth.htpasswd, &text);
+    let auth = std::sync::Arc::new(auth);
+    let started = std::time::Instant::now();
+    let mut checks = Vec::new();
+    for n in 0..8u8 {
+        let auth = auth.clone();
+        checks.push(tokio::spawn(async move {
+            // Each from its own address: the login limit stays out of it.
+            let from = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 2, n + 1)));
+            let wrong = basic("slow", "wrong");
+            let resp = auth
+                .send_from(from, Some(&wrong), Method::GET, "/v2/", None)
+                .await;
+            assert_eq!(resp.status(), 401);
+            started.elapsed()
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let resp = auth.send(None, Method::GET, "/healthz").await;
+    assert_eq!(resp.status(), 200);
+    let health = started.elapsed();
+    let mut first_check = std::time::Duration::MAX;
+    for check in checks {
+        first_check = first_check.min(check.await.unwrap());
+    }
+    assert!(
+        health < first_check,
+        "/healthz waited for bcrypt: answered at {health:?}, first check done at {first_check:?}"
+    );
+}
+
+#[tokio::test]
+async fn registry_2_htpasswd_variables_turn_auth_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    write_atomically(&htpasswd, &htpasswd_text(&[("alice", PASSWORD)]));
+    let registry = Registry::start_with_env(&[
+        ("REGISTRY_AUTH", "htpasswd"),
+        ("REGISTRY_AUTH_HTPASSWD_PATH", htpasswd.to_str().unwrap()),
+        ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
+    ])
+    .await;
+    let resp = registry.send(registry.get("/v2/")).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        header(&resp, "www-authenticate"),
+        Some(r#"Basic realm="Registry Realm""#)
+    );
+    let resp = registry
+        .send(
+            registry
+                .get("/v2/")
+                .header("authorization", basic("alice", PASSWORD)),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let log = registry.stderr();
+    assert!(!log.contains("ignored"), "{log}");
+}
+
+#[tokio::test]
+async fn the_token_key_is_made_once_and_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    write_atomically(&htpasswd, &htpasswd_text(&[("alice", PASSWORD)]));
+    let data = dir.path().join("data");
+    let args = ["--htpasswd", htpasswd.to_str().unwrap(), "--token-auth"];
+    let alice = basic("alice", PASSWORD);
+    let first = Registry::start_in_with_args(&data, &args).await;
+    let request = first
+        .get("/token?service=berth&scope=repository:a:pull")
+        .header("authorization", alice);
+    let token = json_body(first.send(request).await).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = data.join("auth/token-key.pem");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the signing key is private");
+    let pem = std::fs::read(&key).unwrap();
+    first.stop();
+    let second = Registry::start_in_with_args(&data, &args).await;
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        pem,
+        "the key was kept, not remade"
+    );
+    let resp = second
+        .send(
+            second
+                .get("/v2/a/tags/list")
+                .header("authorization", format!("Bearer {token}")),
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        404,
+        "the token from before the restart is still valid"
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_refused_once_it_expires_even_after_being_used() {
+    let auth = AuthRegistry::start_with(true, &[], "token_ttl_secs = 1\n").await;
+    let tags = format!("/v2/{REPO}/tags/list");
+    let token = auth
+        .token(
+            Some(&basic("alice", PASSWORD)),
+            &format!("repository:{REPO}:pull"),
+        )
+        .await;
+    let bearer = format!("Bearer {token}");
+    // Used (and so remembered as verified) while valid ...
+    let resp = auth.send(Some(&bearer), Method::GET, &tags).await;
+    assert_eq!(resp.status(), 404, "let in; the repository does not exist");
+    // ... and refused once its second and the clock-skew leeway have passed.
+    let leeway = berth_auth::token::LEEWAY_SECS;
+    tokio::time::sleep(std::time::Duration::from_millis(2100 + leeway * 1000)).await;
+    let resp = auth.send(Some(&bearer), Method::GET, &tags).await;
     assert_eq!(resp.status(), 401);
 }

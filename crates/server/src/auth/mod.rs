@@ -9,6 +9,7 @@
 pub mod challenge;
 pub mod credentials;
 pub mod need;
+pub mod token_cache;
 pub mod token_endpoint;
 
 use crate::caller::Caller;
@@ -16,13 +17,13 @@ use crate::error::ApiError;
 use crate::request::Query;
 use crate::route::Route;
 use axum::http::{HeaderMap, Method};
-use berth_auth::rules::Subject;
 use berth_auth::{Actions, Auth, Identity, Need, Resource};
 use challenge::Challenge;
 use credentials::Credentials;
 use need::Requirement;
 use std::net::IpAddr;
 use std::sync::Arc;
+use token_cache::TokenCache;
 
 /// What the authorize step let through.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct Admitted {
 
 /// The request as the authorize step sees it.
 pub struct Asking<'a> {
+    /// Tokens verified earlier, reused until they expire.
+    pub tokens: &'a TokenCache,
     pub route: &'a Route,
     pub method: &'a Method,
     pub query: &'a Query,
@@ -45,7 +48,7 @@ pub struct Asking<'a> {
 }
 
 /// Decides whether the request may be handled.
-pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiError> {
+pub async fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiError> {
     let requirement = need::of(asking.route, asking.method, asking.query);
     let admitted = |caller| Admitted {
         caller,
@@ -57,12 +60,12 @@ pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiE
             Identity::Anonymous,
         )));
     }
-    let caller = identify(auth, asking, &requirement)?;
+    let caller = identify(auth, asking, &requirement).await?;
     let refuse = |need: Option<&Need>| refusal(auth, asking, &caller, need);
     match &requirement {
         Requirement::Nothing => {}
         Requirement::AnyCredentials => {
-            if !caller.is_authenticated() && !anonymous_has_rights(auth) {
+            if !caller.is_authenticated() && !auth.rules().anonymous_has_rights() {
                 return Err(refuse(None));
             }
         }
@@ -103,7 +106,7 @@ pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiE
 
 /// The caller the credentials stand for; bad credentials are a 401 and a
 /// failed login counted against the client's address.
-fn identify(
+async fn identify(
     auth: &Arc<Auth>,
     asking: &Asking<'_>,
     requirement: &Requirement,
@@ -117,38 +120,65 @@ fn identify(
         return Ok(session.unwrap_or_else(|| Caller::by_rules(auth.clone(), Identity::Anonymous)));
     }
     check_login_limit(auth, asking.client)?;
-    check_credentials(auth, credentials).ok_or_else(|| {
-        record_failed_login(auth, asking.client);
-        let need = match requirement {
-            Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
-            _ => None,
-        };
-        ApiError::Unauthorized {
-            challenge: challenge(auth, asking, need, None).render(),
-        }
-    })
+    check_credentials(auth, asking.tokens, &credentials)
+        .await
+        .ok_or_else(|| {
+            record_failed_login(auth, asking.client, credentials.user());
+            let need = match requirement {
+                Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
+                _ => None,
+            };
+            ApiError::Unauthorized {
+                challenge: challenge(auth, asking, need, None).render(),
+            }
+        })
 }
 
 /// The caller presented credentials stand for; `None` when they are bad.
-fn check_credentials(auth: &Arc<Auth>, credentials: Credentials) -> Option<Caller> {
+async fn check_credentials(
+    auth: &Arc<Auth>,
+    tokens: &TokenCache,
+    credentials: &Credentials,
+) -> Option<Caller> {
     match credentials {
-        Credentials::Basic { user, password } => auth
-            .check_password(&user, &password)
-            .ok()
+        Credentials::Basic { user, password } => check_password(auth, user, password)
+            .await
             .map(|identity| Caller::by_rules(auth.clone(), identity)),
-        Credentials::Bearer(token) => auth
-            .check_token(&token)
-            .ok()
-            .map(|grants| Caller::by_token(auth.clone(), grants)),
+        Credentials::Bearer(token) => {
+            let grants = match tokens.get(token) {
+                Some(grants) => grants,
+                None => {
+                    let grants = auth.check_token(token).ok()?;
+                    tokens.insert(token, &grants);
+                    grants
+                }
+            };
+            Some(Caller::by_token(auth.clone(), grants))
+        }
         Credentials::None | Credentials::Malformed => None,
     }
+}
+
+/// A password check: a recently verified one from the cache at once, else
+/// bcrypt on a blocking thread, so that its few hundred milliseconds of CPU
+/// stall no connection but this one.
+pub async fn check_password(auth: &Arc<Auth>, user: &str, password: &str) -> Option<Identity> {
+    if let Some(identity) = auth.check_password_cached(user, password) {
+        return Some(identity);
+    }
+    let (auth, user, password) = (auth.clone(), user.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || auth.check_password(&user, &password))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// The caller of a web UI request: the `Authorization` header if one is
 /// sent (scripts), else the session cookie of a login, else anonymous (an
 /// expired or revoked session is no failed login: it is just over).
-pub fn identify_browser(
+pub async fn identify_browser(
     auth: &Arc<Auth>,
+    tokens: &TokenCache,
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
@@ -158,15 +188,17 @@ pub fn identify_browser(
             .unwrap_or_else(|| Caller::by_rules(auth.clone(), Identity::Anonymous)));
     }
     check_login_limit(auth, client)?;
-    check_credentials(auth, credentials).ok_or_else(|| {
-        record_failed_login(auth, client);
-        ApiError::Unauthorized {
-            challenge: Challenge::Basic {
-                realm: auth.basic_realm().to_string(),
+    check_credentials(auth, tokens, &credentials)
+        .await
+        .ok_or_else(|| {
+            record_failed_login(auth, client, credentials.user());
+            ApiError::Unauthorized {
+                challenge: Challenge::Basic {
+                    realm: auth.basic_realm().to_string(),
+                }
+                .render(),
             }
-            .render(),
-        }
-    })
+        })
 }
 
 /// The user a valid session cookie names. Only the UI and `/api/v1` (GET
@@ -188,21 +220,13 @@ pub fn check_login_limit(auth: &Auth, client: Option<IpAddr>) -> Result<(), ApiE
         })
 }
 
-/// Whether some rule gives anonymous callers a right (then `GET /v2/`
-/// answers them, so that anonymous pulls work without a login).
-fn anonymous_has_rights(auth: &Auth) -> bool {
-    auth.rules()
-        .rules()
-        .iter()
-        .any(|rule| rule.who.contains(&Subject::Anonymous) && !rule.actions.is_empty())
-}
-
-/// Counts a failed login of `client`.
-pub fn record_failed_login(auth: &Auth, client: Option<IpAddr>) {
+/// Counts a failed login of `client`, and logs it with the user name it
+/// claimed (for fail2ban and the like; never the password or token).
+pub fn record_failed_login(auth: &Auth, client: Option<IpAddr>, user: Option<&str>) {
     if let Some(ip) = client {
         auth.limiter().record_failure(ip);
     }
-    tracing::info!(client = ?client, "failed login");
+    tracing::info!(client = ?client, user, "failed login");
 }
 
 /// Why a valid caller is refused: 401 for the anonymous and for a token

@@ -14,6 +14,7 @@ use berth_auth::Scope;
 use berth_auth::{Auth, Identity, IssuedToken};
 use serde_json::json;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Largest POST form read: a few scopes and a refresh token.
 const FORM_LIMIT: usize = 64 << 10;
@@ -53,7 +54,7 @@ impl TokenRequest {
 
 /// Answers `/token`.
 pub async fn answer(
-    auth: &Auth,
+    auth: &Arc<Auth>,
     method: &Method,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -70,7 +71,7 @@ pub async fn answer(
             Some("password") => {
                 let user = request.username.as_deref().unwrap_or_default();
                 let password = request.password.as_deref().unwrap_or_default();
-                login(auth, client, user, password)?
+                login(auth, client, user, password).await?
             }
             Some("refresh_token") => {
                 check_login_limit(auth, client)?;
@@ -78,7 +79,7 @@ pub async fn answer(
                 match auth.check_refresh_token(token) {
                     Ok(identity) => identity,
                     Err(_) => {
-                        record_failed_login(auth, client);
+                        record_failed_login(auth, client, None);
                         return Err(unauthorized(auth));
                     }
                 }
@@ -103,10 +104,10 @@ pub async fn answer(
     let request = TokenRequest::parse(query.unwrap_or_default().as_bytes());
     let who = match Credentials::from_headers(headers) {
         Credentials::None => Identity::Anonymous,
-        Credentials::Basic { user, password } => login(auth, client, &user, &password)?,
+        Credentials::Basic { user, password } => login(auth, client, &user, &password).await?,
         Credentials::Bearer(_) | Credentials::Malformed => {
             check_login_limit(auth, client)?;
-            record_failed_login(auth, client);
+            record_failed_login(auth, client, None);
             return Err(unauthorized(auth));
         }
     };
@@ -120,17 +121,19 @@ pub async fn answer(
 
 /// A password login, limited (429) and counted per client address; a
 /// failure is a 401.
-fn login(
-    auth: &Auth,
+async fn login(
+    auth: &Arc<Auth>,
     client: Option<IpAddr>,
     user: &str,
     password: &str,
 ) -> Result<Identity, ApiError> {
     check_login_limit(auth, client)?;
-    auth.check_password(user, password).map_err(|_| {
-        record_failed_login(auth, client);
-        unauthorized(auth)
-    })
+    super::check_password(auth, user, password)
+        .await
+        .ok_or_else(|| {
+            record_failed_login(auth, client, Some(user));
+            unauthorized(auth)
+        })
 }
 
 /// 401 for bad credentials at `/token`: a Basic challenge, as `/token`

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use berth_auth::Auth;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The largest login form read: a user name, a password and a path.
 const FORM_LIMIT: usize = 16 * 1024;
@@ -51,7 +52,12 @@ pub struct Attempt<'a> {
 }
 
 /// Answers `/ui/login`.
-pub async fn login(auth: &Auth, context: &Context, attempt: Attempt<'_>, body: Body) -> Response {
+pub async fn login(
+    auth: &Arc<Auth>,
+    context: &Context,
+    attempt: Attempt<'_>,
+    body: Body,
+) -> Response {
     match *attempt.method {
         Method::GET | Method::HEAD => {
             let next = next_of(attempt.uri.query());
@@ -62,7 +68,12 @@ pub async fn login(auth: &Auth, context: &Context, attempt: Attempt<'_>, body: B
     }
 }
 
-async fn submit(auth: &Auth, context: &Context, attempt: &Attempt<'_>, body: Body) -> Response {
+async fn submit(
+    auth: &Arc<Auth>,
+    context: &Context,
+    attempt: &Attempt<'_>,
+    body: Body,
+) -> Response {
     if !csrf::is_same_origin(attempt.headers) {
         return error_page(context, UiError::CrossSite);
     }
@@ -92,10 +103,10 @@ async fn submit(auth: &Auth, context: &Context, attempt: &Attempt<'_>, body: Bod
             return response;
         }
     }
-    let identity = match auth.check_password(&form.user, &form.password) {
-        Ok(identity) => identity,
-        Err(_) => {
-            crate::auth::record_failed_login(auth, attempt.client);
+    let identity = match crate::auth::check_password(auth, &form.user, &form.password).await {
+        Some(identity) => identity,
+        None => {
+            crate::auth::record_failed_login(auth, attempt.client, Some(&form.user));
             let message = "Wrong user name or password.";
             return form_page(
                 context,

@@ -53,6 +53,11 @@ impl Registry {
         Self::launch(data_dir, &[]).await
     }
 
+    /// [`Registry::start_in`] with extra `berth serve` arguments.
+    pub async fn start_in_with_args(data_dir: &Path, args: &[&str]) -> Self {
+        Self::launch_with(data_dir, &[], None, args).await
+    }
+
     /// A fresh registry whose open-file limit (soft and hard) is `nofile`,
     /// set with `prlimit` before berth starts.
     pub async fn start_with_fd_limit(nofile: u64, env: &[(&str, &str)]) -> Self {
