@@ -164,8 +164,12 @@ async fn an_image_detail_shows_layers_config_history_tags_and_referrers() {
 async fn tags_are_newest_first_with_sizes_and_an_index_shows_its_platforms() {
     let registry = Registry::start().await;
     let repo = "multi";
-    let (amd, _) = push_built_image(&registry, repo, "amd64").await;
     let arm = registry.push_image(repo, "arm64").await;
+    // Push times are in seconds: without a pause the two may share one
+    // second (then names break the tie) or straddle two, as the machine's
+    // load has it. amd64 is the newer.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (amd, _) = push_built_image(&registry, repo, "amd64").await;
     let child = |image: &Image, arch: &str| {
         let mut d = image.descriptor().json();
         d["platform"] = json!({"os": "linux", "architecture": arch});
