@@ -7,9 +7,10 @@
 
 mod registry_env;
 
+use berth_auth::{AccessRules, ExternalIssuerConfig, RuleConfig, RulesError};
 use berth_server::{CorsError, CorsPolicy, CorsSettings};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +61,24 @@ pub struct RawConfig {
     pub cors_allow_credentials: Option<bool>,
     /// Whether `/metrics` answers clients beyond loopback.
     pub metrics_public: Option<bool>,
+    /// The htpasswd file of users; setting it turns auth on.
+    pub htpasswd: Option<PathBuf>,
+    /// The Basic challenge's realm.
+    pub auth_realm: Option<String>,
+    /// Bearer challenges and the `/token` service (Basic still accepted).
+    pub token_auth: Option<bool>,
+    /// Absolute URL of `/token` for challenges; default: the request's scheme and Host.
+    pub token_realm: Option<String>,
+    pub token_service: Option<String>,
+    pub token_ttl_secs: Option<u64>,
+    /// ES256 private key (PEM) signing tokens; default `<data_dir>/auth/token-key.pem`.
+    pub token_key: Option<PathBuf>,
+    /// `[groups]`: group name → user names.
+    pub groups: Option<BTreeMap<String, Vec<String>>>,
+    /// `[[access]]`: who may do what on which repositories.
+    pub access: Option<Vec<RuleConfig>>,
+    /// `[[token_issuers]]`: external token services whose tokens are accepted.
+    pub token_issuers: Option<Vec<ExternalIssuerConfig>>,
 }
 
 impl RawConfig {
@@ -92,6 +111,16 @@ impl RawConfig {
             cors_expose_headers: over.cors_expose_headers.or(self.cors_expose_headers),
             cors_allow_credentials: over.cors_allow_credentials.or(self.cors_allow_credentials),
             metrics_public: over.metrics_public.or(self.metrics_public),
+            htpasswd: over.htpasswd.or(self.htpasswd),
+            auth_realm: over.auth_realm.or(self.auth_realm),
+            token_auth: over.token_auth.or(self.token_auth),
+            token_realm: over.token_realm.or(self.token_realm),
+            token_service: over.token_service.or(self.token_service),
+            token_ttl_secs: over.token_ttl_secs.or(self.token_ttl_secs),
+            token_key: over.token_key.or(self.token_key),
+            groups: over.groups.or(self.groups),
+            access: over.access.or(self.access),
+            token_issuers: over.token_issuers.or(self.token_issuers),
         }
     }
 
@@ -136,6 +165,17 @@ impl RawConfig {
             cors_expose_headers: list(env, "BERTH_CORS_EXPOSE_HEADERS"),
             cors_allow_credentials: parse(env, "BERTH_CORS_ALLOW_CREDENTIALS")?,
             metrics_public: parse(env, "BERTH_METRICS_PUBLIC")?,
+            htpasswd: parse(env, "BERTH_HTPASSWD")?,
+            auth_realm: parse(env, "BERTH_AUTH_REALM")?,
+            token_auth: parse(env, "BERTH_TOKEN_AUTH")?,
+            token_realm: parse(env, "BERTH_TOKEN_REALM")?,
+            token_service: parse(env, "BERTH_TOKEN_SERVICE")?,
+            token_ttl_secs: parse(env, "BERTH_TOKEN_TTL_SECS")?,
+            token_key: parse(env, "BERTH_TOKEN_KEY")?,
+            // Tables live in the file only.
+            groups: None,
+            access: None,
+            token_issuers: None,
         })
     }
 }
@@ -152,6 +192,12 @@ pub enum ConfigError {
     Addr(String),
     #[error(transparent)]
     Cors(#[from] CorsError),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error("{0} needs htpasswd (the users): without it auth is off")]
+    NeedsHtpasswd(&'static str),
+    #[error("token issuer {0:?}: give exactly one of public_key and jwks")]
+    IssuerKey(String),
 }
 
 /// What loading noticed but did not refuse; logged once logging is set up.
@@ -209,6 +255,84 @@ pub struct Config {
     pub log_level: Option<String>,
     pub warnings: Vec<ConfigWarning>,
     pub metrics_public: bool,
+    /// Users, rules and tokens; `None`: auth is off.
+    pub auth: Option<AuthSettings>,
+}
+
+/// The auth settings, validated; the key files are read when serving starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthSettings {
+    pub htpasswd: PathBuf,
+    /// Realm of Basic challenges.
+    pub realm: String,
+    /// The token service, when `token_auth` is on.
+    pub token: Option<TokenSettings>,
+    pub rules: AccessRules,
+    pub issuers: Vec<ExternalIssuerConfig>,
+}
+
+/// The token service's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `None`: `<scheme>://<Host>/token` of each request.
+    pub realm: Option<String>,
+    pub service: String,
+    pub ttl: Duration,
+    /// `None`: `<data_dir>/auth/token-key.pem`, generated on first start.
+    pub key: Option<PathBuf>,
+}
+
+/// Token lifetimes accepted: a token outliving a day is a password.
+const MAX_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+/// Reads the auth keys of `raw`; `None` without `htpasswd`.
+fn auth_settings(raw: &mut RawConfig) -> Result<Option<AuthSettings>, ConfigError> {
+    let token_auth = raw.token_auth.unwrap_or(false);
+    let Some(htpasswd) = raw.htpasswd.take() else {
+        if token_auth {
+            return Err(ConfigError::NeedsHtpasswd("token_auth"));
+        }
+        if raw.access.as_ref().is_some_and(|a| !a.is_empty()) {
+            return Err(ConfigError::NeedsHtpasswd("[[access]]"));
+        }
+        return Ok(None);
+    };
+    let rules = AccessRules::new(
+        raw.groups.take().unwrap_or_default(),
+        raw.access.take().unwrap_or_default(),
+    )?;
+    let issuers = raw.token_issuers.take().unwrap_or_default();
+    for issuer in &issuers {
+        if issuer.public_key.is_some() == issuer.jwks.is_some() {
+            return Err(ConfigError::IssuerKey(issuer.issuer.clone()));
+        }
+    }
+    let token = if token_auth {
+        let ttl = raw.token_ttl_secs.unwrap_or(300);
+        if !(1..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
+            return Err(ConfigError::Invalid("token_ttl_secs", ttl.to_string()));
+        }
+        if let Some(realm) = &raw.token_realm {
+            if !(realm.starts_with("http://") || realm.starts_with("https://")) {
+                return Err(ConfigError::Invalid("token_realm", realm.clone()));
+            }
+        }
+        Some(TokenSettings {
+            realm: raw.token_realm.take(),
+            service: raw.token_service.take().unwrap_or_else(|| "berth".into()),
+            ttl: Duration::from_secs(ttl),
+            key: raw.token_key.take(),
+        })
+    } else {
+        None
+    };
+    Ok(Some(AuthSettings {
+        htpasswd,
+        realm: raw.auth_realm.take().unwrap_or_else(|| "berth".into()),
+        token,
+        rules,
+        issuers,
+    }))
 }
 
 impl Config {
@@ -255,6 +379,7 @@ impl Config {
                 }
             }
         }
+        let auth = auth_settings(&mut raw)?;
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -329,6 +454,7 @@ impl Config {
             log_level: registry.log_level,
             warnings,
             metrics_public: raw.metrics_public.unwrap_or(false),
+            auth,
         })
     }
 }
@@ -629,5 +755,99 @@ mod tests {
             ("BERTH_CORS_ALLOW_CREDENTIALS", "true"),
         ]);
         assert!(Config::load(None, &e, RawConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn auth_is_off_without_htpasswd_and_refuses_settings_that_need_it() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.auth, None);
+        let token_only = env(&[("BERTH_TOKEN_AUTH", "true")]);
+        assert!(matches!(
+            Config::load(None, &token_only, RawConfig::default()),
+            Err(ConfigError::NeedsHtpasswd("token_auth"))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "[[access]]\nwho = [\"anonymous\"]\nrepositories = [\"*\"]\nactions = [\"pull\"]\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            Config::load(Some(file), &env(&[]), RawConfig::default()),
+            Err(ConfigError::NeedsHtpasswd(_))
+        ));
+    }
+
+    #[test]
+    fn auth_settings_come_from_file_environment_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            r#"
+htpasswd = "/file/htpasswd"
+token_realm = "https://registry.example/token"
+token_ttl_secs = 600
+
+[groups]
+team-a = ["alice", "bob"]
+
+[[access]]
+who = ["group:team-a", "carol"]
+repositories = ["team-a/*"]
+actions = ["pull", "push"]
+
+[[token_issuers]]
+issuer = "https://auth.example"
+audience = "berth"
+jwks = "/etc/berth/jwks.json"
+"#,
+        )
+        .unwrap();
+        let e = env(&[
+            ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
+            ("BERTH_TOKEN_SERVICE", "registry.example"),
+        ]);
+        let flags = RawConfig {
+            htpasswd: Some(PathBuf::from("/flag/htpasswd")),
+            token_auth: Some(true),
+            ..Default::default()
+        };
+        let auth = Config::load(Some(file), &e, flags).unwrap().auth.unwrap();
+        assert_eq!(auth.htpasswd, PathBuf::from("/flag/htpasswd"));
+        assert_eq!(auth.realm, "Registry Realm");
+        let token = auth.token.unwrap();
+        assert_eq!(
+            token.realm.as_deref(),
+            Some("https://registry.example/token")
+        );
+        assert_eq!(token.service, "registry.example");
+        assert_eq!(token.ttl, Duration::from_secs(600));
+        assert_eq!(token.key, None);
+        assert_eq!(auth.rules.rules().len(), 1);
+        assert_eq!(auth.issuers.len(), 1);
+        assert_eq!(auth.issuers[0].issuer, "https://auth.example");
+    }
+
+    #[test]
+    fn bad_auth_settings_are_refused_when_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            "htpasswd = \"h\"\ntoken_auth = true\ntoken_ttl_secs = 0\n",
+            "htpasswd = \"h\"\ntoken_auth = true\ntoken_realm = \"/token\"\n",
+            "htpasswd = \"h\"\n[[access]]\nwho = [\"group:nobody\"]\nrepositories = [\"*\"]\nactions = [\"pull\"]\n",
+            "htpasswd = \"h\"\n[[access]]\nwho = [\"a\"]\nrepositories = [\"*\"]\nactions = [\"fly\"]\n",
+            "htpasswd = \"h\"\n[[token_issuers]]\nissuer = \"i\"\naudience = \"a\"\n",
+            "htpasswd = \"h\"\nhtpasswd_typo = 1\n",
+        ];
+        for (n, text) in cases.iter().enumerate() {
+            let file = dir.path().join(format!("{n}.toml"));
+            std::fs::write(&file, text).unwrap();
+            assert!(
+                Config::load(Some(file), &env(&[]), RawConfig::default()).is_err(),
+                "{text}"
+            );
+        }
     }
 }

@@ -46,6 +46,14 @@ enum Command {
         /// cors_allowed_origins from the file and environment
         #[arg(long = "cors-origin", value_name = "ORIGIN")]
         cors_origins: Vec<String>,
+        /// htpasswd file of users (bcrypt, as `berth user add` or
+        /// `htpasswd -B` writes): turns auth on [env: BERTH_HTPASSWD]
+        #[arg(long, value_name = "FILE")]
+        htpasswd: Option<PathBuf>,
+        /// Challenge with Bearer and serve /token (Basic credentials still
+        /// accepted); needs --htpasswd [env: BERTH_TOKEN_AUTH]
+        #[arg(long)]
+        token_auth: bool,
         /// A registry:2 YAML config, as `registry serve FILE` takes: accepted
         /// so scripts written for registry:2 run, but not read (a warning
         /// says so); berth reads REGISTRY_* variables and its own TOML
@@ -130,12 +138,16 @@ fn main() -> ExitCode {
             data_dir,
             config,
             cors_origins,
+            htpasswd,
+            token_auth,
             registry_config,
         } => {
             let flags = RawConfig {
                 addr,
                 data_dir,
                 cors_allowed_origins: (!cors_origins.is_empty()).then_some(cors_origins),
+                htpasswd,
+                token_auth: token_auth.then_some(true),
                 ..Default::default()
             };
             let Some(config) = load_config(config, flags) else {

@@ -1,7 +1,8 @@
 //! `berth serve`: open the stores, start the HTTP server, expire abandoned
 //! uploads in the background, and stop cleanly on SIGINT or SIGTERM.
 
-use crate::config::Config;
+use crate::config::{AuthSettings, Config};
+use berth_auth::{Auth, AuthConfig, SigningKey, TokenServiceConfig};
 use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{IoMode, Registry, RegistryOptions};
@@ -59,8 +60,13 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         io,
         cors,
         metrics_public: config.metrics_public,
+        auth: match &config.auth {
+            Some(settings) => Some(Arc::new(build_auth(settings, &config.data_dir)?)),
+            None => None,
+        },
     };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    warn_if_open(config.addr, options.auth.is_some());
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
@@ -71,6 +77,65 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// The users, rules and token keys the settings name; the token key is
+/// generated into the data folder on first start unless one is configured.
+fn build_auth(
+    settings: &AuthSettings,
+    data_dir: &std::path::Path,
+) -> Result<Auth, Box<dyn std::error::Error>> {
+    let token = match &settings.token {
+        Some(token) => {
+            let key = match &token.key {
+                Some(path) => SigningKey::from_pem_file(path)?,
+                None => {
+                    SigningKey::load_or_generate(&berth_auth::keys::default_key_path(data_dir))?
+                }
+            };
+            let mut service = TokenServiceConfig::new(key);
+            service.realm = token.realm.clone();
+            service.service = token.service.clone();
+            service.ttl = token.ttl;
+            Some(service)
+        }
+        None => None,
+    };
+    let external_issuers = settings
+        .issuers
+        .iter()
+        .map(|issuer| issuer.load())
+        .collect::<Result<Vec<_>, _>>()?;
+    let auth = Auth::new(AuthConfig {
+        htpasswd: settings.htpasswd.clone(),
+        basic_realm: settings.realm.clone(),
+        token,
+        rules: settings.rules.clone(),
+        external_issuers,
+    })?;
+    tracing::info!(
+        htpasswd = %settings.htpasswd.display(),
+        mode = if settings.token.is_some() { "token" } else { "basic" },
+        rules = settings.rules.rules().len(),
+        external_issuers = settings.issuers.len(),
+        "auth on"
+    );
+    Ok(auth)
+}
+
+/// What is logged when serving beyond loopback without auth.
+const OPEN_WARNING: &str = "listening beyond loopback WITHOUT AUTH: anyone who can reach this address can push, pull and delete; set htpasswd (--htpasswd FILE) to require logins";
+
+/// The safe default's other half: serving beyond loopback without auth is
+/// allowed (a trusted network, a proxy in front), but never silently.
+fn open_warning(addr: std::net::SocketAddr, auth: bool) -> Option<&'static str> {
+    (!auth && !addr.ip().to_canonical().is_loopback()).then_some(OPEN_WARNING)
+}
+
+fn warn_if_open(addr: std::net::SocketAddr, auth: bool) {
+    if let Some(warning) = open_warning(addr, auth) {
+        tracing::warn!(%addr, "{warning}");
+    }
 }
 
 /// Sweeps expired uploads; requests already treat them as gone, this frees the disk.
@@ -102,4 +167,21 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serving_beyond_loopback_without_auth_is_warned_about() {
+        for addr in ["0.0.0.0:5000", "[::]:5000", "192.168.1.2:5000"] {
+            let addr = addr.parse().unwrap();
+            assert_eq!(open_warning(addr, false), Some(OPEN_WARNING), "{addr}");
+            assert_eq!(open_warning(addr, true), None, "{addr} with auth");
+        }
+        for addr in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+            assert_eq!(open_warning(addr.parse().unwrap(), false), None, "{addr}");
+        }
+    }
 }

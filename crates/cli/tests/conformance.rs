@@ -23,12 +23,14 @@
 //! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
+//! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
     pub mod harness;
 
     mod api;
+    mod auth;
     mod base;
     mod blob_upload;
     mod cors;

@@ -20,6 +20,19 @@ pub enum ApiError {
     /// `/metrics` asked by a client that is not on loopback while the
     /// metrics are not public.
     MetricsDenied,
+    /// No or bad credentials: 401 with this `WWW-Authenticate` challenge.
+    Unauthorized {
+        challenge: String,
+    },
+    /// A known caller without the right: 403 `DENIED`, saying what was missing.
+    Denied(String),
+    /// Too many failed logins from this address: 429 with `Retry-After`.
+    LoginsLimited {
+        retry_after_secs: u64,
+    },
+    /// A `/token` request the token service cannot answer (400, OAuth2's
+    /// `unsupported_grant_type` and the like), in the OCI error format.
+    TokenRequestInvalid(String),
 }
 
 /// Why a request failed, in the server's words: logged once by the
@@ -163,6 +176,38 @@ impl IntoResponse for ApiError {
                     serde_json::Value::Null,
                 ),
             ),
+            ApiError::Unauthorized { .. } => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    ErrorCode::Unauthorized.as_str(),
+                    "authentication required".into(),
+                    serde_json::Value::Null,
+                ),
+            ),
+            ApiError::Denied(what) => (
+                StatusCode::FORBIDDEN,
+                body(
+                    ErrorCode::Denied.as_str(),
+                    format!("requested access to the resource is denied: {what}"),
+                    serde_json::Value::Null,
+                ),
+            ),
+            ApiError::LoginsLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body(
+                    ErrorCode::TooManyRequests.as_str(),
+                    "too many failed logins from this address; retry later".into(),
+                    serde_json::Value::Null,
+                ),
+            ),
+            ApiError::TokenRequestInvalid(why) => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    ErrorCode::Unsupported.as_str(),
+                    why.clone(),
+                    serde_json::Value::Null,
+                ),
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 body(
@@ -182,6 +227,12 @@ impl IntoResponse for ApiError {
                 Some((header::CONTENT_RANGE, format!("bytes */{size}")))
             }
             ApiError::OverBudget => Some((header::RETRY_AFTER, "1".into())),
+            ApiError::LoginsLimited { retry_after_secs } => {
+                Some((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()))
+            }
+            ApiError::Unauthorized { challenge } => {
+                Some((header::WWW_AUTHENTICATE, challenge.clone()))
+            }
             _ => None,
         };
         if let Some((name, value)) = extra {
@@ -251,6 +302,30 @@ mod tests {
         let text = body_text(response).await;
         assert!(text.contains("platform manifest"), "{text}");
         assert!(text.contains(&child.to_string()), "{text}");
+    }
+
+    #[tokio::test]
+    async fn auth_refusals_carry_their_codes_and_headers() {
+        let response = ApiError::Unauthorized {
+            challenge: r#"Basic realm="berth""#.into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Basic realm="berth""#
+        );
+        assert!(body_text(response).await.contains("UNAUTHORIZED"));
+        let response = ApiError::Denied("pull on a".into()).into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(body_text(response).await.contains("DENIED"));
+        let response = ApiError::LoginsLimited {
+            retry_after_secs: 42,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        assert!(body_text(response).await.contains("TOOMANYREQUESTS"));
     }
 
     #[tokio::test]

@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api_route;
+mod auth;
 mod budget;
+mod caller;
 mod connections;
 pub mod cors;
 mod counted_body;
@@ -25,6 +27,7 @@ mod timeouts;
 mod ui;
 
 pub use budget::MemoryBudget;
+pub use caller::Caller;
 pub use cors::{CorsError, CorsPolicy, CorsSettings};
 pub use operations::Operations;
 pub use serve::{serve, serve_with, ServeOptions};
@@ -60,6 +63,17 @@ pub fn router(registry: Arc<Registry>) -> Router {
 /// with the accept loop, which counts connections), answering browsers
 /// from the origins `cors` allows.
 pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPolicy) -> Router {
+    router_with_auth(registry, operations, cors, None)
+}
+
+/// [`router_with`], and with `auth` every request but a CORS preflight,
+/// `/healthz` and `/readyz` is authorized before it is handled.
+pub fn router_with_auth(
+    registry: Arc<Registry>,
+    operations: Operations,
+    cors: CorsPolicy,
+    auth: Option<Arc<berth_auth::Auth>>,
+) -> Router {
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
@@ -67,6 +81,7 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
         .route("/healthz", any(dispatch))
         .route("/readyz", any(dispatch))
         .route("/metrics", any(dispatch))
+        .route("/token", any(dispatch))
         .route("/api/v1/{*rest}", any(dispatch))
         .route("/", any(ui_page))
         .route("/ui", any(ui_page))
@@ -78,6 +93,7 @@ pub fn router_with(registry: Arc<Registry>, operations: Operations, cors: CorsPo
             operations,
             cors,
             ui: ui::UiState::default(),
+            auth,
         }))
 }
 
@@ -87,6 +103,8 @@ struct App {
     operations: Operations,
     cors: CorsPolicy,
     ui: ui::UiState,
+    /// Who may do what; `None`: everyone everything.
+    auth: Option<Arc<berth_auth::Auth>>,
 }
 
 async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
@@ -137,15 +155,32 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request<Body>) -> Respon
 /// A page of the web UI (`/` and `/ui` redirect to `/ui/`).
 async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let started = Instant::now();
-    let (parts, _body) = request.into_parts();
-    let mut response = ui::answer(
-        &app.registry,
-        &app.ui,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-    )
-    .await;
+    let (mut parts, _body) = request.into_parts();
+    let caller = match &app.auth {
+        None => Ok(Caller::unrestricted()),
+        Some(auth) => {
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip());
+            auth::authorize_ui(auth, &parts.headers, client)
+        }
+    };
+    let mut response = match caller {
+        Ok(caller) => {
+            // For the UI to show and allow only what the caller may.
+            parts.extensions.insert(caller);
+            ui::answer(
+                &app.registry,
+                &app.ui,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+            )
+            .await
+        }
+        Err(refused) => refused.into_response(),
+    };
     let elapsed = started.elapsed();
     count(
         &app.operations.metrics,
@@ -170,15 +205,40 @@ async fn route_and_handle(
         Ok(route) => {
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip());
+            let mut query = request::Query::parse(uri.query());
+            let caller = match &app.auth {
+                None => Caller::unrestricted(),
+                Some(auth) => {
+                    let asking = auth::Asking {
+                        route: &route,
+                        method,
+                        query: &query,
+                        headers,
+                        client,
+                        // The `tls` branch's `Scheme` extension says so once it lands.
+                        https: false,
+                    };
+                    let admitted = match auth::authorize(auth, &asking) {
+                        Ok(admitted) => admitted,
+                        Err(refused) => return refused.into_response(),
+                    };
+                    if admitted.drop_mount {
+                        query.remove("mount");
+                    }
+                    admitted.caller
+                }
+            };
             let context = RequestContext {
                 outbox: parts.extensions.get::<sendfile::Outbox>(),
                 budget: parts.extensions.get::<MemoryBudget>(),
-                client: parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(addr)| addr.ip()),
+                client,
+                caller: &caller,
             };
-            handle(app, route, method, uri, headers, body, context).await
+            handle(app, route, method, uri, &query, headers, body, context).await
         }
         Err(route::RouteError::TrailingSlash(to)) => {
             let to = match uri.query() {
@@ -236,24 +296,27 @@ fn count(
 
 /// What the connection provides a request beyond the HTTP message; absent
 /// when the router runs without `serve` (in-process tests).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct RequestContext<'a> {
     outbox: Option<&'a sendfile::Outbox>,
     budget: Option<&'a MemoryBudget>,
     /// Whom per-client caps count this request against.
     client: Option<IpAddr>,
+    /// Who asked, as the authorize step found.
+    caller: &'a Caller,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     app: &App,
     route: Route,
     method: &Method,
     uri: &Uri,
+    query: &request::Query,
     headers: &HeaderMap,
     body: Body,
     context: RequestContext<'_>,
 ) -> Result<Response, ApiError> {
-    let query = request::Query::parse(uri.query());
     use handlers::{api, blobs, listing, manifests, operations, uploads};
     let registry = &*app.registry;
     let body = match route {
@@ -265,17 +328,41 @@ async fn handle(
     match route {
         Route::Healthz => Ok(operations::healthz(method == Method::GET)),
         Route::Readyz => Ok(operations::readyz(registry, method == Method::GET).await),
-        Route::Metrics => operations::metrics(registry, &app.operations, context.client).await,
+        Route::Metrics => {
+            // With auth on, the authorize step already let only admins and loopback in.
+            let allowed =
+                context.caller.auth_enabled() || app.operations.may_read_metrics(context.client);
+            if let Some(auth) = &app.auth {
+                app.operations
+                    .metrics
+                    .sync_bcrypt_verifications(auth.bcrypt_verifications());
+            }
+            operations::metrics(registry, &app.operations, allowed).await
+        }
+        Route::Token => match &app.auth {
+            Some(auth) if auth.token_service().is_some() => {
+                auth::token_endpoint::answer(
+                    auth,
+                    method,
+                    uri.query(),
+                    headers,
+                    body,
+                    context.client,
+                )
+                .await
+            }
+            _ => Err(ApiError::NotFound),
+        },
         Route::Base => Ok(handlers::respond(
             axum::http::StatusCode::OK,
             &[("content-type", "application/json".into())],
             Body::from("{}"),
         )),
-        Route::Api(route) => api::handle(registry, route, &query).await,
-        Route::Catalog => listing::catalog(registry, &query).await,
-        Route::Tags { name } => listing::tags(registry, &name, &query).await,
+        Route::Api(route) => api::handle(registry, route, query, context.caller).await,
+        Route::Catalog => listing::catalog(registry, query, context.caller).await,
+        Route::Tags { name } => listing::tags(registry, &name, query).await,
         Route::Referrers { name, digest } => {
-            listing::referrers(registry, &name, &digest, &query).await
+            listing::referrers(registry, &name, &digest, query).await
         }
         Route::Manifest { name, reference } => match *method {
             Method::PUT => {
@@ -292,11 +379,11 @@ async fn handle(
             }
         },
         Route::StartUpload { name } => {
-            uploads::start(registry, &name, &query, headers, body, context.client).await
+            uploads::start(registry, &name, query, headers, body, context.client).await
         }
         Route::Upload { name, id } => match *method {
             Method::PATCH => uploads::patch(registry, &name, &id, headers, body).await,
-            Method::PUT => uploads::finish(registry, &name, &id, &query, headers, body).await,
+            Method::PUT => uploads::finish(registry, &name, &id, query, headers, body).await,
             Method::DELETE => uploads::cancel(registry, &name, &id).await,
             _ => uploads::status(registry, &name, &id).await,
         },

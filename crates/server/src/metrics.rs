@@ -121,6 +121,7 @@ pub struct Metrics {
     manifests: Gauge,
     blobs: Gauge,
     blob_bytes: Gauge,
+    bcrypt_verifications: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -202,6 +203,12 @@ impl Metrics {
             Unit::Bytes,
             blob_bytes.clone(),
         );
+        let bcrypt_verifications = Counter::default();
+        registry.register(
+            "berth_auth_bcrypt_verifications",
+            "Passwords checked with bcrypt (a credential cache miss); 0 with auth off",
+            bcrypt_verifications.clone(),
+        );
         let started: Gauge<f64, AtomicU64> = Gauge::default();
         started.set(
             SystemTime::now()
@@ -228,6 +235,16 @@ impl Metrics {
             manifests,
             blobs,
             blob_bytes,
+            bcrypt_verifications,
+        }
+    }
+
+    /// Brings `berth_auth_bcrypt_verifications_total` up to `total`, the
+    /// count `berth_auth` keeps.
+    pub fn sync_bcrypt_verifications(&self, total: u64) {
+        let shown = self.bcrypt_verifications.get();
+        if total > shown {
+            self.bcrypt_verifications.inc_by(total - shown);
         }
     }
 

@@ -26,6 +26,11 @@ impl Query {
         self.0.get(key).map(String::as_str)
     }
 
+    /// Forgets a parameter: what the caller may not ask for is not acted on.
+    pub fn remove(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+
     /// `n` for listings; a value that is not a number is a client error.
     pub fn page_size(&self) -> Result<Option<usize>, ApiError> {
         self.get("n")

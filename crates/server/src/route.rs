@@ -46,6 +46,8 @@ pub enum Route {
     Metrics,
     /// `GET|HEAD /api/v1/...`: JSON for the UI and tools.
     Api(ApiRoute),
+    /// `GET|POST /token`: the token service (when token auth is on).
+    Token,
 }
 
 /// Which endpoint a request went to, without its parameters: a label with
@@ -69,6 +71,7 @@ pub enum Endpoint {
     ApiManifest,
     ApiManifestFiles,
     ApiBlobFiles,
+    Token,
     /// Any page or asset of the web UI (`/`, `/ui`, `/ui/...`).
     Ui,
     /// A path that named no endpoint, or had an invalid name, digest or
@@ -97,6 +100,7 @@ impl Endpoint {
             Endpoint::ApiManifest => "/api/v1/repositories/{name}/manifests/{reference}",
             Endpoint::ApiManifestFiles => "/api/v1/repositories/{name}/manifests/{reference}/files",
             Endpoint::ApiBlobFiles => "/api/v1/repositories/{name}/blobs/{digest}/files",
+            Endpoint::Token => "/token",
             Endpoint::Ui => "/ui/{page}",
             Endpoint::Unmatched => "unmatched",
         }
@@ -117,6 +121,7 @@ impl Route {
             Route::Healthz => Endpoint::Healthz,
             Route::Readyz => Endpoint::Readyz,
             Route::Metrics => Endpoint::Metrics,
+            Route::Token => Endpoint::Token,
             Route::Api(api) => match api {
                 ApiRoute::Overview => Endpoint::ApiOverview,
                 ApiRoute::Repositories => Endpoint::ApiRepositories,
@@ -177,6 +182,7 @@ pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
         "/healthz" => (Route::Healthz, &[Method::GET, Method::HEAD]),
         "/readyz" => (Route::Readyz, &[Method::GET, Method::HEAD]),
         "/metrics" => (Route::Metrics, &[Method::GET]),
+        "/token" => (Route::Token, &[Method::GET, Method::POST]),
         _ => return parse_v2(method, path),
     };
     if allowed.contains(method) {
@@ -402,6 +408,9 @@ mod tests {
         assert_eq!(ok(Method::GET, "/healthz"), Route::Healthz);
         assert_eq!(ok(Method::HEAD, "/readyz"), Route::Readyz);
         assert_eq!(ok(Method::GET, "/metrics"), Route::Metrics);
+        assert_eq!(ok(Method::GET, "/token"), Route::Token);
+        assert_eq!(ok(Method::POST, "/token"), Route::Token);
+        assert_eq!(Route::Token.endpoint().template(), "/token");
         assert!(matches!(
             parse(&Method::POST, "/metrics"),
             Err(RouteError::MethodNotAllowed)

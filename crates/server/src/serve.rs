@@ -16,7 +16,7 @@ use crate::cors::CorsPolicy;
 use crate::metrics::Metrics;
 use crate::sendfile::{Connection, Listener, Outbox};
 use crate::timeouts::{idle_body, TimedIo, Timeouts};
-use crate::{router_with, Operations};
+use crate::{router_with_auth, Operations};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use berth_registry::{IoMode, Registry};
@@ -42,7 +42,7 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nr
 const EVICT_ON_EMFILE: usize = 16;
 
 /// How the server treats its clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ServeOptions {
     pub timeouts: Timeouts,
     /// Connections held at once; see [`crate::connections`] for what
@@ -60,6 +60,8 @@ pub struct ServeOptions {
     pub cors: CorsPolicy,
     /// Whether `/metrics` answers clients beyond loopback.
     pub metrics_public: bool,
+    /// Users, rules and tokens; `None` serves everyone everything.
+    pub auth: Option<Arc<berth_auth::Auth>>,
 }
 
 impl Default for ServeOptions {
@@ -76,6 +78,7 @@ impl Default for ServeOptions {
             io: IoMode::Native,
             cors: CorsPolicy::default(),
             metrics_public: false,
+            auth: None,
         }
     }
 }
@@ -100,10 +103,11 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let app = router_with(
+    let app = router_with_auth(
         registry,
         Operations::new(metrics.clone(), options.metrics_public),
         options.cors.clone(),
+        options.auth.clone(),
     );
     let mut listener = Listener(listener);
     let table = ConnectionTable::new(options.max_connections);

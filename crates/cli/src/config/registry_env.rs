@@ -56,6 +56,22 @@ const VARIABLES: &[(&str, &str, Apply)] = &[
             Ok(())
         },
     ),
+    (
+        "REGISTRY_AUTH_HTPASSWD_PATH",
+        "BERTH_HTPASSWD",
+        |e, _, v| {
+            e.raw.htpasswd = Some(PathBuf::from(v));
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_AUTH_HTPASSWD_REALM",
+        "BERTH_AUTH_REALM",
+        |e, _, v| {
+            e.raw.auth_realm = Some(v.to_string());
+            Ok(())
+        },
+    ),
     ("REGISTRY_LOG_LEVEL", "BERTH_LOG", |e, key, v| {
         e.log_level = Some(log_level(v).ok_or_else(|| invalid(key, v))?.to_string());
         Ok(())
@@ -111,8 +127,9 @@ const CORS_HEADERS: &[(&str, &str, Apply)] = &[
 
 /// Variables whose value berth already has: understood, nothing to set.
 fn already_true(key: &str, value: &str) -> bool {
-    // berth stores on the filesystem.
+    // berth stores on the filesystem; its auth is htpasswd (with the path above).
     key == "REGISTRY_STORAGE" && value == "filesystem"
+        || key == "REGISTRY_AUTH" && value == "htpasswd"
 }
 
 fn invalid(key: &'static str, value: &str) -> ConfigError {
@@ -267,6 +284,25 @@ mod tests {
         assert!(e
             .read
             .contains(&("REGISTRY_HTTP_ADDR".to_string(), "BERTH_ADDR")));
+    }
+
+    #[test]
+    fn registry_2_htpasswd_auth_maps_onto_berth_auth() {
+        let e = read(&env(&[
+            ("REGISTRY_AUTH", "htpasswd"),
+            ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
+            ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
+        ]))
+        .unwrap();
+        assert_eq!(e.raw.htpasswd, Some(PathBuf::from("/auth/htpasswd")));
+        assert_eq!(e.raw.auth_realm.as_deref(), Some("Registry Realm"));
+        assert_eq!(e.ignored, Vec::<String>::new());
+        assert!(e
+            .read
+            .contains(&("REGISTRY_AUTH_HTPASSWD_PATH".to_string(), "BERTH_HTPASSWD")));
+        // Another auth kind is not something berth does.
+        let e = read(&env(&[("REGISTRY_AUTH", "token")])).unwrap();
+        assert_eq!(e.ignored, ["REGISTRY_AUTH"]);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! layer that is not a readable tar is `422` with the reason.
 
 use super::respond;
+use super::visible::visible_page;
 use crate::api_route::ApiRoute;
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::request::Query;
 use axum::body::Body;
@@ -43,10 +45,11 @@ pub async fn handle(
     registry: &Registry,
     route: ApiRoute,
     query: &Query,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
     match route {
         ApiRoute::Overview => overview(registry).await,
-        ApiRoute::Repositories => repositories(registry, query).await,
+        ApiRoute::Repositories => repositories(registry, query, caller).await,
         ApiRoute::Tags { name } => tags(registry, &name, query).await,
         ApiRoute::Manifest { name, reference } => manifest(registry, &name, &reference).await,
         ApiRoute::ManifestFiles { name, reference } => {
@@ -89,12 +92,32 @@ async fn overview(registry: &Registry) -> Result<Response, ApiError> {
     json_response(&body, None)
 }
 
-async fn repositories(registry: &Registry, query: &Query) -> Result<Response, ApiError> {
+/// Summaries of the repositories `caller` may pull.
+async fn repositories(
+    registry: &Registry,
+    query: &Query,
+    caller: &Caller,
+) -> Result<Response, ApiError> {
     let n = query.page_size()?.unwrap_or(DEFAULT_PAGE);
     let filter = query.get("q").filter(|q| !q.is_empty());
-    let page = registry
-        .repository_summaries(filter, query.get("last"), n)
-        .await?;
+    let page = if caller.auth_enabled() {
+        visible_page(
+            |last, limit| async move {
+                registry
+                    .repository_summaries(filter, last.as_deref(), limit)
+                    .await
+            },
+            query.get("last"),
+            n.min(berth_registry::MAX_BROWSE_PAGE),
+            |summary: &RepositorySummary| caller.may_list(&summary.name),
+            |summary| summary.name.clone(),
+        )
+        .await?
+    } else {
+        registry
+            .repository_summaries(filter, query.get("last"), n)
+            .await?
+    };
     let keep: Vec<_> = filter.map(|q| ("q", q)).into_iter().collect();
     let link = next_link("/api/v1/repositories", &keep, n, &page);
     let body = RepositoriesBody {

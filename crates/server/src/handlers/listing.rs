@@ -2,6 +2,8 @@
 //! `/v2/<name>/referrers/<digest>`.
 
 use super::respond;
+use super::visible::visible_page;
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::request::Query;
 use axum::body::Body;
@@ -26,9 +28,28 @@ fn page_response(path: &str, n: Option<usize>, page: &Page, body: serde_json::Va
     respond(StatusCode::OK, &fields, Body::from(body.to_string()))
 }
 
-pub async fn catalog(registry: &Registry, query: &Query) -> Result<Response, ApiError> {
+/// A catalog page without `n`: as large as the registry's largest.
+const CATALOG_PAGE: usize = 10_000;
+
+/// The catalog, listing only what `caller` may pull.
+pub async fn catalog(
+    registry: &Registry,
+    query: &Query,
+    caller: &Caller,
+) -> Result<Response, ApiError> {
     let n = query.page_size()?;
-    let page = registry.catalog(query.get("last"), n).await?;
+    let page = if caller.auth_enabled() {
+        visible_page(
+            |last, limit| async move { registry.catalog(last.as_deref(), Some(limit)).await },
+            query.get("last"),
+            n.unwrap_or(CATALOG_PAGE).min(CATALOG_PAGE),
+            |name: &String| caller.may_list(name),
+            String::clone,
+        )
+        .await?
+    } else {
+        registry.catalog(query.get("last"), n).await?
+    };
     let body = json!({ "repositories": page.items });
     Ok(page_response("/v2/_catalog", n, &page, body))
 }

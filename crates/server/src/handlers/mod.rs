@@ -7,6 +7,7 @@ pub mod listing;
 pub mod manifests;
 pub mod operations;
 pub mod uploads;
+pub mod visible;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode};

@@ -7,7 +7,6 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_registry::Registry;
-use std::net::IpAddr;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -56,13 +55,13 @@ pub async fn readyz(registry: &Registry, with_body: bool) -> Response {
     )
 }
 
-/// The metrics, to loopback clients or to all when made public.
+/// The metrics, to whom the caller found `allowed` (see [`Operations::may_read_metrics`]).
 pub async fn metrics(
     registry: &Registry,
     operations: &Operations,
-    client: Option<IpAddr>,
+    allowed: bool,
 ) -> Result<Response, ApiError> {
-    if !operations.may_read_metrics(client) {
+    if !allowed {
         return Err(ApiError::MetricsDenied);
     }
     // A failed scan leaves the store gauges at their last values; the
@@ -107,7 +106,20 @@ mod tests {
     }
 
     async fn get(app: &axum::Router, path: &str, client: &str) -> (StatusCode, String) {
-        let mut request = Request::get(path).body(Body::empty()).unwrap();
+        get_as(app, path, client, None).await
+    }
+
+    async fn get_as(
+        app: &axum::Router,
+        path: &str,
+        client: &str,
+        authorization: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut request = Request::get(path);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
         let client: SocketAddr = client.parse().unwrap();
         request.extensions_mut().insert(ConnectInfo(client));
         let response = tower::ServiceExt::oneshot(app.clone(), request)
@@ -149,6 +161,68 @@ mod tests {
         );
         let (status, _) = get(&public, "/metrics", "192.0.2.7:40000").await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    /// Auth with an admin and a user who may only pull.
+    fn auth(dir: &std::path::Path) -> Arc<berth_auth::Auth> {
+        let mut users = berth_auth::Htpasswd::default();
+        users.set_password("admin", "pw", 4).unwrap();
+        users.set_password("puller", "pw", 4).unwrap();
+        let path = dir.join("htpasswd");
+        users.write_atomic(&path).unwrap();
+        let rules: berth_auth::AccessRules = toml::from_str(
+            r#"
+            [[access]]
+            who = ["admin"]
+            repositories = ["*"]
+            actions = ["*"]
+            [[access]]
+            who = ["puller"]
+            repositories = ["*"]
+            actions = ["pull"]
+            "#,
+        )
+        .unwrap();
+        let mut config = berth_auth::AuthConfig::basic(path);
+        config.rules = rules;
+        Arc::new(berth_auth::Auth::new(config).unwrap())
+    }
+
+    fn basic(user: &str) -> String {
+        use base64::Engine;
+        let pair = format!("{user}:pw");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    #[tokio::test]
+    async fn with_auth_metrics_off_loopback_need_admin_even_when_public() {
+        let dir = tempfile::tempdir().unwrap();
+        for public in [false, true] {
+            let app = crate::router_with_auth(
+                registry(dir.path()),
+                Operations::new(Arc::new(Metrics::new()), public),
+                CorsPolicy::default(),
+                Some(auth(dir.path())),
+            );
+            let far = "192.0.2.7:40000";
+            let (status, _) = get_as(&app, "/metrics", far, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "public={public}");
+            let (status, body) = get_as(&app, "/metrics", far, Some(&basic("puller"))).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "public={public}");
+            assert!(body.contains("DENIED"), "{body}");
+            let (status, body) = get_as(&app, "/metrics", far, Some(&basic("admin"))).await;
+            assert_eq!(status, StatusCode::OK, "public={public}");
+            assert!(
+                body.contains("berth_auth_bcrypt_verifications_total"),
+                "{body}"
+            );
+            // Loopback needs no login, as without auth.
+            let (status, _) = get(&app, "/metrics", "127.0.0.1:40000").await;
+            assert_eq!(status, StatusCode::OK);
+        }
     }
 
     #[tokio::test]

@@ -135,10 +135,11 @@ impl Registry {
         panic!("berth serve could not bind a free port after 5 attempts:\n{last_stderr}");
     }
 
-    /// Polls `GET /v2/` until it answers 200; on failure returns the server's stderr.
+    /// Polls `GET /healthz` (anonymous even with auth on) until it answers
+    /// 200; on failure returns the server's stderr.
     async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let url = self.url("/v2/");
+        let url = self.url("/healthz");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("(exited with {status})\n{}", self.stderr()));
@@ -240,6 +241,22 @@ impl Registry {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `authorization` with every request of [`Registry::client`]
+    /// from now on (a logged-in client); the helpers then push as that user.
+    pub fn authorize_with(&mut self, authorization: &str) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            authorization.parse().expect("authorization header value"),
+        );
+        self.client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .expect("build HTTP client");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,248 @@
+//! The authorize step: between parsing a request and handling it, find
+//! who is asking (Basic password, Bearer token or nobody), decide whether
+//! the endpoint's [`need::Requirement`] is met, and answer 401 (with a
+//! challenge), 403 or 429 when it is not.
+//!
+//! Secrets never leave this module: refusals say what was needed, never
+//! what was presented.
+
+pub mod challenge;
+pub mod credentials;
+pub mod need;
+pub mod token_endpoint;
+
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::request::Query;
+use crate::route::Route;
+use axum::http::{HeaderMap, Method};
+use berth_auth::rules::Subject;
+use berth_auth::{Actions, Auth, Identity, Need, Resource};
+use challenge::Challenge;
+use credentials::Credentials;
+use need::Requirement;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What the authorize step let through.
+#[derive(Debug)]
+pub struct Admitted {
+    pub caller: Caller,
+    /// A mount whose source the caller may not pull: start a plain upload
+    /// instead, as distribution does.
+    pub drop_mount: bool,
+}
+
+/// The request as the authorize step sees it.
+pub struct Asking<'a> {
+    pub route: &'a Route,
+    pub method: &'a Method,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+    pub client: Option<IpAddr>,
+    /// Whether the request came over TLS (for the default token realm).
+    pub https: bool,
+}
+
+/// Decides whether the request may be handled.
+pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiError> {
+    let requirement = need::of(asking.route, asking.method, asking.query);
+    let admitted = |caller| Admitted {
+        caller,
+        drop_mount: false,
+    };
+    if requirement == Requirement::Nothing {
+        return Ok(admitted(Caller::by_rules(
+            auth.clone(),
+            Identity::Anonymous,
+        )));
+    }
+    let caller = identify(auth, asking, &requirement)?;
+    let refuse = |need: Option<&Need>| refusal(auth, asking, &caller, need);
+    match &requirement {
+        Requirement::Nothing => {}
+        Requirement::AnyCredentials => {
+            if !caller.is_authenticated() && !anonymous_has_rights(auth) {
+                return Err(refuse(None));
+            }
+        }
+        Requirement::Authenticated => {
+            if !caller.is_authenticated() {
+                return Err(refuse(None));
+            }
+        }
+        Requirement::MetricsReader => {
+            let loopback = asking
+                .client
+                .is_some_and(|ip| ip.to_canonical().is_loopback());
+            if !loopback && !caller.may(&Resource::Admin, Actions::ADMIN) {
+                let need = Need {
+                    resource: Resource::Admin,
+                    actions: Actions::ADMIN,
+                };
+                return Err(refuse(Some(&need)));
+            }
+        }
+        Requirement::Rights(need) => {
+            if !caller.may(&need.resource, need.actions) {
+                return Err(refuse(Some(need)));
+            }
+        }
+        Requirement::Mount { target, from } => {
+            if !caller.may(&target.resource, target.actions) {
+                return Err(refuse(Some(target)));
+            }
+            let drop_mount = !from
+                .as_ref()
+                .is_some_and(|from| caller.may_pull(from.as_str()));
+            return Ok(Admitted { caller, drop_mount });
+        }
+    }
+    Ok(admitted(caller))
+}
+
+/// The caller the credentials stand for; bad credentials are a 401 and a
+/// failed login counted against the client's address.
+fn identify(
+    auth: &Arc<Auth>,
+    asking: &Asking<'_>,
+    requirement: &Requirement,
+) -> Result<Caller, ApiError> {
+    let credentials = Credentials::from_headers(asking.headers);
+    if !credentials.presented() {
+        return Ok(Caller::by_rules(auth.clone(), Identity::Anonymous));
+    }
+    check_login_limit(auth, asking.client)?;
+    check_credentials(auth, credentials).ok_or_else(|| {
+        record_failed_login(auth, asking.client);
+        let need = match requirement {
+            Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
+            _ => None,
+        };
+        ApiError::Unauthorized {
+            challenge: challenge(auth, asking, need, None).render(),
+        }
+    })
+}
+
+/// The caller presented credentials stand for; `None` when they are bad.
+fn check_credentials(auth: &Arc<Auth>, credentials: Credentials) -> Option<Caller> {
+    match credentials {
+        Credentials::Basic { user, password } => auth
+            .check_password(&user, &password)
+            .ok()
+            .map(|identity| Caller::by_rules(auth.clone(), identity)),
+        Credentials::Bearer(token) => auth
+            .check_token(&token)
+            .ok()
+            .map(|grants| Caller::by_token(auth.clone(), grants)),
+        Credentials::None | Credentials::Malformed => None,
+    }
+}
+
+/// The caller of a web UI request. Browsers speak Basic only, so that is
+/// the challenge in both modes (they then prompt for a login). Until the
+/// UI shows each user only what they may see (its login page is later
+/// work), it is for admins only: it lists and deletes everything.
+pub fn authorize_ui(
+    auth: &Arc<Auth>,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
+    let login = || ApiError::Unauthorized {
+        challenge: Challenge::Basic {
+            realm: auth.basic_realm().to_string(),
+        }
+        .render(),
+    };
+    let credentials = Credentials::from_headers(headers);
+    if !credentials.presented() {
+        return Err(login());
+    }
+    check_login_limit(auth, client)?;
+    let caller = check_credentials(auth, credentials).ok_or_else(|| {
+        record_failed_login(auth, client);
+        login()
+    })?;
+    if !caller.may(&Resource::Admin, Actions::ADMIN) {
+        return Err(ApiError::Denied(
+            "the web UI is for admins while auth is on".into(),
+        ));
+    }
+    Ok(caller)
+}
+
+/// 429 while the client's address has too many recent failed logins.
+pub fn check_login_limit(auth: &Auth, client: Option<IpAddr>) -> Result<(), ApiError> {
+    let Some(ip) = client else { return Ok(()) };
+    auth.limiter()
+        .check(ip)
+        .map_err(|limited| ApiError::LoginsLimited {
+            retry_after_secs: limited.retry_after_secs(),
+        })
+}
+
+/// Whether some rule gives anonymous callers a right (then `GET /v2/`
+/// answers them, so that anonymous pulls work without a login).
+fn anonymous_has_rights(auth: &Auth) -> bool {
+    auth.rules()
+        .rules()
+        .iter()
+        .any(|rule| rule.who.contains(&Subject::Anonymous) && !rule.actions.is_empty())
+}
+
+/// Counts a failed login of `client`.
+pub fn record_failed_login(auth: &Auth, client: Option<IpAddr>) {
+    if let Some(ip) = client {
+        auth.limiter().record_failure(ip);
+    }
+    tracing::info!(client = ?client, "failed login");
+}
+
+/// Why a valid caller is refused: 401 for the anonymous and for a token
+/// lacking the scope (`insufficient_scope`), 403 `DENIED` for a user.
+fn refusal(auth: &Auth, asking: &Asking<'_>, caller: &Caller, need: Option<&Need>) -> ApiError {
+    if caller.has_token() && need.is_some() {
+        let challenge = challenge(auth, asking, need, Some("insufficient_scope"));
+        return ApiError::Unauthorized {
+            challenge: challenge.render(),
+        };
+    }
+    if !caller.is_authenticated() {
+        return ApiError::Unauthorized {
+            challenge: challenge(auth, asking, need, None).render(),
+        };
+    }
+    ApiError::Denied(match need {
+        Some(need) => describe(need),
+        None => "no rights".into(),
+    })
+}
+
+/// "push on team-a/app", for a refusal's message.
+fn describe(need: &Need) -> String {
+    match need::scope_of(need) {
+        Some(scope) => scope,
+        None => "admin".into(),
+    }
+}
+
+/// The challenge of this registry's mode for `need`.
+pub fn challenge(
+    auth: &Auth,
+    asking: &Asking<'_>,
+    need: Option<&Need>,
+    error: Option<&'static str>,
+) -> Challenge {
+    match auth.token_service() {
+        Some(token) => Challenge::Bearer {
+            realm: challenge::token_realm(token.realm.as_deref(), asking.https, asking.headers),
+            service: token.service.clone(),
+            scope: need.and_then(need::scope_of),
+            error,
+        },
+        None => Challenge::Basic {
+            realm: auth.basic_realm().to_string(),
+        },
+    }
+}

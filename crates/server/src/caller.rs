@@ -1,0 +1,130 @@
+//! Who is asking, and what they may do: put into every authorized
+//! request's extensions by the authorize step, read by handlers that
+//! filter listings and by the web UI.
+
+use berth_auth::{Actions, Auth, Grants, Identity, Resource};
+use std::sync::Arc;
+
+/// The caller of a request.
+#[derive(Clone)]
+pub struct Caller {
+    rights: Rights,
+}
+
+#[derive(Clone)]
+enum Rights {
+    /// Auth is off: everything is allowed to everyone.
+    Everything,
+    /// Basic credentials or none: the configured rules decide.
+    Rules { auth: Arc<Auth>, identity: Identity },
+    /// A Bearer token: exactly what it grants (the rules only decide which
+    /// repository names its subject may see listed).
+    Token { auth: Arc<Auth>, grants: Grants },
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.rights {
+            Rights::Everything => "unrestricted",
+            Rights::Rules { .. } => "rules",
+            Rights::Token { .. } => "token",
+        };
+        f.debug_struct("Caller")
+            .field("name", &self.name())
+            .field("rights", &kind)
+            .finish()
+    }
+}
+
+impl Caller {
+    /// The caller when auth is off.
+    pub fn unrestricted() -> Caller {
+        Caller {
+            rights: Rights::Everything,
+        }
+    }
+
+    /// An identity whose rights the configured rules give.
+    pub fn by_rules(auth: Arc<Auth>, identity: Identity) -> Caller {
+        Caller {
+            rights: Rights::Rules { auth, identity },
+        }
+    }
+
+    /// The bearer of a verified token.
+    pub fn by_token(auth: Arc<Auth>, grants: Grants) -> Caller {
+        Caller {
+            rights: Rights::Token { auth, grants },
+        }
+    }
+
+    /// The user name, if the caller presented valid credentials naming one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.rights {
+            Rights::Everything => None,
+            Rights::Rules { identity, .. } => match identity {
+                Identity::User { name } => Some(name),
+                Identity::Anonymous => None,
+            },
+            Rights::Token { grants, .. } => grants.subject.as_deref(),
+        }
+    }
+
+    /// Whether the caller presented valid credentials (a password or a
+    /// token), or auth is off.
+    pub fn is_authenticated(&self) -> bool {
+        match &self.rights {
+            Rights::Everything | Rights::Token { .. } => true,
+            Rights::Rules { identity, .. } => !matches!(identity, Identity::Anonymous),
+        }
+    }
+
+    /// Whether auth is on for this request.
+    pub fn auth_enabled(&self) -> bool {
+        !matches!(self.rights, Rights::Everything)
+    }
+
+    /// Whether a token (rather than a password or nothing) stands for the caller.
+    pub fn has_token(&self) -> bool {
+        matches!(self.rights, Rights::Token { .. })
+    }
+
+    /// What the caller may do on `resource`.
+    pub fn allowed(&self, resource: &Resource) -> Actions {
+        match &self.rights {
+            Rights::Everything => Actions::ALL,
+            Rights::Rules { auth, identity } => auth.allowed(identity, resource),
+            Rights::Token { grants, .. } => grants.actions_for(resource),
+        }
+    }
+
+    /// Whether the caller may do all of `actions` on `resource`.
+    pub fn may(&self, resource: &Resource, actions: Actions) -> bool {
+        self.allowed(resource).contains(actions)
+    }
+
+    /// Whether the caller may pull `repository`.
+    pub fn may_pull(&self, repository: &str) -> bool {
+        self.may(&Resource::Repository(repository.to_string()), Actions::PULL)
+    }
+
+    /// Whether listings (catalog, `/api/v1/repositories`) show `repository`
+    /// to the caller: what they may pull. A token names only the
+    /// repositories of one request, so a token's bearer sees what the token
+    /// grants and what the rules let its subject pull: what they would see
+    /// with their password.
+    pub fn may_list(&self, repository: &str) -> bool {
+        let resource = Resource::Repository(repository.to_string());
+        match &self.rights {
+            Rights::Token { auth, grants } => {
+                let subject = match &grants.subject {
+                    Some(name) => Identity::user(name),
+                    None => Identity::Anonymous,
+                };
+                grants.allows(&resource, Actions::PULL)
+                    || auth.allowed(&subject, &resource).contains(Actions::PULL)
+            }
+            _ => self.may(&resource, Actions::PULL),
+        }
+    }
+}
