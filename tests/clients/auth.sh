@@ -5,6 +5,7 @@
 # (bob on team-a, a push by the pull-only reader, a wrong password), and no
 # password or token in berth's log. The htpasswd file is written by Apache's
 # `htpasswd -B` and by `berth user add`, so files made elsewhere are proven too.
+# shellcheck disable=SC2317  # the *_flow functions and their helpers are called by name
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -105,7 +106,8 @@ refused() {
   check "$name: refused, exit $want" refusal_was "$want" "$rc" "$pattern" "$out"
 }
 refusal_was() {
-  expect_eq "$1" "$2" && { printf '%s\n' "$4" | grep -qiE "$3" || { echo "output does not match /$3/:"; echo "$4"; return 1; }; }
+  # a here-string, not a pipe: grep -q stopping early must not fail the check (pipefail)
+  expect_eq "$1" "$2" && { grep -qiE "$3" <<<"$4" || { echo "output does not match /$3/:"; echo "$4"; return 1; }; }
 }
 DENIED='denied|unauthori[sz]ed|forbidden|401|403'
 NO_CREDENTIALS="$DENIED|no basic auth credentials"  # docker's words for a Basic challenge it has nothing for
@@ -203,6 +205,11 @@ ctr_flow() {
   check "[$mode] ctr lists the pulled image with berth's digest" listed
   refused "[$mode] ctr images pull team-a by bob (--user)" 1 "$DENIED" \
     ctr_ -n "bob-$mode" images pull --plain-http --user "bob:${PW[bob]}" "$img"
+  if [ "$mode" = token ]; then
+    # containerd sends a username and password as the OAuth2 form (grant_type=password)
+    ctr_posted() { token_methods "$FLOW_FROM" | grep -qE '(^| )POST 200( |$)'; }
+    check "[$mode] ctr got its tokens from POST /token (200)" ctr_posted
+  fi
 }
 
 # nothing_leaked: neither a password, a Basic credential nor a JWT (header
@@ -217,19 +224,26 @@ nothing_leaked() {
   [ -s "$BERTH_LOG" ] || { echo "$BERTH_LOG is empty: nothing was checked"; return 1; }
 }
 
-# what the clients asked /token for, by method (token mode only)
-token_requests() {
-  echo "# [$1] /token requests in berth's log: $(grep -oE 'method=[A-Z]+ path="?/token' "$BERTH_LOG" | sort | uniq -c | xargs || true)"
+# token_methods FROM_LINE: how /token was asked since that line of berth's log,
+# e.g. "3 GET 200" (GET with Basic, or the OAuth2 POST form).
+token_methods() {
+  tail -n +"$1" "$BERTH_LOG" | grep -E 'path="?/token"? ' |
+    sed -E 's/.*method=([A-Z]+).*status=([0-9]+).*/\1 \2/' | sort | uniq -c | tr -s ' \n' ' '
+}
+log_lines() { wc -l <"$BERTH_LOG"; }
+
+# client_flow MODE NAME: run NAME_flow, then (token mode) say how NAME asked /token.
+client_flow() {
+  local mode=$1 client=$2
+  FLOW_FROM=$(($(log_lines) + 1))
+  "${client}_flow" "$mode"
+  [ "$mode" = basic ] || echo "# [$mode] $client asked /token: $(token_methods "$FLOW_FROM")"
 }
 
 run_mode() {
   local mode=$1; shift
   start_auth_berth "$mode" "$@" || { FAILED=$((FAILED + 1)); echo "FAIL - [$mode] berth did not start"; return 0; }
-  docker_flow "$mode"
-  podman_flow "$mode"
-  skopeo_flow "$mode"
-  ctr_flow "$mode"
-  [ "$mode" = basic ] || token_requests "$mode"
+  for client in docker podman skopeo ctr; do client_flow "$mode" "$client"; done
   check "[$mode] no password, Basic credential or token in berth's log" nothing_leaked
   stop_pid "berth-$mode" "$BERTH_PID"
   check "[$mode] berth fsck: the data folder the clients filled is clean" "$BERTH_BIN" fsck --data-dir "$BERTH_DATA"
