@@ -27,11 +27,17 @@ struct Entries {
     order: VecDeque<Key>,
 }
 
+/// Verifications of credentials hashing to the same stripe run one at a
+/// time, so that concurrent first requests with the same credentials (the
+/// parallel layer uploads of a push) run bcrypt once, not once each.
+const STRIPES: usize = 64;
+
 pub struct CredentialCache {
     salt: [u8; 32],
     ttl: Duration,
     capacity: usize,
     entries: Mutex<Entries>,
+    stripes: [Mutex<()>; STRIPES],
 }
 
 impl Default for CredentialCache {
@@ -48,7 +54,37 @@ impl CredentialCache {
             ttl,
             capacity: capacity.max(1),
             entries: Mutex::new(Entries::default()),
+            stripes: std::array::from_fn(|_| Mutex::new(())),
         }
+    }
+
+    /// True if the credentials are cached as verified against `hash`, else
+    /// runs `verify` (bcrypt) and caches a success. Concurrent calls with
+    /// the same credentials wait for the first one's answer.
+    pub fn verify_once(
+        &self,
+        user: &str,
+        password: &str,
+        hash: &str,
+        verify: impl FnOnce() -> bool,
+    ) -> bool {
+        if self.is_verified(user, password, hash) {
+            return true;
+        }
+        let key = self.key(user, password);
+        let stripe = &self.stripes[usize::from(key[0]) % STRIPES];
+        let _turn = match stripe.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if self.is_verified(user, password, hash) {
+            return true;
+        }
+        let verified = verify();
+        if verified {
+            self.insert(user, password, hash);
+        }
+        verified
     }
 
     /// sha256(salt ‖ user ‖ 0 ‖ password): the NUL keeps ("ab","c") and

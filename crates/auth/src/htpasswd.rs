@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// bcrypt reads 72 bytes of key: the password and its terminating NUL.
+pub const MAX_PASSWORD_BYTES: usize = 71;
+
 /// bcrypt cost for new hashes, as `htpasswd -B` would use with `-C 12`.
 pub const DEFAULT_COST: u32 = 12;
 
@@ -28,6 +31,8 @@ pub enum HtpasswdError {
     UnsupportedHash { line: usize, user: String },
     #[error("invalid user name {0:?}: it must be non-empty, without ':' or whitespace")]
     InvalidUser(String),
+    #[error("password longer than {MAX_PASSWORD_BYTES} bytes: bcrypt would ignore the rest")]
+    PasswordTooLong,
     #[error("bcrypt: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
 }
@@ -121,7 +126,8 @@ impl Htpasswd {
             .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
     }
 
-    /// Adds the user or replaces their password; hashes as `$2y$` like Apache's tool.
+    /// Adds the user or replaces their password; hashes as `$2y$` like Apache's
+    /// tool. Longer passwords than bcrypt reads are refused, not cut short.
     pub fn set_password(
         &mut self,
         user: &str,
@@ -131,8 +137,11 @@ impl Htpasswd {
         if !valid_user(user) {
             return Err(HtpasswdError::InvalidUser(user.to_string()));
         }
-        let hash =
-            bcrypt::hash_with_result(password, cost)?.format_for_version(bcrypt::Version::TwoY);
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(HtpasswdError::PasswordTooLong);
+        }
+        let hash = bcrypt::non_truncating_hash_with_result(password, cost)?
+            .format_for_version(bcrypt::Version::TwoY);
         match self.entries.iter_mut().find(|(u, _)| u == user) {
             Some(entry) => entry.1 = hash,
             None => self.entries.push((user.to_string(), hash)),
@@ -165,7 +174,9 @@ impl Htpasswd {
     }
 
     /// Writes the file atomically (temp file in the same folder, fsync,
-    /// rename), mode 0600, so a reader never sees half a file.
+    /// rename), mode 0600, so a reader never sees half a file. A file that
+    /// existed keeps its owner when we may set it, so `sudo berth user add`
+    /// does not leave the server unable to read its own file.
     pub fn write_atomic(&self, path: &Path) -> Result<(), HtpasswdError> {
         let io = |source| HtpasswdError::Io {
             path: path.to_path_buf(),
@@ -180,13 +191,18 @@ impl Htpasswd {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
+        let _ = fs::remove_file(&temp);
         let result = (|| {
             let mut file = fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&temp)?;
+            if let Some((uid, gid)) = owner {
+                // Only root may give a file away; others keep their own.
+                let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+            }
             file.write_all(self.render().as_bytes())?;
             file.sync_all()?;
             fs::rename(&temp, path)?;
@@ -405,6 +421,12 @@ mod tests {
         assert!(file.remove("alice"));
         assert!(!file.remove("alice"));
         assert_eq!(file.users().collect::<Vec<_>>(), ["bob"]);
+        assert!(matches!(
+            file.set_password("bob", &"x".repeat(72), 4),
+            Err(HtpasswdError::PasswordTooLong)
+        ));
+        file.set_password("carol", &"x".repeat(71), 4).unwrap();
+        assert!(file.remove("carol"));
         let reparsed = Htpasswd::parse(&file.render()).unwrap();
         assert_eq!(reparsed, file);
         for bad in ["", "a:b", "a b", "a\nb"] {
@@ -435,6 +457,27 @@ mod tests {
             Htpasswd::load_or_empty(&dir.path().join("missing")).unwrap(),
             Htpasswd::default()
         );
+    }
+
+    #[test]
+    fn a_rewrite_keeps_the_files_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        fs::write(&path, format!("{ALICE}\n")).unwrap();
+        let before = fs::metadata(&path).unwrap();
+        // As root, hand the file to the uid berth's image runs as first.
+        let owner = if before.uid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65532), Some(65532)).unwrap();
+            (65532, 65532)
+        } else {
+            (before.uid(), before.gid())
+        };
+        let mut file = Htpasswd::load(&path).unwrap();
+        file.set_password("bob", "pw", 4).unwrap();
+        file.write_atomic(&path).unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!((after.uid(), after.gid()), owner);
+        assert!(Htpasswd::load(&path).unwrap().contains("bob"));
     }
 
     #[test]

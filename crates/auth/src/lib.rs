@@ -231,17 +231,28 @@ impl Auth {
     /// Basic credentials: the cache first, then bcrypt (counted).
     pub fn check_password(&self, user: &str, password: &str) -> Result<Identity, AuthError> {
         let htpasswd = self.htpasswd.current();
-        let hash = htpasswd.hash_of(user).ok_or(AuthError::BadCredentials)?;
-        if self.cache.is_verified(user, password, hash) {
-            return Ok(Identity::user(user));
-        }
-        self.bcrypt_verifications.fetch_add(1, Ordering::Relaxed);
-        if bcrypt::verify(password, hash).unwrap_or(false) {
-            self.cache.insert(user, password, hash);
+        let Some(hash) = htpasswd.hash_of(user) else {
+            // Take as long as a wrong password would, so that timing does not
+            // tell which users exist: run bcrypt against some user's hash.
+            if let Some(other) = htpasswd.users().next().and_then(|u| htpasswd.hash_of(u)) {
+                self.bcrypt(password, other);
+            }
+            return Err(AuthError::BadCredentials);
+        };
+        if self
+            .cache
+            .verify_once(user, password, hash, || self.bcrypt(password, hash))
+        {
             Ok(Identity::user(user))
         } else {
             Err(AuthError::BadCredentials)
         }
+    }
+
+    /// One counted bcrypt verification.
+    fn bcrypt(&self, password: &str, hash: &str) -> bool {
+        self.bcrypt_verifications.fetch_add(1, Ordering::Relaxed);
+        bcrypt::verify(password, hash).unwrap_or(false)
     }
 
     /// A Bearer token from berth or a trusted external issuer: its grants.
@@ -342,6 +353,23 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_first_checks_with_the_same_credentials_run_bcrypt_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let mut file = Htpasswd::default();
+        // A cost high enough that the threads overlap the first verification.
+        file.set_password("alice", "pw", 8).unwrap();
+        file.write_atomic(&path).unwrap();
+        let auth = Auth::new(AuthConfig::basic(path)).unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..20 {
+                scope.spawn(|| assert!(auth.check_password("alice", "pw").is_ok()));
+            }
+        });
+        assert_eq!(auth.bcrypt_verifications(), 1);
+    }
+
+    #[test]
     fn wrong_passwords_are_refused_and_never_cached() {
         let dir = tempfile::tempdir().unwrap();
         let auth = Auth::new(AuthConfig::basic(htpasswd_with(
@@ -356,12 +384,13 @@ mod tests {
             ));
         }
         assert_eq!(auth.bcrypt_verifications(), 3);
-        // An unknown user needs no bcrypt to be refused.
+        // An unknown user costs a bcrypt run too (timing must not tell who
+        // exists), and is refused even with another user's password.
         assert!(matches!(
             auth.check_password("mallory", "pw"),
             Err(AuthError::BadCredentials)
         ));
-        assert_eq!(auth.bcrypt_verifications(), 3);
+        assert_eq!(auth.bcrypt_verifications(), 4);
     }
 
     #[test]

@@ -302,6 +302,14 @@ impl AccessRules {
         &self.rules
     }
 
+    /// Whether some rule gives anonymous callers a right (then `GET /v2/`
+    /// answers them without a login).
+    pub fn anonymous_has_rights(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.who.contains(&Subject::Anonymous) && !rule.actions.is_empty())
+    }
+
     fn applies(&self, subject: &Subject, who: &Identity) -> bool {
         match (subject, who) {
             (Subject::Anonymous, _) => true,
@@ -402,6 +410,7 @@ mod tests {
                 Actions::NONE
             );
         }
+        assert!(!rules.anonymous_has_rights());
         // An empty [[access]] list in TOML is the same default.
         assert!(rules_from_empty_toml().is_empty());
     }
@@ -413,6 +422,7 @@ mod tests {
     #[test]
     fn rules_are_a_union_over_users_groups_and_special_subjects() {
         let rules = rules(TEAMS).unwrap();
+        assert!(rules.anonymous_has_rights());
         let alice = Identity::user("alice");
         let carol = Identity::user("carol");
         let dave = Identity::user("dave");
@@ -465,6 +475,7 @@ mod tests {
             "#,
         )
         .unwrap();
+        assert!(!narrow.anonymous_has_rights());
         let alice = Identity::user("alice");
         assert_eq!(narrow.allowed(&alice, &Resource::Catalog), Actions::NONE);
         assert_eq!(narrow.allowed(&alice, &Resource::Admin), Actions::NONE);

@@ -944,4 +944,63 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_999_999), "2026-11-30T00:53:19Z");
     }
+
+    const RSA_KEY: &str = include_str!("testdata/rsa-test-key.pem");
+    const RSA_PUBLIC: &str = include_str!("testdata/rsa-test-pub.pem");
+    const EC384_KEY: &str = include_str!("testdata/ec384-test-key.pem");
+
+    #[test]
+    fn configured_rsa_and_p384_keys_sign_tokens_berth_verifies() {
+        for (pem, alg) in [(RSA_KEY, Algorithm::RS256), (EC384_KEY, Algorithm::ES384)] {
+            let key = SigningKey::from_pem(pem, Path::new("test.pem")).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            let issuer = issuer_with(&key, "berth", "berth");
+            let verifier = TokenVerifier::new(Some(&issuer), Vec::new());
+            let token = issuer.issue("alice", &[pull("a")]).unwrap().token;
+            assert_eq!(jsonwebtoken::decode_header(&token).unwrap().alg, alg);
+            assert!(verifier.verify(&token).is_ok(), "{alg:?}");
+            // Another algorithm in the header is refused for this key.
+            let other = setup();
+            assert_eq!(
+                TokenVerifier::new(Some(&issuer), Vec::new())
+                    .verify(&other.issuer.issue("alice", &[]).unwrap().token),
+                Err(TokenError::BadSignature)
+            );
+        }
+    }
+
+    #[test]
+    fn an_external_rs256_issuer_is_trusted_and_its_key_cannot_be_an_hmac_secret() {
+        let key = public_key_from_pem(RSA_PUBLIC).unwrap();
+        assert_eq!(key.algorithms, [Algorithm::RS256]);
+        let verifier = TokenVerifier::new(
+            None,
+            vec![ExternalIssuer {
+                issuer: "https://sso.example.com".to_string(),
+                audience: "berth".to_string(),
+                keys: vec![key],
+            }],
+        );
+        let encoding = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).unwrap();
+        let now = now_secs();
+        let claims = serde_json::json!({
+            "iss": "https://sso.example.com", "sub": "ci", "aud": "berth", "exp": now + 60,
+            "access": [{"type": "repository", "name": "ci/app", "actions": ["pull"]}]
+        });
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &encoding).unwrap();
+        let grants = verifier.verify(&token).unwrap();
+        let app = Resource::Repository("ci/app".to_string());
+        assert_eq!(grants.actions_for(&app), Actions::PULL);
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(
+            verifier.verify(&forged),
+            Err(TokenError::UnsupportedAlgorithm(_))
+        ));
+    }
 }

@@ -10,6 +10,7 @@ mod fsck;
 mod import;
 mod kind;
 mod serve;
+mod user;
 
 use berth_registry::{IoMode, PORTABLE_IO_ENV};
 use clap::{Parser, Subcommand};
@@ -78,6 +79,11 @@ enum Command {
     Kind {
         #[command(subcommand)]
         command: kind::KindCommand,
+    },
+    /// Manage the htpasswd file of users (add, remove, list).
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// Import a registry:2 (CNCF distribution) filesystem tree: repositories,
     /// tags, manifests and blobs, each verified by digest. Exits 1 if
@@ -201,6 +207,24 @@ fn main() -> ExitCode {
         Command::Kind { command } => {
             init_logging(None);
             kind::run(command)
+        }
+        Command::User { command } => {
+            let args = command.file_args();
+            let file = match &args.htpasswd {
+                Some(file) => file.clone(),
+                None => {
+                    let flags = RawConfig {
+                        data_dir: args.data_dir.clone(),
+                        ..Default::default()
+                    };
+                    match load_config(args.config.clone(), flags) {
+                        // Once the config has an `htpasswd` key, it comes first.
+                        Some(config) => config.data_dir.join("htpasswd"),
+                        None => return ExitCode::from(2),
+                    }
+                }
+            };
+            user::run(command, &file)
         }
         Command::ImportDistribution {
             src,

@@ -128,3 +128,53 @@ impl Caller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_auth::{Access, AuthConfig};
+
+    fn auth(dir: &std::path::Path) -> Arc<Auth> {
+        let path = dir.join("htpasswd");
+        std::fs::write(&path, "").unwrap();
+        Arc::new(Auth::new(AuthConfig::basic(path)).unwrap())
+    }
+
+    fn repo(name: &str) -> Resource {
+        Resource::Repository(name.into())
+    }
+
+    #[test]
+    fn without_auth_everything_is_allowed() {
+        let caller = Caller::unrestricted();
+        assert!(caller.may(&Resource::Admin, Actions::ALL));
+        assert!(caller.is_authenticated() && !caller.auth_enabled());
+    }
+
+    #[test]
+    fn by_default_users_may_do_everything_and_anonymous_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth(dir.path());
+        let alice = Caller::by_rules(auth.clone(), Identity::user("alice"));
+        assert!(alice.may(&repo("a/b"), Actions::PUSH.union(Actions::DELETE)));
+        assert_eq!(alice.name(), Some("alice"));
+        let nobody = Caller::by_rules(auth, Identity::Anonymous);
+        assert!(!nobody.may_pull("a/b"));
+        assert!(!nobody.is_authenticated());
+    }
+
+    #[test]
+    fn a_token_grants_exactly_its_access_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let grants = Grants {
+            subject: None,
+            access: vec![Access::for_resource(&repo("a/b"), Actions::PULL)],
+        };
+        let caller = Caller::by_token(auth(dir.path()), grants);
+        assert!(caller.may_pull("a/b"));
+        assert!(!caller.may(&repo("a/b"), Actions::PUSH));
+        assert!(!caller.may_pull("a/c"));
+        assert!(caller.may_list("a/b") && !caller.may_list("a/c"));
+        assert!(caller.has_token() && caller.is_authenticated());
+    }
+}

@@ -219,8 +219,8 @@ async fn route_and_handle(
                         query: &query,
                         headers,
                         client,
-                        // The `tls` branch's `Scheme` extension says so once it lands.
-                        https: false,
+                        // Also (once TLS serving lands) the connection's own scheme.
+                        https: auth::challenge::forwarded_https(headers),
                     };
                     let admitted = match auth::authorize(auth, &asking) {
                         Ok(admitted) => admitted,

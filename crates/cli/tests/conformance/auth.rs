@@ -97,7 +97,8 @@ impl AuthRegistry {
         .unwrap();
         let mut args = vec!["--config", config.to_str().unwrap()];
         args.extend_from_slice(extra_args);
-        let registry = Registry::start_with_args(&args, &[]).await;
+        // Debug: every request is logged, so a secret in any log line shows.
+        let registry = Registry::start_with_args(&args, &[("BERTH_LOG", "debug")]).await;
         let plain = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -658,6 +659,14 @@ async fn token_flow_get_post_refresh_and_anonymous() {
         .await;
     assert_eq!(resp.status(), 401);
 
+    // Neither passwords nor tokens reach the log; failed logins do, by user name.
+    let log = auth.registry.stderr();
+    for secret in [PASSWORD, "correct", token, &refresh] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    assert!(log.contains("failed login"), "{log}");
+    assert!(log.contains("alice"), "{log}");
+
     // Anonymous: a token with anonymous rights (none here).
     let anonymous = auth.token(None, &scope).await;
     let claims = claims_of(&anonymous);
@@ -1159,4 +1168,40 @@ async fn tokens_of_a_configured_external_issuer_are_accepted() {
         )
         .await;
     assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn anonymous_pulls_where_a_rule_allows_them_and_nothing_else() {
+    let public =
+        "[[access]]\nwho = [\"anonymous\"]\nrepositories = [\"public/*\"]\nactions = [\"pull\"]\n";
+    for token in [false, true] {
+        let mut auth = AuthRegistry::start_with(token, &[], public).await;
+        auth.registry.authorize_with(&basic("admin", PASSWORD));
+        let image = auth.registry.push_image("public/base", "v1").await;
+        auth.registry.push_image(REPO, "v1").await;
+        // /v2/ answers anonymous callers, so clients pull without a login.
+        let resp = auth.send(None, Method::GET, "/v2/").await;
+        assert_eq!(resp.status(), 200, "token={token}");
+        let manifest = "/v2/public/base/manifests/v1";
+        let pulled = if token {
+            // A client first fetches an anonymous token for the scope.
+            let bearer = auth.token(None, "repository:public/base:pull").await;
+            auth.send(Some(&format!("Bearer {bearer}")), Method::GET, manifest)
+                .await
+        } else {
+            auth.send(None, Method::GET, manifest).await
+        };
+        assert_eq!(pulled.status(), 200, "token={token}");
+        assert_eq!(pulled.bytes().await.unwrap(), image.manifest);
+        // Without any token too: the rules decide for anonymous callers.
+        let resp = auth.send(None, Method::GET, manifest).await;
+        assert_eq!(resp.status(), 200);
+        for (method, path) in [
+            (Method::GET, format!("/v2/{REPO}/manifests/v1")),
+            (Method::POST, "/v2/public/base/blobs/uploads/".to_string()),
+        ] {
+            let resp = auth.send(None, method.clone(), &path).await;
+            assert_eq!(resp.status(), 401, "token={token}: {method} {path}");
+        }
+    }
 }

@@ -79,6 +79,17 @@ pub fn token_realm(configured: Option<&str>, https: bool, headers: &HeaderMap) -
     format!("{scheme}://{host}/token")
 }
 
+/// Whether a proxy in front (an ingress terminating TLS) says the client
+/// came by HTTPS (`X-Forwarded-Proto: https`). Only the realm sent back to
+/// that same client depends on it, so a forged header misleads no one else.
+pub fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
 /// A `host[:port]` safe to echo into a URL: no path, quote or space.
 fn is_host(value: &str) -> bool {
     !value.is_empty()
@@ -119,6 +130,16 @@ mod tests {
             error: None,
         };
         assert_eq!(base.render(), r#"Bearer realm="r",service="s""#);
+    }
+
+    #[test]
+    fn a_proxy_may_say_the_client_came_by_https() {
+        let mut headers = HeaderMap::new();
+        assert!(!forwarded_https(&headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+        assert!(forwarded_https(&headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert!(!forwarded_https(&headers));
     }
 
     #[test]

@@ -56,6 +56,14 @@ impl Credentials {
         }
     }
 
+    /// The user name Basic credentials claim.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Credentials::Basic { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
     /// Whether the request presented anything at all.
     pub fn presented(&self) -> bool {
         !matches!(self, Credentials::None)

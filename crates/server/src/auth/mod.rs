@@ -16,7 +16,6 @@ use crate::error::ApiError;
 use crate::request::Query;
 use crate::route::Route;
 use axum::http::{HeaderMap, Method};
-use berth_auth::rules::Subject;
 use berth_auth::{Actions, Auth, Identity, Need, Resource};
 use challenge::Challenge;
 use credentials::Credentials;
@@ -62,7 +61,7 @@ pub fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted, ApiE
     match &requirement {
         Requirement::Nothing => {}
         Requirement::AnyCredentials => {
-            if !caller.is_authenticated() && !anonymous_has_rights(auth) {
+            if !caller.is_authenticated() && !auth.rules().anonymous_has_rights() {
                 return Err(refuse(None));
             }
         }
@@ -113,8 +112,8 @@ fn identify(
         return Ok(Caller::by_rules(auth.clone(), Identity::Anonymous));
     }
     check_login_limit(auth, asking.client)?;
-    check_credentials(auth, credentials).ok_or_else(|| {
-        record_failed_login(auth, asking.client);
+    check_credentials(auth, &credentials).ok_or_else(|| {
+        record_failed_login(auth, asking.client, credentials.user());
         let need = match requirement {
             Requirement::Rights(need) | Requirement::Mount { target: need, .. } => Some(need),
             _ => None,
@@ -126,14 +125,14 @@ fn identify(
 }
 
 /// The caller presented credentials stand for; `None` when they are bad.
-fn check_credentials(auth: &Arc<Auth>, credentials: Credentials) -> Option<Caller> {
+fn check_credentials(auth: &Arc<Auth>, credentials: &Credentials) -> Option<Caller> {
     match credentials {
         Credentials::Basic { user, password } => auth
-            .check_password(&user, &password)
+            .check_password(user, password)
             .ok()
             .map(|identity| Caller::by_rules(auth.clone(), identity)),
         Credentials::Bearer(token) => auth
-            .check_token(&token)
+            .check_token(token)
             .ok()
             .map(|grants| Caller::by_token(auth.clone(), grants)),
         Credentials::None | Credentials::Malformed => None,
@@ -160,8 +159,8 @@ pub fn authorize_ui(
         return Err(login());
     }
     check_login_limit(auth, client)?;
-    let caller = check_credentials(auth, credentials).ok_or_else(|| {
-        record_failed_login(auth, client);
+    let caller = check_credentials(auth, &credentials).ok_or_else(|| {
+        record_failed_login(auth, client, credentials.user());
         login()
     })?;
     if !caller.may(&Resource::Admin, Actions::ADMIN) {
@@ -182,21 +181,13 @@ pub fn check_login_limit(auth: &Auth, client: Option<IpAddr>) -> Result<(), ApiE
         })
 }
 
-/// Whether some rule gives anonymous callers a right (then `GET /v2/`
-/// answers them, so that anonymous pulls work without a login).
-fn anonymous_has_rights(auth: &Auth) -> bool {
-    auth.rules()
-        .rules()
-        .iter()
-        .any(|rule| rule.who.contains(&Subject::Anonymous) && !rule.actions.is_empty())
-}
-
-/// Counts a failed login of `client`.
-pub fn record_failed_login(auth: &Auth, client: Option<IpAddr>) {
+/// Counts a failed login of `client`, and logs it with the user name it
+/// claimed (for fail2ban and the like; never the password or token).
+pub fn record_failed_login(auth: &Auth, client: Option<IpAddr>, user: Option<&str>) {
     if let Some(ip) = client {
         auth.limiter().record_failure(ip);
     }
-    tracing::info!(client = ?client, "failed login");
+    tracing::info!(client = ?client, user, "failed login");
 }
 
 /// Why a valid caller is refused: 401 for the anonymous and for a token

@@ -78,7 +78,7 @@ pub async fn answer(
                 match auth.check_refresh_token(token) {
                     Ok(identity) => identity,
                     Err(_) => {
-                        record_failed_login(auth, client);
+                        record_failed_login(auth, client, None);
                         return Err(unauthorized(auth));
                     }
                 }
@@ -106,7 +106,7 @@ pub async fn answer(
         Credentials::Basic { user, password } => login(auth, client, &user, &password)?,
         Credentials::Bearer(_) | Credentials::Malformed => {
             check_login_limit(auth, client)?;
-            record_failed_login(auth, client);
+            record_failed_login(auth, client, None);
             return Err(unauthorized(auth));
         }
     };
@@ -128,7 +128,7 @@ fn login(
 ) -> Result<Identity, ApiError> {
     check_login_limit(auth, client)?;
     auth.check_password(user, password).map_err(|_| {
-        record_failed_login(auth, client);
+        record_failed_login(auth, client, Some(user));
         unauthorized(auth)
     })
 }
