@@ -154,6 +154,9 @@ docker_flow() {
 podman_flow() {
   local mode=$1 img=$HOSTREG/team-a/pod:$1
   podman_login() { printf '%s\n' "$2" | podman_ login --tls-verify=false -u "$1" --password-stdin "$HOSTREG"; }
+  # podman's words for a 401 on /v2/ with Basic: "invalid username/password"
+  refused "[$mode] podman login alice with a wrong password" 125 "$DENIED|invalid username/password" \
+    podman_login alice "$WRONG_PW"
   check "[$mode] podman login alice" podman_login alice "${PW[alice]}"
   check "[$mode] podman import busybox rootfs" podman_ import "$T/rootfs.tar" "$img"
   check "[$mode] podman push $img" podman_ push --tls-verify=false --digestfile "$T/pod-$mode.digest" "$img"
