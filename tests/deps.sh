@@ -9,6 +9,8 @@ declare -A PROVIDES=(
   [docker]=docker.io [dockerd]=docker.io [runc]=runc [podman]=podman [skopeo]=skopeo
   [containerd]=containerd [ctr]=containerd [curl]=curl [jq]=jq [python3]=python3
   [fusermount3]=fuse3 [docker-registry]=docker-registry
+  # auth.sh: Apache's htpasswd writes part of the htpasswd file (existing files must work)
+  [htpasswd]=apache2-utils
   # deploy/build-image.sh: Debian's docker CLI builds without buildx; readelf checks the static binary, objcopy strips it
   [/usr/bin/docker]=docker.io [readelf]=binutils [objcopy]=binutils
   # tests/browser: Debian's Chromium driven by playwright-core (npm); zstd makes a zstd layer
