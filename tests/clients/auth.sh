@@ -128,6 +128,15 @@ docker_flow() {
   docker_stored_login() { jq -e --arg h "$HOSTREG" '.auths[$h] | .auth or .identitytoken' "$DOCKER_CONFIG/config.json"; }
   check "[$mode] docker keeps the login in its config.json" docker_stored_login
   echo "# [$mode] docker stored: $(jq -c --arg h "$HOSTREG" '.auths[$h] | keys' "$DOCKER_CONFIG/config.json")"
+  if [ "$mode" = token ]; then
+    # docker's login asks /token with offline_token=true: with a refresh
+    # token in hand it keeps that, never the password.
+    docker_kept_no_password() {
+      jq -e --arg h "$HOSTREG" '.auths[$h].identitytoken | length > 0' "$DOCKER_CONFIG/config.json" >/dev/null &&
+        ! jq -r --arg h "$HOSTREG" '.auths[$h].auth // ""' "$DOCKER_CONFIG/config.json" | base64 -d | grep -qF -- "${PW[alice]}"
+    }
+    check "[$mode] docker keeps berth's refresh token, not the password" docker_kept_no_password
+  fi
 
   check "[$mode] docker import busybox rootfs as $app" timeout 120 docker import "$T/rootfs.tar" "$app"
   check "[$mode] docker push $app" timeout 300 docker push "$app"

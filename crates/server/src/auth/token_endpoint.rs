@@ -44,7 +44,11 @@ impl TokenRequest {
                 "username" => request.username = Some(value),
                 "password" => request.password = Some(value),
                 "refresh_token" => request.refresh_token = Some(value),
-                "access_type" => request.offline = value == "offline",
+                // OAuth2's form says `access_type=offline`; docker's GET at
+                // login says `offline_token=true` (it then keeps the refresh
+                // token instead of the password).
+                "access_type" => request.offline |= value == "offline",
+                "offline_token" => request.offline |= value == "true",
                 _ => {} // service, client_id, account: accepted, not needed.
             }
         }
@@ -207,5 +211,14 @@ mod tests {
         assert_eq!(r.username.as_deref(), Some("alice"));
         assert_eq!(r.password.as_deref(), Some("p&w"));
         assert!(r.offline);
+    }
+
+    #[test]
+    fn docker_asks_for_a_refresh_token_with_offline_token() {
+        let r =
+            TokenRequest::parse(b"account=alice&client_id=docker&offline_token=true&service=berth");
+        assert!(r.offline);
+        let r = TokenRequest::parse(b"offline_token=false&scope=repository:a:pull");
+        assert!(!r.offline);
     }
 }
