@@ -1,10 +1,9 @@
 //! Fills the pages' view data from the registry's browse queries.
 
 use super::view::{
-    ConfigView, DeletePage, HistoryRow, HomePage, ImageContent, ImagePage, LayerRow, Overview,
-    PlatformRow, ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
+    ConfigView, DeletePage, HistoryRow, ImageContent, ImagePage, LayerRow, Overview, PlatformRow,
+    ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
 };
-use crate::operations::StatsCache;
 use berth_oci::{ImageConfig, Platform, Reference, RepositoryName};
 use berth_registry::{ImageContents, Registry, Result};
 
@@ -12,45 +11,6 @@ use berth_registry::{ImageContents, Registry, Result};
 pub const REPOSITORIES_PER_PAGE: usize = 100;
 /// Tags per page of a repository.
 pub const TAGS_PER_PAGE: usize = 100;
-
-/// The front page; totals only on the first, unfiltered page, from a
-/// cache a few seconds old at most (they scan whole tables).
-pub async fn home(
-    registry: &Registry,
-    totals: &StatsCache<berth_registry::Overview>,
-    query: &str,
-    last: Option<&str>,
-) -> Result<HomePage> {
-    let filter = Some(query).filter(|q| !q.trim().is_empty());
-    let page = registry
-        .repository_summaries(filter, last, REPOSITORIES_PER_PAGE)
-        .await?;
-    let overview = if filter.is_none() && last.is_none() {
-        Some(overview(
-            totals.get_or_refresh(|| registry.overview()).await?,
-        ))
-    } else {
-        None
-    };
-    let rows = page
-        .items
-        .into_iter()
-        .filter_map(|r| {
-            Some(RepositoryRow {
-                name: r.name.parse().ok()?,
-                tags: r.tag_count,
-                size: r.size_bytes,
-                last_push: r.last_push,
-            })
-        })
-        .collect();
-    Ok(HomePage {
-        overview,
-        query: query.to_owned(),
-        rows,
-        next: page.next,
-    })
-}
 
 /// The registry's own totals, as the front page shows them.
 pub fn overview(o: berth_registry::Overview) -> Overview {

@@ -165,19 +165,16 @@ async fn page(
             }
             let filter = &query.q;
             let last = query.last.as_deref();
-            let page = if caller.auth_enabled() {
-                totals::home(
-                    registry,
-                    &state.overview,
-                    &state.visible,
-                    caller,
-                    filter,
-                    last,
-                )
-                .await?
-            } else {
-                load::home(registry, &state.overview, filter, last).await?
-            };
+            // Without auth the caller may see everything: the registry's own totals.
+            let page = totals::home(
+                registry,
+                &state.overview,
+                &state.visible,
+                caller,
+                filter,
+                last,
+            )
+            .await?;
             ok(pages::home::render(context, &page))
         }
         UiRoute::Repository(name) => {
