@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +25,11 @@ import threading
 import time
 
 TARGETS = ("distribution", "berth")
+# --auth: the same registries with logins, beside the same two without.
+AUTH_TARGETS = ("distribution-htpasswd", "distribution", "berth-basic", "berth-token", "berth")
+AUTH_SCENARIOS = ("push_1m_16", "manifest_get")
+AUTH_BASELINE = "distribution-htpasswd"
+BENCH_USER = "bench"
 MiB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -134,26 +140,42 @@ def env_with(**extra):
 
 
 class Server:
-    """A registry process started (and stopped) by this script, by its PID."""
+    """A registry process started (and stopped) by this script, by its PID.
+    Names: "berth", "distribution", and with logins "berth-basic" (htpasswd),
+    "berth-token" (htpasswd + token service), "distribution-htpasswd"."""
 
-    def __init__(self, name, workdir, berth_bin=None, data_dir=None):
+    def __init__(self, name, workdir, berth_bin=None, data_dir=None, password=None):
         self.name, self.workdir, self.berth_bin = name, workdir, berth_bin
         self.data = data_dir or os.path.join(workdir, f"{name}-data")
         os.makedirs(self.data, exist_ok=True)
         self.proc = None
         self.logfile = os.path.join(workdir, f"{name}.log")
+        self.password = password if name in ("berth-basic", "berth-token", "distribution-htpasswd") else None
+        self.htpasswd = os.path.join(workdir, "htpasswd")
+
+    def loadgen_auth(self):
+        """The loadgen's login flags for this server."""
+        if not self.password:
+            return []
+        return ["--basic", f"{BENCH_USER}:{self.password}"] + (["--token"] if self.name == "berth-token" else [])
 
     def command(self, port):
-        if self.name == "berth":
-            return [self.berth_bin, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", self.data], \
-                env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"))
-        cfg = os.path.join(self.workdir, "distribution.yml")
+        if self.name.startswith("berth"):
+            cmd = [self.berth_bin, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", self.data]
+            if self.password:
+                cmd += ["--htpasswd", self.htpasswd]
+            if self.name == "berth-token":
+                cmd += ["--token-auth"]
+            return cmd, env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"))
+        cfg = os.path.join(self.workdir, f"{self.name}.yml")
         with open(cfg, "w") as f:
             f.write(
                 "version: 0.1\n"
                 "log: {accesslog: {disabled: true}, level: error}\n"
                 f"storage: {{filesystem: {{rootdirectory: {self.data}}}, delete: {{enabled: true}}}}\n"
                 f"http: {{addr: 127.0.0.1:{port}}}\n")
+            if self.password:  # bcrypt on every request: distribution keeps no verified credential
+                f.write(f"auth: {{htpasswd: {{realm: bench, path: {self.htpasswd}}}}}\n")
         return ["docker-registry", "serve", cfg], dict(os.environ)
 
     def start(self, timeout=120):
@@ -174,7 +196,8 @@ class Server:
                 c.request("GET", "/v2/")
                 status = c.getresponse().status
                 c.close()
-                if status == 200:
+                # With auth, the challenge says it is up: no password check before the runs.
+                if status == 200 or (self.password and status == 401):
                     return time.monotonic() - t0
             except OSError:
                 pass
@@ -251,9 +274,9 @@ def plan(quick):
 class Runner:
     """One registry under test: its server, its results, one repetition at a time."""
 
-    def __init__(self, name, args, loadgen, workdir):
+    def __init__(self, name, args, loadgen, workdir, password=None):
         self.name, self.lg, self.workdir = name, loadgen, workdir
-        self.srv = Server(name, workdir, berth_bin=args.berth)
+        self.srv = Server(name, workdir, berth_bin=args.berth, password=password)
         self.res = {}
 
     def digests(self, tag):
@@ -293,7 +316,7 @@ class Runner:
             return False
         os.sync()  # start each run with no dirty pages from the last one
         with Monitor(self.srv.pid) as m:
-            out, client_cpu = self.lg(*args, "--url", self.srv.url)
+            out, client_cpu = self.lg(*args, "--url", self.srv.url, *self.srv.loadgen_auth())
         if "error" in out:
             entry["error"] = out["error"]
             if not self.srv.alive():
@@ -386,15 +409,31 @@ def rounds(scenarios):
                     yield sc
 
 
+def write_htpasswd(berth_bin, path):
+    """A throwaway user with a fresh random password, bcrypt cost 12, written
+    by `berth user add` (what an operator runs; distribution reads the same
+    file). Returns the password."""
+    password = secrets.token_urlsafe(18)
+    subprocess.run([berth_bin, "user", "add", BENCH_USER, "--htpasswd", path, "--password-stdin", "--cost", "12"],
+                   input=password + "\n", text=True, check=True, capture_output=True)
+    return password
+
+
 def run_targets(names, args, lg, p, workdir):
     """All registries run side by side; each repetition of each scenario goes
     to each registry in turn, so drift on the machine affects them alike."""
-    runners = [Runner(n, args, lg, workdir) for n in names]
+    password = None
+    if any(n in AUTH_TARGETS and n not in TARGETS for n in names):
+        password = write_htpasswd(args.berth, os.path.join(workdir, "htpasswd"))
+    runners = [Runner(n, args, lg, workdir, password) for n in names]
+    chosen = scenarios(p)
+    if args.auth:
+        chosen = [sc for sc in chosen if sc[0] in AUTH_SCENARIOS]
     try:
         for r in runners:
             log(f"=== start {r.name} ===")
             r.start("startup_empty")
-        for key, make_args, _, berth_only, _ in rounds(scenarios(p)):
+        for key, make_args, _, berth_only, _ in rounds(chosen):
             log(f"=== {key} ===")
             for r in runners:
                 if not r.ok("startup_empty") or (berth_only and r.name != "berth"):
@@ -408,7 +447,7 @@ def run_targets(names, args, lg, p, workdir):
             if r.srv.alive():
                 r.res["overall"] = {"median": {"vmhwm_mib": proc_status_kib(r.srv.pid, "VmHWM") / 1024,
                                                "cpu_s": proc_cpu_secs(r.srv.pid)}}
-            if r.name == "berth" and r.ok("startup_empty"):
+            if r.name == "berth" and r.ok("startup_empty") and not args.auth:
                 # Restart with the big data dir in place: time to the first 200 on /v2/.
                 r.srv.stop()
                 os.sync()
@@ -424,14 +463,18 @@ def run_targets(names, args, lg, p, workdir):
 
 # -------------------------------------------------------------- machine ----
 
-def machine_limits(lg, p, workdir):
-    log("=== machine ===")
-    m = {
+def machine_info():
+    return {
         "nproc": os.cpu_count(),
         "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
         "mem_total_gib": round(proc_meminfo_kib("MemTotal") / (1 << 20), 1),
         "kernel": platform.release(),
     }
+
+
+def machine_limits(lg, p, workdir):
+    log("=== machine ===")
+    m = machine_info()
     sha, _ = lg("sha256", "--size", "1GiB")
     m["sha256_mb_s"] = sha.get("mb_s")
     m["sha_ni"] = sha.get("sha_ni")
@@ -668,11 +711,83 @@ def report(doc, p):
     return "\n".join(lines)
 
 
+AUTH_LABEL = {
+    "distribution-htpasswd": "distribution, htpasswd (Basic)",
+    "distribution": "distribution, no auth",
+    "berth-basic": "berth, htpasswd (Basic)",
+    "berth-token": "berth, token (Bearer)",
+    "berth": "berth, no auth",
+}
+
+
+def noisy_runs(entry):
+    runs = (entry or {}).get("runs", [])
+    return bool(runs) and statistics.median(
+        x.get("other_cpu_s", 0) / max(x.get("secs", 1), 1e-3) for x in runs) > NOISY
+
+
+def auth_table(results, targets):
+    """One row per target: manifest GET and the 1 MiB push, with ratios
+    against distribution with htpasswd (> 1 = faster than it)."""
+    out = ["| target | manifest GET req/s (32 conns) | p50 / p99 ms | push 1 MiB x N, 16 streams: s | MB/s "
+           f"| server CPU s per push | login (ms) | manifest GET vs {AUTH_BASELINE} | push vs {AUTH_BASELINE} |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in targets:
+        r = results.get(t, {})
+        m, pu = r.get("manifest_get"), r.get("push_1m_16")
+
+        def ratio(key, metric):
+            v, b = cell(results, t, key, metric), cell(results, AUTH_BASELINE, key, metric)
+            ok = isinstance(v, (int, float)) and isinstance(b, (int, float)) and v > 0 and b > 0
+            return f"{fmt(v / b)}x" if ok else "—"
+        mark = lambda e: " †" if noisy_runs(e) else ""
+        lat = f"{fmt(cell(results, t, 'manifest_get', 'p50_ms'))} / {fmt(cell(results, t, 'manifest_get', 'p99_ms'))}"
+        login = cell(results, t, "manifest_get", "auth_setup_ms")
+        out.append(f"| {AUTH_LABEL.get(t, t)} | {fmt(cell(results, t, 'manifest_get', 'req_s'))}{mark(m)} | {lat} "
+                   f"| {fmt(cell(results, t, 'push_1m_16', 'secs'))}{mark(pu)} | {fmt(cell(results, t, 'push_1m_16', 'mb_s'))} "
+                   f"| {fmt(cell(results, t, 'push_1m_16', 'server_cpu_s'))} | {fmt(login) if login else '—'} "
+                   f"| {ratio('manifest_get', 'req_s')} | {ratio('push_1m_16', 'mb_s')} |")
+    return "\n".join(out)
+
+
+def auth_report(doc, p):
+    m = doc["machine"]
+    lines = [
+        f"## berth benchmark, auth ({doc['started']}, {'quick' if doc['quick'] else 'full'}, "
+        f"median of {p['reps']}, {doc['elapsed_s']:.0f} s)",
+        "",
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_total_gib')} GiB, kernel {m.get('kernel')}. "
+        f"One user, bcrypt cost 12 (`berth user add`); the loadgen logs in once per run before the timed part "
+        f"(login: that setup, median over the manifest runs; a bcrypt check unless berth's 60 s cache still "
+        f"held the password). push: {p['small_count']} blobs.",
+        "",
+        auth_table(doc["results"], doc["targets"]),
+        "",
+        f"† other work on the machine (neither server nor loadgen) used more than {NOISY} "
+        "of a core during these runs: compare with care, or re-run on a quiet machine.",
+    ]
+    for t, r in doc["results"].items():
+        runs = [x for e in r.values() for x in e.get("runs", [])]
+        other = sum(x.get("other_cpu_s", 0) for x in runs)
+        secs = sum(x.get("secs", 0) for x in runs)
+        if secs:
+            lines.append(f"\nNoise, {t}: {other:.1f} CPU-s of other work during {secs:.0f} s of measured runs "
+                         f"({100 * other / secs:.0f}% of one core).")
+    errs = [(t, k, e["error"]) for t, r in doc["results"].items() for k, e in r.items() if e.get("error")]
+    if errs:
+        lines += ["", "Failures:"] + [f"- {t} / {k}: {e}" for t, k, e in errs]
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------- main ----
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=TARGETS, help="run one registry only")
+    ap.add_argument("--only", choices=AUTH_TARGETS, action="append",
+                    help="run this registry only (repeatable); the auth ones need --auth")
+    ap.add_argument("--auth", action="store_true",
+                    help=f"auth rows instead of the full bench: {', '.join(AUTH_SCENARIOS)} against "
+                         f"{', '.join(AUTH_TARGETS)}")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small counts")
     ap.add_argument("--out", default=None, help="JSON results path (default bench/results/latest.json)")
     ap.add_argument("--loadgen", required=True)
@@ -682,8 +797,12 @@ def main():
     ap.add_argument("--workdir", help="parent of the temporary data dirs (default: system temp)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally blocks
-    targets = [args.only] if args.only else list(TARGETS)
-    if "berth" in targets and not (args.berth and os.access(args.berth, os.X_OK)):
+    targets = args.only or list(AUTH_TARGETS if args.auth else TARGETS)
+    if not args.auth and any(t not in TARGETS for t in targets):
+        sys.exit(f"{', '.join(t for t in targets if t not in TARGETS)}: only with --auth")
+    # berth user add writes the htpasswd file even when only distribution-htpasswd runs.
+    needs_berth = any(t != "distribution" for t in targets)
+    if needs_berth and not (args.berth and os.access(args.berth, os.X_OK)):
         sys.exit(f"berth binary not found: {args.berth}")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
     p = plan(args.quick)
@@ -691,7 +810,7 @@ def main():
     t0 = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="berth-bench.", dir=args.workdir)
     doc = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-           "targets": targets, "plan": p, "results": {},
+           "auth": args.auth, "targets": targets, "plan": p, "results": {},
            "loadavg_start": loadavg()}
     try:
         if args.wait_quiet:
@@ -700,13 +819,13 @@ def main():
         # A smoke run skips it: it only checks that every scenario runs.
         if not args.quick:
             doc["memory"] = fill_free_memory(workdir)
-        doc["machine"] = machine_limits(lg, p, workdir)
+        doc["machine"] = machine_info() if args.auth else machine_limits(lg, p, workdir)
         doc["results"] = run_targets(targets, args, lg, p, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     doc["elapsed_s"] = time.monotonic() - t0
     doc["loadavg_end"] = loadavg()
-    text = report(doc, p)
+    text = auth_report(doc, p) if args.auth else report(doc, p)
     doc["table_markdown"] = text
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:

@@ -3,6 +3,7 @@
 #   bench/run.sh                      # full run, berth and distribution (~10-15 min)
 #   bench/run.sh --quick              # smoke run: 1 repetition, small counts
 #   bench/run.sh --only distribution  # one registry only (also: --only berth)
+#   bench/run.sh --auth               # auth rows: manifest GET + 1 MiB push, with and without logins
 #   bench/run.sh --out /path/x.json   # JSON results (default bench/results/latest.json)
 # Environment:
 #   BERTH_BIN=/path/berth       use this binary, do not build berth
@@ -13,13 +14,20 @@ set -euo pipefail
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$bench_dir")"
 
-only=""
+# berth is built unless every --only names distribution (the auth targets
+# need it too: berth user add writes the htpasswd file distribution reads).
+only=()
 prev=""
 for a in "$@"; do
-  [[ "$prev" == "--only" ]] && only="$a"
-  [[ "$a" == --only=* ]] && only="${a#--only=}"
+  [[ "$prev" == "--only" ]] && only+=("$a")
+  [[ "$a" == --only=* ]] && only+=("${a#--only=}")
   prev="$a"
 done
+need_berth=1
+if ((${#only[@]})); then
+  need_berth=""
+  for o in "${only[@]}"; do [[ "$o" != "distribution" ]] && need_berth=1; done
+fi
 
 # 1. Debian packages: CNCF distribution 2.8 and iperf3.
 missing=()
@@ -40,7 +48,7 @@ fi
 
 # 2. berth (release), unless only distribution runs or BERTH_BIN is given.
 berth_bin="${BERTH_BIN:-}"
-if [[ "$only" != "distribution" && -z "$berth_bin" ]]; then
+if [[ -n "$need_berth" && -z "$berth_bin" ]]; then
   echo "[bench] building berth (cargo build --release -p berth-cli)" >&2
   (cd "$root" && cargo build --release -p berth-cli >&2)
   berth_bin="${CARGO_TARGET_DIR:-$root/target}/release/berth"

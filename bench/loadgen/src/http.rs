@@ -29,6 +29,8 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
+    /// `Authorization` sent on every request (set by `auth::log_in`).
+    pub authorization: Option<String>,
 }
 
 impl Target {
@@ -44,7 +46,7 @@ impl Target {
         if !addr.ip().is_loopback() {
             bail!("refusing non-loopback target {addr}");
         }
-        Ok(Target { addr, host })
+        Ok(Target { addr, host, authorization: None })
     }
 }
 
@@ -153,6 +155,11 @@ impl Conn {
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
+        }
+        if let Some(a) = &self.target.authorization {
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+                req = req.header("authorization", a);
+            }
         }
         let req = req.body(body)?;
         let send = self.sender().await?;

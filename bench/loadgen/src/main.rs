@@ -2,6 +2,7 @@
 //! JSON line of results per run. See bench/README.md.
 
 mod api;
+mod auth;
 mod http;
 mod listing;
 mod machine;
@@ -21,6 +22,14 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log in with these credentials (a throwaway bench user): `Authorization:
+    /// Basic` on every request, as docker sends after `docker login`.
+    #[arg(long, global = true, value_name = "USER:PASSWORD")]
+    basic: Option<String>,
+    /// With --basic: fetch one Bearer token (scope repository:REPO:pull,push)
+    /// from the realm of the registry's challenge and send it instead.
+    #[arg(long, global = true)]
+    token: bool,
 }
 
 #[derive(Subcommand)]
@@ -196,18 +205,35 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     num.parse::<f64>().map(|n| Duration::from_millis((n * ms) as u64)).map_err(|e| format!("bad duration {s:?}: {e}"))
 }
 
-async fn run(cmd: Cmd) -> Result<serde_json::Value> {
-    use http::Target;
+/// The target of `url`, logged in as `login` (for `repo`'s token scope).
+async fn target(url: &str, login: &auth::Login, repo: Option<&str>, setup_ms: &mut Option<f64>) -> Result<http::Target> {
+    let mut t = http::Target::parse(url)?;
+    *setup_ms = auth::log_in(&mut t, login, repo).await?;
+    Ok(t)
+}
+
+async fn run(cmd: Cmd, login: auth::Login) -> Result<serde_json::Value> {
+    let mut setup_ms = None;
+    let mut out = run_logged_in(cmd, &login, &mut setup_ms).await?;
+    if let (Some(ms), Some(obj)) = (setup_ms, out.as_object_mut()) {
+        obj.insert("auth".into(), serde_json::json!(if login.is_token() { "token" } else { "basic" }));
+        obj.insert("auth_setup_ms".into(), serde_json::json!(ms));
+    }
+    Ok(out)
+}
+
+async fn run_logged_in(cmd: Cmd, login: &auth::Login, setup_ms: &mut Option<f64>) -> Result<serde_json::Value> {
+    let ms = setup_ms;
     Ok(match cmd {
         Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out } => {
             if chunk == 0 || streams == 0 {
                 bail!("--chunk and --streams must be > 0");
             }
             let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out };
-            push::run(Target::parse(&url)?, a).await?
+            push::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
         }
         Cmd::Pull { url, repo, digests, streams, verify, passes } => {
-            pull::run(Target::parse(&url)?, pull::PullArgs { repo, digests, streams, verify, passes }).await?
+            pull::run(target(&url, login, Some(&repo), ms).await?, pull::PullArgs { repo, digests, streams, verify, passes }).await?
         }
         Cmd::Manifest { url, repo, tag, conns, duration, method } => {
             let method = match method.to_ascii_uppercase().as_str() {
@@ -216,17 +242,17 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value> {
                 m => bail!("--method must be GET or HEAD, not {m}"),
             };
             let a = manifest::ManifestArgs { repo, tag, conns, duration, method };
-            manifest::run(Target::parse(&url)?, a).await?
+            manifest::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
         }
         Cmd::SeedRepos { url, count, start, streams, prefix } => {
-            listing::seed(Target::parse(&url)?, prefix, start, count, streams).await?
+            listing::seed(target(&url, login, None, ms).await?, prefix, start, count, streams).await?
         }
-        Cmd::ListCatalog { url, n, expect } => listing::list_catalog(Target::parse(&url)?, n, expect).await?,
+        Cmd::ListCatalog { url, n, expect } => listing::list_catalog(target(&url, login, None, ms).await?, n, expect).await?,
         Cmd::ListApi { url, n, expect, prefix, searches } => {
-            api::list_api(Target::parse(&url)?, n, expect, prefix, searches).await?
+            api::list_api(target(&url, login, None, ms).await?, n, expect, prefix, searches).await?
         }
         Cmd::ListTags { url, count, start, streams, prefix } => {
-            listing::list_tags(Target::parse(&url)?, prefix, start, count, streams).await?
+            listing::list_tags(target(&url, login, None, ms).await?, prefix, start, count, streams).await?
         }
         Cmd::Soak { .. } => bail!("soak is run by main"),
         Cmd::Sha256 { size } => machine::sha256(size)?,
@@ -236,7 +262,18 @@ async fn run(cmd: Cmd) -> Result<serde_json::Value> {
 
 fn main() {
     let cli = Cli::parse();
+    let login = match auth::Login::from_args(cli.basic, cli.token) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            std::process::exit(1);
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if matches!(cli.cmd, Cmd::Soak { .. }) && !matches!(login, auth::Login::Anonymous) {
+        println!("{}", serde_json::json!({ "error": "soak runs without auth" }));
+        std::process::exit(2);
+    }
     if let Cmd::Soak { url, clients, duration, warmup, server_pid, server_log, pool, timeout, rss_ceiling_mib, json_out } =
         cli.cmd
     {
@@ -261,7 +298,7 @@ fn main() {
             }
         }
     }
-    match rt.block_on(run(cli.cmd)) {
+    match rt.block_on(run(cli.cmd, login)) {
         Ok(v) => println!("{v}"),
         Err(e) => {
             println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
