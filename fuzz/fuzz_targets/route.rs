@@ -31,6 +31,7 @@ fn canonical(route: &Route) -> String {
         Route::Healthz => "/healthz".into(),
         Route::Readyz => "/readyz".into(),
         Route::Metrics => "/metrics".into(),
+        Route::Token => "/token".into(),
         Route::Api(api) => match api {
             ApiRoute::Overview => "/api/v1/overview".into(),
             ApiRoute::Repositories => "/api/v1/repositories".into(),
