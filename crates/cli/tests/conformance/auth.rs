@@ -1202,9 +1202,12 @@ async fn anonymous_pulls_where_a_rule_allows_them_and_nothing_else() {
 #[tokio::test]
 async fn bcrypt_runs_beside_the_server_not_on_its_request_threads() {
     let auth = AuthRegistry::start(false, &[]).await;
-    // A user whose every check is slow (cost 9: ~35 ms of CPU optimised, several times that in a debug build).
+    // A user whose every check is slow: cost 12, the default, ~240 ms of
+    // CPU optimised (several times that in a debug build), far longer than
+    // a probe takes even on a loaded machine. (At cost 9, ~35 ms, a probe
+    // sent 30 ms in could lose the race in an optimised build.)
     let mut text = htpasswd_text(&[("admin", PASSWORD)]);
-    text.push_str(&format!("slow:{}\n", bcrypt::hash(PASSWORD, 9).unwrap()));
+    text.push_str(&format!("slow:{}\n", bcrypt::hash(PASSWORD, 12).unwrap()));
     write_atomically(&auth.htpasswd, &text);
     let auth = std::sync::Arc::new(auth);
     let started = std::time::Instant::now();
