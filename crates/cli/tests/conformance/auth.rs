@@ -1189,6 +1189,20 @@ async fn anonymous_pulls_where_a_rule_allows_them_and_nothing_else() {
         // Without any token too: the rules decide for anonymous callers.
         let resp = auth.send(None, Method::GET, manifest).await;
         assert_eq!(resp.status(), 200);
+        // The JSON listings answer them too, with only what they may pull.
+        let resp = auth.send(None, Method::GET, "/api/v1/repositories").await;
+        assert_eq!(resp.status(), 200, "token={token}");
+        let listed = json_body(resp).await;
+        let names: Vec<&str> = listed["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["public/base"], "token={token}");
+        let resp = auth.send(None, Method::GET, "/api/v1/overview").await;
+        assert_eq!(resp.status(), 200, "token={token}");
+        assert_eq!(json_body(resp).await["repositories"], 1, "token={token}");
         for (method, path) in [
             (Method::GET, format!("/v2/{REPO}/manifests/v1")),
             (Method::POST, "/v2/public/base/blobs/uploads/".to_string()),

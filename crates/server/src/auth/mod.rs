@@ -69,11 +69,6 @@ pub async fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted
                 return Err(refuse(None));
             }
         }
-        Requirement::Authenticated => {
-            if !caller.is_authenticated() {
-                return Err(refuse(None));
-            }
-        }
         Requirement::MetricsReader => {
             let loopback = asking
                 .client

@@ -12,12 +12,10 @@ use berth_oci::RepositoryName;
 pub enum Requirement {
     /// `/healthz`, `/readyz`, `/token` (which checks credentials itself).
     Nothing,
-    /// `GET /v2/`: valid credentials of anyone; anonymous only when
-    /// anonymous has some right.
+    /// `GET /v2/`, `/api/v1/overview`, `/api/v1/repositories`: valid
+    /// credentials of anyone; anonymous only when anonymous has some right
+    /// (the listings show only what the caller may pull).
     AnyCredentials,
-    /// `/api/v1/overview`, `/api/v1/repositories`: someone logged in; the
-    /// answer lists only what they may pull.
-    Authenticated,
     /// `/metrics`: `admin`, or a loopback client.
     MetricsReader,
     /// Rights on one resource.
@@ -70,7 +68,7 @@ pub fn of(route: &Route, method: &Method, query: &Query) -> Requirement {
         Route::StartUpload { name } => on(name, push),
         Route::Upload { name, .. } => on(name, push),
         Route::Api(api) => match api {
-            ApiRoute::Overview | ApiRoute::Repositories => Requirement::Authenticated,
+            ApiRoute::Overview | ApiRoute::Repositories => Requirement::AnyCredentials,
             ApiRoute::Tags { name }
             | ApiRoute::Manifest { name, .. }
             | ApiRoute::ManifestFiles { name, .. }
@@ -193,11 +191,11 @@ mod tests {
         );
         assert_eq!(
             requirement(Method::GET, "/api/v1/overview"),
-            Requirement::Authenticated
+            Requirement::AnyCredentials
         );
         assert_eq!(
             requirement(Method::GET, "/api/v1/repositories"),
-            Requirement::Authenticated
+            Requirement::AnyCredentials
         );
         assert_eq!(
             requirement(Method::GET, "/v2/_catalog"),
