@@ -31,8 +31,13 @@ fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
 }
 
 fn serve(cmd: &mut Command, data: &Path) -> Output {
+    serve_subcommand(cmd.arg("serve"), data)
+}
+
+/// `cmd`, already `... serve [FLAGS]`, on a free loopback port.
+fn serve_subcommand(cmd: &mut Command, data: &Path) -> Output {
     let child = cmd
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("BERTH_LOG", "info")
         .stdin(Stdio::null())
@@ -152,17 +157,9 @@ fn registry2_data_not_yet_imported_is_refused_and_names_the_command() {
 
 /// `berth serve` on a free loopback port with extra flags.
 fn serve_with_flags(data: &Path, flags: &[&std::ffi::OsStr]) -> Output {
-    let child = Command::new(BERTH)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .args(flags)
-        .env("BERTH_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_with_limit(child, Duration::from_secs(20))
+    let mut cmd = Command::new(BERTH);
+    cmd.arg("serve").args(flags);
+    serve_subcommand(&mut cmd, data)
 }
 
 #[test]
