@@ -15,6 +15,7 @@ pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod units;
 
 pub use error::{Error, ErrorCode, Result};
 pub use registry::{
