@@ -61,6 +61,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         io,
         cors,
         metrics_public: config.metrics_public,
+        admin_socket: Some(config.data_dir.join(berth_server::admin_socket::FILE_NAME)),
         auth: match &config.auth {
             Some(settings) => Some(Arc::new(build_auth(settings, &config.data_dir)?)),
             None => None,

@@ -24,6 +24,7 @@
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
+//! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -37,6 +38,7 @@ mod conformance {
     mod delete;
     mod discovery;
     mod durability;
+    mod gc;
     mod manifest_push;
     mod operations;
     mod portable_io;
