@@ -45,11 +45,17 @@ async fn a_killed_server_s_socket_file_is_replaced_on_restart() {
     let data = data_dir();
     let socket = data.path().join("admin.sock");
     let registry = Registry::start_in(data.path()).await;
-    assert_eq!(registry.admin_request("GET", "/v2/").await.unwrap().status, 200);
+    assert_eq!(
+        registry.admin_request("GET", "/v2/").await.unwrap().status,
+        200
+    );
     registry.stop(); // SIGKILL: the file stays behind
     assert!(socket.exists());
     let registry = Registry::start_in(data.path()).await;
-    assert_eq!(registry.admin_request("GET", "/v2/").await.unwrap().status, 200);
+    assert_eq!(
+        registry.admin_request("GET", "/v2/").await.unwrap().status,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
