@@ -94,6 +94,146 @@ struct RequestLabels {
     status: u16,
 }
 
+/// What a GC pass removes, as a label of `berth_gc_removed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values as written
+enum RemovedKind {
+    blob,
+    manifest,
+    tag,
+    link,
+    upload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RemovedLabels {
+    kind: RemovedKind,
+}
+
+/// What the collector has done since the process started and what its
+/// last pass found, as `/metrics` shows it; `None` where nothing is known
+/// (no pass yet, or a count the collector does not keep).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GcFigures {
+    pub runs: u64,
+    pub bytes_removed: u64,
+    pub blobs_removed: u64,
+    pub manifests_removed: u64,
+    pub tags_removed: u64,
+    pub links_removed: Option<u64>,
+    pub uploads_removed: Option<u64>,
+    /// Candidates the last pass found.
+    pub candidates: Option<u64>,
+    /// Bytes unreferenced now, whatever their age.
+    pub reclaimable_bytes: Option<u64>,
+    pub last_duration_seconds: Option<f64>,
+    /// When the last pass started, in seconds since the Unix epoch.
+    pub last_started_at: Option<i64>,
+}
+
+/// The GC families.
+struct GcMetrics {
+    runs: Counter,
+    reclaimed_bytes: Counter,
+    removed: Family<RemovedLabels, Counter>,
+    candidates: Gauge,
+    reclaimable_bytes: Gauge,
+    last_duration: Gauge<f64, AtomicU64>,
+    last_timestamp: Gauge,
+}
+
+impl GcMetrics {
+    fn register(registry: &mut Registry) -> GcMetrics {
+        let gc = GcMetrics {
+            runs: Counter::default(),
+            reclaimed_bytes: Counter::default(),
+            removed: Family::default(),
+            candidates: Gauge::default(),
+            reclaimable_bytes: Gauge::default(),
+            last_duration: Gauge::default(),
+            last_timestamp: Gauge::default(),
+        };
+        registry.register(
+            "berth_gc_runs",
+            "Garbage collection passes run since the process started (dry runs included)",
+            gc.runs.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_reclaimed",
+            "Bytes of blobs garbage collection deleted since the process started",
+            Unit::Bytes,
+            gc.reclaimed_bytes.clone(),
+        );
+        registry.register(
+            "berth_gc_removed",
+            "What garbage collection removed since the process started, by kind",
+            gc.removed.clone(),
+        );
+        registry.register(
+            "berth_gc_candidates",
+            "Unreferenced blobs past their grace that the last pass found",
+            gc.candidates.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_reclaimable",
+            "Bytes of blobs no manifest references now, whatever their age: what GC frees once grace passes",
+            Unit::Bytes,
+            gc.reclaimable_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_last_run_duration",
+            "How long the last garbage collection pass took",
+            Unit::Seconds,
+            gc.last_duration.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_last_run_timestamp",
+            "When the last garbage collection pass started, in seconds since the Unix epoch",
+            Unit::Seconds,
+            gc.last_timestamp.clone(),
+        );
+        gc
+    }
+
+    fn show(&self, figures: &GcFigures) {
+        raise(&self.runs, figures.runs);
+        raise(&self.reclaimed_bytes, figures.bytes_removed);
+        let kinds = [
+            (RemovedKind::blob, Some(figures.blobs_removed)),
+            (RemovedKind::manifest, Some(figures.manifests_removed)),
+            (RemovedKind::tag, Some(figures.tags_removed)),
+            (RemovedKind::link, figures.links_removed),
+            (RemovedKind::upload, figures.uploads_removed),
+        ];
+        for (kind, total) in kinds {
+            if let Some(total) = total {
+                raise(&self.removed.get_or_create(&RemovedLabels { kind }), total);
+            }
+        }
+        let set = |gauge: &Gauge, n: Option<u64>| {
+            if let Some(n) = n {
+                gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        };
+        set(&self.candidates, figures.candidates);
+        set(&self.reclaimable_bytes, figures.reclaimable_bytes);
+        if let Some(seconds) = figures.last_duration_seconds {
+            self.last_duration.set(seconds);
+        }
+        if let Some(at) = figures.last_started_at {
+            self.last_timestamp.set(at);
+        }
+    }
+}
+
+/// Brings a counter up to `total`, a count kept elsewhere.
+fn raise(counter: &Counter, total: u64) {
+    let shown = counter.get();
+    if total > shown {
+        counter.inc_by(total - shown);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TimingLabels {
     method: MethodLabel,
@@ -122,6 +262,7 @@ pub struct Metrics {
     blobs: Gauge,
     blob_bytes: Gauge,
     bcrypt_verifications: Counter,
+    gc: GcMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -209,6 +350,7 @@ impl Metrics {
             "Passwords checked with bcrypt (a credential cache miss); 0 with auth off",
             bcrypt_verifications.clone(),
         );
+        let gc = GcMetrics::register(&mut registry);
         let started: Gauge<f64, AtomicU64> = Gauge::default();
         started.set(
             SystemTime::now()
@@ -236,16 +378,19 @@ impl Metrics {
             blobs,
             blob_bytes,
             bcrypt_verifications,
+            gc,
         }
     }
 
     /// Brings `berth_auth_bcrypt_verifications_total` up to `total`, the
     /// count `berth_auth` keeps.
     pub fn sync_bcrypt_verifications(&self, total: u64) {
-        let shown = self.bcrypt_verifications.get();
-        if total > shown {
-            self.bcrypt_verifications.inc_by(total - shown);
-        }
+        raise(&self.bcrypt_verifications, total);
+    }
+
+    /// Shows the collector's figures from the next render on.
+    pub fn show_gc(&self, figures: &GcFigures) {
+        self.gc.show(figures);
     }
 
     /// Counts one answered request and how long its answer took.
@@ -396,5 +541,43 @@ mod tests {
         let text = metrics.render(None).unwrap();
         assert!(text.lines().any(|l| l == "berth_connections_open 0"));
         assert!(text.lines().any(|l| l == "berth_repositories 2"), "kept");
+    }
+
+    #[test]
+    fn gc_figures_are_shown_under_the_design_s_names_and_counters_only_grow() {
+        let metrics = Metrics::new();
+        let text = metrics.render(None).unwrap();
+        assert!(text.contains("berth_gc_runs_total 0"), "{text}");
+        let figures = GcFigures {
+            runs: 2,
+            bytes_removed: 4096,
+            blobs_removed: 3,
+            manifests_removed: 1,
+            tags_removed: 0,
+            links_removed: Some(5),
+            uploads_removed: None,
+            candidates: Some(4),
+            reclaimable_bytes: Some(1000),
+            last_duration_seconds: Some(0.25),
+            last_started_at: Some(1_700_000_000),
+        };
+        metrics.show_gc(&figures);
+        let text = metrics.render(None).unwrap();
+        let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        has("berth_gc_runs_total 2");
+        has("berth_gc_reclaimed_bytes_total 4096");
+        has(r#"berth_gc_removed_total{kind="blob"} 3"#);
+        has(r#"berth_gc_removed_total{kind="manifest"} 1"#);
+        has(r#"berth_gc_removed_total{kind="tag"} 0"#);
+        has(r#"berth_gc_removed_total{kind="link"} 5"#);
+        assert!(!text.contains(r#"kind="upload""#), "not kept, not shown");
+        has("berth_gc_candidates 4");
+        has("berth_gc_reclaimable_bytes 1000");
+        has("berth_gc_last_run_duration_seconds 0.25");
+        has("berth_gc_last_run_timestamp_seconds 1700000000");
+        // A smaller total (never: totals only grow) does not lower a counter.
+        metrics.show_gc(&GcFigures { runs: 1, ..figures });
+        let text = metrics.render(None).unwrap();
+        assert!(text.lines().any(|l| l == "berth_gc_runs_total 2"), "{text}");
     }
 }
