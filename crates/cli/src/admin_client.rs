@@ -74,6 +74,7 @@ impl AdminClient {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and messages
     pub fn socket(&self) -> &Path {
         &self.socket
     }
@@ -146,6 +147,7 @@ impl AdminResponse {
     }
 
     /// The whole body, parsed as JSON.
+    #[allow(dead_code)] // for `berth repo delete`'s answers
     pub async fn json<T: DeserializeOwned>(self) -> Result<T, AdminError> {
         Ok(serde_json::from_str(&self.text().await?)?)
     }

@@ -17,21 +17,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
     let _lock = crate::data_dir::lock(&config.data_dir)?;
-    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
-    let registry = Arc::new(Registry::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        RegistryOptions {
-            delete_enabled: config.delete_enabled,
-            upload_expiry: config.upload_expiry,
-            min_free_bytes: config.min_free_bytes,
-            min_free_percent: config.min_free_percent,
-            max_uploads: config.max_upload_sessions,
-            max_uploads_per_client: config.max_upload_sessions_per_client,
-            ..Default::default()
-        },
-    ));
+    let registry = open_registry(&config, io)?;
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
     crate::data_dir::check_not_unimported_distribution(&config.data_dir, has_repositories)?;
     // Before serving: no request owns anything in uploads/ yet.
@@ -51,6 +37,15 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         Err(e) => tracing::warn!(error = %e, "finishing an interrupted GC pass failed"),
     }
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
+    // Each pass logs its summary at info; `[gc] interval = "off"`: none.
+    if let Some(interval) = config.gc.interval {
+        tracing::info!(
+            interval = %berth_registry::units::format_duration(interval),
+            grace = %berth_registry::units::format_duration(config.gc.grace),
+            "garbage collection runs in the background"
+        );
+        tokio::spawn(registry.clone().run_gc_worker());
+    }
     tokio::spawn(crate::allocator::return_free_memory(
         Duration::from_secs(1),
         io,
@@ -101,6 +96,30 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// The stores of the data folder and the registry over them, as configured;
+/// also what `berth gc` runs an offline pass on. The caller holds the
+/// folder's lock.
+pub fn open_registry(
+    config: &Config,
+    io: IoMode,
+) -> Result<Arc<Registry>, Box<dyn std::error::Error>> {
+    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
+    Ok(Arc::new(Registry::new(
+        Arc::new(blobs),
+        Arc::new(meta),
+        RegistryOptions {
+            delete_enabled: config.delete_enabled,
+            upload_expiry: config.upload_expiry,
+            min_free_bytes: config.min_free_bytes,
+            min_free_percent: config.min_free_percent,
+            max_uploads: config.max_upload_sessions,
+            max_uploads_per_client: config.max_upload_sessions_per_client,
+            gc: config.gc.into(),
+        },
+    )))
 }
 
 /// The users, rules and token keys the settings name; the key (for tokens

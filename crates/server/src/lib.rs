@@ -385,6 +385,9 @@ async fn handle(
             &[("content-type", "application/json".into())],
             Body::from("{}"),
         )),
+        Route::Api(api_route::ApiRoute::Gc) => {
+            handlers::gc::handle(&app.registry, method, query, context.caller, context.client).await
+        }
         Route::Api(route) => api::handle(registry, route, query, context.caller).await,
         Route::Catalog => listing::catalog(registry, query, context.caller).await,
         Route::Tags { name } => listing::tags(registry, &name, query).await,

@@ -5,6 +5,7 @@
 
 use crate::route::Endpoint;
 use axum::http::{Method, StatusCode};
+use berth_registry::gc::GcStatus;
 use berth_registry::StoreStats;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -122,13 +123,35 @@ pub struct GcFigures {
     pub tags_removed: u64,
     pub links_removed: Option<u64>,
     pub uploads_removed: Option<u64>,
-    /// Candidates the last pass found.
+    /// Candidates the last pass (dry or not) found.
     pub candidates: Option<u64>,
     /// Bytes unreferenced now, whatever their age.
     pub reclaimable_bytes: Option<u64>,
     pub last_duration_seconds: Option<f64>,
     /// When the last pass started, in seconds since the Unix epoch.
     pub last_started_at: Option<i64>,
+}
+
+impl GcFigures {
+    /// The figures of the collector's `status`, with what it could reclaim
+    /// (a table scan the caller may have skipped or cached).
+    pub fn new(status: &GcStatus, reclaimable_bytes: Option<u64>) -> GcFigures {
+        let last = status.last.as_ref();
+        GcFigures {
+            runs: status.totals.runs,
+            bytes_removed: status.totals.bytes_removed,
+            blobs_removed: status.totals.blobs_removed,
+            manifests_removed: status.totals.manifests_removed,
+            tags_removed: status.totals.tags_removed,
+            // The collector keeps no running totals of these.
+            links_removed: None,
+            uploads_removed: None,
+            candidates: last.map(|report| report.candidates),
+            reclaimable_bytes,
+            last_duration_seconds: last.map(|report| report.took_ms as f64 / 1000.0),
+            last_started_at: last.map(|report| report.started_at),
+        }
+    }
 }
 
 /// The GC families.
@@ -155,7 +178,7 @@ impl GcMetrics {
         };
         registry.register(
             "berth_gc_runs",
-            "Garbage collection passes run since the process started (dry runs included)",
+            "Garbage collection passes completed since the process started (dry runs not counted)",
             gc.runs.clone(),
         );
         registry.register_with_unit(

@@ -2,6 +2,7 @@
 //! may read them, and the store totals cached between scrapes.
 
 use crate::metrics::Metrics;
+use berth_registry::gc::Reclaimable;
 use berth_registry::{Registry, Result, StoreStats};
 use std::future::Future;
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ pub struct Operations {
     /// Whether clients other than loopback may read `/metrics`.
     pub metrics_public: bool,
     stats: StatsCache<StoreStats>,
+    reclaimable: StatsCache<Reclaimable>,
 }
 
 impl Operations {
@@ -26,6 +28,7 @@ impl Operations {
             metrics,
             metrics_public,
             stats: StatsCache::new(STATS_TTL),
+            reclaimable: StatsCache::new(STATS_TTL),
         }
     }
 
@@ -39,6 +42,13 @@ impl Operations {
     /// Store totals at most [`STATS_TTL`] old.
     pub async fn stats(&self, registry: &Registry) -> Result<StoreStats> {
         self.stats.get_or_refresh(|| registry.stats()).await
+    }
+
+    /// What GC could reclaim, at most [`STATS_TTL`] old (a scan too).
+    pub async fn reclaimable(&self, registry: &Registry) -> Result<Reclaimable> {
+        self.reclaimable
+            .get_or_refresh(|| registry.reclaimable())
+            .await
     }
 }
 

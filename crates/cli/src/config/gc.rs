@@ -46,6 +46,16 @@ impl Default for GcConfig {
     }
 }
 
+impl From<GcConfig> for berth_registry::gc::GcSettings {
+    fn from(gc: GcConfig) -> Self {
+        berth_registry::gc::GcSettings {
+            grace: gc.grace,
+            interval: gc.interval,
+            untagged_after: gc.untagged_after,
+        }
+    }
+}
+
 impl RawGc {
     /// Keys set in `over` replace ours.
     pub fn overlay(self, over: RawGc) -> RawGc {
