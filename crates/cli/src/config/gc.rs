@@ -4,7 +4,7 @@
 //! durations (`90s`, `10m`, `1h`, `7d`), in the file or as `BERTH_GC_*`.
 
 use super::ConfigError;
-use berth_registry::units::{parse_duration, UnitError};
+use berth_registry::units::parse_duration;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -68,17 +68,17 @@ impl RawGc {
 
     /// `BERTH_GC_*` from `env`, checked here so that an error names the variable.
     pub fn from_env(env: &HashMap<String, String>) -> Result<Option<RawGc>, ConfigError> {
-        let read = |key: &'static str, off_allowed: bool| {
+        let read = |key: &'static str, rule: Rule| {
             let value = env.get(key).filter(|v| !v.is_empty());
             if let Some(value) = value {
-                setting(key, value, off_allowed)?;
+                setting(key, value, rule)?;
             }
             Ok::<_, ConfigError>(value.cloned())
         };
         let raw = RawGc {
-            grace: read("BERTH_GC_GRACE", false)?,
-            interval: read("BERTH_GC_INTERVAL", true)?,
-            untagged_after: read("BERTH_GC_UNTAGGED_AFTER", true)?,
+            grace: read("BERTH_GC_GRACE", Rule::Grace)?,
+            interval: read("BERTH_GC_INTERVAL", Rule::Interval)?,
+            untagged_after: read("BERTH_GC_UNTAGGED_AFTER", Rule::UntaggedAfter)?,
         };
         Ok((raw != RawGc::default()).then_some(raw))
     }
@@ -87,24 +87,17 @@ impl RawGc {
     pub fn validate(self) -> Result<GcConfig, ConfigError> {
         let defaults = GcConfig::default();
         let grace = match &self.grace {
-            Some(v) => setting("[gc] grace", v, false)?.unwrap_or(defaults.grace),
+            Some(v) => setting("[gc] grace", v, Rule::Grace)?.unwrap_or(defaults.grace),
             None => defaults.grace,
         };
         let interval = match &self.interval {
-            Some(v) => setting("[gc] interval", v, true)?,
+            Some(v) => setting("[gc] interval", v, Rule::Interval)?,
             None => defaults.interval,
         };
         let untagged_after = match &self.untagged_after {
-            Some(v) => setting("[gc] untagged_after", v, true)?,
+            Some(v) => setting("[gc] untagged_after", v, Rule::UntaggedAfter)?,
             None => defaults.untagged_after,
         };
-        if interval == Some(Duration::ZERO) {
-            return Err(ConfigError::Gc {
-                key: "[gc] interval",
-                reason: "0s would run passes back to back; use \"off\" for no background pass"
-                    .into(),
-            });
-        }
         Ok(GcConfig {
             grace,
             interval,
@@ -113,32 +106,39 @@ impl RawGc {
     }
 }
 
+/// What each setting accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Any duration, 0s included (tests, soaks); never off.
+    Grace,
+    /// `"off"`, or more than 0s (0s would run passes back to back).
+    Interval,
+    /// `"off"` or any duration.
+    UntaggedAfter,
+}
+
 /// One duration setting; `Ok(None)` for `"off"` where that is allowed.
-fn setting(
-    key: &'static str,
-    value: &str,
-    off_allowed: bool,
-) -> Result<Option<Duration>, ConfigError> {
+fn setting(key: &'static str, value: &str, rule: Rule) -> Result<Option<Duration>, ConfigError> {
+    let refuse = |reason: String| Err(ConfigError::Gc { key, reason });
     if value.trim() == OFF {
-        if off_allowed {
-            return Ok(None);
-        }
-        return Err(ConfigError::Gc {
-            key,
-            reason: format!(
+        if rule == Rule::Grace {
+            return refuse(format!(
                 "{value:?} is not allowed here: give a duration such as 90s, 10m, 1h or 7d"
-            ),
-        });
+            ));
+        }
+        return Ok(None);
     }
-    let duration = parse_duration(value).map_err(|e: UnitError| ConfigError::Gc {
-        key,
-        reason: e.to_string(),
-    })?;
+    let duration = match parse_duration(value) {
+        Ok(duration) => duration,
+        Err(e) => return refuse(e.to_string()),
+    };
     if duration.as_secs() > MAX_SECS {
-        return Err(ConfigError::Gc {
-            key,
-            reason: format!("{value:?} is over ten years"),
-        });
+        return refuse(format!("{value:?} is over ten years"));
+    }
+    if rule == Rule::Interval && duration.is_zero() {
+        return refuse(
+            "0s would run passes back to back; use \"off\" for no background pass".into(),
+        );
     }
     Ok(Some(duration))
 }
@@ -224,6 +224,10 @@ mod tests {
             }
         }
         assert!(RawGc::from_env(&env(&[("BERTH_GC_GRACE", "off")])).is_err());
+        match RawGc::from_env(&env(&[("BERTH_GC_INTERVAL", "0s")])) {
+            Err(ConfigError::Gc { key, .. }) => assert_eq!(key, "BERTH_GC_INTERVAL"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(RawGc::from_env(&env(&[])).unwrap(), None);
         let read = RawGc::from_env(&env(&[("BERTH_GC_INTERVAL", "off")]))
             .unwrap()

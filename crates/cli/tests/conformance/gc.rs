@@ -282,3 +282,47 @@ async fn with_auth_a_pass_takes_admin_over_tcp_and_nothing_through_the_socket() 
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("would remove 0 blobs"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_background_worker_collects_every_interval_and_logs_each_pass() {
+    let registry =
+        Registry::start_with_env(&[("BERTH_GC_INTERVAL", "1s"), ("BERTH_GC_GRACE", "0s")]).await;
+    let (_, file) = unreferenced_blob(&registry, "app").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not collected:\n{}",
+            registry.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = registry.stderr();
+    assert!(
+        log.contains("garbage collection runs in the background"),
+        "{log}"
+    );
+    assert!(log.contains("garbage collection pass done"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_interval_off_no_pass_runs_by_itself() {
+    let registry =
+        Registry::start_with_env(&[("BERTH_GC_INTERVAL", "off"), ("BERTH_GC_GRACE", "0s")]).await;
+    let (_, file) = unreferenced_blob(&registry, "app").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(file.exists());
+    let state = json_body(registry.send(registry.get("/api/v1/gc")).await).await;
+    assert!(state["next_run_at"].is_null(), "{state}");
+    assert!(state["last"].is_null(), "{state}");
+    // A bad setting stops the server before it serves, naming the variable.
+    let output = std::process::Command::new(berth_binary())
+        .args(["serve", "--data-dir"])
+        .arg(registry.data_dir())
+        .env("BERTH_GC_INTERVAL", "0s")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BERTH_GC_INTERVAL"), "{stderr}");
+}
