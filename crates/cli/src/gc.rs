@@ -172,13 +172,19 @@ impl Bar {
 
 impl GcProgress for Bar {
     fn phase(&self, name: &str, total: u64) {
-        self.0.set_message(name.to_string());
         self.0.set_length(total);
         self.0.set_position(0);
+        self.0.set_message(name.to_string());
     }
 
+    /// Never past the phase's total: a batch may count steps the phase
+    /// did not announce.
     fn advance(&self, n: u64) {
-        self.0.inc(n);
+        let position = self.0.position().saturating_add(n);
+        match self.0.length() {
+            Some(total) if total > 0 => self.0.set_position(position.min(total)),
+            _ => self.0.set_position(position),
+        }
     }
 }
 
