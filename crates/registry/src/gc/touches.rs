@@ -182,17 +182,20 @@ impl TouchLog {
         })
     }
 
-    /// Takes the touches due, marking them written at `at` (the caller puts
-    /// them back with [`TouchLog::unwritten`] if the write fails).
-    fn take_due(&self, at: i64) -> Vec<(RepositoryName, Digest)> {
+    /// Takes the touches due, grouped by the time of their latest read,
+    /// marking them written (the caller puts them back with
+    /// [`TouchLog::unwritten`] if the write fails).
+    fn take_due(&self) -> HashMap<i64, Vec<(RepositoryName, Digest)>> {
         let mut state = self.lock();
-        let mut due = Vec::new();
+        let mut due: HashMap<i64, Vec<_>> = HashMap::new();
         for (digest, by_repo) in state.reads.iter_mut() {
             for (repo, read) in by_repo.iter_mut() {
                 if read.dirty && read.found {
                     read.dirty = false;
-                    read.written = Some(at);
-                    due.push((repo.clone(), digest.clone()));
+                    read.written = Some(read.last);
+                    due.entry(read.last)
+                        .or_default()
+                        .push((repo.clone(), digest.clone()));
                 }
             }
         }
@@ -209,19 +212,28 @@ impl TouchLog {
         }
     }
 
-    /// Writes every touch due, in batches; the number written.
-    pub async fn flush(&self, meta: &dyn MetaStore, now: i64) -> crate::Result<usize> {
+    /// Writes every touch due, in batches, each with the time of its read;
+    /// the number written.
+    pub async fn flush(&self, meta: &dyn MetaStore) -> crate::Result<usize> {
         self.flush_scheduled.store(false, Ordering::Release);
-        let due = self.take_due(now);
+        let due = self.take_due();
         let mut written = 0;
-        for batch in due.chunks(FLUSH_BATCH) {
-            if let Err(e) = meta.touch_blobs(batch.to_vec(), now).await {
-                self.unwritten(&due[written..]);
-                return Err(e);
+        let mut failed = None;
+        for (at, touches) in &due {
+            for batch in touches.chunks(FLUSH_BATCH) {
+                match meta.touch_blobs(batch.to_vec(), *at).await {
+                    Ok(()) => written += batch.len(),
+                    Err(e) => {
+                        self.unwritten(batch);
+                        failed = Some(e);
+                    }
+                }
             }
-            written += batch.len();
         }
-        Ok(written)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
     }
 
     /// Entries held now (for tests of the bound).
@@ -295,7 +307,7 @@ pub(crate) fn schedule_flush(log: std::sync::Arc<TouchLog>, meta: std::sync::Arc
     };
     runtime.spawn(async move {
         tokio::time::sleep(FLUSH_DELAY).await;
-        if let Err(e) = log.flush(&*meta, crate::registry::unix_now()).await {
+        if let Err(e) = log.flush(&*meta).await {
             tracing::warn!(error = %e, "writing blob read times failed; retrying later");
         }
     });
