@@ -663,3 +663,279 @@ async fn the_worker_runs_passes_on_its_interval() {
         .await
         .expect("returns at once when off");
 }
+
+/// What a stress run saw.
+#[derive(Debug, Default)]
+struct Stress {
+    puts: usize,
+    pushed_layers: usize,
+    skipped_layers: usize,
+    deletes: usize,
+    passes: usize,
+    blobs_removed: u64,
+    rescued: u64,
+    /// Manifest PUTs refused although every blob had answered a HEAD with 200.
+    lost: Vec<String>,
+}
+
+/// Pushers that HEAD each layer and push only the absent ones (as docker
+/// does), then PUT a manifest; deleters removing manifests; passes one after
+/// another at `grace` — all at once for `run`.
+async fn stress(f: &Fixture, grace: Duration, run: Duration) -> Stress {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    use std::sync::Mutex;
+    let stop = Arc::new(AtomicBool::new(false));
+    let layers: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..12)
+            .map(|i| format!("stress layer {i};").repeat(40).into_bytes())
+            .collect(),
+    );
+    let counts = Arc::new([(); 5].map(|()| AtomicUsize::new(0)));
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for p in 0..4usize {
+        let (reg, stop, layers, counts, lost) = (
+            f.reg.clone(),
+            stop.clone(),
+            layers.clone(),
+            counts.clone(),
+            lost.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = repo(&format!("stress/{}", p % 2));
+            let mut seed = p as u64 * 7919 + 1;
+            let mut round = 0;
+            while !stop.load(Relaxed) {
+                round += 1;
+                let mut chosen = Vec::new();
+                for _ in 0..3 {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let content = &layers[(seed >> 33) as usize % layers.len()];
+                    let d = Digest::sha256_of(content);
+                    if !chosen.iter().any(|(c, _)| *c == d) {
+                        chosen.push((d, content.len()));
+                    }
+                }
+                for (d, _) in &chosen {
+                    match reg.blob(&r, d, None, false).await {
+                        Ok(_) => counts[1].fetch_add(1, Relaxed),
+                        Err(Error::BlobUnknown(_)) => {
+                            let content = layers.iter().find(|l| Digest::sha256_of(l) == *d);
+                            reg.push_blob(&r, d, body(content.unwrap()), None)
+                                .await
+                                .unwrap();
+                            counts[0].fetch_add(1, Relaxed)
+                        }
+                        Err(e) => panic!("HEAD failed: {e}"),
+                    };
+                }
+                let config = format!("{{\"pusher\":{p},\"round\":{round}}}");
+                let config_digest = push(&reg, &r, config.as_bytes()).await;
+                let json = image_json((&config_digest, config.len()), &chosen, None);
+                let tag: Reference = format!("p{p}-{}", round % 5).parse().unwrap();
+                match reg.put_manifest(&r, &tag, None, json).await {
+                    Ok(_) => {
+                        counts[2].fetch_add(1, Relaxed);
+                    }
+                    Err(e) => lost.lock().unwrap().push(format!("{r}:{tag}: {e}")),
+                }
+            }
+        }));
+    }
+    for k in 0..2usize {
+        let (meta, reg, stop, counts) =
+            (f.meta.clone(), f.reg.clone(), stop.clone(), counts.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = k;
+            while !stop.load(Relaxed) {
+                n += 1;
+                let r = repo(&format!("stress/{}", n % 2));
+                let tags = meta
+                    .list_tags(&r, None, 100)
+                    .await
+                    .unwrap()
+                    .unwrap_or_default();
+                if let Some(tag) = tags.get(n % tags.len().max(1)) {
+                    let found = meta
+                        .manifest_by_tag(&r, &tag.parse().unwrap())
+                        .await
+                        .unwrap();
+                    if let Some(m) = found {
+                        let by_digest = Reference::Digest(m.digest);
+                        match reg.delete_manifest(&r, &by_digest).await {
+                            Ok(()) => {
+                                counts[3].fetch_add(1, Relaxed);
+                            }
+                            Err(Error::ManifestUnknown(_)) => {}
+                            Err(e) => panic!("delete failed: {e}"),
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        }));
+    }
+    let collector = {
+        let (reg, stop, counts) = (f.reg.clone(), stop.clone(), counts.clone());
+        tokio::spawn(async move {
+            let (mut removed, mut rescued) = (0, 0);
+            while !stop.load(Relaxed) {
+                let report = pass(&reg, Some(grace)).await;
+                removed += report.blobs_removed;
+                rescued += report.rescued;
+                counts[4].fetch_add(1, Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (removed, rescued)
+        })
+    };
+    tokio::time::sleep(run).await;
+    stop.store(true, Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (blobs_removed, rescued) = collector.await.unwrap();
+    let lost = std::mem::take(&mut *lost.lock().unwrap());
+    Stress {
+        pushed_layers: counts[0].load(Relaxed),
+        skipped_layers: counts[1].load(Relaxed),
+        puts: counts[2].load(Relaxed),
+        deletes: counts[3].load(Relaxed),
+        passes: counts[4].load(Relaxed),
+        blobs_removed,
+        rescued,
+        lost,
+    }
+}
+
+/// Every digest the metadata references: manifests and what they name.
+fn referenced(dir: &Path) -> (BTreeSet<Digest>, Vec<(RepositoryName, Digest)>) {
+    let conn = rusqlite::Connection::open(dir.join("meta.db")).unwrap();
+    let mut named = Vec::new();
+    let mut all = BTreeSet::new();
+    let mut q = conn
+        .prepare(
+            "SELECT r.name, f.child FROM manifest_refs f JOIN repositories r ON r.id = f.repo_id",
+        )
+        .unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (r, d) = row.unwrap();
+        let d: Digest = d.parse().unwrap();
+        all.insert(d.clone());
+        named.push((repo(&r), d));
+    }
+    let mut q = conn.prepare("SELECT digest FROM manifests").unwrap();
+    for d in q.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+        all.insert(d.unwrap().parse().unwrap());
+    }
+    (all, named)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushes_deletes_and_passes_at_once_never_lose_a_blob_a_head_reported() {
+    let grace = Duration::from_secs(2);
+    let f = fixture(GcSettings {
+        grace,
+        interval: None,
+        untagged_after: None,
+    });
+    let seen = stress(&f, grace, Duration::from_secs(6)).await;
+    eprintln!("{seen:?}");
+    assert!(seen.lost.is_empty(), "{:?}", seen.lost);
+    assert!(
+        seen.puts > 50 && seen.deletes > 20 && seen.passes > 5,
+        "{seen:?}"
+    );
+    assert!(
+        seen.skipped_layers > 0 && seen.blobs_removed > 0,
+        "{seen:?}"
+    );
+
+    // Every stored manifest's blobs are readable and right.
+    let (_, named) = referenced(f.dir.path());
+    for (r, d) in &named {
+        let blob = f.reg.blob(r, d, None, true).await.unwrap();
+        let bytes = futures_util::TryStreamExt::try_collect::<Vec<Bytes>>(
+            blob.content.unwrap().into_stream(),
+        )
+        .await
+        .unwrap()
+        .concat();
+        assert_eq!(Digest::sha256_of(&bytes), *d);
+    }
+    // Once nothing moves, a pass leaves exactly what is referenced...
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    pass(&f.reg, Some(Duration::ZERO)).await;
+    let (wanted, _) = referenced(f.dir.path());
+    assert_eq!(stored(&f.blobs).await, wanted);
+    assert!(f.meta.tombstones().await.unwrap().is_empty());
+    // ...and with every manifest deleted, nothing.
+    for (r, _) in [(repo("stress/0"), ()), (repo("stress/1"), ())] {
+        while let Some(tag) = f
+            .meta
+            .list_tags(&r, None, 1)
+            .await
+            .unwrap()
+            .and_then(|t| t.into_iter().next())
+        {
+            let m = f
+                .meta
+                .manifest_by_tag(&r, &tag.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            f.reg
+                .delete_manifest(&r, &Reference::Digest(m.digest))
+                .await
+                .unwrap();
+        }
+    }
+    let conn = rusqlite::Connection::open(f.dir.path().join("meta.db")).unwrap();
+    let untagged: Vec<(String, String)> = conn
+        .prepare("SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (r, d) in untagged {
+        f.reg
+            .delete_manifest(&repo(&r), &Reference::Digest(d.parse().unwrap()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    pass(&f.reg, Some(Duration::ZERO)).await;
+    assert!(stored(&f.blobs).await.is_empty());
+    assert_eq!(f.reg.reclaimable().await.unwrap().blobs, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_grace_zero_only_manifest_puts_can_fail_and_nothing_dangles() {
+    let f = fixture(GcSettings {
+        grace: Duration::ZERO,
+        interval: None,
+        untagged_after: None,
+    });
+    let seen = stress(&f, Duration::ZERO, Duration::from_secs(3)).await;
+    eprintln!(
+        "grace 0: {} of {} manifest PUTs refused",
+        seen.lost.len(),
+        seen.puts + seen.lost.len()
+    );
+    assert!(
+        seen.lost.iter().all(|e| e.contains("blob unknown")),
+        "{:?}",
+        seen.lost
+    );
+    let (_, named) = referenced(f.dir.path());
+    for (r, d) in &named {
+        assert!(f.reg.blob(r, d, None, false).await.is_ok(), "{r} {d}");
+        assert!(stored(&f.blobs).await.contains(d));
+    }
+}
