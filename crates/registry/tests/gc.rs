@@ -666,6 +666,7 @@ async fn the_worker_runs_passes_on_its_interval() {
 
 /// What a stress run saw.
 #[derive(Debug, Default)]
+#[allow(dead_code)] // read through Debug, in the failure messages
 struct Stress {
     puts: usize,
     pushed_layers: usize,
@@ -938,4 +939,54 @@ async fn at_grace_zero_only_manifest_puts_can_fail_and_nothing_dangles() {
         assert!(f.reg.blob(r, d, None, false).await.is_ok(), "{r} {d}");
         assert!(stored(&f.blobs).await.contains(d));
     }
+}
+
+/// Reads a blob (a HEAD) as a pass starts on links and blobs: after the
+/// pass wrote the reads it knew of, before it lists and removes.
+struct HeadDuringThePass {
+    reg: Arc<Registry>,
+    repo: RepositoryName,
+    digest: Digest,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl berth_registry::gc::GcProgress for HeadDuringThePass {
+    fn phase(&self, name: &str, _total: u64) {
+        if name == "links" && !self.done.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let head = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(self.reg.blob(
+                    &self.repo,
+                    &self.digest,
+                    None,
+                    false,
+                ))
+            });
+            assert!(head.is_ok(), "present when read");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_during_a_pass_keeps_the_blob_though_not_yet_written() {
+    let f = default_fixture();
+    let r = repo("rescue/head-during");
+    let (x, _) = old_candidate(&f, &r, b"read while the pass runs").await;
+    let reading = HeadDuringThePass {
+        reg: f.reg.clone(),
+        repo: r.clone(),
+        digest: x.clone(),
+        done: Default::default(),
+    };
+    let report = f
+        .reg
+        .collect_garbage(&GcRequest::default(), &reading)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.links_removed, report.blobs_removed, report.rescued),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    assert!(linked(&f.meta, &r, &x).await);
+    assert!(stored(&f.blobs).await.contains(&x));
 }
