@@ -113,7 +113,7 @@ struct RemovedLabels {
 
 /// What the collector has done since the process started and what its
 /// last pass found, as `/metrics` shows it; `None` where nothing is known
-/// (no pass yet, or a count the collector does not keep).
+/// yet (no pass, a scan that failed).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GcFigures {
     pub runs: u64,
@@ -121,8 +121,8 @@ pub struct GcFigures {
     pub blobs_removed: u64,
     pub manifests_removed: u64,
     pub tags_removed: u64,
-    pub links_removed: Option<u64>,
-    pub uploads_removed: Option<u64>,
+    pub links_removed: u64,
+    pub uploads_removed: u64,
     /// Candidates the last pass (dry or not) found.
     pub candidates: Option<u64>,
     /// Bytes unreferenced now, whatever their age.
@@ -143,9 +143,8 @@ impl GcFigures {
             blobs_removed: status.totals.blobs_removed,
             manifests_removed: status.totals.manifests_removed,
             tags_removed: status.totals.tags_removed,
-            // The collector keeps no running totals of these.
-            links_removed: None,
-            uploads_removed: None,
+            links_removed: status.totals.links_removed,
+            uploads_removed: status.totals.uploads_removed,
             candidates: last.map(|report| report.candidates),
             reclaimable_bytes,
             last_duration_seconds: last.map(|report| report.took_ms as f64 / 1000.0),
@@ -222,16 +221,14 @@ impl GcMetrics {
         raise(&self.runs, figures.runs);
         raise(&self.reclaimed_bytes, figures.bytes_removed);
         let kinds = [
-            (RemovedKind::blob, Some(figures.blobs_removed)),
-            (RemovedKind::manifest, Some(figures.manifests_removed)),
-            (RemovedKind::tag, Some(figures.tags_removed)),
+            (RemovedKind::blob, figures.blobs_removed),
+            (RemovedKind::manifest, figures.manifests_removed),
+            (RemovedKind::tag, figures.tags_removed),
             (RemovedKind::link, figures.links_removed),
             (RemovedKind::upload, figures.uploads_removed),
         ];
         for (kind, total) in kinds {
-            if let Some(total) = total {
-                raise(&self.removed.get_or_create(&RemovedLabels { kind }), total);
-            }
+            raise(&self.removed.get_or_create(&RemovedLabels { kind }), total);
         }
         let set = |gauge: &Gauge, n: Option<u64>| {
             if let Some(n) = n {
@@ -577,8 +574,8 @@ mod tests {
             blobs_removed: 3,
             manifests_removed: 1,
             tags_removed: 0,
-            links_removed: Some(5),
-            uploads_removed: None,
+            links_removed: 5,
+            uploads_removed: 0,
             candidates: Some(4),
             reclaimable_bytes: Some(1000),
             last_duration_seconds: Some(0.25),
@@ -593,7 +590,7 @@ mod tests {
         has(r#"berth_gc_removed_total{kind="manifest"} 1"#);
         has(r#"berth_gc_removed_total{kind="tag"} 0"#);
         has(r#"berth_gc_removed_total{kind="link"} 5"#);
-        assert!(!text.contains(r#"kind="upload""#), "not kept, not shown");
+        has(r#"berth_gc_removed_total{kind="upload"} 0"#);
         has("berth_gc_candidates 4");
         has("berth_gc_reclaimable_bytes 1000");
         has("berth_gc_last_run_duration_seconds 0.25");

@@ -145,6 +145,8 @@ async fn berth_gc_through_the_socket_lists_on_a_dry_run_then_removes_an_unrefere
     let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
     has("berth_gc_runs_total 1");
     has(r#"berth_gc_removed_total{kind="blob"} 1"#);
+    has(r#"berth_gc_removed_total{kind="link"} 1"#);
+    has(r#"berth_gc_removed_total{kind="upload"} 0"#);
     has("berth_gc_reclaimed_bytes_total 3000");
     has("berth_gc_candidates 1");
     for name in [

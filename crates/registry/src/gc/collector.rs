@@ -78,6 +78,8 @@ impl Registry {
                     s.totals.bytes_removed += report.bytes_removed;
                     s.totals.manifests_removed += report.manifests_removed;
                     s.totals.tags_removed += report.tags_removed;
+                    s.totals.links_removed += report.links_removed;
+                    s.totals.uploads_removed += report.uploads_removed;
                 }
             }
         });

@@ -154,6 +154,8 @@ pub struct GcTotals {
     pub bytes_removed: u64,
     pub manifests_removed: u64,
     pub tags_removed: u64,
+    pub links_removed: u64,
+    pub uploads_removed: u64,
 }
 
 /// The collector's state, for status pages and metrics.
