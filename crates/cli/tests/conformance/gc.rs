@@ -68,6 +68,13 @@ async fn a_data_folder_too_deep_for_a_socket_serves_without_one_and_says_so() {
     assert!(!registry.admin_socket().exists());
     let log = registry.stderr();
     assert!(log.contains("cannot listen on the admin socket"), "{log}");
+    // berth gc finds the folder in use and no socket: it cannot run, and says why.
+    let (code, out) = berth_gc(&deep, &["--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("cannot connect to the server's admin socket"),
+        "{out}"
+    );
 }
 
 /// Runs `berth gc --data-dir DIR ARGS...` with no `BERTH_*` from the
