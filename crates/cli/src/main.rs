@@ -85,9 +85,11 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
-    /// Collect garbage now: blobs no manifest references (unreferenced for
-    /// longer than the grace), expired uploads, and untagged manifests when
-    /// [gc] untagged_after says so. Runs inside the server when one uses the
+    /// Collect garbage now: unreferenced blobs, expired uploads.
+    ///
+    /// Removes blobs no manifest references (unreferenced for longer than
+    /// the grace), expired uploads, and untagged manifests when [gc]
+    /// untagged_after says so. Runs inside the server when one uses the
     /// data folder (through <data-dir>/admin.sock), else here. Exits 1 if
     /// the pass failed, 2 if it could not run.
     Gc {
