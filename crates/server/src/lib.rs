@@ -386,7 +386,8 @@ async fn handle(
             Body::from("{}"),
         )),
         Route::Api(api_route::ApiRoute::Gc) => {
-            handlers::gc::handle(&app.registry, method, query, context.caller, context.client).await
+            let (caller, client) = (context.caller, context.client);
+            handlers::gc::handle(&app.registry, method, query, headers, caller, client).await
         }
         Route::Api(route) => api::handle(registry, route, query, context.caller).await,
         Route::Catalog => listing::catalog(registry, query, context.caller).await,

@@ -11,7 +11,7 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::request::Query;
 use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use berth_registry::gc::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable};
 use berth_registry::{Error, Registry};
@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 
 const NDJSON: &str = "application/x-ndjson";
 
+/// What a pass asked for from another site's page is told.
+const CROSS_SITE: &str = "a GC pass cannot be started from another site's page";
+
 /// What a refused caller is told.
 const DENIED: &str = "admin (without auth: loopback clients and the admin socket only)";
 
@@ -30,6 +33,7 @@ pub async fn handle(
     registry: &Arc<Registry>,
     method: &Method,
     query: &Query,
+    headers: &HeaderMap,
     caller: &Caller,
     client: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
@@ -37,6 +41,12 @@ pub async fn handle(
         return Err(ApiError::Denied(DENIED.into()));
     }
     if *method == Method::POST {
+        // A browser posts across sites without asking (no preflight for a
+        // bare POST): any page the operator visits could start a pass with
+        // `grace=0s` on a loopback registry without auth.
+        if !crate::ui::csrf::is_same_origin(headers) {
+            return Err(ApiError::Denied(CROSS_SITE.into()));
+        }
         Ok(run(registry.clone(), request_of(query)?))
     } else {
         status(registry, *method == Method::GET).await
