@@ -338,6 +338,21 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        // A page of another site, posting through the operator's browser.
+        let near = From::Address(NEAR);
+        for header in [
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://evil.example"),
+        ] {
+            let headers = [(header.0, header.1.to_string())];
+            let (status, body) =
+                send(&app, Method::POST, "/api/v1/gc?grace=0s", near, &headers).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{header:?}: {body}");
+            assert!(body.contains("another site"), "{body}");
+        }
+        let headers = [("sec-fetch-site", "cross-site".to_string())];
+        let (status, _) = send(&app, Method::GET, "/api/v1/gc", near, &headers).await;
+        assert_eq!(status, StatusCode::OK, "reading the state changes nothing");
     }
 
     #[tokio::test]
