@@ -246,6 +246,97 @@ impl GcMetrics {
     }
 }
 
+/// One repository under a quota: what it holds against its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaFigures {
+    pub repository: String,
+    pub used_bytes: u64,
+    pub max_bytes: Option<u64>,
+    pub tags: u64,
+    pub max_tags: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RepositoryLabels {
+    repository: String,
+}
+
+type PerRepository = Family<RepositoryLabels, Gauge>;
+
+/// The quota families: one series per repository that has a quota (a
+/// bounded set: the configured patterns decide it), rebuilt at each scrape
+/// so that a repository deleted or no longer under a quota disappears.
+struct QuotaMetrics {
+    used_bytes: PerRepository,
+    limit_bytes: PerRepository,
+    used_tags: PerRepository,
+    limit_tags: PerRepository,
+}
+
+impl QuotaMetrics {
+    fn register(registry: &mut Registry) -> QuotaMetrics {
+        let quota = QuotaMetrics {
+            used_bytes: Family::default(),
+            limit_bytes: Family::default(),
+            used_tags: Family::default(),
+            limit_tags: Family::default(),
+        };
+        registry.register_with_unit(
+            "berth_quota_used",
+            "What a repository under a quota stores: its manifests and the distinct blobs they name",
+            Unit::Bytes,
+            quota.used_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "berth_quota_limit",
+            "A repository's quota in bytes (repositories with a byte limit only)",
+            Unit::Bytes,
+            quota.limit_bytes.clone(),
+        );
+        registry.register(
+            "berth_quota_used_tags",
+            "Tags of a repository under a quota",
+            quota.used_tags.clone(),
+        );
+        registry.register(
+            "berth_quota_limit_tags",
+            "A repository's quota in tags (repositories with a tag limit only)",
+            quota.limit_tags.clone(),
+        );
+        quota
+    }
+
+    fn show(&self, quotas: &[QuotaFigures]) {
+        for family in [
+            &self.used_bytes,
+            &self.limit_bytes,
+            &self.used_tags,
+            &self.limit_tags,
+        ] {
+            family.clear();
+        }
+        let set = |family: &PerRepository, repository: &str, n: u64| {
+            let labels = RepositoryLabels {
+                repository: repository.to_string(),
+            };
+            family
+                .get_or_create(&labels)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        for quota in quotas {
+            let repository = quota.repository.as_str();
+            set(&self.used_bytes, repository, quota.used_bytes);
+            set(&self.used_tags, repository, quota.tags);
+            if let Some(max) = quota.max_bytes {
+                set(&self.limit_bytes, repository, max);
+            }
+            if let Some(max) = quota.max_tags {
+                set(&self.limit_tags, repository, max);
+            }
+        }
+    }
+}
+
 /// Brings a counter up to `total`, a count kept elsewhere.
 fn raise(counter: &Counter, total: u64) {
     let shown = counter.get();
@@ -283,6 +374,7 @@ pub struct Metrics {
     blob_bytes: Gauge,
     bcrypt_verifications: Counter,
     gc: GcMetrics,
+    quota: QuotaMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -371,6 +463,7 @@ impl Metrics {
             bcrypt_verifications.clone(),
         );
         let gc = GcMetrics::register(&mut registry);
+        let quota = QuotaMetrics::register(&mut registry);
         let started: Gauge<f64, AtomicU64> = Gauge::default();
         started.set(
             SystemTime::now()
@@ -399,6 +492,7 @@ impl Metrics {
             blob_bytes,
             bcrypt_verifications,
             gc,
+            quota,
         }
     }
 
@@ -411,6 +505,12 @@ impl Metrics {
     /// Shows the collector's figures from the next render on.
     pub fn show_gc(&self, figures: &GcFigures) {
         self.gc.show(figures);
+    }
+
+    /// Shows these repositories' quota use (and only these) from the next
+    /// render on.
+    pub fn show_quotas(&self, quotas: &[QuotaFigures]) {
+        self.quota.show(quotas);
     }
 
     /// Counts one answered request and how long its answer took.
@@ -561,6 +661,55 @@ mod tests {
         let text = metrics.render(None).unwrap();
         assert!(text.lines().any(|l| l == "berth_connections_open 0"));
         assert!(text.lines().any(|l| l == "berth_repositories 2"), "kept");
+    }
+
+    #[test]
+    fn quota_use_is_shown_per_repository_and_only_for_repositories_under_a_quota_now() {
+        let metrics = Metrics::new();
+        metrics.show_quotas(&[
+            QuotaFigures {
+                repository: "team/app".into(),
+                used_bytes: 2048,
+                max_bytes: Some(10 << 30),
+                tags: 3,
+                max_tags: None,
+            },
+            QuotaFigures {
+                repository: "gone".into(),
+                used_bytes: 1,
+                max_bytes: None,
+                tags: 1,
+                max_tags: Some(5),
+            },
+        ]);
+        let text = metrics.render(None).unwrap();
+        let has =
+            |text: &str, line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        has(
+            &text,
+            r#"berth_quota_used_bytes{repository="team/app"} 2048"#,
+        );
+        has(
+            &text,
+            r#"berth_quota_limit_bytes{repository="team/app"} 10737418240"#,
+        );
+        has(&text, r#"berth_quota_used_tags{repository="team/app"} 3"#);
+        has(&text, r#"berth_quota_limit_tags{repository="gone"} 5"#);
+        assert!(!text.contains(r#"berth_quota_limit_tags{repository="team/app"}"#));
+        assert!(!text.contains(r#"berth_quota_limit_bytes{repository="gone"}"#));
+        metrics.show_quotas(&[QuotaFigures {
+            repository: "team/app".into(),
+            used_bytes: 4096,
+            max_bytes: Some(10 << 30),
+            tags: 4,
+            max_tags: None,
+        }]);
+        let text = metrics.render(None).unwrap();
+        has(
+            &text,
+            r#"berth_quota_used_bytes{repository="team/app"} 4096"#,
+        );
+        assert!(!text.contains(r#"repository="gone""#), "{text}");
     }
 
     #[test]
