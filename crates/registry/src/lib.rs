@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsck;
 pub mod import;
 pub mod layers;
+pub mod policy;
 pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
