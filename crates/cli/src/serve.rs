@@ -29,6 +29,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
             min_free_percent: config.min_free_percent,
             max_uploads: config.max_upload_sessions,
             max_uploads_per_client: config.max_upload_sessions_per_client,
+            policies: Arc::new(config.policies.clone()),
         },
     ));
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();

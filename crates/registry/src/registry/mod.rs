@@ -38,6 +38,7 @@ pub use uploads::UploadStatus;
 
 use crate::error::{Error, Result};
 use crate::layers::ListingLimits;
+use crate::policy::Policies;
 use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
 use digest_lru::{DigestLru, Listed};
@@ -63,6 +64,8 @@ pub struct RegistryOptions {
     /// cap also bounds a client's monolithic pushes in progress.
     pub max_uploads: usize,
     pub max_uploads_per_client: usize,
+    /// Retention, immutable tags and quotas from the configuration.
+    pub policies: Arc<Policies>,
 }
 
 impl Default for RegistryOptions {
@@ -74,6 +77,7 @@ impl Default for RegistryOptions {
             min_free_percent: 5,
             max_uploads: 10_000,
             max_uploads_per_client: 100,
+            policies: Arc::default(),
         }
     }
 }
