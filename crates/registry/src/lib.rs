@@ -18,7 +18,7 @@ pub mod storage;
 pub mod testing;
 pub mod units;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, QuotaResource, Result};
 pub use registry::{
     BlobBody, BlobSummary, ExpectedChunk, ImageContents, ImageDetail, IndexChild, ManifestContent,
     ManifestPushed, MountOutcome, Page, RangeRequest, Readiness, ReferrerSummary, ReferrersPage,
