@@ -21,10 +21,12 @@
 mod blob_store;
 mod browse;
 mod meta_store;
+mod policies;
 
 pub use blob_store::*;
 pub use browse::*;
 pub use meta_store::*;
+pub use policies::*;
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
 use bytes::Bytes;
@@ -62,6 +64,9 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     tag_details_are_newest_first_with_sizes(&*meta).await;
     manifest_facts_list_tags_and_push_time(&*meta).await;
     overview_counts_shared_blobs_once(&*meta).await;
+    pull_times_move_forward_by_tag_and_by_digest(&*meta).await;
+    a_tag_is_deleted_only_if_unchanged_since_read(&*meta).await;
+    repository_usage_counts_shared_blobs_once(&*meta).await;
     upload_sessions_are_capped(meta).await;
 }
 

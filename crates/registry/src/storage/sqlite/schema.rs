@@ -61,6 +61,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);",
     // v4: browsing lists a repository's tags newest first.
     "CREATE INDEX IF NOT EXISTS tags_by_time ON tags (repo_id, updated_at DESC, name);",
+    // v6 (policies): last pulls, by tag and by digest, for retention's
+    // keep_pulled_within. NULL: not pulled since the column exists.
+    "ALTER TABLE tags ADD COLUMN pulled_at INTEGER;
+     ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;",
 ];
 
 /// The version a database has once [`migrate`] ran.
