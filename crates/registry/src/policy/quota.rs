@@ -3,16 +3,8 @@
 //! is not part of any image until a manifest names it).
 
 use super::NamePattern;
+pub use crate::storage::Quota;
 use serde::Serialize;
-
-/// Limits on one repository; `None` means no limit of that kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Quota {
-    /// Bytes of its manifests plus the distinct blobs they name, each
-    /// digest once however many manifests share it.
-    pub max_bytes: Option<u64>,
-    pub max_tags: Option<u64>,
-}
 
 /// A quota for the repositories matching a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]

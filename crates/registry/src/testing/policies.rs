@@ -2,8 +2,8 @@
 //! the conditional tag delete retention writes with, quota usage.
 
 use super::meta_store::{manifest, repo, tag};
-use super::unix_now;
-use crate::storage::{MetaStore, PullRecord, PulledBy};
+use super::{publish_link, unix_now};
+use crate::storage::{MetaStore, PullRecord, PulledBy, PutOptions};
 use berth_oci::Digest;
 
 fn pull_of_tag(r: &str, t: &str, at: i64) -> PullRecord {
@@ -25,9 +25,14 @@ pub async fn pull_times_move_forward_by_tag_and_by_digest(meta: &dyn MetaStore) 
         Digest::sha256_of(b"kit-pulls 2"),
     );
     for (m, t) in [(&m1, "v1"), (&m1, "also-v1"), (&m2, "v2")] {
-        meta.put_manifest(&a, &manifest(m, vec![], None), Some(&tag(t)))
-            .await
-            .unwrap();
+        meta.put_manifest(
+            &a,
+            &manifest(m, vec![], None),
+            Some(&tag(t)),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let pulled = |states: &[crate::policy::TagState], t: &str| {
         states.iter().find(|s| s.tag == t).unwrap().pulled_at
@@ -103,17 +108,27 @@ pub async fn a_tag_is_deleted_only_if_unchanged_since_read(meta: &dyn MetaStore)
         Digest::sha256_of(b"kit-delete-if 2"),
     );
     for (m, t) in [(&m1, "v1"), (&m1, "v2")] {
-        meta.put_manifest(&a, &manifest(m, vec![], None), Some(&tag(t)))
-            .await
-            .unwrap();
+        meta.put_manifest(
+            &a,
+            &manifest(m, vec![], None),
+            Some(&tag(t)),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let states = meta.tag_states(&a).await.unwrap();
     let v1 = states.iter().find(|s| s.tag == "v1").unwrap().clone();
     let v2 = states.iter().find(|s| s.tag == "v2").unwrap().clone();
     // Moved since it was read.
-    meta.put_manifest(&a, &manifest(&m2, vec![], None), Some(&tag("v1")))
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&m2, vec![], None),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(!meta
         .delete_tag_if(&a, &tag("v1"), &v1.digest, v1.pushed_at)
         .await
@@ -160,9 +175,9 @@ pub async fn repository_usage_counts_shared_blobs_once(meta: &dyn MetaStore) {
     );
     let stray = Digest::sha256_of(b"kit-usage stray upload");
     for (d, size) in [(&layer, 1_000), (&c1, 10), (&c2, 10), (&stray, 5_000)] {
-        meta.link_blob(&a, d, size).await.unwrap();
+        publish_link(meta, &a, d, size).await;
     }
-    meta.link_blob(&b, &layer, 1_000).await.unwrap();
+    publish_link(meta, &b, &layer, 1_000).await;
     let (m1, m2) = (
         Digest::sha256_of(b"kit-usage m1"),
         Digest::sha256_of(b"kit-usage m2"),
@@ -170,15 +185,30 @@ pub async fn repository_usage_counts_shared_blobs_once(meta: &dyn MetaStore) {
     let image = |m: &Digest, config: &Digest| {
         manifest(m, vec![(layer.clone(), 1_000), (config.clone(), 10)], None)
     };
-    meta.put_manifest(&a, &image(&m1, &c1), Some(&tag("v1")))
-        .await
-        .unwrap();
-    meta.put_manifest(&a, &image(&m2, &c2), Some(&tag("v2")))
-        .await
-        .unwrap();
-    meta.put_manifest(&a, &image(&m2, &c2), Some(&tag("latest")))
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &image(&m1, &c1),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &a,
+        &image(&m2, &c2),
+        Some(&tag("v2")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &a,
+        &image(&m2, &c2),
+        Some(&tag("latest")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let usage = meta.repository_usage(&a).await.unwrap();
     // Two manifests of 100 bytes, the shared layer once, two configs.
     assert_eq!(usage.stored_bytes, 200 + 1_000 + 20);

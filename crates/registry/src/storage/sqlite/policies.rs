@@ -4,7 +4,8 @@
 
 use super::{parse_digest, storage_err, REPO_ID};
 use crate::error::{Error, QuotaResource, Result};
-use crate::policy::{Quota, TagState};
+use crate::policy::TagState;
+use crate::storage::Quota;
 use crate::storage::{PullRecord, PulledBy, RepositoryUsage};
 use berth_oci::Digest;
 use rusqlite::{params, Connection, OptionalExtension};
