@@ -5,7 +5,7 @@ use super::{verify, Registry};
 use crate::error::{Error, Result};
 use crate::storage::{ManifestRecord, ManifestRow, PutOptions};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
-use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName};
+use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 
@@ -70,12 +70,27 @@ impl Registry {
                 .map(|d| (d.digest, d.size))
                 .collect(),
         };
+        let immutable_tag = tag.is_some_and(|t| {
+            self.options
+                .policies
+                .is_immutable(repo.as_str(), t.as_str())
+        });
+        if let (true, Some(tag)) = (immutable_tag, tag) {
+            // Refused before writing anything when it already shows; the
+            // put transaction decides for pushes that race.
+            self.refuse_moving_immutable(repo, tag, &digest).await?;
+        }
         // Claimed first, so that no collection deletes the bytes between
         // their write and the record naming them (see crate::gc).
         let claim = self.claim(&digest).await?;
         let options = PutOptions {
             claim: Some(claim.clone()),
-            ..Default::default()
+            immutable_tag,
+            quota: self
+                .options
+                .policies
+                .quota_for(repo.as_str())
+                .map(|rule| rule.quota),
         };
         let stored = async {
             self.blobs.put(&digest, bytes.clone()).await?;
@@ -91,6 +106,23 @@ impl Registry {
             digest,
             subject: record.subject,
         })
+    }
+
+    /// `Error::TagImmutable` if `tag` points at a manifest other than `digest`.
+    async fn refuse_moving_immutable(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<()> {
+        match self.meta.manifest_by_tag(repo, tag).await? {
+            Some(current) if current.digest != *digest => Err(Error::TagImmutable {
+                repository: repo.to_string(),
+                tag: tag.to_string(),
+                current: current.digest,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A manifest by tag or digest, if its type is one the client accepts.

@@ -68,6 +68,9 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     pull_times_move_forward_by_tag_and_by_digest(&*meta).await;
     a_tag_is_deleted_only_if_unchanged_since_read(&*meta).await;
     repository_usage_counts_shared_blobs_once(&*meta).await;
+    an_immutable_tag_refuses_a_different_manifest(&*meta).await;
+    a_byte_quota_counts_shared_layers_once(&*meta).await;
+    a_tag_quota_refuses_only_new_tags_beyond_it(&*meta).await;
     upload_sessions_are_capped(meta).await;
 }
 

@@ -3,7 +3,8 @@
 
 use super::meta_store::{manifest, repo, tag};
 use super::{publish_link, unix_now};
-use crate::storage::{MetaStore, PullRecord, PulledBy, PutOptions};
+use crate::error::{Error, QuotaResource};
+use crate::storage::{MetaStore, PullRecord, PulledBy, PutOptions, Quota};
 use berth_oci::Digest;
 
 fn pull_of_tag(r: &str, t: &str, at: i64) -> PullRecord {
@@ -220,4 +221,220 @@ pub async fn repository_usage_counts_shared_blobs_once(meta: &dyn MetaStore) {
         .await
         .unwrap();
     assert_eq!((absent.stored_bytes, absent.tags), (0, 0));
+}
+
+fn immutable() -> PutOptions {
+    PutOptions {
+        immutable_tag: true,
+        ..Default::default()
+    }
+}
+
+fn under(quota: Quota) -> PutOptions {
+    PutOptions {
+        quota: Some(quota),
+        ..Default::default()
+    }
+}
+
+/// An immutable tag accepts its own manifest again but refuses another,
+/// naming the current one; the refused manifest is not recorded at all.
+pub async fn an_immutable_tag_refuses_a_different_manifest(meta: &dyn MetaStore) {
+    let a = repo("kit-immutable");
+    let (m1, m2) = (
+        Digest::sha256_of(b"kit-immutable 1"),
+        Digest::sha256_of(b"kit-immutable 2"),
+    );
+    let v1 = tag("v1");
+    meta.put_manifest(&a, &manifest(&m1, vec![], None), Some(&v1), &immutable())
+        .await
+        .unwrap();
+    meta.put_manifest(&a, &manifest(&m1, vec![], None), Some(&v1), &immutable())
+        .await
+        .expect("the same digest again is harmless");
+    let err = meta
+        .put_manifest(&a, &manifest(&m2, vec![], None), Some(&v1), &immutable())
+        .await
+        .unwrap_err();
+    match err {
+        Error::TagImmutable {
+            repository,
+            tag,
+            current,
+        } => assert_eq!(
+            (repository.as_str(), tag.as_str(), current),
+            ("kit-immutable", "v1", m1.clone())
+        ),
+        other => panic!("expected TagImmutable, got {other}"),
+    }
+    assert_eq!(
+        meta.manifest_by_tag(&a, &v1).await.unwrap().unwrap().digest,
+        m1
+    );
+    assert!(
+        meta.manifest_by_digest(&a, &m2).await.unwrap().is_none(),
+        "a refused PUT records nothing"
+    );
+    // A new tag, or the manifest by digest, is fine; so is moving a tag
+    // when the option is off.
+    meta.put_manifest(
+        &a,
+        &manifest(&m2, vec![], None),
+        Some(&tag("v2")),
+        &immutable(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&m2, vec![], None),
+        Some(&v1),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        meta.manifest_by_tag(&a, &v1).await.unwrap().unwrap().digest,
+        m2
+    );
+}
+
+/// A byte quota counts a layer shared by two manifests once; the PUT that
+/// goes over is refused whole; re-pushing what is there is never refused.
+pub async fn a_byte_quota_counts_shared_layers_once(meta: &dyn MetaStore) {
+    let a = repo("kit-quota-bytes");
+    let layer = Digest::sha256_of(b"kit-quota-bytes layer");
+    let configs: Vec<Digest> = (0..3)
+        .map(|i| Digest::sha256_of(format!("kit-quota-bytes config {i}").as_bytes()))
+        .collect();
+    publish_link(meta, &a, &layer, 1_000).await;
+    for c in &configs {
+        publish_link(meta, &a, c, 10).await;
+    }
+    let ms: Vec<Digest> = (0..3)
+        .map(|i| Digest::sha256_of(format!("kit-quota-bytes m{i}").as_bytes()))
+        .collect();
+    let image = |i: usize| {
+        manifest(
+            &ms[i],
+            vec![(layer.clone(), 1_000), (configs[i].clone(), 10)],
+            None,
+        )
+    };
+    let quota = under(Quota {
+        max_bytes: Some(1_250),
+        max_tags: None,
+    });
+    // 100 + 1000 + 10, then + 100 + 10: the layer once.
+    meta.put_manifest(&a, &image(0), Some(&tag("v0")), &quota)
+        .await
+        .unwrap();
+    meta.put_manifest(&a, &image(1), Some(&tag("v1")), &quota)
+        .await
+        .expect("a shared layer is counted once per repository");
+    let err = meta
+        .put_manifest(&a, &image(2), Some(&tag("v2")), &quota)
+        .await
+        .unwrap_err();
+    match err {
+        Error::QuotaExceeded {
+            repository,
+            resource,
+            used,
+            limit,
+        } => {
+            assert_eq!(repository, "kit-quota-bytes");
+            assert_eq!(resource, QuotaResource::Bytes);
+            assert_eq!((used, limit), (1_330, 1_250));
+        }
+        other => panic!("expected QuotaExceeded, got {other}"),
+    }
+    assert!(meta.manifest_by_digest(&a, &ms[2]).await.unwrap().is_none());
+    assert!(meta
+        .manifest_by_tag(&a, &tag("v2"))
+        .await
+        .unwrap()
+        .is_none());
+    let usage = meta.repository_usage(&a).await.unwrap();
+    assert_eq!(
+        (usage.stored_bytes, usage.tags),
+        (1_220, 2),
+        "nothing of it stays"
+    );
+    // Under a quota lowered since, what is there can be pushed again and tagged.
+    let lowered = under(Quota {
+        max_bytes: Some(500),
+        max_tags: None,
+    });
+    meta.put_manifest(&a, &image(1), Some(&tag("latest")), &lowered)
+        .await
+        .unwrap();
+}
+
+/// A tag quota refuses a new tag beyond it, but moving or re-pushing an
+/// existing tag is fine; the refused PUT leaves neither tag nor manifest.
+pub async fn a_tag_quota_refuses_only_new_tags_beyond_it(meta: &dyn MetaStore) {
+    let a = repo("kit-quota-tags");
+    let ms: Vec<Digest> = (0..3)
+        .map(|i| Digest::sha256_of(format!("kit-quota-tags m{i}").as_bytes()))
+        .collect();
+    let quota = under(Quota {
+        max_bytes: None,
+        max_tags: Some(2),
+    });
+    for (i, t) in ["v0", "v1"].iter().enumerate() {
+        meta.put_manifest(&a, &manifest(&ms[i], vec![], None), Some(&tag(t)), &quota)
+            .await
+            .unwrap();
+    }
+    let err = meta
+        .put_manifest(
+            &a,
+            &manifest(&ms[2], vec![], None),
+            Some(&tag("v2")),
+            &quota,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                resource: QuotaResource::Tags,
+                used: 3,
+                limit: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(meta
+        .manifest_by_tag(&a, &tag("v2"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(meta.manifest_by_digest(&a, &ms[2]).await.unwrap().is_none());
+    // Moving v1 onto the new manifest adds no tag.
+    meta.put_manifest(
+        &a,
+        &manifest(&ms[2], vec![], None),
+        Some(&tag("v1")),
+        &quota,
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&ms[0], vec![], None),
+        Some(&tag("v0")),
+        &quota,
+    )
+    .await
+    .unwrap();
+    // Untagged pushes do not count against a tag quota.
+    let extra = Digest::sha256_of(b"kit-quota-tags untagged");
+    meta.put_manifest(&a, &manifest(&extra, vec![], None), None, &quota)
+        .await
+        .unwrap();
+    assert_eq!(meta.repository_usage(&a).await.unwrap().tags, 2);
 }

@@ -12,7 +12,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a PUT found before writing, to decide afterwards whether it grew
 /// the repository.
-#[allow(dead_code)] // wired into put() with PutOptions (branch gccore)
 pub(super) struct BeforePut {
     manifest_is_new: bool,
     tag_is_new: bool,
@@ -20,7 +19,6 @@ pub(super) struct BeforePut {
 
 /// Before a PUT of `digest` tagged `tag` into repository `repo_id` writes:
 /// refuses moving an immutable tag, and notes what the PUT adds.
-#[allow(dead_code)]
 pub(super) fn before_put(
     tx: &Connection,
     repo: &str,
@@ -62,7 +60,6 @@ pub(super) fn before_put(
 /// rolls back) when it took the repository over `quota`. Only what the PUT
 /// added is judged: re-pushing what is there, or moving a tag, passes even
 /// in a repository already over a quota lowered since.
-#[allow(dead_code)]
 pub(super) fn after_put(
     tx: &Connection,
     repo: &str,
