@@ -1,9 +1,9 @@
 //! Manifests: pushing one (parse, verify, check its references, record it)
 //! and serving one by tag or digest.
 
-use super::{verify, Registry};
+use super::{pull_log, unix_now, verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ManifestRecord, ManifestRow, PutOptions};
+use crate::storage::{ManifestRecord, ManifestRow, PulledBy, PutOptions};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
 use bytes::{Bytes, BytesMut};
@@ -125,9 +125,43 @@ impl Registry {
         }
     }
 
-    /// A manifest by tag or digest, if its type is one the client accepts.
+    /// A manifest by tag or digest, if its type is one the client accepts:
+    /// a client's pull (GET or HEAD), so its time is noted for retention.
     /// `accept` lists media types from the `Accept` header; empty means any.
     pub async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+        with_body: bool,
+    ) -> Result<ManifestContent> {
+        let content = self
+            .find_manifest(repo, reference, accept, with_body)
+            .await?;
+        let by = match reference {
+            Reference::Tag(tag) => PulledBy::Tag(tag.clone()),
+            Reference::Digest(digest) => PulledBy::Digest(digest.clone()),
+        };
+        if let Some(delay) = self.pulls.record(repo, by, unix_now()) {
+            pull_log::schedule_flush(self.pulls.clone(), self.meta.clone(), delay);
+        }
+        Ok(content)
+    }
+
+    /// Writes the pull times noted so far (retention calls this first);
+    /// how many were written.
+    pub async fn flush_pulls(&self) -> Result<usize> {
+        self.pulls.flush(&*self.meta).await
+    }
+
+    /// Pull times noted and not yet written.
+    pub fn pending_pulls(&self) -> usize {
+        self.pulls.len()
+    }
+
+    /// [`Registry::manifest`] for berth's own reads (the UI, listings,
+    /// imports): not a pull.
+    pub(crate) async fn find_manifest(
         &self,
         repo: &RepositoryName,
         reference: &Reference,

@@ -19,6 +19,8 @@ mod in_flight;
 mod layer_files;
 mod manifest_cache;
 mod manifests;
+pub mod pull_log;
+mod quotas;
 mod range;
 mod retention;
 mod single_flight;
@@ -107,6 +109,8 @@ pub struct Registry {
     /// Reads of blobs, to restart their grace delay without a write each.
     pub(crate) touches: Arc<TouchLog>,
     pub(crate) gc: GcState,
+    /// Manifest pulls, for retention's keep_pulled_within, without a write each.
+    pulls: Arc<pull_log::PullLog>,
 }
 
 impl Registry {
@@ -118,6 +122,7 @@ impl Registry {
         Registry {
             touches: Arc::new(TouchLog::new(options.gc.grace)),
             gc: GcState::default(),
+            pulls: Arc::default(),
             blobs,
             meta,
             options,
