@@ -6,6 +6,7 @@
 use crate::route::Endpoint;
 use axum::http::{Method, StatusCode};
 use berth_registry::gc::GcStatus;
+use berth_registry::policy::QuotaUse;
 use berth_registry::StoreStats;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -246,16 +247,6 @@ impl GcMetrics {
     }
 }
 
-/// One repository under a quota: what it holds against its limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaFigures {
-    pub repository: String,
-    pub used_bytes: u64,
-    pub max_bytes: Option<u64>,
-    pub tags: u64,
-    pub max_tags: Option<u64>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RepositoryLabels {
     repository: String,
@@ -306,7 +297,7 @@ impl QuotaMetrics {
         quota
     }
 
-    fn show(&self, quotas: &[QuotaFigures]) {
+    fn show(&self, quotas: &[QuotaUse]) {
         for family in [
             &self.used_bytes,
             &self.limit_bytes,
@@ -509,7 +500,7 @@ impl Metrics {
 
     /// Shows these repositories' quota use (and only these) from the next
     /// render on.
-    pub fn show_quotas(&self, quotas: &[QuotaFigures]) {
+    pub fn show_quotas(&self, quotas: &[QuotaUse]) {
         self.quota.show(quotas);
     }
 
@@ -667,14 +658,14 @@ mod tests {
     fn quota_use_is_shown_per_repository_and_only_for_repositories_under_a_quota_now() {
         let metrics = Metrics::new();
         metrics.show_quotas(&[
-            QuotaFigures {
+            QuotaUse {
                 repository: "team/app".into(),
                 used_bytes: 2048,
                 max_bytes: Some(10 << 30),
                 tags: 3,
                 max_tags: None,
             },
-            QuotaFigures {
+            QuotaUse {
                 repository: "gone".into(),
                 used_bytes: 1,
                 max_bytes: None,
@@ -697,7 +688,7 @@ mod tests {
         has(&text, r#"berth_quota_limit_tags{repository="gone"} 5"#);
         assert!(!text.contains(r#"berth_quota_limit_tags{repository="team/app"}"#));
         assert!(!text.contains(r#"berth_quota_limit_bytes{repository="gone"}"#));
-        metrics.show_quotas(&[QuotaFigures {
+        metrics.show_quotas(&[QuotaUse {
             repository: "team/app".into(),
             used_bytes: 4096,
             max_bytes: Some(10 << 30),

@@ -335,3 +335,35 @@ async fn with_the_interval_off_no_pass_runs_by_itself() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("BERTH_GC_INTERVAL"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_each_quota_s_use_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        "[[quota]]\nrepositories = \"small/*\"\nmax_bytes = \"1MiB\"\nmax_tags = 5\n",
+    )
+    .unwrap();
+    let registry = Registry::start_with_args(&["--config", config.to_str().unwrap()], &[]).await;
+    let image = registry.push_image("small/app", "v1").await;
+    registry.push_image("free/app", "v1").await;
+    let text = registry
+        .send(registry.get("/metrics"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let bytes = image.manifest.len() as u64 + image.config.size + image.layers[0].size;
+    let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    has(&format!(
+        r#"berth_quota_used_bytes{{repository="small/app"}} {bytes}"#
+    ));
+    has(r#"berth_quota_limit_bytes{repository="small/app"} 1048576"#);
+    has(r#"berth_quota_used_tags{repository="small/app"} 1"#);
+    has(r#"berth_quota_limit_tags{repository="small/app"} 5"#);
+    assert!(
+        !text.contains(r#"repository="free/app""#),
+        "no quota, no series"
+    );
+}

@@ -84,6 +84,10 @@ pub async fn metrics(
     operations
         .metrics
         .show_gc(&GcFigures::new(&registry.gc_status(), reclaimable));
+    match operations.quota_usage(registry).await {
+        Ok(uses) => operations.metrics.show_quotas(&uses),
+        Err(e) => tracing::warn!(error = %e, "reading quota use for /metrics failed"),
+    }
     let text = operations
         .metrics
         .render(stats.as_ref())
