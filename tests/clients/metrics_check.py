@@ -97,6 +97,18 @@ check(value(pulled, "berth_blobs_stored_bytes") == sum(blobs.values()),
       f"berth_blobs_stored_bytes = {sum(blobs.values())}")
 check(value(pulled, "berth_uploads_in_progress") == 0, "no upload left in progress")
 
+# The garbage collector's families, before any pass: present, and read as
+# the right types by both parsers (units and suffixes as OpenMetrics wants).
+for name, kind in [("berth_gc_runs", "counter"), ("berth_gc_reclaimed_bytes", "counter"),
+                   ("berth_gc_removed", "counter"), ("berth_gc_candidates", "gauge"),
+                   ("berth_gc_reclaimable_bytes", "gauge"),
+                   ("berth_gc_last_run_duration_seconds", "gauge"),
+                   ("berth_gc_last_run_timestamp_seconds", "gauge")]:
+    text = open(paths[-1]).read()
+    om = {f.name: f.type for f in parse_om(text)}
+    check(om.get(name) == kind, f"{name} is a {kind} (OpenMetrics parser: {om.get(name)})")
+check(value(pulled, "berth_gc_removed_total", kind="blob") == 0, "no blob removed by GC yet")
+
 # Histogram buckets: cumulative, ending at +Inf with the count.
 series = defaultdict(list)
 counts = {}

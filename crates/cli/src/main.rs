@@ -2,12 +2,14 @@
 //! logging and runs a command. It owns no registry logic.
 #![deny(unsafe_code)]
 
+mod admin_client;
 mod allocator;
 mod cert;
 mod config;
 mod data_dir;
 mod fd_limit;
 mod fsck;
+mod gc;
 mod import;
 mod kind;
 mod serve;
@@ -82,6 +84,28 @@ enum Command {
         /// that point at it (refused while a server uses the folder)
         #[arg(long)]
         repair: bool,
+    },
+    /// Collect garbage now: unreferenced blobs, expired uploads.
+    ///
+    /// Removes blobs no manifest references (unreferenced for longer than
+    /// the grace), expired uploads, and untagged manifests when [gc]
+    /// untagged_after says so. Runs inside the server when one uses the
+    /// data folder (through <data-dir>/admin.sock), else here. Exits 1 if
+    /// the pass failed, 2 if it could not run.
+    Gc {
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Remove nothing: list what a pass would remove
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep what was wanted more recently than this (90s, 10m, 1h, 7d);
+        /// default: the server's [gc] grace
+        #[arg(long, value_name = "DURATION", value_parser = berth_registry::units::parse_duration)]
+        grace: Option<std::time::Duration>,
     },
     /// Make a local CA and a server certificate signed by it, for
     /// `berth serve --tls-cert/--tls-key`. The CA is kept and reused, so
@@ -238,6 +262,25 @@ fn main() -> ExitCode {
                 None => ExitCode::from(2),
             }
         }
+        Command::Gc {
+            data_dir,
+            config,
+            dry_run,
+            grace,
+        } => {
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match load_config(config, flags) {
+                Some(config) => gc::run(
+                    &config,
+                    io,
+                    berth_registry::gc::GcRequest { dry_run, grace },
+                ),
+                None => ExitCode::from(2),
+            }
+        }
         Command::Cert {
             out,
             names,
@@ -387,6 +430,26 @@ mod tests {
         };
         assert_eq!(names, ["a", "10.0.0.1"]);
         assert_eq!(days, cert::DEFAULT_DAYS);
+    }
+
+    #[test]
+    fn gc_takes_a_dry_run_and_a_grace_duration() {
+        let cli = parse(&["berth", "gc", "--dry-run", "--grace", "90s"]).unwrap();
+        let Command::Gc { dry_run, grace, .. } = cli.command else {
+            panic!("not gc");
+        };
+        assert!(dry_run);
+        assert_eq!(grace, Some(std::time::Duration::from_secs(90)));
+        assert!(parse(&["berth", "gc", "--grace", "soon"]).is_err());
+        let cli = parse(&["berth", "gc"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Gc {
+                dry_run: false,
+                grace: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -17,20 +17,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
     let _lock = crate::data_dir::lock(&config.data_dir)?;
-    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
-    let registry = Arc::new(Registry::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        RegistryOptions {
-            delete_enabled: config.delete_enabled,
-            upload_expiry: config.upload_expiry,
-            min_free_bytes: config.min_free_bytes,
-            min_free_percent: config.min_free_percent,
-            max_uploads: config.max_upload_sessions,
-            max_uploads_per_client: config.max_upload_sessions_per_client,
-        },
-    ));
+    let registry = open_registry(&config, io)?;
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
     crate::data_dir::check_not_unimported_distribution(&config.data_dir, has_repositories)?;
     // Before serving: no request owns anything in uploads/ yet.
@@ -39,7 +26,26 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         Ok(n) => tracing::info!(count = n, "removed upload files left by an earlier run"),
         Err(e) => tracing::warn!(error = %e, "sweeping leftover upload files failed"),
     }
+    // Also before serving: blobs a garbage collection pass was deleting when
+    // berth stopped are finished off, so that no publish waits on them.
+    match registry.recover_gc().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            count = n,
+            "finished deleting blobs an interrupted GC pass left"
+        ),
+        Err(e) => tracing::warn!(error = %e, "finishing an interrupted GC pass failed"),
+    }
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
+    // Each pass logs its summary at info; `[gc] interval = "off"`: none.
+    if let Some(interval) = config.gc.interval {
+        tracing::info!(
+            interval = %berth_registry::units::format_duration(interval),
+            grace = %berth_registry::units::format_duration(config.gc.grace),
+            "garbage collection runs in the background"
+        );
+        tokio::spawn(registry.clone().run_gc_worker());
+    }
     tokio::spawn(crate::allocator::return_free_memory(
         Duration::from_secs(1),
         io,
@@ -61,6 +67,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         io,
         cors,
         metrics_public: config.metrics_public,
+        admin_socket: Some(config.data_dir.join(berth_server::admin_socket::FILE_NAME)),
         auth: match &config.auth {
             Some(settings) => Some(Arc::new(build_auth(settings, &config.data_dir)?)),
             None => None,
@@ -86,9 +93,38 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         linux_io = io.linux_calls(),
         "berth listening"
     );
-    berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
+    berth_server::serve_with(listener, registry.clone(), options, shutdown_signal()).await?;
+    // Pull times noted in the last minute would be lost otherwise.
+    if let Err(e) = registry.flush_pulls().await {
+        tracing::warn!(error = %e, "writing the last pull times failed");
+    }
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// The stores of the data folder and the registry over them, as configured;
+/// also what `berth gc` runs an offline pass on. The caller holds the
+/// folder's lock.
+pub fn open_registry(
+    config: &Config,
+    io: IoMode,
+) -> Result<Arc<Registry>, Box<dyn std::error::Error>> {
+    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
+    Ok(Arc::new(Registry::new(
+        Arc::new(blobs),
+        Arc::new(meta),
+        RegistryOptions {
+            delete_enabled: config.delete_enabled,
+            upload_expiry: config.upload_expiry,
+            min_free_bytes: config.min_free_bytes,
+            min_free_percent: config.min_free_percent,
+            max_uploads: config.max_upload_sessions,
+            max_uploads_per_client: config.max_upload_sessions_per_client,
+            gc: config.gc.into(),
+            policies: Arc::new(config.policies.clone()),
+        },
+    )))
 }
 
 /// The users, rules and token keys the settings name; the key (for tokens

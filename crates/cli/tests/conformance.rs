@@ -24,6 +24,8 @@
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
+//! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
+//! | `policies`      | immutable tags and quotas from a config file: DENIED bodies |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -37,8 +39,10 @@ mod conformance {
     mod delete;
     mod discovery;
     mod durability;
+    mod gc;
     mod manifest_push;
     mod operations;
+    mod policies;
     mod portable_io;
     mod pull;
     mod registry_env;

@@ -38,7 +38,13 @@ pub enum ApiRoute {
         name: RepositoryName,
         digest: Digest,
     },
+    /// `GET /api/v1/gc`: the collector's state and what it could reclaim;
+    /// `POST /api/v1/gc?dry_run=&grace=`: a pass now, its progress streamed.
+    Gc,
 }
+
+/// The methods of the read-only routes.
+const READS: &[Method] = &[Method::GET, Method::HEAD];
 
 fn name(segments: &[&str]) -> Result<RepositoryName, RouteError> {
     Ok(segments.join("/").parse().map_err(Error::NameInvalid)?)
@@ -58,18 +64,20 @@ fn digest(s: &str) -> Result<Digest, RouteError> {
     Ok(s.parse().map_err(Error::DigestInvalid)?)
 }
 
-/// Parses a path under [`PREFIX`] (raw, undecoded). Every route is a read.
+/// Parses a path under [`PREFIX`] (raw, undecoded): reads, and the admin
+/// operations that take other methods.
 pub fn parse(method: &Method, path: &str) -> Result<ApiRoute, RouteError> {
     let rest = path
         .strip_prefix(PREFIX)
         .and_then(|r| r.strip_prefix('/'))
         .ok_or(RouteError::NotFound)?;
-    let route = match rest {
-        "overview" => ApiRoute::Overview,
-        "repositories" => ApiRoute::Repositories,
-        _ => repository_route(rest)?,
+    let (route, allowed) = match rest {
+        "overview" => (ApiRoute::Overview, READS),
+        "repositories" => (ApiRoute::Repositories, READS),
+        "gc" => (ApiRoute::Gc, &[Method::GET, Method::HEAD, Method::POST][..]),
+        _ => (repository_route(rest)?, READS),
     };
-    if method == Method::GET || method == Method::HEAD {
+    if allowed.contains(method) {
         Ok(route)
     } else {
         Err(RouteError::MethodNotAllowed)
@@ -228,5 +236,26 @@ mod tests {
             Err(RouteError::MethodNotAllowed)
         ));
         assert!(parse(&Method::HEAD, "/api/v1/overview").is_ok());
+        assert!(matches!(
+            parse(&Method::POST, "/api/v1/overview"),
+            Err(RouteError::MethodNotAllowed)
+        ));
+    }
+
+    #[test]
+    fn gc_is_read_with_get_and_run_with_post() {
+        for method in [Method::GET, Method::HEAD, Method::POST] {
+            assert_eq!(parse(&method, "/api/v1/gc").unwrap(), ApiRoute::Gc);
+        }
+        for method in [Method::PUT, Method::DELETE, Method::PATCH] {
+            assert!(matches!(
+                parse(&method, "/api/v1/gc"),
+                Err(RouteError::MethodNotAllowed)
+            ));
+        }
+        assert!(matches!(
+            parse(&Method::POST, "/api/v1/gc/"),
+            Err(RouteError::NotFound)
+        ));
     }
 }

@@ -9,6 +9,7 @@
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
+pub mod admin_socket;
 pub mod api_route;
 mod auth;
 mod budget;
@@ -231,7 +232,10 @@ async fn route_and_handle(
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip());
             let mut query = request::Query::parse(uri.query());
+            let local_admin = parts.extensions.get::<admin_socket::LocalAdmin>().is_some();
             let caller = match &app.auth {
+                // The socket file's mode admitted the caller: nothing to check.
+                _ if local_admin => Caller::local_admin(),
                 None => Caller::unrestricted(),
                 Some(auth) => {
                     let asking = auth::Asking {
@@ -352,8 +356,9 @@ async fn handle(
         Route::Readyz => Ok(operations::readyz(registry, method == Method::GET).await),
         Route::Metrics => {
             // With auth on, the authorize step already let only admins and loopback in.
-            let allowed =
-                context.caller.auth_enabled() || app.operations.may_read_metrics(context.client);
+            let allowed = context.caller.auth_enabled()
+                || context.caller.is_local_admin()
+                || app.operations.may_read_metrics(context.client);
             if let Some(auth) = &app.auth {
                 app.operations
                     .metrics
@@ -380,6 +385,10 @@ async fn handle(
             &[("content-type", "application/json".into())],
             Body::from("{}"),
         )),
+        Route::Api(api_route::ApiRoute::Gc) => {
+            let (caller, client) = (context.caller, context.client);
+            handlers::gc::handle(&app.registry, method, query, headers, caller, client).await
+        }
         Route::Api(route) => api::handle(registry, route, query, context.caller).await,
         Route::Catalog => listing::catalog(registry, query, context.caller).await,
         Route::Tags { name } => listing::tags(registry, &name, query).await,

@@ -5,6 +5,8 @@
 
 use crate::route::Endpoint;
 use axum::http::{Method, StatusCode};
+use berth_registry::gc::GcStatus;
+use berth_registry::policy::QuotaUse;
 use berth_registry::StoreStats;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -94,6 +96,246 @@ struct RequestLabels {
     status: u16,
 }
 
+/// What a GC pass removes, as a label of `berth_gc_removed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values as written
+enum RemovedKind {
+    blob,
+    manifest,
+    tag,
+    link,
+    upload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RemovedLabels {
+    kind: RemovedKind,
+}
+
+/// What the collector has done since the process started and what its
+/// last pass found, as `/metrics` shows it; `None` where nothing is known
+/// yet (no pass, a scan that failed).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GcFigures {
+    pub runs: u64,
+    pub bytes_removed: u64,
+    pub blobs_removed: u64,
+    pub manifests_removed: u64,
+    pub tags_removed: u64,
+    pub links_removed: u64,
+    pub uploads_removed: u64,
+    /// Candidates the last pass (dry or not) found.
+    pub candidates: Option<u64>,
+    /// Bytes unreferenced now, whatever their age.
+    pub reclaimable_bytes: Option<u64>,
+    pub last_duration_seconds: Option<f64>,
+    /// When the last pass started, in seconds since the Unix epoch.
+    pub last_started_at: Option<i64>,
+}
+
+impl GcFigures {
+    /// The figures of the collector's `status`, with what it could reclaim
+    /// (a table scan the caller may have skipped or cached).
+    pub fn new(status: &GcStatus, reclaimable_bytes: Option<u64>) -> GcFigures {
+        let last = status.last.as_ref();
+        GcFigures {
+            runs: status.totals.runs,
+            bytes_removed: status.totals.bytes_removed,
+            blobs_removed: status.totals.blobs_removed,
+            manifests_removed: status.totals.manifests_removed,
+            tags_removed: status.totals.tags_removed,
+            links_removed: status.totals.links_removed,
+            uploads_removed: status.totals.uploads_removed,
+            candidates: last.map(|report| report.candidates),
+            reclaimable_bytes,
+            last_duration_seconds: last.map(|report| report.took_ms as f64 / 1000.0),
+            last_started_at: last.map(|report| report.started_at),
+        }
+    }
+}
+
+/// The GC families.
+struct GcMetrics {
+    runs: Counter,
+    reclaimed_bytes: Counter,
+    removed: Family<RemovedLabels, Counter>,
+    candidates: Gauge,
+    reclaimable_bytes: Gauge,
+    last_duration: Gauge<f64, AtomicU64>,
+    last_timestamp: Gauge,
+}
+
+impl GcMetrics {
+    fn register(registry: &mut Registry) -> GcMetrics {
+        let gc = GcMetrics {
+            runs: Counter::default(),
+            reclaimed_bytes: Counter::default(),
+            removed: Family::default(),
+            candidates: Gauge::default(),
+            reclaimable_bytes: Gauge::default(),
+            last_duration: Gauge::default(),
+            last_timestamp: Gauge::default(),
+        };
+        registry.register(
+            "berth_gc_runs",
+            "Garbage collection passes completed since the process started (dry runs not counted)",
+            gc.runs.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_reclaimed",
+            "Bytes of blobs garbage collection deleted since the process started",
+            Unit::Bytes,
+            gc.reclaimed_bytes.clone(),
+        );
+        registry.register(
+            "berth_gc_removed",
+            "What garbage collection removed since the process started, by kind",
+            gc.removed.clone(),
+        );
+        registry.register(
+            "berth_gc_candidates",
+            "Unreferenced blobs past their grace that the last pass found",
+            gc.candidates.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_reclaimable",
+            "Bytes of blobs no manifest references now, whatever their age: what GC frees once grace passes",
+            Unit::Bytes,
+            gc.reclaimable_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_last_run_duration",
+            "How long the last garbage collection pass took",
+            Unit::Seconds,
+            gc.last_duration.clone(),
+        );
+        registry.register_with_unit(
+            "berth_gc_last_run_timestamp",
+            "When the last garbage collection pass started, in seconds since the Unix epoch",
+            Unit::Seconds,
+            gc.last_timestamp.clone(),
+        );
+        gc
+    }
+
+    fn show(&self, figures: &GcFigures) {
+        raise(&self.runs, figures.runs);
+        raise(&self.reclaimed_bytes, figures.bytes_removed);
+        let kinds = [
+            (RemovedKind::blob, figures.blobs_removed),
+            (RemovedKind::manifest, figures.manifests_removed),
+            (RemovedKind::tag, figures.tags_removed),
+            (RemovedKind::link, figures.links_removed),
+            (RemovedKind::upload, figures.uploads_removed),
+        ];
+        for (kind, total) in kinds {
+            raise(&self.removed.get_or_create(&RemovedLabels { kind }), total);
+        }
+        let set = |gauge: &Gauge, n: Option<u64>| {
+            if let Some(n) = n {
+                gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        };
+        set(&self.candidates, figures.candidates);
+        set(&self.reclaimable_bytes, figures.reclaimable_bytes);
+        if let Some(seconds) = figures.last_duration_seconds {
+            self.last_duration.set(seconds);
+        }
+        if let Some(at) = figures.last_started_at {
+            self.last_timestamp.set(at);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RepositoryLabels {
+    repository: String,
+}
+
+type PerRepository = Family<RepositoryLabels, Gauge>;
+
+/// The quota families: one series per repository that has a quota (a
+/// bounded set: the configured patterns decide it), rebuilt at each scrape
+/// so that a repository deleted or no longer under a quota disappears.
+struct QuotaMetrics {
+    used_bytes: PerRepository,
+    limit_bytes: PerRepository,
+    used_tags: PerRepository,
+    limit_tags: PerRepository,
+}
+
+impl QuotaMetrics {
+    fn register(registry: &mut Registry) -> QuotaMetrics {
+        let quota = QuotaMetrics {
+            used_bytes: Family::default(),
+            limit_bytes: Family::default(),
+            used_tags: Family::default(),
+            limit_tags: Family::default(),
+        };
+        registry.register_with_unit(
+            "berth_quota_used",
+            "What a repository under a quota stores: its manifests and the distinct blobs they name",
+            Unit::Bytes,
+            quota.used_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "berth_quota_limit",
+            "A repository's quota in bytes (repositories with a byte limit only)",
+            Unit::Bytes,
+            quota.limit_bytes.clone(),
+        );
+        registry.register(
+            "berth_quota_used_tags",
+            "Tags of a repository under a quota",
+            quota.used_tags.clone(),
+        );
+        registry.register(
+            "berth_quota_limit_tags",
+            "A repository's quota in tags (repositories with a tag limit only)",
+            quota.limit_tags.clone(),
+        );
+        quota
+    }
+
+    fn show(&self, quotas: &[QuotaUse]) {
+        for family in [
+            &self.used_bytes,
+            &self.limit_bytes,
+            &self.used_tags,
+            &self.limit_tags,
+        ] {
+            family.clear();
+        }
+        let set = |family: &PerRepository, repository: &str, n: u64| {
+            let labels = RepositoryLabels {
+                repository: repository.to_string(),
+            };
+            family
+                .get_or_create(&labels)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        for quota in quotas {
+            let repository = quota.repository.as_str();
+            set(&self.used_bytes, repository, quota.used_bytes);
+            set(&self.used_tags, repository, quota.tags);
+            if let Some(max) = quota.max_bytes {
+                set(&self.limit_bytes, repository, max);
+            }
+            if let Some(max) = quota.max_tags {
+                set(&self.limit_tags, repository, max);
+            }
+        }
+    }
+}
+
+/// Brings a counter up to `total`, a count kept elsewhere.
+fn raise(counter: &Counter, total: u64) {
+    let shown = counter.get();
+    if total > shown {
+        counter.inc_by(total - shown);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TimingLabels {
     method: MethodLabel,
@@ -122,6 +364,8 @@ pub struct Metrics {
     blobs: Gauge,
     blob_bytes: Gauge,
     bcrypt_verifications: Counter,
+    gc: GcMetrics,
+    quota: QuotaMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -209,6 +453,8 @@ impl Metrics {
             "Passwords checked with bcrypt (a credential cache miss); 0 with auth off",
             bcrypt_verifications.clone(),
         );
+        let gc = GcMetrics::register(&mut registry);
+        let quota = QuotaMetrics::register(&mut registry);
         let started: Gauge<f64, AtomicU64> = Gauge::default();
         started.set(
             SystemTime::now()
@@ -236,16 +482,26 @@ impl Metrics {
             blobs,
             blob_bytes,
             bcrypt_verifications,
+            gc,
+            quota,
         }
     }
 
     /// Brings `berth_auth_bcrypt_verifications_total` up to `total`, the
     /// count `berth_auth` keeps.
     pub fn sync_bcrypt_verifications(&self, total: u64) {
-        let shown = self.bcrypt_verifications.get();
-        if total > shown {
-            self.bcrypt_verifications.inc_by(total - shown);
-        }
+        raise(&self.bcrypt_verifications, total);
+    }
+
+    /// Shows the collector's figures from the next render on.
+    pub fn show_gc(&self, figures: &GcFigures) {
+        self.gc.show(figures);
+    }
+
+    /// Shows these repositories' quota use (and only these) from the next
+    /// render on.
+    pub fn show_quotas(&self, quotas: &[QuotaUse]) {
+        self.quota.show(quotas);
     }
 
     /// Counts one answered request and how long its answer took.
@@ -396,5 +652,92 @@ mod tests {
         let text = metrics.render(None).unwrap();
         assert!(text.lines().any(|l| l == "berth_connections_open 0"));
         assert!(text.lines().any(|l| l == "berth_repositories 2"), "kept");
+    }
+
+    #[test]
+    fn quota_use_is_shown_per_repository_and_only_for_repositories_under_a_quota_now() {
+        let metrics = Metrics::new();
+        metrics.show_quotas(&[
+            QuotaUse {
+                repository: "team/app".into(),
+                used_bytes: 2048,
+                max_bytes: Some(10 << 30),
+                tags: 3,
+                max_tags: None,
+            },
+            QuotaUse {
+                repository: "gone".into(),
+                used_bytes: 1,
+                max_bytes: None,
+                tags: 1,
+                max_tags: Some(5),
+            },
+        ]);
+        let text = metrics.render(None).unwrap();
+        let has =
+            |text: &str, line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        has(
+            &text,
+            r#"berth_quota_used_bytes{repository="team/app"} 2048"#,
+        );
+        has(
+            &text,
+            r#"berth_quota_limit_bytes{repository="team/app"} 10737418240"#,
+        );
+        has(&text, r#"berth_quota_used_tags{repository="team/app"} 3"#);
+        has(&text, r#"berth_quota_limit_tags{repository="gone"} 5"#);
+        assert!(!text.contains(r#"berth_quota_limit_tags{repository="team/app"}"#));
+        assert!(!text.contains(r#"berth_quota_limit_bytes{repository="gone"}"#));
+        metrics.show_quotas(&[QuotaUse {
+            repository: "team/app".into(),
+            used_bytes: 4096,
+            max_bytes: Some(10 << 30),
+            tags: 4,
+            max_tags: None,
+        }]);
+        let text = metrics.render(None).unwrap();
+        has(
+            &text,
+            r#"berth_quota_used_bytes{repository="team/app"} 4096"#,
+        );
+        assert!(!text.contains(r#"repository="gone""#), "{text}");
+    }
+
+    #[test]
+    fn gc_figures_are_shown_under_the_design_s_names_and_counters_only_grow() {
+        let metrics = Metrics::new();
+        let text = metrics.render(None).unwrap();
+        assert!(text.contains("berth_gc_runs_total 0"), "{text}");
+        let figures = GcFigures {
+            runs: 2,
+            bytes_removed: 4096,
+            blobs_removed: 3,
+            manifests_removed: 1,
+            tags_removed: 0,
+            links_removed: 5,
+            uploads_removed: 0,
+            candidates: Some(4),
+            reclaimable_bytes: Some(1000),
+            last_duration_seconds: Some(0.25),
+            last_started_at: Some(1_700_000_000),
+        };
+        metrics.show_gc(&figures);
+        let text = metrics.render(None).unwrap();
+        let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        has("berth_gc_runs_total 2");
+        has("berth_gc_reclaimed_bytes_total 4096");
+        has(r#"berth_gc_removed_total{kind="blob"} 3"#);
+        has(r#"berth_gc_removed_total{kind="manifest"} 1"#);
+        has(r#"berth_gc_removed_total{kind="tag"} 0"#);
+        has(r#"berth_gc_removed_total{kind="link"} 5"#);
+        has(r#"berth_gc_removed_total{kind="upload"} 0"#);
+        has("berth_gc_candidates 4");
+        has("berth_gc_reclaimable_bytes 1000");
+        has("berth_gc_last_run_duration_seconds 0.25");
+        has("berth_gc_last_run_timestamp_seconds 1700000000");
+        // A smaller total (never: totals only grow) does not lower a counter.
+        metrics.show_gc(&GcFigures { runs: 1, ..figures });
+        let text = metrics.render(None).unwrap();
+        assert!(text.lines().any(|l| l == "berth_gc_runs_total 2"), "{text}");
     }
 }

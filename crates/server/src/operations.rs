@@ -2,6 +2,8 @@
 //! may read them, and the store totals cached between scrapes.
 
 use crate::metrics::Metrics;
+use berth_registry::gc::Reclaimable;
+use berth_registry::policy::QuotaUse;
 use berth_registry::{Registry, Result, StoreStats};
 use std::future::Future;
 use std::net::IpAddr;
@@ -18,6 +20,8 @@ pub struct Operations {
     /// Whether clients other than loopback may read `/metrics`.
     pub metrics_public: bool,
     stats: StatsCache<StoreStats>,
+    reclaimable: StatsCache<Reclaimable>,
+    quotas: StatsCache<Vec<QuotaUse>>,
 }
 
 impl Operations {
@@ -26,6 +30,8 @@ impl Operations {
             metrics,
             metrics_public,
             stats: StatsCache::new(STATS_TTL),
+            reclaimable: StatsCache::new(STATS_TTL),
+            quotas: StatsCache::new(STATS_TTL),
         }
     }
 
@@ -40,6 +46,19 @@ impl Operations {
     pub async fn stats(&self, registry: &Registry) -> Result<StoreStats> {
         self.stats.get_or_refresh(|| registry.stats()).await
     }
+
+    /// What GC could reclaim, at most [`STATS_TTL`] old (a scan too).
+    pub async fn reclaimable(&self, registry: &Registry) -> Result<Reclaimable> {
+        self.reclaimable
+            .get_or_refresh(|| registry.reclaimable())
+            .await
+    }
+
+    /// The use of repositories under a quota, at most [`STATS_TTL`] old
+    /// (a usage query per such repository).
+    pub async fn quota_usage(&self, registry: &Registry) -> Result<Vec<QuotaUse>> {
+        self.quotas.get_or_refresh(|| registry.quota_usage()).await
+    }
 }
 
 /// The last totals (store stats, the UI's overview) and when they were
@@ -51,7 +70,7 @@ pub(crate) struct StatsCache<T> {
     last: tokio::sync::Mutex<Option<(Instant, T)>>,
 }
 
-impl<T: Copy> StatsCache<T> {
+impl<T: Clone> StatsCache<T> {
     pub(crate) fn new(ttl: Duration) -> Self {
         StatsCache {
             ttl,
@@ -65,13 +84,13 @@ impl<T: Copy> StatsCache<T> {
         Fut: Future<Output = Result<T>>,
     {
         let mut last = self.last.lock().await;
-        if let Some((at, stats)) = *last {
+        if let Some((at, stats)) = &*last {
             if at.elapsed() < self.ttl {
-                return Ok(stats);
+                return Ok(stats.clone());
             }
         }
         let stats = read().await?;
-        *last = Some((Instant::now(), stats));
+        *last = Some((Instant::now(), stats.clone()));
         Ok(stats)
     }
 }

@@ -12,15 +12,18 @@ mod file_region;
 pub mod fs;
 mod io_mode;
 mod meta_store;
+mod policy_rows;
 pub mod sqlite;
 
-pub use blob_store::{BlobContent, BlobStore, FreeSpace};
+pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};
 pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
-    ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
-    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
+    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PutOptions, Quota,
+    Reclaimable, ReferrerRecord, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
+    UploadSession,
 };
+pub use policy_rows::{PullRecord, PulledBy, RepositoryUsage};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;

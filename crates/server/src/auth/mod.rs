@@ -108,8 +108,11 @@ async fn identify(
 ) -> Result<Caller, ApiError> {
     let credentials = Credentials::from_headers(asking.headers);
     if !credentials.presented() {
+        // Reads only: a cookie rides along with requests another site's
+        // page makes, and `/api/v1` also has operations (POST /api/v1/gc).
+        let read = matches!(*asking.method, Method::GET | Method::HEAD);
         let session = match asking.route {
-            Route::Api(_) => session_caller(auth, asking.headers),
+            Route::Api(_) if read => session_caller(auth, asking.headers),
             _ => None,
         };
         return Ok(session.unwrap_or_else(|| Caller::by_rules(auth.clone(), Identity::Anonymous)));
@@ -196,8 +199,8 @@ pub async fn identify_browser(
         })
 }
 
-/// The user a valid session cookie names. Only the UI and `/api/v1` (GET
-/// only, read by the UI's pages) take it: on `/v2` a cookie would let
+/// The user a valid session cookie names. Only the UI and `/api/v1` reads
+/// (GET and HEAD, by the UI's pages) take it: on `/v2` a cookie would let
 /// another site's page act as the user (CSRF).
 fn session_caller(auth: &Arc<Auth>, headers: &HeaderMap) -> Option<Caller> {
     let token = crate::ui::session::token(headers)?;

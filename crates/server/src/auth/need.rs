@@ -42,6 +42,14 @@ pub fn repository(name: &RepositoryName, actions: Actions) -> Need {
     }
 }
 
+/// The `admin` right: registry-wide operations (GC).
+pub fn admin() -> Need {
+    Need {
+        resource: Resource::Admin,
+        actions: Actions::ADMIN,
+    }
+}
+
 /// The requirement of a parsed request.
 pub fn of(route: &Route, method: &Method, query: &Query) -> Requirement {
     let push = Actions::PUSH.union(Actions::PULL);
@@ -73,6 +81,7 @@ pub fn of(route: &Route, method: &Method, query: &Query) -> Requirement {
             | ApiRoute::Manifest { name, .. }
             | ApiRoute::ManifestFiles { name, .. }
             | ApiRoute::BlobFiles { name, .. } => on(name, Actions::PULL),
+            ApiRoute::Gc => Requirement::Rights(admin()),
         },
     }
 }
@@ -197,6 +206,12 @@ mod tests {
             requirement(Method::GET, "/api/v1/repositories"),
             Requirement::AnyCredentials
         );
+        for method in [Method::GET, Method::POST] {
+            assert_eq!(
+                requirement(method, "/api/v1/gc"),
+                Requirement::Rights(admin())
+            );
+        }
         assert_eq!(
             requirement(Method::GET, "/v2/_catalog"),
             Requirement::Rights(Need {

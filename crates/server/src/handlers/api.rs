@@ -71,6 +71,8 @@ pub async fn handle(
         ApiRoute::BlobFiles { name, digest } => {
             json_response(&*registry.layer_files(&name, &digest).await?, None)
         }
+        // An operation, not a read: the dispatcher sends it to `handlers::gc`.
+        ApiRoute::Gc => Err(ApiError::NotFound),
     }
 }
 

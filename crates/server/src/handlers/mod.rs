@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod blobs;
+pub mod gc;
 pub mod listing;
 pub mod manifests;
 pub mod operations;

@@ -2,6 +2,7 @@
 
 use super::respond;
 use crate::error::ApiError;
+use crate::metrics::GcFigures;
 use crate::operations::Operations;
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -73,6 +74,20 @@ pub async fn metrics(
             None
         }
     };
+    let reclaimable = match operations.reclaimable(registry).await {
+        Ok(reclaimable) => Some(reclaimable.bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading what GC could reclaim for /metrics failed");
+            None
+        }
+    };
+    operations
+        .metrics
+        .show_gc(&GcFigures::new(&registry.gc_status(), reclaimable));
+    match operations.quota_usage(registry).await {
+        Ok(uses) => operations.metrics.show_quotas(&uses),
+        Err(e) => tracing::warn!(error = %e, "reading quota use for /metrics failed"),
+    }
     let text = operations
         .metrics
         .render(stats.as_ref())

@@ -6,7 +6,7 @@
 //! too, with the status the `/v2` API would give.
 
 pub mod assets;
-mod csrf;
+pub(crate) mod csrf;
 mod delete;
 mod error;
 pub mod format;
