@@ -20,11 +20,13 @@
 
 mod blob_store;
 mod browse;
+mod gc;
 mod meta_store;
 mod policies;
 
 pub use blob_store::*;
 pub use browse::*;
+pub use gc::*;
 pub use meta_store::*;
 pub use policies::*;
 
@@ -43,6 +45,7 @@ pub async fn blob_store(store: Arc<dyn BlobStore>) {
     a_missing_upload_is_unknown(&*store).await;
     stale_uploads_are_listed_by_age(&*store).await;
     a_working_store_passes_its_check(&*store).await;
+    blobs_are_listed_in_order_and_deleted(&*store).await;
     concurrent_uploads_do_not_mix(store).await;
 }
 
@@ -65,6 +68,14 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     tag_details_are_newest_first_with_sizes(&*meta).await;
     manifest_facts_list_tags_and_push_time(&*meta).await;
     overview_counts_shared_blobs_once(&*meta).await;
+    blob_candidates_are_unreferenced_and_untouched(&*meta).await;
+    tombstones_recheck_and_block_claims_and_mounts(&*meta).await;
+    expired_claims_hold_nothing(&*meta).await;
+    touches_restart_the_grace(&*meta).await;
+    dangling_links_are_unlinked_only_if_still_dangling(&*meta).await;
+    untagged_manifests_spare_children_and_referrers(&*meta).await;
+    deleting_a_manifest_touches_what_it_named(&*meta).await;
+    orphans_are_tombstoned_unless_known_or_claimed(&*meta).await;
     pull_times_move_forward_by_tag_and_by_digest(&*meta).await;
     a_tag_is_deleted_only_if_unchanged_since_read(&*meta).await;
     repository_usage_counts_shared_blobs_once(&*meta).await;
