@@ -990,3 +990,49 @@ async fn a_head_during_a_pass_keeps_the_blob_though_not_yet_written() {
     assert!(linked(&f.meta, &r, &x).await);
     assert!(stored(&f.blobs).await.contains(&x));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_put_waits_while_its_own_bytes_are_being_deleted() {
+    let f = default_fixture();
+    let r = repo("tombstoned/manifest");
+    let image = push_image(&f.reg, &r, "v1", "re-put").await;
+    let json = f
+        .reg
+        .manifest(&r, &"v1".parse().unwrap(), &[], true)
+        .await
+        .unwrap()
+        .body
+        .unwrap();
+    let by_digest = Reference::Digest(image.manifest.clone());
+    f.reg.delete_manifest(&r, &by_digest).await.unwrap();
+    age(f.dir.path(), 2 * HOUR);
+    // Its layer and config are needed again: the client re-pushes them.
+    push(&f.reg, &r, b"{\"seed\":\"re-put\"}").await;
+    push(&f.reg, &r, b"layer of re-put").await;
+    let m = image.manifest.clone();
+    assert!(f
+        .meta
+        .tombstone_blob(&m, cutoff(HOUR))
+        .await
+        .unwrap()
+        .is_some());
+    let putting = {
+        let (reg, r, json) = (f.reg.clone(), r.clone(), json.clone());
+        tokio::spawn(async move {
+            reg.put_manifest(&r, &"v1".parse().unwrap(), None, json)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!putting.is_finished(), "waits for the collector");
+    assert!(f.blobs.delete(&m).await.unwrap());
+    f.meta.drop_tombstone(&m).await.unwrap();
+    assert_eq!(putting.await.unwrap().unwrap().digest, m);
+    assert!(stored(&f.blobs).await.contains(&m), "its bytes are back");
+    let served = f
+        .reg
+        .manifest(&r, &"v1".parse().unwrap(), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(served.body.unwrap(), json);
+}
