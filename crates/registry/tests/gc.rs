@@ -1036,3 +1036,51 @@ async fn a_manifest_put_waits_while_its_own_bytes_are_being_deleted() {
         .unwrap();
     assert_eq!(served.body.unwrap(), json);
 }
+
+/// Phase names in the order a pass announced them, each once.
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<String>>, std::sync::atomic::AtomicU64);
+
+impl berth_registry::gc::GcProgress for Phases {
+    fn phase(&self, name: &str, _total: u64) {
+        let mut seen = self.0.lock().unwrap();
+        if seen.last().map(String::as_str) != Some(name) {
+            seen.push(name.to_string());
+        }
+    }
+    fn advance(&self, n: u64) {
+        self.1.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn a_pass_announces_its_phases_in_order() {
+    let f = fixture(GcSettings {
+        untagged_after: Some(HOUR),
+        ..Default::default()
+    });
+    push(&f.reg, &repo("phases"), b"one candidate").await;
+    age(f.dir.path(), 2 * HOUR);
+    let phases = Phases::default();
+    let report = f
+        .reg
+        .collect_garbage(&GcRequest::default(), &phases)
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_removed, 1);
+    let seen = phases.0.lock().unwrap().clone();
+    let expected = [
+        "retention",
+        "manifests",
+        "links",
+        "blobs",
+        "orphans",
+        "uploads",
+        "claims",
+    ];
+    assert_eq!(seen, expected);
+    assert!(
+        phases.1.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "advanced"
+    );
+}

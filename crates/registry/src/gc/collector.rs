@@ -251,7 +251,8 @@ impl Registry {
                 return Ok(());
             };
             after = Some(last.clone());
-            report.candidates += batch.len() as u64;
+            let listed = batch.len() as u64;
+            report.candidates += listed;
             let removed = if report.dry_run {
                 batch
             } else {
@@ -269,7 +270,7 @@ impl Registry {
                     reason: "no manifest references it".into(),
                 });
             }
-            progress.advance(BLOB_BATCH as u64);
+            progress.advance(listed);
         }
     }
 
