@@ -1084,3 +1084,15 @@ async fn a_pass_announces_its_phases_in_order() {
         "advanced"
     );
 }
+
+#[tokio::test]
+async fn reads_not_yet_written_are_written_by_a_flush() {
+    let f = default_fixture();
+    let r = repo("flush");
+    let (x, cut) = old_candidate(&f, &r, b"read just before shutdown").await;
+    f.reg.blob(&r, &x, None, false).await.unwrap();
+    assert_eq!(f.reg.flush_touches().await.unwrap(), 1);
+    assert_eq!(f.reg.flush_touches().await.unwrap(), 0, "written once");
+    let listed = f.meta.gc_blob_candidates(cut, None, 100).await.unwrap();
+    assert!(listed.iter().all(|(d, _)| *d != x));
+}

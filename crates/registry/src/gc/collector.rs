@@ -99,6 +99,12 @@ impl Registry {
             .clone()
     }
 
+    /// Writes the blob reads not yet written (at shutdown, so that a
+    /// restart keeps them); how many.
+    pub async fn flush_touches(&self) -> Result<usize> {
+        self.touches.flush(&*self.meta).await
+    }
+
     /// Finishes what a pass a crash interrupted left: removes the files of
     /// tombstoned blobs and drops their tombstones. Run at start-up, before
     /// serving; returns how many it finished.
