@@ -941,27 +941,51 @@ async fn at_grace_zero_only_manifest_puts_can_fail_and_nothing_dangles() {
     }
 }
 
-/// Reads a blob (a HEAD) as a pass starts on links and blobs: after the
-/// pass wrote the reads it knew of, before it lists and removes.
+/// Reads a blob (or, with `as_manifest`, a manifest by digest) with a HEAD
+/// when a pass announces `phase`: after the pass wrote the reads it knew
+/// of, before it removes anything of that phase.
 struct HeadDuringThePass {
     reg: Arc<Registry>,
     repo: RepositoryName,
     digest: Digest,
+    phase: &'static str,
+    as_manifest: bool,
     done: std::sync::atomic::AtomicBool,
+}
+
+impl HeadDuringThePass {
+    fn new(f: &Fixture, r: &RepositoryName, d: &Digest, phase: &'static str) -> Self {
+        HeadDuringThePass {
+            reg: f.reg.clone(),
+            repo: r.clone(),
+            digest: d.clone(),
+            phase,
+            as_manifest: false,
+            done: Default::default(),
+        }
+    }
 }
 
 impl berth_registry::gc::GcProgress for HeadDuringThePass {
     fn phase(&self, name: &str, _total: u64) {
-        if name == "links" && !self.done.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            let head = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(self.reg.blob(
-                    &self.repo,
-                    &self.digest,
-                    None,
-                    false,
-                ))
+        if name == self.phase && !self.done.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let found = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    if self.as_manifest {
+                        let by_digest = Reference::Digest(self.digest.clone());
+                        self.reg
+                            .manifest(&self.repo, &by_digest, &[], false)
+                            .await
+                            .is_ok()
+                    } else {
+                        self.reg
+                            .blob(&self.repo, &self.digest, None, false)
+                            .await
+                            .is_ok()
+                    }
+                })
             });
-            assert!(head.is_ok(), "present when read");
+            assert!(found, "present when read");
         }
     }
 }
@@ -971,12 +995,7 @@ async fn a_head_during_a_pass_keeps_the_blob_though_not_yet_written() {
     let f = default_fixture();
     let r = repo("rescue/head-during");
     let (x, _) = old_candidate(&f, &r, b"read while the pass runs").await;
-    let reading = HeadDuringThePass {
-        reg: f.reg.clone(),
-        repo: r.clone(),
-        digest: x.clone(),
-        done: Default::default(),
-    };
+    let reading = HeadDuringThePass::new(&f, &r, &x, "links");
     let report = f
         .reg
         .collect_garbage(&GcRequest::default(), &reading)
@@ -1095,4 +1114,38 @@ async fn reads_not_yet_written_are_written_by_a_flush() {
     assert_eq!(f.reg.flush_touches().await.unwrap(), 0, "written once");
     let listed = f.meta.gc_blob_candidates(cut, None, 100).await.unwrap();
     assert!(listed.iter().all(|(d, _)| *d != x));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_of_an_untagged_manifest_by_digest_during_a_pass_keeps_it() {
+    let f = fixture(GcSettings {
+        untagged_after: Some(HOUR),
+        ..Default::default()
+    });
+    let r = repo("untagged/read");
+    let image = push_image(&f.reg, &r, "v1", "read by digest").await;
+    f.reg
+        .delete_manifest(&r, &"v1".parse().unwrap())
+        .await
+        .unwrap();
+    age(f.dir.path(), 2 * HOUR);
+    // A client about to push an index naming it HEADs it, and skips it.
+    let reading = HeadDuringThePass {
+        as_manifest: true,
+        ..HeadDuringThePass::new(&f, &r, &image.manifest, "manifests")
+    };
+    let report = f
+        .reg
+        .collect_garbage(&GcRequest::default(), &reading)
+        .await
+        .unwrap();
+    assert_eq!(report.manifests_removed, 0, "{report:?}");
+    let index = index_json(&[(image.manifest.clone(), image.manifest_size)]);
+    put(&f.reg, &r, "multi", index).await;
+    assert!(f
+        .meta
+        .manifest_by_digest(&r, &image.manifest)
+        .await
+        .unwrap()
+        .is_some());
 }

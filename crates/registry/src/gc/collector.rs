@@ -169,11 +169,18 @@ impl Registry {
             }
             let mut removed = 0;
             for (repo, digest) in found {
-                let gone = report.dry_run
-                    || self
-                        .meta
-                        .delete_untagged_manifest(&repo, &digest, pushed_before)
-                        .await?;
+                let gone = if report.dry_run {
+                    true
+                } else {
+                    match self.touches.hold(Some(&repo), &digest, pushed_before) {
+                        None => false, // read by digest since: a client relies on it
+                        Some(_hold) => {
+                            self.meta
+                                .delete_untagged_manifest(&repo, &digest, pushed_before)
+                                .await?
+                        }
+                    }
+                };
                 progress.advance(1);
                 if gone {
                     removed += 1;

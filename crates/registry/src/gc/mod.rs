@@ -25,7 +25,9 @@
 //!   log, atomically with marking the digest, whether it was read since the
 //!   cutoff; a read that meets a digest being tombstoned waits for that step
 //!   to end. So a blob reported present is never tombstoned within the
-//!   grace of that report, without a database write per read.
+//!   grace of that report, without a database write per read. Reads of a
+//!   manifest by digest count the same way for untagged manifests (a
+//!   client HEADs an index's children and skips those present).
 //! - **Delete**: the file is removed, then the tombstone dropped. A crash in
 //!   between is finished at start-up by [`crate::Registry::recover_gc`].
 //!

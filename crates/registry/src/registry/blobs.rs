@@ -42,13 +42,9 @@ impl Registry {
         // and keeps the blob, or has already removed its link (see crate::gc).
         let now = unix_now();
         self.touches.record(repo, digest, now).await;
-        let Some(size) = self.meta.blob_size(repo, digest).await? else {
-            self.touches.missed(repo, digest);
-            return Err(Error::BlobUnknown(digest.clone()));
-        };
-        if self.touches.found(repo, digest, now) {
-            touches::schedule_flush(self.touches.clone(), self.meta.clone());
-        }
+        let size = self.meta.blob_size(repo, digest).await?;
+        self.read_answered(repo, digest, now, size.is_some());
+        let size = size.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
         let range = range.map(|r| r.resolve(size)).transpose()?;
         let content = if with_body {
             let content =
@@ -64,6 +60,22 @@ impl Registry {
             range,
             content,
         })
+    }
+
+    /// Ends a read recorded in the TouchLog at `now`: a hit is written
+    /// (coalesced, in the background), a miss forgotten.
+    pub(super) fn read_answered(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        now: i64,
+        found: bool,
+    ) {
+        if !found {
+            self.touches.missed(repo, digest);
+        } else if self.touches.found(repo, digest, now) {
+            touches::schedule_flush(self.touches.clone(), self.meta.clone());
+        }
     }
 
     /// Links `digest` from `from` into `repo` if `from` has it; otherwise starts an upload.
