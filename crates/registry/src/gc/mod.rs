@@ -33,7 +33,7 @@
 //!
 //! The pass itself (phases in order: retention, untagged manifests,
 //! dangling links, blobs, orphan files, uploads, claims) is in
-//! [`collector`]; the background worker in [`worker`].
+//! `collector.rs`; the background worker in `worker.rs`.
 
 pub(crate) mod collector;
 pub(crate) mod touches;
