@@ -74,6 +74,7 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     untagged_manifests_spare_children_and_referrers(&*meta).await;
     deleting_a_manifest_touches_what_it_named(&*meta).await;
     orphans_are_tombstoned_unless_known_or_claimed(&*meta).await;
+    a_tombstone_racing_a_put_and_a_mount_never_dangles(meta.clone()).await;
     upload_sessions_are_capped(meta).await;
 }
 
