@@ -5,7 +5,7 @@ use super::uploads::UploadStatus;
 use super::{unix_now, verify, RangeRequest, Registry};
 use crate::error::{Error, Result};
 use crate::gc::{touches, CLAIM_LEASE};
-use crate::storage::{BlobClaim, BlobContent, ByteRange, ByteStream};
+use crate::storage::{BlobClaim, BlobContent, ByteRange, ByteStream, ManifestRow};
 use berth_oci::{Digest, RepositoryName};
 use futures_util::TryStreamExt;
 use std::net::IpAddr;
@@ -60,6 +60,22 @@ impl Registry {
             range,
             content,
         })
+    }
+
+    /// A manifest of `repo` by digest, as a read: it restarts an untagged
+    /// manifest's age as a blob read restarts a blob's grace, so that a
+    /// client that saw it (and skips pushing it) finds it when its index
+    /// arrives (see crate::gc).
+    pub(super) async fn manifest_read_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRow>> {
+        let now = unix_now();
+        self.touches.record(repo, digest, now).await;
+        let found = self.meta.manifest_by_digest(repo, digest).await?;
+        self.read_answered(repo, digest, now, found.is_some());
+        Ok(found)
     }
 
     /// Ends a read recorded in the TouchLog at `now`: a hit is written

@@ -1,7 +1,7 @@
 //! Manifests: pushing one (parse, verify, check its references, record it)
 //! and serving one by tag or digest.
 
-use super::{unix_now, verify, Registry};
+use super::{verify, Registry};
 use crate::error::{Error, Result};
 use crate::storage::{ManifestRecord, ManifestRow, PutOptions};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
@@ -104,17 +104,7 @@ impl Registry {
     ) -> Result<ManifestContent> {
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(repo, tag).await?,
-            Reference::Digest(digest) => {
-                // A read by digest restarts an untagged manifest's age, as a
-                // blob read restarts a blob's grace: a client that saw it
-                // here (and so skips pushing it) finds it when its index
-                // arrives (see crate::gc).
-                let now = unix_now();
-                self.touches.record(repo, digest, now).await;
-                let found = self.meta.manifest_by_digest(repo, digest).await?;
-                self.read_answered(repo, digest, now, found.is_some());
-                found
-            }
+            Reference::Digest(digest) => self.manifest_read_by_digest(repo, digest).await?,
         };
         let ManifestRow {
             digest,
