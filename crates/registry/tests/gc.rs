@@ -1150,3 +1150,111 @@ async fn a_head_of_an_untagged_manifest_by_digest_during_a_pass_keeps_it() {
         .unwrap()
         .is_some());
 }
+
+/// The filesystem store, with deletes that take a while.
+struct SlowDeletes(Arc<FsBlobStore>);
+
+#[async_trait::async_trait]
+impl BlobStore for SlowDeletes {
+    async fn read(
+        &self,
+        d: &Digest,
+        range: Option<berth_registry::ByteRange>,
+    ) -> Result<Option<berth_registry::BlobContent>, Error> {
+        self.0.read(d, range).await
+    }
+    async fn put(&self, d: &Digest, bytes: Bytes) -> Result<(), Error> {
+        self.0.put(d, bytes).await
+    }
+    async fn create_upload(&self, id: &str) -> Result<(), Error> {
+        self.0.create_upload(id).await
+    }
+    async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        body: ByteStream<'_>,
+    ) -> Result<u64, Error> {
+        self.0.append_upload(id, offset, body).await
+    }
+    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>, Error> {
+        self.0.read_upload(id).await
+    }
+    async fn commit_upload(&self, id: &str, d: &Digest) -> Result<(), Error> {
+        self.0.commit_upload(id, d).await
+    }
+    async fn delete_upload(&self, id: &str) -> Result<(), Error> {
+        self.0.delete_upload(id).await
+    }
+    async fn uploads_older_than(&self, age: Duration) -> Result<Vec<String>, Error> {
+        self.0.uploads_older_than(age).await
+    }
+    async fn delete(&self, d: &Digest) -> Result<bool, Error> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.0.delete(d).await
+    }
+    async fn list(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::StoredBlob>, Error> {
+        self.0.list(after, limit).await
+    }
+    async fn check(&self) -> Result<(), Error> {
+        self.0.check().await
+    }
+}
+
+/// Says when a phase starts.
+struct Announce(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl berth_registry::gc::GcProgress for Announce {
+    fn phase(&self, name: &str, _total: u64) {
+        let _ = self.0.send(name.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap());
+    let fs = Arc::new(FsBlobStore::open(dir.path()).unwrap());
+    let reg = Arc::new(Registry::new(
+        Arc::new(SlowDeletes(fs.clone())),
+        meta.clone(),
+        RegistryOptions {
+            min_free_bytes: 0,
+            min_free_percent: 0,
+            ..Default::default()
+        },
+    ));
+    let r = repo("dropped");
+    let x = push(&reg, &r, b"deleted by a pass whose caller left").await;
+    age(dir.path(), 2 * HOUR);
+    let (tx, mut phases) = tokio::sync::mpsc::unbounded_channel();
+    let running = {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            reg.collect_garbage(&GcRequest::default(), &Announce(tx))
+                .await
+        })
+    };
+    while phases.recv().await.unwrap() != "blobs" {}
+    // The tombstone is decided at once; the file's delete takes 300 ms.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    running.abort(); // an admin client hanging up, say
+    assert!(running.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        meta.tombstones().await.unwrap().is_empty(),
+        "finished anyway"
+    );
+    assert!(stored(&fs).await.is_empty());
+    // A publish of that digest does not wait on a forgotten tombstone.
+    let pushed = tokio::time::timeout(
+        Duration::from_secs(2),
+        reg.push_blob(&r, &x, body(b"deleted by a pass whose caller left"), None),
+    )
+    .await;
+    assert!(matches!(pushed, Ok(Ok(()))), "{pushed:?}");
+}

@@ -2,11 +2,15 @@
 //! metadata transaction that re-checks its condition (see [`super`] for
 //! why that makes every push, mount and read that races a pass safe).
 
-use super::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind};
-use crate::error::Result;
+use super::{
+    GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind, TouchLog,
+};
+use crate::error::{Error, Result};
 use crate::registry::{unix_now, Registry};
+use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
 use futures_util::{stream, StreamExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Candidates tombstoned together: their transactions share one commit.
@@ -111,7 +115,7 @@ impl Registry {
     pub async fn recover_gc(&self) -> Result<usize> {
         let leftovers = self.meta.tombstones().await?;
         for digest in &leftovers {
-            self.delete_tombstoned(digest).await?;
+            delete_tombstoned(&*self.blobs, &*self.meta, digest).await?;
         }
         Ok(leftovers.len())
     }
@@ -288,50 +292,29 @@ impl Registry {
     }
 
     /// Tombstones what is still a candidate, then deletes those files and
-    /// drops their tombstones; returns what went. Reads of a digest wait
-    /// only while its tombstone is decided.
+    /// drops their tombstones; returns what went. Runs as a task of its own,
+    /// so that a pass dropped midway (its caller gone) never leaves a
+    /// tombstone behind for publishes to wait on.
     async fn tombstone_and_delete(
         &self,
         batch: Vec<(Digest, u64)>,
         touched_before: i64,
         report: &mut GcReport,
     ) -> Result<Vec<(Digest, u64)>> {
-        let mut held = Vec::with_capacity(batch.len());
-        for (digest, _) in &batch {
-            match self.touches.hold(None, digest, touched_before) {
-                Some(hold) => held.push((digest, hold)),
-                None => report.rescued += 1,
-            }
-        }
-        let mut deciding = Vec::with_capacity(held.len());
-        for (digest, _) in &held {
-            deciding.push(self.meta.tombstone_blob(digest, touched_before));
-        }
-        let decisions = futures_util::future::join_all(deciding).await;
-        let mut tombstoned = Vec::with_capacity(held.len());
-        for ((digest, _), decided) in held.iter().zip(decisions) {
-            if let Some(size) = decided? {
-                tombstoned.push(((*digest).clone(), size));
-            }
-        }
-        report.rescued += (held.len() - tombstoned.len()) as u64;
-        drop(held); // the links are gone: reads now miss
-        let mut deleting = Vec::with_capacity(tombstoned.len());
-        for (digest, _) in &tombstoned {
-            deleting.push(self.delete_tombstoned(digest));
-        }
-        let deleted: Vec<Result<()>> = stream::iter(deleting)
-            .buffer_unordered(PARALLEL_DELETES)
-            .collect()
-            .await;
-        deleted.into_iter().collect::<Result<Vec<()>>>()?;
-        Ok(tombstoned)
+        let stores = self.removal_stores();
+        let (removed, rescued) = tokio::spawn(remove_batch(stores, batch, touched_before))
+            .await
+            .map_err(Error::storage)??;
+        report.rescued += rescued;
+        Ok(removed)
     }
 
-    /// Removes a tombstoned blob's file, then its tombstone.
-    async fn delete_tombstoned(&self, digest: &Digest) -> Result<()> {
-        self.blobs.delete(digest).await?;
-        self.meta.drop_tombstone(digest).await
+    fn removal_stores(&self) -> RemovalStores {
+        RemovalStores {
+            meta: self.meta.clone(),
+            blobs: self.blobs.clone(),
+            touches: self.touches.clone(),
+        }
     }
 
     /// Files the blob store holds that no metadata knows (a crash between
@@ -357,10 +340,14 @@ impl Registry {
                     continue;
                 }
                 if !report.dry_run {
-                    if !self.meta.tombstone_orphan(&file.digest).await? {
+                    let stores = self.removal_stores();
+                    let digest = file.digest.clone();
+                    let removed = tokio::spawn(remove_orphan(stores, digest))
+                        .await
+                        .map_err(Error::storage)??;
+                    if !removed {
                         continue;
                     }
-                    self.delete_tombstoned(&file.digest).await?;
                 }
                 report.blobs_removed += 1;
                 report.bytes_removed += file.size;
@@ -374,6 +361,83 @@ impl Registry {
             }
         }
     }
+}
+
+/// What removing needs, owned, for a task that outlives a dropped pass.
+struct RemovalStores {
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    touches: Arc<TouchLog>,
+}
+
+/// One batch of candidates: each re-checked and tombstoned (reads of a
+/// digest wait only while its tombstone is decided), then deleted.
+/// Returns what went and how many were rescued.
+async fn remove_batch(
+    stores: RemovalStores,
+    batch: Vec<(Digest, u64)>,
+    touched_before: i64,
+) -> Result<(Vec<(Digest, u64)>, u64)> {
+    let RemovalStores {
+        meta,
+        blobs,
+        touches,
+    } = &stores;
+    let mut rescued = 0;
+    let mut held = Vec::with_capacity(batch.len());
+    for (digest, _) in &batch {
+        match touches.hold(None, digest, touched_before) {
+            Some(hold) => held.push((digest, hold)),
+            None => rescued += 1, // read since the cutoff
+        }
+    }
+    let mut deciding = Vec::with_capacity(held.len());
+    for (digest, _) in &held {
+        deciding.push(meta.tombstone_blob(digest, touched_before));
+    }
+    let decisions = futures_util::future::join_all(deciding).await;
+    let mut tombstoned = Vec::with_capacity(held.len());
+    let mut failed = None;
+    for ((digest, _), decided) in held.iter().zip(decisions) {
+        match decided {
+            Ok(Some(size)) => tombstoned.push(((*digest).clone(), size)),
+            Ok(None) => rescued += 1,
+            Err(e) => failed = Some(e),
+        }
+    }
+    drop(held); // the links are gone: reads now miss
+    let mut deleting = Vec::with_capacity(tombstoned.len());
+    for (digest, _) in &tombstoned {
+        deleting.push(delete_tombstoned(&**blobs, &**meta, digest));
+    }
+    let deleted: Vec<Result<()>> = stream::iter(deleting)
+        .buffer_unordered(PARALLEL_DELETES)
+        .collect()
+        .await;
+    deleted.into_iter().collect::<Result<Vec<()>>>()?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((tombstoned, rescued)),
+    }
+}
+
+/// An orphan file: tombstoned if still an orphan, deleted; whether it went.
+async fn remove_orphan(stores: RemovalStores, digest: Digest) -> Result<bool> {
+    if !stores.meta.tombstone_orphan(&digest).await? {
+        return Ok(false);
+    }
+    delete_tombstoned(&*stores.blobs, &*stores.meta, &digest).await?;
+    Ok(true)
+}
+
+/// Removes a tombstoned blob's file, then its tombstone.
+async fn delete_tombstoned(
+    blobs: &dyn BlobStore,
+    meta: &dyn MetaStore,
+    digest: &Digest,
+) -> Result<()> {
+    blobs.delete(digest).await?;
+    meta.drop_tombstone(digest).await
 }
 
 fn secs(d: Duration) -> i64 {
