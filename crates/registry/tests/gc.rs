@@ -1244,6 +1244,7 @@ async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     running.abort(); // an admin client hanging up, say
     assert!(running.await.unwrap_err().is_cancelled());
+    assert!(!reg.gc_status().running, "a dropped pass is not running");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
         meta.tombstones().await.unwrap().is_empty(),

@@ -39,6 +39,23 @@ impl GcState {
     }
 }
 
+/// Marks a pass as running for as long as it lives, even if its caller
+/// drops it midway.
+struct Running<'a>(&'a GcState);
+
+impl<'a> Running<'a> {
+    fn new(state: &'a GcState) -> Self {
+        state.update(|s| s.running = true);
+        Running(state)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.update(|s| s.running = false);
+    }
+}
+
 /// Where a pass cuts: what was last wanted before these instants may go.
 struct Cutoffs {
     /// Blobs and links untouched since before this (Unix seconds).
@@ -56,7 +73,7 @@ impl Registry {
         progress: &dyn GcProgress,
     ) -> Result<GcReport> {
         let _one_at_a_time = self.gc.pass.lock().await;
-        self.gc.update(|s| s.running = true);
+        let _running = Running::new(&self.gc);
         let began = Instant::now();
         let now = unix_now();
         let grace = request.grace.unwrap_or(self.options.gc.grace);
@@ -73,7 +90,6 @@ impl Registry {
         let outcome = self.run_phases(&cutoffs, progress, &mut report).await;
         report.took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.gc.update(|s| {
-            s.running = false;
             if outcome.is_ok() {
                 s.last = Some(report.clone());
                 if !report.dry_run {
