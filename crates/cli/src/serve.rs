@@ -56,6 +56,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         io,
     ));
 
+    let stopping = registry.clone(); // for what it writes when serving ends
     let fd_limit = crate::fd_limit::raise();
     let options = ServeOptions {
         timeouts: Timeouts {
@@ -97,13 +98,12 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         linux_io = io.linux_calls(),
         "berth listening"
     );
-    let stopping = registry.clone();
     berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
-    // Reads of the last second, so that their blobs keep their grace.
+    tracing::info!("berth stopped");
+    // Blob reads of the last second, so that their blobs keep their grace.
     if let Err(e) = stopping.flush_touches().await {
         tracing::warn!(error = %e, "writing the last blob read times failed");
     }
-    tracing::info!("berth stopped");
     Ok(())
 }
 
