@@ -41,6 +41,7 @@ pub(super) fn put(
 ) -> Result<()> {
     let id = ensure_repo(tx, repo)?;
     let digest = m.digest.to_string();
+    record_manifest_bytes(tx, &m.digest, m.size)?;
     if let Some(claim) = &options.claim {
         if !super::gc::claim_holds(tx, &claim.id, now())? {
             return Err(Error::Storage(format!(
@@ -49,7 +50,6 @@ pub(super) fn put(
         }
         super::gc::release_claim(tx, &claim.id)?;
     }
-    record_manifest_bytes(tx, &m.digest, m.size)?;
     check_sizes(
         tx,
         "SELECT size FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
