@@ -26,6 +26,11 @@ const PARALLEL_DELETES: usize = 16;
 pub(crate) struct GcState {
     pass: tokio::sync::Mutex<()>,
     status: std::sync::Mutex<GcStatus>,
+    /// Held by whatever is tombstoning and deleting blobs (a batch, which
+    /// may outlive a dropped pass, or recovery), so that recovery never
+    /// finishes a tombstone a batch is still working on: the batch would
+    /// then delete bytes published again meanwhile.
+    removals: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl GcState {
@@ -129,6 +134,7 @@ impl Registry {
     /// tombstoned blobs and drops their tombstones. Run at start-up, before
     /// serving; returns how many it finished.
     pub async fn recover_gc(&self) -> Result<usize> {
+        let _alone = self.gc.removals.lock().await;
         let leftovers = self.meta.tombstones().await?;
         for digest in &leftovers {
             delete_tombstoned(&*self.blobs, &*self.meta, digest).await?;
@@ -330,6 +336,7 @@ impl Registry {
             meta: self.meta.clone(),
             blobs: self.blobs.clone(),
             touches: self.touches.clone(),
+            removals: self.gc.removals.clone(),
         }
     }
 
@@ -384,6 +391,7 @@ struct RemovalStores {
     meta: Arc<dyn MetaStore>,
     blobs: Arc<dyn BlobStore>,
     touches: Arc<TouchLog>,
+    removals: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One batch of candidates: each re-checked and tombstoned (reads of a
@@ -394,10 +402,12 @@ async fn remove_batch(
     batch: Vec<(Digest, u64)>,
     touched_before: i64,
 ) -> Result<(Vec<(Digest, u64)>, u64)> {
+    let _alone = stores.removals.clone().lock_owned().await;
     let RemovalStores {
         meta,
         blobs,
         touches,
+        ..
     } = &stores;
     let mut rescued = 0;
     let mut held = Vec::with_capacity(batch.len());
@@ -439,6 +449,7 @@ async fn remove_batch(
 
 /// An orphan file: tombstoned if still an orphan, deleted; whether it went.
 async fn remove_orphan(stores: RemovalStores, digest: Digest) -> Result<bool> {
+    let _alone = stores.removals.clone().lock_owned().await;
     if !stores.meta.tombstone_orphan(&digest).await? {
         return Ok(false);
     }
