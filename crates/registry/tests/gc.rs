@@ -520,6 +520,14 @@ async fn untagged_manifests_go_but_not_index_children_nor_live_subjects_referrer
     // loose, the index and then its orphaned child; the signature stays
     // while what it signs is there.
     assert_eq!(report.manifests_removed, 3, "{report:?}");
+    let listed = report
+        .removed
+        .iter()
+        .find(|r| r.name == loose.manifest.to_string())
+        .unwrap();
+    assert_eq!(listed.kind, RemovalKind::Manifest);
+    assert_eq!(listed.bytes, loose.manifest_size as u64);
+    assert_eq!(listed.repository.as_deref(), Some("untagged"));
     assert_eq!(manifests(&f).await, [true, false, false, false, true]);
 
     // Untagging what it signs takes the signature along, in one pass.

@@ -195,6 +195,12 @@ impl Registry {
             }
             let mut removed = 0;
             for (repo, digest) in found {
+                // Its own size, for the report (its blobs are counted when they go).
+                let size = self
+                    .meta
+                    .manifest_by_digest(&repo, &digest)
+                    .await?
+                    .map_or(0, |m| m.size);
                 let gone = if report.dry_run {
                     true
                 } else {
@@ -215,7 +221,7 @@ impl Registry {
                         kind: RemovalKind::Manifest,
                         repository: Some(repo.to_string()),
                         name: digest.to_string(),
-                        bytes: 0,
+                        bytes: size,
                         reason: "untagged, and nothing holds it".into(),
                     });
                 }
