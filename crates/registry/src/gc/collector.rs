@@ -2,19 +2,18 @@
 //! metadata transaction that re-checks its condition (see [`super`] for
 //! why that makes every push, mount and read that races a pass safe).
 
+use super::removal::{delete_tombstoned, remove_batch, remove_orphan, RemovalStores};
 use super::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::registry::{unix_now, Registry};
 use berth_oci::Digest;
-use futures_util::{stream, StreamExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Candidates tombstoned together: their transactions share one commit.
 const BLOB_BATCH: usize = 100;
 /// Rows asked for at once when listing manifests, links and files.
 const PAGE: usize = 1000;
-/// Files removed at once.
-const PARALLEL_DELETES: usize = 16;
 
 /// The collector's state inside the registry: one pass at a time, and what
 /// the last ones did.
@@ -22,6 +21,11 @@ const PARALLEL_DELETES: usize = 16;
 pub(crate) struct GcState {
     pass: tokio::sync::Mutex<()>,
     status: std::sync::Mutex<GcStatus>,
+    /// Held by whatever is tombstoning and deleting blobs (a batch, which
+    /// may outlive a dropped pass, or recovery), so that recovery never
+    /// finishes a tombstone a batch is still working on: the batch would
+    /// then delete bytes published again meanwhile.
+    removals: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl GcState {
@@ -32,6 +36,23 @@ impl GcState {
 
     pub(crate) fn set_next_run(&self, at: Option<i64>) {
         self.update(|s| s.next_run_at = at);
+    }
+}
+
+/// Marks a pass as running for as long as it lives, even if its caller
+/// drops it midway.
+struct Running<'a>(&'a GcState);
+
+impl<'a> Running<'a> {
+    fn new(state: &'a GcState) -> Self {
+        state.update(|s| s.running = true);
+        Running(state)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.update(|s| s.running = false);
     }
 }
 
@@ -52,7 +73,7 @@ impl Registry {
         progress: &dyn GcProgress,
     ) -> Result<GcReport> {
         let _one_at_a_time = self.gc.pass.lock().await;
-        self.gc.update(|s| s.running = true);
+        let _running = Running::new(&self.gc);
         let began = Instant::now();
         let now = unix_now();
         let grace = request.grace.unwrap_or(self.options.gc.grace);
@@ -69,7 +90,6 @@ impl Registry {
         let outcome = self.run_phases(&cutoffs, progress, &mut report).await;
         report.took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.gc.update(|s| {
-            s.running = false;
             if outcome.is_ok() {
                 s.last = Some(report.clone());
                 if !report.dry_run {
@@ -101,13 +121,20 @@ impl Registry {
             .clone()
     }
 
+    /// Writes the blob reads not yet written (at shutdown, so that a
+    /// restart keeps them); how many.
+    pub async fn flush_touches(&self) -> Result<usize> {
+        self.touches.flush(&*self.meta).await
+    }
+
     /// Finishes what a pass a crash interrupted left: removes the files of
     /// tombstoned blobs and drops their tombstones. Run at start-up, before
     /// serving; returns how many it finished.
     pub async fn recover_gc(&self) -> Result<usize> {
+        let _alone = self.gc.removals.lock().await;
         let leftovers = self.meta.tombstones().await?;
         for digest in &leftovers {
-            self.delete_tombstoned(digest).await?;
+            delete_tombstoned(&*self.blobs, &*self.meta, digest).await?;
         }
         Ok(leftovers.len())
     }
@@ -165,11 +192,24 @@ impl Registry {
             }
             let mut removed = 0;
             for (repo, digest) in found {
-                let gone = report.dry_run
-                    || self
-                        .meta
-                        .delete_untagged_manifest(&repo, &digest, pushed_before)
-                        .await?;
+                // Its own size, for the report (its blobs are counted when they go).
+                let size = self
+                    .meta
+                    .manifest_by_digest(&repo, &digest)
+                    .await?
+                    .map_or(0, |m| m.size);
+                let gone = if report.dry_run {
+                    true
+                } else {
+                    match self.touches.hold(Some(&repo), &digest, pushed_before) {
+                        None => false, // read by digest since: a client relies on it
+                        Some(_hold) => {
+                            self.meta
+                                .delete_untagged_manifest(&repo, &digest, pushed_before)
+                                .await?
+                        }
+                    }
+                };
                 progress.advance(1);
                 if gone {
                     removed += 1;
@@ -178,7 +218,7 @@ impl Registry {
                         kind: RemovalKind::Manifest,
                         repository: Some(repo.to_string()),
                         name: digest.to_string(),
-                        bytes: 0,
+                        bytes: size,
                         reason: "untagged, and nothing holds it".into(),
                     });
                 }
@@ -253,7 +293,8 @@ impl Registry {
                 return Ok(());
             };
             after = Some(last.clone());
-            report.candidates += batch.len() as u64;
+            let listed = batch.len() as u64;
+            report.candidates += listed;
             let removed = if report.dry_run {
                 batch
             } else {
@@ -271,55 +312,35 @@ impl Registry {
                     reason: "no manifest references it".into(),
                 });
             }
-            progress.advance(BLOB_BATCH as u64);
+            progress.advance(listed);
         }
     }
 
     /// Tombstones what is still a candidate, then deletes those files and
-    /// drops their tombstones; returns what went. Reads of a digest wait
-    /// only while its tombstone is decided.
+    /// drops their tombstones; returns what went. Runs as a task of its own,
+    /// so that a pass dropped midway (its caller gone) never leaves a
+    /// tombstone behind for publishes to wait on.
     async fn tombstone_and_delete(
         &self,
         batch: Vec<(Digest, u64)>,
         touched_before: i64,
         report: &mut GcReport,
     ) -> Result<Vec<(Digest, u64)>> {
-        let mut held = Vec::with_capacity(batch.len());
-        for (digest, _) in &batch {
-            match self.touches.hold(None, digest, touched_before) {
-                Some(hold) => held.push((digest, hold)),
-                None => report.rescued += 1,
-            }
-        }
-        let mut deciding = Vec::with_capacity(held.len());
-        for (digest, _) in &held {
-            deciding.push(self.meta.tombstone_blob(digest, touched_before));
-        }
-        let decisions = futures_util::future::join_all(deciding).await;
-        let mut tombstoned = Vec::with_capacity(held.len());
-        for ((digest, _), decided) in held.iter().zip(decisions) {
-            if let Some(size) = decided? {
-                tombstoned.push(((*digest).clone(), size));
-            }
-        }
-        report.rescued += (held.len() - tombstoned.len()) as u64;
-        drop(held); // the links are gone: reads now miss
-        let mut deleting = Vec::with_capacity(tombstoned.len());
-        for (digest, _) in &tombstoned {
-            deleting.push(self.delete_tombstoned(digest));
-        }
-        let deleted: Vec<Result<()>> = stream::iter(deleting)
-            .buffer_unordered(PARALLEL_DELETES)
-            .collect()
-            .await;
-        deleted.into_iter().collect::<Result<Vec<()>>>()?;
-        Ok(tombstoned)
+        let stores = self.removal_stores();
+        let (removed, rescued) = tokio::spawn(remove_batch(stores, batch, touched_before))
+            .await
+            .map_err(Error::storage)??;
+        report.rescued += rescued;
+        Ok(removed)
     }
 
-    /// Removes a tombstoned blob's file, then its tombstone.
-    async fn delete_tombstoned(&self, digest: &Digest) -> Result<()> {
-        self.blobs.delete(digest).await?;
-        self.meta.drop_tombstone(digest).await
+    fn removal_stores(&self) -> RemovalStores {
+        RemovalStores {
+            meta: self.meta.clone(),
+            blobs: self.blobs.clone(),
+            touches: self.touches.clone(),
+            removals: self.gc.removals.clone(),
+        }
     }
 
     /// Files the blob store holds that no metadata knows (a crash between
@@ -345,10 +366,14 @@ impl Registry {
                     continue;
                 }
                 if !report.dry_run {
-                    if !self.meta.tombstone_orphan(&file.digest).await? {
+                    let stores = self.removal_stores();
+                    let digest = file.digest.clone();
+                    let removed = tokio::spawn(remove_orphan(stores, digest))
+                        .await
+                        .map_err(Error::storage)??;
+                    if !removed {
                         continue;
                     }
-                    self.delete_tombstoned(&file.digest).await?;
                 }
                 report.blobs_removed += 1;
                 report.bytes_removed += file.size;

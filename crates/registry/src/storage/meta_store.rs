@@ -197,14 +197,21 @@ pub struct Reclaimable {
 /// - **Missing rows**: reads answer `None`/empty; deletes answer `false`;
 ///   [`MetaStore::set_upload_offset`] on a missing session is
 ///   [`crate::Error::BlobUploadUnknown`].
+/// - **Garbage collection** (see [`crate::gc`]): a link exists only to a
+///   blob that has a row and no tombstone, so whatever a link or manifest
+///   names is in the blob store; a tombstone removes every link in its own
+///   transaction; nothing is tombstoned while a live claim on it exists,
+///   and nothing is claimed or linked while it is tombstoned. Claims,
+///   touches and dropped tombstones need only survive a restart of berth.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// Records that `repo` may read blob `digest` of `size` bytes, and
     /// touches the blob. With `claim` (a publish whose bytes were just
     /// written) the blob's row is created if needed and the claim released
     /// in the same transaction; without (a mount) the blob must already be
-    /// known. Returns false, linking nothing, when the blob is tombstoned
-    /// (or, without a claim, unknown).
+    /// known. Returns false, linking nothing, when the blob is tombstoned,
+    /// without a claim unknown, or with a claim whose lease has ended (the
+    /// collector may have taken the bytes meanwhile).
     async fn link_blob(
         &self,
         repo: &RepositoryName,
@@ -225,7 +232,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// names is in `repo` (else `Error::ManifestBlobUnknown`) with the declared
     /// size (else `Error::ManifestSizeMismatch`), stores the manifest, points
     /// `tag` at it, records (touches) the manifest's own bytes as a blob and
-    /// releases `options.claim`.
+    /// releases `options.claim` (refused with `Error::Storage` if that
+    /// claim's lease has ended).
     async fn put_manifest(
         &self,
         repo: &RepositoryName,
