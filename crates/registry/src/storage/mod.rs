@@ -19,7 +19,8 @@ pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
     ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
-    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
+    RepositoryDeleted, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
+    UploadSession,
 };
 
 use bytes::Bytes;

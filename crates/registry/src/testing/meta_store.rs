@@ -1,7 +1,7 @@
 //! The promises of [`MetaStore`].
 
 use crate::error::Error;
-use crate::storage::{ManifestRecord, MetaStore, UploadLimits, UploadSession};
+use crate::storage::{ManifestRecord, MetaStore, RepositoryDeleted, UploadLimits, UploadSession};
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::sync::Arc;
 
@@ -441,6 +441,106 @@ pub async fn referenced_content_cannot_be_deleted(meta: &dyn MetaStore) {
     assert!(meta.delete_manifest(&a, &top).await.unwrap());
     assert!(meta.delete_manifest(&a, &image).await.unwrap());
     assert!(meta.unlink_blob(&a, &layer).await.unwrap());
+}
+
+/// Deleting a repository removes its tags, manifests (images, indexes,
+/// referrers), links and its place in listings, in one call, and leaves
+/// another repository sharing its layer untouched; the name can be pushed
+/// to again afterwards.
+pub async fn a_repository_is_deleted_whole_and_alone(meta: &dyn MetaStore) {
+    let (gone, kept) = (repo("kit-drop/gone"), repo("kit-drop/kept"));
+    let layer = Digest::sha256_of(b"kit-drop shared layer");
+    let own = Digest::sha256_of(b"kit-drop own layer");
+    let (image, top, referrer) = (
+        Digest::sha256_of(b"kit-drop image"),
+        Digest::sha256_of(b"kit-drop index"),
+        Digest::sha256_of(b"kit-drop referrer"),
+    );
+    for r in [&gone, &kept] {
+        meta.link_blob(r, &layer, 5).await.unwrap();
+    }
+    meta.link_blob(&gone, &own, 3).await.unwrap();
+    let image_record = manifest(&image, vec![(layer.clone(), 5), (own.clone(), 3)], None);
+    meta.put_manifest(&gone, &image_record, Some(&tag("v1")))
+        .await
+        .unwrap();
+    meta.put_manifest(&gone, &image_record, Some(&tag("v2")))
+        .await
+        .unwrap();
+    meta.put_manifest(
+        &gone,
+        &index(&top, vec![(image.clone(), 100)]),
+        Some(&tag("multi")),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(&gone, &manifest(&referrer, vec![], Some(top.clone())), None)
+        .await
+        .unwrap();
+    let kept_image = Digest::sha256_of(b"kit-drop kept image");
+    meta.put_manifest(
+        &kept,
+        &manifest(&kept_image, vec![(layer.clone(), 5)], None),
+        Some(&tag("v1")),
+    )
+    .await
+    .unwrap();
+
+    let deleted = meta.delete_repository(&gone).await.unwrap();
+    assert_eq!(
+        deleted,
+        Some(RepositoryDeleted {
+            tags: 3,
+            manifests: 3
+        })
+    );
+    assert_eq!(meta.list_tags(&gone, None, 10).await.unwrap(), None);
+    for m in [&image, &top, &referrer] {
+        assert_eq!(meta.manifest_by_digest(&gone, m).await.unwrap(), None);
+    }
+    assert_eq!(meta.manifest_by_tag(&gone, &tag("v1")).await.unwrap(), None);
+    for blob in [&layer, &own] {
+        assert_eq!(meta.blob_size(&gone, blob).await.unwrap(), None, "unlinked");
+    }
+    assert!(meta
+        .referrers(&gone, &top, None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(meta.repository_summary(&gone).await.unwrap(), None);
+    let listed = meta.list_repositories(Some("kit-drop"), 100).await.unwrap();
+    assert!(!listed.contains(&gone.to_string()), "{listed:?}");
+    assert!(listed.contains(&kept.to_string()), "{listed:?}");
+
+    assert_eq!(meta.blob_size(&kept, &layer).await.unwrap(), Some(5));
+    assert_eq!(
+        meta.manifest_by_tag(&kept, &tag("v1"))
+            .await
+            .unwrap()
+            .map(|row| row.digest),
+        Some(kept_image)
+    );
+
+    assert_eq!(meta.delete_repository(&gone).await.unwrap(), None, "once");
+    assert_eq!(
+        meta.delete_repository(&repo("kit-drop/never"))
+            .await
+            .unwrap(),
+        None
+    );
+    meta.link_blob(&gone, &own, 3).await.unwrap();
+    meta.put_manifest(
+        &gone,
+        &manifest(&image, vec![(own.clone(), 3)], None),
+        Some(&tag("again")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        meta.list_tags(&gone, None, 10).await.unwrap(),
+        Some(vec!["again".to_string()]),
+        "nothing of the old repository comes back"
+    );
 }
 
 /// A manifest put racing an unlink of the blob it names ends one way or the

@@ -55,6 +55,7 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     upload_sessions_are_kept_and_expire(&*meta).await;
     a_missing_upload_session_is_unknown(&*meta).await;
     referenced_content_cannot_be_deleted(&*meta).await;
+    a_repository_is_deleted_whole_and_alone(&*meta).await;
     concurrent_writers_are_isolated(meta.clone()).await;
     put_manifest_racing_an_unlink_never_dangles(meta.clone()).await;
     stats_count_what_is_stored(&*meta).await;

@@ -13,13 +13,15 @@ mod listings;
 mod manifests;
 mod monitoring;
 mod readers;
+mod repositories;
 pub mod schema;
 mod uploads;
 mod writer;
 
 use super::{
     ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
-    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
+    RepositoryDeleted, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
+    UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -183,6 +185,11 @@ impl MetaStore for SqliteMetaStore {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         self.write(move |tx| manifests::delete_tag(tx, &repo, &tag))
             .await
+    }
+
+    async fn delete_repository(&self, repo: &RepositoryName) -> Result<Option<RepositoryDeleted>> {
+        let repo = repo.to_string();
+        self.write(move |tx| repositories::delete(tx, &repo)).await
     }
 
     async fn list_tags(
