@@ -45,6 +45,7 @@ fn canonical(route: &Route) -> String {
             ApiRoute::BlobFiles { name, digest } => {
                 format!("/api/v1/repositories/{name}/blobs/{digest}/files")
             }
+            ApiRoute::DeleteRepository { name } => format!("/api/v1/repositories/{name}"),
         },
     }
 }

@@ -9,6 +9,7 @@
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
+pub mod admin_access;
 pub mod api_route;
 mod auth;
 mod budget;
@@ -37,6 +38,7 @@ pub use serve::{serve, serve_with, Scheme, ServeOptions};
 pub use timeouts::Timeouts;
 pub use tls::{TlsError, TlsSettings};
 
+use auth::need::Requirement;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
@@ -231,6 +233,16 @@ async fn route_and_handle(
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip());
             let mut query = request::Query::parse(uri.query());
+            let local_admin = parts.extensions.get::<admin_access::LocalAdmin>().is_some();
+            // Without auth no authorize step runs; admin endpoints still
+            // answer only the local machine.
+            let admin_only = || auth::need::of(&route, method, &query) == Requirement::Admin;
+            if app.auth.is_none()
+                && admin_only()
+                && !admin_access::may_administer(&Caller::unrestricted(), client, local_admin)
+            {
+                return ApiError::AdminDenied.into_response();
+            }
             let caller = match &app.auth {
                 None => Caller::unrestricted(),
                 Some(auth) => {
@@ -243,6 +255,7 @@ async fn route_and_handle(
                         client,
                         https: matches!(parts.extensions.get::<Scheme>(), Some(Scheme::Https))
                             || auth::challenge::forwarded_https(headers),
+                        local_admin,
                     };
                     let admitted = match auth::authorize(auth, &asking).await {
                         Ok(admitted) => admitted,

@@ -44,7 +44,7 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`: Prometheus metrics.
     Metrics,
-    /// `GET|HEAD /api/v1/...`: JSON for the UI and tools.
+    /// `GET|HEAD /api/v1/...`: JSON for the UI and tools (and one DELETE).
     Api(ApiRoute),
     /// `GET|POST /token`: the token service (when token auth is on).
     Token,
@@ -71,6 +71,7 @@ pub enum Endpoint {
     ApiManifest,
     ApiManifestFiles,
     ApiBlobFiles,
+    ApiDeleteRepository,
     Token,
     /// Any page or asset of the web UI (`/`, `/ui`, `/ui/...`).
     Ui,
@@ -100,6 +101,7 @@ impl Endpoint {
             Endpoint::ApiManifest => "/api/v1/repositories/{name}/manifests/{reference}",
             Endpoint::ApiManifestFiles => "/api/v1/repositories/{name}/manifests/{reference}/files",
             Endpoint::ApiBlobFiles => "/api/v1/repositories/{name}/blobs/{digest}/files",
+            Endpoint::ApiDeleteRepository => "/api/v1/repositories/{name}",
             Endpoint::Token => "/token",
             Endpoint::Ui => "/ui/{page}",
             Endpoint::Unmatched => "unmatched",
@@ -129,6 +131,7 @@ impl Route {
                 ApiRoute::Manifest { .. } => Endpoint::ApiManifest,
                 ApiRoute::ManifestFiles { .. } => Endpoint::ApiManifestFiles,
                 ApiRoute::BlobFiles { .. } => Endpoint::ApiBlobFiles,
+                ApiRoute::DeleteRepository { .. } => Endpoint::ApiDeleteRepository,
             },
         }
     }

@@ -45,6 +45,8 @@ pub struct Asking<'a> {
     pub client: Option<IpAddr>,
     /// Whether the request came over TLS (for the default token realm).
     pub https: bool,
+    /// Whether it came through the admin socket.
+    pub local_admin: bool,
 }
 
 /// Decides whether the request may be handled.
@@ -74,6 +76,15 @@ pub async fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted
                 .client
                 .is_some_and(|ip| ip.to_canonical().is_loopback());
             if !loopback && !caller.may(&Resource::Admin, Actions::ADMIN) {
+                let need = Need {
+                    resource: Resource::Admin,
+                    actions: Actions::ADMIN,
+                };
+                return Err(refuse(Some(&need)));
+            }
+        }
+        Requirement::Admin => {
+            if !crate::admin_access::may_administer(&caller, asking.client, asking.local_admin) {
                 let need = Need {
                     resource: Resource::Admin,
                     actions: Actions::ADMIN,

@@ -18,6 +18,9 @@ pub enum Requirement {
     AnyCredentials,
     /// `/metrics`: `admin`, or a loopback client.
     MetricsReader,
+    /// Whole-registry actions (repository delete): `admin`, or the admin
+    /// socket; see [`crate::admin_access`].
+    Admin,
     /// Rights on one resource.
     Rights(Need),
     /// Upload start with `?mount=`: `push`+`pull` on the target, and
@@ -73,6 +76,7 @@ pub fn of(route: &Route, method: &Method, query: &Query) -> Requirement {
             | ApiRoute::Manifest { name, .. }
             | ApiRoute::ManifestFiles { name, .. }
             | ApiRoute::BlobFiles { name, .. } => on(name, Actions::PULL),
+            ApiRoute::DeleteRepository { .. } => Requirement::Admin,
         },
     }
 }
@@ -196,6 +200,10 @@ mod tests {
         assert_eq!(
             requirement(Method::GET, "/api/v1/repositories"),
             Requirement::AnyCredentials
+        );
+        assert_eq!(
+            requirement(Method::DELETE, "/api/v1/repositories/team/app"),
+            Requirement::Admin
         );
         assert_eq!(
             requirement(Method::GET, "/v2/_catalog"),
