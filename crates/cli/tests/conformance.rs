@@ -23,6 +23,7 @@
 //! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
+//! | `repository_delete` | DELETE /api/v1/repositories/<name>: answer, rights, gone |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -42,6 +43,7 @@ mod conformance {
     mod portable_io;
     mod pull;
     mod registry_env;
+    mod repository_delete;
     mod robustness;
     mod slow_clients;
     mod ui;
