@@ -14,23 +14,10 @@ use std::time::Duration;
 /// paths other systems take (see `berth_registry::IoMode`).
 pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::Error>> {
     let cors = CorsPolicy::new(&config.cors)?;
-    crate::data_dir::check_writable(&config.data_dir)?;
-    create_dir_durably(&config.data_dir)?;
-    let _lock = crate::data_dir::lock(&config.data_dir)?;
-    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
-    let registry = Arc::new(Registry::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        RegistryOptions {
-            delete_enabled: config.delete_enabled,
-            upload_expiry: config.upload_expiry,
-            min_free_bytes: config.min_free_bytes,
-            min_free_percent: config.min_free_percent,
-            max_uploads: config.max_upload_sessions,
-            max_uploads_per_client: config.max_upload_sessions_per_client,
-        },
-    ));
+    let OpenedData {
+        registry,
+        lock: _lock,
+    } = open_data(&config, io)?;
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
     crate::data_dir::check_not_unimported_distribution(&config.data_dir, has_repositories)?;
     // Before serving: no request owns anything in uploads/ yet.
@@ -89,6 +76,38 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// The data folder as this process owns it: its lock, held while this
+/// lives, and the registry over its stores.
+pub struct OpenedData {
+    pub registry: Arc<Registry>,
+    pub lock: std::fs::File,
+}
+
+/// Opens the data folder as `serve` does: checks it is writable, creates
+/// it, takes its lock (refused while another berth holds it) and opens the
+/// stores. Commands that work on the folder without a server (`berth repo
+/// delete`) share this, so they see exactly what a server would.
+pub fn open_data(config: &Config, io: IoMode) -> Result<OpenedData, Box<dyn std::error::Error>> {
+    crate::data_dir::check_writable(&config.data_dir)?;
+    create_dir_durably(&config.data_dir)?;
+    let lock = crate::data_dir::lock(&config.data_dir)?;
+    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
+    let registry = Arc::new(Registry::new(
+        Arc::new(blobs),
+        Arc::new(meta),
+        RegistryOptions {
+            delete_enabled: config.delete_enabled,
+            upload_expiry: config.upload_expiry,
+            min_free_bytes: config.min_free_bytes,
+            min_free_percent: config.min_free_percent,
+            max_uploads: config.max_upload_sessions,
+            max_uploads_per_client: config.max_upload_sessions_per_client,
+        },
+    ));
+    Ok(OpenedData { registry, lock })
 }
 
 /// The users, rules and token keys the settings name; the key (for tokens
