@@ -27,6 +27,7 @@ pub use browse::*;
 pub use meta_store::*;
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
+use berth_oci::{Digest, RepositoryName};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -64,6 +65,20 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     manifest_facts_list_tags_and_push_time(&*meta).await;
     overview_counts_shared_blobs_once(&*meta).await;
     upload_sessions_are_capped(meta).await;
+}
+
+/// Links `digest` of `size` bytes to `repo` as a publish does: claims the
+/// digest, then links it under the claim.
+pub async fn publish_link(meta: &dyn MetaStore, repo: &RepositoryName, digest: &Digest, size: u64) {
+    let claim = meta
+        .claim_blob(digest, std::time::Duration::from_secs(600))
+        .await
+        .unwrap()
+        .expect("a digest nobody deletes can be claimed");
+    assert!(meta
+        .link_blob(repo, digest, size, Some(&claim))
+        .await
+        .unwrap());
 }
 
 /// Seconds since the Unix epoch, to check recorded times against.

@@ -61,6 +61,35 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);",
     // v4: browsing lists a repository's tags newest first.
     "CREATE INDEX IF NOT EXISTS tags_by_time ON tags (repo_id, updated_at DESC, name);",
+    // v5: online garbage collection. Every stored blob gets a row saying
+    // when something last wanted it; the grace delay of what is already
+    // there starts at the upgrade. Claims guard publishes in progress; a
+    // tombstone (`deleting_since`) marks a blob the collector is removing.
+    "
+    CREATE TABLE blobs (
+        digest         TEXT PRIMARY KEY,
+        size           INTEGER NOT NULL,
+        touched_at     INTEGER NOT NULL,
+        deleting_since INTEGER
+    );
+    INSERT OR IGNORE INTO blobs (digest, size, touched_at)
+        SELECT digest, max(size), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM repo_blobs GROUP BY digest;
+    INSERT OR IGNORE INTO blobs (digest, size, touched_at)
+        SELECT digest, max(size), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM manifests GROUP BY digest;
+    CREATE TABLE blob_claims (
+        id         TEXT PRIMARY KEY,
+        digest     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX blob_claims_by_digest ON blob_claims (digest);
+    ALTER TABLE repo_blobs ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE repo_blobs SET touched_at = CAST(strftime('%s', 'now') AS INTEGER);
+    CREATE INDEX repo_blobs_by_digest ON repo_blobs (digest);
+    CREATE INDEX manifest_refs_by_digest ON manifest_refs (child);
+    CREATE INDEX manifests_by_digest ON manifests (digest);
+    ",
 ];
 
 /// The version a database has once [`migrate`] ran.
