@@ -5,7 +5,10 @@
 //! The environment layer is `BERTH_*` over `registry:2`'s `REGISTRY_*`
 //! (see [`registry_env`]), so berth's image runs where `registry:2` did.
 
+mod gc;
 mod registry_env;
+
+pub use gc::GcConfig;
 
 use berth_auth::{AccessRules, ExternalIssuerConfig, RuleConfig, RulesError};
 use berth_server::{CorsError, CorsPolicy, CorsSettings, TlsSettings};
@@ -82,6 +85,8 @@ pub struct RawConfig {
     pub access: Option<Vec<RuleConfig>>,
     /// `[[token_issuers]]`: external token services whose tokens are accepted.
     pub token_issuers: Option<Vec<ExternalIssuerConfig>>,
+    /// `[gc]`: garbage collection's grace, interval and untagged manifests.
+    pub gc: Option<gc::RawGc>,
 }
 
 impl RawConfig {
@@ -126,6 +131,10 @@ impl RawConfig {
             groups: over.groups.or(self.groups),
             access: over.access.or(self.access),
             token_issuers: over.token_issuers.or(self.token_issuers),
+            gc: match (self.gc, over.gc) {
+                (Some(under), Some(over)) => Some(under.overlay(over)),
+                (under, over) => over.or(under),
+            },
         }
     }
 
@@ -183,6 +192,7 @@ impl RawConfig {
             groups: None,
             access: None,
             token_issuers: None,
+            gc: gc::RawGc::from_env(env)?,
         })
     }
 }
@@ -205,6 +215,8 @@ pub enum ConfigError {
     NeedsHtpasswd(&'static str),
     #[error("token issuer {0:?}: give exactly one of public_key and jwks")]
     IssuerKey(String),
+    #[error("{key}: {reason}")]
+    Gc { key: &'static str, reason: String },
     #[error("TLS needs both a certificate and a key (tls_certificate and tls_key, or --tls-cert and --tls-key); only the {0} is set")]
     TlsHalf(&'static str),
 }
@@ -268,6 +280,7 @@ pub struct Config {
     pub metrics_public: bool,
     /// Users, rules and tokens; `None`: auth is off.
     pub auth: Option<AuthSettings>,
+    pub gc: GcConfig,
 }
 
 /// The auth settings, validated; the key files are read when serving starts.
@@ -396,6 +409,7 @@ impl Config {
             }
         }
         let auth = auth_settings(&mut raw)?;
+        let gc = raw.gc.take().unwrap_or_default().validate()?;
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -478,6 +492,7 @@ impl Config {
             warnings,
             metrics_public: raw.metrics_public.unwrap_or(false),
             auth,
+            gc,
         })
     }
 }
@@ -631,6 +646,40 @@ mod tests {
             Config::load(None, &env(&[]), flags),
             Err(ConfigError::TlsHalf("key"))
         ));
+    }
+
+    #[test]
+    fn gc_settings_come_from_the_file_with_the_environment_winning_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "[gc]\ngrace = \"2h\"\ninterval = \"30m\"\nuntagged_after = \"7d\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.gc.grace, Duration::from_secs(7200));
+        assert_eq!(c.gc.interval, Some(Duration::from_secs(1800)));
+        assert_eq!(c.gc.untagged_after, Some(Duration::from_secs(7 * 86_400)));
+        let e = env(&[("BERTH_GC_INTERVAL", "off"), ("BERTH_GC_GRACE", "90s")]);
+        let c = Config::load(Some(file.clone()), &e, RawConfig::default()).unwrap();
+        assert_eq!(c.gc.grace, Duration::from_secs(90));
+        assert_eq!(c.gc.interval, None);
+        assert_eq!(
+            c.gc.untagged_after,
+            Some(Duration::from_secs(7 * 86_400)),
+            "a key the environment does not set stays the file's"
+        );
+        std::fs::write(&file, "[gc]\ngrace = \"an hour\"\n").unwrap();
+        let err = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap_err();
+        assert!(err.to_string().starts_with("[gc] grace:"), "{err}");
+        std::fs::write(&file, "[gc]\ngrce = \"1h\"\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(file), &env(&[]), RawConfig::default()),
+            Err(ConfigError::Parse(..))
+        ));
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.gc, GcConfig::default());
     }
 
     #[test]

@@ -38,6 +38,25 @@ pub fn lock(dir: &Path) -> Result<File, Box<dyn std::error::Error>> {
     Ok(file)
 }
 
+/// Who holds a data folder's lock.
+pub enum Holder {
+    /// Nobody did: this process does now, for as long as the file lives.
+    Us(File),
+    /// Another process: a running server.
+    Another,
+}
+
+/// Takes `berth.lock` in `dir` if it is free; says so when another process
+/// (a server) holds it, so that a command can ask that server instead.
+pub fn try_lock(dir: &Path) -> std::io::Result<Holder> {
+    let file = File::create(dir.join("berth.lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Holder::Us(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Holder::Another),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Refuses a data folder (or, when it does not exist yet, the folder it
 /// would be created in) that this process cannot write, saying who owns
 /// it and how to fix that: a non-root container on a root-owned volume is

@@ -2,6 +2,9 @@
 //! logging and runs a command. It owns no registry logic.
 #![deny(unsafe_code)]
 
+// Until `berth gc` and `berth repo delete` use all of it.
+#[allow(dead_code)]
+mod admin_client;
 mod allocator;
 mod cert;
 mod config;

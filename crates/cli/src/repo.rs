@@ -3,12 +3,14 @@
 //! its caches and the registry it serves stay the one truth); otherwise
 //! this process takes the folder's lock and does it itself.
 
+use crate::admin_client::{self, AdminClient, AdminError, Target};
 use crate::config::Config;
 use berth_oci::RepositoryName;
 use berth_registry::{Error, IoMode};
 use clap::Subcommand;
+use hyper::{Method, StatusCode};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// A line on stdout; a closed stdout is not worth a panic.
@@ -23,9 +25,6 @@ macro_rules! say {
 const FAILED: u8 = 1;
 /// Exit code when the command could not run at all.
 const CANNOT_RUN: u8 = 2;
-
-/// The socket a running server answers admin requests on, in its data folder.
-pub const ADMIN_SOCKET: &str = "admin.sock";
 
 #[derive(Subcommand)]
 pub enum RepoCommand {
@@ -75,6 +74,7 @@ enum RepoError {
 }
 
 pub fn run(command: RepoCommand, config: &Config, io: IoMode) -> ExitCode {
+    let grace = berth_registry::units::format_duration(config.gc.grace);
     let RepoCommand::Delete { name, .. } = command;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -95,8 +95,8 @@ pub fn run(command: RepoCommand, config: &Config, io: IoMode) -> ExitCode {
                 deleted.manifests
             );
             say!(
-                "its blobs that no other repository uses are reclaimed by the next GC pass \
-                 after the grace period"
+                "space returns at the next GC pass after the grace period ({grace}): \
+                 blobs no other repository uses are removed then"
             );
             ExitCode::SUCCESS
         }
@@ -115,167 +115,50 @@ async fn delete(name: &str, config: &Config, io: IoMode) -> Result<Deleted, Repo
     let name: RepositoryName = name
         .parse()
         .map_err(|e| RepoError::CannotRun(format!("{name:?}: {e}")))?;
-    let dir = &config.data_dir;
-    if !dir.join("meta.db").is_file() {
-        return Err(RepoError::CannotRun(format!(
-            "{} holds no berth data (no meta.db); give the folder `berth serve` uses \
-             (--data-dir or --config)",
-            dir.display()
-        )));
+    match admin_client::locate(&config.data_dir).map_err(|e| RepoError::CannotRun(e.0))? {
+        Target::Server(client) => through_server(&client, &name).await,
+        Target::Offline(_lock) => {
+            let registry = crate::serve::open_registry(config, io)
+                .map_err(|e| RepoError::CannotRun(e.to_string()))?;
+            let deleted = registry
+                .delete_repository(&name)
+                .await
+                .map_err(|e| RepoError::Failed(describe(&name, &e)))?;
+            Ok(Deleted {
+                repository: name.to_string(),
+                tags: deleted.tags,
+                manifests: deleted.manifests,
+            })
+        }
     }
-    if lock_is_held(dir) {
-        return through_server(dir, &name).await;
-    }
-    let opened =
-        crate::serve::open_data(config, io).map_err(|e| RepoError::CannotRun(e.to_string()))?;
-    let deleted = opened
-        .registry
-        .delete_repository(&name)
-        .await
-        .map_err(|e| RepoError::Failed(describe(&name, &e)))?;
-    Ok(Deleted {
-        repository: name.to_string(),
-        tags: deleted.tags,
-        manifests: deleted.manifests,
-    })
 }
 
 /// The registry's refusal in the words of this command.
 fn describe(name: &RepositoryName, e: &Error) -> String {
     match e {
         Error::NameUnknown(_) => format!("no repository {name}"),
-        Error::DeleteDisabled => {
-            "deletes are disabled on this registry (delete_enabled = false)".to_string()
-        }
+        Error::DeleteDisabled => DELETES_DISABLED.to_string(),
         other => other.to_string(),
     }
 }
 
-/// Whether another process (a running `berth serve`) holds the folder's lock.
-fn lock_is_held(dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(dir.join("berth.lock")) else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
+const DELETES_DISABLED: &str = "deletes are disabled on this registry (delete_enabled = false)";
 
-/// Asks the server holding `dir` to delete `name`, over its admin socket.
-async fn through_server(dir: &Path, name: &RepositoryName) -> Result<Deleted, RepoError> {
-    let socket = dir.join(ADMIN_SOCKET);
+/// Asks the server holding the folder to delete `name`, over its admin socket.
+async fn through_server(client: &AdminClient, name: &RepositoryName) -> Result<Deleted, RepoError> {
     let path = format!("/api/v1/repositories/{name}");
-    let (status, body) = admin_request(&socket, "DELETE", &path).await.map_err(|e| {
-        RepoError::CannotRun(format!(
-            "a berth server is using {} but its admin socket {} does not answer ({e}); \
-                 stop the server, or ask it over HTTP: DELETE {path}",
-            dir.display(),
-            socket.display()
-        ))
-    })?;
-    if status == 200 {
-        return serde_json::from_slice(&body).map_err(|e| {
-            RepoError::Failed(format!("the server's answer was not understood: {e}"))
-        });
-    }
-    Err(RepoError::Failed(server_refusal(name, status, &body)))
-}
-
-/// The message of an OCI error body, phrased for this command.
-fn server_refusal(name: &RepositoryName, status: u16, body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Errors {
-        errors: Vec<Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        code: String,
-        message: String,
-    }
-    match serde_json::from_slice::<Errors>(body) {
-        Ok(errors) => match errors.errors.first() {
-            Some(e) if e.code == "NAME_UNKNOWN" => format!("no repository {name}"),
-            Some(e) if e.code == "UNSUPPORTED" && status == 405 => {
-                "deletes are disabled on this registry (delete_enabled = false)".to_string()
-            }
-            Some(e) => format!("the server refused ({status} {}): {}", e.code, e.message),
-            None => format!("the server answered {status}"),
-        },
-        Err(_) => format!("the server answered {status}"),
-    }
-}
-
-/// One HTTP/1.1 request over the unix socket at `socket`, read to its end
-/// (`Connection: close`): the status and the body.
-async fn admin_request(socket: &Path, method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::UnixStream::connect(socket).await?;
-    let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    parse_response(&answer)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer"))
-}
-
-/// Status and body of a whole HTTP/1.1 response (its body sized by
-/// `Content-Length` or chunked).
-fn parse_response(answer: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&answer[..split]).ok()?;
-    let body = &answer[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let chunked = lines.any(|line| {
-        line.to_ascii_lowercase()
-            .replace(' ', "")
-            .starts_with("transfer-encoding:chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Some((status, body))
-}
-
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&rest[..end]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[end + 2..];
-        if size == 0 {
-            return Some(body);
+    match client.send(Method::DELETE, &path).await {
+        Ok(response) => response
+            .json()
+            .await
+            .map_err(|e| RepoError::Failed(e.to_string())),
+        Err(AdminError::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+            Err(RepoError::Failed(format!("no repository {name}")))
         }
-        body.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn responses_are_read_with_either_body_framing() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain), Some((200, b"{}".to_vec())));
-        let chunked =
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Some((404, b"abcde".to_vec())));
-        assert_eq!(parse_response(b"garbage"), None);
-    }
-
-    #[test]
-    fn refusals_say_what_to_do() {
-        let name: RepositoryName = "team/app".parse().unwrap();
-        let unknown = br#"{"errors":[{"code":"NAME_UNKNOWN","message":"x","detail":null}]}"#;
-        assert_eq!(
-            server_refusal(&name, 404, unknown),
-            "no repository team/app"
-        );
-        let disabled = br#"{"errors":[{"code":"UNSUPPORTED","message":"x","detail":null}]}"#;
-        assert!(server_refusal(&name, 405, disabled).contains("delete_enabled"));
+        Err(AdminError::Status { status, .. }) if status == StatusCode::METHOD_NOT_ALLOWED => {
+            Err(RepoError::Failed(DELETES_DISABLED.to_string()))
+        }
+        Err(e @ AdminError::Status { .. }) => Err(RepoError::Failed(e.to_string())),
+        Err(e) => Err(RepoError::CannotRun(e.to_string())),
     }
 }

@@ -58,6 +58,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         io,
         cors,
         metrics_public: config.metrics_public,
+        admin_socket: Some(config.data_dir.join(berth_server::admin_socket::FILE_NAME)),
         auth: match &config.auth {
             Some(settings) => Some(Arc::new(build_auth(settings, &config.data_dir)?)),
             None => None,
@@ -97,15 +98,25 @@ pub struct OpenedData {
 
 /// Opens the data folder as `serve` does: checks it is writable, creates
 /// it, takes its lock (refused while another berth holds it) and opens the
-/// stores. Commands that work on the folder without a server (`berth repo
-/// delete`) share this, so they see exactly what a server would.
+/// stores.
 pub fn open_data(config: &Config, io: IoMode) -> Result<OpenedData, Box<dyn std::error::Error>> {
     crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
     let lock = crate::data_dir::lock(&config.data_dir)?;
+    let registry = open_registry(config, io)?;
+    Ok(OpenedData { registry, lock })
+}
+
+/// The registry over the data folder's stores, with the configured
+/// options, for a caller already holding the folder's lock: commands that
+/// work without a server (`berth repo delete`) see exactly what a server would.
+pub fn open_registry(
+    config: &Config,
+    io: IoMode,
+) -> Result<Arc<Registry>, Box<dyn std::error::Error>> {
     let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
-    let registry = Arc::new(Registry::new(
+    Ok(Arc::new(Registry::new(
         Arc::new(blobs),
         Arc::new(meta),
         RegistryOptions {
@@ -117,8 +128,7 @@ pub fn open_data(config: &Config, io: IoMode) -> Result<OpenedData, Box<dyn std:
             max_uploads_per_client: config.max_upload_sessions_per_client,
             ..Default::default()
         },
-    ));
-    Ok(OpenedData { registry, lock })
+    )))
 }
 
 /// The users, rules and token keys the settings name; the key (for tokens

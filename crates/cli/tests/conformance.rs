@@ -25,6 +25,7 @@
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 //! | `repository_delete` | DELETE /api/v1/repositories/<name>: answer, rights, gone |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
+//! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -38,6 +39,7 @@ mod conformance {
     mod delete;
     mod discovery;
     mod durability;
+    mod gc;
     mod manifest_push;
     mod operations;
     mod portable_io;

@@ -143,7 +143,7 @@ async fn refusals_change_nothing_and_exit_non_zero() {
     let empty = repo_delete(&elsewhere.path().join("typo"), "team/app");
     assert_eq!(empty.status.code(), Some(2));
     assert!(
-        stderr(&empty).contains("no berth data"),
+        stderr(&empty).contains("not a berth data folder"),
         "{}",
         stderr(&empty)
     );
@@ -156,5 +156,83 @@ async fn refusals_change_nothing_and_exit_non_zero() {
     assert_eq!(
         reg.catalog(None, None).await.unwrap().items,
         ["team/app", "team/other"]
+    );
+}
+
+/// `berth serve` over a data folder, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let addr = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let child = berth()
+            .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
+            .arg(dir)
+            .env("BERTH_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() || !dir.join("admin.sock").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "berth serve did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Server { child, addr }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("http://{}{path}", self.addr))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn beside_a_running_server_the_server_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path()).await;
+    let server = Server::start(dir.path());
+    // Served once: the server has the manifest in its cache.
+    assert_eq!(server.get("/v2/team/app/manifests/v1").await.status(), 200);
+
+    let out = repo_delete(dir.path(), "team/app");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("deleted repository team/app: 2 tag(s), 1 manifest(s)"),
+        "{}",
+        stdout(&out)
+    );
+    let catalog = server.get("/v2/_catalog").await.bytes().await.unwrap();
+    let catalog: serde_json::Value = serde_json::from_slice(&catalog).unwrap();
+    assert_eq!(catalog["repositories"], serde_json::json!(["team/other"]));
+    assert_eq!(server.get("/v2/team/app/manifests/v1").await.status(), 404);
+    let layer = Digest::sha256_of(SHARED);
+    let shared = server.get(&format!("/v2/team/other/blobs/{layer}")).await;
+    assert_eq!(shared.status(), 200);
+    assert_eq!(shared.bytes().await.unwrap().as_ref(), SHARED);
+
+    let again = repo_delete(dir.path(), "team/app");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("no repository team/app"),
+        "{}",
+        stderr(&again)
     );
 }

@@ -4,6 +4,7 @@
 
 use berth_auth::rules::Subject;
 use berth_auth::{Actions, Auth, Grants, Identity, Resource};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The caller of a request.
@@ -16,6 +17,8 @@ pub struct Caller {
 enum Rights {
     /// Auth is off: everything is allowed to everyone.
     Everything,
+    /// Through the admin socket: the machine's operator, whatever auth says.
+    LocalAdmin,
     /// Basic credentials or none: the configured rules decide.
     Rules { auth: Arc<Auth>, identity: Identity },
     /// A Bearer token: exactly what it grants (the rules only decide which
@@ -27,6 +30,7 @@ impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.rights {
             Rights::Everything => "unrestricted",
+            Rights::LocalAdmin => "local admin",
             Rights::Rules { .. } => "rules",
             Rights::Token { .. } => "token",
         };
@@ -42,6 +46,13 @@ impl Caller {
     pub fn unrestricted() -> Caller {
         Caller {
             rights: Rights::Everything,
+        }
+    }
+
+    /// The caller of a request through the admin socket: every right.
+    pub fn local_admin() -> Caller {
+        Caller {
+            rights: Rights::LocalAdmin,
         }
     }
 
@@ -62,7 +73,7 @@ impl Caller {
     /// The user name, if the caller presented valid credentials naming one.
     pub fn name(&self) -> Option<&str> {
         match &self.rights {
-            Rights::Everything => None,
+            Rights::Everything | Rights::LocalAdmin => None,
             Rights::Rules { identity, .. } => match identity {
                 Identity::User { name } => Some(name),
                 Identity::Anonymous => None,
@@ -75,14 +86,33 @@ impl Caller {
     /// token), or auth is off.
     pub fn is_authenticated(&self) -> bool {
         match &self.rights {
-            Rights::Everything | Rights::Token { .. } => true,
+            Rights::Everything | Rights::LocalAdmin | Rights::Token { .. } => true,
             Rights::Rules { identity, .. } => !matches!(identity, Identity::Anonymous),
         }
     }
 
-    /// Whether auth is on for this request.
+    /// Whether auth applies to this request (it does not through the admin socket).
     pub fn auth_enabled(&self) -> bool {
-        !matches!(self.rights, Rights::Everything)
+        !matches!(self.rights, Rights::Everything | Rights::LocalAdmin)
+    }
+
+    /// Whether the request came through the admin socket.
+    pub fn is_local_admin(&self) -> bool {
+        matches!(self.rights, Rights::LocalAdmin)
+    }
+
+    /// Whether the caller may run admin operations (a GC pass, deleting a
+    /// repository): through the admin socket always; with auth on, who has
+    /// `admin`; with auth off, loopback clients only, as for `/metrics`:
+    /// without auth, nothing else tells the operator from the network.
+    pub fn may_administer(&self, client: Option<IpAddr>) -> bool {
+        match &self.rights {
+            Rights::LocalAdmin => true,
+            Rights::Everything => client.is_some_and(|ip| ip.to_canonical().is_loopback()),
+            Rights::Rules { .. } | Rights::Token { .. } => {
+                self.may(&Resource::Admin, Actions::ADMIN)
+            }
+        }
     }
 
     /// Whether a token (rather than a password or nothing) stands for the caller.
@@ -93,7 +123,7 @@ impl Caller {
     /// What the caller may do on `resource`.
     pub fn allowed(&self, resource: &Resource) -> Actions {
         match &self.rights {
-            Rights::Everything => Actions::ALL,
+            Rights::Everything | Rights::LocalAdmin => Actions::ALL,
             Rights::Rules { auth, identity } => auth.allowed(identity, resource),
             Rights::Token { grants, .. } => grants.actions_for(resource),
         }
@@ -113,7 +143,7 @@ impl Caller {
     /// listing then needs no filtering, and the registry's totals are theirs).
     pub fn may_pull_everything(&self) -> bool {
         match &self.rights {
-            Rights::Everything => true,
+            Rights::Everything | Rights::LocalAdmin => true,
             Rights::Rules { auth, identity } => auth
                 .rules()
                 .allowed_everywhere(identity)
@@ -177,6 +207,47 @@ mod tests {
         let caller = Caller::unrestricted();
         assert!(caller.may(&Resource::Admin, Actions::ALL));
         assert!(caller.is_authenticated() && !caller.auth_enabled());
+    }
+
+    #[test]
+    fn the_local_admin_may_do_everything_and_administer_without_an_address() {
+        let caller = Caller::local_admin();
+        assert!(caller.may(&Resource::Admin, Actions::ALL));
+        assert!(caller.may_pull_everything() && caller.is_authenticated());
+        assert!(caller.is_local_admin() && !caller.auth_enabled());
+        assert!(caller.may_administer(None));
+    }
+
+    #[test]
+    fn without_auth_only_loopback_may_administer() {
+        let caller = Caller::unrestricted();
+        assert!(caller.may_administer(Some("127.0.0.1".parse().unwrap())));
+        assert!(caller.may_administer(Some("::1".parse().unwrap())));
+        assert!(caller.may_administer(Some("::ffff:127.0.0.1".parse().unwrap())));
+        assert!(!caller.may_administer(Some("192.0.2.7".parse().unwrap())));
+        assert!(!caller.may_administer(None));
+        assert!(!caller.is_local_admin());
+    }
+
+    #[test]
+    fn with_auth_administering_takes_the_admin_right_wherever_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let loopback = Some("127.0.0.1".parse().unwrap());
+        let alice = Caller::by_rules(auth(dir.path()), Identity::user("alice"));
+        assert!(alice.may_administer(Some("192.0.2.7".parse().unwrap())));
+        let nobody = Caller::by_rules(auth(dir.path()), Identity::Anonymous);
+        assert!(!nobody.may_administer(loopback), "loopback is no login");
+        let token = Caller::by_token(
+            auth(dir.path()),
+            Grants {
+                subject: Some("alice".into()),
+                access: vec![Access::for_resource(&repo("a"), Actions::ALL)],
+            },
+        );
+        assert!(
+            !token.may_administer(loopback),
+            "no token scope names admin"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! else; the rules of the spec live in `berth-registry`.
 #![forbid(unsafe_code)]
 
-pub mod admin_access;
+pub mod admin_socket;
 pub mod api_route;
 mod auth;
 mod budget;
@@ -233,17 +233,10 @@ async fn route_and_handle(
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip());
             let mut query = request::Query::parse(uri.query());
-            let local_admin = parts.extensions.get::<admin_access::LocalAdmin>().is_some();
-            // Without auth no authorize step runs; admin endpoints still
-            // answer only the local machine.
-            let admin_only = || auth::need::of(&route, method, &query) == Requirement::Admin;
-            if app.auth.is_none()
-                && admin_only()
-                && !admin_access::may_administer(&Caller::unrestricted(), client, local_admin)
-            {
-                return ApiError::AdminDenied.into_response();
-            }
+            let local_admin = parts.extensions.get::<admin_socket::LocalAdmin>().is_some();
             let caller = match &app.auth {
+                // The socket file's mode admitted the caller: nothing to check.
+                _ if local_admin => Caller::local_admin(),
                 None => Caller::unrestricted(),
                 Some(auth) => {
                     let asking = auth::Asking {
@@ -255,7 +248,6 @@ async fn route_and_handle(
                         client,
                         https: matches!(parts.extensions.get::<Scheme>(), Some(Scheme::Https))
                             || auth::challenge::forwarded_https(headers),
-                        local_admin,
                     };
                     let admitted = match auth::authorize(auth, &asking).await {
                         Ok(admitted) => admitted,
@@ -267,6 +259,13 @@ async fn route_and_handle(
                     admitted.caller
                 }
             };
+            // With auth on, the authorize step already applied this rule;
+            // with auth off it is the only check: loopback or the socket.
+            if auth::need::of(&route, method, &query) == Requirement::Admin
+                && !caller.may_administer(client)
+            {
+                return ApiError::AdminDenied.into_response();
+            }
             let context = RequestContext {
                 outbox: parts.extensions.get::<sendfile::Outbox>(),
                 budget: parts.extensions.get::<MemoryBudget>(),
@@ -365,8 +364,9 @@ async fn handle(
         Route::Readyz => Ok(operations::readyz(registry, method == Method::GET).await),
         Route::Metrics => {
             // With auth on, the authorize step already let only admins and loopback in.
-            let allowed =
-                context.caller.auth_enabled() || app.operations.may_read_metrics(context.client);
+            let allowed = context.caller.auth_enabled()
+                || context.caller.is_local_admin()
+                || app.operations.may_read_metrics(context.client);
             if let Some(auth) = &app.auth {
                 app.operations
                     .metrics

@@ -14,6 +14,7 @@
 //! client's address as `axum::extract::ConnectInfo<SocketAddr>` (for
 //! per-client limits), and the shared [`MemoryBudget`] for bodies held whole.
 
+use crate::admin_socket::{AdminSocket, LocalAdmin};
 use crate::budget::MemoryBudget;
 use crate::connections::{Admission, ConnState, ConnectionTable, GuardedBody, RateLimitedLog};
 use crate::cors::CorsPolicy;
@@ -31,6 +32,7 @@ use hyper_util::server::graceful::Watcher;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +92,10 @@ pub struct ServeOptions {
     pub metrics_public: bool,
     /// Users, rules and tokens; `None` serves everyone everything.
     pub auth: Option<Arc<berth_auth::Auth>>,
+    /// Also listen on this unix socket (see [`crate::admin_socket`]), whose
+    /// callers have every right; the caller must hold the data folder's
+    /// lock, so that a socket file found there is a dead server's.
+    pub admin_socket: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -108,6 +114,7 @@ impl Default for ServeOptions {
             cors: CorsPolicy::default(),
             metrics_public: false,
             auth: None,
+            admin_socket: None,
         }
     }
 }
@@ -158,9 +165,26 @@ pub async fn serve_with(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut accept_errors = RateLimitedLog::default();
     let mut at_cap = RateLimitedLog::default();
+    let admin = options.admin_socket.as_deref().and_then(bind_admin_socket);
+    let admin_table = ConnectionTable::new(MAX_ADMIN_CONNECTIONS);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
+            accepted = accept_admin(admin.as_ref()) => {
+                match accepted {
+                    Ok(stream) => serve_admin_connection(AdminConnection {
+                        stream,
+                        table: &admin_table,
+                        app: &app,
+                        options: &options,
+                        budget: &budget,
+                        metrics: &metrics,
+                        watcher: graceful.watcher(),
+                    }),
+                    Err(e) => on_accept_error(&e, &admin_table, &mut accept_errors).await,
+                }
+                continue;
+            }
             () = &mut shutdown => break,
         };
         let (connection, peer) = match accepted {
@@ -207,7 +231,7 @@ pub async fn serve_with(
             let mut request = request.map(|body| idle_body(body, body_idle));
             let context = ConnectionContext {
                 outbox: outbox.as_ref(),
-                peer,
+                peer: Some(peer),
                 scheme,
                 budget: &budget,
             };
@@ -240,6 +264,8 @@ pub async fn serve_with(
         reloader.abort();
     }
     drop(listener);
+    // The socket file goes with it: nothing may connect to a stopping server.
+    drop(admin);
     let open = table.len();
     tracing::info!(
         connections = open,
@@ -261,7 +287,8 @@ pub async fn serve_with(
 /// What every request of a connection carries in its extensions.
 struct ConnectionContext<'a> {
     outbox: Option<&'a Outbox>,
-    peer: SocketAddr,
+    /// The client's address; `None` on the admin socket.
+    peer: Option<SocketAddr>,
     scheme: Scheme,
     budget: &'a MemoryBudget,
 }
@@ -272,10 +299,109 @@ impl ConnectionContext<'_> {
             outbox.check_drained();
             extensions.insert(outbox.clone());
         }
-        extensions.insert(ConnectInfo(self.peer));
+        match self.peer {
+            Some(peer) => {
+                extensions.insert(ConnectInfo(peer));
+            }
+            None => {
+                extensions.insert(LocalAdmin);
+            }
+        }
         extensions.insert(self.scheme);
         extensions.insert(self.budget.clone());
     }
+}
+
+/// Admin socket connections held at once: a few operators' commands.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// Listens on the admin socket; a failure (a path too long for a socket
+/// address, a read-only folder) costs the socket, not the server.
+fn bind_admin_socket(path: &std::path::Path) -> Option<AdminSocket> {
+    match AdminSocket::bind(path) {
+        Ok(socket) => {
+            tracing::info!(path = %socket.path().display(), "admin socket listening");
+            Some(socket)
+        }
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "cannot listen on the admin socket; serving without it (berth gc then needs the server stopped)"
+            );
+            None
+        }
+    }
+}
+
+/// The next admin socket connection; never, without the socket.
+async fn accept_admin(socket: Option<&AdminSocket>) -> io::Result<tokio::net::UnixStream> {
+    match socket {
+        Some(socket) => socket.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What serving one admin socket connection takes from the accept loop.
+struct AdminConnection<'a> {
+    stream: tokio::net::UnixStream,
+    table: &'a Arc<ConnectionTable>,
+    app: &'a axum::Router,
+    options: &'a ServeOptions,
+    budget: &'a MemoryBudget,
+    metrics: &'a Arc<Metrics>,
+    watcher: Watcher,
+}
+
+/// Serves an admin socket connection as a TCP one (same dispatch, same
+/// deadlines), its requests marked [`LocalAdmin`]: no sendfile, no TLS.
+fn serve_admin_connection(connection: AdminConnection<'_>) {
+    let (state, slot) = match connection.table.admit() {
+        Admission::Admitted(state, slot) | Admission::AdmittedByEviction(state, slot) => {
+            (state, slot)
+        }
+        Admission::Refused => return,
+    };
+    let (app, request_state, body_idle, budget) = (
+        connection.app.clone(),
+        state.clone(),
+        connection.options.timeouts.body_idle,
+        connection.budget.clone(),
+    );
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let guard = request_state.begin_request();
+        let mut request = request.map(|body| idle_body(body, body_idle));
+        let context = ConnectionContext {
+            outbox: None,
+            peer: None,
+            scheme: Scheme::Http,
+            budget: &budget,
+        };
+        context.attach(request.extensions_mut());
+        let response = tower::ServiceExt::oneshot(app.clone(), request);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|b| GuardedBody::wrap(b, guard)))
+        }
+    });
+    let io = TimedIo::new(
+        connection.stream,
+        state.clone(),
+        connection.options.timeouts,
+    );
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(CONNECTION_BUFFER);
+    let served = connection
+        .watcher
+        .watch(http.serve_connection(TokioIo::new(io), service));
+    let counted = connection.metrics.connection_opened();
+    tokio::spawn(async move {
+        let (_slot, _counted) = (slot, counted);
+        tokio::select! {
+            _ = served => {}
+            () = state.evicted() => {}
+        }
+    });
 }
 
 /// Serves one connection's requests: straight over TCP, or after a TLS
@@ -387,17 +513,33 @@ mod tests {
             let mut extensions = axum::http::Extensions::new();
             ConnectionContext {
                 outbox: None,
-                peer,
+                peer: Some(peer),
                 scheme,
                 budget: &budget,
             }
             .attach(&mut extensions);
             assert_eq!(extensions.get::<Scheme>(), Some(&scheme));
             assert_eq!(extensions.get::<ConnectInfo<SocketAddr>>().unwrap().0, peer);
+            assert!(extensions.get::<LocalAdmin>().is_none());
             assert!(extensions.get::<MemoryBudget>().is_some());
             assert!(extensions.get::<Outbox>().is_none());
         }
         assert_eq!(Scheme::Https.as_str(), "https");
+    }
+
+    #[test]
+    fn admin_socket_requests_are_marked_local_admin_and_carry_no_address() {
+        let budget = MemoryBudget::new(1 << 20);
+        let mut extensions = axum::http::Extensions::new();
+        ConnectionContext {
+            outbox: None,
+            peer: None,
+            scheme: Scheme::Http,
+            budget: &budget,
+        }
+        .attach(&mut extensions);
+        assert_eq!(extensions.get::<LocalAdmin>(), Some(&LocalAdmin));
+        assert!(extensions.get::<ConnectInfo<SocketAddr>>().is_none());
     }
 
     #[tokio::test]

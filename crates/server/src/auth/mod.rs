@@ -45,8 +45,6 @@ pub struct Asking<'a> {
     pub client: Option<IpAddr>,
     /// Whether the request came over TLS (for the default token realm).
     pub https: bool,
-    /// Whether it came through the admin socket.
-    pub local_admin: bool,
 }
 
 /// Decides whether the request may be handled.
@@ -84,7 +82,7 @@ pub async fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted
             }
         }
         Requirement::Admin => {
-            if !crate::admin_access::may_administer(&caller, asking.client, asking.local_admin) {
+            if !caller.may_administer(asking.client) {
                 let need = Need {
                     resource: Resource::Admin,
                     actions: Actions::ADMIN,

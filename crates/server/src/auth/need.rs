@@ -19,7 +19,7 @@ pub enum Requirement {
     /// `/metrics`: `admin`, or a loopback client.
     MetricsReader,
     /// Whole-registry actions (repository delete): `admin`, or the admin
-    /// socket; see [`crate::admin_access`].
+    /// socket; see [`crate::caller::Caller::may_administer`].
     Admin,
     /// Rights on one resource.
     Rights(Need),

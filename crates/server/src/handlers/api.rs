@@ -204,7 +204,7 @@ async fn delete_repository(
 
 #[cfg(test)]
 mod tests {
-    use crate::admin_access::LocalAdmin;
+    use crate::admin_socket::LocalAdmin;
     use crate::{router_with, router_with_auth, CorsPolicy, Operations};
     use axum::body::Body;
     use axum::extract::ConnectInfo;

@@ -48,6 +48,28 @@ impl Registry {
     }
 }
 
+impl Registry {
+    // ---- the admin socket --------------------------------------------------
+
+    /// The server's admin socket, `<data_dir>/admin.sock`.
+    pub fn admin_socket(&self) -> std::path::PathBuf {
+        self.data_dir().join("admin.sock")
+    }
+
+    /// `method path` through the admin socket, with no credentials; `None`
+    /// when the connection closes without an answer.
+    pub async fn admin_request(&self, method: &str, path: &str) -> Option<RawResponse> {
+        let mut stream = tokio::net::UnixStream::connect(self.admin_socket())
+            .await
+            .expect("connect to the admin socket");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        read_response(&mut stream).await
+    }
+}
+
 /// A response read off a raw TCP connection.
 #[derive(Debug)]
 pub struct RawResponse {

@@ -96,12 +96,12 @@ mod tests {
                 digests
             }
         };
-        assert_eq!(candidates(now - 60).await, [loose.clone()]);
+        assert_eq!(candidates(now - 60).await, std::slice::from_ref(&loose));
 
         meta.delete_repository(&gone).await.unwrap().unwrap();
         assert_eq!(
             candidates(now - 60).await,
-            [loose.clone()],
+            std::slice::from_ref(&loose),
             "the layer and the manifest wait a whole grace period"
         );
         let mut unreferenced = vec![layer, image, loose];
