@@ -187,7 +187,7 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
                 method,
                 uri,
                 headers,
-                &Caller::unrestricted(),
+                (&Caller::unrestricted(), client),
             )
             .await
         }
@@ -200,7 +200,9 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
             ui::login::logout(&context, attempt)
         }
         Some(auth) => match auth::identify_browser(auth, &app.tokens, headers, client).await {
-            Ok(caller) => ui::answer(registry, &app.ui, method, uri, headers, &caller).await,
+            Ok(caller) => {
+                ui::answer(registry, &app.ui, method, uri, headers, (&caller, client)).await
+            }
             Err(refused) => refused.into_response(),
         },
     };

@@ -130,3 +130,80 @@ async fn with_auth_only_an_admin_may_delete_a_repository() {
         json!({"repository": "team-a/app", "tags": 1, "manifests": 1})
     );
 }
+
+async fn page(registry: &Registry, path: &str) -> (u16, String) {
+    let resp = registry.send(registry.get(path)).await;
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_ui_confirms_then_deletes_from_the_same_origin_only() {
+    let registry = Registry::start().await;
+    registry.push_image("team/app", "v1").await;
+    registry.push_image("team/app", "v2").await;
+    registry.push_image("kept", "v1").await;
+    let (status, html) = page(&registry, "/ui/r/team/app").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(r#"href="/ui/r/team/app/-/delete">Delete repository</a>"#),
+        "{html}"
+    );
+    let (status, html) = page(&registry, "/ui/r/team/app/-/delete").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<strong>2 tags</strong>"), "{html}");
+    assert!(html.contains("<strong>2 manifests</strong>"), "{html}");
+    assert!(
+        html.contains(r#"<form method="post" action="/ui/r/team/app/-/delete">"#),
+        "{html}"
+    );
+
+    let post = |site: &str, origin: &str| {
+        registry
+            .request(Method::POST, "/ui/r/team/app/-/delete")
+            .header("sec-fetch-site", site)
+            .header("origin", origin)
+    };
+    let resp = registry
+        .send(post("cross-site", "http://evil.example"))
+        .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(catalog(&registry).await, json!(["kept", "team/app"]));
+    let origin = format!("http://{}", registry.addr);
+    let resp = registry.send(post("same-origin", &origin)).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(header(&resp, "location"), Some("/ui/"));
+    assert_eq!(catalog(&registry).await, json!(["kept"]));
+    assert_eq!(page(&registry, "/ui/r/team/app").await.0, 404);
+    let (_, home) = page(&registry, "/ui/").await;
+    assert!(!home.contains("team/app"), "{home}");
+    assert!(home.contains("Garbage collection"), "{home}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_auth_the_web_ui_offers_and_allows_the_repository_delete_to_admins_only() {
+    let mut auth = AuthRegistry::start(false, &[]).await;
+    let admin = basic("admin", PASSWORD);
+    auth.registry.authorize_with(&admin);
+    auth.registry.push_image("team-a/app", "v1").await;
+    let alice = basic("alice", PASSWORD);
+    let resp = auth
+        .send(Some(&alice), Method::GET, "/ui/r/team-a/app")
+        .await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("Delete repository"), "{html}");
+    let resp = auth
+        .send(Some(&alice), Method::POST, "/ui/r/team-a/app/-/delete")
+        .await;
+    assert_eq!(resp.status(), 403);
+    let resp = auth
+        .send(Some(&admin), Method::GET, "/ui/r/team-a/app")
+        .await;
+    assert!(resp.text().await.unwrap().contains("Delete repository"));
+    let resp = auth
+        .send(Some(&admin), Method::POST, "/ui/r/team-a/app/-/delete")
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(catalog(&auth.registry).await, json!([]));
+}

@@ -60,7 +60,21 @@ pub fn relative_time(then: i64, now: i64) -> String {
     if ago < 60 {
         return "just now".into();
     }
-    let (n, unit) = match ago {
+    format!("{} ago", span(ago))
+}
+
+/// How far ahead `then` is: "in 40 minutes", "within a minute".
+pub fn time_until(then: i64, now: i64) -> String {
+    let ahead = then.saturating_sub(now);
+    if ahead < 60 {
+        return "within a minute".into();
+    }
+    format!("in {}", span(ahead))
+}
+
+/// A length of time of at least a minute, in its largest whole unit.
+fn span(seconds: i64) -> String {
+    let (n, unit) = match seconds {
         a if a < 3600 => (a / 60, "minute"),
         a if a < 86_400 => (a / 3600, "hour"),
         a if a < 30 * 86_400 => (a / 86_400, "day"),
@@ -68,7 +82,7 @@ pub fn relative_time(then: i64, now: i64) -> String {
         a => (a / (365 * 86_400), "year"),
     };
     let plural = if n == 1 { "" } else { "s" };
-    format!("{n} {unit}{plural} ago")
+    format!("{n} {unit}{plural}")
 }
 
 /// A tar mode as `ls -l` writes it: `drwxr-xr-x`, `-rwsr-xr-x`, `lrwxrwxrwx`.
@@ -192,6 +206,9 @@ mod tests {
         assert_eq!(relative_time(0, 3 * 86_400), "3 days ago");
         assert_eq!(relative_time(0, 400 * 86_400), "1 year ago");
         assert_eq!(relative_time(10, 0), "just now");
+        assert_eq!(time_until(2400, 0), "in 40 minutes");
+        assert_eq!(time_until(30, 0), "within a minute");
+        assert_eq!(time_until(0, 10), "within a minute", "overdue");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Fills the pages' view data from the registry's browse queries.
 
 use super::view::{
-    ConfigView, DeletePage, HistoryRow, ImageContent, ImagePage, LayerRow, Overview, PlatformRow,
-    ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
+    ConfigView, DeletePage, GcPanel, GcPass, HistoryRow, ImageContent, ImagePage, LayerRow,
+    Overview, PlatformRow, ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
 };
 use berth_oci::{ImageConfig, Platform, Reference, RepositoryName};
 use berth_registry::{ImageContents, Registry, Result};
@@ -11,6 +11,30 @@ use berth_registry::{ImageContents, Registry, Result};
 pub const REPOSITORIES_PER_PAGE: usize = 100;
 /// Tags per page of a repository.
 pub const TAGS_PER_PAGE: usize = 100;
+
+/// The front page's garbage collection panel, from what the collector
+/// reports and what it could reclaim.
+pub fn gc_panel(
+    status: berth_registry::gc::GcStatus,
+    reclaimable: berth_registry::storage::Reclaimable,
+    grace: std::time::Duration,
+) -> GcPanel {
+    GcPanel {
+        reclaimable_blobs: reclaimable.blobs,
+        reclaimable_bytes: reclaimable.bytes,
+        grace: berth_registry::units::format_duration(grace),
+        running: status.running,
+        last: status.last.map(|report| GcPass {
+            at: report.started_at,
+            dry_run: report.dry_run,
+            blobs: report.blobs_removed,
+            bytes: report.bytes_removed,
+            manifests: report.manifests_removed,
+            tags: report.tags_removed,
+        }),
+        next_run_at: status.next_run_at,
+    }
+}
 
 /// The registry's own totals, as the front page shows them.
 pub fn overview(o: berth_registry::Overview) -> Overview {

@@ -13,6 +13,10 @@ pub struct Context {
     /// Whether deletes are accepted here (by the registry, and from this
     /// user on this page's repository): otherwise no delete control shows.
     pub deletes_enabled: bool,
+    /// Whether deletes are on and the caller may run admin actions
+    /// (deleting a whole repository): `admin` with auth on, a loopback
+    /// client without, as for `DELETE /api/v1/repositories/<name>`.
+    pub may_delete_repositories: bool,
     /// Who is looking, for the header's name and log in/out control.
     pub viewer: Viewer,
 }
@@ -63,6 +67,35 @@ pub struct HomePage {
     pub rows: Vec<RepositoryRow>,
     /// The last name of this page when there is a next one (`?last=`).
     pub next: Option<String>,
+    /// Garbage collection's state, for callers who see the whole registry.
+    pub gc: Option<GcPanel>,
+}
+
+/// What the front page says about garbage collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcPanel {
+    /// Blobs nothing references, whatever their age: what passes will
+    /// take once their grace period is over.
+    pub reclaimable_blobs: u64,
+    pub reclaimable_bytes: u64,
+    /// The grace period, written as the configuration takes it (`1h`).
+    pub grace: String,
+    pub running: bool,
+    pub last: Option<GcPass>,
+    /// Unix seconds of the next background pass; `None`: none is scheduled.
+    pub next_run_at: Option<i64>,
+}
+
+/// What the last pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcPass {
+    /// Unix seconds it started.
+    pub at: i64,
+    pub dry_run: bool,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub manifests: u64,
+    pub tags: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,4 +257,17 @@ pub struct DeletePage {
     pub reference: Reference,
     /// For a digest: the tags that go with it.
     pub tags: Vec<String>,
+}
+
+/// The confirmation before deleting a whole repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryDeletePage {
+    pub name: RepositoryName,
+    pub tags: u64,
+    pub manifests: u64,
+    /// Its blobs, each once (what it holds, not what deleting it frees:
+    /// layers other repositories share stay).
+    pub size: u64,
+    /// The GC grace period (`1h`): when the space can come back.
+    pub grace: String,
 }

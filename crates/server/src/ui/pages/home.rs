@@ -4,13 +4,14 @@
 use super::{layout, time};
 use crate::ui::format;
 use crate::ui::routes::UiRoute;
-use crate::ui::view::{Context, HomePage, Overview};
+use crate::ui::view::{Context, GcPanel, HomePage, Overview};
 use maud::{html, Markup};
 
 pub fn render(context: &Context, page: &HomePage) -> String {
     let main = html! {
         h1 { "Repositories" }
         @if let Some(overview) = &page.overview { (totals(overview)) }
+        @if let Some(gc) = &page.gc { (gc_panel(context, gc)) }
         form.filter method="get" action=(UiRoute::Home.path()) role="search" {
             input type="search" name="q" value=(page.query) placeholder="Filter repositories"
                 aria-label="Filter repositories" autocomplete="off" data-filter-remote="repositories";
@@ -35,6 +36,54 @@ fn totals(overview: &Overview) -> Markup {
             }
             @if let Some(saved) = overview.saved_bytes {
                 div { dt { "Saved by sharing" } dd { (format::size(saved)) } }
+            }
+        }
+    }
+}
+
+/// What garbage collection could take back, did last, and does next.
+fn gc_panel(context: &Context, gc: &GcPanel) -> Markup {
+    let count = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    html! {
+        section.gc aria-labelledby="gc-title" {
+            h2 #gc-title { "Garbage collection" }
+            dl.stats {
+                div {
+                    dt { "Reclaimable" }
+                    dd #gc-reclaimable data-bytes=(gc.reclaimable_bytes) {
+                        (format::size(gc.reclaimable_bytes))
+                    }
+                }
+                div {
+                    dt { "Last pass" }
+                    dd #gc-last {
+                        @if let Some(last) = &gc.last {
+                            (time(context, Some(last.at)))
+                            @if last.dry_run { " (dry run): would remove " } @else { ": removed " }
+                            (count(last.blobs, "blob", "blobs")) " (" (format::size(last.bytes)) "), "
+                            (count(last.manifests, "manifest", "manifests")) ", "
+                            (count(last.tags, "tag", "tags"))
+                        } @else {
+                            span.muted { "none since berth started" }
+                        }
+                    }
+                }
+                div {
+                    dt { "Next pass" }
+                    dd #gc-next {
+                        @if gc.running { "running now" }
+                        @else if let Some(at) = gc.next_run_at {
+                            time datetime=(format::iso_time(at)) title=(format::absolute_time(at)) {
+                                (format::time_until(at, context.now))
+                            }
+                        } @else { span.muted { "none scheduled" } }
+                    }
+                }
+            }
+            p.muted {
+                (count(gc.reclaimable_blobs, "blob", "blobs"))
+                " no manifest references; each goes once nothing has wanted it for "
+                (gc.grace) "."
             }
         }
     }
@@ -114,6 +163,7 @@ mod tests {
                 last_push: Some(1_796_000_000 - 7200),
             }],
             next: Some("library/alpine".into()),
+            gc: None,
         }
     }
 
@@ -132,6 +182,45 @@ mod tests {
             html.contains(r#"href="/ui/?q=lib&amp;last=library%2Falpine""#),
             "{html}"
         );
+    }
+
+    #[test]
+    fn the_gc_panel_shows_reclaimable_bytes_and_the_last_and_next_pass() {
+        use crate::ui::view::GcPass;
+        let mut page = page();
+        let now = context().now;
+        page.gc = Some(GcPanel {
+            reclaimable_blobs: 4,
+            reclaimable_bytes: 5 * 1024 * 1024,
+            grace: "1h".into(),
+            running: false,
+            last: Some(GcPass {
+                at: now - 7200,
+                dry_run: false,
+                blobs: 12,
+                bytes: 3 * 1024,
+                manifests: 1,
+                tags: 0,
+            }),
+            next_run_at: Some(now + 2400),
+        });
+        let html = render(&context(), &page);
+        assert!(
+            html.contains(r#"<dd id="gc-reclaimable" data-bytes="5242880">5.0 MiB</dd>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains("2 hours ago</time>: removed 12 blobs (3.0 KiB), 1 manifest, 0 tags"),
+            "{html}"
+        );
+        assert!(html.contains(">in 40 minutes</time>"), "{html}");
+        assert!(html.contains("4 blobs no manifest references"), "{html}");
+        page.gc = Some(GcPanel::default());
+        let html = render(&context(), &page);
+        assert!(html.contains("none since berth started"), "{html}");
+        assert!(html.contains("none scheduled"), "{html}");
+        page.gc = None;
+        assert!(!render(&context(), &page).contains("Garbage collection"));
     }
 
     #[test]

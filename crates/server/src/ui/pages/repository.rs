@@ -16,6 +16,11 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
             " · " (format::size(page.summary.size))
             " · last push " (time(context, page.summary.last_push))
         }
+        @if context.may_delete_repositories {
+            p.actions {
+                a.button.danger href=(UiRoute::DeleteRepository(name.clone()).path()) { "Delete repository" }
+            }
+        }
         @if let Some(newest) = page.tags.first() {
             (commands(context, name, newest.tag.as_str()))
         }
@@ -201,5 +206,17 @@ mod tests {
         let html = render(&context, &page());
         assert!(!html.contains("/-/delete/"), "{html}");
         assert!(!html.contains("<dialog"));
+    }
+
+    #[test]
+    fn the_repository_delete_shows_only_to_who_may_do_it() {
+        let html = render(&context(), &page());
+        assert!(
+            html.contains(r#"href="/ui/r/team/app_server/-/delete">Delete repository</a>"#),
+            "{html}"
+        );
+        let mut context = context();
+        context.may_delete_repositories = false;
+        assert!(!render(&context, &page()).contains("Delete repository"));
     }
 }
