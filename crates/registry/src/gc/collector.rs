@@ -120,7 +120,7 @@ impl Registry {
         if !dry_run {
             // What reads asked for is on disk before anything is judged; reads
             // not yet written are asked about one by one below anyway.
-            self.touches.flush(&*self.meta, unix_now()).await?;
+            self.touches.flush(&*self.meta).await?;
             self.recover_gc().await?;
         }
         progress.phase("retention", 0);

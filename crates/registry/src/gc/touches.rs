@@ -182,17 +182,20 @@ impl TouchLog {
         })
     }
 
-    /// Takes the touches due, marking them written at `at` (the caller puts
-    /// them back with [`TouchLog::unwritten`] if the write fails).
-    fn take_due(&self, at: i64) -> Vec<(RepositoryName, Digest)> {
+    /// Takes the touches due, grouped by the time of their latest read,
+    /// marking them written (the caller puts them back with
+    /// [`TouchLog::unwritten`] if the write fails).
+    fn take_due(&self) -> HashMap<i64, Vec<(RepositoryName, Digest)>> {
         let mut state = self.lock();
-        let mut due = Vec::new();
+        let mut due: HashMap<i64, Vec<_>> = HashMap::new();
         for (digest, by_repo) in state.reads.iter_mut() {
             for (repo, read) in by_repo.iter_mut() {
                 if read.dirty && read.found {
                     read.dirty = false;
-                    read.written = Some(at);
-                    due.push((repo.clone(), digest.clone()));
+                    read.written = Some(read.last);
+                    due.entry(read.last)
+                        .or_default()
+                        .push((repo.clone(), digest.clone()));
                 }
             }
         }
@@ -209,19 +212,28 @@ impl TouchLog {
         }
     }
 
-    /// Writes every touch due, in batches; the number written.
-    pub async fn flush(&self, meta: &dyn MetaStore, now: i64) -> crate::Result<usize> {
+    /// Writes every touch due, in batches, each with the time of its read;
+    /// the number written.
+    pub async fn flush(&self, meta: &dyn MetaStore) -> crate::Result<usize> {
         self.flush_scheduled.store(false, Ordering::Release);
-        let due = self.take_due(now);
+        let due = self.take_due();
         let mut written = 0;
-        for batch in due.chunks(FLUSH_BATCH) {
-            if let Err(e) = meta.touch_blobs(batch.to_vec(), now).await {
-                self.unwritten(&due[written..]);
-                return Err(e);
+        let mut failed = None;
+        for (at, touches) in &due {
+            for batch in touches.chunks(FLUSH_BATCH) {
+                match meta.touch_blobs(batch.to_vec(), *at).await {
+                    Ok(()) => written += batch.len(),
+                    Err(e) => {
+                        self.unwritten(batch);
+                        failed = Some(e);
+                    }
+                }
             }
-            written += batch.len();
         }
-        Ok(written)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
     }
 
     /// Entries held now (for tests of the bound).
@@ -295,8 +307,120 @@ pub(crate) fn schedule_flush(log: std::sync::Arc<TouchLog>, meta: std::sync::Arc
     };
     runtime.spawn(async move {
         tokio::time::sleep(FLUSH_DELAY).await;
-        if let Err(e) = log.flush(&*meta, crate::registry::unix_now()).await {
+        if let Err(e) = log.flush(&*meta).await {
             tracing::warn!(error = %e, "writing blob read times failed; retrying later");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn repo(s: &str) -> RepositoryName {
+        s.parse().unwrap()
+    }
+
+    fn digest(i: usize) -> Digest {
+        Digest::sha256_of(format!("touch {i}").as_bytes())
+    }
+
+    /// A read the blob answered.
+    async fn read(log: &TouchLog, r: &RepositoryName, d: &Digest, at: i64) -> bool {
+        log.record(r, d, at).await;
+        log.found(r, d, at)
+    }
+
+    fn due(log: &TouchLog) -> usize {
+        log.take_due().values().map(Vec::len).sum()
+    }
+
+    #[tokio::test]
+    async fn a_read_since_the_cutoff_keeps_its_blob_from_the_collector() {
+        let log = TouchLog::new(Duration::from_secs(3600));
+        let (a, b, d) = (repo("a"), repo("b"), digest(0));
+        read(&log, &a, &d, 100).await;
+        assert!(log.hold(None, &d, 100).is_none(), "read at the cutoff");
+        assert!(log.hold(Some(&a), &d, 90).is_none());
+        assert!(log.hold(Some(&b), &d, 90).is_some(), "not read in b");
+        assert!(log.hold(None, &d, 101).is_some(), "read before the cutoff");
+        assert!(log.hold(None, &digest(1), 0).is_some(), "never read");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_while_the_collector_holds_its_blob() {
+        let log = Arc::new(TouchLog::new(Duration::from_secs(3600)));
+        let (a, d) = (repo("a"), digest(0));
+        let hold = log.hold(None, &d, 0).unwrap();
+        let reading = {
+            let (log, a, d) = (log.clone(), a.clone(), d.clone());
+            tokio::spawn(async move { log.record(&a, &d, 5).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!reading.is_finished(), "waits for the tombstone's outcome");
+        drop(hold);
+        tokio::time::timeout(Duration::from_secs(5), reading)
+            .await
+            .unwrap()
+            .unwrap();
+        // Other digests never wait.
+        let _hold = log.hold(None, &d, 0);
+        tokio::time::timeout(Duration::from_secs(1), log.record(&a, &digest(1), 5))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn reads_are_written_once_per_eighth_of_the_grace() {
+        let log = TouchLog::new(Duration::from_secs(80)); // window: 10 s
+        let (a, d) = (repo("a"), digest(0));
+        assert!(
+            read(&log, &a, &d, 100).await,
+            "the first read schedules a flush"
+        );
+        assert!(!read(&log, &a, &d, 101).await, "already scheduled");
+        let taken = log.take_due();
+        assert_eq!(
+            taken.get(&101).map(Vec::len),
+            Some(1),
+            "written with its read's time"
+        );
+        read(&log, &a, &d, 110).await;
+        assert_eq!(due(&log), 0, "within the window of the last write");
+        read(&log, &a, &d, 111).await;
+        assert_eq!(due(&log), 1);
+        read(&log, &repo("b"), &d, 111).await;
+        assert_eq!(due(&log), 1, "each repository's link has its own");
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_forgotten_and_never_written() {
+        let log = TouchLog::new(Duration::from_secs(3600));
+        let (a, d) = (repo("a"), digest(0));
+        log.record(&a, &d, 100).await;
+        log.missed(&a, &d);
+        assert!(log.is_empty());
+        read(&log, &a, &d, 100).await;
+        log.record(&a, &d, 101).await;
+        log.missed(&a, &d); // a later miss does not forget a hit
+        assert_eq!(log.len(), 1);
+        assert_eq!(due(&log), 1);
+    }
+
+    #[tokio::test]
+    async fn the_log_stays_bounded() {
+        let log = TouchLog::new(Duration::from_secs(8)); // window: 1 s
+        let a = repo("a");
+        for i in 0..MAX_ENTRIES + 10 {
+            read(&log, &a, &digest(i), 100).await;
+        }
+        assert_eq!(due(&log), MAX_ENTRIES + 10);
+        read(&log, &a, &digest(0), 101).await;
+        assert!(
+            log.len() < 10,
+            "written entries past their window go: {}",
+            log.len()
+        );
+    }
 }

@@ -413,7 +413,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn tombstones(&self) -> Result<Vec<Digest>>;
 
     /// Tombstones a digest the blob store holds with no `blobs` row (an
-    /// orphan file), unless a live claim exists; whether it did.
+    /// orphan file), unless a live claim exists; whether it did. A digest
+    /// that a link or manifest names is no orphan: it gets its row instead.
     async fn tombstone_orphan(&self, digest: &Digest) -> Result<bool>;
 
     /// Whether the store has a row for `digest` (tombstoned or not).

@@ -255,12 +255,35 @@ pub(super) fn tombstone_orphan(tx: &Connection, digest: &str) -> Result<bool> {
     if known(tx, digest).map_err(storage_err)? || live_claim(tx, digest, now)? {
         return Ok(false);
     }
+    if named(tx, digest)? {
+        // Linked or referenced but without a row (a link an older repair
+        // added): not an orphan. Adopted, so that it is judged like any blob.
+        tx.prepare_cached(
+            "INSERT INTO blobs (digest, size, touched_at)
+             SELECT ?1, coalesce((SELECT max(size) FROM repo_blobs WHERE digest = ?1),
+                                 (SELECT max(size) FROM manifests WHERE digest = ?1), 0), ?2",
+        )
+        .and_then(|mut q| q.execute(params![digest, now]))
+        .map_err(storage_err)?;
+        return Ok(false);
+    }
     tx.prepare_cached(
         "INSERT INTO blobs (digest, size, touched_at, deleting_since) VALUES (?1, 0, ?2, ?2)",
     )
     .and_then(|mut q| q.execute(params![digest, now]))
     .map_err(storage_err)?;
     Ok(true)
+}
+
+/// Whether any link, manifest or reference names `digest`.
+fn named(tx: &Connection, digest: &str) -> Result<bool> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM manifest_refs WHERE child = ?1)
+             OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+    )
+    .and_then(|mut q| q.query_row([digest], |r| r.get(0)))
+    .map_err(storage_err)
 }
 
 pub(super) fn known(c: &Connection, digest: &str) -> rusqlite::Result<bool> {

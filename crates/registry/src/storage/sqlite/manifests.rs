@@ -175,13 +175,20 @@ pub(super) fn delete(tx: &Connection, repo: &str, digest: &str) -> Result<bool> 
     Ok(n > 0)
 }
 
-/// Starts a fresh grace delay for a manifest's bytes and for every child it
-/// names (their blobs, and their links in `repo`): deleting an image must
-/// not make its layers immediately collectable by a pass already running.
+/// Starts a fresh grace delay for a manifest's bytes and for every blob it
+/// names (and their links in `repo`): deleting an image must not make its
+/// layers immediately collectable by a pass already running. Children that
+/// are manifests of `repo` are left alone: they are kept while they exist,
+/// their own delete touches them, and the untagged-manifest phase must see
+/// an index's children as old as they are.
 fn touch_what_it_names(tx: &Connection, repo: &str, digest: &str) -> Result<()> {
     let now = now();
-    let children =
-        format!("SELECT child FROM manifest_refs WHERE repo_id = {REPO_ID} AND manifest = ?2");
+    let children = format!(
+        "SELECT f.child FROM manifest_refs f
+         WHERE f.repo_id = {REPO_ID} AND f.manifest = ?2
+           AND NOT EXISTS (SELECT 1 FROM manifests m
+                           WHERE m.repo_id = f.repo_id AND m.digest = f.child)"
+    );
     tx.prepare_cached(&format!(
         "UPDATE blobs SET touched_at = max(touched_at, ?3)
          WHERE digest = ?2 OR digest IN ({children})"

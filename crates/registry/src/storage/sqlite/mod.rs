@@ -470,6 +470,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_linked_file_without_a_blobs_row_is_adopted_not_deleted_as_an_orphan() {
+        use crate::storage::MetaStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let meta = super::SqliteMetaStore::open(&path).unwrap();
+        let (r, d) = (
+            "a".parse().unwrap(),
+            berth_oci::Digest::sha256_of(b"relinked"),
+        );
+        crate::testing::publish_link(&meta, &r, &d, 8).await;
+        // As a repair that re-adds a link, or a database from before v5, leaves it.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("DELETE FROM blobs", []).unwrap();
+        assert!(!meta.known_blob(&d).await.unwrap());
+        assert!(!meta.tombstone_orphan(&d).await.unwrap());
+        assert!(meta.known_blob(&d).await.unwrap(), "adopted");
+        assert!(meta.tombstones().await.unwrap().is_empty());
+        assert_eq!(meta.blob_size(&r, &d).await.unwrap(), Some(8));
+    }
+
+    #[tokio::test]
     async fn the_check_fails_while_the_database_file_is_moved_or_replaced() {
         use crate::storage::MetaStore;
         let dir = tempfile::tempdir().unwrap();

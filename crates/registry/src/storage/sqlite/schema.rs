@@ -155,6 +155,56 @@ mod tests {
     }
 
     #[test]
+    fn v5_records_every_stored_blob_with_the_upgrade_as_its_last_use() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 4;
+             INSERT INTO repositories (id, name) VALUES (1, 'a'), (2, 'b');
+             INSERT INTO repo_blobs (repo_id, digest, size) VALUES
+                 (1, 'sha256:layer', 10), (2, 'sha256:layer', 10), (1, 'sha256:config', 3);
+             INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+                 VALUES (1, 'sha256:manifest', 'x', 99, 5);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, i64, i64, Option<i64>)> = conn
+            .prepare("SELECT digest, size, touched_at, deleting_since FROM blobs ORDER BY digest")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let digests: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            digests,
+            ["sha256:config", "sha256:layer", "sha256:manifest"]
+        );
+        assert_eq!(rows[2].1, 99);
+        for (digest, _, touched_at, deleting) in &rows {
+            assert!(
+                (now - touched_at).abs() <= 5,
+                "{digest}: grace starts at the upgrade"
+            );
+            assert_eq!(*deleting, None);
+        }
+        let stale_links: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM repo_blobs WHERE touched_at < ?1",
+                [now - 5],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stale_links, 0);
+    }
+
+    #[test]
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(&format!("PRAGMA user_version = {}", VERSION + 1))
