@@ -6,12 +6,15 @@
 //! (see [`registry_env`]), so berth's image runs where `registry:2` did.
 
 mod gc;
+mod policies;
 mod registry_env;
 
 pub use gc::GcConfig;
 
 use berth_auth::{AccessRules, ExternalIssuerConfig, RuleConfig, RulesError};
+use berth_registry::policy::Policies;
 use berth_server::{CorsError, CorsPolicy, CorsSettings, TlsSettings};
+pub use policies::{ImmutableConfig, PolicyError, QuotaConfig, RetentionConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -87,6 +90,10 @@ pub struct RawConfig {
     pub token_issuers: Option<Vec<ExternalIssuerConfig>>,
     /// `[gc]`: garbage collection's grace, interval and untagged manifests.
     pub gc: Option<gc::RawGc>,
+    /// `[[retention]]`, `[[immutable]]`, `[[quota]]`: see [`policies`].
+    pub retention: Option<Vec<RetentionConfig>>,
+    pub immutable: Option<Vec<ImmutableConfig>>,
+    pub quota: Option<Vec<QuotaConfig>>,
 }
 
 impl RawConfig {
@@ -135,6 +142,9 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.overlay(over)),
                 (under, over) => over.or(under),
             },
+            retention: over.retention.or(self.retention),
+            immutable: over.immutable.or(self.immutable),
+            quota: over.quota.or(self.quota),
         }
     }
 
@@ -193,6 +203,9 @@ impl RawConfig {
             access: None,
             token_issuers: None,
             gc: gc::RawGc::from_env(env)?,
+            retention: None,
+            immutable: None,
+            quota: None,
         })
     }
 }
@@ -217,6 +230,8 @@ pub enum ConfigError {
     IssuerKey(String),
     #[error("{key}: {reason}")]
     Gc { key: &'static str, reason: String },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error("TLS needs both a certificate and a key (tls_certificate and tls_key, or --tls-cert and --tls-key); only the {0} is set")]
     TlsHalf(&'static str),
 }
@@ -281,6 +296,8 @@ pub struct Config {
     /// Users, rules and tokens; `None`: auth is off.
     pub auth: Option<AuthSettings>,
     pub gc: GcConfig,
+    /// Retention, immutable tags and quotas.
+    pub policies: Policies,
 }
 
 /// The auth settings, validated; the key files are read when serving starts.
@@ -410,6 +427,7 @@ impl Config {
         }
         let auth = auth_settings(&mut raw)?;
         let gc = raw.gc.take().unwrap_or_default().validate()?;
+        let policies = policies::take(&mut raw)?;
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -493,6 +511,7 @@ impl Config {
             metrics_public: raw.metrics_public.unwrap_or(false),
             auth,
             gc,
+            policies,
         })
     }
 }
@@ -984,5 +1003,29 @@ jwks = "/etc/berth/jwks.json"
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn policy_tables_are_read_from_the_file_and_bad_rules_refused() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.policies, Policies::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:7000\"\n[[retention]]\nrepositories = \"ci/*\"\nkeep_last = 3\n[[immutable]]\nrepositories = \"prod/*\"\n[[quota]]\nrepositories = \"*\"\nmax_bytes = \"1GiB\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.policies.retention_for("ci/x").unwrap().keep_last, Some(3));
+        assert!(c.policies.is_immutable("prod/x", "anything"));
+        assert_eq!(
+            c.policies.quota_for("x").unwrap().quota.max_bytes,
+            Some(1 << 30)
+        );
+        std::fs::write(&file, "[[quota]]\nrepositories = \"*\"\n").unwrap();
+        let err = Config::load(Some(file), &env(&[]), RawConfig::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Policy(_)), "{err}");
+        assert!(err.to_string().contains("limits nothing"), "{err}");
     }
 }

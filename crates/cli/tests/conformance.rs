@@ -26,6 +26,7 @@
 //! | `repository_delete` | DELETE /api/v1/repositories/<name>: answer, rights, gone |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
 //! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
+//! | `policies`      | immutable tags and quotas from a config file: DENIED bodies |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -42,6 +43,7 @@ mod conformance {
     mod gc;
     mod manifest_push;
     mod operations;
+    mod policies;
     mod portable_io;
     mod pull;
     mod registry_env;
