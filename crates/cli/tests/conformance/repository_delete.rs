@@ -207,3 +207,30 @@ async fn with_auth_the_web_ui_offers_and_allows_the_repository_delete_to_admins_
     assert_eq!(resp.status(), 303);
     assert_eq!(catalog(&auth.registry).await, json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_ui_shows_quota_use_where_a_quota_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        "[[quota]]\nrepositories = \"limited/*\"\nmax_bytes = \"1MiB\"\nmax_tags = 5\n",
+    )
+    .unwrap();
+    let registry = Registry::start_with_args(&["--config", config.to_str().unwrap()], &[]).await;
+    registry.push_image("limited/app", "v1").await;
+    registry.push_image("limited/app", "v2").await;
+    registry.push_image("free/app", "v1").await;
+    let (status, html) = page(&registry, "/ui/r/limited/app").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Quota: "), "{html}");
+    assert!(
+        html.contains("of 1.0 MiB") && html.contains("2 of 5 tags"),
+        "{html}"
+    );
+    let (_, html) = page(&registry, "/ui/r/free/app").await;
+    assert!(!html.contains("Quota"), "{html}");
+    let (_, home) = page(&registry, "/ui/").await;
+    assert!(home.contains(r#"<th scope="col">Quota</th>"#), "{home}");
+    assert!(home.contains("2 of 5 tags"), "{home}");
+}

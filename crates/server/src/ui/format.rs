@@ -63,6 +63,25 @@ pub fn relative_time(then: i64, now: i64) -> String {
     format!("{} ago", span(ago))
 }
 
+/// A repository's use of its quota, only the limits it has: "1.0 MiB of
+/// 10.0 MiB (10%) · 3 of 5 tags".
+pub fn quota_use(quota: &crate::ui::view::QuotaView) -> String {
+    let percent = |used: u64, max: u64| (used.saturating_mul(100)).checked_div(max).unwrap_or(100);
+    let mut parts = Vec::new();
+    if let Some(max) = quota.max_bytes {
+        parts.push(format!(
+            "{} of {} ({}%)",
+            size(quota.used_bytes),
+            size(max),
+            percent(quota.used_bytes, max)
+        ));
+    }
+    if let Some(max) = quota.max_tags {
+        parts.push(format!("{} of {max} tags", quota.tags));
+    }
+    parts.join(" · ")
+}
+
 /// How far ahead `then` is: "in 40 minutes", "within a minute".
 pub fn time_until(then: i64, now: i64) -> String {
     let ahead = then.saturating_sub(now);
@@ -235,5 +254,21 @@ mod tests {
     fn short_digests_are_twelve_hex_digits() {
         let digest = Digest::sha256_of(b"x");
         assert_eq!(short_digest(&digest), &digest.hex()[..12]);
+    }
+
+    #[test]
+    fn quota_use_names_only_the_limits_a_quota_has() {
+        let quota = crate::ui::view::QuotaView {
+            used_bytes: 1024 * 1024,
+            max_bytes: Some(10 * 1024 * 1024),
+            tags: 3,
+            max_tags: Some(5),
+        };
+        assert_eq!(quota_use(&quota), "1.0 MiB of 10 MiB (10%) · 3 of 5 tags");
+        let tags_only = crate::ui::view::QuotaView {
+            max_bytes: None,
+            ..quota
+        };
+        assert_eq!(quota_use(&tags_only), "3 of 5 tags");
     }
 }

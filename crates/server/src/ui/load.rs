@@ -55,6 +55,7 @@ pub async fn repository(
 ) -> Result<RepositoryPage> {
     let summary = registry.repository_summary(&name).await?;
     let page = registry.tag_details(&name, last, TAGS_PER_PAGE).await?;
+    let quota = registry.repository_quota(&name).await?.map(Into::into);
     let tags = page
         .items
         .into_iter()
@@ -75,6 +76,7 @@ pub async fn repository(
             tags: summary.tag_count,
             size: summary.size_bytes,
             last_push: summary.last_push,
+            quota,
         },
         name,
         tags,

@@ -88,18 +88,19 @@ pub async fn home(
         }
         _ => None,
     };
-    let rows = page
-        .items
-        .into_iter()
-        .filter_map(|r| {
-            Some(RepositoryRow {
-                name: r.name.parse().ok()?,
-                tags: r.tag_count,
-                size: r.size_bytes,
-                last_push: r.last_push,
-            })
-        })
-        .collect();
+    let mut rows = Vec::with_capacity(page.items.len());
+    for r in page.items {
+        let Ok(name) = r.name.parse() else { continue };
+        // A query only for repositories a quota rule names.
+        let quota = registry.repository_quota(&name).await?.map(Into::into);
+        rows.push(RepositoryRow {
+            name,
+            tags: r.tag_count,
+            size: r.size_bytes,
+            last_push: r.last_push,
+            quota,
+        });
+    }
     Ok(HomePage {
         overview,
         query: query.to_owned(),

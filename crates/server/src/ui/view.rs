@@ -56,6 +56,28 @@ pub struct RepositoryRow {
     pub size: u64,
     /// Unix seconds of the last manifest push.
     pub last_push: Option<i64>,
+    /// Its use of the `[[quota]]` that applies to it, if one does.
+    pub quota: Option<QuotaView>,
+}
+
+/// A repository's use of its quota: bytes stored (each blob once) and tags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaView {
+    pub used_bytes: u64,
+    pub max_bytes: Option<u64>,
+    pub tags: u64,
+    pub max_tags: Option<u64>,
+}
+
+impl From<berth_registry::policy::QuotaUse> for QuotaView {
+    fn from(usage: berth_registry::policy::QuotaUse) -> Self {
+        QuotaView {
+            used_bytes: usage.used_bytes,
+            max_bytes: usage.max_bytes,
+            tags: usage.tags,
+            max_tags: usage.max_tags,
+        }
+    }
 }
 
 /// The front page: totals, then one page of repositories.

@@ -99,13 +99,15 @@ fn list(context: &Context, page: &HomePage) -> Markup {
                     @else { "No repository matches “" (page.query) "”." }
                 }
             } @else {
+                @let quotas = page.rows.iter().any(|row| row.quota.is_some());
                 div.scroll {
                     table {
-                        colgroup { col; col.w6; col.w7; col.w9; }
+                        colgroup { col; col.w6; col.w7; @if quotas { col.w10; } col.w9; }
                         thead { tr {
                             th scope="col" { "Name" }
                             th.num scope="col" { "Tags" }
                             th.num scope="col" { "Size" }
+                            @if quotas { th scope="col" { "Quota" } }
                             th scope="col" { "Last push" }
                         } }
                         tbody {
@@ -114,6 +116,11 @@ fn list(context: &Context, page: &HomePage) -> Markup {
                                     td { a href=(UiRoute::Repository(row.name.clone()).path()) { (row.name) } }
                                     td.num { (row.tags) }
                                     td.num { (format::size(row.size)) }
+                                    @if quotas {
+                                        td.quota {
+                                            @if let Some(quota) = &row.quota { (format::quota_use(quota)) }
+                                        }
+                                    }
                                     td { (time(context, row.last_push)) }
                                 }
                             }
@@ -161,6 +168,7 @@ mod tests {
                 tags: 7,
                 size: 2048,
                 last_push: Some(1_796_000_000 - 7200),
+                quota: None,
             }],
             next: Some("library/alpine".into()),
             gc: None,
@@ -221,6 +229,24 @@ mod tests {
         assert!(html.contains("none scheduled"), "{html}");
         page.gc = None;
         assert!(!render(&context(), &page).contains("Garbage collection"));
+    }
+
+    #[test]
+    fn the_quota_column_shows_only_when_a_quota_applies() {
+        let mut page = page();
+        assert!(!render(&context(), &page).contains("Quota"));
+        page.rows[0].quota = Some(crate::ui::view::QuotaView {
+            used_bytes: 0,
+            max_bytes: None,
+            tags: 7,
+            max_tags: Some(10),
+        });
+        let html = render(&context(), &page);
+        assert!(html.contains(r#"<th scope="col">Quota</th>"#), "{html}");
+        assert!(
+            html.contains(r#"<td class="quota">7 of 10 tags</td>"#),
+            "{html}"
+        );
     }
 
     #[test]
