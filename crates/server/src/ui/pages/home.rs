@@ -47,7 +47,7 @@ fn gc_panel(context: &Context, gc: &GcPanel) -> Markup {
     html! {
         section.gc aria-labelledby="gc-title" {
             h2 #gc-title { "Garbage collection" }
-            dl.stats {
+            dl.gc-stats {
                 div {
                     dt { "Reclaimable" }
                     dd #gc-reclaimable data-bytes=(gc.reclaimable_bytes) {
@@ -82,7 +82,7 @@ fn gc_panel(context: &Context, gc: &GcPanel) -> Markup {
             }
             p.muted {
                 (count(gc.reclaimable_blobs, "blob", "blobs"))
-                " no manifest references; each goes once nothing has wanted it for "
+                " nothing references; a GC pass removes each once nothing has wanted it for "
                 (gc.grace) "."
             }
         }
@@ -222,7 +222,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(">in 40 minutes</time>"), "{html}");
-        assert!(html.contains("4 blobs no manifest references"), "{html}");
+        assert!(html.contains("4 blobs nothing references"), "{html}");
         page.gc = Some(GcPanel::default());
         let html = render(&context(), &page);
         assert!(html.contains("none since berth started"), "{html}");
