@@ -108,6 +108,17 @@ async fn offline_it_deletes_the_repository_and_says_what_went() {
     };
     assert_eq!(chunks.concat(), SHARED);
     drop(reg);
+    let fsck = berth()
+        .args(["fsck", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        fsck.status.code(),
+        Some(0),
+        "the folder is consistent afterwards: {}",
+        stdout(&fsck)
+    );
 
     let again = repo_delete(dir.path(), "team/app");
     assert_eq!(again.status.code(), Some(1));

@@ -144,3 +144,49 @@ async fn repository_deletes_are_refused_when_deletes_are_off() {
     assert!(matches!(err, Error::DeleteDisabled), "{err}");
     assert_eq!(reg.tags(&name, None, None).await.unwrap().items, vec!["v1"]);
 }
+
+#[tokio::test]
+async fn gc_after_a_repository_delete_takes_only_what_no_other_repository_holds() {
+    use berth_registry::gc::{GcRequest, RemovalKind};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), RegistryOptions::default());
+    let (gone, kept) = (repo("team/gone"), repo("team/kept"));
+    let gone_manifest = push_image(&reg, &gone, "v1", b"gone's own").await;
+    push_image(&reg, &kept, "v1", b"kept's own").await;
+    reg.delete_repository(&gone).await.unwrap();
+    // Within the grace period nothing goes, whatever the pass's grace.
+    let request = GcRequest {
+        dry_run: false,
+        grace: Some(std::time::Duration::from_secs(60)),
+    };
+    let report = reg.collect_garbage(&request, &()).await.unwrap();
+    assert_eq!(report.blobs_removed, 0, "{report:?}");
+    // Once it has passed: the deleted repository's own layer and manifest.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let request = GcRequest {
+        dry_run: false,
+        grace: Some(std::time::Duration::ZERO),
+    };
+    let report = reg.collect_garbage(&request, &()).await.unwrap();
+    let mut removed: Vec<String> = report
+        .removed
+        .iter()
+        .filter(|r| r.kind == RemovalKind::Blob)
+        .map(|r| r.name.clone())
+        .collect();
+    removed.sort();
+    let mut expected = vec![
+        Digest::sha256_of(b"gone's own").to_string(),
+        gone_manifest.to_string(),
+    ];
+    expected.sort();
+    assert_eq!(removed, expected, "{report:?}");
+    assert_eq!(
+        pull_blob(&reg, &kept, &Digest::sha256_of(b"hello")).await,
+        b"hello"
+    );
+    assert_eq!(
+        pull_blob(&reg, &kept, &Digest::sha256_of(b"{}")).await,
+        b"{}"
+    );
+}
