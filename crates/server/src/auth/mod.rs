@@ -117,8 +117,12 @@ async fn identify(
 ) -> Result<Caller, ApiError> {
     let credentials = Credentials::from_headers(asking.headers);
     if !credentials.presented() {
+        // The UI's pages read `/api/v1` with their cookie; a write there
+        // (the repository delete) needs credentials a page cannot attach
+        // by itself, so another site cannot ride the session.
+        let reads = matches!(*asking.method, Method::GET | Method::HEAD);
         let session = match asking.route {
-            Route::Api(_) => session_caller(auth, asking.headers),
+            Route::Api(_) if reads => session_caller(auth, asking.headers),
             _ => None,
         };
         return Ok(session.unwrap_or_else(|| Caller::by_rules(auth.clone(), Identity::Anonymous)));
