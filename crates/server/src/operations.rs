@@ -74,6 +74,12 @@ impl<T: Copy> StatsCache<T> {
         *last = Some((Instant::now(), stats));
         Ok(stats)
     }
+
+    /// Drops the kept answer: the next reader reads afresh (after a change
+    /// this process made, whose effect its user expects to see at once).
+    pub(crate) async fn forget(&self) {
+        *self.last.lock().await = None;
+    }
 }
 
 #[cfg(test)]

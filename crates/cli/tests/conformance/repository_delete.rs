@@ -169,15 +169,26 @@ async fn the_web_ui_confirms_then_deletes_from_the_same_origin_only() {
         .await;
     assert_eq!(resp.status(), 403);
     assert_eq!(catalog(&registry).await, json!(["kept", "team/app"]));
+    let (_, before) = page(&registry, "/ui/").await;
+    assert!(
+        before.contains(r#"data-bytes="0""#),
+        "nothing reclaimable yet: {before}"
+    );
     let origin = format!("http://{}", registry.addr);
     let resp = registry.send(post("same-origin", &origin)).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(header(&resp, "location"), Some("/ui/"));
     assert_eq!(catalog(&registry).await, json!(["kept"]));
     assert_eq!(page(&registry, "/ui/r/team/app").await.0, 404);
+    // At once, though the front page keeps its totals a few seconds.
     let (_, home) = page(&registry, "/ui/").await;
     assert!(!home.contains("team/app"), "{home}");
+    assert!(home.contains("<dt>Repositories</dt><dd>1</dd>"), "{home}");
     assert!(home.contains("Garbage collection"), "{home}");
+    assert!(
+        !home.contains(r#"data-bytes="0""#),
+        "the images' blobs are reclaimable: {home}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -212,7 +212,14 @@ async fn page(
         }
         UiRoute::DeleteRepository(name) => {
             may_see(caller, &name)?;
-            repository_delete::answer(registry, context, method, asked.headers, name).await
+            let answer =
+                repository_delete::answer(registry, context, method, asked.headers, name).await?;
+            if *method == Method::POST {
+                // The front page it lands on shows the new totals and what became reclaimable.
+                state.overview.forget().await;
+                state.reclaimable.forget().await;
+            }
+            Ok(answer)
         }
     }
 }
