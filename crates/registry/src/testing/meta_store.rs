@@ -642,6 +642,61 @@ pub async fn a_repository_is_deleted_whole_and_alone(meta: &dyn MetaStore) {
     );
 }
 
+/// Deleting a repository restarts the grace period of every blob it held
+/// (its layers and its manifests' own bytes), in the delete's transaction:
+/// GC must not take them on a pass cut before the delete.
+pub async fn deleting_a_repository_touches_what_it_held(meta: &dyn MetaStore) {
+    let r = repo("kit-drop-touch");
+    let (layer, image) = (
+        Digest::sha256_of(b"kit-drop-touch layer"),
+        Digest::sha256_of(b"kit-drop-touch image"),
+    );
+    publish_link(meta, &r, &layer, 4).await;
+    meta.put_manifest(
+        &r,
+        &manifest(&image, vec![(layer.clone(), 4)], None),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let pushed = super::unix_now();
+    // The next second: what the delete touches is then newer than the push.
+    while super::unix_now() == pushed {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    meta.delete_repository(&r).await.unwrap().unwrap();
+    let (layer_ref, image_ref) = (&layer, &image);
+    let mine = |cutoff: i64| async move {
+        let mut found = Vec::new();
+        let mut after: Option<Digest> = None;
+        loop {
+            let page = meta
+                .gc_blob_candidates(cutoff, after.as_ref(), 1000)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            found.extend(
+                page.into_iter()
+                    .map(|(d, _)| d)
+                    .filter(|d| d == layer_ref || d == image_ref),
+            );
+        }
+        found.sort();
+        found
+    };
+    assert!(
+        mine(pushed + 1).await.is_empty(),
+        "a pass cut after the push but before the delete takes nothing"
+    );
+    let mut both = vec![layer.clone(), image.clone()];
+    both.sort();
+    assert_eq!(mine(super::unix_now() + 100).await, both, "then both go");
+}
+
 /// A manifest put racing an unlink of the blob it names ends one way or the
 /// other, never with a stored manifest whose blob is gone.
 pub async fn put_manifest_racing_an_unlink_never_dangles(meta: Arc<dyn MetaStore>) {
