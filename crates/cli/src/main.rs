@@ -12,6 +12,7 @@ mod fsck;
 mod gc;
 mod import;
 mod kind;
+mod repo;
 mod serve;
 mod user;
 
@@ -133,6 +134,11 @@ enum Command {
     Kind {
         #[command(subcommand)]
         command: kind::KindCommand,
+    },
+    /// Manage repositories (delete).
+    Repo {
+        #[command(subcommand)]
+        command: repo::RepoCommand,
     },
     /// Manage the htpasswd file of users (add, remove, list).
     User {
@@ -303,6 +309,17 @@ fn main() -> ExitCode {
         Command::Kind { command } => {
             init_logging(None);
             kind::run(command)
+        }
+        Command::Repo { command } => {
+            let (data_dir, config) = command.folder_args();
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match load_config(config, flags) {
+                Some(config) => repo::run(command, &config, io),
+                None => ExitCode::from(2),
+            }
         }
         Command::User { command } => {
             let args = command.file_args();

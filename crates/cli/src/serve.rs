@@ -14,10 +14,10 @@ use std::time::Duration;
 /// paths other systems take (see `berth_registry::IoMode`).
 pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::Error>> {
     let cors = CorsPolicy::new(&config.cors)?;
-    crate::data_dir::check_writable(&config.data_dir)?;
-    create_dir_durably(&config.data_dir)?;
-    let _lock = crate::data_dir::lock(&config.data_dir)?;
-    let registry = open_registry(&config, io)?;
+    let OpenedData {
+        registry,
+        lock: _lock,
+    } = open_data(&config, io)?;
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
     crate::data_dir::check_not_unimported_distribution(&config.data_dir, has_repositories)?;
     // Before serving: no request owns anything in uploads/ yet.
@@ -107,9 +107,28 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
-/// The stores of the data folder and the registry over them, as configured;
-/// also what `berth gc` runs an offline pass on. The caller holds the
-/// folder's lock.
+/// The data folder as this process owns it: its lock, held while this
+/// lives, and the registry over its stores.
+pub struct OpenedData {
+    pub registry: Arc<Registry>,
+    pub lock: std::fs::File,
+}
+
+/// Opens the data folder as `serve` does: checks it is writable, creates
+/// it, takes its lock (refused while another berth holds it) and opens the
+/// stores.
+pub fn open_data(config: &Config, io: IoMode) -> Result<OpenedData, Box<dyn std::error::Error>> {
+    crate::data_dir::check_writable(&config.data_dir)?;
+    create_dir_durably(&config.data_dir)?;
+    let lock = crate::data_dir::lock(&config.data_dir)?;
+    let registry = open_registry(config, io)?;
+    Ok(OpenedData { registry, lock })
+}
+
+/// The registry over the data folder's stores, with the configured
+/// options, for a caller already holding the folder's lock: commands that
+/// work without a server (`berth gc`, `berth repo delete`) see exactly what
+/// a server would.
 pub fn open_registry(
     config: &Config,
     io: IoMode,

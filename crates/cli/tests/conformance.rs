@@ -23,6 +23,7 @@
 //! | `operations`    | /healthz, /readyz (and its failures), /metrics              |
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
+//! | `repository_delete` | DELETE /api/v1/repositories/NAME and the UI's repository delete: answer, rights, gone; GC and quota panels |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
 //! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
 //! | `policies`      | immutable tags and quotas from a config file: DENIED bodies |
@@ -46,6 +47,7 @@ mod conformance {
     mod portable_io;
     mod pull;
     mod registry_env;
+    mod repository_delete;
     mod robustness;
     mod slow_clients;
     mod ui;

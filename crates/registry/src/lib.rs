@@ -27,5 +27,5 @@ pub use registry::{
 };
 pub use storage::{
     BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, Overview,
-    RepositorySummary, StoreStats, PORTABLE_IO_ENV,
+    RepositoryDeleted, RepositorySummary, StoreStats, PORTABLE_IO_ENV,
 };

@@ -222,6 +222,12 @@ impl berth_registry::MetaStore for Watched {
     async fn delete_tag(&self, r: &RepositoryName, t: &Tag) -> Result<bool, Error> {
         self.inner.delete_tag(r, t).await
     }
+    async fn delete_repository(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<Option<berth_registry::storage::RepositoryDeleted>, Error> {
+        self.inner.delete_repository(r).await
+    }
     async fn list_tags(
         &self,
         r: &RepositoryName,

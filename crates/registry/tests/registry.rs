@@ -649,6 +649,12 @@ impl berth_registry::MetaStore for SessionsStick {
     async fn delete_manifest(&self, r: &RepositoryName, d: &Digest) -> Result<bool, Error> {
         self.0.delete_manifest(r, d).await
     }
+    async fn delete_repository(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<Option<berth_registry::storage::RepositoryDeleted>, Error> {
+        self.0.delete_repository(r).await
+    }
     async fn delete_tag(&self, r: &RepositoryName, t: &Tag) -> Result<bool, Error> {
         self.0.delete_tag(r, t).await
     }

@@ -48,6 +48,8 @@ promises!(meta_store:
     upload_sessions_are_kept_and_expire,
     a_missing_upload_session_is_unknown,
     referenced_content_cannot_be_deleted,
+    a_repository_is_deleted_whole_and_alone,
+    deleting_a_repository_touches_what_it_held,
     repository_summaries_count_size_and_filter,
     tag_details_are_newest_first_with_sizes,
     manifest_facts_list_tags_and_push_time,

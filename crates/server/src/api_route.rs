@@ -41,6 +41,9 @@ pub enum ApiRoute {
     /// `GET /api/v1/gc`: the collector's state and what it could reclaim;
     /// `POST /api/v1/gc?dry_run=&grace=`: a pass now, its progress streamed.
     Gc,
+    /// `DELETE /api/v1/repositories/<name>`: the repository, whole. For a
+    /// DELETE the rest of the path is the name, whatever words end it.
+    DeleteRepository { name: RepositoryName },
 }
 
 /// The methods of the read-only routes.
@@ -71,6 +74,9 @@ pub fn parse(method: &Method, path: &str) -> Result<ApiRoute, RouteError> {
         .strip_prefix(PREFIX)
         .and_then(|r| r.strip_prefix('/'))
         .ok_or(RouteError::NotFound)?;
+    if method == Method::DELETE {
+        return delete_route(rest);
+    }
     let (route, allowed) = match rest {
         "overview" => (ApiRoute::Overview, READS),
         "repositories" => (ApiRoute::Repositories, READS),
@@ -81,6 +87,19 @@ pub fn parse(method: &Method, path: &str) -> Result<ApiRoute, RouteError> {
         Ok(route)
     } else {
         Err(RouteError::MethodNotAllowed)
+    }
+}
+
+/// `repositories/<name>`: the only thing `/api/v1` deletes.
+fn delete_route(rest: &str) -> Result<ApiRoute, RouteError> {
+    match rest.strip_prefix("repositories/") {
+        Some(name) if !name.is_empty() => Ok(ApiRoute::DeleteRepository {
+            name: name.parse().map_err(Error::NameInvalid)?,
+        }),
+        _ if matches!(rest, "overview" | "repositories" | "gc") => {
+            Err(RouteError::MethodNotAllowed)
+        }
+        _ => Err(RouteError::NotFound),
     }
 }
 
@@ -216,6 +235,21 @@ mod tests {
     }
 
     #[test]
+    fn a_delete_names_a_whole_repository_whatever_ends_it() {
+        let delete = |path: &str| parse(&Method::DELETE, path);
+        for name in ["a", "team/app", "x/tags", "a/manifests/latest"] {
+            assert_eq!(
+                delete(&format!("/api/v1/repositories/{name}")).unwrap(),
+                ApiRoute::DeleteRepository { name: repo(name) }
+            );
+        }
+        assert!(matches!(
+            delete("/api/v1/repositories/Bad"),
+            Err(RouteError::Invalid(Error::NameInvalid(_)))
+        ));
+    }
+
+    #[test]
     fn unknown_paths_and_writes_are_refused() {
         for path in [
             "/api/v1/",
@@ -231,10 +265,22 @@ mod tests {
                 "{path}"
             );
         }
+        for method in [Method::PUT, Method::POST, Method::PATCH] {
+            assert!(matches!(
+                parse(&method, "/api/v1/repositories/a/manifests/latest"),
+                Err(RouteError::MethodNotAllowed)
+            ));
+        }
         assert!(matches!(
-            parse(&Method::DELETE, "/api/v1/repositories/a/manifests/latest"),
+            parse(&Method::DELETE, "/api/v1/overview"),
             Err(RouteError::MethodNotAllowed)
         ));
+        for path in ["/api/v1/repositories/", "/api/v1/nothing"] {
+            assert!(
+                matches!(parse(&Method::DELETE, path), Err(RouteError::NotFound)),
+                "{path}"
+            );
+        }
         assert!(parse(&Method::HEAD, "/api/v1/overview").is_ok());
         assert!(matches!(
             parse(&Method::POST, "/api/v1/overview"),

@@ -20,6 +20,8 @@ pub enum ApiError {
     /// `/metrics` asked by a client that is not on loopback while the
     /// metrics are not public.
     MetricsDenied,
+    /// An admin endpoint asked by a client off loopback while auth is off.
+    AdminDenied,
     /// No or bad credentials: 401 with this `WWW-Authenticate` challenge.
     Unauthorized {
         challenge: String,
@@ -186,6 +188,15 @@ impl IntoResponse for ApiError {
                 body(
                     ErrorCode::Denied.as_str(),
                     "metrics are served to loopback clients only unless metrics_public is set"
+                        .into(),
+                    serde_json::Value::Null,
+                ),
+            ),
+            ApiError::AdminDenied => (
+                StatusCode::FORBIDDEN,
+                body(
+                    ErrorCode::Denied.as_str(),
+                    "admin endpoints answer loopback clients and the admin socket only while auth is off"
                         .into(),
                     serde_json::Value::Null,
                 ),

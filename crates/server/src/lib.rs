@@ -38,6 +38,7 @@ pub use serve::{serve, serve_with, Scheme, ServeOptions};
 pub use timeouts::Timeouts;
 pub use tls::{TlsError, TlsSettings};
 
+use auth::need::Requirement;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
@@ -186,7 +187,7 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
                 method,
                 uri,
                 headers,
-                &Caller::unrestricted(),
+                (&Caller::unrestricted(), client),
             )
             .await
         }
@@ -199,7 +200,9 @@ async fn ui_page(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
             ui::login::logout(&context, attempt)
         }
         Some(auth) => match auth::identify_browser(auth, &app.tokens, headers, client).await {
-            Ok(caller) => ui::answer(registry, &app.ui, method, uri, headers, &caller).await,
+            Ok(caller) => {
+                ui::answer(registry, &app.ui, method, uri, headers, (&caller, client)).await
+            }
             Err(refused) => refused.into_response(),
         },
     };
@@ -258,6 +261,13 @@ async fn route_and_handle(
                     admitted.caller
                 }
             };
+            // With auth on, the authorize step already applied this rule;
+            // with auth off it is the only check: loopback or the socket.
+            if auth::need::of(&route, method, &query) == Requirement::Admin
+                && !caller.may_administer(client)
+            {
+                return ApiError::AdminDenied.into_response();
+            }
             let context = RequestContext {
                 outbox: parts.extensions.get::<sendfile::Outbox>(),
                 budget: parts.extensions.get::<MemoryBudget>(),
@@ -386,8 +396,7 @@ async fn handle(
             Body::from("{}"),
         )),
         Route::Api(api_route::ApiRoute::Gc) => {
-            let (caller, client) = (context.caller, context.client);
-            handlers::gc::handle(&app.registry, method, query, headers, caller, client).await
+            handlers::gc::handle(&app.registry, method, query, headers).await
         }
         Route::Api(route) => api::handle(registry, route, query, context.caller).await,
         Route::Catalog => listing::catalog(registry, query, context.caller).await,

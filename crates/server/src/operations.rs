@@ -93,6 +93,12 @@ impl<T: Clone> StatsCache<T> {
         *last = Some((Instant::now(), stats.clone()));
         Ok(stats)
     }
+
+    /// Drops the kept answer: the next reader reads afresh (after a change
+    /// this process made, whose effect its user expects to see at once).
+    pub(crate) async fn forget(&self) {
+        *self.last.lock().await = None;
+    }
 }
 
 #[cfg(test)]

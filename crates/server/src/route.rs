@@ -44,7 +44,8 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`: Prometheus metrics.
     Metrics,
-    /// `GET|HEAD /api/v1/...`: JSON for the UI and tools; `POST /api/v1/gc`.
+    /// `GET|HEAD /api/v1/...`: JSON for the UI and tools; `POST /api/v1/gc`
+    /// and `DELETE /api/v1/repositories/<name>`.
     Api(ApiRoute),
     /// `GET|POST /token`: the token service (when token auth is on).
     Token,
@@ -72,6 +73,7 @@ pub enum Endpoint {
     ApiManifestFiles,
     ApiBlobFiles,
     ApiGc,
+    ApiDeleteRepository,
     Token,
     /// Any page or asset of the web UI (`/`, `/ui`, `/ui/...`).
     Ui,
@@ -102,6 +104,7 @@ impl Endpoint {
             Endpoint::ApiManifestFiles => "/api/v1/repositories/{name}/manifests/{reference}/files",
             Endpoint::ApiBlobFiles => "/api/v1/repositories/{name}/blobs/{digest}/files",
             Endpoint::ApiGc => "/api/v1/gc",
+            Endpoint::ApiDeleteRepository => "/api/v1/repositories/{name}",
             Endpoint::Token => "/token",
             Endpoint::Ui => "/ui/{page}",
             Endpoint::Unmatched => "unmatched",
@@ -132,6 +135,7 @@ impl Route {
                 ApiRoute::ManifestFiles { .. } => Endpoint::ApiManifestFiles,
                 ApiRoute::BlobFiles { .. } => Endpoint::ApiBlobFiles,
                 ApiRoute::Gc => Endpoint::ApiGc,
+                ApiRoute::DeleteRepository { .. } => Endpoint::ApiDeleteRepository,
             },
         }
     }

@@ -391,3 +391,23 @@ async fn anonymous_see_what_anonymous_may_pull_and_log_in_for_the_rest() {
         "the registry's totals: {html}"
     );
 }
+
+#[tokio::test]
+async fn a_session_cookie_reads_the_api_but_cannot_delete_a_repository_through_it() {
+    let mut auth = AuthRegistry::start(false, &[]).await;
+    auth.registry.authorize_with(&basic("admin", PASSWORD));
+    auth.registry.push_image("team-a/app", "v1").await;
+    let mut browser = Browser::new(&auth);
+    let resp = browser.login("admin", PASSWORD, "/ui/").await;
+    assert_eq!(resp.status(), 303);
+    let resp = browser.get("/api/v1/repositories/team-a/app/tags").await;
+    assert_eq!(resp.status(), 200, "the cookie reads");
+    let resp = browser
+        .request(Method::DELETE, "/api/v1/repositories/team-a/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a write needs credentials of its own");
+    let catalog = json_body(auth.registry.send(auth.registry.get("/v2/_catalog")).await).await;
+    assert_eq!(catalog["repositories"], json!(["team-a/app"]));
+}

@@ -1,7 +1,9 @@
-//! Deletes of blobs, manifests and tags, when the registry allows them.
+//! Deletes of blobs, manifests, tags and whole repositories, when the
+//! registry allows them.
 
 use super::Registry;
 use crate::error::{Error, Result};
+use crate::storage::RepositoryDeleted;
 use berth_oci::{Digest, Reference, RepositoryName};
 
 impl Registry {
@@ -36,5 +38,21 @@ impl Registry {
         } else {
             Err(Error::ManifestUnknown(format!("{repo}:{reference}")))
         }
+    }
+
+    /// Deletes `repo` whole: its tags, manifests and blob links, in one
+    /// metadata transaction. The bytes stay until a GC pass after the grace
+    /// period finds them unreferenced; a layer another repository shares
+    /// stays for good. Manifest bytes cached by digest are no risk: every
+    /// read asks the metadata store whether the repository holds the
+    /// manifest first.
+    pub async fn delete_repository(&self, repo: &RepositoryName) -> Result<RepositoryDeleted> {
+        if !self.options.delete_enabled {
+            return Err(Error::DeleteDisabled);
+        }
+        self.meta
+            .delete_repository(repo)
+            .await?
+            .ok_or_else(|| Error::NameUnknown(repo.to_string()))
     }
 }

@@ -137,6 +137,14 @@ pub struct Overview {
     pub shared_savings_bytes: u64,
 }
 
+/// What deleting a repository removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RepositoryDeleted {
+    pub tags: u64,
+    /// Manifests of every kind: images, indexes, referrers.
+    pub manifests: u64,
+}
+
 /// How many upload sessions may be open at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadLimits {
@@ -265,6 +273,12 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Deletes one tag; returns whether it existed.
     async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
+
+    /// Deletes the repository with all its tags, manifests and blob links
+    /// in one transaction, restarting the grace period of the blobs it
+    /// held (GC reclaims those no other repository references); `None` if
+    /// there is no such repository.
+    async fn delete_repository(&self, repo: &RepositoryName) -> Result<Option<RepositoryDeleted>>;
 
     /// Up to `limit` tags after `last`, sorted; `None` if the repository has no manifests.
     async fn list_tags(

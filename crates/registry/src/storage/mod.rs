@@ -20,8 +20,8 @@ pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
     BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PutOptions, Quota,
-    Reclaimable, ReferrerRecord, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
-    UploadSession,
+    Reclaimable, ReferrerRecord, RepositoryDeleted, RepositorySummary, StoreStats, TagCursor,
+    TagRow, UploadLimits, UploadSession,
 };
 pub use policy_rows::{PullRecord, PulledBy, RepositoryUsage};
 

@@ -2,7 +2,9 @@
 
 use super::publish_link;
 use crate::error::Error;
-use crate::storage::{ManifestRecord, MetaStore, PutOptions, UploadLimits, UploadSession};
+use crate::storage::{
+    ManifestRecord, MetaStore, PutOptions, RepositoryDeleted, UploadLimits, UploadSession,
+};
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::sync::Arc;
 
@@ -520,6 +522,179 @@ pub async fn referenced_content_cannot_be_deleted(meta: &dyn MetaStore) {
     assert!(meta.delete_manifest(&a, &top).await.unwrap());
     assert!(meta.delete_manifest(&a, &image).await.unwrap());
     assert!(meta.unlink_blob(&a, &layer).await.unwrap());
+}
+
+/// Deleting a repository removes its tags, manifests (images, indexes,
+/// referrers), links and its place in listings, in one call, and leaves
+/// another repository sharing its layer untouched; the name can be pushed
+/// to again afterwards.
+pub async fn a_repository_is_deleted_whole_and_alone(meta: &dyn MetaStore) {
+    let (gone, kept) = (repo("kit-drop/gone"), repo("kit-drop/kept"));
+    let layer = Digest::sha256_of(b"kit-drop shared layer");
+    let own = Digest::sha256_of(b"kit-drop own layer");
+    let (image, top, referrer) = (
+        Digest::sha256_of(b"kit-drop image"),
+        Digest::sha256_of(b"kit-drop index"),
+        Digest::sha256_of(b"kit-drop referrer"),
+    );
+    for r in [&gone, &kept] {
+        publish_link(meta, r, &layer, 5).await;
+    }
+    publish_link(meta, &gone, &own, 3).await;
+    let image_record = manifest(&image, vec![(layer.clone(), 5), (own.clone(), 3)], None);
+    meta.put_manifest(
+        &gone,
+        &image_record,
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &gone,
+        &image_record,
+        Some(&tag("v2")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &gone,
+        &index(&top, vec![(image.clone(), 100)]),
+        Some(&tag("multi")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &gone,
+        &manifest(&referrer, vec![], Some(top.clone())),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let kept_image = Digest::sha256_of(b"kit-drop kept image");
+    meta.put_manifest(
+        &kept,
+        &manifest(&kept_image, vec![(layer.clone(), 5)], None),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let deleted = meta.delete_repository(&gone).await.unwrap();
+    assert_eq!(
+        deleted,
+        Some(RepositoryDeleted {
+            tags: 3,
+            manifests: 3
+        })
+    );
+    assert_eq!(meta.list_tags(&gone, None, 10).await.unwrap(), None);
+    for m in [&image, &top, &referrer] {
+        assert_eq!(meta.manifest_by_digest(&gone, m).await.unwrap(), None);
+    }
+    assert_eq!(meta.manifest_by_tag(&gone, &tag("v1")).await.unwrap(), None);
+    for blob in [&layer, &own] {
+        assert_eq!(meta.blob_size(&gone, blob).await.unwrap(), None, "unlinked");
+    }
+    assert!(meta
+        .referrers(&gone, &top, None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(meta.repository_summary(&gone).await.unwrap(), None);
+    let listed = meta.list_repositories(Some("kit-drop"), 100).await.unwrap();
+    assert!(!listed.contains(&gone.to_string()), "{listed:?}");
+    assert!(listed.contains(&kept.to_string()), "{listed:?}");
+
+    assert_eq!(meta.blob_size(&kept, &layer).await.unwrap(), Some(5));
+    assert_eq!(
+        meta.manifest_by_tag(&kept, &tag("v1"))
+            .await
+            .unwrap()
+            .map(|row| row.digest),
+        Some(kept_image)
+    );
+
+    assert_eq!(meta.delete_repository(&gone).await.unwrap(), None, "once");
+    assert_eq!(
+        meta.delete_repository(&repo("kit-drop/never"))
+            .await
+            .unwrap(),
+        None
+    );
+    publish_link(meta, &gone, &own, 3).await;
+    meta.put_manifest(
+        &gone,
+        &manifest(&image, vec![(own.clone(), 3)], None),
+        Some(&tag("again")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        meta.list_tags(&gone, None, 10).await.unwrap(),
+        Some(vec!["again".to_string()]),
+        "nothing of the old repository comes back"
+    );
+}
+
+/// Deleting a repository restarts the grace period of every blob it held
+/// (its layers and its manifests' own bytes), in the delete's transaction:
+/// GC must not take them on a pass cut before the delete.
+pub async fn deleting_a_repository_touches_what_it_held(meta: &dyn MetaStore) {
+    let r = repo("kit-drop-touch");
+    let (layer, image) = (
+        Digest::sha256_of(b"kit-drop-touch layer"),
+        Digest::sha256_of(b"kit-drop-touch image"),
+    );
+    publish_link(meta, &r, &layer, 4).await;
+    meta.put_manifest(
+        &r,
+        &manifest(&image, vec![(layer.clone(), 4)], None),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let pushed = super::unix_now();
+    // The next second: what the delete touches is then newer than the push.
+    while super::unix_now() == pushed {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    meta.delete_repository(&r).await.unwrap().unwrap();
+    let (layer_ref, image_ref) = (&layer, &image);
+    let mine = |cutoff: i64| async move {
+        let mut found = Vec::new();
+        let mut after: Option<Digest> = None;
+        loop {
+            let page = meta
+                .gc_blob_candidates(cutoff, after.as_ref(), 1000)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            found.extend(
+                page.into_iter()
+                    .map(|(d, _)| d)
+                    .filter(|d| d == layer_ref || d == image_ref),
+            );
+        }
+        found.sort();
+        found
+    };
+    assert!(
+        mine(pushed + 1).await.is_empty(),
+        "a pass cut after the push but before the delete takes nothing"
+    );
+    let mut both = vec![layer.clone(), image.clone()];
+    both.sort();
+    assert_eq!(mine(super::unix_now() + 100).await, both, "then both go");
 }
 
 /// A manifest put racing an unlink of the blob it names ends one way or the

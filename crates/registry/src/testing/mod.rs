@@ -61,6 +61,8 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     upload_sessions_are_kept_and_expire(&*meta).await;
     a_missing_upload_session_is_unknown(&*meta).await;
     referenced_content_cannot_be_deleted(&*meta).await;
+    a_repository_is_deleted_whole_and_alone(&*meta).await;
+    deleting_a_repository_touches_what_it_held(&*meta).await;
     concurrent_writers_are_isolated(meta.clone()).await;
     put_manifest_racing_an_unlink_never_dangles(meta.clone()).await;
     a_tombstone_racing_a_put_and_a_mount_never_dangles(meta.clone()).await;

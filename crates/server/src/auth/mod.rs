@@ -74,11 +74,12 @@ pub async fn authorize(auth: &Arc<Auth>, asking: &Asking<'_>) -> Result<Admitted
                 .client
                 .is_some_and(|ip| ip.to_canonical().is_loopback());
             if !loopback && !caller.may(&Resource::Admin, Actions::ADMIN) {
-                let need = Need {
-                    resource: Resource::Admin,
-                    actions: Actions::ADMIN,
-                };
-                return Err(refuse(Some(&need)));
+                return Err(refuse(Some(&need::admin())));
+            }
+        }
+        Requirement::Admin => {
+            if !caller.may_administer(asking.client) {
+                return Err(refuse(Some(&need::admin())));
             }
         }
         Requirement::Rights(need) => {

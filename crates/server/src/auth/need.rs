@@ -18,6 +18,9 @@ pub enum Requirement {
     AnyCredentials,
     /// `/metrics`: `admin`, or a loopback client.
     MetricsReader,
+    /// Whole-registry actions (repository delete): `admin`, or the admin
+    /// socket; see [`crate::caller::Caller::may_administer`].
+    Admin,
     /// Rights on one resource.
     Rights(Need),
     /// Upload start with `?mount=`: `push`+`pull` on the target, and
@@ -81,7 +84,7 @@ pub fn of(route: &Route, method: &Method, query: &Query) -> Requirement {
             | ApiRoute::Manifest { name, .. }
             | ApiRoute::ManifestFiles { name, .. }
             | ApiRoute::BlobFiles { name, .. } => on(name, Actions::PULL),
-            ApiRoute::Gc => Requirement::Rights(admin()),
+            ApiRoute::Gc | ApiRoute::DeleteRepository { .. } => Requirement::Admin,
         },
     }
 }
@@ -207,11 +210,12 @@ mod tests {
             Requirement::AnyCredentials
         );
         for method in [Method::GET, Method::POST] {
-            assert_eq!(
-                requirement(method, "/api/v1/gc"),
-                Requirement::Rights(admin())
-            );
+            assert_eq!(requirement(method, "/api/v1/gc"), Requirement::Admin);
         }
+        assert_eq!(
+            requirement(Method::DELETE, "/api/v1/repositories/team/app"),
+            Requirement::Admin
+        );
         assert_eq!(
             requirement(Method::GET, "/v2/_catalog"),
             Requirement::Rights(Need {

@@ -1,7 +1,8 @@
 //! `/api/v1/`: JSON for the web UI and for tools, for what `/v2` cannot
 //! answer in one request (counts, sizes, push times, search, platforms).
-//! Reads only, public like `/v2` reads; errors in the OCI error format. A
-//! layer that is not a readable tar is `422` with the reason.
+//! Reads, public like `/v2` reads, and the admin's repository delete;
+//! errors in the OCI error format. A layer that is not a readable tar is
+//! `422` with the reason.
 
 use super::respond;
 use super::visible::{visible_page, visible_totals, VisibleTotals};
@@ -44,6 +45,14 @@ struct RepositoriesBody<'a> {
     next: Option<&'a str>,
 }
 
+/// What `DELETE /api/v1/repositories/<name>` removed.
+#[derive(Serialize)]
+struct RepositoryDeletedBody<'a> {
+    repository: &'a str,
+    tags: u64,
+    manifests: u64,
+}
+
 #[derive(Serialize)]
 struct TagsBody<'a> {
     name: &'a str,
@@ -73,6 +82,7 @@ pub async fn handle(
         }
         // An operation, not a read: the dispatcher sends it to `handlers::gc`.
         ApiRoute::Gc => Err(ApiError::NotFound),
+        ApiRoute::DeleteRepository { name } => delete_repository(registry, &name).await,
     }
 }
 
@@ -174,4 +184,157 @@ async fn manifest(
     reference: &Reference,
 ) -> Result<Response, ApiError> {
     json_response(&registry.image_detail(name, reference).await?, None)
+}
+
+/// Deletes a repository whole; the authorize step (or, without auth, the
+/// loopback rule) already let only an admin in.
+async fn delete_repository(
+    registry: &Registry,
+    name: &RepositoryName,
+) -> Result<Response, ApiError> {
+    let deleted = registry.delete_repository(name).await?;
+    tracing::info!(repository = %name, tags = deleted.tags, manifests = deleted.manifests, "repository deleted");
+    json_response(
+        &RepositoryDeletedBody {
+            repository: name.as_str(),
+            tags: deleted.tags,
+            manifests: deleted.manifests,
+        },
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::admin_socket::LocalAdmin;
+    use crate::{router_with, router_with_auth, CorsPolicy, Operations};
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use berth_oci::Digest;
+    use berth_registry::storage::fs::FsBlobStore;
+    use berth_registry::storage::sqlite::SqliteMetaStore;
+    use berth_registry::{Registry, RegistryOptions};
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    const FAR: &str = "192.0.2.7:40000";
+    const NEAR: &str = "127.0.0.1:40000";
+
+    /// A registry holding `doomed-N:v1` for N in 0..count.
+    async fn registry(dir: &std::path::Path, count: usize) -> Arc<Registry> {
+        let registry = Registry::new(
+            Arc::new(FsBlobStore::open(dir).unwrap()),
+            Arc::new(SqliteMetaStore::open(&dir.join("meta.db")).unwrap()),
+            RegistryOptions::default(),
+        );
+        for n in 0..count {
+            let name = format!("doomed-{n}").parse().unwrap();
+            let config = Digest::sha256_of(b"{}");
+            let body = futures_util::stream::iter(vec![Ok(Bytes::from_static(b"{}"))]).boxed();
+            registry
+                .push_blob(&name, &config, body, None)
+                .await
+                .unwrap();
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
+            );
+            registry
+                .put_manifest(&name, &"v1".parse().unwrap(), None, Bytes::from(manifest))
+                .await
+                .unwrap();
+        }
+        Arc::new(registry)
+    }
+
+    async fn delete(
+        app: &axum::Router,
+        name: &str,
+        client: &str,
+        authorization: Option<&str>,
+        socket: bool,
+    ) -> (StatusCode, String) {
+        let mut request = Request::delete(format!("/api/v1/repositories/{name}"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        let client: SocketAddr = client.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(client));
+        if socket {
+            request.extensions_mut().insert(LocalAdmin);
+        }
+        let response = tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn operations() -> Operations {
+        Operations::new(Arc::new(crate::metrics::Metrics::new()), true)
+    }
+
+    #[tokio::test]
+    async fn without_auth_only_loopback_and_the_socket_may_delete_a_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry(dir.path(), 2).await;
+        // Even with metrics public: that setting opens metrics, not admin.
+        let app = router_with(registry.clone(), operations(), CorsPolicy::default());
+        let (status, body) = delete(&app, "doomed-0", FAR, None, false).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(
+            body.contains("DENIED") && body.contains("loopback"),
+            "{body}"
+        );
+        assert_eq!(registry.catalog(None, None).await.unwrap().items.len(), 2);
+
+        let (status, body) = delete(&app, "doomed-0", NEAR, None, false).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"repository": "doomed-0", "tags": 1, "manifests": 1})
+        );
+        let (status, body) = delete(&app, "doomed-1", FAR, None, true).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the socket, whatever the address: {body}"
+        );
+        assert!(registry.catalog(None, None).await.unwrap().items.is_empty());
+        let (status, body) = delete(&app, "doomed-1", NEAR, None, false).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(body.contains("NAME_UNKNOWN"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn with_auth_a_repository_delete_needs_admin_even_on_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry(dir.path(), 2).await;
+        let auth = crate::handlers::operations::tests::auth(dir.path());
+        let app = router_with_auth(
+            registry.clone(),
+            operations(),
+            CorsPolicy::default(),
+            Some(auth),
+        );
+        let basic = crate::handlers::operations::tests::basic;
+        let (status, _) = delete(&app, "doomed-0", NEAR, None, false).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "loopback is not enough");
+        let (status, body) = delete(&app, "doomed-0", NEAR, Some(&basic("puller")), false).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("DENIED") && body.contains("admin"), "{body}");
+        assert_eq!(registry.catalog(None, None).await.unwrap().items.len(), 2);
+        let (status, body) = delete(&app, "doomed-0", FAR, Some(&basic("admin")), false).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = delete(&app, "doomed-1", FAR, None, true).await;
+        assert_eq!(status, StatusCode::OK, "the socket: {body}");
+        assert!(registry.catalog(None, None).await.unwrap().items.is_empty());
+    }
 }

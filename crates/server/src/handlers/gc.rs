@@ -3,11 +3,10 @@
 //! `{"phase":"blobs","total":N}`, `{"advance":n}`, ..., then a last line
 //! `{"report":{...}}` or `{"error":"..."}`.
 //!
-//! Who may: an admin with auth on (the authorize step checked it), with
-//! auth off a loopback client, and the admin socket always.
+//! Who may (`Requirement::Admin`, checked before this is called): an admin
+//! with auth on, with auth off a loopback client, and the admin socket.
 
 use super::respond;
-use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::request::Query;
 use axum::body::Body;
@@ -17,7 +16,6 @@ use berth_registry::gc::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable}
 use berth_registry::{Error, Registry};
 use bytes::Bytes;
 use serde::Serialize;
-use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -26,20 +24,12 @@ const NDJSON: &str = "application/x-ndjson";
 /// What a pass asked for from another site's page is told.
 const CROSS_SITE: &str = "a GC pass cannot be started from another site's page";
 
-/// What a refused caller is told.
-const DENIED: &str = "admin (without auth: loopback clients and the admin socket only)";
-
 pub async fn handle(
     registry: &Arc<Registry>,
     method: &Method,
     query: &Query,
     headers: &HeaderMap,
-    caller: &Caller,
-    client: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
-    if !caller.may_administer(client) {
-        return Err(ApiError::Denied(DENIED.into()));
-    }
     if *method == Method::POST {
         // A browser posts across sites without asking (no preflight for a
         // bare POST): any page the operator visits could start a pass with

@@ -100,7 +100,7 @@ pub async fn metrics(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::metrics::Metrics;
     use crate::{router_with, CorsPolicy, Operations};
     use axum::body::Body;
@@ -179,7 +179,7 @@ mod tests {
     }
 
     /// Auth with an admin and a user who may only pull.
-    fn auth(dir: &std::path::Path) -> Arc<berth_auth::Auth> {
+    pub(crate) fn auth(dir: &std::path::Path) -> Arc<berth_auth::Auth> {
         let mut users = berth_auth::Htpasswd::default();
         users.set_password("admin", "pw", 4).unwrap();
         users.set_password("puller", "pw", 4).unwrap();
@@ -203,7 +203,7 @@ mod tests {
         Arc::new(berth_auth::Auth::new(config).unwrap())
     }
 
-    fn basic(user: &str) -> String {
+    pub(crate) fn basic(user: &str) -> String {
         use base64::Engine;
         let pair = format!("{user}:pw");
         format!(

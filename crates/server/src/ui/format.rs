@@ -60,7 +60,40 @@ pub fn relative_time(then: i64, now: i64) -> String {
     if ago < 60 {
         return "just now".into();
     }
-    let (n, unit) = match ago {
+    format!("{} ago", span(ago))
+}
+
+/// A repository's use of its quota, only the limits it has: "1.0 MiB of
+/// 10.0 MiB (10%) · 3 of 5 tags".
+pub fn quota_use(quota: &crate::ui::view::QuotaView) -> String {
+    let percent = |used: u64, max: u64| (used.saturating_mul(100)).checked_div(max).unwrap_or(100);
+    let mut parts = Vec::new();
+    if let Some(max) = quota.max_bytes {
+        parts.push(format!(
+            "{} of {} ({}%)",
+            size(quota.used_bytes),
+            size(max),
+            percent(quota.used_bytes, max)
+        ));
+    }
+    if let Some(max) = quota.max_tags {
+        parts.push(format!("{} of {max} tags", quota.tags));
+    }
+    parts.join(" · ")
+}
+
+/// How far ahead `then` is: "in 40 minutes", "within a minute".
+pub fn time_until(then: i64, now: i64) -> String {
+    let ahead = then.saturating_sub(now);
+    if ahead < 60 {
+        return "within a minute".into();
+    }
+    format!("in {}", span(ahead))
+}
+
+/// A length of time of at least a minute, in its largest whole unit.
+fn span(seconds: i64) -> String {
+    let (n, unit) = match seconds {
         a if a < 3600 => (a / 60, "minute"),
         a if a < 86_400 => (a / 3600, "hour"),
         a if a < 30 * 86_400 => (a / 86_400, "day"),
@@ -68,7 +101,7 @@ pub fn relative_time(then: i64, now: i64) -> String {
         a => (a / (365 * 86_400), "year"),
     };
     let plural = if n == 1 { "" } else { "s" };
-    format!("{n} {unit}{plural} ago")
+    format!("{n} {unit}{plural}")
 }
 
 /// A tar mode as `ls -l` writes it: `drwxr-xr-x`, `-rwsr-xr-x`, `lrwxrwxrwx`.
@@ -192,6 +225,9 @@ mod tests {
         assert_eq!(relative_time(0, 3 * 86_400), "3 days ago");
         assert_eq!(relative_time(0, 400 * 86_400), "1 year ago");
         assert_eq!(relative_time(10, 0), "just now");
+        assert_eq!(time_until(2400, 0), "in 40 minutes");
+        assert_eq!(time_until(30, 0), "within a minute");
+        assert_eq!(time_until(0, 10), "within a minute", "overdue");
     }
 
     #[test]
@@ -218,5 +254,21 @@ mod tests {
     fn short_digests_are_twelve_hex_digits() {
         let digest = Digest::sha256_of(b"x");
         assert_eq!(short_digest(&digest), &digest.hex()[..12]);
+    }
+
+    #[test]
+    fn quota_use_names_only_the_limits_a_quota_has() {
+        let quota = crate::ui::view::QuotaView {
+            used_bytes: 1024 * 1024,
+            max_bytes: Some(10 * 1024 * 1024),
+            tags: 3,
+            max_tags: Some(5),
+        };
+        assert_eq!(quota_use(&quota), "1.0 MiB of 10 MiB (10%) · 3 of 5 tags");
+        let tags_only = crate::ui::view::QuotaView {
+            max_bytes: None,
+            ..quota
+        };
+        assert_eq!(quota_use(&tags_only), "3 of 5 tags");
     }
 }

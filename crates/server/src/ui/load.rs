@@ -1,8 +1,8 @@
 //! Fills the pages' view data from the registry's browse queries.
 
 use super::view::{
-    ConfigView, DeletePage, HistoryRow, ImageContent, ImagePage, LayerRow, Overview, PlatformRow,
-    ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
+    ConfigView, DeletePage, GcPanel, GcPass, HistoryRow, ImageContent, ImagePage, LayerRow,
+    Overview, PlatformRow, ReferrerRow, RepositoryPage, RepositoryRow, TagRow,
 };
 use berth_oci::{ImageConfig, Platform, Reference, RepositoryName};
 use berth_registry::{ImageContents, Registry, Result};
@@ -11,6 +11,30 @@ use berth_registry::{ImageContents, Registry, Result};
 pub const REPOSITORIES_PER_PAGE: usize = 100;
 /// Tags per page of a repository.
 pub const TAGS_PER_PAGE: usize = 100;
+
+/// The front page's garbage collection panel, from what the collector
+/// reports and what it could reclaim.
+pub fn gc_panel(
+    status: berth_registry::gc::GcStatus,
+    reclaimable: berth_registry::storage::Reclaimable,
+    grace: std::time::Duration,
+) -> GcPanel {
+    GcPanel {
+        reclaimable_blobs: reclaimable.blobs,
+        reclaimable_bytes: reclaimable.bytes,
+        grace: berth_registry::units::format_duration(grace),
+        running: status.running,
+        last: status.last.map(|report| GcPass {
+            at: report.started_at,
+            dry_run: report.dry_run,
+            blobs: report.blobs_removed,
+            bytes: report.bytes_removed,
+            manifests: report.manifests_removed,
+            tags: report.tags_removed,
+        }),
+        next_run_at: status.next_run_at,
+    }
+}
 
 /// The registry's own totals, as the front page shows them.
 pub fn overview(o: berth_registry::Overview) -> Overview {
@@ -31,6 +55,7 @@ pub async fn repository(
 ) -> Result<RepositoryPage> {
     let summary = registry.repository_summary(&name).await?;
     let page = registry.tag_details(&name, last, TAGS_PER_PAGE).await?;
+    let quota = registry.repository_quota(&name).await?.map(Into::into);
     let tags = page
         .items
         .into_iter()
@@ -51,6 +76,7 @@ pub async fn repository(
             tags: summary.tag_count,
             size: summary.size_bytes,
             last_push: summary.last_push,
+            quota,
         },
         name,
         tags,

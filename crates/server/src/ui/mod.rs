@@ -14,6 +14,7 @@ mod listing;
 mod load;
 pub mod login;
 pub mod pages;
+mod repository_delete;
 mod respond;
 pub mod routes;
 pub mod session;
@@ -41,6 +42,8 @@ pub struct UiState {
     overview: StatsCache<berth_registry::Overview>,
     /// Under auth: the totals of users who see part of the registry.
     visible: totals::VisibleTotalsCache,
+    /// What GC could reclaim: a scan of the blobs table, so kept briefly.
+    reclaimable: StatsCache<berth_registry::storage::Reclaimable>,
 }
 
 impl Default for UiState {
@@ -48,6 +51,7 @@ impl Default for UiState {
         UiState {
             overview: StatsCache::new(OVERVIEW_TTL),
             visible: totals::VisibleTotalsCache::default(),
+            reclaimable: StatsCache::new(OVERVIEW_TTL),
         }
     }
 }
@@ -63,21 +67,25 @@ pub fn context(registry: &Registry, headers: &HeaderMap, caller: &Caller) -> Con
         host: host_of(headers),
         now: now(),
         deletes_enabled: registry.deletes_enabled(),
+        may_delete_repositories: false,
         viewer,
     }
 }
 
 /// Answers a request for a UI path (`/ui/...`, or `/` and `/ui`, which
-/// redirect) from `caller`, showing and allowing only what they may.
+/// redirect) from `caller` at `client`, showing and allowing only what they may.
 pub async fn answer(
     registry: &Registry,
     state: &UiState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    caller: &Caller,
+    (caller, client): (&Caller, Option<std::net::IpAddr>),
 ) -> Response {
-    let context = context(registry, headers, caller);
+    let context = Context {
+        may_delete_repositories: registry.deletes_enabled() && caller.may_administer(client),
+        ..context(registry, headers, caller)
+    };
     let asked = Asked {
         method,
         uri,
@@ -140,7 +148,8 @@ async fn page(
     }
     let route = routes::parse(path)?;
     let reads = *method == Method::GET || *method == Method::HEAD;
-    let posts_delete = *method == Method::POST && matches!(route, UiRoute::Delete(..));
+    let posts_delete = *method == Method::POST
+        && matches!(route, UiRoute::Delete(..) | UiRoute::DeleteRepository(_));
     if !reads && !posts_delete {
         return Err(UiError::MethodNotAllowed);
     }
@@ -166,15 +175,7 @@ async fn page(
             let filter = &query.q;
             let last = query.last.as_deref();
             // Without auth the caller may see everything: the registry's own totals.
-            let page = totals::home(
-                registry,
-                &state.overview,
-                &state.visible,
-                caller,
-                filter,
-                last,
-            )
-            .await?;
+            let page = totals::home(registry, state, caller, filter, last).await?;
             ok(pages::home::render(context, &page))
         }
         UiRoute::Repository(name) => {
@@ -208,6 +209,17 @@ async fn page(
                 )));
             }
             delete::answer(registry, &context, method, asked.headers, name, reference).await
+        }
+        UiRoute::DeleteRepository(name) => {
+            may_see(caller, &name)?;
+            let answer =
+                repository_delete::answer(registry, context, method, asked.headers, name).await?;
+            if *method == Method::POST {
+                // The front page it lands on shows the new totals and what became reclaimable.
+                state.overview.forget().await;
+                state.reclaimable.forget().await;
+            }
+            Ok(answer)
         }
     }
 }

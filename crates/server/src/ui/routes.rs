@@ -30,6 +30,8 @@ pub enum UiRoute {
     Layer(RepositoryName, Digest),
     /// GET: the confirmation page; POST: the delete itself.
     Delete(RepositoryName, Reference),
+    /// The whole repository: GET confirms, POST deletes.
+    DeleteRepository(RepositoryName),
 }
 
 /// Why a UI path named no page.
@@ -55,6 +57,7 @@ impl UiRoute {
             }
             UiRoute::Layer(name, digest) => format!("{PREFIX}r/{name}/-/layer/{digest}"),
             UiRoute::Delete(name, reference) => format!("{PREFIX}r/{name}/-/delete/{reference}"),
+            UiRoute::DeleteRepository(name) => format!("{PREFIX}r/{name}/-/delete"),
         }
     }
 }
@@ -82,6 +85,9 @@ pub fn parse(path: &str) -> Result<UiRoute, UiRouteError> {
     let Some(page) = page else {
         return Ok(UiRoute::Repository(name));
     };
+    if page == "delete" {
+        return Ok(UiRoute::DeleteRepository(name));
+    }
     let (kind, value) = page.split_once('/').ok_or(UiRouteError::NotFound)?;
     match kind {
         "m" => match value.strip_suffix("/files") {
@@ -144,6 +150,10 @@ mod tests {
             Ok(UiRoute::Delete(name("x/y"), "v1.0".parse().unwrap()))
         );
         assert_eq!(
+            parse("/ui/r/x/y/-/delete"),
+            Ok(UiRoute::DeleteRepository(name("x/y")))
+        );
+        assert_eq!(
             parse("/ui/assets/berth.0123.css"),
             Ok(UiRoute::Asset("berth.0123.css".into()))
         );
@@ -188,6 +198,7 @@ mod tests {
             UiRoute::ImageFiles(name("a"), DIGEST.parse().unwrap()),
             UiRoute::Layer(name("a/b/c"), DIGEST.parse().unwrap()),
             UiRoute::Delete(name("a"), DIGEST.parse().unwrap()),
+            UiRoute::DeleteRepository(name("a/b")),
         ];
         for route in routes {
             assert_eq!(parse(&route.path()), Ok(route.clone()), "{}", route.path());

@@ -9,7 +9,6 @@ use super::load::REPOSITORIES_PER_PAGE;
 use super::view::{HomePage, Overview, RepositoryRow};
 use crate::caller::Caller;
 use crate::handlers::visible::{visible_page, visible_totals, VisibleTotals};
-use crate::operations::StatsCache;
 use berth_registry::{Registry, RepositorySummary, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -47,12 +46,12 @@ impl VisibleTotalsCache {
 /// The front page for `caller`.
 pub async fn home(
     registry: &Registry,
-    cache: &StatsCache<berth_registry::Overview>,
-    visible: &VisibleTotalsCache,
+    caches: &super::UiState,
     caller: &Caller,
     query: &str,
     last: Option<&str>,
 ) -> Result<HomePage> {
+    let (cache, visible) = (&caches.overview, &caches.visible);
     let filter = Some(query).filter(|q| !q.trim().is_empty());
     let page = visible_page(
         |after, limit| async move {
@@ -73,23 +72,41 @@ pub async fn home(
         (None, None) => Some(visible_overview(registry, visible, caller).await?),
         _ => None,
     };
-    let rows = page
-        .items
-        .into_iter()
-        .filter_map(|r| {
-            Some(RepositoryRow {
-                name: r.name.parse().ok()?,
-                tags: r.tag_count,
-                size: r.size_bytes,
-                last_push: r.last_push,
-            })
-        })
-        .collect();
+    // Registry-wide like the totals: for who sees the whole registry.
+    let gc = match (filter, last) {
+        (None, None) if caller.may_pull_everything() => {
+            let reclaimable = caches
+                .reclaimable
+                .get_or_refresh(|| registry.reclaimable())
+                .await?;
+            let grace = registry.options().gc.grace;
+            Some(super::load::gc_panel(
+                registry.gc_status(),
+                reclaimable,
+                grace,
+            ))
+        }
+        _ => None,
+    };
+    let mut rows = Vec::with_capacity(page.items.len());
+    for r in page.items {
+        let Ok(name) = r.name.parse() else { continue };
+        // A query only for repositories a quota rule names.
+        let quota = registry.repository_quota(&name).await?.map(Into::into);
+        rows.push(RepositoryRow {
+            name,
+            tags: r.tag_count,
+            size: r.size_bytes,
+            last_push: r.last_push,
+            quota,
+        });
+    }
     Ok(HomePage {
         overview,
         query: query.to_owned(),
         rows,
         next: page.next,
+        gc,
     })
 }
 

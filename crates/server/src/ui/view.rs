@@ -13,6 +13,10 @@ pub struct Context {
     /// Whether deletes are accepted here (by the registry, and from this
     /// user on this page's repository): otherwise no delete control shows.
     pub deletes_enabled: bool,
+    /// Whether deletes are on and the caller may run admin actions
+    /// (deleting a whole repository): `admin` with auth on, a loopback
+    /// client without, as for `DELETE /api/v1/repositories/<name>`.
+    pub may_delete_repositories: bool,
     /// Who is looking, for the header's name and log in/out control.
     pub viewer: Viewer,
 }
@@ -52,6 +56,28 @@ pub struct RepositoryRow {
     pub size: u64,
     /// Unix seconds of the last manifest push.
     pub last_push: Option<i64>,
+    /// Its use of the `[[quota]]` that applies to it, if one does.
+    pub quota: Option<QuotaView>,
+}
+
+/// A repository's use of its quota: bytes stored (each blob once) and tags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaView {
+    pub used_bytes: u64,
+    pub max_bytes: Option<u64>,
+    pub tags: u64,
+    pub max_tags: Option<u64>,
+}
+
+impl From<berth_registry::policy::QuotaUse> for QuotaView {
+    fn from(usage: berth_registry::policy::QuotaUse) -> Self {
+        QuotaView {
+            used_bytes: usage.used_bytes,
+            max_bytes: usage.max_bytes,
+            tags: usage.tags,
+            max_tags: usage.max_tags,
+        }
+    }
 }
 
 /// The front page: totals, then one page of repositories.
@@ -63,6 +89,35 @@ pub struct HomePage {
     pub rows: Vec<RepositoryRow>,
     /// The last name of this page when there is a next one (`?last=`).
     pub next: Option<String>,
+    /// Garbage collection's state, for callers who see the whole registry.
+    pub gc: Option<GcPanel>,
+}
+
+/// What the front page says about garbage collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcPanel {
+    /// Blobs nothing references, whatever their age: what passes will
+    /// take once their grace period is over.
+    pub reclaimable_blobs: u64,
+    pub reclaimable_bytes: u64,
+    /// The grace period, written as the configuration takes it (`1h`).
+    pub grace: String,
+    pub running: bool,
+    pub last: Option<GcPass>,
+    /// Unix seconds of the next background pass; `None`: none is scheduled.
+    pub next_run_at: Option<i64>,
+}
+
+/// What the last pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcPass {
+    /// Unix seconds it started.
+    pub at: i64,
+    pub dry_run: bool,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub manifests: u64,
+    pub tags: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,4 +279,17 @@ pub struct DeletePage {
     pub reference: Reference,
     /// For a digest: the tags that go with it.
     pub tags: Vec<String>,
+}
+
+/// The confirmation before deleting a whole repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryDeletePage {
+    pub name: RepositoryName,
+    pub tags: u64,
+    pub manifests: u64,
+    /// Its blobs, each once (what it holds, not what deleting it frees:
+    /// layers other repositories share stay).
+    pub size: u64,
+    /// The GC grace period (`1h`): when the space can come back.
+    pub grace: String,
 }

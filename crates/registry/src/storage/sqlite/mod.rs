@@ -15,14 +15,15 @@ mod manifests;
 mod monitoring;
 mod policies;
 mod readers;
+mod repositories;
 pub mod schema;
 mod uploads;
 mod writer;
 
 use super::{
     BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PullRecord,
-    PutOptions, Reclaimable, ReferrerRecord, RepositorySummary, RepositoryUsage, StoreStats,
-    TagCursor, TagRow, UploadLimits, UploadSession,
+    PutOptions, Reclaimable, ReferrerRecord, RepositoryDeleted, RepositorySummary, RepositoryUsage,
+    StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -194,6 +195,11 @@ impl MetaStore for SqliteMetaStore {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         self.write(move |tx| manifests::delete_tag(tx, &repo, &tag))
             .await
+    }
+
+    async fn delete_repository(&self, repo: &RepositoryName) -> Result<Option<RepositoryDeleted>> {
+        let repo = repo.to_string();
+        self.write(move |tx| repositories::delete(tx, &repo)).await
     }
 
     async fn list_tags(

@@ -4,13 +4,14 @@
 use super::{layout, time};
 use crate::ui::format;
 use crate::ui::routes::UiRoute;
-use crate::ui::view::{Context, HomePage, Overview};
+use crate::ui::view::{Context, GcPanel, HomePage, Overview};
 use maud::{html, Markup};
 
 pub fn render(context: &Context, page: &HomePage) -> String {
     let main = html! {
         h1 { "Repositories" }
         @if let Some(overview) = &page.overview { (totals(overview)) }
+        @if let Some(gc) = &page.gc { (gc_panel(context, gc)) }
         form.filter method="get" action=(UiRoute::Home.path()) role="search" {
             input type="search" name="q" value=(page.query) placeholder="Filter repositories"
                 aria-label="Filter repositories" autocomplete="off" data-filter-remote="repositories";
@@ -40,6 +41,54 @@ fn totals(overview: &Overview) -> Markup {
     }
 }
 
+/// What garbage collection could take back, did last, and does next.
+fn gc_panel(context: &Context, gc: &GcPanel) -> Markup {
+    let count = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    html! {
+        section.gc aria-labelledby="gc-title" {
+            h2 #gc-title { "Garbage collection" }
+            dl.gc-stats {
+                div {
+                    dt { "Reclaimable" }
+                    dd #gc-reclaimable data-bytes=(gc.reclaimable_bytes) {
+                        (format::size(gc.reclaimable_bytes))
+                    }
+                }
+                div {
+                    dt { "Last pass" }
+                    dd #gc-last {
+                        @if let Some(last) = &gc.last {
+                            (time(context, Some(last.at)))
+                            @if last.dry_run { " (dry run): would remove " } @else { ": removed " }
+                            (count(last.blobs, "blob", "blobs")) " (" (format::size(last.bytes)) "), "
+                            (count(last.manifests, "manifest", "manifests")) ", "
+                            (count(last.tags, "tag", "tags"))
+                        } @else {
+                            span.muted { "none since berth started" }
+                        }
+                    }
+                }
+                div {
+                    dt { "Next pass" }
+                    dd #gc-next {
+                        @if gc.running { "running now" }
+                        @else if let Some(at) = gc.next_run_at {
+                            time datetime=(format::iso_time(at)) title=(format::absolute_time(at)) {
+                                (format::time_until(at, context.now))
+                            }
+                        } @else { span.muted { "none scheduled" } }
+                    }
+                }
+            }
+            p.muted {
+                (count(gc.reclaimable_blobs, "blob", "blobs"))
+                " nothing references; a GC pass removes each once nothing has wanted it for "
+                (gc.grace) "."
+            }
+        }
+    }
+}
+
 /// The table and its pager: what the script swaps when the filter changes.
 fn list(context: &Context, page: &HomePage) -> Markup {
     html! {
@@ -50,13 +99,15 @@ fn list(context: &Context, page: &HomePage) -> Markup {
                     @else { "No repository matches “" (page.query) "”." }
                 }
             } @else {
+                @let quotas = page.rows.iter().any(|row| row.quota.is_some());
                 div.scroll {
                     table {
-                        colgroup { col; col.w6; col.w7; col.w9; }
+                        colgroup { col; col.w6; col.w7; @if quotas { col.w10; } col.w9; }
                         thead { tr {
                             th scope="col" { "Name" }
                             th.num scope="col" { "Tags" }
                             th.num scope="col" { "Size" }
+                            @if quotas { th scope="col" { "Quota" } }
                             th scope="col" { "Last push" }
                         } }
                         tbody {
@@ -65,6 +116,11 @@ fn list(context: &Context, page: &HomePage) -> Markup {
                                     td { a href=(UiRoute::Repository(row.name.clone()).path()) { (row.name) } }
                                     td.num { (row.tags) }
                                     td.num { (format::size(row.size)) }
+                                    @if quotas {
+                                        td.quota {
+                                            @if let Some(quota) = &row.quota { (format::quota_use(quota)) }
+                                        }
+                                    }
                                     td { (time(context, row.last_push)) }
                                 }
                             }
@@ -112,8 +168,10 @@ mod tests {
                 tags: 7,
                 size: 2048,
                 last_push: Some(1_796_000_000 - 7200),
+                quota: None,
             }],
             next: Some("library/alpine".into()),
+            gc: None,
         }
     }
 
@@ -130,6 +188,63 @@ mod tests {
         assert!(html.contains(r#"value="lib""#));
         assert!(
             html.contains(r#"href="/ui/?q=lib&amp;last=library%2Falpine""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_gc_panel_shows_reclaimable_bytes_and_the_last_and_next_pass() {
+        use crate::ui::view::GcPass;
+        let mut page = page();
+        let now = context().now;
+        page.gc = Some(GcPanel {
+            reclaimable_blobs: 4,
+            reclaimable_bytes: 5 * 1024 * 1024,
+            grace: "1h".into(),
+            running: false,
+            last: Some(GcPass {
+                at: now - 7200,
+                dry_run: false,
+                blobs: 12,
+                bytes: 3 * 1024,
+                manifests: 1,
+                tags: 0,
+            }),
+            next_run_at: Some(now + 2400),
+        });
+        let html = render(&context(), &page);
+        assert!(
+            html.contains(r#"<dd id="gc-reclaimable" data-bytes="5242880">5.0 MiB</dd>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains("2 hours ago</time>: removed 12 blobs (3.0 KiB), 1 manifest, 0 tags"),
+            "{html}"
+        );
+        assert!(html.contains(">in 40 minutes</time>"), "{html}");
+        assert!(html.contains("4 blobs nothing references"), "{html}");
+        page.gc = Some(GcPanel::default());
+        let html = render(&context(), &page);
+        assert!(html.contains("none since berth started"), "{html}");
+        assert!(html.contains("none scheduled"), "{html}");
+        page.gc = None;
+        assert!(!render(&context(), &page).contains("Garbage collection"));
+    }
+
+    #[test]
+    fn the_quota_column_shows_only_when_a_quota_applies() {
+        let mut page = page();
+        assert!(!render(&context(), &page).contains("Quota"));
+        page.rows[0].quota = Some(crate::ui::view::QuotaView {
+            used_bytes: 0,
+            max_bytes: None,
+            tags: 7,
+            max_tags: Some(10),
+        });
+        let html = render(&context(), &page);
+        assert!(html.contains(r#"<th scope="col">Quota</th>"#), "{html}");
+        assert!(
+            html.contains(r#"<td class="quota">7 of 10 tags</td>"#),
             "{html}"
         );
     }

@@ -3,6 +3,7 @@
 //! manifest JSON can never become markup.
 
 pub mod delete;
+pub mod delete_repository;
 pub mod error;
 pub mod files;
 pub mod home;
@@ -126,6 +127,7 @@ pub(crate) mod testing {
             host: "registry.example:5000".into(),
             now: 1_796_000_000,
             deletes_enabled: true,
+            may_delete_repositories: true,
             viewer: Viewer::Everyone,
         }
     }

@@ -16,6 +16,14 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
             " · " (format::size(page.summary.size))
             " · last push " (time(context, page.summary.last_push))
         }
+        @if let Some(quota) = &page.summary.quota {
+            p #quota { "Quota: " (format::quota_use(quota)) }
+        }
+        @if context.may_delete_repositories {
+            p.actions {
+                a.button.danger href=(UiRoute::DeleteRepository(name.clone()).path()) { "Delete repository" }
+            }
+        }
         @if let Some(newest) = page.tags.first() {
             (commands(context, name, newest.tag.as_str()))
         }
@@ -159,6 +167,7 @@ mod tests {
                 tags: 2,
                 size: 3 * 1024 * 1024,
                 last_push: Some(1_795_999_000),
+                quota: None,
             },
             tags: vec![row("v2", 1_795_999_000), row("v1", 1_795_000_000)],
             next: None,
@@ -201,5 +210,34 @@ mod tests {
         let html = render(&context, &page());
         assert!(!html.contains("/-/delete/"), "{html}");
         assert!(!html.contains("<dialog"));
+    }
+
+    #[test]
+    fn quota_use_shows_where_a_quota_applies() {
+        let mut page = page();
+        assert!(!render(&context(), &page).contains("Quota"));
+        page.summary.quota = Some(crate::ui::view::QuotaView {
+            used_bytes: 3 * 1024 * 1024,
+            max_bytes: Some(4 * 1024 * 1024),
+            tags: 2,
+            max_tags: None,
+        });
+        let html = render(&context(), &page);
+        assert!(
+            html.contains(r#"<p id="quota">Quota: 3.0 MiB of 4.0 MiB (75%)</p>"#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_repository_delete_shows_only_to_who_may_do_it() {
+        let html = render(&context(), &page());
+        assert!(
+            html.contains(r#"href="/ui/r/team/app_server/-/delete">Delete repository</a>"#),
+            "{html}"
+        );
+        let mut context = context();
+        context.may_delete_repositories = false;
+        assert!(!render(&context, &page()).contains("Delete repository"));
     }
 }
