@@ -122,6 +122,13 @@ pub enum Error {
         tag: String,
         current: Digest,
     },
+    /// A delete would remove a tag an `[[immutable]]` rule covers (by name,
+    /// or by deleting the manifest it points at): immutability that a
+    /// delete-then-push could undo would promise nothing.
+    #[error(
+        "tag {repository}:{tag} is immutable: it cannot be deleted, nor the manifest it points at"
+    )]
+    ImmutableTagDelete { repository: String, tag: String },
     /// A manifest PUT would take its repository over a `[[quota]]`.
     #[error("{}", quota_message(repository, *resource, *used, *limit))]
     QuotaExceeded {
@@ -164,6 +171,7 @@ impl Error {
             | Error::IndexHasNoFiles { .. } => ErrorCode::Unsupported,
             Error::StillReferenced { .. }
             | Error::TagImmutable { .. }
+            | Error::ImmutableTagDelete { .. }
             | Error::QuotaExceeded { .. } => ErrorCode::Denied,
             Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,

@@ -772,6 +772,39 @@ async fn a_registry_with_policies_refuses_moving_an_immutable_tag_and_keeps_it()
 }
 
 #[tokio::test]
+async fn an_immutable_tag_cannot_be_deleted_by_name_or_through_its_manifest() {
+    let s = setup(Policies {
+        immutable: vec![ImmutableRule {
+            repositories: pattern("*"),
+            tags: vec![pattern("v*")],
+        }],
+        ..Default::default()
+    });
+    let name = repo("app");
+    let kept = push_image(&s.reg, &name, "v1", "one").await;
+    let loose = push_image(&s.reg, &name, "dev", "two").await;
+    for reference in [Reference::Tag(tag("v1")), Reference::Digest(kept.clone())] {
+        let err = s.reg.delete_manifest(&name, &reference).await.unwrap_err();
+        assert!(
+            matches!(err, Error::ImmutableTagDelete { ref tag, .. } if tag == "v1"),
+            "{reference}: {err}"
+        );
+    }
+    assert!(has_manifest(&s.meta, &name, &kept).await);
+    assert_eq!(tags_of(&s.reg, &name).await, ["dev", "v1"]);
+    // Tags no rule covers, and their manifests, delete as before.
+    s.reg
+        .delete_manifest(&name, &Reference::Tag(tag("dev")))
+        .await
+        .unwrap();
+    s.reg
+        .delete_manifest(&name, &Reference::Digest(loose.clone()))
+        .await
+        .unwrap();
+    assert!(!has_manifest(&s.meta, &name, &loose).await);
+}
+
+#[tokio::test]
 async fn signatures_attached_by_tag_go_with_their_image_and_take_no_keep_last_place() {
     let s = setup(retention(vec![RetentionRule {
         keep_last: Some(1),

@@ -78,7 +78,9 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::Layer { .. } | Error::IndexHasNoFiles { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::DeleteDisabled => StatusCode::METHOD_NOT_ALLOWED,
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
-        Error::TagImmutable { .. } | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+        Error::TagImmutable { .. }
+        | Error::ImmutableTagDelete { .. }
+        | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
         Error::TooManyUploads { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
@@ -114,6 +116,9 @@ fn detail_of(e: &Error) -> serde_json::Value {
             tag,
             current,
         } => json!({ "repository": repository, "tag": tag, "current": current.to_string() }),
+        Error::ImmutableTagDelete { repository, tag } => {
+            json!({ "repository": repository, "tag": tag })
+        }
         Error::QuotaExceeded {
             repository,
             resource,

@@ -54,6 +54,11 @@ impl Policies {
         self.quotas.iter().find(|r| r.repositories.matches(repo))
     }
 
+    /// Whether any tag is immutable (a delete by digest skips the check otherwise).
+    pub fn has_immutable(&self) -> bool {
+        !self.immutable.is_empty()
+    }
+
     /// Whether any retention rule exists (a GC pass skips the phase otherwise).
     pub fn has_retention(&self) -> bool {
         !self.retention.is_empty()

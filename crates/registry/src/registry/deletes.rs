@@ -20,7 +20,8 @@ impl Registry {
     }
 
     /// Deletes a manifest (by digest, with all its tags) or just one tag.
-    /// A manifest that an index of `repo` names is refused; tags never are.
+    /// A manifest that an index of `repo` names is refused, and so is an
+    /// immutable tag or a manifest one points at.
     pub async fn delete_manifest(
         &self,
         repo: &RepositoryName,
@@ -29,6 +30,7 @@ impl Registry {
         if !self.options.delete_enabled {
             return Err(Error::DeleteDisabled);
         }
+        self.refuse_immutable_delete(repo, reference).await?;
         let deleted = match reference {
             Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
             Reference::Digest(digest) => self.meta.delete_manifest(repo, digest).await?,
@@ -37,6 +39,35 @@ impl Registry {
             Ok(())
         } else {
             Err(Error::ManifestUnknown(format!("{repo}:{reference}")))
+        }
+    }
+
+    /// `Error::ImmutableTagDelete` if the delete would remove a tag an
+    /// `[[immutable]]` rule covers. Checked before the delete, not in its
+    /// transaction: a tag made immutable in between is the one gap.
+    async fn refuse_immutable_delete(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        let policies = &self.options.policies;
+        let tags = match reference {
+            Reference::Tag(tag) => vec![tag.to_string()],
+            Reference::Digest(_) if !policies.has_immutable() => return Ok(()),
+            Reference::Digest(digest) => match self.meta.manifest_facts(repo, digest).await? {
+                Some(facts) => facts.tags,
+                None => return Ok(()),
+            },
+        };
+        match tags
+            .into_iter()
+            .find(|t| policies.is_immutable(repo.as_str(), t))
+        {
+            Some(tag) => Err(Error::ImmutableTagDelete {
+                repository: repo.to_string(),
+                tag,
+            }),
+            None => Ok(()),
         }
     }
 
