@@ -174,7 +174,7 @@ APP=$HOSTREG/prod/app:v1
 docker_first() { docker tag local/a "$APP" && docker_push "$APP" >"$T/a.digest" && [ -s "$T/a.digest" ]; }
 check "docker push image A as prod/app:v1 (immutable tag, new)" docker_first
 A_DIGEST=$(cat "$T/a.digest" 2>/dev/null || true)
-docker tag local/b "$APP"
+docker tag local/b "$APP" || true
 refused "docker push image B over prod/app:v1: refused, berth's 'immutable' message shown" \
   "immutable" timeout 120 docker push "$APP"
 check "prod/app:v1 still points at image A" expect_eq "$A_DIGEST" "$(manifest_digest prod/app v1)"
@@ -187,14 +187,11 @@ check "podman import image A, image B" podman_import
 podman_first() { podman_ tag local/a "$PAPP" && podman_push "$PAPP" >"$T/pa.digest" && [ -s "$T/pa.digest" ]; }
 check "podman push image A as prod/podman:v1 (immutable tag, new)" podman_first
 PA_DIGEST=$(cat "$T/pa.digest" 2>/dev/null || true)
-podman_ untag "$PAPP" >/dev/null 2>&1 || true
-podman_ tag local/b "$PAPP"
+podman_ tag local/b "$PAPP" || true
 refused "podman push image B over prod/podman:v1: refused, berth's 'immutable' message shown" \
   "immutable" podman_ push --tls-verify=false "$PAPP"
 check "prod/podman:v1 still points at image A" expect_eq "$PA_DIGEST" "$(manifest_digest prod/podman v1)"
-podman_again() {
-  podman_ untag "$PAPP" && podman_ tag local/a "$PAPP" && expect_eq "$PA_DIGEST" "$(podman_push "$PAPP")"
-}
+podman_again() { podman_ tag local/a "$PAPP" && expect_eq "$PA_DIGEST" "$(podman_push "$PAPP")"; }
 check "podman push image A as prod/podman:v1 again: accepted, same digest" podman_again
 podman_new_tag() { podman_ tag local/b "$HOSTREG/prod/podman:v2" && podman_push "$HOSTREG/prod/podman:v2"; }
 check "podman push image B under a new tag prod/podman:v2: accepted" podman_new_tag
@@ -205,7 +202,7 @@ QUOTA='quota'
 docker_quota_first() { docker tag local/a "$HOSTREG/small/docker:v1" && docker_push "$HOSTREG/small/docker:v1" >"$T/sd1.digest"; }
 check "docker push image A to small/docker:v1 (about 2 MiB, quota 3 MiB)" docker_quota_first
 SD1=$(cat "$T/sd1.digest" 2>/dev/null || true)
-docker tag local/b "$HOSTREG/small/docker:v2"
+docker tag local/b "$HOSTREG/small/docker:v2" || true
 refused "docker push image B to small/docker:v2: over the byte quota, berth's message shown" \
   "$QUOTA" timeout 120 docker push "$HOSTREG/small/docker:v2"
 check "small/docker lists only v1" expect_eq '["v1"]' "$(api small/docker/tags/list | jq -c '.tags | sort')"
@@ -220,7 +217,7 @@ docker_tags() {
     docker_push "$HOSTREG/few/docker:t1" && docker_push "$HOSTREG/few/docker:t2"
 }
 check "docker push few/docker:t1, t2 (tag quota 2)" docker_tags
-docker tag local/a "$HOSTREG/few/docker:t3"
+docker tag local/a "$HOSTREG/few/docker:t3" || true
 refused "docker push few/docker:t3: over the tag quota, berth's message shown" \
   "$QUOTA" timeout 120 docker push "$HOSTREG/few/docker:t3"
 check "few/docker lists t1, t2" expect_eq '["t1","t2"]' "$(api few/docker/tags/list | jq -c '.tags | sort')"
@@ -228,12 +225,13 @@ check "few/docker lists t1, t2" expect_eq '["t1","t2"]' "$(api few/docker/tags/l
 podman_quota_first() { podman_ tag local/a "$HOSTREG/small/podman:v1" && podman_push "$HOSTREG/small/podman:v1" >"$T/sp1.digest"; }
 check "podman push image A to small/podman:v1" podman_quota_first
 SP1=$(cat "$T/sp1.digest" 2>/dev/null || true)
-podman_ tag local/b "$HOSTREG/small/podman:v2"
+podman_ tag local/b "$HOSTREG/small/podman:v2" || true
 refused "podman push image B to small/podman:v2: over the byte quota, berth's message shown" \
   "$QUOTA" podman_ push --tls-verify=false "$HOSTREG/small/podman:v2"
 podman_pulls_first() {
   podman_ rmi "$HOSTREG/small/podman:v1" >/dev/null && podman_ pull --tls-verify=false "$HOSTREG/small/podman:v1" >/dev/null &&
-    expect_eq "$SP1" "$(podman_ image inspect --format '{{.Digest}}' "$HOSTREG/small/podman:v1")"
+    podman_ image inspect --format '{{join .RepoDigests " "}}' "$HOSTREG/small/podman:v1" | tr ' ' '\n' |
+    grep -qxF "$HOSTREG/small/podman@$SP1"
 }
 check "podman pull small/podman:v1 (the first image) after the refusal" podman_pulls_first
 podman_tags() {
@@ -241,7 +239,7 @@ podman_tags() {
     podman_push "$HOSTREG/few/podman:t1" && podman_push "$HOSTREG/few/podman:t2"
 }
 check "podman push few/podman:t1, t2 (tag quota 2)" podman_tags
-podman_ tag local/a "$HOSTREG/few/podman:t3"
+podman_ tag local/a "$HOSTREG/few/podman:t3" || true
 refused "podman push few/podman:t3: over the tag quota, berth's message shown" \
   "$QUOTA" podman_ push --tls-verify=false "$HOSTREG/few/podman:t3"
 
@@ -368,7 +366,7 @@ GC_RUNS=0 GC_FAILS=0 GC_START=$SECONDS
 while [ $((SECONDS - GC_START)) -lt 20 ]; do
   GC_RUNS=$((GC_RUNS + 1))
   if berth_gc >"$T/gc-run-$GC_RUNS.out"; then echo "# gc $GC_RUNS: $(grep -E 'removed' <<<"$GC_OUT" | head -n 1)"
-  else GC_FAILS=$((GC_FAILS + 1)); echo "# gc $GC_RUNS failed: $(tail -n 3 "$T/gc-run-$GC_RUNS.out")"; fi
+  else GC_FAILS=$((GC_FAILS + 1)); echo "# gc $GC_RUNS failed: $(tail -n 3 "$T/gc-run-$GC_RUNS.out" | tr '\n' ' ')"; fi
   sleep 0.$((RANDOM % 10))
 done
 touch "$T/stop"
