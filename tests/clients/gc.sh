@@ -164,6 +164,12 @@ skopeo_push() { skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/
 
 # ---- 1. immutable tags -------------------------------------------------------------
 
+# Words of berth's DENIED messages ("tag R:T is immutable and already points
+# at D; push under a new tag", "repository R would hold U, over its quota of
+# L"): the clients must show them to the user.
+IMMUTABLE='is immutable'
+QUOTA='over its quota'
+
 make_image_tar "$T/a.tar" image-a
 make_image_tar "$T/b.tar" image-b
 docker_import() { timeout 120 docker import "$T/a.tar" local/a && timeout 120 docker import "$T/b.tar" local/b; }
@@ -176,7 +182,7 @@ check "docker push image A as prod/app:v1 (immutable tag, new)" docker_first
 A_DIGEST=$(cat "$T/a.digest" 2>/dev/null || true)
 docker tag local/b "$APP" || true
 refused "docker push image B over prod/app:v1: refused, berth's 'immutable' message shown" \
-  "immutable" timeout 120 docker push "$APP"
+  "$IMMUTABLE" timeout 120 docker push "$APP"
 check "prod/app:v1 still points at image A" expect_eq "$A_DIGEST" "$(manifest_digest prod/app v1)"
 docker_again() { docker tag local/a "$APP" && expect_eq "$A_DIGEST" "$(docker_push "$APP")"; }
 check "docker push image A as prod/app:v1 again: accepted, same digest" docker_again
@@ -189,7 +195,7 @@ check "podman push image A as prod/podman:v1 (immutable tag, new)" podman_first
 PA_DIGEST=$(cat "$T/pa.digest" 2>/dev/null || true)
 podman_ tag local/b "$PAPP" || true
 refused "podman push image B over prod/podman:v1: refused, berth's 'immutable' message shown" \
-  "immutable" podman_ push --tls-verify=false "$PAPP"
+  "$IMMUTABLE" podman_ push --tls-verify=false "$PAPP"
 check "prod/podman:v1 still points at image A" expect_eq "$PA_DIGEST" "$(manifest_digest prod/podman v1)"
 podman_again() { podman_ tag local/a "$PAPP" && expect_eq "$PA_DIGEST" "$(podman_push "$PAPP")"; }
 check "podman push image A as prod/podman:v1 again: accepted, same digest" podman_again
@@ -198,7 +204,6 @@ check "podman push image B under a new tag prod/podman:v2: accepted" podman_new_
 
 # ---- 2. quotas -----------------------------------------------------------------
 
-QUOTA='quota'
 docker_quota_first() { docker tag local/a "$HOSTREG/small/docker:v1" && docker_push "$HOSTREG/small/docker:v1" >"$T/sd1.digest"; }
 check "docker push image A to small/docker:v1 (about 2 MiB, quota 3 MiB)" docker_quota_first
 SD1=$(cat "$T/sd1.digest" 2>/dev/null || true)
@@ -397,6 +402,15 @@ check "every churn round (push, pull verified, delete of gc/churn) during GC suc
 sleep $((GRACE_S + 1))
 after_traffic() { berth_gc >/dev/null && note "$(grep -E 'removed' <<<"$GC_OUT" | head -n 1)"; }
 check "berth gc after the traffic" after_traffic
+# /metrics: what the passes reclaimed, and the quota use of a repository with a quota.
+metric() { curl -sS --max-time 30 "http://$REG/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metrics_say() {
+  local reclaimed used
+  reclaimed=$(metric berth_gc_reclaimed_bytes_total) && used=$(metric 'berth_quota_used_bytes{repository="small/docker"}') &&
+    note "metrics: berth_gc_reclaimed_bytes_total $reclaimed, small/docker quota use $used bytes" &&
+    awk -v r="$reclaimed" -v u="$used" 'BEGIN { exit !(r > 0 && u > 0) }'
+}
+check "/metrics: berth_gc_reclaimed_bytes_total > 0, berth_quota_used_bytes for small/docker > 0" metrics_say
 
 # referenced: every tagged manifest in every repository, its config and layers
 # (and an index's children). No untagged manifests are expected here.
