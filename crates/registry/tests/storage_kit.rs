@@ -85,3 +85,9 @@ async fn upload_sessions_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     testing::upload_sessions_are_capped(meta_store(&dir)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_racing_a_put_and_a_mount_never_dangles() {
+    let dir = tempfile::tempdir().unwrap();
+    testing::a_tombstone_racing_a_put_and_a_mount_never_dangles(meta_store(&dir)).await;
+}

@@ -25,13 +25,15 @@
 //!   log, atomically with marking the digest, whether it was read since the
 //!   cutoff; a read that meets a digest being tombstoned waits for that step
 //!   to end. So a blob reported present is never tombstoned within the
-//!   grace of that report, without a database write per read.
+//!   grace of that report, without a database write per read. Reads of a
+//!   manifest by digest count the same way for untagged manifests (a
+//!   client HEADs an index's children and skips those present).
 //! - **Delete**: the file is removed, then the tombstone dropped. A crash in
 //!   between is finished at start-up by [`crate::Registry::recover_gc`].
 //!
 //! The pass itself (phases in order: retention, untagged manifests,
 //! dangling links, blobs, orphan files, uploads, claims) is in
-//! [`collector`]; the background worker in [`worker`].
+//! `collector.rs`; the background worker in `worker.rs`.
 
 pub(crate) mod collector;
 pub(crate) mod touches;

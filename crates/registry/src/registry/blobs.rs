@@ -5,7 +5,7 @@ use super::uploads::UploadStatus;
 use super::{unix_now, verify, RangeRequest, Registry};
 use crate::error::{Error, Result};
 use crate::gc::{touches, CLAIM_LEASE};
-use crate::storage::{BlobClaim, BlobContent, ByteRange, ByteStream};
+use crate::storage::{BlobClaim, BlobContent, ByteRange, ByteStream, ManifestRow};
 use berth_oci::{Digest, RepositoryName};
 use futures_util::TryStreamExt;
 use std::net::IpAddr;
@@ -42,13 +42,9 @@ impl Registry {
         // and keeps the blob, or has already removed its link (see crate::gc).
         let now = unix_now();
         self.touches.record(repo, digest, now).await;
-        let Some(size) = self.meta.blob_size(repo, digest).await? else {
-            self.touches.missed(repo, digest);
-            return Err(Error::BlobUnknown(digest.clone()));
-        };
-        if self.touches.found(repo, digest, now) {
-            touches::schedule_flush(self.touches.clone(), self.meta.clone());
-        }
+        let size = self.meta.blob_size(repo, digest).await?;
+        self.read_answered(repo, digest, now, size.is_some());
+        let size = size.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
         let range = range.map(|r| r.resolve(size)).transpose()?;
         let content = if with_body {
             let content =
@@ -64,6 +60,38 @@ impl Registry {
             range,
             content,
         })
+    }
+
+    /// A manifest of `repo` by digest, as a read: it restarts an untagged
+    /// manifest's age as a blob read restarts a blob's grace, so that a
+    /// client that saw it (and skips pushing it) finds it when its index
+    /// arrives (see crate::gc).
+    pub(super) async fn manifest_read_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRow>> {
+        let now = unix_now();
+        self.touches.record(repo, digest, now).await;
+        let found = self.meta.manifest_by_digest(repo, digest).await?;
+        self.read_answered(repo, digest, now, found.is_some());
+        Ok(found)
+    }
+
+    /// Ends a read recorded in the TouchLog at `now`: a hit is written
+    /// (coalesced, in the background), a miss forgotten.
+    pub(super) fn read_answered(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        now: i64,
+        found: bool,
+    ) {
+        if !found {
+            self.touches.missed(repo, digest);
+        } else if self.touches.found(repo, digest, now) {
+            touches::schedule_flush(self.touches.clone(), self.meta.clone());
+        }
     }
 
     /// Links `digest` from `from` into `repo` if `from` has it; otherwise starts an upload.

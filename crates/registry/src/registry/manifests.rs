@@ -170,7 +170,7 @@ impl Registry {
     ) -> Result<ManifestContent> {
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(repo, tag).await?,
-            Reference::Digest(digest) => self.meta.manifest_by_digest(repo, digest).await?,
+            Reference::Digest(digest) => self.manifest_read_by_digest(repo, digest).await?,
         };
         let ManifestRow {
             digest,

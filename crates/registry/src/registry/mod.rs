@@ -4,7 +4,9 @@
 //! (chunked sessions and monolithic pushes), [`blobs`] verifies and publishes
 //! them and serves them back, [`manifests`] checks and records what refers to
 //! them, [`deletes`] removes them, [`discovery`] lists what is there;
-//! [`browse`] answers the web UI and `/api/v1` with counts, sizes and times.
+//! [`browse`] answers the web UI and `/api/v1` with counts, sizes and times;
+//! [`retention`] is the policies' phase of a garbage collection pass (the
+//! pass itself is in [`crate::gc`]).
 
 mod blob_reader;
 mod blobs;

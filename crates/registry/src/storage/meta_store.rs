@@ -197,6 +197,12 @@ pub struct Reclaimable {
 /// - **Missing rows**: reads answer `None`/empty; deletes answer `false`;
 ///   [`MetaStore::set_upload_offset`] on a missing session is
 ///   [`crate::Error::BlobUploadUnknown`].
+/// - **Garbage collection** (see [`crate::gc`]): a link exists only to a
+///   blob that has a row and no tombstone, so whatever a link or manifest
+///   names is in the blob store; a tombstone removes every link in its own
+///   transaction; nothing is tombstoned while a live claim on it exists,
+///   and nothing is claimed or linked while it is tombstoned. Claims,
+///   touches and dropped tombstones need only survive a restart of berth.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// Records that `repo` may read blob `digest` of `size` bytes, and

@@ -435,3 +435,59 @@ pub async fn blobs_are_listed_in_order_and_deleted(store: &dyn BlobStore) {
         "the others stay"
     );
 }
+
+/// A tombstone racing a manifest PUT that names the blob, and a mount of
+/// it, in every order, ends one way or the other: never a stored manifest
+/// or a link whose blob is being deleted.
+pub async fn a_tombstone_racing_a_put_and_a_mount_never_dangles(
+    meta: std::sync::Arc<dyn MetaStore>,
+) {
+    let (a, b) = (repo("kit-gc-race/a"), repo("kit-gc-race/b"));
+    let rounds: Vec<_> = (0..36)
+        .map(|i| {
+            let (meta, a, b) = (meta.clone(), a.clone(), b.clone());
+            tokio::spawn(async move {
+                let x = Digest::sha256_of(format!("kit-gc race x {i}").as_bytes());
+                let m = Digest::sha256_of(format!("kit-gc race m {i}").as_bytes());
+                publish_link(&*meta, &a, &x, 3).await;
+                let record = manifest(&m, vec![(x.clone(), 3)], None);
+                let options = PutOptions::default();
+                let put = meta.put_manifest(&a, &record, None, &options);
+                let mount = meta.link_blob(&b, &x, 3, None);
+                let tombstone = meta.tombstone_blob(&x, later());
+                // Enqueued in a different order each round.
+                let (put, mount, tombstone) = match i % 3 {
+                    0 => tokio::join!(put, mount, tombstone),
+                    1 => {
+                        let (t, p, m) = tokio::join!(tombstone, put, mount);
+                        (p, m, t)
+                    }
+                    _ => {
+                        let (m, t, p) = tokio::join!(mount, tombstone, put);
+                        (p, m, t)
+                    }
+                };
+                (x, m, put.is_ok(), mount.unwrap(), tombstone.unwrap())
+            })
+        })
+        .collect();
+    let mut outcomes = std::collections::HashSet::new();
+    for round in rounds {
+        let (x, m, put, mounted, tombstoned) = round.await.unwrap();
+        let stored = meta.manifest_by_digest(&a, &m).await.unwrap().is_some();
+        let linked_b = meta.blob_size(&b, &x).await.unwrap().is_some();
+        assert_eq!(put, stored);
+        if tombstoned.is_some() {
+            assert!(!stored, "a manifest names a tombstoned blob");
+            assert!(!linked_b, "a link to a tombstoned blob");
+            assert_eq!(meta.blob_size(&a, &x).await.unwrap(), None);
+            meta.drop_tombstone(&x).await.unwrap();
+        } else {
+            // Past the cutoff, only the reference rescues it.
+            assert!(stored, "kept, so the manifest is what kept it");
+            assert_eq!(mounted, linked_b);
+        }
+        outcomes.insert(tombstoned.is_some());
+    }
+    assert_eq!(outcomes.len(), 2, "both outcomes happened");
+}

@@ -63,6 +63,7 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     referenced_content_cannot_be_deleted(&*meta).await;
     concurrent_writers_are_isolated(meta.clone()).await;
     put_manifest_racing_an_unlink_never_dangles(meta.clone()).await;
+    a_tombstone_racing_a_put_and_a_mount_never_dangles(meta.clone()).await;
     stats_count_what_is_stored(&*meta).await;
     repository_summaries_count_size_and_filter(&*meta).await;
     tag_details_are_newest_first_with_sizes(&*meta).await;
