@@ -227,3 +227,35 @@ fn serving_beyond_loopback_without_auth_logs_a_warning_first() {
     // On loopback it says nothing of the kind: conformance's
     // `auth::loopback_without_auth_logs_no_warning`.
 }
+
+/// A policy rule that would do nothing, or whose value does not parse,
+/// stops start-up with a message naming the rule and the key.
+#[test]
+fn a_policy_rule_that_would_do_nothing_or_does_not_parse_stops_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("berth.toml");
+    for (toml, says) in [
+        (
+            "[[retention]]\nrepositories = \"ci/*\"\nkeep_tags = [\"latest\"]\n",
+            "[[retention]] rule 1 (\"ci/*\") deletes nothing: set keep_last or older_than",
+        ),
+        (
+            "[[quota]]\nrepositories = \"*\"\n",
+            "[[quota]] rule 1 (\"*\") limits nothing",
+        ),
+        (
+            "[[quota]]\nrepositories = \"*\"\nmax_bytes = \"10 gigs\"\n",
+            "[[quota]] rule 1, max_bytes: \"10 gigs\" is not a size",
+        ),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        let out = serve_with_flags(
+            &data.path().join("data"),
+            &["--config".as_ref(), config.as_os_str()],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {stderr}");
+        assert!(stderr.contains(says), "{toml}: {stderr}");
+        assert!(!stderr.contains("berth listening"), "{stderr}");
+    }
+}

@@ -764,3 +764,39 @@ async fn a_registry_with_policies_refuses_moving_an_immutable_tag_and_keeps_it()
         first
     );
 }
+
+#[tokio::test]
+async fn signatures_attached_by_tag_go_with_their_image_and_take_no_keep_last_place() {
+    let s = setup(retention(vec![RetentionRule {
+        keep_last: Some(1),
+        ..rule("signed")
+    }]));
+    let name = repo("signed");
+    let old = push_image(&s.reg, &name, "v1", "one").await;
+    age_tag(&s.db, "signed", "v1", 2);
+    let new = push_image(&s.reg, &name, "v2", "two").await;
+    let old_sig_tag = format!("sha256-{}.sig", old.hex());
+    let new_sig_tag = format!("sha256-{}.sig", new.hex());
+    let old_sig = push_image(&s.reg, &name, &old_sig_tag, "signature of one").await;
+    push_image(&s.reg, &name, &new_sig_tag, "signature of two").await;
+    // Signatures pushed after v2: newer, yet v2 is still "the newest one".
+    let report = gc(&s.reg, false).await;
+    let mut expected = vec!["v1".to_string(), old_sig_tag.clone()];
+    expected.sort();
+    assert_eq!(removed(&report, RemovalKind::Tag), expected);
+    let mut left = vec!["v2".to_string(), new_sig_tag];
+    left.sort();
+    assert_eq!(tags_of(&s.reg, &name).await, left);
+    assert!(!has_manifest(&s.meta, &name, &old).await);
+    assert!(
+        !has_manifest(&s.meta, &name, &old_sig).await,
+        "the signature image went too"
+    );
+    assert_eq!(report.manifests_removed, 2);
+    let why = report
+        .removed
+        .iter()
+        .find(|r| r.name == old_sig_tag)
+        .unwrap();
+    assert!(why.reason.contains("attached to"), "{}", why.reason);
+}

@@ -14,7 +14,7 @@ mod retention;
 
 pub use pattern::{EmptyPattern, NamePattern};
 pub use quota::{Quota, QuotaRule, QuotaUse};
-pub use retention::{DoomedTag, RetentionRule, TagState};
+pub use retention::{attached_to, DoomedTag, RetentionRule, TagState};
 
 /// Tags that no push may move once they exist.
 #[derive(Debug, Clone, PartialEq, Eq)]

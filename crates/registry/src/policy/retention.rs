@@ -9,6 +9,11 @@ use std::time::Duration;
 
 /// Which tags of the matching repositories to keep; every other one goes.
 ///
+/// Tags cosign and similar tools attach to an image (`sha256-<hex>.sig`,
+/// `.att`, `.sbom`: see [`attached_to`]) are not judged by the rule: they
+/// live as long as the image they describe, and retention removes them
+/// with it.
+///
 /// A tag is kept when any of these holds: its name matches `keep_tags`; it
 /// is among the `keep_last` newest by push time (counted among the tags
 /// `keep_tags` and immutability do not already keep); it was pushed less
@@ -64,7 +69,11 @@ impl RetentionRule {
         }
         let mut candidates: Vec<&TagState> = tags
             .iter()
-            .filter(|t| !immutable(&t.tag) && !self.keep_tags.iter().any(|p| p.matches(&t.tag)))
+            .filter(|t| {
+                !immutable(&t.tag)
+                    && attached_to(&t.tag).is_none()
+                    && !self.keep_tags.iter().any(|p| p.matches(&t.tag))
+            })
             .collect();
         // Newest first, then by name: the order the UI lists tags in.
         candidates.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.tag.cmp(&b.tag)));
@@ -112,6 +121,17 @@ impl RetentionRule {
         }
         format!("retention {}: {}", self.repositories, why.join(", "))
     }
+}
+
+/// The image a tag-attached artifact describes: `sha256-<64 hex>.<kind>`
+/// (cosign's signatures, attestations and SBOMs) names `sha256:<hex>`.
+pub fn attached_to(tag: &str) -> Option<Digest> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let (hex, kind) = rest.split_once('.')?;
+    if kind.is_empty() || hex.len() != 64 {
+        return None;
+    }
+    format!("sha256:{hex}").parse().ok()
 }
 
 /// A duration in whole seconds, saturating where an i64 ends.
@@ -330,6 +350,28 @@ mod tests {
             "{reason}"
         );
         assert!(reason.contains("not pulled within 7d"), "{reason}");
+    }
+
+    #[test]
+    fn tags_attached_to_an_image_are_not_judged_and_take_no_keep_last_place() {
+        let image = Digest::sha256_of(b"image");
+        let signature = format!("sha256-{}.sig", image.hex());
+        assert_eq!(attached_to(&signature), Some(image.clone()));
+        assert_eq!(
+            attached_to(&format!("sha256-{}.att", image.hex())),
+            Some(image)
+        );
+        for not_attached in ["sha256-abc.sig", "sha256-", "v1.sig", "sha256-x.sig"] {
+            assert_eq!(attached_to(not_attached), None, "{not_attached}");
+        }
+        let mut tags = five();
+        tags.push(tag(&signature, 100, None));
+        let r = RetentionRule {
+            keep_last: Some(2),
+            older_than: Some(days(1)),
+            ..rule()
+        };
+        assert_eq!(names(&r, &tags), ["v1", "v2", "v3"]);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The retention phase of a collection pass: deletes the tags that the
 //! `[[retention]]` rules no longer keep, then the manifests that lost their
-//! last tag that way (and, for an index, its children left untagged).
+//! last tag that way (and, for an index, its children left untagged), then
+//! the tags attached to those images (cosign's `sha256-<hex>.sig` and the
+//! like) and what they leave untagged.
 
 use super::Registry;
 use crate::error::Result;
 use crate::gc::{GcReport, Removal, RemovalKind};
-use crate::policy::{DoomedTag, Policies};
+use crate::policy::{attached_to, DoomedTag, Policies, TagState};
 use berth_oci::{Digest, ParsedManifest, RepositoryName, Tag};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,7 +47,9 @@ impl Registry {
         }
     }
 
-    /// Retention in one repository.
+    /// Retention in one repository: the rule's tags, the images they leave
+    /// untagged, then the tags attached to those images (signatures,
+    /// attestations, SBOMs) and what they leave untagged.
     async fn retain_in(
         &self,
         repo: &RepositoryName,
@@ -59,13 +63,44 @@ impl Registry {
         if doomed.is_empty() {
             return Ok(());
         }
-        // Manifests whose every tag is doomed, with why their tags went.
+        let gone = self
+            .remove_tags(repo, &tags, &doomed, now, dry_run, report)
+            .await?;
+        let attached: Vec<DoomedTag> = tags
+            .iter()
+            .filter(|state| !policies.is_immutable(repo.as_str(), &state.tag))
+            .filter_map(|state| {
+                let subject = attached_to(&state.tag)?;
+                gone.contains(&subject).then(|| DoomedTag {
+                    tag: state.clone(),
+                    reason: format!("retention: attached to {subject}, which was removed"),
+                })
+            })
+            .collect();
+        if !attached.is_empty() {
+            self.remove_tags(repo, &tags, &attached, now, dry_run, report)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `doomed` (each only if unchanged since `tags` was read), then
+    /// the manifests whose every tag in `tags` went; answers those manifests.
+    async fn remove_tags(
+        &self,
+        repo: &RepositoryName,
+        tags: &[TagState],
+        doomed: &[DoomedTag],
+        now: i64,
+        dry_run: bool,
+        report: &mut GcReport,
+    ) -> Result<BTreeSet<Digest>> {
         let mut tagged: BTreeMap<&Digest, usize> = BTreeMap::new();
-        for state in &tags {
+        for state in tags {
             *tagged.entry(&state.digest).or_default() += 1;
         }
-        let mut removed_tags: BTreeMap<Digest, (usize, String)> = BTreeMap::new();
-        for DoomedTag { tag: state, reason } in &doomed {
+        let mut removed_tags: BTreeMap<Digest, usize> = BTreeMap::new();
+        for DoomedTag { tag: state, reason } in doomed {
             let Ok(tag) = state.tag.parse::<Tag>() else {
                 continue;
             };
@@ -85,19 +120,19 @@ impl Registry {
                 bytes: 0,
                 reason: reason.clone(),
             });
-            let entry = removed_tags
-                .entry(state.digest.clone())
-                .or_insert((0, reason.clone()));
-            entry.0 += 1;
+            *removed_tags.entry(state.digest.clone()).or_default() += 1;
         }
-        for (digest, (count, _)) in &removed_tags {
+        let mut gone = BTreeSet::new();
+        for (digest, count) in &removed_tags {
             if tagged.get(digest) != Some(count) {
                 continue; // another tag keeps it
             }
-            self.remove_untagged(repo, digest, now, dry_run, report)
-                .await?;
+            gone.extend(
+                self.remove_untagged(repo, digest, now, dry_run, report)
+                    .await?,
+            );
         }
-        Ok(())
+        Ok(gone)
     }
 
     /// Deletes a manifest retention left untagged (refused while an index
@@ -110,7 +145,7 @@ impl Registry {
         now: i64,
         dry_run: bool,
         report: &mut GcReport,
-    ) -> Result<()> {
+    ) -> Result<Vec<Digest>> {
         let children = self.index_children(repo, digest).await;
         let gone = dry_run
             || self
@@ -118,11 +153,12 @@ impl Registry {
                 .delete_untagged_manifest(repo, digest, now + 1)
                 .await?;
         if !gone {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.manifests_removed(repo, digest, "retention: its last tag was removed", report);
+        let mut removed = vec![digest.clone()];
         if dry_run {
-            return Ok(()); // whether its children go depends on the delete
+            return Ok(removed); // whether its children go depends on the delete
         }
         let mut seen = BTreeSet::new();
         for child in children {
@@ -133,9 +169,10 @@ impl Registry {
                     .await?
             {
                 self.manifests_removed(repo, &child, "retention: its index was removed", report);
+                removed.push(child);
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     fn manifests_removed(

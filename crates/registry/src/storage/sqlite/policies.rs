@@ -73,43 +73,73 @@ pub(super) fn after_put(
     if !checks_bytes && !checks_tags {
         return Ok(());
     }
-    let usage = usage_of(tx, repo_id).map_err(storage_err)?;
-    let over = |resource, used: u64, limit: Option<u64>| match limit {
-        Some(limit) if used > limit => Err(Error::QuotaExceeded {
-            repository: repo.to_string(),
-            resource,
-            used,
-            limit,
-        }),
-        _ => Ok(()),
+    let over = |resource, used: u64, limit: u64| {
+        if used > limit {
+            Err(Error::QuotaExceeded {
+                repository: repo.to_string(),
+                resource,
+                used,
+                limit,
+            })
+        } else {
+            Ok(())
+        }
     };
-    if checks_bytes {
-        over(QuotaResource::Bytes, usage.stored_bytes, quota.max_bytes)?;
+    if let (true, Some(limit)) = (checks_bytes, quota.max_bytes) {
+        // Every linked blob counted is an upper bound, a third of the
+        // exact count's cost: most PUTs are far enough under to stop there.
+        if bytes_bound(tx, repo_id).map_err(storage_err)? > limit {
+            let used = stored_bytes(tx, repo_id).map_err(storage_err)?;
+            over(QuotaResource::Bytes, used, limit)?;
+        }
     }
-    if checks_tags {
-        over(QuotaResource::Tags, usage.tags, quota.max_tags)?;
+    if let (true, Some(limit)) = (checks_tags, quota.max_tags) {
+        over(
+            QuotaResource::Tags,
+            tag_count(tx, repo_id).map_err(storage_err)?,
+            limit,
+        )?;
     }
     Ok(())
 }
 
-/// Usage of repository `repo_id`: manifests' own bytes, plus each blob a
-/// manifest names counted once (an index's children are manifests, counted
-/// as such).
-fn usage_of(c: &Connection, repo_id: i64) -> rusqlite::Result<RepositoryUsage> {
+/// The repository's manifests plus every blob linked to it, named by a
+/// manifest or not: never less than [`stored_bytes`].
+fn bytes_bound(c: &Connection, repo_id: i64) -> rusqlite::Result<u64> {
+    c.prepare_cached(
+        "SELECT (SELECT COALESCE(SUM(size), 0) FROM manifests WHERE repo_id = ?1)
+              + (SELECT COALESCE(SUM(size), 0) FROM repo_blobs WHERE repo_id = ?1)",
+    )?
+    .query_row([repo_id], |r| r.get::<_, i64>(0))
+    .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Manifests' own bytes, plus each blob a manifest names counted once (an
+/// index's children are manifests, counted as such).
+fn stored_bytes(c: &Connection, repo_id: i64) -> rusqlite::Result<u64> {
     c.prepare_cached(
         "SELECT
            (SELECT COALESCE(SUM(size), 0) FROM manifests WHERE repo_id = ?1)
            + (SELECT COALESCE(SUM(b.size), 0) FROM repo_blobs b
               WHERE b.repo_id = ?1
                 AND EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repo_id = ?1 AND r.child = b.digest)
-                AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = ?1 AND m.digest = b.digest)),
-           (SELECT count(*) FROM tags WHERE repo_id = ?1)",
+                AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = ?1 AND m.digest = b.digest))",
     )?
-    .query_row([repo_id], |r| {
-        Ok(RepositoryUsage {
-            stored_bytes: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-            tags: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-        })
+    .query_row([repo_id], |r| r.get::<_, i64>(0))
+    .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+fn tag_count(c: &Connection, repo_id: i64) -> rusqlite::Result<u64> {
+    c.prepare_cached("SELECT count(*) FROM tags WHERE repo_id = ?1")?
+        .query_row([repo_id], |r| r.get::<_, i64>(0))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Usage of repository `repo_id`.
+fn usage_of(c: &Connection, repo_id: i64) -> rusqlite::Result<RepositoryUsage> {
+    Ok(RepositoryUsage {
+        stored_bytes: stored_bytes(c, repo_id)?,
+        tags: tag_count(c, repo_id)?,
     })
 }
 
