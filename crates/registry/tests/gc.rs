@@ -520,6 +520,14 @@ async fn untagged_manifests_go_but_not_index_children_nor_live_subjects_referrer
     // loose, the index and then its orphaned child; the signature stays
     // while what it signs is there.
     assert_eq!(report.manifests_removed, 3, "{report:?}");
+    let listed = report
+        .removed
+        .iter()
+        .find(|r| r.name == loose.manifest.to_string())
+        .unwrap();
+    assert_eq!(listed.kind, RemovalKind::Manifest);
+    assert_eq!(listed.bytes, loose.manifest_size as u64);
+    assert_eq!(listed.repository.as_deref(), Some("untagged"));
     assert_eq!(manifests(&f).await, [true, false, false, false, true]);
 
     // Untagging what it signs takes the signature along, in one pass.
@@ -1151,8 +1159,8 @@ async fn a_head_of_an_untagged_manifest_by_digest_during_a_pass_keeps_it() {
         .is_some());
 }
 
-/// The filesystem store, with deletes that take a while.
-struct SlowDeletes(Arc<FsBlobStore>);
+/// The filesystem store, whose first delete takes a while.
+struct SlowDeletes(Arc<FsBlobStore>, std::sync::atomic::AtomicBool);
 
 #[async_trait::async_trait]
 impl BlobStore for SlowDeletes {
@@ -1190,7 +1198,9 @@ impl BlobStore for SlowDeletes {
         self.0.uploads_older_than(age).await
     }
     async fn delete(&self, d: &Digest) -> Result<bool, Error> {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        if !self.1.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         self.0.delete(d).await
     }
     async fn list(
@@ -1214,13 +1224,21 @@ impl berth_registry::gc::GcProgress for Announce {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
+/// A registry over a store whose first delete is slow; a candidate in it,
+/// and a pass started on it, dropped while that delete runs.
+async fn a_pass_dropped_while_deleting() -> (
+    tempfile::TempDir,
+    Arc<Registry>,
+    Arc<SqliteMetaStore>,
+    Arc<FsBlobStore>,
+    RepositoryName,
+    Digest,
+) {
     let dir = tempfile::tempdir().unwrap();
     let meta = Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap());
     let fs = Arc::new(FsBlobStore::open(dir.path()).unwrap());
     let reg = Arc::new(Registry::new(
-        Arc::new(SlowDeletes(fs.clone())),
+        Arc::new(SlowDeletes(fs.clone(), Default::default())),
         meta.clone(),
         RegistryOptions {
             min_free_bytes: 0,
@@ -1229,7 +1247,7 @@ async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
         },
     ));
     let r = repo("dropped");
-    let x = push(&reg, &r, b"deleted by a pass whose caller left").await;
+    let x = push(&reg, &r, DROPPED).await;
     age(dir.path(), 2 * HOUR);
     let (tx, mut phases) = tokio::sync::mpsc::unbounded_channel();
     let running = {
@@ -1244,6 +1262,30 @@ async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     running.abort(); // an admin client hanging up, say
     assert!(running.await.unwrap_err().is_cancelled());
+    (dir, reg, meta, fs, r, x)
+}
+
+const DROPPED: &[u8] = b"deleted by a pass whose caller left";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_waits_for_a_dropped_pass_still_deleting() {
+    let (_dir, reg, meta, fs, r, x) = a_pass_dropped_while_deleting().await;
+    // A new pass (or start-up) finishes leftover tombstones at once, and
+    // the digest is pushed again, while the dropped batch still deletes.
+    reg.recover_gc().await.unwrap();
+    reg.push_blob(&r, &x, body(DROPPED), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(meta.tombstones().await.unwrap().is_empty());
+    assert!(
+        stored(&fs).await.contains(&x),
+        "the new bytes were not deleted"
+    );
+    assert!(reg.blob(&r, &x, None, true).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
+    let (_dir, reg, meta, fs, r, x) = a_pass_dropped_while_deleting().await;
     assert!(!reg.gc_status().running, "a dropped pass is not running");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
@@ -1254,7 +1296,7 @@ async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
     // A publish of that digest does not wait on a forgotten tombstone.
     let pushed = tokio::time::timeout(
         Duration::from_secs(2),
-        reg.push_blob(&r, &x, body(b"deleted by a pass whose caller left"), None),
+        reg.push_blob(&r, &x, body(DROPPED), None),
     )
     .await;
     assert!(matches!(pushed, Ok(Ok(()))), "{pushed:?}");

@@ -2,14 +2,11 @@
 //! metadata transaction that re-checks its condition (see [`super`] for
 //! why that makes every push, mount and read that races a pass safe).
 
-use super::{
-    GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind, TouchLog,
-};
+use super::removal::{delete_tombstoned, remove_batch, remove_orphan, RemovalStores};
+use super::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind};
 use crate::error::{Error, Result};
 use crate::registry::{unix_now, Registry};
-use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
-use futures_util::{stream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -17,8 +14,6 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 const BLOB_BATCH: usize = 100;
 /// Rows asked for at once when listing manifests, links and files.
 const PAGE: usize = 1000;
-/// Files removed at once.
-const PARALLEL_DELETES: usize = 16;
 
 /// The collector's state inside the registry: one pass at a time, and what
 /// the last ones did.
@@ -26,6 +21,11 @@ const PARALLEL_DELETES: usize = 16;
 pub(crate) struct GcState {
     pass: tokio::sync::Mutex<()>,
     status: std::sync::Mutex<GcStatus>,
+    /// Held by whatever is tombstoning and deleting blobs (a batch, which
+    /// may outlive a dropped pass, or recovery), so that recovery never
+    /// finishes a tombstone a batch is still working on: the batch would
+    /// then delete bytes published again meanwhile.
+    removals: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl GcState {
@@ -129,6 +129,7 @@ impl Registry {
     /// tombstoned blobs and drops their tombstones. Run at start-up, before
     /// serving; returns how many it finished.
     pub async fn recover_gc(&self) -> Result<usize> {
+        let _alone = self.gc.removals.lock().await;
         let leftovers = self.meta.tombstones().await?;
         for digest in &leftovers {
             delete_tombstoned(&*self.blobs, &*self.meta, digest).await?;
@@ -189,6 +190,12 @@ impl Registry {
             }
             let mut removed = 0;
             for (repo, digest) in found {
+                // Its own size, for the report (its blobs are counted when they go).
+                let size = self
+                    .meta
+                    .manifest_by_digest(&repo, &digest)
+                    .await?
+                    .map_or(0, |m| m.size);
                 let gone = if report.dry_run {
                     true
                 } else {
@@ -209,7 +216,7 @@ impl Registry {
                         kind: RemovalKind::Manifest,
                         repository: Some(repo.to_string()),
                         name: digest.to_string(),
-                        bytes: 0,
+                        bytes: size,
                         reason: "untagged, and nothing holds it".into(),
                     });
                 }
@@ -330,6 +337,7 @@ impl Registry {
             meta: self.meta.clone(),
             blobs: self.blobs.clone(),
             touches: self.touches.clone(),
+            removals: self.gc.removals.clone(),
         }
     }
 
@@ -377,83 +385,6 @@ impl Registry {
             }
         }
     }
-}
-
-/// What removing needs, owned, for a task that outlives a dropped pass.
-struct RemovalStores {
-    meta: Arc<dyn MetaStore>,
-    blobs: Arc<dyn BlobStore>,
-    touches: Arc<TouchLog>,
-}
-
-/// One batch of candidates: each re-checked and tombstoned (reads of a
-/// digest wait only while its tombstone is decided), then deleted.
-/// Returns what went and how many were rescued.
-async fn remove_batch(
-    stores: RemovalStores,
-    batch: Vec<(Digest, u64)>,
-    touched_before: i64,
-) -> Result<(Vec<(Digest, u64)>, u64)> {
-    let RemovalStores {
-        meta,
-        blobs,
-        touches,
-    } = &stores;
-    let mut rescued = 0;
-    let mut held = Vec::with_capacity(batch.len());
-    for (digest, _) in &batch {
-        match touches.hold(None, digest, touched_before) {
-            Some(hold) => held.push((digest, hold)),
-            None => rescued += 1, // read since the cutoff
-        }
-    }
-    let mut deciding = Vec::with_capacity(held.len());
-    for (digest, _) in &held {
-        deciding.push(meta.tombstone_blob(digest, touched_before));
-    }
-    let decisions = futures_util::future::join_all(deciding).await;
-    let mut tombstoned = Vec::with_capacity(held.len());
-    let mut failed = None;
-    for ((digest, _), decided) in held.iter().zip(decisions) {
-        match decided {
-            Ok(Some(size)) => tombstoned.push(((*digest).clone(), size)),
-            Ok(None) => rescued += 1,
-            Err(e) => failed = Some(e),
-        }
-    }
-    drop(held); // the links are gone: reads now miss
-    let mut deleting = Vec::with_capacity(tombstoned.len());
-    for (digest, _) in &tombstoned {
-        deleting.push(delete_tombstoned(&**blobs, &**meta, digest));
-    }
-    let deleted: Vec<Result<()>> = stream::iter(deleting)
-        .buffer_unordered(PARALLEL_DELETES)
-        .collect()
-        .await;
-    deleted.into_iter().collect::<Result<Vec<()>>>()?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok((tombstoned, rescued)),
-    }
-}
-
-/// An orphan file: tombstoned if still an orphan, deleted; whether it went.
-async fn remove_orphan(stores: RemovalStores, digest: Digest) -> Result<bool> {
-    if !stores.meta.tombstone_orphan(&digest).await? {
-        return Ok(false);
-    }
-    delete_tombstoned(&*stores.blobs, &*stores.meta, &digest).await?;
-    Ok(true)
-}
-
-/// Removes a tombstoned blob's file, then its tombstone.
-async fn delete_tombstoned(
-    blobs: &dyn BlobStore,
-    meta: &dyn MetaStore,
-    digest: &Digest,
-) -> Result<()> {
-    blobs.delete(digest).await?;
-    meta.drop_tombstone(digest).await
 }
 
 fn secs(d: Duration) -> i64 {

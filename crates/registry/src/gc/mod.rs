@@ -36,6 +36,7 @@
 //! `collector.rs`; the background worker in `worker.rs`.
 
 pub(crate) mod collector;
+mod removal;
 pub(crate) mod touches;
 mod worker;
 

@@ -209,8 +209,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// touches the blob. With `claim` (a publish whose bytes were just
     /// written) the blob's row is created if needed and the claim released
     /// in the same transaction; without (a mount) the blob must already be
-    /// known. Returns false, linking nothing, when the blob is tombstoned
-    /// (or, without a claim, unknown).
+    /// known. Returns false, linking nothing, when the blob is tombstoned,
+    /// without a claim unknown, or with a claim whose lease has ended (the
+    /// collector may have taken the bytes meanwhile).
     async fn link_blob(
         &self,
         repo: &RepositoryName,
@@ -231,7 +232,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// names is in `repo` (else `Error::ManifestBlobUnknown`) with the declared
     /// size (else `Error::ManifestSizeMismatch`), stores the manifest, points
     /// `tag` at it, records (touches) the manifest's own bytes as a blob and
-    /// releases `options.claim`.
+    /// releases `options.claim` (refused with `Error::Storage` if that
+    /// claim's lease has ended).
     async fn put_manifest(
         &self,
         repo: &RepositoryName,

@@ -161,10 +161,25 @@ pub async fn tombstones_recheck_and_block_claims_and_mounts(meta: &dyn MetaStore
     assert_eq!(meta.blob_size(&b, &x).await.unwrap(), Some(5));
 }
 
-/// A claim whose lease ended holds nothing, and is swept.
+/// A claim whose lease ended holds nothing, is swept, and no longer
+/// vouches for bytes: nothing links or records under it.
 pub async fn expired_claims_hold_nothing(meta: &dyn MetaStore) {
     let r = repo("kit-gc-expired");
     let x = Digest::sha256_of(b"kit-gc expired x");
+    let lapsed = meta.claim_blob(&x, Duration::ZERO).await.unwrap().unwrap();
+    assert!(!meta.link_blob(&r, &x, 3, Some(&lapsed)).await.unwrap());
+    assert_eq!(meta.blob_size(&r, &x).await.unwrap(), None);
+    let m = Digest::sha256_of(b"kit-gc expired m");
+    let lapsed_m = meta.claim_blob(&m, Duration::ZERO).await.unwrap().unwrap();
+    let options = PutOptions {
+        claim: Some(lapsed_m),
+        ..Default::default()
+    };
+    let refused = meta
+        .put_manifest(&r, &manifest(&m, vec![], None), None, &options)
+        .await;
+    assert!(refused.is_err());
+    assert!(meta.manifest_by_digest(&r, &m).await.unwrap().is_none());
     publish_link(meta, &r, &x, 3).await;
     let _lapsed = meta.claim_blob(&x, Duration::ZERO).await.unwrap().unwrap();
     assert!(meta.expire_claims(unix_now() + 1).await.unwrap() >= 1);

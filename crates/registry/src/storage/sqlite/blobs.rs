@@ -7,7 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Links a blob to `repo` and touches both. With `claim` (a publish that
 /// has just written the bytes) the blob's row is created or refreshed and
 /// the claim released; without (a mount) the blob must be known already.
-/// Nothing is linked to a tombstoned blob. Whether it linked.
+/// Nothing is linked to a tombstoned blob, nor under a claim whose lease
+/// ended. Whether it linked.
 pub(super) fn link(
     tx: &Connection,
     repo: &str,
@@ -24,6 +25,11 @@ pub(super) fn link(
         (Some(Some(_)), _) => return Ok(false), // being deleted
         (None, None) => return Ok(false),       // a mount of bytes that are gone
         _ => {}
+    }
+    if let Some(claim) = claim {
+        if !super::gc::claim_holds(tx, claim, now)? {
+            return Ok(false); // its lease ended: the bytes may have been collected
+        }
     }
     if claim.is_some() {
         tx.prepare_cached(

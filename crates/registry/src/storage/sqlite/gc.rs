@@ -58,6 +58,14 @@ pub(super) fn claim(
     }))
 }
 
+/// Whether claim `id` still holds at `now`. A claim whose lease ended may
+/// not have kept the collector away: what it guarded cannot be trusted.
+pub(super) fn claim_holds(tx: &Connection, id: &str, now: i64) -> Result<bool> {
+    tx.prepare_cached("SELECT 1 FROM blob_claims WHERE id = ?1 AND expires_at > ?2")
+        .and_then(|mut q| q.exists(params![id, now]))
+        .map_err(storage_err)
+}
+
 pub(super) fn release_claim(tx: &Connection, id: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM blob_claims WHERE id = ?1")
         .and_then(|mut q| q.execute([id]))

@@ -46,6 +46,11 @@ pub(super) fn put(
     let before = super::policies::before_put(tx, repo, id, &m.digest, tag, options.immutable_tag)?;
     record_manifest_bytes(tx, &m.digest, m.size)?;
     if let Some(claim) = &options.claim {
+        if !super::gc::claim_holds(tx, &claim.id, now())? {
+            return Err(Error::Storage(format!(
+                "the claim on manifest {digest} ended before it was recorded; push it again"
+            )));
+        }
         super::gc::release_claim(tx, &claim.id)?;
     }
     check_sizes(
