@@ -283,7 +283,7 @@ check "skopeo copy rd/gone:latest and rd/kept:latest (one image, shared layers)"
 repo_delete() {
   local out
   out=$(timeout 60 "$BERTH_BIN" repo delete rd/gone --data-dir "$DATA" 2>&1) || { echo "$out"; return 1; }
-  note "berth repo delete said: $out"
+  note "berth repo delete said: $(grep -v ' WARN ' <<<"$out" | tr '\n' ' ')"
 }
 check "berth repo delete rd/gone while serving (admin socket)" repo_delete
 inspect_not_found() {
