@@ -53,6 +53,24 @@ enum Cmd {
         /// Write the pushed digests here (one per line) for `pull`.
         #[arg(long)]
         digests_out: Option<PathBuf>,
+        /// At the end, PUT a manifest naming every pushed blob under this tag
+        /// (timed with the push), so that a collector keeps them.
+        #[arg(long)]
+        manifest_tag: Option<String>,
+    },
+    /// Push fresh blobs that no manifest names, `rate` per second: garbage
+    /// for a collector to chew on. Prints its totals every second.
+    Churn {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "bench/churn")]
+        repo: String,
+        #[arg(long, value_parser = parse_size, default_value = "256KiB")]
+        size: usize,
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, value_parser = parse_duration, default_value = "3600s")]
+        duration: Duration,
     },
     /// GET every blob listed in --digests.
     Pull {
@@ -279,12 +297,15 @@ async fn run(cmd: Cmd, login: auth::Login) -> Result<serde_json::Value> {
 async fn run_logged_in(cmd: Cmd, login: &auth::Login, setup_ms: &mut Option<f64>) -> Result<serde_json::Value> {
     let ms = setup_ms;
     Ok(match cmd {
-        Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out } => {
+        Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out, manifest_tag } => {
             if chunk == 0 || streams == 0 {
                 bail!("--chunk and --streams must be > 0");
             }
-            let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out };
+            let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out, manifest_tag };
             push::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
+        }
+        Cmd::Churn { url, repo, size, rate, duration } => {
+            push::churn(target(&url, login, Some(&repo), ms).await?, repo, size, rate, duration).await?
         }
         Cmd::Pull { url, repo, digests, streams, verify, passes } => {
             pull::run(target(&url, login, Some(&repo), ms).await?, pull::PullArgs { repo, digests, streams, verify, passes }).await?
