@@ -76,6 +76,12 @@ pub struct Figures {
     pub gone_mid_pull: AtomicU64,
     pub deleted_manifests: AtomicU64,
     pub deleted_tags: AtomicU64,
+    /// Manifest PUTs refused with MANIFEST_BLOB_UNKNOWN that were sent later
+    /// after the first HEAD or upload of their image than a touch protects
+    /// a blob (the grace less the server's touch coalescing): not a failure.
+    pub late_refusals: AtomicU64,
+    /// The longest time from an image's first HEAD or upload to its manifest PUT (ms).
+    pub longest_window_ms: AtomicU64,
     /// Explicit `berth gc` passes during the load (dry runs counted apart).
     pub gc_runs: AtomicU64,
     pub gc_dry_runs: AtomicU64,
@@ -86,6 +92,10 @@ pub struct Figures {
 impl Figures {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn max(counter: &AtomicU64, n: u64) {
+        counter.fetch_max(n, Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

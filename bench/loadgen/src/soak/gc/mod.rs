@@ -68,6 +68,8 @@ pub struct GcSoakArgs {
 pub struct Ctx {
     pub target: Target,
     pub timeout: Duration,
+    /// The server's gc.grace.
+    pub grace: Duration,
     pub deadline: Instant,
     pub pool: Pool,
     pub hot: u32,
@@ -117,6 +119,7 @@ pub async fn run(target: Target, a: GcSoakArgs) -> Result<bool> {
     let ctx = Arc::new(Ctx {
         target: target.clone(),
         timeout: a.timeout,
+        grace: a.grace,
         deadline: start + a.duration,
         pool: Pool::new(a.pool_bytes),
         hot: a.hot,

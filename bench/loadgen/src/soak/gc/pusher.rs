@@ -22,6 +22,12 @@ const RETAINED_EVERY: Duration = Duration::from_millis(1500);
 /// Longest wait between the HEADs and the manifest PUT.
 const MAX_PAUSE_MS: u64 = 1000;
 
+/// How long the server may leave a touch unwritten (the design's TouchLog:
+/// max(grace / 8, 1 s)): a blob reported present keeps the grace less this.
+pub fn protected_window(grace: Duration) -> Duration {
+    grace.saturating_sub((grace / 8).max(Duration::from_secs(1)))
+}
+
 /// A request failed; already counted.
 pub struct Failed;
 pub type Step<T = ()> = Result<T, Failed>;
@@ -37,6 +43,9 @@ pub struct Pusher {
     slots: Vec<usize>,
     /// The retained repository we own, and when we last pushed there.
     retained: Option<(usize, Instant)>,
+    /// When the server first said a blob of the image being pushed is there
+    /// (a HEAD's 200, an upload's or mount's 201).
+    first_present: Option<Instant>,
 }
 
 impl Pusher {
@@ -49,6 +58,7 @@ impl Pusher {
             pauses: id % 2 == 1,
             slots,
             retained: retained.map(|r| (r, Instant::now() - RETAINED_EVERY)),
+            first_present: None,
             ctx,
         }
     }
@@ -158,6 +168,7 @@ impl Pusher {
 
     /// HEAD every blob; upload or mount the ones that answer 404.
     async fn send_blobs(&mut self, repo: &Arc<str>, image: &Image) -> Step {
+        self.first_present = None;
         for blob in image.blobs() {
             let path = format!("/v2/{repo}/blobs/{}", blob.digest);
             let r = self
@@ -171,6 +182,7 @@ impl Pusher {
                 }
                 _ => return self.fail(Failure::Other, format!("HEAD {path}: {}", r.describe())),
             }
+            self.first_present.get_or_insert_with(Instant::now);
         }
         Ok(())
     }
@@ -234,14 +246,23 @@ impl Pusher {
         let path = format!("/v2/{repo}/manifests/{tag}");
         let headers = [("content-type", OCI_MANIFEST)];
         let body = Chunks::new([image.manifest.clone()]);
+        let window = self.first_present.map(|t| t.elapsed()).unwrap_or_default();
+        Figures::max(&self.figures().longest_window_ms, window.as_millis() as u64);
         let r = self.request(Method::PUT, &path, &headers, body).await?;
         match r.status {
             StatusCode::CREATED => {}
             StatusCode::BAD_REQUEST if r.code().as_deref() == Some("MANIFEST_BLOB_UNKNOWN") => {
-                return self.fail(
-                    Failure::ManifestBlobUnknown,
-                    format!("PUT {path}: {}", r.describe()),
-                )
+                let message = format!(
+                    "PUT {path} {} ms after the first blob was reported present: {}",
+                    window.as_millis(),
+                    r.describe()
+                );
+                if window > protected_window(self.ctx.grace) {
+                    Figures::add(&self.figures().late_refusals, 1);
+                    eprintln!("[gc-soak] manifest later than the grace protects (not a failure): {message}");
+                    return Err(Failed);
+                }
+                return self.fail(Failure::ManifestBlobUnknown, message);
             }
             _ => return self.fail(Failure::Other, format!("PUT {path}: {}", r.describe())),
         }

@@ -154,6 +154,12 @@ impl Report {
             g(&f.mounts), g(&f.mount_fallbacks), g(&f.bytes_pushed) as f64 / 1e9
         ));
         text.push(format!(
+            "longest window from an image's first blob reported present to its manifest PUT: {} ms (a touch protects {} ms); manifests refused after that window: {} (not failures)",
+            g(&f.longest_window_ms),
+            super::pusher::protected_window(a.grace).as_millis(),
+            g(&f.late_refusals)
+        ));
+        text.push(format!(
             "pulls {} verified in full ({} by tag, {} by digest; {} blobs, {:.2} GB); removed before the pull: {}, during it: {} (expected, not failures)",
             g(&f.pulls), g(&f.pulls_by_tag), g(&f.pulls_by_digest), g(&f.blobs_verified),
             g(&f.bytes_pulled) as f64 / 1e9, g(&f.gone), g(&f.gone_mid_pull)
@@ -294,6 +300,7 @@ impl Report {
             "blobs_verified": g(&f.blobs_verified), "bytes_pulled": g(&f.bytes_pulled),
             "gone": g(&f.gone), "gone_mid_pull": g(&f.gone_mid_pull),
             "deleted_manifests": g(&f.deleted_manifests), "deleted_tags": g(&f.deleted_tags),
+            "longest_window_ms": g(&f.longest_window_ms), "late_refusals": g(&f.late_refusals),
             "gc_runs": g(&f.gc_runs), "gc_dry_runs": g(&f.gc_dry_runs),
             "collector_during": { "runs": during.runs, "blobs": during.blobs, "bytes": during.bytes, "manifests": during.manifests, "tags": during.tags, "links": during.links },
             "collector_total": { "runs": after.runs, "blobs": after.blobs, "bytes": after.bytes, "manifests": after.manifests, "tags": after.tags, "links": after.links },
