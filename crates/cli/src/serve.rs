@@ -29,6 +29,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
             min_free_percent: config.min_free_percent,
             max_uploads: config.max_upload_sessions,
             max_uploads_per_client: config.max_upload_sessions_per_client,
+            ..Default::default()
         },
     ));
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
@@ -38,6 +39,16 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         Ok(0) => {}
         Ok(n) => tracing::info!(count = n, "removed upload files left by an earlier run"),
         Err(e) => tracing::warn!(error = %e, "sweeping leftover upload files failed"),
+    }
+    // Also before serving: blobs a garbage collection pass was deleting when
+    // berth stopped are finished off, so that no publish waits on them.
+    match registry.recover_gc().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            count = n,
+            "finished deleting blobs an interrupted GC pass left"
+        ),
+        Err(e) => tracing::warn!(error = %e, "finishing an interrupted GC pass failed"),
     }
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
     tokio::spawn(crate::allocator::return_free_memory(

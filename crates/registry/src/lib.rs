@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod fsck;
+pub mod gc;
 pub mod import;
 pub mod layers;
 pub mod registry;

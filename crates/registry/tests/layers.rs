@@ -97,6 +97,16 @@ impl BlobStore for Counting {
     async fn delete_upload(&self, id: &str) -> Result<()> {
         self.inner.delete_upload(id).await
     }
+    async fn delete(&self, digest: &Digest) -> Result<bool> {
+        self.inner.delete(digest).await
+    }
+    async fn list(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::StoredBlob>> {
+        self.inner.list(after, limit).await
+    }
     async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
         self.inner.uploads_older_than(age).await
     }

@@ -6,7 +6,7 @@ use berth_oci::{Digest, Reference, RepositoryName, Tag};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::storage::{
-    ManifestRecord, ManifestRow, ReferrerRecord, UploadLimits, UploadSession,
+    BlobClaim, ManifestRecord, ManifestRow, PutOptions, ReferrerRecord, UploadLimits, UploadSession,
 };
 use berth_registry::{ByteStream, Error, MetaStore, MountOutcome, Registry, RegistryOptions};
 use bytes::Bytes;
@@ -608,8 +608,14 @@ struct SessionsStick(SqliteMetaStore);
 
 #[async_trait::async_trait]
 impl berth_registry::MetaStore for SessionsStick {
-    async fn link_blob(&self, r: &RepositoryName, d: &Digest, size: u64) -> Result<(), Error> {
-        self.0.link_blob(r, d, size).await
+    async fn link_blob(
+        &self,
+        r: &RepositoryName,
+        d: &Digest,
+        size: u64,
+        claim: Option<&BlobClaim>,
+    ) -> Result<bool, Error> {
+        self.0.link_blob(r, d, size, claim).await
     }
     async fn blob_size(&self, r: &RepositoryName, d: &Digest) -> Result<Option<u64>, Error> {
         self.0.blob_size(r, d).await
@@ -622,8 +628,9 @@ impl berth_registry::MetaStore for SessionsStick {
         r: &RepositoryName,
         m: &ManifestRecord,
         t: Option<&Tag>,
+        o: &PutOptions,
     ) -> Result<(), Error> {
-        self.0.put_manifest(r, m, t).await
+        self.0.put_manifest(r, m, t, o).await
     }
     async fn manifest_by_tag(
         &self,
@@ -722,6 +729,78 @@ impl berth_registry::MetaStore for SessionsStick {
     }
     async fn stats(&self) -> Result<berth_registry::StoreStats, Error> {
         self.0.stats().await
+    }
+    async fn claim_blob(
+        &self,
+        d: &Digest,
+        lease: std::time::Duration,
+    ) -> Result<Option<BlobClaim>, Error> {
+        self.0.claim_blob(d, lease).await
+    }
+    async fn release_claim(&self, c: &BlobClaim) -> Result<(), Error> {
+        self.0.release_claim(c).await
+    }
+    async fn touch_blobs(&self, t: Vec<(RepositoryName, Digest)>, at: i64) -> Result<(), Error> {
+        self.0.touch_blobs(t, at).await
+    }
+    async fn gc_untagged_manifests(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(RepositoryName, Digest)>, Error> {
+        self.0.gc_untagged_manifests(before, limit).await
+    }
+    async fn delete_untagged_manifest(
+        &self,
+        r: &RepositoryName,
+        d: &Digest,
+        before: i64,
+    ) -> Result<bool, Error> {
+        self.0.delete_untagged_manifest(r, d, before).await
+    }
+    async fn gc_dangling_links(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(RepositoryName, Digest, u64)>, Error> {
+        self.0.gc_dangling_links(before, limit).await
+    }
+    async fn unlink_dangling(
+        &self,
+        r: &RepositoryName,
+        d: &Digest,
+        before: i64,
+    ) -> Result<bool, Error> {
+        self.0.unlink_dangling(r, d, before).await
+    }
+    async fn gc_blob_candidates(
+        &self,
+        before: i64,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>, Error> {
+        self.0.gc_blob_candidates(before, after, limit).await
+    }
+    async fn tombstone_blob(&self, d: &Digest, before: i64) -> Result<Option<u64>, Error> {
+        self.0.tombstone_blob(d, before).await
+    }
+    async fn drop_tombstone(&self, d: &Digest) -> Result<(), Error> {
+        self.0.drop_tombstone(d).await
+    }
+    async fn tombstones(&self) -> Result<Vec<Digest>, Error> {
+        self.0.tombstones().await
+    }
+    async fn tombstone_orphan(&self, d: &Digest) -> Result<bool, Error> {
+        self.0.tombstone_orphan(d).await
+    }
+    async fn known_blob(&self, d: &Digest) -> Result<bool, Error> {
+        self.0.known_blob(d).await
+    }
+    async fn reclaimable(&self) -> Result<berth_registry::storage::Reclaimable, Error> {
+        self.0.reclaimable().await
+    }
+    async fn expire_claims(&self, now: i64) -> Result<u64, Error> {
+        self.0.expire_claims(now).await
     }
 }
 

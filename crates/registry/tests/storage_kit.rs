@@ -34,6 +34,7 @@ promises!(blob_store:
     ranges_are_cut_at_the_end,
     a_missing_upload_is_unknown,
     stale_uploads_are_listed_by_age,
+    blobs_are_listed_in_order_and_deleted,
 );
 
 promises!(meta_store:
@@ -51,6 +52,14 @@ promises!(meta_store:
     tag_details_are_newest_first_with_sizes,
     manifest_facts_list_tags_and_push_time,
     overview_counts_shared_blobs_once,
+    blob_candidates_are_unreferenced_and_untouched,
+    tombstones_recheck_and_block_claims_and_mounts,
+    expired_claims_hold_nothing,
+    touches_restart_the_grace,
+    dangling_links_are_unlinked_only_if_still_dangling,
+    untagged_manifests_spare_children_and_referrers,
+    deleting_a_manifest_touches_what_it_named,
+    orphans_are_tombstoned_unless_known_or_claimed,
 );
 
 #[tokio::test]

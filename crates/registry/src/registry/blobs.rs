@@ -2,12 +2,18 @@
 //! single request, and publishing verified bytes.
 
 use super::uploads::UploadStatus;
-use super::{verify, RangeRequest, Registry};
+use super::{unix_now, verify, RangeRequest, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{BlobContent, ByteRange, ByteStream};
+use crate::gc::{touches, CLAIM_LEASE};
+use crate::storage::{BlobClaim, BlobContent, ByteRange, ByteStream};
 use berth_oci::{Digest, RepositoryName};
 use futures_util::TryStreamExt;
 use std::net::IpAddr;
+
+/// How long a publish waits for the collector to finish deleting its digest.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often it asks meanwhile.
+const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A blob to serve: its size, the range served and, unless HEAD, the bytes.
 pub struct BlobBody {
@@ -32,11 +38,17 @@ impl Registry {
         range: Option<RangeRequest>,
         with_body: bool,
     ) -> Result<BlobBody> {
-        let size = self
-            .meta
-            .blob_size(repo, digest)
-            .await?
-            .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+        // Recorded before the lookup: a collection pass either sees this read
+        // and keeps the blob, or has already removed its link (see crate::gc).
+        let now = unix_now();
+        self.touches.record(repo, digest, now).await;
+        let Some(size) = self.meta.blob_size(repo, digest).await? else {
+            self.touches.missed(repo, digest);
+            return Err(Error::BlobUnknown(digest.clone()));
+        };
+        if self.touches.found(repo, digest, now) {
+            touches::schedule_flush(self.touches.clone(), self.meta.clone());
+        }
         let range = range.map(|r| r.resolve(size)).transpose()?;
         let content = if with_body {
             let content =
@@ -64,8 +76,10 @@ impl Registry {
     ) -> Result<MountOutcome> {
         if let Some(from) = from {
             if let Some(size) = self.meta.blob_size(from, digest).await? {
-                self.meta.link_blob(repo, digest, size).await?;
-                return Ok(MountOutcome::Mounted);
+                // False when the collector is deleting it: upload it afresh.
+                if self.meta.link_blob(repo, digest, size, None).await? {
+                    return Ok(MountOutcome::Mounted);
+                }
             }
         }
         Ok(MountOutcome::Upload(self.start_upload(repo, client).await?))
@@ -153,7 +167,9 @@ impl Registry {
         outcome
     }
 
-    /// Verified content becomes durable, then visible in `repo`.
+    /// Verified content becomes durable, then visible in `repo`: under a
+    /// claim on the digest, so that no collection deletes the file while it
+    /// is written (see crate::gc).
     pub(super) async fn publish(
         &self,
         repo: &RepositoryName,
@@ -161,7 +177,50 @@ impl Registry {
         digest: &Digest,
         size: u64,
     ) -> Result<()> {
-        self.blobs.commit_upload(id, digest).await?;
-        self.meta.link_blob(repo, digest, size).await
+        let claim = self.claim(digest).await?;
+        let outcome = async {
+            self.blobs.commit_upload(id, digest).await?;
+            if self
+                .meta
+                .link_blob(repo, digest, size, Some(&claim))
+                .await?
+            {
+                Ok(())
+            } else {
+                // Only if the claim outlived its lease before linking.
+                Err(Error::Storage(format!(
+                    "blob {digest} was deleted by garbage collection while it was published; push it again"
+                )))
+            }
+        }
+        .await;
+        if outcome.is_err() {
+            self.release(&claim).await;
+        }
+        outcome
+    }
+
+    /// Claims `digest` for a publish, waiting while the collector deletes it.
+    pub(super) async fn claim(&self, digest: &Digest) -> Result<BlobClaim> {
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            if let Some(claim) = self.meta.claim_blob(digest, CLAIM_LEASE).await? {
+                return Ok(claim);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Storage(format!(
+                    "blob {digest} is being deleted by garbage collection; retry"
+                )));
+            }
+            tokio::time::sleep(CLAIM_RETRY).await;
+        }
+    }
+
+    /// Releases the claim of a publish that failed; a failure to do so only
+    /// delays the collector until the lease ends.
+    pub(super) async fn release(&self, claim: &BlobClaim) {
+        if let Err(e) = self.meta.release_claim(claim).await {
+            tracing::warn!(digest = %claim.digest, error = %e, "could not release a blob claim");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ManifestRecord, ManifestRow};
+use crate::storage::{ManifestRecord, ManifestRow, PutOptions};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName};
 use bytes::{Bytes, BytesMut};
@@ -70,8 +70,22 @@ impl Registry {
                 .map(|d| (d.digest, d.size))
                 .collect(),
         };
-        self.blobs.put(&digest, bytes.clone()).await?;
-        self.meta.put_manifest(repo, &record, tag).await?;
+        // Claimed first, so that no collection deletes the bytes between
+        // their write and the record naming them (see crate::gc).
+        let claim = self.claim(&digest).await?;
+        let options = PutOptions {
+            claim: Some(claim.clone()),
+            ..Default::default()
+        };
+        let stored = async {
+            self.blobs.put(&digest, bytes.clone()).await?;
+            self.meta.put_manifest(repo, &record, tag, &options).await
+        }
+        .await;
+        if let Err(e) = stored {
+            self.release(&claim).await;
+            return Err(e);
+        }
         self.manifests.insert(&digest, bytes);
         Ok(ManifestPushed {
             digest,

@@ -20,6 +20,7 @@ mod layer_files;
 mod manifest_cache;
 mod manifests;
 mod range;
+mod retention;
 mod single_flight;
 mod upload_hashes;
 mod uploads;
@@ -37,6 +38,8 @@ pub use range::RangeRequest;
 pub use uploads::UploadStatus;
 
 use crate::error::{Error, Result};
+use crate::gc::collector::GcState;
+use crate::gc::{GcSettings, TouchLog};
 use crate::layers::ListingLimits;
 use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
@@ -63,6 +66,8 @@ pub struct RegistryOptions {
     /// cap also bounds a client's monolithic pushes in progress.
     pub max_uploads: usize,
     pub max_uploads_per_client: usize,
+    /// Online garbage collection: grace delay, interval, untagged manifests.
+    pub gc: GcSettings,
 }
 
 impl Default for RegistryOptions {
@@ -74,15 +79,16 @@ impl Default for RegistryOptions {
             min_free_percent: 5,
             max_uploads: 10_000,
             max_uploads_per_client: 100,
+            gc: GcSettings::default(),
         }
     }
 }
 
 /// The registry: every operation of the distribution spec.
 pub struct Registry {
-    blobs: Arc<dyn BlobStore>,
-    meta: Arc<dyn MetaStore>,
-    options: RegistryOptions,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) options: RegistryOptions,
     hashes: UploadHashes,
     manifests: ManifestCache,
     pushes: in_flight::InFlight,
@@ -94,6 +100,9 @@ pub struct Registry {
     /// Layers being listed: a second request for one waits for the first.
     listings_in_flight: single_flight::SingleFlight,
     listing_limits: ListingLimits,
+    /// Reads of blobs, to restart their grace delay without a write each.
+    pub(crate) touches: Arc<TouchLog>,
+    pub(crate) gc: GcState,
 }
 
 impl Registry {
@@ -103,6 +112,8 @@ impl Registry {
         options: RegistryOptions,
     ) -> Self {
         Registry {
+            touches: Arc::new(TouchLog::new(options.gc.grace)),
+            gc: GcState::default(),
             blobs,
             meta,
             options,
@@ -137,7 +148,7 @@ impl Registry {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -80,6 +80,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// crash left without a session, so that they can be swept.
     async fn uploads_older_than(&self, age: std::time::Duration) -> Result<Vec<String>>;
 
+    /// Removes a stored blob durably; `Ok(false)` if it was absent. Only the
+    /// collector calls it, for a digest it has tombstoned.
+    async fn delete(&self, digest: &Digest) -> Result<bool>;
+
+    /// Up to `limit` stored blobs after `after`, sorted by digest.
+    async fn list(&self, after: Option<&Digest>, limit: usize) -> Result<Vec<StoredBlob>>;
+
     /// Room left for new content, if the backend has such a limit (a local
     /// disk does, object storage does not).
     fn free_space(&self) -> Result<Option<FreeSpace>> {
@@ -90,6 +97,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// folder gone or not writable, the bucket unreachable): what a
     /// readiness probe asks. Cheap enough to run every few seconds.
     async fn check(&self) -> Result<()>;
+}
+
+/// A blob as the store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
 }
 
 /// Bytes a store can still take, out of its total.

@@ -3,6 +3,7 @@
 use crate::error::Result;
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
+use std::time::Duration;
 
 /// A manifest as the metadata store keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +142,43 @@ pub struct UploadLimits {
     pub per_client: usize,
 }
 
+/// Options of one manifest PUT beyond the manifest itself.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// The claim taken before the manifest's bytes were written; released in
+    /// the same transaction that records the manifest.
+    pub claim: Option<BlobClaim>,
+    /// The tag may not move to a different manifest (filled by the policies).
+    pub immutable_tag: bool,
+    /// Refuse if, after this PUT, the repository would exceed this.
+    pub quota: Option<Quota>,
+}
+
+/// Limits on what one repository may hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Its manifests plus the distinct blobs they reference, each once.
+    pub max_bytes: Option<u64>,
+    pub max_tags: Option<u64>,
+}
+
+/// A lease saying "the bytes of `digest` are being written into the blob
+/// store right now": the collector never tombstones a claimed digest, so a
+/// publish never writes a file that a collection is deleting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobClaim {
+    pub id: String,
+    pub digest: Digest,
+}
+
+/// What the collector could reclaim once the grace delay has passed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reclaimable {
+    /// Blobs no manifest in any repository references (and not manifests themselves).
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
 /// Repository-scoped metadata: every read is one indexed query, every write
 /// one transaction.
 ///
@@ -159,8 +197,19 @@ pub struct UploadLimits {
 ///   [`crate::Error::BlobUploadUnknown`].
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
-    /// Records that `repo` may read blob `digest` of `size` bytes.
-    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+    /// Records that `repo` may read blob `digest` of `size` bytes, and
+    /// touches the blob. With `claim` (a publish whose bytes were just
+    /// written) the blob's row is created if needed and the claim released
+    /// in the same transaction; without (a mount) the blob must already be
+    /// known. Returns false, linking nothing, when the blob is tombstoned
+    /// (or, without a claim, unknown).
+    async fn link_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        claim: Option<&BlobClaim>,
+    ) -> Result<bool>;
 
     /// Size of `digest` if `repo` may read it.
     async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
@@ -172,13 +221,15 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// In one transaction: checks that every blob and child manifest the record
     /// names is in `repo` (else `Error::ManifestBlobUnknown`) with the declared
-    /// size (else `Error::ManifestSizeMismatch`), stores the manifest and points
-    /// `tag` at it.
+    /// size (else `Error::ManifestSizeMismatch`), stores the manifest, points
+    /// `tag` at it, records (touches) the manifest's own bytes as a blob and
+    /// releases `options.claim`.
     async fn put_manifest(
         &self,
         repo: &RepositoryName,
         manifest: &ManifestRecord,
         tag: Option<&Tag>,
+        options: &PutOptions,
     ) -> Result<()>;
 
     /// A manifest by tag.
@@ -198,6 +249,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Deletes a manifest and every tag on it; returns whether it existed.
     /// Refused with `Error::StillReferenced` while an index of `repo` names
     /// it as a child; manifests naming it as their subject do not hold it.
+    /// Touches the manifest's bytes and the children it named (their blobs
+    /// and their links in `repo`), so that they get a full grace delay.
     async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
 
     /// Deletes one tag; returns whether it existed.
@@ -274,4 +327,88 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Totals over every repository. May scan whole tables: callers that
     /// ask often (metrics scrapes) cache the answer.
     async fn stats(&self) -> Result<StoreStats>;
+
+    // --- Online garbage collection (see `crate::gc` for the protocol). ---
+
+    /// Claims `digest` for a publish for `lease`; `None` while the blob is
+    /// tombstoned (the caller waits and retries).
+    async fn claim_blob(&self, digest: &Digest, lease: Duration) -> Result<Option<BlobClaim>>;
+
+    /// Releases a claim whose publish failed before linking.
+    async fn release_claim(&self, claim: &BlobClaim) -> Result<()>;
+
+    /// Records reads of blobs (coalesced by the caller): bumps the links'
+    /// and the blobs' `touched_at` to `at`. Need not be durable.
+    async fn touch_blobs(&self, touches: Vec<(RepositoryName, Digest)>, at: i64) -> Result<()>;
+
+    /// Up to `limit` untagged manifests pushed before `pushed_before` that no
+    /// manifest of their repository holds (as an index child) and whose
+    /// subject, if any, is not in their repository.
+    async fn gc_untagged_manifests(
+        &self,
+        pushed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<(RepositoryName, Digest)>>;
+
+    /// Deletes one manifest if it still qualifies as in
+    /// [`MetaStore::gc_untagged_manifests`], decided in the deleting
+    /// transaction, touching what it named; whether it did.
+    async fn delete_untagged_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        pushed_before: i64,
+    ) -> Result<bool>;
+
+    /// Up to `limit` links (repository, digest, size) that no manifest of
+    /// their repository names, touched before `touched_before`.
+    async fn gc_dangling_links(
+        &self,
+        touched_before: i64,
+        limit: usize,
+    ) -> Result<Vec<(RepositoryName, Digest, u64)>>;
+
+    /// Removes one link if it is still dangling and untouched since
+    /// `touched_before`; whether it did.
+    async fn unlink_dangling(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        touched_before: i64,
+    ) -> Result<bool>;
+
+    /// Up to `limit` blobs (digest, size) after `after`, sorted by digest,
+    /// that nothing references, touched before `touched_before` and not
+    /// tombstoned.
+    async fn gc_blob_candidates(
+        &self,
+        touched_before: i64,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>>;
+
+    /// Re-checks that `digest` is still a candidate (unreferenced, touched
+    /// before `touched_before`, no live claim); then tombstones it and
+    /// removes its links, durably. `Some(size)` if it did.
+    async fn tombstone_blob(&self, digest: &Digest, touched_before: i64) -> Result<Option<u64>>;
+
+    /// Forgets a tombstoned blob once its bytes are gone.
+    async fn drop_tombstone(&self, digest: &Digest) -> Result<()>;
+
+    /// Every tombstoned digest (left by a pass a crash interrupted).
+    async fn tombstones(&self) -> Result<Vec<Digest>>;
+
+    /// Tombstones a digest the blob store holds with no `blobs` row (an
+    /// orphan file), unless a live claim exists; whether it did. A digest
+    /// that a link or manifest names is no orphan: it gets its row instead.
+    async fn tombstone_orphan(&self, digest: &Digest) -> Result<bool>;
+
+    /// Whether the store has a row for `digest` (tombstoned or not).
+    async fn known_blob(&self, digest: &Digest) -> Result<bool>;
+
+    /// Unreferenced blobs whatever their age.
+    async fn reclaimable(&self) -> Result<Reclaimable>;
+
+    /// Deletes claims whose lease ended before `now`; how many.
+    async fn expire_claims(&self, now: i64) -> Result<u64>;
 }

@@ -14,12 +14,13 @@ mod io_mode;
 mod meta_store;
 pub mod sqlite;
 
-pub use blob_store::{BlobContent, BlobStore, FreeSpace};
+pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};
 pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
-    ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
-    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
+    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PutOptions, Quota,
+    Reclaimable, ReferrerRecord, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
+    UploadSession,
 };
 
 use bytes::Bytes;

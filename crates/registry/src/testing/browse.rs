@@ -1,7 +1,8 @@
 //! The promises of the browse queries of [`MetaStore`].
 
 use super::meta_store::{index, manifest, repo, tag};
-use crate::storage::{MetaStore, TagCursor};
+use super::publish_link;
+use crate::storage::{MetaStore, PutOptions, TagCursor};
 use berth_oci::Digest;
 use std::time::Duration;
 
@@ -18,10 +19,10 @@ pub async fn repository_summaries_count_size_and_filter(meta: &dyn MetaStore) {
         Digest::sha256_of(b"kit-browse shared"),
         Digest::sha256_of(b"kit-browse own"),
     );
-    meta.link_blob(&alpha, &shared, 10).await.unwrap();
-    meta.link_blob(&alpha, &own, 5).await.unwrap();
-    meta.link_blob(&beta, &shared, 10).await.unwrap();
-    meta.link_blob(&bare, &own, 5).await.unwrap();
+    publish_link(meta, &alpha, &shared, 10).await;
+    publish_link(meta, &alpha, &own, 5).await;
+    publish_link(meta, &beta, &shared, 10).await;
+    publish_link(meta, &bare, &own, 5).await;
     let (m1, m2) = (
         Digest::sha256_of(b"kit-browse m1"),
         Digest::sha256_of(b"kit-browse m2"),
@@ -31,6 +32,7 @@ pub async fn repository_summaries_count_size_and_filter(meta: &dyn MetaStore) {
         &alpha,
         &manifest(&m1, vec![(shared.clone(), 10)], None),
         Some(&tag("v1")),
+        &PutOptions::default(),
     )
     .await
     .unwrap();
@@ -38,15 +40,26 @@ pub async fn repository_summaries_count_size_and_filter(meta: &dyn MetaStore) {
         &alpha,
         &manifest(&m2, vec![(shared.clone(), 10), (own.clone(), 5)], None),
         Some(&tag("v2")),
+        &PutOptions::default(),
     )
     .await
     .unwrap();
-    meta.put_manifest(&alpha, &manifest(&m2, vec![], None), Some(&tag("latest")))
-        .await
-        .unwrap();
-    meta.put_manifest(&beta, &manifest(&m1, vec![(shared, 10)], None), None)
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &alpha,
+        &manifest(&m2, vec![], None),
+        Some(&tag("latest")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    meta.put_manifest(
+        &beta,
+        &manifest(&m1, vec![(shared, 10)], None),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let ours = meta
         .repository_summaries(Some("kit-browse/"), None, 100)
         .await
@@ -113,7 +126,7 @@ pub async fn tag_details_are_newest_first_with_sizes(meta: &dyn MetaStore) {
         Digest::sha256_of(b"kit-tag-details other"),
     );
     for (d, size) in [(&config, 2), (&layer, 30), (&other, 400)] {
-        meta.link_blob(&r, d, size).await.unwrap();
+        publish_link(meta, &r, d, size).await;
     }
     let (amd, arm, top) = (
         Digest::sha256_of(b"kit-tag-details amd64"),
@@ -123,16 +136,17 @@ pub async fn tag_details_are_newest_first_with_sizes(meta: &dyn MetaStore) {
     // Both platforms share the config; each manifest record is 100 bytes.
     let amd_m = manifest(&amd, vec![(config.clone(), 2), (layer.clone(), 30)], None);
     let arm_m = manifest(&arm, vec![(config.clone(), 2), (other.clone(), 400)], None);
-    meta.put_manifest(&r, &amd_m, Some(&tag("amd64")))
+    meta.put_manifest(&r, &amd_m, Some(&tag("amd64")), &PutOptions::default())
         .await
         .unwrap();
-    meta.put_manifest(&r, &arm_m, Some(&tag("arm64")))
+    meta.put_manifest(&r, &arm_m, Some(&tag("arm64")), &PutOptions::default())
         .await
         .unwrap();
     meta.put_manifest(
         &r,
         &index(&top, vec![(amd.clone(), 100), (arm.clone(), 100)]),
         None,
+        &PutOptions::default(),
     )
     .await
     .unwrap();
@@ -142,6 +156,7 @@ pub async fn tag_details_are_newest_first_with_sizes(meta: &dyn MetaStore) {
         &r,
         &index(&top, vec![(amd.clone(), 100), (arm, 100)]),
         Some(&tag("multi")),
+        &PutOptions::default(),
     )
     .await
     .unwrap();
@@ -189,9 +204,14 @@ pub async fn manifest_facts_list_tags_and_push_time(meta: &dyn MetaStore) {
     let r = repo("kit-facts");
     let m = Digest::sha256_of(b"kit-facts m");
     for t in ["b", "a"] {
-        meta.put_manifest(&r, &manifest(&m, vec![], None), Some(&tag(t)))
-            .await
-            .unwrap();
+        meta.put_manifest(
+            &r,
+            &manifest(&m, vec![], None),
+            Some(&tag(t)),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let facts = meta.manifest_facts(&r, &m).await.unwrap().unwrap();
     assert_eq!(facts.tags, ["a", "b"]);
@@ -219,17 +239,18 @@ pub async fn overview_counts_shared_blobs_once(meta: &dyn MetaStore) {
         Digest::sha256_of(b"kit-overview own"),
     );
     for r in [&a, &b] {
-        meta.link_blob(r, &shared, 1000).await.unwrap();
+        publish_link(meta, r, &shared, 1000).await;
         let m = Digest::sha256_of(format!("kit-overview {r}").as_bytes());
         meta.put_manifest(
             r,
             &manifest(&m, vec![(shared.clone(), 1000)], None),
             Some(&tag("v1")),
+            &PutOptions::default(),
         )
         .await
         .unwrap();
     }
-    meta.link_blob(&a, &own, 7).await.unwrap();
+    publish_link(meta, &a, &own, 7).await;
     let after = meta.overview().await.unwrap();
     assert_eq!(after.repositories, before.repositories + 2);
     assert_eq!(after.tags, before.tags + 2);

@@ -1,7 +1,8 @@
 //! The promises of [`MetaStore`].
 
+use super::publish_link;
 use crate::error::Error;
-use crate::storage::{ManifestRecord, MetaStore, UploadLimits, UploadSession};
+use crate::storage::{ManifestRecord, MetaStore, PutOptions, UploadLimits, UploadSession};
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ pub(super) fn index(digest: &Digest, manifests: Vec<(Digest, u64)>) -> ManifestR
 pub async fn blobs_are_linked_per_repository(meta: &dyn MetaStore) {
     let (a, b) = (repo("kit-links/a"), repo("kit-links/b"));
     let layer = Digest::sha256_of(b"kit-links layer");
-    meta.link_blob(&a, &layer, 5).await.unwrap();
+    publish_link(meta, &a, &layer, 5).await;
     assert_eq!(meta.blob_size(&a, &layer).await.unwrap(), Some(5));
     assert_eq!(meta.blob_size(&b, &layer).await.unwrap(), None);
     assert!(meta.unlink_blob(&a, &layer).await.unwrap());
@@ -67,11 +68,11 @@ pub async fn blobs_are_linked_per_repository(meta: &dyn MetaStore) {
 pub async fn manifests_check_their_references_in_one_transaction(meta: &dyn MetaStore) {
     let a = repo("kit-refs");
     let layer = Digest::sha256_of(b"kit-refs layer");
-    meta.link_blob(&a, &layer, 5).await.unwrap();
+    publish_link(meta, &a, &layer, 5).await;
     let m = Digest::sha256_of(b"kit-refs m");
     let missing = manifest(&m, vec![(Digest::sha256_of(b"absent"), 1)], None);
     let err = meta
-        .put_manifest(&a, &missing, Some(&tag("v1")))
+        .put_manifest(&a, &missing, Some(&tag("v1")), &PutOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ManifestBlobUnknown(_)), "{err}");
@@ -82,11 +83,19 @@ pub async fn manifests_check_their_references_in_one_transaction(meta: &dyn Meta
     );
     assert!(meta.manifest_by_digest(&a, &m).await.unwrap().is_none());
     let wrong_size = manifest(&m, vec![(layer.clone(), 6)], None);
-    let err = meta.put_manifest(&a, &wrong_size, None).await.unwrap_err();
-    assert!(matches!(err, Error::ManifestSizeMismatch { .. }), "{err}");
-    meta.put_manifest(&a, &manifest(&m, vec![(layer, 5)], None), Some(&tag("v1")))
+    let err = meta
+        .put_manifest(&a, &wrong_size, None, &PutOptions::default())
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(matches!(err, Error::ManifestSizeMismatch { .. }), "{err}");
+    meta.put_manifest(
+        &a,
+        &manifest(&m, vec![(layer, 5)], None),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let row = meta.manifest_by_tag(&a, &tag("v1")).await.unwrap().unwrap();
     assert_eq!(
         (row.digest, row.media_type.as_str(), row.size),
@@ -103,9 +112,14 @@ pub async fn tags_move_and_delete_independently(meta: &dyn MetaStore) {
         Digest::sha256_of(b"kit-tags 2"),
     );
     for (m, t) in [(&m1, "v1"), (&m1, "latest"), (&m2, "v2")] {
-        meta.put_manifest(&a, &manifest(m, vec![], None), Some(&tag(t)))
-            .await
-            .unwrap();
+        meta.put_manifest(
+            &a,
+            &manifest(m, vec![], None),
+            Some(&tag(t)),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     assert!(meta.delete_tag(&a, &tag("latest")).await.unwrap());
     assert!(!meta.delete_tag(&a, &tag("latest")).await.unwrap());
@@ -114,9 +128,14 @@ pub async fn tags_move_and_delete_independently(meta: &dyn MetaStore) {
         .await
         .unwrap()
         .is_some());
-    meta.put_manifest(&a, &manifest(&m2, vec![], None), Some(&tag("v1")))
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&m2, vec![], None),
+        Some(&tag("v1")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let moved = meta.manifest_by_tag(&a, &tag("v1")).await.unwrap().unwrap();
     assert_eq!(moved.digest, m2);
     assert!(meta.delete_manifest(&a, &m2).await.unwrap());
@@ -140,9 +159,14 @@ pub async fn listings_are_sorted_keyset_pages(meta: &dyn MetaStore) {
     let (a, b) = (repo("kit-list/a"), repo("kit-list/b"));
     let m = Digest::sha256_of(b"kit-list");
     for t in ["c", "a", "b"] {
-        meta.put_manifest(&a, &manifest(&m, vec![], None), Some(&tag(t)))
-            .await
-            .unwrap();
+        meta.put_manifest(
+            &a,
+            &manifest(&m, vec![], None),
+            Some(&tag(t)),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(
         meta.list_tags(&a, None, 10).await.unwrap().unwrap(),
@@ -157,9 +181,14 @@ pub async fn listings_are_sorted_keyset_pages(meta: &dyn MetaStore) {
         ["c"]
     );
     assert_eq!(meta.list_tags(&b, None, 10).await.unwrap(), None);
-    meta.put_manifest(&b, &manifest(&m, vec![], None), None)
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &b,
+        &manifest(&m, vec![], None),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         meta.list_tags(&b, None, 10).await.unwrap().unwrap(),
         Vec::<String>::new()
@@ -193,9 +222,14 @@ pub async fn referrers_are_found_by_subject(meta: &dyn MetaStore) {
         Digest::sha256_of(b"kit sbom"),
     );
     for m in [&sig, &sbom] {
-        meta.put_manifest(&a, &manifest(m, vec![], Some(subject.clone())), None)
-            .await
-            .unwrap();
+        meta.put_manifest(
+            &a,
+            &manifest(m, vec![], Some(subject.clone())),
+            None,
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let mut expected = vec![sig.clone(), sbom.clone()];
     expected.sort_by_key(|d| d.to_string());
@@ -243,32 +277,62 @@ pub async fn index_children_must_be_present(meta: &dyn MetaStore) {
     let child = Digest::sha256_of(b"kit-index child");
     let top = Digest::sha256_of(b"kit-index top");
     let err = meta
-        .put_manifest(&a, &index(&top, vec![(child.clone(), 100)]), None)
+        .put_manifest(
+            &a,
+            &index(&top, vec![(child.clone(), 100)]),
+            None,
+            &PutOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ManifestBlobUnknown(_)), "{err}");
-    meta.put_manifest(&b, &manifest(&child, vec![], None), None)
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &b,
+        &manifest(&child, vec![], None),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let err = meta
-        .put_manifest(&a, &index(&top, vec![(child.clone(), 100)]), None)
+        .put_manifest(
+            &a,
+            &index(&top, vec![(child.clone(), 100)]),
+            None,
+            &PutOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(err, Error::ManifestBlobUnknown(_)),
         "another repository's child: {err}"
     );
-    meta.put_manifest(&a, &manifest(&child, vec![], None), None)
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&child, vec![], None),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let err = meta
-        .put_manifest(&a, &index(&top, vec![(child.clone(), 99)]), None)
+        .put_manifest(
+            &a,
+            &index(&top, vec![(child.clone(), 99)]),
+            None,
+            &PutOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ManifestSizeMismatch { .. }), "{err}");
-    meta.put_manifest(&a, &index(&top, vec![(child, 100)]), Some(&tag("multi")))
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &index(&top, vec![(child, 100)]),
+        Some(&tag("multi")),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let row = meta
         .manifest_by_tag(&a, &tag("multi"))
         .await
@@ -282,16 +346,20 @@ pub async fn index_children_must_be_present(meta: &dyn MetaStore) {
 pub async fn writes_are_idempotent(meta: &dyn MetaStore) {
     let a = repo("kit-idempotent");
     let layer = Digest::sha256_of(b"kit-idempotent layer");
-    meta.link_blob(&a, &layer, 5).await.unwrap();
-    meta.link_blob(&a, &layer, 5).await.unwrap();
+    publish_link(meta, &a, &layer, 5).await;
+    publish_link(meta, &a, &layer, 5).await;
     assert_eq!(meta.blob_size(&a, &layer).await.unwrap(), Some(5));
     let m = manifest(
         &Digest::sha256_of(b"kit-idempotent"),
         vec![(layer, 5)],
         None,
     );
-    meta.put_manifest(&a, &m, Some(&tag("t"))).await.unwrap();
-    meta.put_manifest(&a, &m, Some(&tag("t"))).await.unwrap();
+    meta.put_manifest(&a, &m, Some(&tag("t")), &PutOptions::default())
+        .await
+        .unwrap();
+    meta.put_manifest(&a, &m, Some(&tag("t")), &PutOptions::default())
+        .await
+        .unwrap();
     assert_eq!(meta.list_tags(&a, None, 10).await.unwrap().unwrap(), ["t"]);
     meta.delete_upload("kit-idempotent-absent").await.unwrap();
 }
@@ -343,19 +411,19 @@ pub async fn concurrent_writers_are_isolated(meta: Arc<dyn MetaStore>) {
                 let own = repo(&format!("kit-concurrent/r{i}"));
                 let layer = Digest::sha256_of(format!("kit-concurrent layer {i}").as_bytes());
                 let m = Digest::sha256_of(format!("kit-concurrent m {i}").as_bytes());
-                meta.link_blob(&own, &layer, 7).await.unwrap();
-                meta.link_blob(&shared, &layer, 7).await.unwrap();
+                publish_link(&*meta, &own, &layer, 7).await;
+                publish_link(&*meta, &shared, &layer, 7).await;
                 let good = manifest(&m, vec![(layer.clone(), 7)], None);
-                meta.put_manifest(&own, &good, Some(&tag("t")))
+                meta.put_manifest(&own, &good, Some(&tag("t")), &PutOptions::default())
                     .await
                     .unwrap();
                 // Fails: a wrong size, while other writers commit around it.
                 let bad = manifest(&m, vec![(layer, 8)], None);
                 assert!(meta
-                    .put_manifest(&own, &bad, Some(&tag("bad")))
+                    .put_manifest(&own, &bad, Some(&tag("bad")), &PutOptions::default())
                     .await
                     .is_err());
-                meta.put_manifest(&shared, &good, Some(&tag("moved")))
+                meta.put_manifest(&shared, &good, Some(&tag("moved")), &PutOptions::default())
                     .await
                     .unwrap();
                 (own, m)
@@ -396,22 +464,33 @@ pub async fn referenced_content_cannot_be_deleted(meta: &dyn MetaStore) {
         Digest::sha256_of(b"kit-held index"),
     );
     for r in [&a, &b] {
-        meta.link_blob(r, &layer, 5).await.unwrap();
+        publish_link(meta, r, &layer, 5).await;
     }
-    meta.put_manifest(&a, &manifest(&image, vec![(layer.clone(), 5)], None), None)
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&image, vec![(layer.clone(), 5)], None),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     meta.put_manifest(
         &a,
         &index(&top, vec![(image.clone(), 100)]),
         Some(&tag("multi")),
+        &PutOptions::default(),
     )
     .await
     .unwrap();
     let referrer = Digest::sha256_of(b"kit-held referrer");
-    meta.put_manifest(&a, &manifest(&referrer, vec![], Some(top.clone())), None)
-        .await
-        .unwrap();
+    meta.put_manifest(
+        &a,
+        &manifest(&referrer, vec![], Some(top.clone())),
+        None,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
 
     let err = meta.unlink_blob(&a, &layer).await.unwrap_err();
     assert!(
@@ -454,10 +533,11 @@ pub async fn put_manifest_racing_an_unlink_never_dangles(meta: Arc<dyn MetaStore
             tokio::spawn(async move {
                 let layer = Digest::sha256_of(format!("kit-race layer {i}").as_bytes());
                 let m = Digest::sha256_of(format!("kit-race m {i}").as_bytes());
-                meta.link_blob(&a, &layer, 3).await.unwrap();
+                publish_link(&*meta, &a, &layer, 3).await;
                 let record = manifest(&m, vec![(layer.clone(), 3)], None);
+                let options = PutOptions::default();
                 let (put, unlink) = tokio::join!(
-                    meta.put_manifest(&a, &record, None),
+                    meta.put_manifest(&a, &record, None, &options),
                     meta.unlink_blob(&a, &layer)
                 );
                 (layer, m, put, unlink)
@@ -545,20 +625,19 @@ pub async fn stats_count_what_is_stored(meta: &dyn MetaStore) {
     let layer = Digest::sha256_of(b"kit-stats layer");
     let only_linked = Digest::sha256_of(b"kit-stats linked, no manifest");
     for r in [&a, &b] {
-        meta.link_blob(r, &layer, 7).await.unwrap();
+        publish_link(meta, r, &layer, 7).await;
         let m = Digest::sha256_of(format!("kit-stats manifest {r}").as_bytes());
         meta.put_manifest(
             r,
             &manifest(&m, vec![(layer.clone(), 7)], None),
             Some(&tag("v1")),
+            &PutOptions::default(),
         )
         .await
         .unwrap();
     }
     // A repository with blobs but no manifest is not in the catalog.
-    meta.link_blob(&repo("kit-stats/c"), &only_linked, 3)
-        .await
-        .unwrap();
+    publish_link(meta, &repo("kit-stats/c"), &only_linked, 3).await;
     let session = UploadSession {
         id: "kit-stats-upload".into(),
         repository: a.clone(),

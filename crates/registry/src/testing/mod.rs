@@ -20,13 +20,16 @@
 
 mod blob_store;
 mod browse;
+mod gc;
 mod meta_store;
 
 pub use blob_store::*;
 pub use browse::*;
+pub use gc::*;
 pub use meta_store::*;
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
+use berth_oci::{Digest, RepositoryName};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -40,6 +43,7 @@ pub async fn blob_store(store: Arc<dyn BlobStore>) {
     a_missing_upload_is_unknown(&*store).await;
     stale_uploads_are_listed_by_age(&*store).await;
     a_working_store_passes_its_check(&*store).await;
+    blobs_are_listed_in_order_and_deleted(&*store).await;
     concurrent_uploads_do_not_mix(store).await;
 }
 
@@ -62,7 +66,29 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     tag_details_are_newest_first_with_sizes(&*meta).await;
     manifest_facts_list_tags_and_push_time(&*meta).await;
     overview_counts_shared_blobs_once(&*meta).await;
+    blob_candidates_are_unreferenced_and_untouched(&*meta).await;
+    tombstones_recheck_and_block_claims_and_mounts(&*meta).await;
+    expired_claims_hold_nothing(&*meta).await;
+    touches_restart_the_grace(&*meta).await;
+    dangling_links_are_unlinked_only_if_still_dangling(&*meta).await;
+    untagged_manifests_spare_children_and_referrers(&*meta).await;
+    deleting_a_manifest_touches_what_it_named(&*meta).await;
+    orphans_are_tombstoned_unless_known_or_claimed(&*meta).await;
     upload_sessions_are_capped(meta).await;
+}
+
+/// Links `digest` of `size` bytes to `repo` as a publish does: claims the
+/// digest, then links it under the claim.
+pub async fn publish_link(meta: &dyn MetaStore, repo: &RepositoryName, digest: &Digest, size: u64) {
+    let claim = meta
+        .claim_blob(digest, std::time::Duration::from_secs(600))
+        .await
+        .unwrap()
+        .expect("a digest nobody deletes can be claimed");
+    assert!(meta
+        .link_blob(repo, digest, size, Some(&claim))
+        .await
+        .unwrap());
 }
 
 /// Seconds since the Unix epoch, to check recorded times against.

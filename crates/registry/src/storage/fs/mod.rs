@@ -8,13 +8,16 @@
 //! ([`upload_locks`]), and an append's writer thread holds it to its end.
 
 mod append;
+mod listing;
 mod probe;
 mod publish;
 mod upload_locks;
 mod writeback;
 
 use super::file_region::stream_file;
-use super::{BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace, IoMode};
+use super::{
+    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace, IoMode, StoredBlob,
+};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use berth_oci::Digest;
@@ -241,6 +244,27 @@ impl BlobStore for FsBlobStore {
             Ok(stale)
         })
         .await
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool> {
+        let path = self.blob_path(digest);
+        blocking(move || {
+            if not_found_is_none(std::fs::remove_file(&path))?.is_none() {
+                return Ok(false);
+            }
+            // The removal is durable once the fan-out folder is synced.
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list(&self, after: Option<&Digest>, limit: usize) -> Result<Vec<StoredBlob>> {
+        let root = self.root.join("blobs");
+        let after = after.cloned();
+        blocking(move || listing::list(&root, after.as_ref(), limit)).await
     }
 
     /// What an unprivileged writer may still use of the data folder's filesystem.

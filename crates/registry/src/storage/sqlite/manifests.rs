@@ -2,7 +2,7 @@
 
 use super::{ensure_repo, now, parse_digest, refuse_if_referenced, storage_err, REPO_ID};
 use crate::error::{Error, Result};
-use crate::storage::{ManifestRecord, ManifestRow};
+use crate::storage::{ManifestRecord, ManifestRow, PutOptions};
 use berth_oci::Digest;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -30,15 +30,21 @@ fn check_sizes(tx: &Connection, sql: &str, repo_id: i64, refs: &[(Digest, u64)])
     Ok(())
 }
 
-/// Stores `m` in `repo` (tagged `tag`) if everything it refers to is there.
+/// Stores `m` in `repo` (tagged `tag`) if everything it refers to is there,
+/// records its own bytes as a touched blob and releases `options.claim`.
 pub(super) fn put(
     tx: &Connection,
     repo: &str,
     m: &ManifestRecord,
     tag: Option<&str>,
+    options: &PutOptions,
 ) -> Result<()> {
     let id = ensure_repo(tx, repo)?;
     let digest = m.digest.to_string();
+    record_manifest_bytes(tx, &m.digest, m.size)?;
+    if let Some(claim) = &options.claim {
+        super::gc::release_claim(tx, &claim.id)?;
+    }
     check_sizes(
         tx,
         "SELECT size FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
@@ -90,6 +96,28 @@ pub(super) fn put(
     Ok(())
 }
 
+/// Upserts the `blobs` row of a manifest's own bytes, touched now. Refused
+/// while the collector is deleting them: a caller that claimed the digest
+/// first (as the registry does) never meets that.
+fn record_manifest_bytes(tx: &Connection, digest: &Digest, size: u64) -> Result<()> {
+    let tombstoned: Option<Option<i64>> = tx
+        .prepare_cached("SELECT deleting_since FROM blobs WHERE digest = ?1")
+        .and_then(|mut q| q.query_row([digest.to_string()], |r| r.get(0)).optional())
+        .map_err(storage_err)?;
+    if matches!(tombstoned, Some(Some(_))) {
+        return Err(Error::Storage(format!(
+            "manifest {digest} is being deleted by garbage collection; retry"
+        )));
+    }
+    tx.prepare_cached(
+        "INSERT INTO blobs (digest, size, touched_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (digest) DO UPDATE SET touched_at = max(touched_at, excluded.touched_at)",
+    )
+    .and_then(|mut q| q.execute(params![digest.to_string(), size as i64, now()]))
+    .map_err(storage_err)?;
+    Ok(())
+}
+
 /// Columns of a [`ManifestRow`], before the digest is parsed.
 type RawRow = (String, String, i64);
 
@@ -132,6 +160,7 @@ pub(super) fn by_digest(c: &Connection, repo: &str, digest: &str) -> Result<Opti
 /// references; whether it existed. Referrers (`subject`) do not hold it.
 pub(super) fn delete(tx: &Connection, repo: &str, digest: &str) -> Result<bool> {
     refuse_if_referenced(tx, repo, digest)?;
+    touch_what_it_names(tx, repo, digest)?;
     let args = [repo, digest];
     let sql = |table: &str, column: &str| {
         format!("DELETE FROM {table} WHERE repo_id = {REPO_ID} AND {column} = ?2")
@@ -144,6 +173,35 @@ pub(super) fn delete(tx: &Connection, repo: &str, digest: &str) -> Result<bool> 
         .execute(&sql("manifests", "digest"), args)
         .map_err(storage_err)?;
     Ok(n > 0)
+}
+
+/// Starts a fresh grace delay for a manifest's bytes and for every blob it
+/// names (and their links in `repo`): deleting an image must not make its
+/// layers immediately collectable by a pass already running. Children that
+/// are manifests of `repo` are left alone: they are kept while they exist,
+/// their own delete touches them, and the untagged-manifest phase must see
+/// an index's children as old as they are.
+fn touch_what_it_names(tx: &Connection, repo: &str, digest: &str) -> Result<()> {
+    let now = now();
+    let children = format!(
+        "SELECT f.child FROM manifest_refs f
+         WHERE f.repo_id = {REPO_ID} AND f.manifest = ?2
+           AND NOT EXISTS (SELECT 1 FROM manifests m
+                           WHERE m.repo_id = f.repo_id AND m.digest = f.child)"
+    );
+    tx.prepare_cached(&format!(
+        "UPDATE blobs SET touched_at = max(touched_at, ?3)
+         WHERE digest = ?2 OR digest IN ({children})"
+    ))
+    .and_then(|mut q| q.execute(params![repo, digest, now]))
+    .map_err(storage_err)?;
+    tx.prepare_cached(&format!(
+        "UPDATE repo_blobs SET touched_at = max(touched_at, ?3)
+         WHERE repo_id = {REPO_ID} AND digest IN ({children})"
+    ))
+    .and_then(|mut q| q.execute(params![repo, digest, now]))
+    .map_err(storage_err)?;
+    Ok(())
 }
 
 pub(super) fn delete_tag(tx: &Connection, repo: &str, tag: &str) -> Result<bool> {

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod browse;
+mod gc;
 mod listings;
 mod manifests;
 mod monitoring;
@@ -18,8 +19,9 @@ mod uploads;
 mod writer;
 
 use super::{
-    ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, ReferrerRecord,
-    RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
+    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PutOptions,
+    Reclaimable, ReferrerRecord, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
+    UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -27,7 +29,7 @@ use berth_oci::{Digest, RepositoryName, Tag};
 use readers::Readers;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use writer::{Commit, Writer};
 
 pub struct SqliteMetaStore {
@@ -126,9 +128,16 @@ impl SqliteMetaStore {
 
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
-    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+    async fn link_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        claim: Option<&BlobClaim>,
+    ) -> Result<bool> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
-        self.write(move |tx| blobs::link(tx, &repo, &digest, size))
+        let claim = claim.map(|c| c.id.clone());
+        self.write(move |tx| blobs::link(tx, &repo, &digest, size, claim.as_deref()))
             .await
     }
 
@@ -148,10 +157,11 @@ impl MetaStore for SqliteMetaStore {
         repo: &RepositoryName,
         manifest: &ManifestRecord,
         tag: Option<&Tag>,
+        options: &PutOptions,
     ) -> Result<()> {
-        let (repo, m) = (repo.to_string(), manifest.clone());
+        let (repo, m, options) = (repo.to_string(), manifest.clone(), options.clone());
         let tag = tag.map(|t| t.to_string());
-        self.write(move |tx| manifests::put(tx, &repo, &m, tag.as_deref()))
+        self.write(move |tx| manifests::put(tx, &repo, &m, tag.as_deref(), &options))
             .await
     }
 
@@ -322,6 +332,126 @@ impl MetaStore for SqliteMetaStore {
     async fn stats(&self) -> Result<StoreStats> {
         self.readers.read(monitoring::stats).await
     }
+
+    async fn claim_blob(&self, digest: &Digest, lease: Duration) -> Result<Option<BlobClaim>> {
+        let digest = digest.clone();
+        let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
+        // A lost claim (machine crash) loses the publish it guarded too.
+        self.write_lazily(move |tx| gc::claim(tx, &digest, lease))
+            .await
+    }
+
+    async fn release_claim(&self, claim: &BlobClaim) -> Result<()> {
+        let id = claim.id.clone();
+        self.write_lazily(move |tx| gc::release_claim(tx, &id))
+            .await
+    }
+
+    async fn touch_blobs(&self, touches: Vec<(RepositoryName, Digest)>, at: i64) -> Result<()> {
+        let touches: Vec<(String, String)> = touches
+            .into_iter()
+            .map(|(r, d)| (r.to_string(), d.to_string()))
+            .collect();
+        self.write_lazily(move |tx| gc::touch(tx, &touches, at))
+            .await
+    }
+
+    async fn gc_untagged_manifests(
+        &self,
+        pushed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<(RepositoryName, Digest)>> {
+        let rows = self
+            .readers
+            .read(move |c| gc::untagged_manifests(c, pushed_before, limit))
+            .await?;
+        gc::into_manifest_pairs(rows)
+    }
+
+    async fn delete_untagged_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        pushed_before: i64,
+    ) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| gc::delete_untagged_manifest(tx, &repo, &digest, pushed_before))
+            .await
+    }
+
+    async fn gc_dangling_links(
+        &self,
+        touched_before: i64,
+        limit: usize,
+    ) -> Result<Vec<(RepositoryName, Digest, u64)>> {
+        let rows = self
+            .readers
+            .read(move |c| gc::dangling_links(c, touched_before, limit))
+            .await?;
+        gc::into_links(rows)
+    }
+
+    async fn unlink_dangling(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        touched_before: i64,
+    ) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| gc::unlink_dangling(tx, &repo, &digest, touched_before))
+            .await
+    }
+
+    async fn gc_blob_candidates(
+        &self,
+        touched_before: i64,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>> {
+        let after = after.map(|d| d.to_string()).unwrap_or_default();
+        let rows = self
+            .readers
+            .read(move |c| gc::blob_candidates(c, touched_before, &after, limit))
+            .await?;
+        gc::into_sized(rows)
+    }
+
+    async fn tombstone_blob(&self, digest: &Digest, touched_before: i64) -> Result<Option<u64>> {
+        let digest = digest.to_string();
+        self.write(move |tx| gc::tombstone(tx, &digest, touched_before))
+            .await
+    }
+
+    async fn drop_tombstone(&self, digest: &Digest) -> Result<()> {
+        let digest = digest.to_string();
+        // Lost in a machine crash, it is found again by `tombstones` at start-up.
+        self.write_lazily(move |tx| gc::drop_tombstone(tx, &digest))
+            .await
+    }
+
+    async fn tombstones(&self) -> Result<Vec<Digest>> {
+        let rows = self.readers.read(gc::tombstones).await?;
+        rows.into_iter().map(parse_digest).collect()
+    }
+
+    async fn tombstone_orphan(&self, digest: &Digest) -> Result<bool> {
+        let digest = digest.to_string();
+        self.write(move |tx| gc::tombstone_orphan(tx, &digest))
+            .await
+    }
+
+    async fn known_blob(&self, digest: &Digest) -> Result<bool> {
+        self.readers.lookup(|c| gc::known(c, &digest.to_string()))
+    }
+
+    async fn reclaimable(&self) -> Result<Reclaimable> {
+        self.readers.read(gc::reclaimable).await
+    }
+
+    async fn expire_claims(&self, now: i64) -> Result<u64> {
+        self.write_lazily(move |tx| gc::expire_claims(tx, now))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +461,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
         crate::testing::meta_store(std::sync::Arc::new(meta)).await;
+    }
+
+    #[tokio::test]
+    async fn a_linked_file_without_a_blobs_row_is_adopted_not_deleted_as_an_orphan() {
+        use crate::storage::MetaStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let meta = super::SqliteMetaStore::open(&path).unwrap();
+        let (r, d) = (
+            "a".parse().unwrap(),
+            berth_oci::Digest::sha256_of(b"relinked"),
+        );
+        crate::testing::publish_link(&meta, &r, &d, 8).await;
+        // As a repair that re-adds a link, or a database from before v5, leaves it.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("DELETE FROM blobs", []).unwrap();
+        assert!(!meta.known_blob(&d).await.unwrap());
+        assert!(!meta.tombstone_orphan(&d).await.unwrap());
+        assert!(meta.known_blob(&d).await.unwrap(), "adopted");
+        assert!(meta.tombstones().await.unwrap().is_empty());
+        assert_eq!(meta.blob_size(&r, &d).await.unwrap(), Some(8));
     }
 
     #[tokio::test]

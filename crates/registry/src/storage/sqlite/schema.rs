@@ -61,6 +61,35 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);",
     // v4: browsing lists a repository's tags newest first.
     "CREATE INDEX IF NOT EXISTS tags_by_time ON tags (repo_id, updated_at DESC, name);",
+    // v5: online garbage collection. Every stored blob gets a row saying
+    // when something last wanted it; the grace delay of what is already
+    // there starts at the upgrade. Claims guard publishes in progress; a
+    // tombstone (`deleting_since`) marks a blob the collector is removing.
+    "
+    CREATE TABLE blobs (
+        digest         TEXT PRIMARY KEY,
+        size           INTEGER NOT NULL,
+        touched_at     INTEGER NOT NULL,
+        deleting_since INTEGER
+    );
+    INSERT OR IGNORE INTO blobs (digest, size, touched_at)
+        SELECT digest, max(size), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM repo_blobs GROUP BY digest;
+    INSERT OR IGNORE INTO blobs (digest, size, touched_at)
+        SELECT digest, max(size), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM manifests GROUP BY digest;
+    CREATE TABLE blob_claims (
+        id         TEXT PRIMARY KEY,
+        digest     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX blob_claims_by_digest ON blob_claims (digest);
+    ALTER TABLE repo_blobs ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE repo_blobs SET touched_at = CAST(strftime('%s', 'now') AS INTEGER);
+    CREATE INDEX repo_blobs_by_digest ON repo_blobs (digest);
+    CREATE INDEX manifest_refs_by_digest ON manifest_refs (child);
+    CREATE INDEX manifests_by_digest ON manifests (digest);
+    ",
 ];
 
 /// The version a database has once [`migrate`] ran.
@@ -123,6 +152,56 @@ mod tests {
         assert_eq!(index, 1);
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn), VERSION, "migrating twice changes nothing");
+    }
+
+    #[test]
+    fn v5_records_every_stored_blob_with_the_upgrade_as_its_last_use() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 4;
+             INSERT INTO repositories (id, name) VALUES (1, 'a'), (2, 'b');
+             INSERT INTO repo_blobs (repo_id, digest, size) VALUES
+                 (1, 'sha256:layer', 10), (2, 'sha256:layer', 10), (1, 'sha256:config', 3);
+             INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+                 VALUES (1, 'sha256:manifest', 'x', 99, 5);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, i64, i64, Option<i64>)> = conn
+            .prepare("SELECT digest, size, touched_at, deleting_since FROM blobs ORDER BY digest")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let digests: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            digests,
+            ["sha256:config", "sha256:layer", "sha256:manifest"]
+        );
+        assert_eq!(rows[2].1, 99);
+        for (digest, _, touched_at, deleting) in &rows {
+            assert!(
+                (now - touched_at).abs() <= 5,
+                "{digest}: grace starts at the upgrade"
+            );
+            assert_eq!(*deleting, None);
+        }
+        let stale_links: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM repo_blobs WHERE touched_at < ?1",
+                [now - 5],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stale_links, 0);
     }
 
     #[test]

@@ -1,0 +1,367 @@
+//! One pass of the collector, as phases in order. Each removing step is one
+//! metadata transaction that re-checks its condition (see [`super`] for
+//! why that makes every push, mount and read that races a pass safe).
+
+use super::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind};
+use crate::error::Result;
+use crate::registry::{unix_now, Registry};
+use berth_oci::Digest;
+use futures_util::{stream, StreamExt};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// Candidates tombstoned together: their transactions share one commit.
+const BLOB_BATCH: usize = 100;
+/// Rows asked for at once when listing manifests, links and files.
+const PAGE: usize = 1000;
+/// Files removed at once.
+const PARALLEL_DELETES: usize = 16;
+
+/// The collector's state inside the registry: one pass at a time, and what
+/// the last ones did.
+#[derive(Default)]
+pub(crate) struct GcState {
+    pass: tokio::sync::Mutex<()>,
+    status: std::sync::Mutex<GcStatus>,
+}
+
+impl GcState {
+    fn update(&self, f: impl FnOnce(&mut GcStatus)) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut status);
+    }
+
+    pub(crate) fn set_next_run(&self, at: Option<i64>) {
+        self.update(|s| s.next_run_at = at);
+    }
+}
+
+/// Where a pass cuts: what was last wanted before these instants may go.
+struct Cutoffs {
+    /// Blobs and links untouched since before this (Unix seconds).
+    touched_before: i64,
+    /// Untagged manifests pushed before this, if they are collected at all.
+    pushed_before: Option<i64>,
+}
+
+impl Registry {
+    /// Runs one pass now; a second caller waits for the running pass to
+    /// end, then runs its own.
+    pub async fn collect_garbage(
+        &self,
+        request: &GcRequest,
+        progress: &dyn GcProgress,
+    ) -> Result<GcReport> {
+        let _one_at_a_time = self.gc.pass.lock().await;
+        self.gc.update(|s| s.running = true);
+        let began = Instant::now();
+        let now = unix_now();
+        let grace = request.grace.unwrap_or(self.options.gc.grace);
+        let settings = &self.options.gc;
+        let cutoffs = Cutoffs {
+            touched_before: now.saturating_sub(secs(grace)),
+            pushed_before: settings.untagged_after.map(|d| now.saturating_sub(secs(d))),
+        };
+        let mut report = GcReport {
+            dry_run: request.dry_run,
+            started_at: now,
+            ..Default::default()
+        };
+        let outcome = self.run_phases(&cutoffs, progress, &mut report).await;
+        report.took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.gc.update(|s| {
+            s.running = false;
+            if outcome.is_ok() {
+                s.last = Some(report.clone());
+                if !report.dry_run {
+                    s.totals.runs += 1;
+                    s.totals.blobs_removed += report.blobs_removed;
+                    s.totals.bytes_removed += report.bytes_removed;
+                    s.totals.manifests_removed += report.manifests_removed;
+                    s.totals.tags_removed += report.tags_removed;
+                }
+            }
+        });
+        outcome.map(|()| report)
+    }
+
+    /// Blobs nothing references, whatever their age: what a pass could free
+    /// once their grace has passed.
+    pub async fn reclaimable(&self) -> Result<Reclaimable> {
+        self.meta.reclaimable().await
+    }
+
+    /// Whether a pass runs, what the last one did, when the next is due.
+    pub fn gc_status(&self) -> GcStatus {
+        self.gc
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Finishes what a pass a crash interrupted left: removes the files of
+    /// tombstoned blobs and drops their tombstones. Run at start-up, before
+    /// serving; returns how many it finished.
+    pub async fn recover_gc(&self) -> Result<usize> {
+        let leftovers = self.meta.tombstones().await?;
+        for digest in &leftovers {
+            self.delete_tombstoned(digest).await?;
+        }
+        Ok(leftovers.len())
+    }
+
+    async fn run_phases(
+        &self,
+        cutoffs: &Cutoffs,
+        progress: &dyn GcProgress,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let dry_run = report.dry_run;
+        if !dry_run {
+            // What reads asked for is on disk before anything is judged; reads
+            // not yet written are asked about one by one below anyway.
+            self.touches.flush(&*self.meta).await?;
+            self.recover_gc().await?;
+        }
+        progress.phase("retention", 0);
+        self.apply_retention(dry_run, report).await?;
+        if let Some(pushed_before) = cutoffs.pushed_before {
+            self.collect_untagged_manifests(pushed_before, progress, report)
+                .await?;
+        }
+        self.collect_dangling_links(cutoffs.touched_before, progress, report)
+            .await?;
+        self.collect_blobs(cutoffs.touched_before, progress, report)
+            .await?;
+        self.collect_orphan_files(cutoffs.touched_before, progress, report)
+            .await?;
+        progress.phase("uploads", 0);
+        if dry_run {
+            let cutoff = unix_now().saturating_sub(secs(self.options.upload_expiry));
+            report.uploads_removed = self.meta.stale_uploads(cutoff).await?.len() as u64;
+        } else {
+            report.uploads_removed = self.expire_uploads().await? as u64;
+            progress.phase("claims", 0);
+            self.meta.expire_claims(unix_now()).await?;
+        }
+        Ok(())
+    }
+
+    /// Untagged manifests past their age, that nothing in their repository
+    /// holds, until none is left (deleting an index orphans its children).
+    async fn collect_untagged_manifests(
+        &self,
+        pushed_before: i64,
+        progress: &dyn GcProgress,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        loop {
+            let found = self.meta.gc_untagged_manifests(pushed_before, PAGE).await?;
+            progress.phase("manifests", found.len() as u64);
+            if found.is_empty() {
+                return Ok(());
+            }
+            let mut removed = 0;
+            for (repo, digest) in found {
+                let gone = report.dry_run
+                    || self
+                        .meta
+                        .delete_untagged_manifest(&repo, &digest, pushed_before)
+                        .await?;
+                progress.advance(1);
+                if gone {
+                    removed += 1;
+                    report.manifests_removed += 1;
+                    report.list(Removal {
+                        kind: RemovalKind::Manifest,
+                        repository: Some(repo.to_string()),
+                        name: digest.to_string(),
+                        bytes: 0,
+                        reason: "untagged, and nothing holds it".into(),
+                    });
+                }
+            }
+            // A dry run cannot see what deleting these would orphan.
+            if report.dry_run || removed == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Links of repositories to blobs that none of their manifests names,
+    /// untouched since the cutoff.
+    async fn collect_dangling_links(
+        &self,
+        touched_before: i64,
+        progress: &dyn GcProgress,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        loop {
+            let found = self.meta.gc_dangling_links(touched_before, PAGE).await?;
+            progress.phase("links", found.len() as u64);
+            let mut removed = 0;
+            for (repo, digest, size) in &found {
+                let gone = if report.dry_run {
+                    true
+                } else {
+                    match self.touches.hold(Some(repo), digest, touched_before) {
+                        None => false, // read since the cutoff
+                        Some(_hold) => {
+                            self.meta
+                                .unlink_dangling(repo, digest, touched_before)
+                                .await?
+                        }
+                    }
+                };
+                progress.advance(1);
+                if gone {
+                    removed += 1;
+                    report.links_removed += 1;
+                    report.list(Removal {
+                        kind: RemovalKind::Link,
+                        repository: Some(repo.to_string()),
+                        name: digest.to_string(),
+                        bytes: *size,
+                        reason: "no manifest of the repository names it".into(),
+                    });
+                }
+            }
+            if report.dry_run || removed == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Blobs nothing references, untouched since the cutoff: tombstoned in
+    /// batches (re-checked one by one), then their files removed.
+    async fn collect_blobs(
+        &self,
+        touched_before: i64,
+        progress: &dyn GcProgress,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        progress.phase("blobs", self.meta.reclaimable().await?.blobs);
+        let mut after: Option<Digest> = None;
+        loop {
+            let batch = self
+                .meta
+                .gc_blob_candidates(touched_before, after.as_ref(), BLOB_BATCH)
+                .await?;
+            let Some((last, _)) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            report.candidates += batch.len() as u64;
+            let removed = if report.dry_run {
+                batch
+            } else {
+                self.tombstone_and_delete(batch, touched_before, report)
+                    .await?
+            };
+            for (digest, size) in removed {
+                report.blobs_removed += 1;
+                report.bytes_removed += size;
+                report.list(Removal {
+                    kind: RemovalKind::Blob,
+                    repository: None,
+                    name: digest.to_string(),
+                    bytes: size,
+                    reason: "no manifest references it".into(),
+                });
+            }
+            progress.advance(BLOB_BATCH as u64);
+        }
+    }
+
+    /// Tombstones what is still a candidate, then deletes those files and
+    /// drops their tombstones; returns what went. Reads of a digest wait
+    /// only while its tombstone is decided.
+    async fn tombstone_and_delete(
+        &self,
+        batch: Vec<(Digest, u64)>,
+        touched_before: i64,
+        report: &mut GcReport,
+    ) -> Result<Vec<(Digest, u64)>> {
+        let mut held = Vec::with_capacity(batch.len());
+        for (digest, _) in &batch {
+            match self.touches.hold(None, digest, touched_before) {
+                Some(hold) => held.push((digest, hold)),
+                None => report.rescued += 1,
+            }
+        }
+        let mut deciding = Vec::with_capacity(held.len());
+        for (digest, _) in &held {
+            deciding.push(self.meta.tombstone_blob(digest, touched_before));
+        }
+        let decisions = futures_util::future::join_all(deciding).await;
+        let mut tombstoned = Vec::with_capacity(held.len());
+        for ((digest, _), decided) in held.iter().zip(decisions) {
+            if let Some(size) = decided? {
+                tombstoned.push(((*digest).clone(), size));
+            }
+        }
+        report.rescued += (held.len() - tombstoned.len()) as u64;
+        drop(held); // the links are gone: reads now miss
+        let mut deleting = Vec::with_capacity(tombstoned.len());
+        for (digest, _) in &tombstoned {
+            deleting.push(self.delete_tombstoned(digest));
+        }
+        let deleted: Vec<Result<()>> = stream::iter(deleting)
+            .buffer_unordered(PARALLEL_DELETES)
+            .collect()
+            .await;
+        deleted.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(tombstoned)
+    }
+
+    /// Removes a tombstoned blob's file, then its tombstone.
+    async fn delete_tombstoned(&self, digest: &Digest) -> Result<()> {
+        self.blobs.delete(digest).await?;
+        self.meta.drop_tombstone(digest).await
+    }
+
+    /// Files the blob store holds that no metadata knows (a crash between
+    /// writing the bytes and recording them), older than the cutoff.
+    async fn collect_orphan_files(
+        &self,
+        touched_before: i64,
+        progress: &dyn GcProgress,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        progress.phase("orphans", 0);
+        let cutoff = UNIX_EPOCH + Duration::from_secs(u64::try_from(touched_before).unwrap_or(0));
+        let mut after: Option<Digest> = None;
+        loop {
+            let files = self.blobs.list(after.as_ref(), PAGE).await?;
+            let Some(last) = files.last() else {
+                return Ok(());
+            };
+            after = Some(last.digest.clone());
+            for file in files {
+                progress.advance(1);
+                if file.modified >= cutoff || self.meta.known_blob(&file.digest).await? {
+                    continue;
+                }
+                if !report.dry_run {
+                    if !self.meta.tombstone_orphan(&file.digest).await? {
+                        continue;
+                    }
+                    self.delete_tombstoned(&file.digest).await?;
+                }
+                report.blobs_removed += 1;
+                report.bytes_removed += file.size;
+                report.list(Removal {
+                    kind: RemovalKind::Blob,
+                    repository: None,
+                    name: file.digest.to_string(),
+                    bytes: file.size,
+                    reason: "a stored file no metadata records".into(),
+                });
+            }
+        }
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
