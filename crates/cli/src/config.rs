@@ -5,10 +5,13 @@
 //! The environment layer is `BERTH_*` over `registry:2`'s `REGISTRY_*`
 //! (see [`registry_env`]), so berth's image runs where `registry:2` did.
 
+mod policies;
 mod registry_env;
 
 use berth_auth::{AccessRules, ExternalIssuerConfig, RuleConfig, RulesError};
+use berth_registry::policy::Policies;
 use berth_server::{CorsError, CorsPolicy, CorsSettings, TlsSettings};
+pub use policies::{ImmutableConfig, PolicyError, QuotaConfig, RetentionConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -82,6 +85,10 @@ pub struct RawConfig {
     pub access: Option<Vec<RuleConfig>>,
     /// `[[token_issuers]]`: external token services whose tokens are accepted.
     pub token_issuers: Option<Vec<ExternalIssuerConfig>>,
+    /// `[[retention]]`, `[[immutable]]`, `[[quota]]`: see [`policies`].
+    pub retention: Option<Vec<RetentionConfig>>,
+    pub immutable: Option<Vec<ImmutableConfig>>,
+    pub quota: Option<Vec<QuotaConfig>>,
 }
 
 impl RawConfig {
@@ -126,6 +133,9 @@ impl RawConfig {
             groups: over.groups.or(self.groups),
             access: over.access.or(self.access),
             token_issuers: over.token_issuers.or(self.token_issuers),
+            retention: over.retention.or(self.retention),
+            immutable: over.immutable.or(self.immutable),
+            quota: over.quota.or(self.quota),
         }
     }
 
@@ -183,6 +193,9 @@ impl RawConfig {
             groups: None,
             access: None,
             token_issuers: None,
+            retention: None,
+            immutable: None,
+            quota: None,
         })
     }
 }
@@ -205,6 +218,8 @@ pub enum ConfigError {
     NeedsHtpasswd(&'static str),
     #[error("token issuer {0:?}: give exactly one of public_key and jwks")]
     IssuerKey(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error("TLS needs both a certificate and a key (tls_certificate and tls_key, or --tls-cert and --tls-key); only the {0} is set")]
     TlsHalf(&'static str),
 }
@@ -268,6 +283,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Users, rules and tokens; `None`: auth is off.
     pub auth: Option<AuthSettings>,
+    /// Retention, immutable tags and quotas.
+    pub policies: Policies,
 }
 
 /// The auth settings, validated; the key files are read when serving starts.
@@ -396,6 +413,7 @@ impl Config {
             }
         }
         let auth = auth_settings(&mut raw)?;
+        let policies = policies::take(&mut raw)?;
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -478,6 +496,7 @@ impl Config {
             warnings,
             metrics_public: raw.metrics_public.unwrap_or(false),
             auth,
+            policies,
         })
     }
 }
@@ -935,5 +954,29 @@ jwks = "/etc/berth/jwks.json"
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn policy_tables_are_read_from_the_file_and_bad_rules_refused() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.policies, Policies::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:7000\"\n[[retention]]\nrepositories = \"ci/*\"\nkeep_last = 3\n[[immutable]]\nrepositories = \"prod/*\"\n[[quota]]\nrepositories = \"*\"\nmax_bytes = \"1GiB\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.policies.retention_for("ci/x").unwrap().keep_last, Some(3));
+        assert!(c.policies.is_immutable("prod/x", "anything"));
+        assert_eq!(
+            c.policies.quota_for("x").unwrap().quota.max_bytes,
+            Some(1 << 30)
+        );
+        std::fs::write(&file, "[[quota]]\nrepositories = \"*\"\n").unwrap();
+        let err = Config::load(Some(file), &env(&[]), RawConfig::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Policy(_)), "{err}");
+        assert!(err.to_string().contains("limits nothing"), "{err}");
     }
 }

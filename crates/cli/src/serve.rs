@@ -29,6 +29,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
             min_free_percent: config.min_free_percent,
             max_uploads: config.max_upload_sessions,
             max_uploads_per_client: config.max_upload_sessions_per_client,
+            policies: Arc::new(config.policies.clone()),
             ..Default::default()
         },
     ));
@@ -97,7 +98,11 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         linux_io = io.linux_calls(),
         "berth listening"
     );
-    berth_server::serve_with(listener, registry, options, shutdown_signal()).await?;
+    berth_server::serve_with(listener, registry.clone(), options, shutdown_signal()).await?;
+    // Pull times noted in the last minute would be lost otherwise.
+    if let Err(e) = registry.flush_pulls().await {
+        tracing::warn!(error = %e, "writing the last pull times failed");
+    }
     tracing::info!("berth stopped");
     Ok(())
 }

@@ -24,6 +24,7 @@
 //! | `ui`            | the web UI's pages, assets, escaping and deletes            |
 //! | `api`           | /api/v1 JSON: overview, summaries, tag and image details    |
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
+//! | `policies`      | immutable tags and quotas from a config file: DENIED bodies |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -39,6 +40,7 @@ mod conformance {
     mod durability;
     mod manifest_push;
     mod operations;
+    mod policies;
     mod portable_io;
     mod pull;
     mod registry_env;

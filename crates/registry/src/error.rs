@@ -1,6 +1,7 @@
 //! The one error type of the registry, and the spec's error codes it maps to.
 
 use crate::layers::LayerError;
+use crate::units::format_size;
 use berth_oci::{Digest, DigestError, ManifestError, NameError, TagError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -112,6 +113,23 @@ pub enum Error {
     /// A layer's files were asked for, but its blob is not a readable tar.
     #[error("cannot list the files of {digest}: {reason}")]
     Layer { digest: Digest, reason: LayerError },
+    /// A push would move a tag an `[[immutable]]` rule covers.
+    #[error(
+        "tag {repository}:{tag} is immutable and already points at {current}; push under a new tag"
+    )]
+    TagImmutable {
+        repository: String,
+        tag: String,
+        current: Digest,
+    },
+    /// A manifest PUT would take its repository over a `[[quota]]`.
+    #[error("{}", quota_message(repository, *resource, *used, *limit))]
+    QuotaExceeded {
+        repository: String,
+        resource: QuotaResource,
+        used: u64,
+        limit: u64,
+    },
     /// Files were asked for of an index, which has none of its own.
     #[error("manifest {digest} is an index: ask for the files of one of its {} platform manifests", manifests.len())]
     IndexHasNoFiles {
@@ -144,7 +162,9 @@ impl Error {
             | Error::Unsupported(_)
             | Error::Layer { .. }
             | Error::IndexHasNoFiles { .. } => ErrorCode::Unsupported,
-            Error::StillReferenced { .. } => ErrorCode::Denied,
+            Error::StillReferenced { .. }
+            | Error::TagImmutable { .. }
+            | Error::QuotaExceeded { .. } => ErrorCode::Denied,
             Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
             Error::Storage(_) | Error::InsufficientStorage { .. } => ErrorCode::Unknown,
@@ -156,8 +176,91 @@ impl Error {
     }
 }
 
+/// What a quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaResource {
+    /// Manifests plus the distinct blobs they name.
+    Bytes,
+    Tags,
+}
+
+impl QuotaResource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaResource::Bytes => "bytes",
+            QuotaResource::Tags => "tags",
+        }
+    }
+}
+
+impl std::fmt::Display for QuotaResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `repository r would hold 10.5 GiB, over its quota of 10 GiB`; exact
+/// bytes are added where rounding would show two equal sizes.
+fn quota_message(repository: &str, resource: QuotaResource, used: u64, limit: u64) -> String {
+    let (used, limit) = match resource {
+        QuotaResource::Tags => (format!("{used} tags"), format!("{limit} tags")),
+        QuotaResource::Bytes => {
+            let (u, l) = (format_size(used), format_size(limit));
+            if u == l {
+                (
+                    format!("{u} ({used} bytes)"),
+                    format!("{l} ({limit} bytes)"),
+                )
+            } else {
+                (u, l)
+            }
+        }
+    };
+    format!("repository {repository} would hold {used}, over its quota of {limit}")
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::storage(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_refusals_are_denied_with_messages_that_say_why() {
+        let current = Digest::sha256_of(b"v1");
+        let e = Error::TagImmutable {
+            repository: "prod/app".into(),
+            tag: "v1".into(),
+            current: current.clone(),
+        };
+        assert_eq!(e.code(), ErrorCode::Denied);
+        assert_eq!(
+            e.to_string(),
+            format!("tag prod/app:v1 is immutable and already points at {current}; push under a new tag")
+        );
+        let quota = |resource, used, limit| Error::QuotaExceeded {
+            repository: "team/app".into(),
+            resource,
+            used,
+            limit,
+        };
+        let e = quota(QuotaResource::Bytes, (10 << 30) + (1 << 29), 10 << 30);
+        assert_eq!(e.code(), ErrorCode::Denied);
+        assert_eq!(
+            e.to_string(),
+            "repository team/app would hold 10.5 GiB, over its quota of 10 GiB"
+        );
+        assert_eq!(
+            quota(QuotaResource::Bytes, 1025, 1024).to_string(),
+            "repository team/app would hold 1 KiB (1025 bytes), over its quota of 1 KiB (1024 bytes)"
+        );
+        assert_eq!(
+            quota(QuotaResource::Tags, 3, 2).to_string(),
+            "repository team/app would hold 3 tags, over its quota of 2 tags"
+        );
     }
 }

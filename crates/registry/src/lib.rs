@@ -12,13 +12,14 @@ pub mod fsck;
 pub mod gc;
 pub mod import;
 pub mod layers;
+pub mod policy;
 pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod units;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, QuotaResource, Result};
 pub use registry::{
     BlobBody, BlobSummary, ExpectedChunk, ImageContents, ImageDetail, IndexChild, ManifestContent,
     ManifestPushed, MountOutcome, Page, RangeRequest, Readiness, ReferrerSummary, ReferrersPage,

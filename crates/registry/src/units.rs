@@ -76,6 +76,28 @@ pub fn parse_size(value: &str) -> Result<u64, UnitError> {
     number.checked_mul(multiplier).ok_or_else(error)
 }
 
+/// Bytes for people, in binary units with at most one decimal: `512 B`,
+/// `1.5 KiB`, `10 GiB` (a whole number of the unit drops the `.0`).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut unit = 0;
+    let mut scale: u64 = 1024;
+    while unit + 1 < UNITS.len() && bytes / scale >= 1024 {
+        scale *= 1024;
+        unit += 1;
+    }
+    // Tenths of the unit, rounded, in integers so large sizes stay exact.
+    let tenths = (u128::from(bytes) * 10 + u128::from(scale) / 2) / u128::from(scale);
+    if tenths % 10 == 0 {
+        format!("{} {}", tenths / 10, UNITS[unit])
+    } else {
+        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +138,21 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         for bad in ["", "GiB", "1.5GiB", "10gib", "-1", "99999999999TiB"] {
             assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn sizes_format_in_binary_units_with_one_decimal() {
+        for (bytes, text) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (10 << 30, "10 GiB"),
+            ((10 << 30) + (1 << 29), "10.5 GiB"),
+            (u64::MAX, "16 EiB"),
+        ] {
+            assert_eq!(format_size(bytes), text, "{bytes}");
         }
     }
 }

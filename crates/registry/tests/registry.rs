@@ -802,6 +802,33 @@ impl berth_registry::MetaStore for SessionsStick {
     async fn expire_claims(&self, now: i64) -> Result<u64, Error> {
         self.0.expire_claims(now).await
     }
+    async fn record_pulls(
+        &self,
+        pulls: Vec<berth_registry::storage::PullRecord>,
+    ) -> Result<(), Error> {
+        self.0.record_pulls(pulls).await
+    }
+    async fn tag_states(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<Vec<berth_registry::policy::TagState>, Error> {
+        self.0.tag_states(r).await
+    }
+    async fn delete_tag_if(
+        &self,
+        r: &RepositoryName,
+        t: &Tag,
+        d: &Digest,
+        updated_at: i64,
+    ) -> Result<bool, Error> {
+        self.0.delete_tag_if(r, t, d, updated_at).await
+    }
+    async fn repository_usage(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<berth_registry::storage::RepositoryUsage, Error> {
+        self.0.repository_usage(r).await
+    }
 }
 
 #[tokio::test]

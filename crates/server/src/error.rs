@@ -76,6 +76,7 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::Layer { .. } | Error::IndexHasNoFiles { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::DeleteDisabled => StatusCode::METHOD_NOT_ALLOWED,
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
+        Error::TagImmutable { .. } | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
         Error::TooManyUploads { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
@@ -105,6 +106,19 @@ fn detail_of(e: &Error) -> serde_json::Value {
         }
         Error::Layer { digest, reason } => {
             json!({ "digest": digest.to_string(), "reason": reason.to_string() })
+        }
+        Error::TagImmutable {
+            repository,
+            tag,
+            current,
+        } => json!({ "repository": repository, "tag": tag, "current": current.to_string() }),
+        Error::QuotaExceeded {
+            repository,
+            resource,
+            used,
+            limit,
+        } => {
+            json!({ "repository": repository, "resource": resource.as_str(), "used": used, "limit": limit })
         }
         Error::IndexHasNoFiles { digest, manifests } => {
             let manifests: Vec<String> = manifests.iter().map(ToString::to_string).collect();
@@ -326,6 +340,43 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
         assert!(body_text(response).await.contains("TOOMANYREQUESTS"));
+    }
+
+    #[tokio::test]
+    async fn policy_refusals_are_403_denied_with_their_message_and_detail() {
+        let current = Digest::sha256_of(b"v1");
+        let response = ApiError::Registry(Error::TagImmutable {
+            repository: "prod/app".into(),
+            tag: "v1".into(),
+            current: current.clone(),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        let error = &body["errors"][0];
+        assert_eq!(error["code"], "DENIED");
+        assert_eq!(
+            error["message"],
+            format!("tag prod/app:v1 is immutable and already points at {current}; push under a new tag")
+        );
+        assert_eq!(error["detail"]["current"], current.to_string());
+        let response = ApiError::Registry(Error::QuotaExceeded {
+            repository: "team/app".into(),
+            resource: berth_registry::error::QuotaResource::Tags,
+            used: 3,
+            limit: 2,
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        let error = &body["errors"][0];
+        assert_eq!(error["code"], "DENIED");
+        assert_eq!(
+            error["message"],
+            "repository team/app would hold 3 tags, over its quota of 2 tags"
+        );
+        assert_eq!(error["detail"]["resource"], "tags");
+        assert_eq!(error["detail"]["limit"], 2);
     }
 
     #[tokio::test]

@@ -278,7 +278,11 @@ impl Run<'_> {
             }
         };
         let reference = Reference::Tag(tag);
-        match self.registry.manifest(name, &reference, &[], false).await {
+        match self
+            .registry
+            .find_manifest(name, &reference, &[], false)
+            .await
+        {
             Ok(current) if current.digest == *digest => {
                 self.report.tags_present += 1;
                 return Ok(());
@@ -300,7 +304,11 @@ impl Run<'_> {
 
     async fn has_manifest(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, Error> {
         let reference = Reference::Digest(digest.clone());
-        match self.registry.manifest(name, &reference, &[], false).await {
+        match self
+            .registry
+            .find_manifest(name, &reference, &[], false)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(Error::ManifestUnknown(_)) => Ok(false),
             Err(e) => Err(e),

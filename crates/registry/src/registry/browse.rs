@@ -246,7 +246,7 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ImageDetail> {
-        let content = match self.manifest(repo, reference, &[], true).await {
+        let content = match self.find_manifest(repo, reference, &[], true).await {
             Err(Error::ManifestUnknown(what)) => {
                 return Err(match self.meta.list_tags(repo, None, 1).await? {
                     None => Error::NameUnknown(repo.to_string()),

@@ -91,7 +91,7 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Arc<MergedTree>> {
-        let manifest = self.manifest(repo, reference, &[], true).await?;
+        let manifest = self.find_manifest(repo, reference, &[], true).await?;
         if let Some(tree) = self.tree_cache.get(&manifest.digest) {
             return Ok(tree);
         }

@@ -1,11 +1,11 @@
 //! Manifests: pushing one (parse, verify, check its references, record it)
 //! and serving one by tag or digest.
 
-use super::{verify, Registry};
+use super::{pull_log, unix_now, verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ManifestRecord, ManifestRow, PutOptions};
+use crate::storage::{ManifestRecord, ManifestRow, PulledBy, PutOptions};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
-use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName};
+use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 
@@ -70,12 +70,27 @@ impl Registry {
                 .map(|d| (d.digest, d.size))
                 .collect(),
         };
+        let immutable_tag = tag.is_some_and(|t| {
+            self.options
+                .policies
+                .is_immutable(repo.as_str(), t.as_str())
+        });
+        if let (true, Some(tag)) = (immutable_tag, tag) {
+            // Refused before writing anything when it already shows; the
+            // put transaction decides for pushes that race.
+            self.refuse_moving_immutable(repo, tag, &digest).await?;
+        }
         // Claimed first, so that no collection deletes the bytes between
         // their write and the record naming them (see crate::gc).
         let claim = self.claim(&digest).await?;
         let options = PutOptions {
             claim: Some(claim.clone()),
-            ..Default::default()
+            immutable_tag,
+            quota: self
+                .options
+                .policies
+                .quota_for(repo.as_str())
+                .map(|rule| rule.quota),
         };
         let stored = async {
             self.blobs.put(&digest, bytes.clone()).await?;
@@ -93,9 +108,60 @@ impl Registry {
         })
     }
 
-    /// A manifest by tag or digest, if its type is one the client accepts.
+    /// `Error::TagImmutable` if `tag` points at a manifest other than `digest`.
+    async fn refuse_moving_immutable(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<()> {
+        match self.meta.manifest_by_tag(repo, tag).await? {
+            Some(current) if current.digest != *digest => Err(Error::TagImmutable {
+                repository: repo.to_string(),
+                tag: tag.to_string(),
+                current: current.digest,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A manifest by tag or digest, if its type is one the client accepts:
+    /// a client's pull (GET or HEAD), so its time is noted for retention.
     /// `accept` lists media types from the `Accept` header; empty means any.
     pub async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accept: &[&str],
+        with_body: bool,
+    ) -> Result<ManifestContent> {
+        let content = self
+            .find_manifest(repo, reference, accept, with_body)
+            .await?;
+        let by = match reference {
+            Reference::Tag(tag) => PulledBy::Tag(tag.clone()),
+            Reference::Digest(digest) => PulledBy::Digest(digest.clone()),
+        };
+        if let Some(delay) = self.pulls.record(repo, by, unix_now()) {
+            pull_log::schedule_flush(self.pulls.clone(), self.meta.clone(), delay);
+        }
+        Ok(content)
+    }
+
+    /// Writes the pull times noted so far (retention calls this first);
+    /// how many were written.
+    pub async fn flush_pulls(&self) -> Result<usize> {
+        self.pulls.flush(&*self.meta).await
+    }
+
+    /// Pull times noted and not yet written.
+    pub fn pending_pulls(&self) -> usize {
+        self.pulls.len()
+    }
+
+    /// [`Registry::manifest`] for berth's own reads (the UI, listings,
+    /// imports): not a pull.
+    pub(crate) async fn find_manifest(
         &self,
         repo: &RepositoryName,
         reference: &Reference,

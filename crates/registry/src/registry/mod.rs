@@ -19,6 +19,8 @@ mod in_flight;
 mod layer_files;
 mod manifest_cache;
 mod manifests;
+pub mod pull_log;
+mod quotas;
 mod range;
 mod retention;
 mod single_flight;
@@ -41,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::gc::collector::GcState;
 use crate::gc::{GcSettings, TouchLog};
 use crate::layers::ListingLimits;
+use crate::policy::Policies;
 use crate::storage::{BlobStore, MetaStore};
 use berth_oci::Digest;
 use digest_lru::{DigestLru, Listed};
@@ -66,6 +69,8 @@ pub struct RegistryOptions {
     /// cap also bounds a client's monolithic pushes in progress.
     pub max_uploads: usize,
     pub max_uploads_per_client: usize,
+    /// Retention, immutable tags and quotas from the configuration.
+    pub policies: Arc<Policies>,
     /// Online garbage collection: grace delay, interval, untagged manifests.
     pub gc: GcSettings,
 }
@@ -79,6 +84,7 @@ impl Default for RegistryOptions {
             min_free_percent: 5,
             max_uploads: 10_000,
             max_uploads_per_client: 100,
+            policies: Arc::default(),
             gc: GcSettings::default(),
         }
     }
@@ -103,6 +109,8 @@ pub struct Registry {
     /// Reads of blobs, to restart their grace delay without a write each.
     pub(crate) touches: Arc<TouchLog>,
     pub(crate) gc: GcState,
+    /// Manifest pulls, for retention's keep_pulled_within, without a write each.
+    pulls: Arc<pull_log::PullLog>,
 }
 
 impl Registry {
@@ -114,6 +122,7 @@ impl Registry {
         Registry {
             touches: Arc::new(TouchLog::new(options.gc.grace)),
             gc: GcState::default(),
+            pulls: Arc::default(),
             blobs,
             meta,
             options,

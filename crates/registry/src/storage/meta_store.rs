@@ -1,6 +1,8 @@
 //! [`MetaStore`]: repository-scoped metadata, and the rows it answers with.
 
+use super::{PullRecord, RepositoryUsage};
 use crate::error::Result;
+use crate::policy::TagState;
 use async_trait::async_trait;
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::time::Duration;
@@ -411,4 +413,29 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Deletes claims whose lease ended before `now`; how many.
     async fn expire_claims(&self, now: i64) -> Result<u64>;
+
+    // --- Policies (see `crate::policy`). ---
+
+    /// Moves last-pull times forward (by tag on `tags`, by digest on
+    /// `manifests`; never back). Need only survive a restart of berth: a
+    /// lost pull time makes a tag look less recently used, nothing worse.
+    async fn record_pulls(&self, pulls: Vec<PullRecord>) -> Result<()>;
+
+    /// Every tag of `repo` with its push time (`updated_at`) and last pull
+    /// (by tag or of its manifest by digest, the later), sorted by name.
+    async fn tag_states(&self, repo: &RepositoryName) -> Result<Vec<TagState>>;
+
+    /// Deletes `tag` only if it still points at `digest`, pushed at
+    /// `updated_at`, in one transaction: a tag pushed again after retention
+    /// read it survives. Whether it deleted.
+    async fn delete_tag_if(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+        updated_at: i64,
+    ) -> Result<bool>;
+
+    /// What `repo` holds as its quota counts it (zero if it does not exist).
+    async fn repository_usage(&self, repo: &RepositoryName) -> Result<RepositoryUsage>;
 }

@@ -12,6 +12,7 @@ mod file_region;
 pub mod fs;
 mod io_mode;
 mod meta_store;
+mod policy_rows;
 pub mod sqlite;
 
 pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};
@@ -22,6 +23,7 @@ pub use meta_store::{
     Reclaimable, ReferrerRecord, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
     UploadSession,
 };
+pub use policy_rows::{PullRecord, PulledBy, RepositoryUsage};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;

@@ -22,11 +22,13 @@ mod blob_store;
 mod browse;
 mod gc;
 mod meta_store;
+mod policies;
 
 pub use blob_store::*;
 pub use browse::*;
 pub use gc::*;
 pub use meta_store::*;
+pub use policies::*;
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
 use berth_oci::{Digest, RepositoryName};
@@ -74,6 +76,12 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     untagged_manifests_spare_children_and_referrers(&*meta).await;
     deleting_a_manifest_touches_what_it_named(&*meta).await;
     orphans_are_tombstoned_unless_known_or_claimed(&*meta).await;
+    pull_times_move_forward_by_tag_and_by_digest(&*meta).await;
+    a_tag_is_deleted_only_if_unchanged_since_read(&*meta).await;
+    repository_usage_counts_shared_blobs_once(&*meta).await;
+    an_immutable_tag_refuses_a_different_manifest(&*meta).await;
+    a_byte_quota_counts_shared_layers_once(&*meta).await;
+    a_tag_quota_refuses_only_new_tags_beyond_it(&*meta).await;
     upload_sessions_are_capped(meta).await;
 }
 

@@ -32,6 +32,8 @@ fn check_sizes(tx: &Connection, sql: &str, repo_id: i64, refs: &[(Digest, u64)])
 
 /// Stores `m` in `repo` (tagged `tag`) if everything it refers to is there,
 /// records its own bytes as a touched blob and releases `options.claim`.
+/// Refuses moving an immutable tag, and anything that takes the repository
+/// over its quota, in the same transaction (so nothing of it stays).
 pub(super) fn put(
     tx: &Connection,
     repo: &str,
@@ -41,6 +43,7 @@ pub(super) fn put(
 ) -> Result<()> {
     let id = ensure_repo(tx, repo)?;
     let digest = m.digest.to_string();
+    let before = super::policies::before_put(tx, repo, id, &m.digest, tag, options.immutable_tag)?;
     record_manifest_bytes(tx, &m.digest, m.size)?;
     if let Some(claim) = &options.claim {
         super::gc::release_claim(tx, &claim.id)?;
@@ -93,7 +96,7 @@ pub(super) fn put(
         )
         .map_err(storage_err)?;
     }
-    Ok(())
+    super::policies::after_put(tx, repo, id, before, options.quota.as_ref())
 }
 
 /// Upserts the `blobs` row of a manifest's own bytes, touched now. Refused

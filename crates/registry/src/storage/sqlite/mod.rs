@@ -13,15 +13,16 @@ mod gc;
 mod listings;
 mod manifests;
 mod monitoring;
+mod policies;
 mod readers;
 pub mod schema;
 mod uploads;
 mod writer;
 
 use super::{
-    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PutOptions,
-    Reclaimable, ReferrerRecord, RepositorySummary, StoreStats, TagCursor, TagRow, UploadLimits,
-    UploadSession,
+    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PullRecord,
+    PutOptions, Reclaimable, ReferrerRecord, RepositorySummary, RepositoryUsage, StoreStats,
+    TagCursor, TagRow, UploadLimits, UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -451,6 +452,38 @@ impl MetaStore for SqliteMetaStore {
     async fn expire_claims(&self, now: i64) -> Result<u64> {
         self.write_lazily(move |tx| gc::expire_claims(tx, now))
             .await
+    }
+
+    async fn record_pulls(&self, pulls: Vec<PullRecord>) -> Result<()> {
+        if pulls.is_empty() {
+            return Ok(());
+        }
+        self.write_lazily(move |tx| policies::record_pulls(tx, &pulls))
+            .await
+    }
+
+    async fn tag_states(&self, repo: &RepositoryName) -> Result<Vec<crate::policy::TagState>> {
+        let repo = repo.to_string();
+        self.readers
+            .read(move |c| policies::tag_states(c, &repo))
+            .await
+    }
+
+    async fn delete_tag_if(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+        updated_at: i64,
+    ) -> Result<bool> {
+        let (repo, tag, digest) = (repo.to_string(), tag.to_string(), digest.to_string());
+        self.write(move |tx| policies::delete_tag_if(tx, &repo, &tag, &digest, updated_at))
+            .await
+    }
+
+    async fn repository_usage(&self, repo: &RepositoryName) -> Result<RepositoryUsage> {
+        let repo = repo.to_string();
+        self.readers.read(move |c| policies::usage(c, &repo)).await
     }
 }
 

@@ -90,6 +90,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX manifest_refs_by_digest ON manifest_refs (child);
     CREATE INDEX manifests_by_digest ON manifests (digest);
     ",
+    // v6 (policies): last pulls, by tag and by digest, for retention's
+    // keep_pulled_within. NULL: not pulled since the column exists.
+    "ALTER TABLE tags ADD COLUMN pulled_at INTEGER;
+     ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;",
 ];
 
 /// The version a database has once [`migrate`] ran.
