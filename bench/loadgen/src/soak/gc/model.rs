@@ -5,7 +5,9 @@
 //!   writer, its pusher; deleters also remove it. Every change bumps the slot's
 //!   version *before* its request is sent and again after, so a puller that
 //!   reads the same version before its GET and after a 404 knows that nothing
-//!   removed the manifest: the 404 is a lost manifest.
+//!   removed the manifest: the 404 is a lost manifest. An odd version means
+//!   a change is in flight (its request may already have taken effect), so a
+//!   snapshot taken then proves nothing.
 //! - A [`Retained`] repository (`soak/retained/rN`) gets a new tag `tK` per push
 //!   from its one pusher, and a retention rule keeps the newest two: tag K may
 //!   only be gone once two newer pushes have at least been started.
@@ -44,6 +46,12 @@ impl Slot {
 
     pub fn version(&self) -> u64 {
         self.version.load(SeqCst)
+    }
+
+    /// True if the slot may have lost its manifest since `snapshot` (a
+    /// version from [`Slot::snapshot`]): it changed since, or was changing then.
+    pub fn changed_since(&self, snapshot: u64) -> bool {
+        snapshot % 2 == 1 || self.version() != snapshot
     }
 
     /// Marks a change about to be sent (call with `writer` held).
@@ -158,7 +166,13 @@ mod tests {
         let (v1, d1) = s.snapshot();
         assert_eq!(d1.as_deref(), Some("d1"));
         assert_eq!(v1, v0 + 2);
+        assert!(!s.changed_since(v1));
         s.changing();
+        // A snapshot taken while the change is in flight proves nothing, even
+        // if the version has not moved again by the time of the 404.
+        let (mid, _) = s.snapshot();
+        assert!(s.changed_since(mid));
+        assert!(s.changed_since(v1));
         assert_eq!(s.changed(None).as_deref(), Some("d1"));
     }
 

@@ -144,7 +144,7 @@ impl Puller {
     fn may_be_gone(&self, expect: &Expect) -> bool {
         let model = &self.ctx.model;
         match *expect {
-            Expect::Slot { index, version } => model.slots[index].version() != version,
+            Expect::Slot { index, version } => model.slots[index].changed_since(version),
             Expect::Retained { index, k } => model.retained[index].may_be_gone(k, model.keep_last),
             Expect::Retired => true,
         }
