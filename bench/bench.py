@@ -29,6 +29,16 @@ TARGETS = ("distribution", "berth")
 AUTH_TARGETS = ("distribution-htpasswd", "distribution", "berth-basic", "berth-token", "berth")
 AUTH_SCENARIOS = ("push_1m_16", "manifest_get")
 AUTH_BASELINE = "distribution-htpasswd"
+# --gc: berth with its collector off, and with it running every second
+# beside a stream of garbage (both get the stream); push and pull rows.
+GC_TARGETS = ("berth-gc-off", "berth-gc")
+GC_SCENARIOS = ("push_64m_monolithic_4", "push_1m_16", "pull_64m_4", "pull_1m_16")
+GC_ENV = {"berth-gc-off": {"BERTH_GC_INTERVAL": "off"},
+          # Grace: longer than the slowest push here takes from its first blob
+          # to the manifest naming them all (at 0 s the collector may take a
+          # blob in between: the grace is what protects a push in flight).
+          "berth-gc": {"BERTH_GC_INTERVAL": "1s", "BERTH_GC_GRACE": "10s"}}
+CHURN = {"size": "256KiB", "rate": 20}  # unreferenced blobs per second, pushed to both
 BENCH_USER = "bench"
 MiB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -166,7 +176,7 @@ class Server:
                 cmd += ["--htpasswd", self.htpasswd]
             if self.name == "berth-token":
                 cmd += ["--token-auth"]
-            return cmd, env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"))
+            return cmd, env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"), **GC_ENV.get(self.name, {}))
         cfg = os.path.join(self.workdir, f"{self.name}.yml")
         with open(cfg, "w") as f:
             f.write(
@@ -278,6 +288,46 @@ class Runner:
         self.name, self.lg, self.workdir = name, loadgen, workdir
         self.srv = Server(name, workdir, berth_bin=args.berth, password=password)
         self.res = {}
+        self.churn = None
+
+    def start_churn(self):
+        """`loadgen churn` against this server until stop_churn: garbage for a collector."""
+        self.churn_out = os.path.join(self.workdir, f"{self.name}-churn.out")
+        with open(self.churn_out, "w") as out:
+            self.churn = subprocess.Popen([self.lg.path, "churn", "--url", self.srv.url, "--size", CHURN["size"],
+                                           "--rate", str(CHURN["rate"])], stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL)
+
+    def stop_churn(self):
+        """Stops the churn by its PID; its last totals line (or an error)."""
+        if self.churn is None:
+            return {}
+        if self.churn.poll() is None:
+            self.churn.terminate()
+            self.churn.wait(timeout=15)
+        self.churn = None
+        try:
+            lines = [l for l in open(self.churn_out) if l.startswith("{")]
+            return json.loads(lines[-1]) if lines else {"error": "no output"}
+        except (OSError, json.JSONDecodeError) as e:
+            return {"error": str(e)}
+
+    def gc_metrics(self):
+        """The collector's counters from /metrics (None if it does not say)."""
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=5)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode(errors="replace")
+            c.close()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            for key, name in (("gc_runs", "berth_gc_runs_total "), ("gc_bytes", "berth_gc_reclaimed_bytes_total "),
+                              ("gc_blobs", 'berth_gc_removed_total{kind="blob"} ')):
+                if line.startswith(name):
+                    out[key] = float(line[len(name):])
+        return out
 
     def digests(self, tag):
         return os.path.join(self.workdir, f"{self.name}-{tag}.digests")
@@ -420,6 +470,8 @@ def write_htpasswd(berth_bin, path):
 
 
 def run_targets(names, args, lg, p, workdir):
+    if args.gc:
+        return run_gc_targets(names, args, lg, p, workdir)
     """All registries run side by side; each repetition of each scenario goes
     to each registry in turn, so drift on the machine affects them alike."""
     password = None
@@ -457,6 +509,44 @@ def run_targets(names, args, lg, p, workdir):
             r.srv.stop()
             if r.srv.alive():
                 log(f"  WARNING: {r.name} (pid {r.srv.pid}) still running")
+            shutil.rmtree(r.srv.data, ignore_errors=True)
+    return {r.name: r.res for r in runners}
+
+
+def run_gc_targets(names, args, lg, p, workdir):
+    """--gc: berth with its collector off and on, side by side, both under
+    the same churn of unreferenced blobs, the push and pull scenarios taking
+    turns as in the full bench. Pushes name their blobs in a manifest at the
+    end (timed), so the collector keeps what the pulls read."""
+    runners = [Runner(n, args, lg, workdir) for n in names]
+    chosen = [sc for sc in scenarios(p) if sc[0] in GC_SCENARIOS]
+    try:
+        for r in runners:
+            log(f"=== start {r.name} (+ churn: {CHURN['rate']}/s x {CHURN['size']}) ===")
+            if r.start("startup_empty"):
+                r.start_churn()
+        # The collector needs unreferenced blobs older than its grace before it has work.
+        time.sleep(12)
+        for key, make_args, _, _, _ in rounds(chosen):
+            log(f"=== {key} ===")
+            for r in runners:
+                if not r.ok("startup_empty"):
+                    continue
+                argv = make_args(r)
+                if argv is None:
+                    r.res.setdefault(key, {"runs": [], "error": "skipped: an earlier scenario it needs failed"})
+                    continue
+                if argv[0] == "push":
+                    argv = argv + ["--manifest-tag", f"{key}-{len(r.res.get(key, {}).get('runs', []))}"]
+                r.measure(key, argv)
+        for r in runners:
+            r.res["gc"] = {"median": r.gc_metrics() if r.srv.alive() else {}}
+            r.res["churn"] = {"median": r.stop_churn()}
+            log(f"  {r.name}: collector {r.res['gc']['median']}, churn {r.res['churn']['median']}")
+    finally:
+        for r in runners:
+            r.stop_churn()
+            r.srv.stop()
             shutil.rmtree(r.srv.data, ignore_errors=True)
     return {r.name: r.res for r in runners}
 
@@ -750,6 +840,48 @@ def auth_table(results, targets):
     return "\n".join(out)
 
 
+GC_ROWS = [
+    ("push 64 MiB monolithic, 4 streams (+ manifest)", "push_64m_monolithic_4", "mb_s", "MB/s"),
+    ("push 1 MiB x N, 16 streams (+ manifest)", "push_1m_16", "mb_s", "MB/s"),
+    ("pull 64 MiB, 4 streams", "pull_64m_4", "mb_s", "MB/s"),
+    ("pull 1 MiB, 16 streams", "pull_1m_16", "blobs_s", "blobs/s"),
+]
+
+
+def gc_report(doc, p):
+    res = doc["results"]
+    off, on = GC_TARGETS
+    out = ["| scenario | berth, GC off | berth, GC every 1 s | GC / off | server CPU s/GB, off / GC | unit |",
+           "|---|---:|---:|---:|---:|---|"]
+    for label, key, metric, unit in GC_ROWS:
+        a, b = cell(res, off, key, metric), cell(res, on, key, metric)
+        ratio = f"{b / a:.2f}x" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 else "—"
+        cpu = f"{fmt(cell(res, off, key, 'cpu_s_per_gb'))} / {fmt(cell(res, on, key, 'cpu_s_per_gb'))}"
+        out.append(f"| {label}{' †' if noisy(res, key) else ''} | {fmt(a)} | {fmt(b)} | {ratio} | {cpu} | {unit} |")
+    gc = res.get(on, {}).get("gc", {}).get("median", {})
+    churn = {t: res.get(t, {}).get("churn", {}).get("median", {}) for t in GC_TARGETS}
+    m = doc["machine"]
+    lines = [
+        f"## berth benchmark, GC ({doc['started']}, {'quick' if doc['quick'] else 'full'}, "
+        f"median of {p['reps']}, {doc['elapsed_s']:.0f} s)",
+        "",
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_total_gib')} GiB, kernel {m.get('kernel')}. "
+        f"Both servers get {CHURN['rate']} unreferenced {CHURN['size']} blobs a second (`loadgen churn`) for the whole run; "
+        f"GC on: `BERTH_GC_INTERVAL=1s BERTH_GC_GRACE=10s`; off: `BERTH_GC_INTERVAL=off`.",
+        "",
+        "\n".join(out),
+        "",
+        f"Collector (GC on) over the whole run: {fmt(gc.get('gc_runs'))} passes, {fmt(gc.get('gc_blobs'))} blobs and "
+        f"{fmt((gc.get('gc_bytes') or 0) / 1e6)} MB reclaimed; churn pushed "
+        + ", ".join(f"{t}: {fmt(c.get('blobs'))} blobs" for t, c in churn.items()) + ".",
+        f"\n† other work on the machine used more than {NOISY} of a core during these runs.",
+    ]
+    errs = [(t, k, e["error"]) for t, r in res.items() for k, e in r.items() if e.get("error")]
+    if errs:
+        lines += ["", "Failures:"] + [f"- {t} / {k}: {e}" for t, k, e in errs]
+    return "\n".join(lines)
+
+
 def auth_report(doc, p):
     m = doc["machine"]
     lines = [
@@ -783,11 +915,14 @@ def auth_report(doc, p):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=AUTH_TARGETS, action="append",
+    ap.add_argument("--only", choices=AUTH_TARGETS + GC_TARGETS, action="append",
                     help="run this registry only (repeatable); the auth ones need --auth")
     ap.add_argument("--auth", action="store_true",
                     help=f"auth rows instead of the full bench: {', '.join(AUTH_SCENARIOS)} against "
                          f"{', '.join(AUTH_TARGETS)}")
+    ap.add_argument("--gc", action="store_true",
+                    help=f"GC rows instead of the full bench: {', '.join(GC_SCENARIOS)} against "
+                         f"{', '.join(GC_TARGETS)} (collector off / every second, both under a churn of garbage)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small counts")
     ap.add_argument("--out", default=None, help="JSON results path (default bench/results/latest.json)")
     ap.add_argument("--loadgen", required=True)
@@ -797,9 +932,12 @@ def main():
     ap.add_argument("--workdir", help="parent of the temporary data dirs (default: system temp)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally blocks
-    targets = args.only or list(AUTH_TARGETS if args.auth else TARGETS)
-    if not args.auth and any(t not in TARGETS for t in targets):
-        sys.exit(f"{', '.join(t for t in targets if t not in TARGETS)}: only with --auth")
+    if args.auth and args.gc:
+        sys.exit("--auth and --gc are separate runs")
+    allowed = AUTH_TARGETS if args.auth else GC_TARGETS if args.gc else TARGETS
+    targets = args.only or list(allowed)
+    if any(t not in allowed for t in targets):
+        sys.exit(f"{', '.join(t for t in targets if t not in allowed)}: not a target of this run")
     # berth user add writes the htpasswd file even when only distribution-htpasswd runs.
     needs_berth = any(t != "distribution" for t in targets)
     if needs_berth and not (args.berth and os.access(args.berth, os.X_OK)):
@@ -810,7 +948,7 @@ def main():
     t0 = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="berth-bench.", dir=args.workdir)
     doc = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-           "auth": args.auth, "targets": targets, "plan": p, "results": {},
+           "auth": args.auth, "gc": args.gc, "targets": targets, "plan": p, "results": {},
            "loadavg_start": loadavg()}
     try:
         if args.wait_quiet:
@@ -819,13 +957,13 @@ def main():
         # A smoke run skips it: it only checks that every scenario runs.
         if not args.quick:
             doc["memory"] = fill_free_memory(workdir)
-        doc["machine"] = machine_info() if args.auth else machine_limits(lg, p, workdir)
+        doc["machine"] = machine_info() if args.auth or args.gc else machine_limits(lg, p, workdir)
         doc["results"] = run_targets(targets, args, lg, p, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     doc["elapsed_s"] = time.monotonic() - t0
     doc["loadavg_end"] = loadavg()
-    text = auth_report(doc, p) if args.auth else report(doc, p)
+    text = auth_report(doc, p) if args.auth else gc_report(doc, p) if args.gc else report(doc, p)
     doc["table_markdown"] = text
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:

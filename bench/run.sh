@@ -4,6 +4,7 @@
 #   bench/run.sh --quick              # smoke run: 1 repetition, small counts
 #   bench/run.sh --only distribution  # one registry only (also: --only berth)
 #   bench/run.sh --auth               # auth rows: manifest GET + 1 MiB push, with and without logins
+#   bench/run.sh --gc [--quick]       # GC rows: push and pull with the collector off / every second
 #   bench/run.sh --out /path/x.json   # JSON results (default bench/results/latest.json)
 # Environment:
 #   BERTH_BIN=/path/berth       use this binary, do not build berth

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: deps → lints → one build (profile `ci`: release
 # speed, overflow checks and debug assertions on) → cargo tests → fuzzing →
-# real clients → browser → a one-minute soak.
+# real clients → browser → a one-minute soak → a 90 s soak with GC running.
 # Last line: "N passed, M failed". Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
@@ -81,6 +81,14 @@ if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
   counted_step "bench/soak.sh" bash bench/soak.sh --duration 60 --clients 500
 else
   fail_step "soak not run: no berth binary"
+fi
+
+# ~2 min: 90 s of load, the settle past the grace, two GC passes, fsck.
+step "GC soak (bench/soak.sh --gc --duration 90)"
+if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
+  counted_step "bench/soak.sh --gc" bash bench/soak.sh --gc --duration 90
+else
+  fail_step "GC soak not run: no berth binary"
 fi
 
 step "summary (${SECONDS}s)"

@@ -53,6 +53,24 @@ enum Cmd {
         /// Write the pushed digests here (one per line) for `pull`.
         #[arg(long)]
         digests_out: Option<PathBuf>,
+        /// At the end, PUT a manifest naming every pushed blob under this tag
+        /// (timed with the push), so that a collector keeps them.
+        #[arg(long)]
+        manifest_tag: Option<String>,
+    },
+    /// Push fresh blobs that no manifest names, `rate` per second: garbage
+    /// for a collector to chew on. Prints its totals every second.
+    Churn {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "bench/churn")]
+        repo: String,
+        #[arg(long, value_parser = parse_size, default_value = "256KiB")]
+        size: usize,
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, value_parser = parse_duration, default_value = "3600s")]
+        duration: Duration,
     },
     /// GET every blob listed in --digests.
     Pull {
@@ -168,6 +186,60 @@ enum Cmd {
         #[arg(long)]
         json_out: Option<PathBuf>,
     },
+    /// The soak with the garbage collector running: docker-like pushers,
+    /// verifying pullers, deleters, retention and GC passes at once against a
+    /// server with a grace of seconds; then the end state. Exits 1 if a check fails.
+    GcSoak {
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_parser = parse_duration, default_value = "90s")]
+        duration: Duration,
+        #[arg(long, default_value_t = 8)]
+        pushers: usize,
+        #[arg(long, default_value_t = 8)]
+        pullers: usize,
+        #[arg(long, default_value_t = 2)]
+        deleters: usize,
+        /// Shared repositories (`soak/gc/rN`) the pushers' tags live in.
+        #[arg(long, default_value_t = 4)]
+        repos: usize,
+        /// Tags per pusher.
+        #[arg(long, default_value_t = 3)]
+        slots: usize,
+        /// Repositories under the server's retention rule (`soak/retained/rN`).
+        #[arg(long, default_value_t = 2)]
+        retained: usize,
+        /// The rule's keep_last.
+        #[arg(long, default_value_t = 2)]
+        keep_last: u64,
+        /// The server's [gc] grace and untagged_after (what to wait at the end).
+        #[arg(long, value_parser = parse_duration, default_value = "3s")]
+        grace: Duration,
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        untagged_after: Duration,
+        /// berth binary for explicit `berth gc` passes (none: only the server's worker).
+        #[arg(long)]
+        berth: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        gc_every: Duration,
+        #[arg(long, value_parser = parse_size, default_value = "256MiB")]
+        pool: usize,
+        /// Blobs per size class that images share.
+        #[arg(long, default_value_t = 6)]
+        hot: u32,
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: Duration,
+        #[arg(long)]
+        server_pid: u32,
+        #[arg(long)]
+        server_log: Option<PathBuf>,
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
     /// SHA-256 speed of one core over an in-memory buffer.
     Sha256 {
         #[arg(long, value_parser = parse_size, default_value = "1GiB")]
@@ -225,12 +297,15 @@ async fn run(cmd: Cmd, login: auth::Login) -> Result<serde_json::Value> {
 async fn run_logged_in(cmd: Cmd, login: &auth::Login, setup_ms: &mut Option<f64>) -> Result<serde_json::Value> {
     let ms = setup_ms;
     Ok(match cmd {
-        Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out } => {
+        Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out, manifest_tag } => {
             if chunk == 0 || streams == 0 {
                 bail!("--chunk and --streams must be > 0");
             }
-            let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out };
+            let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out, manifest_tag };
             push::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
+        }
+        Cmd::Churn { url, repo, size, rate, duration } => {
+            push::churn(target(&url, login, Some(&repo), ms).await?, repo, size, rate, duration).await?
         }
         Cmd::Pull { url, repo, digests, streams, verify, passes } => {
             pull::run(target(&url, login, Some(&repo), ms).await?, pull::PullArgs { repo, digests, streams, verify, passes }).await?
@@ -254,10 +329,22 @@ async fn run_logged_in(cmd: Cmd, login: &auth::Login, setup_ms: &mut Option<f64>
         Cmd::ListTags { url, count, start, streams, prefix } => {
             listing::list_tags(target(&url, login, None, ms).await?, prefix, start, count, streams).await?
         }
-        Cmd::Soak { .. } => bail!("soak is run by main"),
+        Cmd::Soak { .. } | Cmd::GcSoak { .. } => bail!("soaks are run by main"),
         Cmd::Sha256 { size } => machine::sha256(size)?,
         Cmd::Disk { dir, size, block } => machine::disk(&dir, size, block)?,
     })
+}
+
+/// A soak's exit: 0 if every check passed, 1 if one failed, 2 if it could not run.
+fn exit_soak(outcome: Result<bool>) -> ! {
+    match outcome {
+        Ok(true) => std::process::exit(0),
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            std::process::exit(2);
+        }
+    }
 }
 
 fn main() {
@@ -270,7 +357,7 @@ fn main() {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    if matches!(cli.cmd, Cmd::Soak { .. }) && !matches!(login, auth::Login::Anonymous) {
+    if matches!(cli.cmd, Cmd::Soak { .. } | Cmd::GcSoak { .. }) && !matches!(login, auth::Login::Anonymous) {
         println!("{}", serde_json::json!({ "error": "soak runs without auth" }));
         std::process::exit(2);
     }
@@ -288,15 +375,61 @@ fn main() {
             rss_ceiling_mib,
             json_out,
         };
-        let outcome = http::Target::parse(&url).and_then(|t| rt.block_on(soak::run(t, a)));
-        match outcome {
-            Ok(true) => return,
-            Ok(false) => std::process::exit(1),
-            Err(e) => {
-                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+        exit_soak(http::Target::parse(&url).and_then(|t| rt.block_on(soak::run(t, a))));
+    }
+    if let Cmd::GcSoak {
+        url,
+        duration,
+        pushers,
+        pullers,
+        deleters,
+        repos,
+        slots,
+        retained,
+        keep_last,
+        grace,
+        untagged_after,
+        berth,
+        data_dir,
+        config,
+        gc_every,
+        pool,
+        hot,
+        timeout,
+        server_pid,
+        server_log,
+        json_out,
+    } = cli.cmd
+    {
+        let gc = match (berth, data_dir) {
+            (Some(berth), Some(data_dir)) => Some(soak::gc::GcCommand { berth, data_dir, config }),
+            (None, _) => None,
+            (Some(_), None) => {
+                println!("{}", serde_json::json!({ "error": "--berth needs --data-dir" }));
                 std::process::exit(2);
             }
-        }
+        };
+        let a = soak::gc::GcSoakArgs {
+            duration,
+            pushers,
+            pullers,
+            deleters,
+            repos,
+            slots,
+            retained,
+            keep_last,
+            grace,
+            untagged_after,
+            gc,
+            gc_every,
+            pool_bytes: pool as u64,
+            hot,
+            timeout,
+            server_pid,
+            server_log,
+            json_out,
+        };
+        exit_soak(http::Target::parse(&url).and_then(|t| rt.block_on(soak::gc::run(t, a))));
     }
     match rt.block_on(run(cli.cmd, login)) {
         Ok(v) => println!("{v}"),

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
@@ -112,6 +112,9 @@ pub struct PushArgs {
     pub mode: Mode,
     pub chunk: usize,
     pub digests_out: Option<std::path::PathBuf>,
+    /// Name the pushed blobs in one manifest under this tag at the end, so
+    /// that a collector running meanwhile keeps them (bench/run.sh --gc).
+    pub manifest_tag: Option<String>,
 }
 
 pub async fn run(target: Target, a: PushArgs) -> Result<serde_json::Value> {
@@ -142,6 +145,9 @@ pub async fn run(target: Target, a: PushArgs) -> Result<serde_json::Value> {
     for t in tasks {
         t.await??;
     }
+    if let Some(tag) = &a.manifest_tag {
+        name_in_manifest(&target, &a.repo, tag, &set).await?;
+    }
     let secs = start.elapsed().as_secs_f64();
     if let Some(p) = &a.digests_out {
         std::fs::write(p, set.digests.join("\n") + "\n")?;
@@ -153,6 +159,46 @@ pub async fn run(target: Target, a: PushArgs) -> Result<serde_json::Value> {
         "bytes": bytes, "secs": secs,
         "mb_s": bytes / secs / 1e6, "blobs_s": a.count as f64 / secs,
     }))
+}
+
+/// A config blob, then a manifest under `tag` naming every blob of `set` as a layer.
+async fn name_in_manifest(target: &Target, repo: &str, tag: &str, set: &BlobSet) -> Result<()> {
+    let mut conn = Conn::new(target);
+    let config = Bytes::from(serde_json::json!({ "architecture": "amd64", "os": "linux", "bench": tag }).to_string());
+    let config_digest = crate::http::sha256_digest(&config);
+    conn.upload_monolithic(repo, &config_digest, Chunks::new([config.clone()])).await?;
+    let layers: Vec<(String, usize)> = set.digests.iter().map(|d| (d.clone(), set.size)).collect();
+    let manifest = crate::http::oci_manifest((&config_digest, config.len()), &layers);
+    conn.put_manifest(repo, tag, &manifest).await
+}
+
+/// `loadgen churn`: fresh blobs no manifest names, pushed at `rate` per
+/// second until `duration` is over: work for a collector. Prints a JSON line
+/// of the totals every second (the caller may stop it at any time).
+pub async fn churn(target: Target, repo: String, size: usize, rate: f64, duration: Duration) -> Result<serde_json::Value> {
+    if rate <= 0.0 {
+        bail!("--rate must be > 0");
+    }
+    let mut conn = Conn::new(&target);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let (mut blobs, mut last_print) = (0u64, Instant::now());
+    while start.elapsed() < duration {
+        let set = BlobSet::new(size, 1000)?;
+        for (i, digest) in set.digests.iter().enumerate() {
+            if start.elapsed() >= duration {
+                break;
+            }
+            tick.tick().await;
+            conn.upload_monolithic(&repo, digest, set.range(i, 0, size)).await?;
+            blobs += 1;
+            if last_print.elapsed() >= Duration::from_secs(1) {
+                println!("{}", serde_json::json!({ "cmd": "churn", "blobs": blobs, "bytes": blobs * size as u64 }));
+                last_print = Instant::now();
+            }
+        }
+    }
+    Ok(serde_json::json!({ "cmd": "churn", "blobs": blobs, "bytes": blobs * size as u64, "secs": start.elapsed().as_secs_f64() }))
 }
 
 async fn push_chunked(conn: &mut Conn, repo: &str, set: &BlobSet, i: usize, chunk: usize) -> Result<()> {

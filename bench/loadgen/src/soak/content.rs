@@ -1,6 +1,6 @@
 //! The soak's blob contents: a bounded pool, so the server's disk use is
-//! bounded however long the soak runs (blobs are content-addressed and berth
-//! has no garbage collection yet: every distinct blob pushed stays on disk).
+//! bounded however long the soak runs (blobs are content-addressed: without
+//! a collector every distinct blob pushed stays on disk).
 //!
 //! A blob is identified by a [`BlobId`] (size class and index). Its bytes are
 //! the first `size - TAIL` bytes of one random buffer shared by every blob,
@@ -87,6 +87,18 @@ impl Pool {
     pub fn pick(&self, rng: &mut Rng) -> BlobId {
         let class = (rng.next_u64() % CLASSES.len() as u64) as u8;
         self.pick_in(class, rng)
+    }
+
+    /// A random blob among the first `hot` of a random class: images drawing
+    /// from these share layers, so a push finds most of them already there.
+    pub fn pick_hot(&self, hot: u32, rng: &mut Rng) -> BlobId {
+        let class = (rng.next_u64() % CLASSES.len() as u64) as u8;
+        let n = self.per_class[class as usize].min(hot.max(1));
+        BlobId {
+            class,
+            index: (rng.next_u64() % n as u64) as u32,
+            scratch: false,
+        }
     }
 
     /// A random pool blob of size class `class`.

@@ -5,6 +5,7 @@
 
 mod client;
 mod content;
+pub mod gc;
 mod rss;
 mod stats;
 mod verdict;

@@ -48,7 +48,7 @@ fn ms(d: Option<std::time::Duration>) -> String {
 }
 
 /// Lines of the server's log that mention a panic, and that are warnings or errors.
-fn scan_log(path: &std::path::Path) -> Option<(usize, usize, Vec<String>)> {
+pub(crate) fn scan_log(path: &std::path::Path) -> Option<(usize, usize, Vec<String>)> {
     let text = std::fs::read_to_string(path).ok()?;
     let panics = text.lines().filter(|l| l.contains("panicked")).count();
     let noisy: Vec<&str> = text
