@@ -84,7 +84,7 @@ stop_berth() {
 }
 cleanup() {
   stop_berth
-  rm -rf "$work"
+  if [[ -n "${BERTH_SOAK_KEEP:-}" ]]; then echo "[soak] kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -45,11 +45,8 @@ fn canonical(route: &Route) -> String {
             ApiRoute::BlobFiles { name, digest } => {
                 format!("/api/v1/repositories/{name}/blobs/{digest}/files")
             }
-<<<<<<< HEAD
             ApiRoute::Gc => "/api/v1/gc".into(),
-=======
             ApiRoute::DeleteRepository { name } => format!("/api/v1/repositories/{name}"),
->>>>>>> repodelete
         },
     }
 }

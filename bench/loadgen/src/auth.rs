@@ -58,7 +58,8 @@ pub async fn log_in(target: &mut Target, login: &Login, repo: Option<&str>) -> R
         Login::Anonymous => return Ok(None),
         Login::Basic { user_password } => basic_header(user_password),
         Login::Token { user_password } => {
-            let repo = repo.ok_or_else(|| anyhow!("--token works only for commands on one repository"))?;
+            let repo =
+                repo.ok_or_else(|| anyhow!("--token works only for commands on one repository"))?;
             let token = fetch_token(target, user_password, repo).await?;
             format!("Bearer {token}")
         }
@@ -76,7 +77,9 @@ pub async fn log_in(target: &mut Target, login: &Login, repo: Option<&str>) -> R
 /// with Basic credentials; the `token` (or `access_token`) of the answer.
 async fn fetch_token(target: &Target, user_password: &str, repo: &str) -> Result<String> {
     let mut conn = Conn::new(target);
-    let resp = conn.request(Method::GET, "/v2/", &[], Chunks::empty()).await?;
+    let resp = conn
+        .request(Method::GET, "/v2/", &[], Chunks::empty())
+        .await?;
     if resp.status() != StatusCode::UNAUTHORIZED {
         bail!(
             "GET /v2/ without credentials: got {}, want a 401 challenge",
@@ -90,7 +93,8 @@ async fn fetch_token(target: &Target, user_password: &str, repo: &str) -> Result
         .to_str()?
         .to_string();
     crate::http::drain(resp.into_body(), None).await?;
-    let params = bearer_params(&challenge).ok_or_else(|| anyhow!("not a Bearer challenge: {challenge}"))?;
+    let params =
+        bearer_params(&challenge).ok_or_else(|| anyhow!("not a Bearer challenge: {challenge}"))?;
     let realm = param(&params, "realm").ok_or_else(|| anyhow!("no realm in {challenge}"))?;
     let mut query = form_pairs(&[("scope", &format!("repository:{repo}:pull,push"))]);
     if let Some(service) = param(&params, "service") {
@@ -140,7 +144,10 @@ fn bearer_params(challenge: &str) -> Option<Vec<(String, String)>> {
 }
 
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `k=v&…` with the values percent-encoded (scope holds ':' and ',').

@@ -46,7 +46,11 @@ impl Target {
         if !addr.ip().is_loopback() {
             bail!("refusing non-loopback target {addr}");
         }
-        Ok(Target { addr, host, authorization: None })
+        Ok(Target {
+            addr,
+            host,
+            authorization: None,
+        })
     }
 }
 
@@ -58,7 +62,10 @@ pub struct Chunks {
 
 impl Chunks {
     pub fn empty() -> Chunks {
-        Chunks { pieces: VecDeque::new(), remaining: 0 }
+        Chunks {
+            pieces: VecDeque::new(),
+            remaining: 0,
+        }
     }
 
     pub fn new<I: IntoIterator<Item = Bytes>>(parts: I) -> Chunks {
@@ -113,7 +120,10 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(target: &Target) -> Conn {
-        Conn { target: target.clone(), send: None }
+        Conn {
+            target: target.clone(),
+            send: None,
+        }
     }
 
     async fn sender(&mut self) -> Result<&mut SendRequest<Chunks>> {
@@ -157,7 +167,10 @@ impl Conn {
             req = req.header(*k, *v);
         }
         if let Some(a) = &self.target.authorization {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
                 req = req.header("authorization", a);
             }
         }
@@ -207,7 +220,12 @@ impl Conn {
     }
 
     /// POST, then one PUT ?digest= carrying the whole blob (what clients do).
-    pub async fn upload_monolithic(&mut self, repo: &str, digest: &str, body: Chunks) -> Result<()> {
+    pub async fn upload_monolithic(
+        &mut self,
+        repo: &str,
+        digest: &str,
+        body: Chunks,
+    ) -> Result<()> {
         let loc = self.start_upload(repo).await?;
         let (h, _) = self
             .expect(
@@ -302,12 +320,14 @@ pub async fn seed_image(conn: &mut Conn, repo: &str, tag: &str, layers: usize) -
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
     );
     let cd = sha256_digest(&config);
-    conn.upload_monolithic(repo, &cd, Chunks::new([config.clone()])).await?;
+    conn.upload_monolithic(repo, &cd, Chunks::new([config.clone()]))
+        .await?;
     let mut descs = Vec::new();
     for i in 0..layers {
         let layer = Bytes::from(format!("berth-bench layer {i}\n").repeat(40));
         let d = sha256_digest(&layer);
-        conn.upload_monolithic(repo, &d, Chunks::new([layer.clone()])).await?;
+        conn.upload_monolithic(repo, &d, Chunks::new([layer.clone()]))
+            .await?;
         descs.push((d, layer.len()));
     }
     let m = oci_manifest((&cd, config.len()), &descs);

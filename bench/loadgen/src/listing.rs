@@ -15,7 +15,13 @@ pub fn repo_name(prefix: &str, i: usize) -> String {
 }
 
 /// Run `f(conn, i)` for i in start..start+count over `streams` connections.
-async fn parallel<F, Fut>(target: &Target, start: usize, count: usize, streams: usize, f: F) -> Result<()>
+async fn parallel<F, Fut>(
+    target: &Target,
+    start: usize,
+    count: usize,
+    streams: usize,
+    f: F,
+) -> Result<()>
 where
     F: Fn(Conn, usize) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<Conn>> + Send,
@@ -43,7 +49,13 @@ where
 }
 
 /// Repositories prefix00000.. each get one small image (config + 1 layer) tagged v1.
-pub async fn seed(target: Target, prefix: String, start: usize, count: usize, streams: usize) -> Result<serde_json::Value> {
+pub async fn seed(
+    target: Target,
+    prefix: String,
+    start: usize,
+    count: usize,
+    streams: usize,
+) -> Result<serde_json::Value> {
     let t0 = Instant::now();
     parallel(&target, start, count, streams, move |mut conn, i| {
         let repo = repo_name(&prefix, i);
@@ -68,7 +80,9 @@ pub async fn list_catalog(target: Target, page: usize, expect: usize) -> Result<
     let max_pages = expect / page.max(1) * 2 + 100;
     let t0 = Instant::now();
     loop {
-        let (h, body) = conn.expect(Method::GET, &path, &[], Chunks::empty(), StatusCode::OK).await?;
+        let (h, body) = conn
+            .expect(Method::GET, &path, &[], Chunks::empty(), StatusCode::OK)
+            .await?;
         pages += 1;
         let v: serde_json::Value = serde_json::from_slice(&body)?;
         let n = v["repositories"]
@@ -79,7 +93,11 @@ pub async fn list_catalog(target: Target, page: usize, expect: usize) -> Result<
             bail!("GET {path}: {n} entries on a page of {page}");
         }
         repos += n;
-        match h.get("link").and_then(|l| l.to_str().ok()).and_then(next_link) {
+        match h
+            .get("link")
+            .and_then(|l| l.to_str().ok())
+            .and_then(next_link)
+        {
             Some(next) => path = next,
             None => break,
         }
@@ -98,22 +116,35 @@ pub async fn list_catalog(target: Target, page: usize, expect: usize) -> Result<
 
 fn next_link(link: &str) -> Option<String> {
     // e.g. </v2/_catalog?last=b&n=100>; rel="next"
-    link.split(',').find(|p| p.contains("rel=\"next\"") || p.contains("rel=next")).and_then(|p| {
-        let (s, e) = (p.find('<')?, p.find('>')?);
-        Some(origin_form(&p[s + 1..e]))
-    })
+    link.split(',')
+        .find(|p| p.contains("rel=\"next\"") || p.contains("rel=next"))
+        .and_then(|p| {
+            let (s, e) = (p.find('<')?, p.find('>')?);
+            Some(origin_form(&p[s + 1..e]))
+        })
 }
 
 /// GET /v2/<repo>/tags/list for each seeded repository.
-pub async fn list_tags(target: Target, prefix: String, start: usize, count: usize, streams: usize) -> Result<serde_json::Value> {
+pub async fn list_tags(
+    target: Target,
+    prefix: String,
+    start: usize,
+    count: usize,
+    streams: usize,
+) -> Result<serde_json::Value> {
     let t0 = Instant::now();
     parallel(&target, start, count, streams, move |mut conn, i| {
         let repo = repo_name(&prefix, i);
         async move {
             let path = format!("/v2/{repo}/tags/list");
-            let (_, body) = conn.expect(Method::GET, &path, &[], Chunks::empty(), StatusCode::OK).await?;
+            let (_, body) = conn
+                .expect(Method::GET, &path, &[], Chunks::empty(), StatusCode::OK)
+                .await?;
             let v: serde_json::Value = serde_json::from_slice(&body)?;
-            if !v["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "v1")) {
+            if !v["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "v1"))
+            {
                 bail!("GET {path}: tag v1 missing: {v}");
             }
             Ok(conn)

@@ -258,11 +258,22 @@ enum Cmd {
 
 fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
-    let (num, mul) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
-        .iter()
-        .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
-        .unwrap_or((s, 1));
-    num.trim().parse::<usize>().map(|n| n * mul).map_err(|e| format!("bad size {s:?}: {e}"))
+    let (num, mul) = [
+        ("GiB", 1usize << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1000),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    num.trim()
+        .parse::<usize>()
+        .map(|n| n * mul)
+        .map_err(|e| format!("bad size {s:?}: {e}"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -274,11 +285,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1000.0)
     };
-    num.parse::<f64>().map(|n| Duration::from_millis((n * ms) as u64)).map_err(|e| format!("bad duration {s:?}: {e}"))
+    num.parse::<f64>()
+        .map(|n| Duration::from_millis((n * ms) as u64))
+        .map_err(|e| format!("bad duration {s:?}: {e}"))
 }
 
 /// The target of `url`, logged in as `login` (for `repo`'s token scope).
-async fn target(url: &str, login: &auth::Login, repo: Option<&str>, setup_ms: &mut Option<f64>) -> Result<http::Target> {
+async fn target(
+    url: &str,
+    login: &auth::Login,
+    repo: Option<&str>,
+    setup_ms: &mut Option<f64>,
+) -> Result<http::Target> {
     let mut t = http::Target::parse(url)?;
     *setup_ms = auth::log_in(&mut t, login, repo).await?;
     Ok(t)
@@ -288,46 +306,156 @@ async fn run(cmd: Cmd, login: auth::Login) -> Result<serde_json::Value> {
     let mut setup_ms = None;
     let mut out = run_logged_in(cmd, &login, &mut setup_ms).await?;
     if let (Some(ms), Some(obj)) = (setup_ms, out.as_object_mut()) {
-        obj.insert("auth".into(), serde_json::json!(if login.is_token() { "token" } else { "basic" }));
+        obj.insert(
+            "auth".into(),
+            serde_json::json!(if login.is_token() { "token" } else { "basic" }),
+        );
         obj.insert("auth_setup_ms".into(), serde_json::json!(ms));
     }
     Ok(out)
 }
 
-async fn run_logged_in(cmd: Cmd, login: &auth::Login, setup_ms: &mut Option<f64>) -> Result<serde_json::Value> {
+async fn run_logged_in(
+    cmd: Cmd,
+    login: &auth::Login,
+    setup_ms: &mut Option<f64>,
+) -> Result<serde_json::Value> {
     let ms = setup_ms;
     Ok(match cmd {
-        Cmd::Push { url, repo, size, count, streams, mode, chunk, digests_out, manifest_tag } => {
+        Cmd::Push {
+            url,
+            repo,
+            size,
+            count,
+            streams,
+            mode,
+            chunk,
+            digests_out,
+            manifest_tag,
+        } => {
             if chunk == 0 || streams == 0 {
                 bail!("--chunk and --streams must be > 0");
             }
-            let a = push::PushArgs { repo, size, count, streams, mode, chunk, digests_out, manifest_tag };
+            let a = push::PushArgs {
+                repo,
+                size,
+                count,
+                streams,
+                mode,
+                chunk,
+                digests_out,
+                manifest_tag,
+            };
             push::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
         }
-        Cmd::Churn { url, repo, size, rate, duration } => {
-            push::churn(target(&url, login, Some(&repo), ms).await?, repo, size, rate, duration).await?
+        Cmd::Churn {
+            url,
+            repo,
+            size,
+            rate,
+            duration,
+        } => {
+            push::churn(
+                target(&url, login, Some(&repo), ms).await?,
+                repo,
+                size,
+                rate,
+                duration,
+            )
+            .await?
         }
-        Cmd::Pull { url, repo, digests, streams, verify, passes } => {
-            pull::run(target(&url, login, Some(&repo), ms).await?, pull::PullArgs { repo, digests, streams, verify, passes }).await?
+        Cmd::Pull {
+            url,
+            repo,
+            digests,
+            streams,
+            verify,
+            passes,
+        } => {
+            pull::run(
+                target(&url, login, Some(&repo), ms).await?,
+                pull::PullArgs {
+                    repo,
+                    digests,
+                    streams,
+                    verify,
+                    passes,
+                },
+            )
+            .await?
         }
-        Cmd::Manifest { url, repo, tag, conns, duration, method } => {
+        Cmd::Manifest {
+            url,
+            repo,
+            tag,
+            conns,
+            duration,
+            method,
+        } => {
             let method = match method.to_ascii_uppercase().as_str() {
                 "GET" => ::http::Method::GET,
                 "HEAD" => ::http::Method::HEAD,
                 m => bail!("--method must be GET or HEAD, not {m}"),
             };
-            let a = manifest::ManifestArgs { repo, tag, conns, duration, method };
+            let a = manifest::ManifestArgs {
+                repo,
+                tag,
+                conns,
+                duration,
+                method,
+            };
             manifest::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
         }
-        Cmd::SeedRepos { url, count, start, streams, prefix } => {
-            listing::seed(target(&url, login, None, ms).await?, prefix, start, count, streams).await?
+        Cmd::SeedRepos {
+            url,
+            count,
+            start,
+            streams,
+            prefix,
+        } => {
+            listing::seed(
+                target(&url, login, None, ms).await?,
+                prefix,
+                start,
+                count,
+                streams,
+            )
+            .await?
         }
-        Cmd::ListCatalog { url, n, expect } => listing::list_catalog(target(&url, login, None, ms).await?, n, expect).await?,
-        Cmd::ListApi { url, n, expect, prefix, searches } => {
-            api::list_api(target(&url, login, None, ms).await?, n, expect, prefix, searches).await?
+        Cmd::ListCatalog { url, n, expect } => {
+            listing::list_catalog(target(&url, login, None, ms).await?, n, expect).await?
         }
-        Cmd::ListTags { url, count, start, streams, prefix } => {
-            listing::list_tags(target(&url, login, None, ms).await?, prefix, start, count, streams).await?
+        Cmd::ListApi {
+            url,
+            n,
+            expect,
+            prefix,
+            searches,
+        } => {
+            api::list_api(
+                target(&url, login, None, ms).await?,
+                n,
+                expect,
+                prefix,
+                searches,
+            )
+            .await?
+        }
+        Cmd::ListTags {
+            url,
+            count,
+            start,
+            streams,
+            prefix,
+        } => {
+            listing::list_tags(
+                target(&url, login, None, ms).await?,
+                prefix,
+                start,
+                count,
+                streams,
+            )
+            .await?
         }
         Cmd::Soak { .. } | Cmd::GcSoak { .. } => bail!("soaks are run by main"),
         Cmd::Sha256 { size } => machine::sha256(size)?,
@@ -356,13 +484,31 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    if matches!(cli.cmd, Cmd::Soak { .. } | Cmd::GcSoak { .. }) && !matches!(login, auth::Login::Anonymous) {
-        println!("{}", serde_json::json!({ "error": "soak runs without auth" }));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if matches!(cli.cmd, Cmd::Soak { .. } | Cmd::GcSoak { .. })
+        && !matches!(login, auth::Login::Anonymous)
+    {
+        println!(
+            "{}",
+            serde_json::json!({ "error": "soak runs without auth" })
+        );
         std::process::exit(2);
     }
-    if let Cmd::Soak { url, clients, duration, warmup, server_pid, server_log, pool, timeout, rss_ceiling_mib, json_out } =
-        cli.cmd
+    if let Cmd::Soak {
+        url,
+        clients,
+        duration,
+        warmup,
+        server_pid,
+        server_log,
+        pool,
+        timeout,
+        rss_ceiling_mib,
+        json_out,
+    } = cli.cmd
     {
         let a = soak::SoakArgs {
             clients,
@@ -402,10 +548,17 @@ fn main() {
     } = cli.cmd
     {
         let gc = match (berth, data_dir) {
-            (Some(berth), Some(data_dir)) => Some(soak::gc::GcCommand { berth, data_dir, config }),
+            (Some(berth), Some(data_dir)) => Some(soak::gc::GcCommand {
+                berth,
+                data_dir,
+                config,
+            }),
             (None, _) => None,
             (Some(_), None) => {
-                println!("{}", serde_json::json!({ "error": "--berth needs --data-dir" }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": "--berth needs --data-dir" })
+                );
                 std::process::exit(2);
             }
         };

@@ -25,14 +25,26 @@ pub async fn run(target: Target, a: ManifestArgs) -> Result<serde_json::Value> {
     let deadline = start + a.duration;
     let mut tasks = Vec::new();
     for _ in 0..a.conns {
-        let (target, path, accept, method) = (target.clone(), path.clone(), accept.clone(), a.method.clone());
+        let (target, path, accept, method) = (
+            target.clone(),
+            path.clone(),
+            accept.clone(),
+            a.method.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(&target);
             let mut lat_us: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let t0 = Instant::now();
-                let resp = conn.request(method.clone(), &path, &[("accept", &accept)], Chunks::empty()).await?;
+                let resp = conn
+                    .request(
+                        method.clone(),
+                        &path,
+                        &[("accept", &accept)],
+                        Chunks::empty(),
+                    )
+                    .await?;
                 let ok = resp.status() == StatusCode::OK;
                 let n = drain(resp.into_body(), None).await?;
                 if !ok || (method == Method::GET && n == 0) {

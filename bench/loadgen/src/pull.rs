@@ -34,8 +34,13 @@ pub async fn run(target: Target, a: PullArgs) -> Result<serde_json::Value> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.streams {
-        let (list, next, target, repo, verify) =
-            (list.clone(), next.clone(), target.clone(), a.repo.clone(), a.verify);
+        let (list, next, target, repo, verify) = (
+            list.clone(),
+            next.clone(),
+            target.clone(),
+            a.repo.clone(),
+            a.verify,
+        );
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(&target);
             let mut bytes = 0u64;
@@ -46,7 +51,9 @@ pub async fn run(target: Target, a: PullArgs) -> Result<serde_json::Value> {
                 }
                 let digest = &list[i % list.len()];
                 let path = format!("/v2/{repo}/blobs/{digest}");
-                let resp = conn.request(Method::GET, &path, &[], Chunks::empty()).await?;
+                let resp = conn
+                    .request(Method::GET, &path, &[], Chunks::empty())
+                    .await?;
                 if resp.status() != StatusCode::OK {
                     bail!("GET {path}: {}", resp.status());
                 }

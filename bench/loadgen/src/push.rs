@@ -81,7 +81,12 @@ impl BlobSet {
             digests.push(format!("sha256:{}", hex::encode(h.finalize())));
             tails.push(Bytes::from(tail));
         }
-        Ok(BlobSet { base: Bytes::from(base), tails, digests, size })
+        Ok(BlobSet {
+            base: Bytes::from(base),
+            tails,
+            digests,
+            size,
+        })
     }
 
     /// Bytes [start, end) of blob `i`, as zero-copy pieces.
@@ -164,9 +169,12 @@ pub async fn run(target: Target, a: PushArgs) -> Result<serde_json::Value> {
 /// A config blob, then a manifest under `tag` naming every blob of `set` as a layer.
 async fn name_in_manifest(target: &Target, repo: &str, tag: &str, set: &BlobSet) -> Result<()> {
     let mut conn = Conn::new(target);
-    let config = Bytes::from(serde_json::json!({ "architecture": "amd64", "os": "linux", "bench": tag }).to_string());
+    let config = Bytes::from(
+        serde_json::json!({ "architecture": "amd64", "os": "linux", "bench": tag }).to_string(),
+    );
     let config_digest = crate::http::sha256_digest(&config);
-    conn.upload_monolithic(repo, &config_digest, Chunks::new([config.clone()])).await?;
+    conn.upload_monolithic(repo, &config_digest, Chunks::new([config.clone()]))
+        .await?;
     let layers: Vec<(String, usize)> = set.digests.iter().map(|d| (d.clone(), set.size)).collect();
     let manifest = crate::http::oci_manifest((&config_digest, config.len()), &layers);
     conn.put_manifest(repo, tag, &manifest).await
@@ -175,7 +183,13 @@ async fn name_in_manifest(target: &Target, repo: &str, tag: &str, set: &BlobSet)
 /// `loadgen churn`: fresh blobs no manifest names, pushed at `rate` per
 /// second until `duration` is over: work for a collector. Prints a JSON line
 /// of the totals every second (the caller may stop it at any time).
-pub async fn churn(target: Target, repo: String, size: usize, rate: f64, duration: Duration) -> Result<serde_json::Value> {
+pub async fn churn(
+    target: Target,
+    repo: String,
+    size: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<serde_json::Value> {
     if rate <= 0.0 {
         bail!("--rate must be > 0");
     }
@@ -190,18 +204,30 @@ pub async fn churn(target: Target, repo: String, size: usize, rate: f64, duratio
                 break;
             }
             tick.tick().await;
-            conn.upload_monolithic(&repo, digest, set.range(i, 0, size)).await?;
+            conn.upload_monolithic(&repo, digest, set.range(i, 0, size))
+                .await?;
             blobs += 1;
             if last_print.elapsed() >= Duration::from_secs(1) {
-                println!("{}", serde_json::json!({ "cmd": "churn", "blobs": blobs, "bytes": blobs * size as u64 }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "cmd": "churn", "blobs": blobs, "bytes": blobs * size as u64 })
+                );
                 last_print = Instant::now();
             }
         }
     }
-    Ok(serde_json::json!({ "cmd": "churn", "blobs": blobs, "bytes": blobs * size as u64, "secs": start.elapsed().as_secs_f64() }))
+    Ok(
+        serde_json::json!({ "cmd": "churn", "blobs": blobs, "bytes": blobs * size as u64, "secs": start.elapsed().as_secs_f64() }),
+    )
 }
 
-async fn push_chunked(conn: &mut Conn, repo: &str, set: &BlobSet, i: usize, chunk: usize) -> Result<()> {
+async fn push_chunked(
+    conn: &mut Conn,
+    repo: &str,
+    set: &BlobSet,
+    i: usize,
+    chunk: usize,
+) -> Result<()> {
     let mut loc = conn.start_upload(repo).await?;
     let mut off = 0;
     while off < set.size {
@@ -211,7 +237,10 @@ async fn push_chunked(conn: &mut Conn, repo: &str, set: &BlobSet, i: usize, chun
             .expect(
                 Method::PATCH,
                 &loc,
-                &[("content-type", "application/octet-stream"), ("content-range", &range)],
+                &[
+                    ("content-type", "application/octet-stream"),
+                    ("content-range", &range),
+                ],
                 set.range(i, off, end),
                 StatusCode::ACCEPTED,
             )
