@@ -74,6 +74,13 @@ fn refuse_if_referenced(tx: &Connection, repo: &str, digest: &str) -> Result<()>
     }
 }
 
+/// Temporary files (statement journals, sorts, transient indices) kept in
+/// memory. On disk SQLite puts them in `$TMPDIR`, `/var/tmp`, `/tmp` or the
+/// working folder; berth's image (scratch, uid 65532, working folder `/`)
+/// has none it may write, and a statement journal that cannot be created
+/// rolls the whole write back ("cannot commit - no transaction is active").
+const TEMP_IN_MEMORY: &str = "PRAGMA temp_store = MEMORY;";
+
 /// The id of the repository named `?1`, inside a query.
 const REPO_ID: &str = "(SELECT id FROM repositories WHERE name = ?1)";
 
@@ -100,6 +107,7 @@ impl SqliteMetaStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(storage_err)?;
+        conn.execute_batch(TEMP_IN_MEMORY).map_err(storage_err)?;
         schema::migrate(&mut conn).map_err(storage_err)?;
         let readers = Readers::open(path)?;
         Ok(SqliteMetaStore {
@@ -500,6 +508,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
         crate::testing::meta_store(std::sync::Arc::new(meta)).await;
+    }
+
+    #[tokio::test]
+    async fn every_connection_keeps_its_temporary_files_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = super::SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
+        let temp_store =
+            |c: &rusqlite::Connection| c.query_row("PRAGMA temp_store", [], |r| r.get::<_, i64>(0));
+        // 2 = MEMORY: nothing needs a writable temporary folder.
+        let written = meta.write(move |c| temp_store(c).map_err(super::storage_err));
+        assert_eq!(written.await.unwrap(), 2);
+        for _ in 0..super::readers::READERS {
+            assert_eq!(meta.readers.read(temp_store).await.unwrap(), 2);
+        }
     }
 
     #[tokio::test]

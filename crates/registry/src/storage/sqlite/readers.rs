@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const READERS: usize = 4;
+pub(super) const READERS: usize = 4;
 
 pub(super) struct Readers {
     conns: Arc<Vec<Mutex<Connection>>>,
@@ -24,6 +24,8 @@ impl Readers {
                 )
                 .map_err(storage_err)?;
                 c.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(storage_err)?;
+                c.execute_batch(super::TEMP_IN_MEMORY)
                     .map_err(storage_err)?;
                 Ok(Mutex::new(c))
             })
