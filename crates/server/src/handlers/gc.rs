@@ -219,26 +219,7 @@ mod tests {
 
     /// Auth with an admin and a user who may only pull; sessions signed.
     fn auth(dir: &std::path::Path) -> Arc<berth_auth::Auth> {
-        let mut users = berth_auth::Htpasswd::default();
-        users.set_password("admin", "pw", 4).unwrap();
-        users.set_password("puller", "pw", 4).unwrap();
-        let path = dir.join("htpasswd");
-        users.write_atomic(&path).unwrap();
-        let rules: berth_auth::AccessRules = toml::from_str(
-            r#"
-            [[access]]
-            who = ["admin"]
-            repositories = ["*"]
-            actions = ["*"]
-            [[access]]
-            who = ["puller"]
-            repositories = ["*"]
-            actions = ["pull"]
-            "#,
-        )
-        .unwrap();
-        let mut config = berth_auth::AuthConfig::basic(path);
-        config.rules = rules;
+        let config = crate::handlers::operations::tests::auth_config(dir);
         let key = berth_auth::SigningKey::generate().unwrap();
         Arc::new(berth_auth::Auth::new(config).unwrap().with_session_key(key))
     }

@@ -180,6 +180,11 @@ pub(crate) mod tests {
 
     /// Auth with an admin and a user who may only pull.
     pub(crate) fn auth(dir: &std::path::Path) -> Arc<berth_auth::Auth> {
+        Arc::new(berth_auth::Auth::new(auth_config(dir)).unwrap())
+    }
+
+    /// The configuration of [`auth`]: its users (password `pw`) and rules.
+    pub(crate) fn auth_config(dir: &std::path::Path) -> berth_auth::AuthConfig {
         let mut users = berth_auth::Htpasswd::default();
         users.set_password("admin", "pw", 4).unwrap();
         users.set_password("puller", "pw", 4).unwrap();
@@ -200,7 +205,7 @@ pub(crate) mod tests {
         .unwrap();
         let mut config = berth_auth::AuthConfig::basic(path);
         config.rules = rules;
-        Arc::new(berth_auth::Auth::new(config).unwrap())
+        config
     }
 
     pub(crate) fn basic(user: &str) -> String {
