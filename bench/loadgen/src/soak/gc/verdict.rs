@@ -35,17 +35,19 @@ impl EndState {
         // Past the grace and the untagged-manifest age, with a second for
         // touches the server flushes lazily.
         tokio::time::sleep(a.grace.max(a.untagged_after) + Duration::from_secs(1)).await;
-        // A pass that removes manifests or tags restarts the grace of the
-        // blobs they named (a delete gives its layers a full grace): the
-        // next pass, past that grace, takes them. So: passes until one
-        // removes no manifest and no tag, at most five.
+        // A pass that removes manifests or tags (ours, or the background
+        // worker's, which keeps running) restarts the grace of the blobs
+        // they named: a delete gives its layers a full grace. So: passes a
+        // grace apart until one removes nothing and the server has nothing
+        // left to reclaim, at most eight.
         let mut passes = Vec::new();
         if let Some(gc) = &a.gc {
-            for _ in 0..5 {
+            for _ in 0..8 {
                 let pass = gc.run(false).await;
-                let unreferenced_more = pass.as_ref().is_ok_and(|line| removed_images(line));
+                let removed = pass.as_ref().is_ok_and(|line| removed_anything(line));
                 passes.push(pass);
-                if !unreferenced_more {
+                let left = reclaimable(&ctx.target, ctx.timeout).await;
+                if !removed && left.is_none_or(|(blobs, _)| blobs == 0) {
                     break;
                 }
                 tokio::time::sleep(a.grace + Duration::from_secs(1)).await;
@@ -343,36 +345,34 @@ impl Report {
 }
 
 /// Whether a `berth gc` summary (`removed 3 blobs (1 KiB), 2 manifests, 0
-/// tags, ...`) says manifests or tags went.
-fn removed_images(summary: &str) -> bool {
-    let count_before = |word: &str| {
-        summary
-            .split(',')
-            .filter_map(|part| part.trim().strip_suffix(word))
-            .filter_map(|n| n.trim().parse::<u64>().ok())
-            .sum::<u64>()
-    };
-    count_before("manifests")
-        + count_before("manifest")
-        + count_before("tags")
-        + count_before("tag")
-        > 0
+/// tags, 1 link, 0 uploads in 0.1 s`) says anything went.
+fn removed_anything(summary: &str) -> bool {
+    summary
+        .split(',')
+        .filter_map(|part| {
+            let part = part.trim().trim_start_matches("removed ");
+            part.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .any(|n| n > 0)
 }
 
 #[cfg(test)]
 mod final_pass_tests {
-    use super::removed_images;
+    use super::removed_anything;
 
     #[test]
-    fn a_summary_with_manifests_or_tags_removed_asks_for_another_pass() {
-        assert!(removed_images(
+    fn a_summary_that_removed_anything_asks_for_another_pass() {
+        assert!(removed_anything(
             "removed 2607 blobs (18.0 MiB), 221 manifests, 0 tags, 1500 links, 0 uploads in 0.7 s"
         ));
-        assert!(removed_images(
+        assert!(removed_anything(
             "removed 0 blobs (0 B), 0 manifests, 1 tag, 0 links, 0 uploads in 0.0 s"
         ));
-        assert!(!removed_images(
-            "removed 9 blobs (1 KiB), 0 manifests, 0 tags, 3 links, 0 uploads in 0.0 s"
+        assert!(removed_anything(
+            "removed 0 blobs (0 B), 0 manifests, 0 tags, 3 links, 0 uploads in 0.0 s"
+        ));
+        assert!(!removed_anything(
+            "removed 0 blobs (0 B), 0 manifests, 0 tags, 0 links, 0 uploads in 0.0 s"
         ));
     }
 }
