@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: deps → lints → one build (profile `ci`: release
 # speed, overflow checks and debug assertions on) → cargo tests → fuzzing →
-# real clients → browser → a one-minute soak → a 90 s soak with GC running.
+# real clients → browser → a one-minute soak → a one-minute soak with GC running.
 # Last line: "N passed, M failed". Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
@@ -83,10 +83,10 @@ else
   fail_step "soak not run: no berth binary"
 fi
 
-# ~2 min: 90 s of load, the settle past the grace, two GC passes, fsck.
-step "GC soak (bench/soak.sh --gc --duration 90)"
+# ~1.5 min: 60 s of load, the settle past the grace, the final GC passes, fsck.
+step "GC soak (bench/soak.sh --gc --duration 60)"
 if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
-  counted_step "bench/soak.sh --gc" bash bench/soak.sh --gc --duration 90
+  counted_step "bench/soak.sh --gc" bash bench/soak.sh --gc --duration 60
 else
   fail_step "GC soak not run: no berth binary"
 fi
