@@ -13,6 +13,7 @@ pub mod gc;
 pub mod import;
 pub mod layers;
 pub mod policy;
+pub mod pull_through;
 pub mod registry;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
