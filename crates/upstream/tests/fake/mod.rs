@@ -1,6 +1,8 @@
 //! A scriptable registry on 127.0.0.1: every request is recorded, and a
 //! closure decides the answer from the request and what came before.
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
