@@ -516,3 +516,61 @@ fn setup_errors_are_clear() {
     .unwrap_err();
     assert!(err.to_string().contains("ca_file"), "{err}");
 }
+
+/// Captured log output.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn log_lines_name_requests_but_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fake = Fake::start(|ctx: &Ctx| match ctx.req.path.as_str() {
+        "/token" => with_headers(200, &[], r#"{"token":"the-bearer-token"}"#),
+        _ if ctx.req.header("authorization") != Some("Bearer the-bearer-token") => {
+            bearer_challenge(ctx)
+        }
+        "/v2/r/manifests/gone" => status(404),
+        _ => manifest_ok(),
+    })
+    .await;
+    let up = HttpUpstream::new(UpstreamSettings {
+        credentials: Credentials::Basic {
+            username: "me".into(),
+            password: "the-password".into(),
+        },
+        ..settings(&fake)
+    })
+    .unwrap();
+    up.manifest("r", "latest").await.unwrap();
+    up.manifest("r", "gone").await.unwrap_err();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("/v2/r/manifests/latest"), "{logs}");
+    assert!(logs.contains("status=404"), "{logs}");
+    assert!(logs.contains("GET"), "{logs}");
+    for secret in [
+        "the-bearer-token",
+        "the-password",
+        &basic("me", "the-password")[6..],
+    ] {
+        assert!(!logs.contains(secret), "{secret} in {logs}");
+    }
+}
