@@ -3,7 +3,7 @@
 //! ping), retries transport failures and 5xx, and renews a refused token
 //! once; the `Upstream` methods then read the answer.
 
-use crate::challenge::{choose_scheme, AuthScheme};
+use crate::challenge::{choose_scheme, parse as parse_challenges, AuthScheme};
 use crate::errors::{describe, status_error, transport_error};
 use crate::settings::{base_url, Credentials, UpstreamSettings, UpstreamSetupError};
 use crate::token::{parse_token_response, TokenCache};
@@ -259,7 +259,10 @@ impl HttpUpstream {
         service: Option<&str>,
         scope: &str,
     ) -> Result<String, UpstreamError> {
-        let mut url = Url::parse(realm)
+        // Absolute as a rule; a relative realm is taken against the upstream.
+        let mut url = self
+            .base
+            .join(realm)
             .map_err(|_| UpstreamError::Invalid("the token realm is not a URL".to_string()))?;
         {
             let mut query = url.query_pairs_mut();
@@ -329,10 +332,17 @@ impl HttpUpstream {
         let scope = format!("repository:{repository}:pull");
         let response = self.send(method, path, &scope, accept, limit).await?;
         if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(status_error(response.status(), response.headers()))
+            return Ok(response);
         }
+        Err(match status_error(response.status(), response.headers()) {
+            // Docker Hub says `insufficient_scope` for a repository that does
+            // not exist or is private: worth passing on.
+            UpstreamError::Unauthorized(why) => match challenge_error(response.headers()) {
+                Some(error) => UpstreamError::Unauthorized(format!("{why} ({error})")),
+                None => UpstreamError::Unauthorized(why),
+            },
+            other => other,
+        })
     }
 }
 
@@ -352,6 +362,23 @@ fn challenge_in(headers: &HeaderMap) -> Option<AuthScheme> {
             .iter()
             .filter_map(|v| v.to_str().ok()),
     )
+}
+
+/// The `error` parameter of a 401's challenge (`insufficient_scope`),
+/// kept short and printable: it goes into an error message.
+fn challenge_error(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_challenges)
+        .find_map(|c| c.param("error").map(str::to_string))
+        .map(|e| {
+            e.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect()
+        })
 }
 
 /// `Content-Length` as sent (reqwest reports 0 for any HEAD).

@@ -185,8 +185,17 @@ async fn a_refused_cached_token_is_renewed_once() {
 #[tokio::test]
 async fn a_registry_that_keeps_refusing_is_unauthorized_after_one_renewal() {
     let fake = Fake::start(|ctx: &Ctx| match ctx.req.path.as_str() {
+        // A relative realm, as a few registries send.
         "/token" => with_headers(200, &[], r#"{"token":"useless-token"}"#),
-        _ => bearer_challenge(ctx),
+        "/v2/" => with_headers(401, &[("www-authenticate", r#"Bearer realm="/token""#)], ""),
+        _ => with_headers(
+            401,
+            &[(
+                "www-authenticate",
+                r#"Bearer realm="/token",scope="repository:private/app:pull",error="insufficient_scope""#,
+            )],
+            "",
+        ),
     })
     .await;
     let up = upstream(&fake);
@@ -195,6 +204,7 @@ async fn a_registry_that_keeps_refusing_is_unauthorized_after_one_renewal() {
         panic!("{err:?}")
     };
     assert!(!why.contains("useless-token"), "{why}");
+    assert!(why.contains("insufficient_scope"), "{why}");
     assert_eq!(fake.to("/v2/private/app/manifests/latest").len(), 2);
     assert_eq!(fake.to("/token").len(), 2);
 }
