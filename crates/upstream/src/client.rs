@@ -285,7 +285,7 @@ impl HttpUpstream {
         if !status.is_success() {
             return Err(match status_error(status, response.headers()) {
                 UpstreamError::Unauthorized(why) => {
-                    UpstreamError::Unauthorized(format!("token endpoint {why}"))
+                    UpstreamError::Unauthorized(format!("token endpoint answered {why}"))
                 }
                 other => other,
             });

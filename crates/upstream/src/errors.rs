@@ -10,7 +10,7 @@ pub fn status_error(status: StatusCode, headers: &HeaderMap) -> UpstreamError {
     match status {
         StatusCode::NOT_FOUND => UpstreamError::NotFound,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            UpstreamError::Unauthorized(format!("refused with HTTP {}", status.as_u16()))
+            UpstreamError::Unauthorized(format!("HTTP {}", status.as_u16()))
         }
         StatusCode::TOO_MANY_REQUESTS => UpstreamError::RateLimited {
             retry_after: retry_after(headers),
