@@ -101,6 +101,23 @@ async fn anonymous_bearer_token_is_fetched_once_and_reused() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_requests_share_one_ping_and_one_token() {
+    let fake = Fake::start(token_registry(300)).await;
+    let up = std::sync::Arc::new(upstream(&fake));
+    let pulls: Vec<_> = (0..20)
+        .map(|i| {
+            let up = up.clone();
+            tokio::spawn(async move { up.manifest("library/busybox", &format!("t{i}")).await })
+        })
+        .collect();
+    for pull in pulls {
+        pull.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.to("/v2/").len(), 1, "one ping");
+    assert_eq!(fake.to("/token").len(), 1, "one token");
+}
+
 #[test]
 fn accept_lists_every_manifest_type_berth_serves() {
     let listed: Vec<&str> = MANIFEST_ACCEPT.split(',').map(str::trim).collect();
