@@ -20,10 +20,18 @@ pub fn status_error(status: StatusCode, headers: &HeaderMap) -> UpstreamError {
     }
 }
 
-/// `Retry-After` in seconds (the delay form; a date is not worth a parser:
-/// registries send seconds).
+/// `Retry-After` in seconds: the delay form, or an HTTP date counted from
+/// now (0 when already past).
 fn retry_after(headers: &HeaderMap) -> Option<u64> {
-    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse() {
+        return Some(seconds);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .map_or(0, |d| d.as_secs()),
+    )
 }
 
 /// A transport failure (connect, TLS, timeout, reset) as `Unavailable`,
@@ -89,6 +97,25 @@ mod tests {
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
+        assert_eq!(
+            status_error(StatusCode::TOO_MANY_REQUESTS, &headers),
+            UpstreamError::RateLimited {
+                retry_after: Some(0)
+            }
+        );
+        let in_two_minutes = std::time::SystemTime::now() + std::time::Duration::from_secs(120);
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(in_two_minutes)).unwrap(),
+        );
+        let UpstreamError::RateLimited {
+            retry_after: Some(seconds),
+        } = status_error(StatusCode::TOO_MANY_REQUESTS, &headers)
+        else {
+            panic!("no Retry-After")
+        };
+        assert!((118..=120).contains(&seconds), "{seconds}");
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(
             status_error(StatusCode::TOO_MANY_REQUESTS, &headers),
             UpstreamError::RateLimited { retry_after: None }

@@ -313,6 +313,22 @@ async fn basic_upstream_gets_the_credentials_on_each_request() {
 }
 
 #[tokio::test]
+async fn an_open_v2_with_a_token_protected_repository() {
+    // /v2/ answers 200, but the repository challenges: the 401's own
+    // challenge is followed.
+    let fake = Fake::start(|ctx: &Ctx| match ctx.req.path.as_str() {
+        "/v2/" => status(200),
+        "/token" => with_headers(200, &[], r#"{"token":"t"}"#),
+        _ if ctx.req.header("authorization") != Some("Bearer t") => bearer_challenge(ctx),
+        _ => manifest_ok(),
+    })
+    .await;
+    upstream(&fake).manifest("r", "latest").await.unwrap();
+    assert_eq!(fake.to("/token").len(), 1);
+    assert_eq!(fake.to("/v2/r/manifests/latest").len(), 2);
+}
+
+#[tokio::test]
 async fn open_registry_gets_no_authorization() {
     let fake = Fake::start(|ctx: &Ctx| match ctx.req.path.as_str() {
         "/v2/" => status(200),
