@@ -809,3 +809,26 @@ async fn the_summary_says_where_a_cached_repository_comes_from() {
     );
     assert!(origin.checked_at.is_some());
 }
+
+#[tokio::test]
+async fn concurrent_pulls_of_one_tag_fetch_the_manifest_once() {
+    let c = cache();
+    let (manifest, _, _) = upstream_image(&c.fake, REMOTE, "latest", b"layer");
+    let pulls = (0..10).map(|_| {
+        let reg = c.reg.clone();
+        tokio::spawn(async move {
+            reg.pull_manifest(&repo(LOCAL), &reference("latest"), &[], true)
+                .await
+                .unwrap()
+        })
+    });
+    for pulled in futures_util::future::join_all(pulls).await {
+        assert_eq!(pulled.unwrap().value.digest, manifest);
+    }
+    assert_eq!(c.fake.calls(FakeCall::Manifest), 1);
+    assert_eq!(
+        c.fake.calls(FakeCall::ManifestDigest),
+        0,
+        "the waiters found it fresh"
+    );
+}
