@@ -39,6 +39,10 @@ fn route(name: &str, docker_hub: bool, fake: &Arc<FakeUpstream>) -> UpstreamRout
 }
 
 fn cache_with(freshness: Duration, fallback: bool) -> Cache {
+    cache_limited(freshness, fallback, None)
+}
+
+fn cache_limited(freshness: Duration, fallback: bool, max_bytes: Option<u64>) -> Cache {
     let dir = tempfile::tempdir().unwrap();
     let fake = Arc::new(FakeUpstream::new());
     let routes = if fallback {
@@ -52,7 +56,7 @@ fn cache_with(freshness: Duration, fallback: bool) -> Cache {
         Arc::new(SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap()),
         RegistryOptions::default(),
     )
-    .with_pull_through(PullThrough::new(routes, freshness, None));
+    .with_pull_through(PullThrough::new(routes, freshness, max_bytes));
     Cache {
         reg: Arc::new(reg),
         blobs,
@@ -831,4 +835,127 @@ async fn concurrent_pulls_of_one_tag_fetch_the_manifest_once() {
         0,
         "the waiters found it fresh"
     );
+}
+
+/// Caches `remote`'s image tagged latest whole: manifest, config, layer.
+async fn cache_image(c: &Cache, remote: &str, layer: &[u8]) -> Digest {
+    let (manifest, config, layer) = upstream_image(&c.fake, remote, "latest", layer);
+    let local = format!("docker.io/{remote}");
+    c.reg
+        .pull_manifest(&repo(&local), &reference("latest"), &[], true)
+        .await
+        .unwrap();
+    for digest in [&config, &layer] {
+        pull_body(&c.reg, &local, digest).await;
+        linked(&c.reg, &local, digest).await;
+    }
+    manifest
+}
+
+/// Pushes an image of `layer` to `name` tagged latest.
+async fn push_image(reg: &Registry, name: &str, layer: &[u8]) -> Digest {
+    let name = repo(name);
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let (config_digest, layer_digest) = (Digest::sha256_of(config), Digest::sha256_of(layer));
+    reg.push_blob(&name, &config_digest, body(config), None)
+        .await
+        .unwrap();
+    reg.push_blob(&name, &layer_digest, body(layer), None)
+        .await
+        .unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    reg.put_manifest(
+        &name,
+        &reference("latest"),
+        Some(OCI_MANIFEST),
+        Bytes::from(manifest),
+    )
+    .await
+    .unwrap()
+    .digest
+}
+
+async fn present(reg: &Registry, name: &str, manifest: &Digest) -> bool {
+    let by_digest = Reference::Digest(manifest.clone());
+    reg.manifest(&repo(name), &by_digest, &[], false)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn eviction_takes_the_least_recently_pulled_cached_image_never_a_pushed_one() {
+    // Room for one 10 KiB cached image, not two.
+    let c = cache_limited(Duration::from_secs(300), false, Some(15_000));
+    let a = cache_image(&c, "library/a", &big(10_240, 1)).await;
+    let b = cache_image(&c, "library/b", &big(10_240, 2)).await;
+    let pushed = push_image(&c.reg, "team/app", &big(50_000, 3)).await;
+    let before = c.reg.cached_bytes().await.unwrap();
+    assert!(before > 20_480 && before < 25_000, "{before}");
+    // a is pulled again later: b is now the least recently pulled.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.reg
+        .pull_manifest(
+            &repo("docker.io/library/a"),
+            &reference("latest"),
+            &[],
+            true,
+        )
+        .await
+        .unwrap();
+
+    let report = c
+        .reg
+        .collect_garbage(&berth_registry::gc::GcRequest::default(), &())
+        .await
+        .unwrap();
+    assert_eq!(report.evicted_images, 1);
+    assert!(present(&c.reg, "docker.io/library/a", &a).await);
+    assert!(
+        !present(&c.reg, "docker.io/library/b", &b).await,
+        "b was least recently pulled"
+    );
+    assert!(present(&c.reg, "team/app", &pushed).await);
+    let after = c.reg.cached_bytes().await.unwrap();
+    assert!(after <= 15_000, "{after}");
+    assert_eq!(c.reg.gc_status().totals.evicted_images, 1);
+}
+
+#[tokio::test]
+async fn eviction_down_to_nothing_still_leaves_pushed_images() {
+    let c = cache_limited(Duration::from_secs(300), false, Some(0));
+    let a = cache_image(&c, "library/a", b"layer of a").await;
+    let b = cache_image(&c, "library/b", b"layer of b").await;
+    let pushed = push_image(&c.reg, "team/app", b"layer of app").await;
+    let dry = berth_registry::gc::GcRequest {
+        dry_run: true,
+        ..Default::default()
+    };
+    let report = c.reg.collect_garbage(&dry, &()).await.unwrap();
+    assert_eq!(report.evicted_images, 0, "a dry run evicts nothing");
+    assert!(present(&c.reg, "docker.io/library/a", &a).await);
+
+    let report = c
+        .reg
+        .collect_garbage(&berth_registry::gc::GcRequest::default(), &())
+        .await
+        .unwrap();
+    assert_eq!(report.evicted_images, 2);
+    assert!(!present(&c.reg, "docker.io/library/a", &a).await);
+    assert!(!present(&c.reg, "docker.io/library/b", &b).await);
+    assert!(present(&c.reg, "team/app", &pushed).await);
+    assert_eq!(c.reg.cached_bytes().await.unwrap(), 0);
+    // Evicted, not forbidden: the next pull caches it again.
+    c.reg
+        .pull_manifest(
+            &repo("docker.io/library/a"),
+            &reference("latest"),
+            &[],
+            true,
+        )
+        .await
+        .unwrap();
 }
