@@ -890,9 +890,11 @@ async fn present(reg: &Registry, name: &str, manifest: &Digest) -> bool {
 async fn eviction_takes_the_least_recently_pulled_cached_image_never_a_pushed_one() {
     // Room for one 10 KiB cached image, not two.
     let c = cache_limited(Duration::from_secs(300), false, Some(15_000));
+    // Pushed first: the least recently used image of all, were it a candidate.
+    let pushed = push_image(&c.reg, "team/app", &big(50_000, 3)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let a = cache_image(&c, "library/a", &big(10_240, 1)).await;
     let b = cache_image(&c, "library/b", &big(10_240, 2)).await;
-    let pushed = push_image(&c.reg, "team/app", &big(50_000, 3)).await;
     let before = c.reg.cached_bytes().await.unwrap();
     assert!(before > 20_480 && before < 25_000, "{before}");
     // a is pulled again later: b is now the least recently pulled.
@@ -927,9 +929,10 @@ async fn eviction_takes_the_least_recently_pulled_cached_image_never_a_pushed_on
 #[tokio::test]
 async fn eviction_down_to_nothing_still_leaves_pushed_images() {
     let c = cache_limited(Duration::from_secs(300), false, Some(0));
+    let pushed = push_image(&c.reg, "team/app", b"layer of app").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let a = cache_image(&c, "library/a", b"layer of a").await;
     let b = cache_image(&c, "library/b", b"layer of b").await;
-    let pushed = push_image(&c.reg, "team/app", b"layer of app").await;
     let dry = berth_registry::gc::GcRequest {
         dry_run: true,
         ..Default::default()
