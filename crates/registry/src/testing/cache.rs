@@ -199,28 +199,31 @@ pub async fn tag_check_times_move_and_go_with_their_tags(meta: &dyn MetaStore) {
         RepositoryOrigin::Local
     );
 
+    // A purged cache leaves nothing behind, not even for a repository that
+    // gets its row's id next (SQLite reuses the largest rowid).
+    let purged = repo("kit-cache-checks/purged");
     meta.put_manifest(
-        &cache,
+        &purged,
         &record,
         Some(&tag("z")),
         &cached("up", "checks", at),
     )
     .await
     .unwrap();
-    meta.delete_repository(&cache).await.unwrap().unwrap();
+    meta.delete_repository(&purged).await.unwrap().unwrap();
     assert_eq!(
-        meta.repository_origin(&cache).await.unwrap(),
+        meta.repository_origin(&purged).await.unwrap(),
         RepositoryOrigin::Absent
     );
-    assert_eq!(meta.tag_checked_at(&cache, &tag("z")).await.unwrap(), None);
-    // Pushed into afresh after the purge, it is an ordinary repository.
-    meta.put_manifest(&cache, &record, Some(&tag("z")), &PutOptions::default())
+    let next = repo("kit-cache-checks/next");
+    meta.put_manifest(&next, &record, Some(&tag("z")), &PutOptions::default())
         .await
         .unwrap();
     assert_eq!(
-        meta.repository_origin(&cache).await.unwrap(),
+        meta.repository_origin(&next).await.unwrap(),
         RepositoryOrigin::Local
     );
+    assert_eq!(meta.tag_checked_at(&next, &tag("z")).await.unwrap(), None);
 }
 
 /// Cached bytes: the present blobs cached manifests name, each digest once
