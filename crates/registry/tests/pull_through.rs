@@ -962,3 +962,20 @@ async fn eviction_down_to_nothing_still_leaves_pushed_images() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_blob_pulled_before_any_manifest_marks_its_repository_cached() {
+    let c = cache();
+    let (_, _, layer) = upstream_image(&c.fake, REMOTE, "latest", b"blob first");
+    pull_body(&c.reg, LOCAL, &layer).await;
+    linked(&c.reg, LOCAL, &layer).await;
+    let origin = c.reg.cache_origin(&repo(LOCAL)).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            origin.upstream.as_str(),
+            origin.remote.as_str(),
+            origin.checked_at
+        ),
+        ("docker.io", REMOTE, None)
+    );
+}

@@ -392,7 +392,7 @@ impl Registry {
             };
             return Ok(Pulled::cached(body, CacheOutcome::Miss));
         }
-        self.mark_fallback_cached(cached, repo).await?;
+        self.mark_cached(cached, repo).await?;
         let done = match p.blob_fills.join(repo, digest) {
             Role::Waiter(fill) => {
                 flight::wait(fill).await.map_err(|f| f.into_error(digest))?;
@@ -484,23 +484,19 @@ impl Registry {
         if size != stored {
             return Ok(false);
         }
-        self.mark_fallback_cached(cached, repo).await?;
+        self.mark_cached(cached, repo).await?;
         self.meta.link_blob(repo, digest, size, None).await
     }
 
-    /// A repository of the fallback upstream is marked cached before its
-    /// first blob is linked: a link alone would make it look pushed.
-    async fn mark_fallback_cached(
+    /// A cached repository is marked so before its first blob is linked:
+    /// a link alone would make it look pushed (to the fallback's routing,
+    /// to the UI, to eviction).
+    async fn mark_cached(
         &self,
         cached: &CachedRepository<'_>,
         repo: &RepositoryName,
     ) -> Result<()> {
-        let is_fallback = self
-            .pull_through
-            .as_ref()
-            .and_then(|p| p.routes().fallback())
-            .is_some_and(|f| std::ptr::eq(f, cached.route));
-        if !is_fallback {
+        if let RepositoryOrigin::Cached(_) = self.meta.repository_origin(repo).await? {
             return Ok(());
         }
         let source = CacheSource {
