@@ -7,9 +7,11 @@
 //! no local content or with cached content. A repository holding pushed
 //! content is never sent upstream, and a cached one is read-only.
 
+mod blobs;
 mod counters;
 mod flight;
 mod freshness;
+mod manifests;
 mod pulls;
 pub mod routing;
 mod tee;
