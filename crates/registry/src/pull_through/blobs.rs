@@ -55,14 +55,22 @@ impl Registry {
             return Ok(Pulled::cached(body, CacheOutcome::Miss));
         }
         self.mark_cached(cached, repo).await?;
-        let done = match p.blob_fills.join(repo, digest) {
-            Role::Waiter(fill) => {
-                flight::wait(fill).await.map_err(|f| f.into_error(digest))?;
-                counters.hit();
-                let body = self.blob(repo, digest, range, with_body).await?;
-                return Ok(Pulled::cached(body, CacheOutcome::Hit));
+        let mut retried = false;
+        let done = loop {
+            match p.blob_fills.join(repo, digest) {
+                Role::Leader(done) => break done,
+                Role::Waiter(fill) => match flight::wait(fill).await {
+                    Ok(()) => {
+                        counters.hit();
+                        let body = self.blob(repo, digest, range, with_body).await?;
+                        return Ok(Pulled::cached(body, CacheOutcome::Hit));
+                    }
+                    // Not the upstream's fault (a leader gone before it
+                    // started, a local failure): one more try, maybe as leader.
+                    Err(FillFailure::Other(_)) if !retried => retried = true,
+                    Err(failure) => return Err(failure.into_error(digest)),
+                },
             }
-            Role::Leader(done) => done,
         };
         // Whoever led before may have linked it just before we joined.
         if self.meta.blob_size(repo, digest).await?.is_some() {
