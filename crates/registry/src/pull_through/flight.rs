@@ -5,52 +5,8 @@ use super::UpstreamError;
 use crate::error::Error;
 use berth_oci::{Digest, RepositoryName};
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-
-/// One holder per key at a time: the others wait, then look again (the
-/// holder may have filled what they want).
-pub(crate) struct KeyedLocks<K> {
-    keys: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl<K> Default for KeyedLocks<K> {
-    fn default() -> Self {
-        KeyedLocks {
-            keys: Mutex::default(),
-        }
-    }
-}
-
-pub(crate) struct KeyGuard<'a, K: Eq + Hash> {
-    owner: &'a KeyedLocks<K>,
-    key: K,
-    _held: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl<K: Eq + Hash + Clone> KeyedLocks<K> {
-    pub async fn lock(&self, key: K) -> KeyGuard<'_, K> {
-        let lock = {
-            let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            keys.entry(key.clone()).or_default().clone()
-        };
-        KeyGuard {
-            owner: self,
-            key,
-            _held: lock.lock_owned().await,
-        }
-    }
-}
-
-impl<K: Eq + Hash> Drop for KeyGuard<'_, K> {
-    fn drop(&mut self) {
-        // Waiters hold their own handle; a newcomer makes a fresh lock and
-        // finds the work done.
-        let mut keys = self.owner.keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.remove(&self.key);
-    }
-}
 
 /// Why a blob fill failed, in a form every waiter can have a copy of.
 #[derive(Debug, Clone)]

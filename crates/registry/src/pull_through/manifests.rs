@@ -29,7 +29,7 @@ impl Registry {
             // then find it fresh.
             let _flight = p
                 .manifest_flights
-                .lock((repo.clone(), reference.to_string()))
+                .enter(&(repo.clone(), reference.to_string()))
                 .await;
             match reference {
                 Reference::Digest(digest) => {

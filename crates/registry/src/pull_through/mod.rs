@@ -84,7 +84,8 @@ pub struct PullThrough {
     max_bytes: Option<u64>,
     counters: HashMap<String, Arc<Counters>>,
     /// Manifest fetches in progress, by (repository, reference).
-    manifest_flights: flight::KeyedLocks<(berth_oci::RepositoryName, String)>,
+    manifest_flights:
+        crate::registry::single_flight::SingleFlight<(berth_oci::RepositoryName, String)>,
     /// Blob fills in progress, by (repository, digest).
     blob_fills: Arc<flight::BlobFills>,
 }

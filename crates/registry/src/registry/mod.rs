@@ -25,7 +25,7 @@ pub mod pull_log;
 mod quotas;
 mod range;
 mod retention;
-mod single_flight;
+pub(crate) mod single_flight;
 pub(crate) mod upload_hashes;
 mod uploads;
 
