@@ -46,6 +46,7 @@ CHURN = {"size": "256KiB", "rate": 20}  # unreferenced blobs per second, pushed 
 PT_TARGETS = ("distribution", "berth-cached", "berth-cold")
 PT_UPSTREAM = "bench.up"  # the [[upstream]] name: the prefix clients pull under
 PT_REPO = "bench/pull"  # where the images live upstream; through berth: bench.up/bench/pull
+PT_MANIFEST_REPO = "bench/manifest"  # a small image (5 layers), its manifest GET by tag
 # (key, digests set, streams): the pull rows' shapes, over the images pushed upstream.
 PT_SHAPES = (("pull_64m_1", "big", 1), ("pull_64m_4", "big", 4), ("pull_1m_16", "small", 16))
 BENCH_USER = "bench"
@@ -692,6 +693,10 @@ def run_pull_through(args, lg, p, workdir):
                 setup["error"] = f"push {name} upstream: {out['error']}"
                 log(f"  {setup['error']}")
                 return {r.name: r.res for r in runners}
+        # The manifest rows' image (loadgen manifest pushes it, then runs 1 s: untimed).
+        out, _ = lg("manifest", "--url", up.srv.url, "--repo", PT_MANIFEST_REPO, "--conns", "1", "--duration", "1s")
+        if "error" in out:
+            setup["error"] = f"push {PT_MANIFEST_REPO} upstream: {out['error']}"
         # Fill the cached berth (untimed): each image's manifest, then its blobs once.
         log(f"=== setup: pull everything once through {cached.name} ===")
         warm = cached.res.setdefault("warm", {"median": {}})
@@ -704,6 +709,8 @@ def run_pull_through(args, lg, p, workdir):
                 warm["error"] = f"pull {name} through berth: {out['error']}"
                 log(f"  {warm['error']}")
                 return {r.name: r.res for r in runners}
+        status, outcome = get_manifest(cached.srv, f"{PT_UPSTREAM}/{PT_MANIFEST_REPO}", "latest")
+        warm["median"]["manifest_latest"] = f"{status} {outcome}"
         warm["median"].update({k: v for k, v in pt_counters(cached.srv).items() if v is not None})
         log(f"  warm: {warm['median']}")
         passes = p["pull_passes"]
@@ -724,6 +731,13 @@ def run_pull_through(args, lg, p, workdir):
                     cold.res.setdefault(f"cold_{key}", {"runs": []})["error"] = f"restart: {e}"
                     continue
                 measure_through(cold, f"cold_{key}", pull(through, 1), cold=True)
+            # A tag checked within [cache] freshness: served with no upstream request.
+            log(f"=== manifest_get #{rep + 1} ===")
+            manifest = ["manifest", "--no-seed", "--tag", "latest", "--conns", "32",
+                        "--duration", f"{p['manifest_secs']}s"]
+            up.measure("direct_manifest_get", manifest + ["--repo", PT_MANIFEST_REPO])
+            measure_through(cached, "cached_manifest_get", manifest + ["--repo", f"{PT_UPSTREAM}/{PT_MANIFEST_REPO}"],
+                            cold=False)
     finally:
         for r in reversed(runners):
             r.srv.stop()
@@ -1069,25 +1083,41 @@ PT_ROWS = (("pull 64 MiB, 1 stream", "pull_64m_1", "mb_s", "MB/s"),
            ("pull 1 MiB x N, 16 streams", "pull_1m_16", "blobs_s", "blobs/s"))
 
 
+def pt_table_rows(passes):
+    """(label, direct key, target, berth key, metric, unit, higher is better)."""
+    out = []
+    for label, shape, metric, unit in PT_ROWS:
+        out.append((f"{label}, cached ({passes} pass{'es' if passes > 1 else ''})", f"direct_{shape}_x{passes}",
+                    "berth-cached", f"cached_{shape}", metric, unit, True))
+        out.append((f"{label}, cold (1 pass, berth's data dir emptied before)", f"direct_{shape}_x1",
+                    "berth-cold", f"cold_{shape}", metric, unit, True))
+    for metric, what, unit, higher in (("req_s", "", "req/s", True), ("p50_ms", " p50", "ms", False),
+                                       ("p99_ms", " p99", "ms", False)):
+        out.append((f"manifest GET by tag{what}, 32 conns, cached", "direct_manifest_get", "berth-cached",
+                    "cached_manifest_get", metric, unit, higher))
+    return out
+
+
 def pt_report(doc, p):
-    res, passes = doc["results"], p["pull_passes"]
-    out = ["| scenario | direct from distribution | through berth | berth / direct "
+    res = doc["results"]
+    out = ["| scenario | direct from distribution | through berth | ratio (>1 = berth better) "
            "| CPU s/GB: distribution direct / berth / upstream behind berth | fetched upstream (MB) | unit |",
            "|---|---:|---:|---:|---:|---:|---|"]
-    for label, shape, metric, unit in PT_ROWS:
-        for mode, target, direct_key, what in (
-                ("cached", "berth-cached", f"direct_{shape}_x{passes}",
-                 f"cached ({passes} pass{'es' if passes > 1 else ''})"),
-                ("cold", "berth-cold", f"direct_{shape}_x1", "cold (1 pass, berth's data dir emptied before)")):
-            key = f"{mode}_{shape}"
-            d, b = cell(res, "distribution", direct_key, metric), cell(res, target, key, metric)
-            ratio = f"{b / d:.2f}x" if isinstance(d, (int, float)) and isinstance(b, (int, float)) and d > 0 else "—"
-            mark = " †" if noisy(res, key) or noisy(res, direct_key) else ""
+    for label, direct_key, target, key, metric, unit, higher in pt_table_rows(p["pull_passes"]):
+        d, b = cell(res, "distribution", direct_key, metric), cell(res, target, key, metric)
+        ratio = "—"
+        if isinstance(d, (int, float)) and isinstance(b, (int, float)) and d > 0 and b > 0:
+            ratio = f"{(b / d if higher else d / b):.2f}x"
+        mark = " †" if noisy(res, key) or noisy(res, direct_key) else ""
+        if key.endswith("manifest_get"):
+            cpu = "server CPU s: " + " / ".join(fmt(cell(res, t, k, "server_cpu_s")) for t, k in (
+                ("distribution", direct_key), (target, key)))
+        else:
             cpu = " / ".join(fmt(cell(res, t, k, m)) for t, k, m in (
                 ("distribution", direct_key, "cpu_s_per_gb"), (target, key, "cpu_s_per_gb"),
                 (target, key, "upstream_cpu_s_per_gb")))
-            out.append(f"| {label}, {what}{mark} | {fmt(d)} | {fmt(b)} | {ratio} | {cpu} "
-                       f"| {fmt(cell(res, target, key, 'fetched_mb'))} | {unit} |")
+        out.append(f"| {label}{mark} | {fmt(d)} | {fmt(b)} | {ratio} | {cpu} "
+                   f"| {fmt(cell(res, target, key, 'fetched_mb'))} | {unit} |")
     m = doc["machine"]
     warm = res.get("berth-cached", {}).get("warm", {}).get("median", {})
     lines = [
@@ -1105,7 +1135,8 @@ def pt_report(doc, p):
         "",
         "\n".join(out),
         "",
-        f"Ratio > 1: the pull through berth is faster than the direct pull. † other work on the machine "
+        f"Ratio > 1: the pull through berth is faster (or its latency lower) than the direct pull. "
+        f"† other work on the machine "
         f"(neither a server nor the loadgen) used more than {NOISY} of a core during these runs.",
     ]
     if warm:
