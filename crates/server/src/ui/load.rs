@@ -77,6 +77,7 @@ pub async fn repository(
             size: summary.size_bytes,
             last_push: summary.last_push,
             quota,
+            cached: None,
         },
         name,
         tags,
@@ -143,6 +144,7 @@ pub async fn image(
             })
             .collect(),
         pretty_json: super::format::pretty_json(&detail.raw),
+        cached: None,
     })
 }
 
