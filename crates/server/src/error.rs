@@ -4,6 +4,7 @@
 use crate::route::RouteError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use berth_registry::pull_through::UpstreamError;
 use berth_registry::{Error, ErrorCode};
 use serde_json::json;
 
@@ -80,8 +81,18 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
         Error::TagImmutable { .. }
         | Error::ImmutableTagDelete { .. }
-        | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
-        Error::TooManyUploads { .. } => StatusCode::TOO_MANY_REQUESTS,
+        | Error::QuotaExceeded { .. }
+        | Error::CacheReadOnly { .. } => StatusCode::FORBIDDEN,
+        Error::TooManyUploads { .. }
+        | Error::Upstream {
+            error: UpstreamError::RateLimited { .. },
+            ..
+        } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Upstream {
+            error: UpstreamError::NotFound,
+            ..
+        } => StatusCode::NOT_FOUND,
+        Error::Upstream { .. } | Error::UpstreamDigestMismatch { .. } => StatusCode::BAD_GATEWAY,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::BlobUploadInvalid(_)
