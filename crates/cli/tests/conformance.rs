@@ -47,6 +47,7 @@ mod conformance {
     mod policies;
     mod portable_io;
     mod pull;
+    mod pull_through;
     mod registry_env;
     mod repository_delete;
     mod robustness;

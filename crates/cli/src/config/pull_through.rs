@@ -9,9 +9,6 @@
 //! repository path component, a password given twice. Secrets are kept in
 //! [`Secret`], whose `Debug` never shows them.
 
-// Serve's wiring (HttpUpstream, routes) uses the rest once berth-upstream lands.
-#![allow(dead_code)]
-
 use super::policies::Amount;
 use super::ConfigError;
 use berth_registry::units::{parse_duration, parse_size};
@@ -28,9 +25,6 @@ pub const PROXY_NAME: &str = "proxy";
 
 /// Docker Hub's registry host: the default URL of an upstream named `docker.io`.
 const DOCKER_HUB_URL: &str = "https://registry-1.docker.io";
-
-/// Hosts that mean Docker Hub, whose one-component names live under `library/`.
-const DOCKER_HUB_HOSTS: [&str; 3] = ["registry-1.docker.io", "index.docker.io", "docker.io"];
 
 /// Longest duration accepted (ten years), as for `[gc]`.
 const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
@@ -219,12 +213,7 @@ pub struct UpstreamConfig {
 impl UpstreamConfig {
     /// Docker Hub's one-component names (`busybox`) live under `library/`.
     pub fn is_docker_hub(&self) -> bool {
-        self.name == "docker.io" || DOCKER_HUB_HOSTS.contains(&host_of(&self.url))
-    }
-
-    /// The URL's host (and port), as a credential helper is asked about it.
-    pub fn host(&self) -> &str {
-        host_of(&self.url)
+        berth_registry::pull_through::is_docker_hub(&self.name, &self.url)
     }
 }
 
@@ -276,17 +265,6 @@ fn invalid(key: &str, reason: String) -> ConfigError {
         key: key.to_string(),
         reason,
     }
-}
-
-/// `scheme://host[:port]/path` → `host[:port]`.
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    // Credentials in a URL are refused when loading; never shown here.
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
 }
 
 /// An `http://` or `https://` URL with a host, no credentials, no query;
@@ -512,32 +490,21 @@ pub enum CredentialError {
     },
     #[error("upstream {upstream:?}: password_file {path} is empty")]
     EmptyFile { upstream: String, path: PathBuf },
-    #[error("upstream {upstream:?}: credential helper docker-credential-{helper}: {reason}")]
-    Helper {
-        upstream: String,
-        helper: String,
-        reason: String,
-    },
-}
-
-/// What a Docker credential helper answers to `get` (its other fields unused).
-#[derive(Deserialize)]
-struct HelperAnswer {
-    #[serde(rename = "Username")]
-    username: String,
-    #[serde(rename = "Secret")]
-    secret: Secret,
 }
 
 impl UpstreamConfig {
-    /// The username and password to sign in with (`None`: anonymous), read
-    /// now from a file or a credential helper when configured so.
-    pub fn resolve_credentials(&self) -> Result<Option<(String, Secret)>, CredentialError> {
+    /// The credentials to sign in with, a password file read now (at
+    /// start-up); a credential helper is left to the upstream client, which
+    /// asks it on first use.
+    pub fn resolve_credentials(&self) -> Result<berth_upstream::Credentials, CredentialError> {
+        use berth_upstream::Credentials as Client;
         match &self.credentials {
-            Credentials::Anonymous => Ok(None),
-            Credentials::Password { username, password } => {
-                Ok(Some((username.clone(), password.clone())))
-            }
+            Credentials::Anonymous => Ok(Client::Anonymous),
+            Credentials::Password { username, password } => Ok(Client::Basic {
+                username: username.clone(),
+                password: password.expose().to_string(),
+            }),
+            Credentials::Helper(helper) => Ok(Client::Helper(helper.clone())),
             Credentials::PasswordFile { username, path } => {
                 let text =
                     std::fs::read_to_string(path).map_err(|error| CredentialError::File {
@@ -552,51 +519,12 @@ impl UpstreamConfig {
                         path: path.clone(),
                     });
                 }
-                Ok(Some((username.clone(), Secret::new(password))))
+                Ok(Client::Basic {
+                    username: username.clone(),
+                    password: password.to_string(),
+                })
             }
-            Credentials::Helper(helper) => self
-                .ask_helper(helper, &format!("docker-credential-{helper}"))
-                .map(Some),
         }
-    }
-
-    /// Runs `program get` (`docker-credential-<helper>`, found on `PATH`)
-    /// with the upstream's host on stdin.
-    fn ask_helper(&self, helper: &str, program: &str) -> Result<(String, Secret), CredentialError> {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let fail = |reason: String| CredentialError::Helper {
-            upstream: self.name.clone(),
-            helper: helper.to_string(),
-            reason,
-        };
-        let mut child = Command::new(program)
-            .arg("get")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(format!("cannot run it: {e}")))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(self.host().as_bytes())
-                .map_err(|e| fail(format!("writing the host to it: {e}")))?;
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| fail(format!("waiting for it: {e}")))?;
-        if !output.status.success() {
-            // Helpers print "credentials not found in native keychain" and the like.
-            let said = String::from_utf8_lossy(&output.stdout);
-            return Err(fail(format!(
-                "exited with {}: {}",
-                output.status,
-                said.trim()
-            )));
-        }
-        let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
-            .map_err(|e| fail(format!("its answer is not the helper protocol's JSON: {e}")))?;
-        Ok((answer.username, answer.secret))
     }
 }
 
@@ -655,7 +583,6 @@ url = "https://index.docker.io"
             ("https://ghcr.io", "ghcr.io")
         );
         assert_eq!(local.url, "http://127.0.0.1:5001", "trailing slash trimmed");
-        assert_eq!(local.host(), "127.0.0.1:5001");
         assert!(hub.is_docker_hub() && mirror.is_docker_hub());
         assert!(!ghcr.is_docker_hub() && !local.is_docker_hub());
         assert_eq!(config.cache, CacheConfig::default());
@@ -833,8 +760,13 @@ url = "https://index.docker.io"
             },
             ca_file: None,
         };
-        let (user, password) = upstream.resolve_credentials().unwrap().unwrap();
-        assert_eq!((user.as_str(), password.expose()), ("me", "s3cret"));
+        assert!(
+            upstream.resolve_credentials().unwrap()
+                == berth_upstream::Credentials::Basic {
+                    username: "me".into(),
+                    password: "s3cret".into()
+                }
+        );
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
             upstream.resolve_credentials(),
@@ -843,38 +775,5 @@ url = "https://index.docker.io"
         std::fs::remove_file(&path).unwrap();
         let e = upstream.resolve_credentials().unwrap_err().to_string();
         assert!(e.contains("password_file") && e.contains("x.io"), "{e}");
-    }
-
-    #[test]
-    fn a_credential_helper_is_asked_with_the_host_on_stdin() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let helper = dir.path().join("docker-credential-berthtest");
-        // Answers only for the host it is asked about, as real helpers do.
-        std::fs::write(
-            &helper,
-            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread host\n[ \"$host\" = \"x.io:5000\" ] || { echo \"credentials not found\"; exit 1; }\necho '{\"ServerURL\":\"x.io:5000\",\"Username\":\"robot\",\"Secret\":\"t0ken\"}'\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut upstream = UpstreamConfig {
-            name: "x.io".into(),
-            url: "https://x.io:5000".into(),
-            prefix: "x.io".into(),
-            credentials: Credentials::Helper("berthtest".into()),
-            ca_file: None,
-        };
-        let program = helper.to_str().unwrap();
-        let resolve = |upstream: &UpstreamConfig| upstream.ask_helper("berthtest", program);
-        let (user, secret) = resolve(&upstream).unwrap();
-        assert_eq!((user.as_str(), secret.expose()), ("robot", "t0ken"));
-        upstream.url = "https://other.io".into();
-        let e = resolve(&upstream).unwrap_err().to_string();
-        assert!(e.contains("credentials not found"), "{e}");
-        assert!(e.contains("docker-credential-berthtest"), "{e}");
-        // Not installed: said, naming the helper.
-        upstream.credentials = Credentials::Helper("berth-no-such-helper".into());
-        let e = upstream.resolve_credentials().unwrap_err().to_string();
-        assert!(e.contains("docker-credential-berth-no-such-helper"), "{e}");
     }
 }

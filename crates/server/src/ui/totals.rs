@@ -99,7 +99,7 @@ pub async fn home(
             size: r.size_bytes,
             last_push: r.last_push,
             quota,
-            cached: None,
+            cached: r.cached_from.map(Into::into),
         });
     }
     Ok(HomePage {

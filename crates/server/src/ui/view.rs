@@ -74,6 +74,16 @@ pub struct CachedView {
     pub checked_at: Option<i64>,
 }
 
+impl From<berth_registry::CacheOrigin> for CachedView {
+    fn from(origin: berth_registry::CacheOrigin) -> Self {
+        CachedView {
+            upstream: origin.upstream,
+            remote: origin.remote,
+            checked_at: origin.checked_at,
+        }
+    }
+}
+
 /// A repository's use of its quota: bytes stored (each blob once) and tags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QuotaView {
