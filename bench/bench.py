@@ -631,14 +631,15 @@ def measure_through(r, key, argv, cold):
     run.update({"cache_hits": delta.get("hits"), "cache_misses": delta.get("misses"),
                 "upstream_errors": delta.get("errors"), "fetched_mb": delta["fetched_bytes"] / 1e6})
     entry["median"] = medians(entry["runs"])
+    served = run.get("count", run.get("requests", 0))  # blobs pulled, or manifest GETs answered
     if delta.get("errors"):
         entry["error"] = f"{delta['errors']:.0f} upstream errors counted"
-    elif not cold and (delta["fetched_bytes"] or delta.get("misses")):
+    elif not cold and (delta["fetched_bytes"] or delta.get("misses") or (delta.get("hits") or 0) < served):
         entry["error"] = (f"not a pure cache hit: {delta['fetched_bytes']:.0f} bytes fetched upstream, "
-                          f"{delta.get('misses', 0):.0f} misses")
-    elif cold and delta["fetched_bytes"] < run["bytes"]:
+                          f"{delta.get('misses', 0):.0f} misses, {delta.get('hits', 0):.0f} hits for {served}")
+    elif cold and (delta["fetched_bytes"] < run.get("bytes", 0) or (delta.get("misses") or 0) < served):
         entry["error"] = (f"not cold: {delta['fetched_bytes']:.0f} bytes fetched upstream for "
-                          f"{run['bytes']} served")
+                          f"{run.get('bytes')} served, {delta.get('misses', 0):.0f} misses for {served}")
     if entry.get("error"):
         log(f"  {r.name}: {key}: FAILED: {entry['error']}")
 
