@@ -39,6 +39,16 @@ GC_ENV = {"berth-gc-off": {"BERTH_GC_INTERVAL": "off"},
           # blob in between: the grace is what protects a push in flight).
           "berth-gc": {"BERTH_GC_INTERVAL": "1s", "BERTH_GC_GRACE": "10s"}}
 CHURN = {"size": "256KiB", "rate": 20}  # unreferenced blobs per second, pushed to both
+# --pull-through: distribution holds the images (the upstream, also pulled
+# directly); one berth caches it and keeps what it cached ("cached"), another
+# starts from an empty data dir before every repetition ("cold"), so each of
+# its pulls streams through the tee from the upstream.
+PT_TARGETS = ("distribution", "berth-cached", "berth-cold")
+PT_UPSTREAM = "bench.up"  # the [[upstream]] name: the prefix clients pull under
+PT_REPO = "bench/pull"  # where the images live upstream; through berth: bench.up/bench/pull
+PT_MANIFEST_REPO = "bench/manifest"  # a small image (5 layers), its manifest GET by tag
+# (key, digests set, streams): the pull rows' shapes, over the images pushed upstream.
+PT_SHAPES = (("pull_64m_1", "big", 1), ("pull_64m_4", "big", 4), ("pull_1m_16", "small", 16))
 BENCH_USER = "bench"
 MiB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -154,8 +164,9 @@ class Server:
     Names: "berth", "distribution", and with logins "berth-basic" (htpasswd),
     "berth-token" (htpasswd + token service), "distribution-htpasswd"."""
 
-    def __init__(self, name, workdir, berth_bin=None, data_dir=None, password=None):
+    def __init__(self, name, workdir, berth_bin=None, data_dir=None, password=None, upstream_url=None):
         self.name, self.workdir, self.berth_bin = name, workdir, berth_bin
+        self.upstream_url = upstream_url  # berth as a pull-through cache of this registry
         self.data = data_dir or os.path.join(workdir, f"{name}-data")
         os.makedirs(self.data, exist_ok=True)
         self.proc = None
@@ -176,6 +187,11 @@ class Server:
                 cmd += ["--htpasswd", self.htpasswd]
             if self.name == "berth-token":
                 cmd += ["--token-auth"]
+            if self.upstream_url:
+                cfg = os.path.join(self.workdir, f"{self.name}.toml")
+                with open(cfg, "w") as f:
+                    f.write(f'[[upstream]]\nname = "{PT_UPSTREAM}"\nurl = "{self.upstream_url}"\n')
+                cmd += ["--config", cfg]
             return cmd, env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"), **GC_ENV.get(self.name, {}))
         cfg = os.path.join(self.workdir, f"{self.name}.yml")
         with open(cfg, "w") as f:
@@ -278,15 +294,20 @@ def plan(quick):
         "repos": 200 if quick else 2000,
         "repos_big": 1000 if quick else 10000,  # berth only
         "iperf_secs": 1 if quick else 5,
+        "pt_big_count": 4 if quick else 16,  # --pull-through: 64 MiB blobs upstream
     }
 
 
 class Runner:
     """One registry under test: its server, its results, one repetition at a time."""
 
-    def __init__(self, name, args, loadgen, workdir, password=None):
+    def __init__(self, name, args, loadgen, workdir, password=None, upstream=None):
         self.name, self.lg, self.workdir = name, loadgen, workdir
-        self.srv = Server(name, workdir, berth_bin=args.berth, password=password)
+        # A berth caching `upstream` (a Server already started): its CPU during
+        # this runner's runs is the upstream's share, not other work.
+        self.upstream = upstream
+        self.srv = Server(name, workdir, berth_bin=args.berth, password=password,
+                          upstream_url=upstream.url if upstream else None)
         self.res = {}
         self.churn = None
 
@@ -365,8 +386,11 @@ class Runner:
                 entry["error"] += f" [restart failed: {e}]"
             return False
         os.sync()  # start each run with no dirty pages from the last one
+        up_pid = self.upstream.pid if self.upstream and self.upstream.alive() else None
+        up_cpu0 = proc_cpu_secs(up_pid) if up_pid else 0.0
         with Monitor(self.srv.pid) as m:
             out, client_cpu = self.lg(*args, "--url", self.srv.url, *self.srv.loadgen_auth())
+        up_cpu = proc_cpu_secs(up_pid) - up_cpu0 if up_pid else 0.0
         if "error" in out:
             entry["error"] = out["error"]
             if not self.srv.alive():
@@ -377,9 +401,13 @@ class Runner:
         out["client_cpu_s"] = round(client_cpu, 3)
         out["peak_rss_mib"] = round(m.peak_kib / 1024, 1)
         # CPU used by anything else on the machine meanwhile (should be ~0).
-        out["other_cpu_s"] = round(max(0.0, m.busy_s - m.cpu_s - client_cpu), 3)
+        out["other_cpu_s"] = round(max(0.0, m.busy_s - m.cpu_s - client_cpu - up_cpu), 3)
         if out.get(gb_field):
             out["cpu_s_per_gb"] = m.cpu_s / (out[gb_field] / 1e9)
+        if up_pid:
+            out["upstream_cpu_s"] = round(up_cpu, 3)
+            if out.get(gb_field):
+                out["upstream_cpu_s_per_gb"] = up_cpu / (out[gb_field] / 1e9)
         entry["runs"].append(out)
         entry["median"] = medians(entry["runs"])
         log(f"  {self.name}: {key} #{len(entry['runs'])}: " + ", ".join(
@@ -472,6 +500,8 @@ def write_htpasswd(berth_bin, path):
 def run_targets(names, args, lg, p, workdir):
     if args.gc:
         return run_gc_targets(names, args, lg, p, workdir)
+    if args.pull_through:
+        return run_pull_through(args, lg, p, workdir)
     """All registries run side by side; each repetition of each scenario goes
     to each registry in turn, so drift on the machine affects them alike."""
     password = None
@@ -547,6 +577,173 @@ def run_gc_targets(names, args, lg, p, workdir):
         for r in runners:
             r.stop_churn()
             r.srv.stop()
+            shutil.rmtree(r.srv.data, ignore_errors=True)
+    return {r.name: r.res for r in runners}
+
+
+# --------------------------------------------------------- pull-through ----
+
+PT_COUNTERS = {"hits": "berth_pull_through_hits_total", "misses": "berth_pull_through_misses_total",
+               "errors": "berth_pull_through_upstream_errors_total",
+               "fetched_bytes": "berth_pull_through_fetched_bytes_total"}
+
+
+def pt_counters(srv):
+    """berth's pull-through counters for PT_UPSTREAM from /metrics (None
+    where /metrics does not say)."""
+    out = dict.fromkeys(PT_COUNTERS)
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode(errors="replace")
+        c.close()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        for key, name in PT_COUNTERS.items():
+            if line.startswith(name + "{") and f'upstream="{PT_UPSTREAM}"' in line:
+                out[key] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def measure_through(r, key, argv, cold):
+    """One repetition through berth, checked against berth's counters: a
+    cached pull fetches nothing upstream (every blob a hit); a cold one
+    fetches every byte it serves (every blob a miss). A run that is not what
+    its row says fails the row."""
+    before = pt_counters(r.srv)
+    if not r.measure(key, argv):
+        return
+    entry = r.res[key]
+    run = entry["runs"][-1]
+    after = pt_counters(r.srv)
+    # The tee's task may count its last chunk just after the client has it.
+    deadline = time.monotonic() + 10
+    while cold and after["fetched_bytes"] is not None and time.monotonic() < deadline and \
+            after["fetched_bytes"] - (before["fetched_bytes"] or 0) < run["bytes"]:
+        time.sleep(0.1)
+        after = pt_counters(r.srv)
+    if after["fetched_bytes"] is None:
+        run["counters"] = "absent from /metrics"
+        log(f"  {r.name}: {key}: WARNING: no berth_pull_through_* counters for {PT_UPSTREAM}: run not checked")
+        return
+    delta = {k: after[k] - (before[k] or 0) for k in PT_COUNTERS if after[k] is not None}
+    run.update({"cache_hits": delta.get("hits"), "cache_misses": delta.get("misses"),
+                "upstream_errors": delta.get("errors"), "fetched_mb": delta["fetched_bytes"] / 1e6})
+    entry["median"] = medians(entry["runs"])
+    served = run.get("count", run.get("requests", 0))  # blobs pulled, or manifest GETs answered
+    if delta.get("errors"):
+        entry["error"] = f"{delta['errors']:.0f} upstream errors counted"
+    elif not cold and (delta["fetched_bytes"] or delta.get("misses") or (delta.get("hits") or 0) < served):
+        entry["error"] = (f"not a pure cache hit: {delta['fetched_bytes']:.0f} bytes fetched upstream, "
+                          f"{delta.get('misses', 0):.0f} misses, {delta.get('hits', 0):.0f} hits for {served}")
+    elif cold and (delta["fetched_bytes"] < run.get("bytes", 0) or (delta.get("misses") or 0) < served):
+        entry["error"] = (f"not cold: {delta['fetched_bytes']:.0f} bytes fetched upstream for "
+                          f"{run.get('bytes')} served, {delta.get('misses', 0):.0f} misses for {served}")
+    if entry.get("error"):
+        log(f"  {r.name}: {key}: FAILED: {entry['error']}")
+
+
+def empty_cache(r):
+    """Stops berth, replaces its data dir with an empty one, starts it again."""
+    r.srv.stop()
+    shutil.rmtree(r.srv.data, ignore_errors=True)
+    os.makedirs(r.srv.data)
+    r.srv.start()
+
+
+def get_manifest(srv, repo, tag):
+    """GET a manifest by tag (as a client pulling an image starts); returns
+    (status, Berth-Cache header)."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("GET", f"/v2/{repo}/manifests/{tag}",
+              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    resp = c.getresponse()
+    resp.read()
+    c.close()
+    return resp.status, resp.getheader("Berth-Cache")
+
+
+def run_pull_through(args, lg, p, workdir):
+    """--pull-through: images pushed to distribution (the upstream); each
+    repetition of each shape pulls them directly from it, through a berth
+    that already holds them (cached), and through a berth started on an
+    empty data dir just before (cold: every byte streams through the tee)."""
+    up = Runner("distribution", args, lg, workdir)
+    runners = [up]
+    through = f"{PT_UPSTREAM}/{PT_REPO}"
+    try:
+        log("=== start distribution (the upstream) ===")
+        if not up.start("startup_empty"):
+            return {up.name: up.res}
+        cached = Runner("berth-cached", args, lg, workdir, upstream=up.srv)
+        cold = Runner("berth-cold", args, lg, workdir, upstream=up.srv)
+        runners += [cached, cold]
+        for r in (cached, cold):
+            log(f"=== start {r.name} ([[upstream]] {PT_UPSTREAM} = {up.srv.url}) ===")
+            if not r.start("startup_empty"):
+                return {r.name: r.res for r in runners}
+        # The images, pushed upstream once (untimed): a manifest names each set's blobs.
+        log(f"=== setup: push {p['pt_big_count']} x 64 MiB and {p['small_count']} x 1 MiB to the upstream ===")
+        setup = up.res.setdefault("setup", {"median": {}})
+        for name, size, count, streams in (("big", "64MiB", p["pt_big_count"], 4),
+                                           ("small", "1MiB", p["small_count"], 16)):
+            out, _ = lg("push", "--url", up.srv.url, "--repo", PT_REPO, "--size", size, "--count", count,
+                        "--streams", streams, "--digests-out", up.digests(name), "--manifest-tag", name)
+            if "error" in out:
+                setup["error"] = f"push {name} upstream: {out['error']}"
+                log(f"  {setup['error']}")
+                return {r.name: r.res for r in runners}
+        # The manifest rows' image (loadgen manifest pushes it, then runs 1 s: untimed).
+        out, _ = lg("manifest", "--url", up.srv.url, "--repo", PT_MANIFEST_REPO, "--conns", "1", "--duration", "1s")
+        if "error" in out:
+            setup["error"] = f"push {PT_MANIFEST_REPO} upstream: {out['error']}"
+        # Fill the cached berth (untimed): each image's manifest, then its blobs once.
+        log(f"=== setup: pull everything once through {cached.name} ===")
+        warm = cached.res.setdefault("warm", {"median": {}})
+        for name in ("big", "small"):
+            status, outcome = get_manifest(cached.srv, through, name)
+            warm["median"][f"manifest_{name}"] = f"{status} {outcome}"
+            out, _ = lg("pull", "--url", cached.srv.url, "--repo", through, "--digests", up.digests(name),
+                        "--streams", "4")
+            if "error" in out:
+                warm["error"] = f"pull {name} through berth: {out['error']}"
+                log(f"  {warm['error']}")
+                return {r.name: r.res for r in runners}
+        status, outcome = get_manifest(cached.srv, f"{PT_UPSTREAM}/{PT_MANIFEST_REPO}", "latest")
+        warm["median"]["manifest_latest"] = f"{status} {outcome}"
+        warm["median"].update({k: v for k, v in pt_counters(cached.srv).items() if v is not None})
+        log(f"  warm: {warm['median']}")
+        passes = p["pull_passes"]
+        for rep in range(p["reps"]):
+            for key, digests, streams in PT_SHAPES:
+                log(f"=== {key} #{rep + 1} ===")
+
+                def pull(repo, n, digests=digests, streams=streams):
+                    return ["pull", "--repo", repo, "--digests", up.digests(digests), "--streams", streams,
+                            "--passes", n]
+                up.measure(f"direct_{key}_x{passes}", pull(PT_REPO, passes))
+                measure_through(cached, f"cached_{key}", pull(through, passes), cold=False)
+                if passes != 1:
+                    up.measure(f"direct_{key}_x1", pull(PT_REPO, 1))
+                try:
+                    empty_cache(cold)
+                except RuntimeError as e:
+                    cold.res.setdefault(f"cold_{key}", {"runs": []})["error"] = f"restart: {e}"
+                    continue
+                measure_through(cold, f"cold_{key}", pull(through, 1), cold=True)
+            # A tag checked within [cache] freshness: served with no upstream request.
+            log(f"=== manifest_get #{rep + 1} ===")
+            manifest = ["manifest", "--no-seed", "--tag", "latest", "--conns", "32",
+                        "--duration", f"{p['manifest_secs']}s"]
+            up.measure("direct_manifest_get", manifest + ["--repo", PT_MANIFEST_REPO])
+            measure_through(cached, "cached_manifest_get", manifest + ["--repo", f"{PT_UPSTREAM}/{PT_MANIFEST_REPO}"],
+                            cold=False)
+    finally:
+        for r in reversed(runners):
+            r.srv.stop()
+            if r.srv.alive():
+                log(f"  WARNING: {r.name} (pid {r.srv.pid}) still running")
             shutil.rmtree(r.srv.data, ignore_errors=True)
     return {r.name: r.res for r in runners}
 
@@ -882,6 +1079,81 @@ def gc_report(doc, p):
     return "\n".join(lines)
 
 
+PT_ROWS = (("pull 64 MiB, 1 stream", "pull_64m_1", "mb_s", "MB/s"),
+           ("pull 64 MiB, 4 streams", "pull_64m_4", "mb_s", "MB/s"),
+           ("pull 1 MiB x N, 16 streams", "pull_1m_16", "blobs_s", "blobs/s"))
+
+
+def pt_table_rows(passes):
+    """(label, direct key, target, berth key, metric, unit, higher is better)."""
+    out = []
+    for label, shape, metric, unit in PT_ROWS:
+        out.append((f"{label}, cached ({passes} pass{'es' if passes > 1 else ''})", f"direct_{shape}_x{passes}",
+                    "berth-cached", f"cached_{shape}", metric, unit, True))
+        out.append((f"{label}, cold (1 pass, berth's data dir emptied before)", f"direct_{shape}_x1",
+                    "berth-cold", f"cold_{shape}", metric, unit, True))
+    for metric, what, unit, higher in (("req_s", "", "req/s", True), ("p50_ms", " p50", "ms", False),
+                                       ("p99_ms", " p99", "ms", False)):
+        out.append((f"manifest GET by tag{what}, 32 conns, cached", "direct_manifest_get", "berth-cached",
+                    "cached_manifest_get", metric, unit, higher))
+    return out
+
+
+def pt_report(doc, p):
+    res = doc["results"]
+    out = ["| scenario | direct from distribution | through berth | ratio (>1 = berth better) "
+           "| CPU s/GB: distribution direct / berth / upstream behind berth | fetched upstream (MB) | unit |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for label, direct_key, target, key, metric, unit, higher in pt_table_rows(p["pull_passes"]):
+        d, b = cell(res, "distribution", direct_key, metric), cell(res, target, key, metric)
+        ratio = "—"
+        if isinstance(d, (int, float)) and isinstance(b, (int, float)) and d > 0 and b > 0:
+            ratio = f"{(b / d if higher else d / b):.2f}x"
+        mark = " †" if noisy(res, key) or noisy(res, direct_key) else ""
+        if key.endswith("manifest_get"):
+            cpu = "server CPU s: " + " / ".join(fmt(cell(res, t, k, "server_cpu_s")) for t, k in (
+                ("distribution", direct_key), (target, key)))
+        else:
+            cpu = " / ".join(fmt(cell(res, t, k, m)) for t, k, m in (
+                ("distribution", direct_key, "cpu_s_per_gb"), (target, key, "cpu_s_per_gb"),
+                (target, key, "upstream_cpu_s_per_gb")))
+        out.append(f"| {label}{mark} | {fmt(d)} | {fmt(b)} | {ratio} | {cpu} "
+                   f"| {fmt(cell(res, target, key, 'fetched_mb'))} | {unit} |")
+    m = doc["machine"]
+    warm = res.get("berth-cached", {}).get("warm", {}).get("median", {})
+    lines = [
+        f"## berth benchmark, pull-through cache ({doc['started']}, {'quick' if doc['quick'] else 'full'}, "
+        f"median of {p['reps']}, {doc['elapsed_s']:.0f} s)",
+        "",
+        f"Command: `{doc.get('command') or 'bench/run.sh --pull-through'}`. "
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_total_gib')} GiB, kernel {m.get('kernel')}. "
+        f"Upstream: distribution (`docker-registry`) holding {p['pt_big_count']} x 64 MiB and "
+        f"{p['small_count']} x 1 MiB blobs under `{PT_REPO}`; berth pulls them through "
+        f"`{PT_UPSTREAM}/{PT_REPO}` (`[[upstream]] name = \"{PT_UPSTREAM}\"`). "
+        f"Cached: a berth that pulled everything once before the runs; cold: a berth started on an empty "
+        f"data dir before each repetition. Each run is checked against berth's `/metrics`: a cached run "
+        f"fetched 0 bytes upstream, a cold one every byte it served.",
+        "",
+        "\n".join(out),
+        "",
+        f"Ratio > 1: the pull through berth is faster (or its latency lower) than the direct pull. "
+        f"† other work on the machine "
+        f"(neither a server nor the loadgen) used more than {NOISY} of a core during these runs.",
+    ]
+    if warm:
+        lines.append(f"\nWarm-up of the cached berth (manifest GETs: status and Berth-Cache; counters after): {warm}.")
+    runs = [x for r in res.values() for e in r.values() for x in e.get("runs", [])]
+    other, secs = sum(x.get("other_cpu_s", 0) for x in runs), sum(x.get("secs", 0) for x in runs)
+    if secs:
+        lines.append(f"\nNoise: {other:.1f} CPU-s of other work during {secs:.0f} s of measured runs "
+                     f"({100 * other / secs:.0f}% of one core); load average {doc['loadavg_start']:.2f} at start, "
+                     f"{doc.get('loadavg_end', 0):.2f} at end.")
+    errs = [(t, k, e["error"]) for t, r in res.items() for k, e in r.items() if e.get("error")]
+    if errs:
+        lines += ["", "Failures:"] + [f"- {t} / {k}: {e}" for t, k, e in errs]
+    return "\n".join(lines)
+
+
 def auth_report(doc, p):
     m = doc["machine"]
     lines = [
@@ -923,6 +1195,9 @@ def main():
     ap.add_argument("--gc", action="store_true",
                     help=f"GC rows instead of the full bench: {', '.join(GC_SCENARIOS)} against "
                          f"{', '.join(GC_TARGETS)} (collector off / every second, both under a churn of garbage)")
+    ap.add_argument("--pull-through", action="store_true",
+                    help=f"pull-through cache rows instead of the full bench: pulls from distribution directly "
+                         f"and through berth ({PT_UPSTREAM}/...), cached and cold")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small counts")
     ap.add_argument("--out", default=None, help="JSON results path (default bench/results/latest.json)")
     ap.add_argument("--loadgen", required=True)
@@ -932,9 +1207,11 @@ def main():
     ap.add_argument("--workdir", help="parent of the temporary data dirs (default: system temp)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally blocks
-    if args.auth and args.gc:
-        sys.exit("--auth and --gc are separate runs")
-    allowed = AUTH_TARGETS if args.auth else GC_TARGETS if args.gc else TARGETS
+    if sum((args.auth, args.gc, args.pull_through)) > 1:
+        sys.exit("--auth, --gc and --pull-through are separate runs")
+    if args.pull_through and args.only:
+        sys.exit("--pull-through runs all of its targets (distribution is the upstream)")
+    allowed = AUTH_TARGETS if args.auth else GC_TARGETS if args.gc else PT_TARGETS if args.pull_through else TARGETS
     targets = args.only or list(allowed)
     if any(t not in allowed for t in targets):
         sys.exit(f"{', '.join(t for t in targets if t not in allowed)}: not a target of this run")
@@ -948,7 +1225,8 @@ def main():
     t0 = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="berth-bench.", dir=args.workdir)
     doc = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-           "auth": args.auth, "gc": args.gc, "targets": targets, "plan": p, "results": {},
+           "auth": args.auth, "gc": args.gc, "pull_through": args.pull_through, "targets": targets, "plan": p,
+           "results": {}, "command": os.environ.get("BENCH_COMMAND"),
            "loadavg_start": loadavg()}
     try:
         if args.wait_quiet:
@@ -957,13 +1235,14 @@ def main():
         # A smoke run skips it: it only checks that every scenario runs.
         if not args.quick:
             doc["memory"] = fill_free_memory(workdir)
-        doc["machine"] = machine_info() if args.auth or args.gc else machine_limits(lg, p, workdir)
+        doc["machine"] = machine_info() if args.auth or args.gc or args.pull_through else machine_limits(lg, p, workdir)
         doc["results"] = run_targets(targets, args, lg, p, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     doc["elapsed_s"] = time.monotonic() - t0
     doc["loadavg_end"] = loadavg()
-    text = auth_report(doc, p) if args.auth else gc_report(doc, p) if args.gc else report(doc, p)
+    text = (auth_report(doc, p) if args.auth else gc_report(doc, p) if args.gc
+            else pt_report(doc, p) if args.pull_through else report(doc, p))
     doc["table_markdown"] = text
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:

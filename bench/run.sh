@@ -5,6 +5,7 @@
 #   bench/run.sh --only distribution  # one registry only (also: --only berth)
 #   bench/run.sh --auth               # auth rows: manifest GET + 1 MiB push, with and without logins
 #   bench/run.sh --gc [--quick]       # GC rows: push and pull with the collector off / every second
+#   bench/run.sh --pull-through [--quick]  # pull-through cache rows: direct vs through berth, cached and cold
 #   bench/run.sh --out /path/x.json   # JSON results (default bench/results/latest.json)
 # Environment:
 #   BERTH_BIN=/path/berth       use this binary, do not build berth
@@ -61,6 +62,8 @@ echo "[bench] building loadgen" >&2
 CARGO_TARGET_DIR="$lg_target" cargo build --release --quiet --manifest-path "$bench_dir/Cargo.toml" >&2
 
 # 4. Run. Python owns the servers it starts and stops them by PID on exit.
+# The command as typed, for the report's header.
+export BENCH_COMMAND="bench/run.sh${*:+ $*}"
 args=(--loadgen "$lg_target/release/loadgen")
 [[ -n "$berth_bin" ]] && args+=(--berth "$berth_bin")
 exec python3 "$bench_dir/bench.py" "${args[@]}" "$@"

@@ -103,6 +103,10 @@ enum Cmd {
         duration: Duration,
         #[arg(long, default_value = "GET")]
         method: String,
+        /// Do not push the image first: it is already there (a pull-through
+        /// cache, which refuses pushes, serving it from its upstream).
+        #[arg(long)]
+        no_seed: bool,
     },
     /// Create repositories PREFIX00000.. each with one small image tagged v1.
     SeedRepos {
@@ -391,6 +395,7 @@ async fn run_logged_in(
             conns,
             duration,
             method,
+            no_seed,
         } => {
             let method = match method.to_ascii_uppercase().as_str() {
                 "GET" => ::http::Method::GET,
@@ -403,6 +408,7 @@ async fn run_logged_in(
                 conns,
                 duration,
                 method,
+                seed: !no_seed,
             };
             manifest::run(target(&url, login, Some(&a.repo), ms).await?, a).await?
         }

@@ -13,11 +13,15 @@ pub struct ManifestArgs {
     pub conns: usize,
     pub duration: Duration,
     pub method: Method,
+    /// Push the image first (untimed); off when the registry already has it.
+    pub seed: bool,
 }
 
 pub async fn run(target: Target, a: ManifestArgs) -> Result<serde_json::Value> {
     // Setup (untimed): one image with 5 small layers.
-    seed_image(&mut Conn::new(&target), &a.repo, &a.tag, 5).await?;
+    if a.seed {
+        seed_image(&mut Conn::new(&target), &a.repo, &a.tag, 5).await?;
+    }
 
     let path = format!("/v2/{}/manifests/{}", a.repo, a.tag);
     let accept = format!("{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json");
