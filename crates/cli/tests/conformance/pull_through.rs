@@ -211,6 +211,15 @@ async fn a_pull_by_prefix_caches_and_the_same_pull_by_ns_is_a_hit_with_no_upstre
     assert_eq!(cached["cached_from"]["upstream"], UPSTREAM, "{list}");
     assert_eq!(cached["cached_from"]["remote"], REMOTE, "{list}");
     assert!(cached["cached_from"]["checked_at"].as_i64().unwrap() > 1_600_000_000);
+    // ...and so does its page, which offers no tag or manifest delete.
+    let page = front
+        .send(front.get(&format!("/ui/r/{LOCAL}")))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("cache of up.test (team-a/app)"), "{page}");
+    assert!(!page.contains("/-/delete/"), "a delete is offered: {page}");
 
     // Credentials and upstream tokens never reach the log, even at debug.
     let log = front.stderr();
@@ -404,4 +413,48 @@ async fn registry_proxy_variables_make_a_fallback_for_repositories_without_local
     assert!(by_name("team-a/pushed")["cached_from"].is_null());
     let log = front.stderr();
     assert!(!log.contains(PASSWORD), "the proxy password is logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rights_are_checked_on_the_local_name_whichever_way_the_repository_is_named() {
+    let upstream = Upstream::start().await;
+    // A front berth with token auth of its own: bob may pull the cache of
+    // the upstream's team-a only (rules from auth.rs give him team-b).
+    let more = format!(
+        "[[access]]\nwho = [\"bob\"]\nrepositories = [\"up.test/team-a/*\"]\nactions = [\"pull\"]\n\n[[upstream]]\nname = {UPSTREAM:?}\nurl = {:?}\nusername = \"puller\"\npassword = {PASSWORD:?}\n",
+        upstream.url()
+    );
+    let front = AuthRegistry::start_with(true, &[], &more).await;
+    let bob = basic("bob", PASSWORD);
+    let path = format!("/v2/{REMOTE}/manifests/v1?ns=up.test");
+    // Refused without a token, with a challenge naming the local name, so
+    // that a client (containerd) asks for the scope that counts.
+    let resp = front.send(None, Method::GET, &path).await;
+    assert_eq!(resp.status(), 401);
+    let challenge = header(&resp, "www-authenticate").unwrap().to_string();
+    assert!(
+        challenge.contains(&format!("repository:{LOCAL}:pull")),
+        "{challenge}"
+    );
+    // A token for the name as the client wrote it grants nothing here.
+    let remote_token = front
+        .token(Some(&bob), &format!("repository:{REMOTE}:pull"))
+        .await;
+    let resp = front
+        .send(Some(&format!("Bearer {remote_token}")), Method::GET, &path)
+        .await;
+    assert_eq!(resp.status(), 401, "bob may not pull the local team-a/app");
+    // The local name's scope does, by ns and by prefix alike.
+    let token = front
+        .token(Some(&bob), &format!("repository:{LOCAL}:pull"))
+        .await;
+    let bearer = format!("Bearer {token}");
+    for path in [path.clone(), format!("/v2/{LOCAL}/manifests/v1")] {
+        let resp = front.send(Some(&bearer), Method::GET, &path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(
+            required_header(&resp, "docker-content-digest"),
+            upstream.image.digest
+        );
+    }
 }
