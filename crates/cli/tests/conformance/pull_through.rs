@@ -78,12 +78,17 @@ fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
 /// The berth in front: `[[upstream]] up.test` with `puller`'s credentials,
 /// logging at debug (every request logged, so a leaked secret shows).
 async fn front(upstream: &Upstream, freshness: &str) -> (Registry, tempfile::TempDir) {
+    front_with(upstream, &format!("freshness = {freshness:?}")).await
+}
+
+/// [`front`] with `cache` as the `[cache]` table's keys.
+async fn front_with(upstream: &Upstream, cache: &str) -> (Registry, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("berth.toml");
     std::fs::write(
         &config,
         format!(
-            "[cache]\nfreshness = {freshness:?}\n\n[[upstream]]\nname = {UPSTREAM:?}\nurl = {:?}\nusername = \"puller\"\npassword = {PASSWORD:?}\n",
+            "[cache]\n{cache}\n\n[[upstream]]\nname = {UPSTREAM:?}\nurl = {:?}\nusername = \"puller\"\npassword = {PASSWORD:?}\n",
             upstream.url()
         ),
     )
@@ -457,4 +462,46 @@ async fn rights_are_checked_on_the_local_name_whichever_way_the_repository_is_na
             upstream.image.digest
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_evicts_cached_images_over_max_size_and_never_a_pushed_one() {
+    let upstream = Upstream::start().await;
+    // Smaller than the upstream's image: whatever is cached must go.
+    let (front, _config) = front_with(&upstream, "max_size = 1000").await;
+    pull_image(&front, LOCAL, "", &upstream.image).await;
+    let pushed = front.push_image("team-a/pushed", "v1").await;
+    let metrics = scrape(&front).await;
+    assert_eq!(sum(&metrics, "berth_pull_through_max_bytes", &[]), 1000.0);
+    assert!(sum(&metrics, "berth_pull_through_cached_bytes", &[]) > 1000.0);
+
+    let resp = front
+        .send(front.request(Method::POST, "/api/v1/gc?grace=0s"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["report"]["evicted_images"], 1, "{text}");
+
+    let metrics = scrape(&front).await;
+    assert_eq!(sum(&metrics, "berth_gc_evicted_images_total", &[]), 1.0);
+    assert!(sum(&metrics, "berth_pull_through_cached_bytes", &[]) <= 1000.0);
+    // The pushed image is whole; the cached one is fetched again on demand.
+    let resp = get_manifest(&front, "/v2/team-a/pushed/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        required_header(&resp, "docker-content-digest"),
+        pushed.digest
+    );
+    for blob in std::iter::once(&pushed.config).chain(&pushed.layers) {
+        let path = format!("/v2/team-a/pushed/blobs/{}", blob.digest);
+        assert_eq!(front.send(front.get(&path)).await.status(), 200, "{path}");
+    }
+    let resp = get_manifest(&front, &format!("/v2/{LOCAL}/manifests/v1")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        cache_header(&resp).as_deref(),
+        Some("miss"),
+        "evicted, so fetched again"
+    );
 }
