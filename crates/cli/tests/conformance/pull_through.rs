@@ -505,3 +505,52 @@ async fn gc_evicts_cached_images_over_max_size_and_never_a_pushed_one() {
         "evicted, so fetched again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_first_pulls_of_a_blob_fetch_it_from_upstream_once() {
+    let upstream = Upstream::start().await;
+    let repo = "team-a/big";
+    let config = upstream
+        .auth
+        .registry
+        .push_descriptor(repo, OCI_CONFIG, &random_config())
+        .await;
+    let layer_bytes = random_bytes(2 << 20);
+    let layer = upstream
+        .auth
+        .registry
+        .push_descriptor(repo, OCI_LAYER, &layer_bytes)
+        .await;
+    let manifest = ManifestBuilder::image(&config, std::slice::from_ref(&layer)).build();
+    upstream
+        .auth
+        .registry
+        .push_manifest(repo, "v1", OCI_MANIFEST, &manifest)
+        .await;
+    let (front, _config) = front(&upstream, "1h").await;
+    let resp = get_manifest(&front, "/v2/up.test/team-a/big/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    let before = upstream.blob_downloads().await;
+    let path = format!("/v2/up.test/team-a/big/blobs/{}", layer.digest);
+    let pulls = (0..20).map(|_| {
+        let request = front.get(&path);
+        let front = &front;
+        async move {
+            let resp = front.send(request).await;
+            assert_eq!(resp.status(), 200);
+            let outcome = cache_header(&resp).unwrap_or_default();
+            (outcome, sha256_digest(&resp.bytes().await.unwrap()))
+        }
+    });
+    let answers = futures_util::future::join_all(pulls).await;
+    for (outcome, digest) in &answers {
+        assert_eq!(digest, &layer.digest, "every client got the whole blob");
+        assert!(outcome == "miss" || outcome == "hit", "{outcome}");
+    }
+    assert_eq!(
+        upstream.blob_downloads().await - before,
+        1.0,
+        "one upstream GET for 20 clients; answers {:?}",
+        answers.iter().map(|(o, _)| o).collect::<Vec<_>>()
+    );
+}
