@@ -553,3 +553,32 @@ async fn twenty_concurrent_first_pulls_of_a_blob_fetch_it_from_upstream_once() {
         answers.iter().map(|(o, _)| o).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pushed_repositories_under_a_new_prefix_are_warned_about_at_start_up() {
+    let data = data_dir();
+    let plain = Registry::start_in(data.path()).await;
+    plain.push_image("up.test/team/app", "v1").await;
+    plain.push_image("up.testing/app", "v1").await;
+    plain.push_image("up.test-b/app", "v1").await;
+    plain.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        "[[upstream]]\nname = \"up.test\"\nurl = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let front =
+        Registry::start_in_with_args(data.path(), &["--config", config.to_str().unwrap()]).await;
+    let log = front.stderr();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("read-only caches"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(warning.contains("up.test/team/app"), "{warning}");
+    assert!(
+        !warning.contains("up.testing") && !warning.contains("up.test-b"),
+        "names outside the prefix: {warning}"
+    );
+}
