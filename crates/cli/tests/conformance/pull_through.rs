@@ -582,3 +582,154 @@ async fn pushed_repositories_under_a_new_prefix_are_warned_about_at_start_up() {
         "names outside the prefix: {warning}"
     );
 }
+
+/// A registry on loopback that serves one image anonymously and holds the
+/// rest of its layer after the first 64 KiB until released: an upstream
+/// slower than any client, to see whether berth streams or waits.
+struct SlowUpstream {
+    addr: std::net::SocketAddr,
+    release: std::sync::Arc<tokio::sync::Notify>,
+    manifest: Vec<u8>,
+    layer: Vec<u8>,
+    layer_digest: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowUpstream {
+    async fn start() -> SlowUpstream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let layer = random_bytes(1 << 20);
+        let config = Descriptor::of(OCI_CONFIG, EMPTY_JSON);
+        let layer_descriptor = Descriptor::of(OCI_LAYER, &layer);
+        let manifest =
+            ManifestBuilder::image(&config, std::slice::from_ref(&layer_descriptor)).build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let release = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (m, l, r) = (manifest.clone(), layer.clone(), release.clone());
+        let (manifest_digest, layer_digest) =
+            (sha256_digest(&manifest), layer_descriptor.digest.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (m, l, r) = (m.clone(), l.clone(), r.clone());
+                let (md, ld) = (manifest_digest.clone(), layer_digest.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let mut words = head.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let path = path.split('?').next().unwrap_or("");
+                    let send_body = method != "HEAD";
+                    let answer = |status: &str, kind: &str, digest: &str, length: usize| {
+                        format!("HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ndocker-content-digest: {digest}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n")
+                    };
+                    if path == "/v2/" {
+                        let _ = socket
+                            .write_all(answer("200 OK", "application/json", "", 2).as_bytes())
+                            .await;
+                        let _ = socket.write_all(b"{}").await;
+                    } else if path.ends_with("/manifests/v1")
+                        || path.ends_with(&format!("/manifests/{md}"))
+                    {
+                        let _ = socket
+                            .write_all(answer("200 OK", OCI_MANIFEST, &md, m.len()).as_bytes())
+                            .await;
+                        if send_body {
+                            let _ = socket.write_all(&m).await;
+                        }
+                    } else if path.ends_with(&format!("/blobs/{ld}")) {
+                        let _ = socket
+                            .write_all(
+                                answer("200 OK", "application/octet-stream", &ld, l.len())
+                                    .as_bytes(),
+                            )
+                            .await;
+                        if send_body {
+                            let _ = socket.write_all(&l[..64 << 10]).await;
+                            let _ = socket.flush().await;
+                            r.notified().await;
+                            let _ = socket.write_all(&l[64 << 10..]).await;
+                        }
+                    } else {
+                        let _ = socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                    }
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        SlowUpstream {
+            addr,
+            release,
+            manifest,
+            layer,
+            layer_digest: layer_descriptor.digest,
+            task,
+        }
+    }
+}
+
+impl Drop for SlowUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_streams_to_the_first_client_before_the_upstream_has_sent_it_all() {
+    let slow = SlowUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[upstream]]\nname = \"slow.test\"\nurl = \"http://{}\"\n",
+            slow.addr
+        ),
+    )
+    .unwrap();
+    let front = Registry::start_with_args(&["--config", config.to_str().unwrap()], &[]).await;
+    let resp = get_manifest(&front, "/v2/slow.test/team/app/manifests/v1").await;
+    assert_eq!(resp.status(), 200, "{}", front.stderr());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), slow.manifest);
+
+    let path = format!("/v2/slow.test/team/app/blobs/{}", slow.layer_digest);
+    let mut resp = front.send(front.get(&path)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(cache_header(&resp).as_deref(), Some("miss"));
+    assert_eq!(
+        required_header(&resp, "content-length"),
+        (1u64 << 20).to_string()
+    );
+    // The upstream holds all but 64 KiB: bytes arriving now were streamed.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+        .await
+        .expect("the first bytes come before the upstream sends the rest")
+        .unwrap()
+        .unwrap();
+    assert!(
+        !first.is_empty() && first.len() <= 64 << 10,
+        "{}",
+        first.len()
+    );
+    let mut body = first.to_vec();
+    slow.release.notify_one();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    assert_eq!(body, slow.layer);
+    // Cached once the fill completes: served without the upstream.
+    let resp = front.send(front.get(&path)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(cache_header(&resp).as_deref(), Some("hit"));
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), slow.layer);
+}
