@@ -596,7 +596,8 @@ struct SlowUpstream {
 }
 
 impl SlowUpstream {
-    async fn start() -> SlowUpstream {
+    /// `corrupt`: the layer's bytes are sent with one flipped (same size).
+    async fn start(corrupt: bool) -> SlowUpstream {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let layer = random_bytes(1 << 20);
         let config = Descriptor::of(OCI_CONFIG, EMPTY_JSON);
@@ -606,7 +607,11 @@ impl SlowUpstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let release = std::sync::Arc::new(tokio::sync::Notify::new());
-        let (m, l, r) = (manifest.clone(), layer.clone(), release.clone());
+        let mut sent = layer.clone();
+        if corrupt {
+            sent[4096] ^= 0xff;
+        }
+        let (m, l, r) = (manifest.clone(), sent, release.clone());
         let (manifest_digest, layer_digest) =
             (sha256_digest(&manifest), layer_descriptor.digest.clone());
         let task = tokio::spawn(async move {
@@ -684,9 +689,9 @@ impl Drop for SlowUpstream {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_blob_streams_to_the_first_client_before_the_upstream_has_sent_it_all() {
-    let slow = SlowUpstream::start().await;
+/// A berth in front of `slow` (anonymous, prefix `slow.test`) with its
+/// manifest pulled.
+async fn front_of_slow(slow: &SlowUpstream) -> (Registry, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("berth.toml");
     std::fs::write(
@@ -701,6 +706,62 @@ async fn a_blob_streams_to_the_first_client_before_the_upstream_has_sent_it_all(
     let resp = get_manifest(&front, "/v2/slow.test/team/app/manifests/v1").await;
     assert_eq!(resp.status(), 200, "{}", front.stderr());
     assert_eq!(resp.bytes().await.unwrap().as_ref(), slow.manifest);
+    (front, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_bytes_from_upstream_are_never_served_whole_nor_cached() {
+    let slow = SlowUpstream::start(true).await;
+    slow.release.notify_one();
+    let (front, _config) = front_of_slow(&slow).await;
+    let path = format!("/v2/slow.test/team/app/blobs/{}", slow.layer_digest);
+    for attempt in 0..2 {
+        // Sent before the end could be checked, the body is cut off when
+        // the digest does not match (or refused outright to a waiter).
+        slow.release.notify_one();
+        let resp = front.send(front.get(&path)).await;
+        assert_ne!(
+            cache_header(&resp).as_deref(),
+            Some("hit"),
+            "attempt {attempt}"
+        );
+        if resp.status() == 200 {
+            // The body ends in an error, or at least never hashes right.
+            if let Ok(bytes) = resp.bytes().await {
+                assert_ne!(
+                    sha256_digest(&bytes),
+                    slow.layer_digest,
+                    "attempt {attempt}"
+                );
+            }
+        } else {
+            assert_error(resp, 502, "UNKNOWN").await;
+        }
+    }
+    assert!(
+        !front.blob_file(&slow.layer_digest).exists(),
+        "nothing is published under the digest"
+    );
+    let metrics = scrape(&front).await;
+    assert!(
+        sum(
+            &metrics,
+            "berth_pull_through_upstream_errors_total",
+            &[("upstream", "slow.test")]
+        ) >= 1.0,
+        "{metrics:?}"
+    );
+    let mismatch = front.stderr();
+    assert!(
+        mismatch.contains(&slow.layer_digest),
+        "the mismatch is logged with the digest:\n{mismatch}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_streams_to_the_first_client_before_the_upstream_has_sent_it_all() {
+    let slow = SlowUpstream::start(false).await;
+    let (front, _config) = front_of_slow(&slow).await;
 
     let path = format!("/v2/slow.test/team/app/blobs/{}", slow.layer_digest);
     let mut resp = front.send(front.get(&path)).await;
