@@ -506,55 +506,6 @@ async fn gc_evicts_cached_images_over_max_size_and_never_a_pushed_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn twenty_concurrent_first_pulls_of_a_blob_fetch_it_from_upstream_once() {
-    let upstream = Upstream::start().await;
-    let repo = "team-a/big";
-    let config = upstream
-        .auth
-        .registry
-        .push_descriptor(repo, OCI_CONFIG, &random_config())
-        .await;
-    let layer_bytes = random_bytes(2 << 20);
-    let layer = upstream
-        .auth
-        .registry
-        .push_descriptor(repo, OCI_LAYER, &layer_bytes)
-        .await;
-    let manifest = ManifestBuilder::image(&config, std::slice::from_ref(&layer)).build();
-    upstream
-        .auth
-        .registry
-        .push_manifest(repo, "v1", OCI_MANIFEST, &manifest)
-        .await;
-    let (front, _config) = front(&upstream, "1h").await;
-    let resp = get_manifest(&front, "/v2/up.test/team-a/big/manifests/v1").await;
-    assert_eq!(resp.status(), 200);
-    let before = upstream.blob_downloads().await;
-    let path = format!("/v2/up.test/team-a/big/blobs/{}", layer.digest);
-    let pulls = (0..20).map(|_| {
-        let request = front.get(&path);
-        let front = &front;
-        async move {
-            let resp = front.send(request).await;
-            assert_eq!(resp.status(), 200);
-            let outcome = cache_header(&resp).unwrap_or_default();
-            (outcome, sha256_digest(&resp.bytes().await.unwrap()))
-        }
-    });
-    let answers = futures_util::future::join_all(pulls).await;
-    for (outcome, digest) in &answers {
-        assert_eq!(digest, &layer.digest, "every client got the whole blob");
-        assert!(outcome == "miss" || outcome == "hit", "{outcome}");
-    }
-    assert_eq!(
-        upstream.blob_downloads().await - before,
-        1.0,
-        "one upstream GET for 20 clients; answers {:?}",
-        answers.iter().map(|(o, _)| o).collect::<Vec<_>>()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn pushed_repositories_under_a_new_prefix_are_warned_about_at_start_up() {
     let data = data_dir();
     let plain = Registry::start_in(data.path()).await;
@@ -592,6 +543,8 @@ struct SlowUpstream {
     manifest: Vec<u8>,
     layer: Vec<u8>,
     layer_digest: String,
+    /// Blob GETs answered.
+    blob_gets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -612,6 +565,8 @@ impl SlowUpstream {
             sent[4096] ^= 0xff;
         }
         let (m, l, r) = (manifest.clone(), sent, release.clone());
+        let blob_gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gets = blob_gets.clone();
         let (manifest_digest, layer_digest) =
             (sha256_digest(&manifest), layer_descriptor.digest.clone());
         let task = tokio::spawn(async move {
@@ -619,7 +574,7 @@ impl SlowUpstream {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (m, l, r) = (m.clone(), l.clone(), r.clone());
+                let (m, l, r, gets) = (m.clone(), l.clone(), r.clone(), gets.clone());
                 let (md, ld) = (manifest_digest.clone(), layer_digest.clone());
                 tokio::spawn(async move {
                     let mut head = Vec::new();
@@ -660,6 +615,7 @@ impl SlowUpstream {
                             )
                             .await;
                         if send_body {
+                            gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             let _ = socket.write_all(&l[..64 << 10]).await;
                             let _ = socket.flush().await;
                             r.notified().await;
@@ -678,6 +634,7 @@ impl SlowUpstream {
             manifest,
             layer,
             layer_digest: layer_descriptor.digest,
+            blob_gets,
             task,
         }
     }
@@ -793,4 +750,46 @@ async fn a_blob_streams_to_the_first_client_before_the_upstream_has_sent_it_all(
     assert_eq!(resp.status(), 200);
     assert_eq!(cache_header(&resp).as_deref(), Some("hit"));
     assert_eq!(resp.bytes().await.unwrap().as_ref(), slow.layer);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_clients_pulling_a_blob_while_its_first_fetch_is_held_share_that_fetch() {
+    let slow = SlowUpstream::start(false).await;
+    let (front, _config) = front_of_slow(&slow).await;
+    let path = format!("/v2/slow.test/team/app/blobs/{}", slow.layer_digest);
+    let pulls: Vec<_> = (0..20)
+        .map(|_| {
+            let request = front.get(&path);
+            let client = front.client.clone();
+            tokio::spawn(async move {
+                let resp = client.execute(request.build().unwrap()).await.unwrap();
+                let outcome = resp
+                    .headers()
+                    .get("berth-cache")
+                    .map(|v| v.to_str().unwrap().to_string());
+                (resp.status().as_u16(), outcome, resp.bytes().await.unwrap())
+            })
+        })
+        .collect();
+    // Every client has asked while the upstream still holds the blob.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(slow.blob_gets.load(std::sync::atomic::Ordering::SeqCst), 1);
+    slow.release.notify_one();
+    let mut outcomes = Vec::new();
+    for pull in pulls {
+        let (status, outcome, body) = pull.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(sha256_digest(&body), slow.layer_digest, "the whole blob");
+        outcomes.push(outcome.unwrap_or_default());
+    }
+    assert_eq!(
+        slow.blob_gets.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one upstream GET for 20 clients: {outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "miss").count(),
+        1,
+        "{outcomes:?}"
+    );
 }
