@@ -225,6 +225,13 @@ pub fn summary(report: &GcReport) -> String {
         count(report.uploads_removed, "upload"),
         report.took_ms as f64 / 1000.0,
     );
+    if report.evicted_images > 0 {
+        // Their blobs come back in a later pass, once past the grace.
+        text.push_str(&format!(
+            "; {} evicted from the pull-through cache (over [cache] max_size)",
+            count(report.evicted_images, "cached image")
+        ));
+    }
     if report.rescued > 0 {
         text.push_str(&format!(
             "; {} rescued by a push meanwhile",
@@ -312,6 +319,15 @@ mod tests {
         report.rescued = 1;
         assert!(summary(&report).starts_with("would remove 12 blobs"));
         assert!(summary(&report).ends_with("; 1 candidate rescued by a push meanwhile"));
+        report.rescued = 0;
+        report.evicted_images = 2;
+        assert!(
+            summary(&report).ends_with(
+                "; 2 cached images evicted from the pull-through cache (over [cache] max_size)"
+            ),
+            "{}",
+            summary(&report)
+        );
     }
 
     #[test]

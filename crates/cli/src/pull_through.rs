@@ -4,8 +4,10 @@
 
 use crate::config::pull_through::{CredentialError, UpstreamConfig};
 use crate::config::PullThroughConfig;
+use berth_oci::RepositoryName;
 use berth_registry::pull_through::{PullThrough, UpstreamRoute, UpstreamRoutes};
 use berth_registry::units::{format_duration, format_size};
+use berth_registry::Registry;
 use berth_upstream::{HttpUpstream, UpstreamSettings, UpstreamSetupError};
 use std::sync::Arc;
 
@@ -105,6 +107,63 @@ pub fn log_start(config: &PullThroughConfig) {
         max_size = %max_size,
         "pull-through cache on"
     );
+}
+
+/// How many pushed repositories under a prefix the warning names.
+const NAMED_IN_WARNING: usize = 5;
+
+/// Warns about repositories holding pushed content under a configured
+/// prefix: from now on they are caches of that upstream, read-only, their
+/// tags checked upstream. A prefix chosen over an existing namespace is a
+/// mistake better said at start-up than found at the next push.
+pub async fn warn_local_under_prefixes(registry: &Registry, config: &PullThroughConfig) {
+    for upstream in &config.upstreams {
+        match local_under_prefix(registry, &upstream.prefix).await {
+            Ok(names) if names.is_empty() => {}
+            Ok(names) => tracing::warn!(
+                upstream = %upstream.name,
+                prefix = %upstream.prefix,
+                repositories = %names.join(", "),
+                "repositories under this upstream's prefix hold pushed content: they are now read-only caches of it; choose another prefix to keep them local"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, prefix = %upstream.prefix, "checking for pushed repositories under an upstream's prefix failed")
+            }
+        }
+    }
+}
+
+/// Up to [`NAMED_IN_WARNING`] repositories under `prefix/` that are not caches.
+async fn local_under_prefix(
+    registry: &Registry,
+    prefix: &str,
+) -> berth_registry::Result<Vec<String>> {
+    let under = format!("{prefix}/");
+    // Names sort bytewise and `.` is the only name character below `/`:
+    // every `<prefix>.…` name sorts before `<prefix>/…`, and before this.
+    let mut last = format!("{prefix}.~");
+    let mut found = Vec::new();
+    loop {
+        let page = registry.catalog(Some(&last), Some(100)).await?;
+        for name in &page.items {
+            if !name.starts_with(&under) {
+                return Ok(found);
+            }
+            let Ok(repo) = name.parse::<RepositoryName>() else {
+                continue;
+            };
+            if registry.cache_origin(&repo).await?.is_none() {
+                found.push(name.clone());
+                if found.len() == NAMED_IN_WARNING {
+                    return Ok(found);
+                }
+            }
+        }
+        match (page.next, page.items.last()) {
+            (Some(_), Some(name)) => last = name.clone(),
+            _ => return Ok(found),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         Err(e) => tracing::warn!(error = %e, "finishing an interrupted GC pass failed"),
     }
     crate::pull_through::log_start(&config.pull_through);
+    crate::pull_through::warn_local_under_prefixes(&registry, &config.pull_through).await;
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
     // Each pass logs its summary at info; `[gc] interval = "off"`: none.
     if let Some(interval) = config.gc.interval {

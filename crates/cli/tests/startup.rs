@@ -259,3 +259,44 @@ fn a_policy_rule_that_would_do_nothing_or_does_not_parse_stops_start_up() {
         assert!(!stderr.contains("berth listening"), "{stderr}");
     }
 }
+
+/// An upstream that would route wrongly, or whose password cannot be
+/// read, stops start-up with a message naming the key; no secret in it.
+#[test]
+fn a_pull_through_setting_that_would_route_wrongly_stops_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("berth.toml");
+    for (toml, says) in [
+        (
+            "[[upstream]]\nname = \"ghcr.io\"\n[[upstream]]\nname = \"ghcr.example\"\nprefix = \"ghcr.io\"\n",
+            "[[upstream]] 2 (\"ghcr.example\") prefix: \"ghcr.io\" is already the prefix of [[upstream]] 1",
+        ),
+        (
+            "[[upstream]]\nname = \"localhost:5001\"\n",
+            "[[upstream]] 1 (\"localhost:5001\") prefix:",
+        ),
+        (
+            "[[upstream]]\nname = \"x.io\"\nusername = \"me\"\npassword = \"hunter2\"\npassword_file = \"/run/pw\"\n",
+            "[[upstream]] 1 (\"x.io\") password_file: give password or password_file, not both",
+        ),
+        (
+            "[[upstream]]\nname = \"x.io\"\nusername = \"me\"\npassword_file = \"/nonexistent/berth-pw\"\n",
+            "upstream \"x.io\": cannot read password_file /nonexistent/berth-pw",
+        ),
+        (
+            "[proxy]\nusername = \"me\"\npassword = \"hunter2\"\n",
+            "[proxy] remoteurl: is missing (REGISTRY_PROXY_REMOTEURL)",
+        ),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        let out = serve_with_flags(
+            &data.path().join("data"),
+            &["--config".as_ref(), config.as_os_str()],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{toml}: {stderr}");
+        assert!(stderr.contains(says), "{toml}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(!stderr.contains("berth listening"), "{stderr}");
+    }
+}

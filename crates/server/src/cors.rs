@@ -35,6 +35,9 @@ pub const DEFAULT_EXPOSE_HEADERS: &[&str] = &[
     "OCI-Subject",
     "OCI-Filters-Applied",
     "WWW-Authenticate",
+    // How the pull-through cache answered, and whether the copy is stale.
+    "Berth-Cache",
+    "Warning",
 ];
 /// How long a browser may cache a preflight answer.
 const MAX_AGE_SECS: &str = "3600";
@@ -268,10 +271,12 @@ mod tests {
         let mut response = HeaderMap::new();
         p.decorate(&mut response, origin);
         assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        assert!(response[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+        let exposed = response[header::ACCESS_CONTROL_EXPOSE_HEADERS]
             .to_str()
-            .unwrap()
-            .contains("Docker-Content-Digest"));
+            .unwrap();
+        for name in ["Docker-Content-Digest", "Berth-Cache", "Warning"] {
+            assert!(exposed.contains(name), "{name} in {exposed}");
+        }
         // Requests without Origin get no `*`: caches must still tell them apart.
         assert_eq!(response[header::VARY], "Origin");
         assert!(response.get("access-control-allow-credentials").is_none());

@@ -128,6 +128,8 @@ pub struct GcFigures {
     pub tags_removed: u64,
     pub links_removed: u64,
     pub uploads_removed: u64,
+    /// Cached images evicted because the pull-through cache was over its limit.
+    pub evicted_images: u64,
     /// Candidates the last pass (dry or not) found.
     pub candidates: Option<u64>,
     /// Bytes unreferenced now, whatever their age.
@@ -150,6 +152,7 @@ impl GcFigures {
             tags_removed: status.totals.tags_removed,
             links_removed: status.totals.links_removed,
             uploads_removed: status.totals.uploads_removed,
+            evicted_images: status.totals.evicted_images,
             candidates: last.map(|report| report.candidates),
             reclaimable_bytes,
             last_duration_seconds: last.map(|report| report.took_ms as f64 / 1000.0),
@@ -163,6 +166,7 @@ struct GcMetrics {
     runs: Counter,
     reclaimed_bytes: Counter,
     removed: Family<RemovedLabels, Counter>,
+    evicted_images: Counter,
     candidates: Gauge,
     reclaimable_bytes: Gauge,
     last_duration: Gauge<f64, AtomicU64>,
@@ -175,6 +179,7 @@ impl GcMetrics {
             runs: Counter::default(),
             reclaimed_bytes: Counter::default(),
             removed: Family::default(),
+            evicted_images: Counter::default(),
             candidates: Gauge::default(),
             reclaimable_bytes: Gauge::default(),
             last_duration: Gauge::default(),
@@ -195,6 +200,11 @@ impl GcMetrics {
             "berth_gc_removed",
             "What garbage collection removed since the process started, by kind",
             gc.removed.clone(),
+        );
+        registry.register(
+            "berth_gc_evicted_images",
+            "Cached images garbage collection evicted because the pull-through cache was over [cache] max_size, least recently pulled first",
+            gc.evicted_images.clone(),
         );
         registry.register(
             "berth_gc_candidates",
@@ -225,6 +235,7 @@ impl GcMetrics {
     fn show(&self, figures: &GcFigures) {
         raise(&self.runs, figures.runs);
         raise(&self.reclaimed_bytes, figures.bytes_removed);
+        raise(&self.evicted_images, figures.evicted_images);
         let kinds = [
             (RemovedKind::blob, figures.blobs_removed),
             (RemovedKind::manifest, figures.manifests_removed),
@@ -728,6 +739,7 @@ mod tests {
             tags_removed: 0,
             links_removed: 5,
             uploads_removed: 0,
+            evicted_images: 2,
             candidates: Some(4),
             reclaimable_bytes: Some(1000),
             last_duration_seconds: Some(0.25),
@@ -743,6 +755,7 @@ mod tests {
         has(r#"berth_gc_removed_total{kind="tag"} 0"#);
         has(r#"berth_gc_removed_total{kind="link"} 5"#);
         has(r#"berth_gc_removed_total{kind="upload"} 0"#);
+        has("berth_gc_evicted_images_total 2");
         has("berth_gc_candidates 4");
         has("berth_gc_reclaimable_bytes 1000");
         has("berth_gc_last_run_duration_seconds 0.25");

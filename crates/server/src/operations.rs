@@ -22,6 +22,7 @@ pub struct Operations {
     stats: StatsCache<StoreStats>,
     reclaimable: StatsCache<Reclaimable>,
     quotas: StatsCache<Vec<QuotaUse>>,
+    cached_bytes: StatsCache<u64>,
 }
 
 impl Operations {
@@ -32,6 +33,7 @@ impl Operations {
             stats: StatsCache::new(STATS_TTL),
             reclaimable: StatsCache::new(STATS_TTL),
             quotas: StatsCache::new(STATS_TTL),
+            cached_bytes: StatsCache::new(STATS_TTL),
         }
     }
 
@@ -51,6 +53,14 @@ impl Operations {
     pub async fn reclaimable(&self, registry: &Registry) -> Result<Reclaimable> {
         self.reclaimable
             .get_or_refresh(|| registry.reclaimable())
+            .await
+    }
+
+    /// Bytes the pull-through cache holds, at most [`STATS_TTL`] old (a
+    /// scan of the cached repositories' manifests and blobs).
+    pub async fn cached_bytes(&self, registry: &Registry) -> Result<u64> {
+        self.cached_bytes
+            .get_or_refresh(|| registry.cached_bytes())
             .await
     }
 

@@ -291,6 +291,13 @@ fn url_of(key: &str, url: &str) -> Result<String, ConfigError> {
             "credentials in the URL are refused: use username and password".into(),
         ));
     }
+    if rest.len() > authority.len() {
+        // berth appends /v2/... itself.
+        return Err(invalid(
+            key,
+            format!("{url:?} has a path: give scheme://host[:port] only"),
+        ));
+    }
     if rest.contains(['?', '#', ' ']) {
         return Err(invalid(
             key,
@@ -655,6 +662,8 @@ url = "https://index.docker.io"
         }
         let e = refused("[[upstream]]\nname = \"x.io\"\nurl = \"ftp://x.io\"\n");
         assert!(e.contains(") url:"), "{e}");
+        let e = refused("[[upstream]]\nname = \"x.io\"\nurl = \"https://x.io/v2\"\n");
+        assert!(e.contains(") url:") && e.contains("has a path"), "{e}");
         let e = refused("[[upstream]]\nname = \"x.io\"\nurl = \"https://me:hunter2@x.io\"\n");
         assert!(!e.contains("hunter2"), "a URL's password is echoed: {e}");
         let e = refused("[[upstream]]\nname = \"\"\n");

@@ -88,7 +88,7 @@ pub async fn metrics(
         Ok(uses) => operations.metrics.show_quotas(&uses),
         Err(e) => tracing::warn!(error = %e, "reading quota use for /metrics failed"),
     }
-    if let Some(figures) = cache_figures(registry).await {
+    if let Some(figures) = cache_figures(registry, operations).await {
         operations.metrics.show_cache(&figures);
     }
     let text = operations
@@ -103,9 +103,9 @@ pub async fn metrics(
 }
 
 /// The pull-through cache's counters and size; `None` without a cache.
-async fn cache_figures(registry: &Registry) -> Option<CacheFigures> {
+async fn cache_figures(registry: &Registry, operations: &Operations) -> Option<CacheFigures> {
     registry.pull_through()?;
-    let cached_bytes = match registry.cached_bytes().await {
+    let cached_bytes = match operations.cached_bytes(registry).await {
         Ok(bytes) => Some(bytes),
         Err(e) => {
             tracing::warn!(error = %e, "reading the cache's size for /metrics failed");
