@@ -140,6 +140,7 @@ pub struct ConfigArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Piece {
+    /// The hosts.toml for localhost:PORT (the cluster's own registry)
     HostsToml,
     Cluster,
     Configmap,
