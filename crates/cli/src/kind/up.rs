@@ -310,15 +310,18 @@ fn next_steps(spec: &Spec, record_path: &Path) {
         spec.context()
     );
     for m in &spec.mirrors {
-        let example = match m.registry.as_str() {
-            "docker.io" => "busybox".to_string(),
-            other => format!("{other}/OWNER/IMAGE"),
+        let prefix = m.prefix().unwrap_or_else(|| m.registry.clone());
+        let (image, kept) = match m.registry.as_str() {
+            "docker.io" => ("busybox".to_string(), format!("{prefix}/library/busybox")),
+            other => (
+                format!("{other}/OWNER/IMAGE"),
+                format!("{prefix}/OWNER/IMAGE"),
+            ),
         };
         println!(
-            "  kubectl --context {} run cached --image={example} ...   (pulled through berth's cache of {}, kept as {}/...)",
+            "  kubectl --context {} run cached --image={image} ...   (pulled through berth's cache of {}; in berth as {kept})",
             spec.context(),
             m.registry,
-            m.prefix().unwrap_or_else(|| m.registry.clone())
         );
     }
     println!("  browse http://{reg}/");
