@@ -140,11 +140,6 @@ fn act(spec: &Spec, rec: &Record, state_dir: &Path, action: &DownAction) -> Resu
         DownAction::RemoveRegistry => {
             tools::check(Tool::Docker, &["rm", "-f", spec.registry.as_str()], None)?;
             println!("  - removed registry container {}", spec.registry);
-            if !rec.mirrors.is_empty() {
-                let file = berth_config::path(state_dir, spec.registry.as_str());
-                berth_config::forget(&file)?;
-                println!("  - removed {}", file.display());
-            }
             // Its password goes with it (the htpasswd stays with the data).
             if let Some(user) = &rec.auth_user {
                 credentials::forget(state_dir, spec.registry.as_str(), user)?;
@@ -153,6 +148,11 @@ fn act(spec: &Spec, rec: &Record, state_dir: &Path, action: &DownAction) -> Resu
                     credentials::password_path(state_dir, spec.registry.as_str(), user).display()
                 );
             }
+        }
+        DownAction::RemoveBerthConfig => {
+            let file = berth_config::path(state_dir, spec.registry.as_str());
+            berth_config::forget(&file)?;
+            println!("  - removed {}", file.display());
         }
         DownAction::DeleteCluster => {
             tools::check(

@@ -346,6 +346,8 @@ pub enum DownAction {
     DeleteConfigMap,
     DisconnectNetwork,
     RemoveRegistry,
+    /// The registry container's config file `up --mirror` wrote on this host.
+    RemoveBerthConfig,
     DeleteCluster,
     RemoveVolume,
     ForgetRecord,
@@ -382,6 +384,10 @@ pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownA
             actions.push(DownAction::DisconnectNetwork);
         }
         actions.push(DownAction::RemoveRegistry);
+    }
+    // Also when the container is already gone: the file is ours either way.
+    if !shared && !record.mirrors.is_empty() {
+        actions.push(DownAction::RemoveBerthConfig);
     }
     if record.created_cluster && seen.cluster != Cluster::Absent {
         actions.push(DownAction::DeleteCluster);
@@ -931,6 +937,36 @@ mod tests {
                 ForgetRecord
             ]
         );
+    }
+
+    #[test]
+    fn down_removes_the_mirrors_config_file_unless_the_registry_stays() {
+        let mut rec = record(true);
+        rec.mirrors = vec!["docker.io".into()];
+        let seen = down_seen(Cluster::Absent);
+        use DownAction::*;
+        assert_eq!(
+            plan_down(&rec, &seen, false),
+            [
+                DisconnectNetwork,
+                RemoveRegistry,
+                RemoveBerthConfig,
+                ForgetRecord
+            ]
+        );
+        // The container removed by hand already: the file still goes.
+        let gone = DownObserved {
+            registry: Registry::Absent,
+            ..down_seen(Cluster::Absent)
+        };
+        assert_eq!(
+            plan_down(&rec, &gone, false),
+            [RemoveBerthConfig, ForgetRecord]
+        );
+        // Another cluster's up still uses the registry, so it keeps its file.
+        let mut shared = down_seen(Cluster::Absent);
+        shared.registry_users = vec!["other".into()];
+        assert_eq!(plan_down(&rec, &shared, false), [ForgetRecord]);
     }
 
     #[test]
