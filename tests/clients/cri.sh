@@ -5,6 +5,9 @@
 # small Python client (tests/clients/cri/): PullImage/ImageStatus as for
 # `kubectl run --image=localhost:5999/busybox`, then a host-network pod sandbox
 # whose pause image also comes from berth, and one container run to completion.
+# The same berth caches a second registry (`berth kind up --mirror`): an image
+# named up.test/... pulled through certs.d/up.test/hosts.toml lands in berth's
+# cache, while localhost:PORT/... stays berth's own.
 # Then a second berth with auth on (--htpasswd), pulled from as a kubelet does:
 # with an imagePullSecret's credentials in the request, and with none but the
 # node credentials `berth kind up --auth` patches into containerd's config.
@@ -165,7 +168,23 @@ check "CRI client: grpcio + grpcio-tools in $CRI_VENV" cri_venv
 check "CRI client: the test's runtime.v1 proto compiles" compile_cri_proto
 [ "$FAILED" -eq 0 ] || exit 1
 
-start_berth
+# berth here is also the nodes' cache of a registry the images name up.test:
+# a second, plain berth on loopback (the upstream), configured with the
+# [[upstream]] `berth kind config --mirror up.test=URL --only berth-config`
+# prints, as `berth kind up --mirror` configures the registry container.
+MIRRORED=up.test
+UPORT=$(free_port)
+UREG=127.0.0.1:$UPORT
+"$BERTH_BIN" serve --addr "$UREG" --data-dir "$T/upstream-data" >"$T/upstream.log" 2>&1 &
+track upstream-berth $!
+check "the upstream (a plain berth) answers on $UREG" \
+  wait_for 30 bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" "http://$1/v2/")" = 200 ]' _ "$UREG"
+mirror_config() {
+  "$BERTH_BIN" kind config --only berth-config --mirror "$MIRRORED=http://$UREG" >"$T/berth-mirror.toml" &&
+    grep -qxF "name = \"$MIRRORED\"" "$T/berth-mirror.toml" && grep -qxF "url = \"http://$UREG\"" "$T/berth-mirror.toml"
+}
+check "berth kind config --mirror $MIRRORED=http://UREG --only berth-config: an [[upstream]] for it" mirror_config
+BERTH_CONFIG=$T/berth-mirror.toml start_berth
 make_busybox_layout "$T/busybox" latest
 make_pause_layout "$T/pause" 3.9
 check "push busybox:latest into berth (skopeo from an OCI layout)" \
@@ -280,6 +299,69 @@ BY_DIGEST=$NODE_REG/busybox@$BUSYBOX_DIGEST
 check "CRI PullImage by digest $BY_DIGEST" cri pull "$BY_DIGEST"
 check "ImageStatus by digest: repo digest and id match berth" image_status_matches "$BY_DIGEST"
 check "pull busybox:latest again for the pod" cri pull "$IMG"
+
+# ---- pull-through: an image of up.test through berth's cache --------------------
+# The node's certs.d/up.test/hosts.toml (from `berth kind config --mirror`)
+# names berth as the host to pull from; containerd adds ?ns=up.test, which
+# berth maps to its upstream. Its `server` is the upstream itself (containerd's
+# fallback), so that the pull worked proves nothing: berth holding the
+# repository and its blobs does.
+
+# make_marked_layout LAYOUT TAG MARK: an image whose layer holds MARK (so its
+# blobs are new to containerd); sets MARKED_DIGEST.
+make_marked_layout() {
+  local m
+  make_rootfs_tar "$T/rootfs-$3.tar" "$3"
+  read -r -a m <<<"$(oci_image "$1" "$HOST_ARCH" "$T/rootfs-$3.tar")"
+  oci_ref "$1" "$2" "$OCI_MANIFEST" "${m[0]}" "${m[1]}"
+  MARKED_DIGEST=${m[0]}
+}
+make_marked_layout "$T/upapp" v1 upstream-app
+UPAPP_DIGEST=$MARKED_DIGEST
+check "push team/app:v1 into the upstream $UREG" \
+  skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/upapp:v1" "docker://$UREG/team/app:v1"
+mirror_hosts() {
+  mkdir -p "$T/certs.d/$MIRRORED" &&
+    "$BERTH_BIN" kind config --only mirror-hosts-toml --mirror "$MIRRORED=http://$UREG" --endpoint "http://$REG" \
+      >"$T/certs.d/$MIRRORED/hosts.toml" &&
+    grep -qx "server = \"http://$UREG\"" "$T/certs.d/$MIRRORED/hosts.toml" &&
+    grep -qF "[host.\"http://$REG\"]" "$T/certs.d/$MIRRORED/hosts.toml"
+}
+check "certs.d/$MIRRORED/hosts.toml from berth kind config --only mirror-hosts-toml: berth first, server the upstream" mirror_hosts
+UPAPP=$MIRRORED/team/app:v1
+check "CRI PullImage $UPAPP" cri pull "$UPAPP"
+upapp_status() {
+  expect_eq "$MIRRORED/team/app@$UPAPP_DIGEST" "$(cri image-status "$UPAPP" | jq -r '.image.repo_digests[]')"
+}
+check "ImageStatus: the image is in containerd with the upstream's digest" upapp_status
+check "berth now holds the repository $MIRRORED/team/app (cached under the upstream's name)" \
+  expect_eq "{\"name\":\"$MIRRORED/team/app\",\"tags\":[\"v1\"]}" "$(api "$MIRRORED/team/app/tags/list")"
+# cache_says URL: the Berth-Cache header of a GET.
+cache_says() {
+  curl -sS --max-time 30 -o /dev/null -D - -H "Accept: $ACCEPT_MANIFESTS" "$1" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "berth-cache" {print $2}'
+}
+check "a second manifest GET (as containerd sends it, ?ns=$MIRRORED) is a cache hit" \
+  expect_eq hit "$(cache_says "http://$REG/v2/team/app/manifests/v1?ns=$MIRRORED")"
+upapp_layer_cached() {
+  local layer
+  layer=$(curl -sS --max-time 30 -H "Accept: $ACCEPT_MANIFESTS" "http://$UREG/v2/team/app/manifests/v1" | layer_digests) &&
+    [ -n "$layer" ] && expect_eq hit "$(cache_says "http://$REG/v2/$MIRRORED/team/app/blobs/$layer")"
+}
+check "containerd fetched the layer through berth: berth has it cached (Berth-Cache: hit)" upapp_layer_cached
+# The same containerd, the same berth: the cluster's own registry stays local.
+make_marked_layout "$T/private" v1 private-app
+PRIVATE_DIGEST=$MARKED_DIGEST
+check "push private/app:v1 into berth" \
+  skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/private:v1" "docker://$HOSTREG/private/app:v1"
+# The upstream has no private/app: a pull routed there would fail.
+check "CRI PullImage $NODE_REG/private/app:v1 (?ns=$NODE_REG: no upstream's name)" cri pull "$NODE_REG/private/app:v1"
+private_status() {
+  expect_eq "$NODE_REG/private/app@$PRIVATE_DIGEST" "$(cri image-status "$NODE_REG/private/app:v1" | jq -r '.image.repo_digests[]')"
+}
+check "ImageStatus: berth's pushed digest" private_status
+check "private/app is served as a local repository (no Berth-Cache header)" \
+  expect_eq "" "$(cache_says "http://$REG/v2/private/app/manifests/v1?ns=$NODE_REG")"
 
 # What `docker push` stores: Docker's schema 2 media types, not OCI's.
 DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json

@@ -302,6 +302,123 @@ refuses_plain() {
 check "up --auth on a cluster whose nodes lack the credentials is refused before anything changes" refuses_plain
 kind delete cluster --name plain && calls >/dev/null
 
+# ---- --mirror: berth caches other registries for the nodes -------------------------
+# An upstream registry on the host (a plain berth) holding an image as
+# up.test/team/app:v1; `up --mirror up.test=URL --mirror docker.io` starts the
+# registry container with an [[upstream]] for each, writes their hosts.toml on
+# every node; a real containerd pulls up.test/... through the node's files.
+
+calls >/dev/null
+mirror_not_a_host() {
+  local out
+  out=$("$BERTH_BIN" kind up --network host --port "$(free_port)" --image "$IMAGE" --mirror https://docker.io 2>&1) && { echo "$out"; return 1; }
+  grep -qF -- '--mirror "https://docker.io" is not a registry host name' <<<"$out" || { echo "$out"; return 1; }
+  expect_eq "" "$(calls)"
+}
+check "--mirror with a URL instead of a registry host name: refused, saying the form, before any call" mirror_not_a_host
+# config_mirrors: every hosts.toml `berth kind config --mirror` prints, each
+# under a header naming its path, as TOML naming berth as the pulling host.
+config_mirrors() {
+  config_ --mirror docker.io --mirror ghcr.io >"$T/mirror-config.out" &&
+    "$VENV/bin/python" - "$T/mirror-config.out" <<'PY'
+import re, sys, tomllib
+text = open(sys.argv[1]).read()
+parts = re.split(r"^# (/etc/containerd/certs\.d/[^ ]+/hosts\.toml) on every node\n", text, flags=re.M)
+files = {}
+for path, body in zip(parts[1::2], parts[2::2]):
+    files[path] = tomllib.loads(body.split("\n# ", 1)[0])
+want = {"localhost:5000": "http://kind-registry:5000", "docker.io": "https://registry-1.docker.io", "ghcr.io": "https://ghcr.io"}
+assert sorted(files) == sorted(f"/etc/containerd/certs.d/{r}/hosts.toml" for r in want), sorted(files)
+for registry, server in want.items():
+    f = files[f"/etc/containerd/certs.d/{registry}/hosts.toml"]
+    assert f["server"] == server, (registry, f)
+    assert f["host"] == {"http://kind-registry:5000": {"capabilities": ["pull", "resolve"]}}, (registry, f)
+ups = tomllib.loads(text.split("(BERTH_CONFIG=/etc/berth/kind.toml)\n", 1)[1].split("\n# kubectl", 1)[0])["upstream"]
+assert ups == [{"name": "docker.io", "url": "https://registry-1.docker.io"}, {"name": "ghcr.io", "url": "https://ghcr.io"}], ups
+PY
+}
+check "berth kind config --mirror docker.io --mirror ghcr.io: each hosts.toml under a header naming its path, and berth's [[upstream]]s" config_mirrors
+
+UPORT=$(free_port)
+"$BERTH_BIN" serve --addr "127.0.0.1:$UPORT" --data-dir "$T/upstream-data" >"$T/upstream.log" 2>&1 &
+track upstream-berth $!
+check "an upstream registry (a plain berth) answers on 127.0.0.1:UPORT" \
+  wait_for 30 bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$1/v2/")" = 200 ]' _ "$UPORT"
+check "push team/app:v1 into the upstream" bash -c \
+  'docker tag "$1" "$2" && timeout 120 docker push "$2" >/dev/null' _ "$IMG" "127.0.0.1:$UPORT/team/app:v1"
+PORTM=$(free_port)
+UPSTREAM=up.test=http://127.0.0.1:$UPORT
+MIRRORS=(--mirror "$UPSTREAM" --mirror docker.io)
+UPM=(kind up --name mirrored --registry-name mirror-registry --network host --port "$PORTM" --image "$IMAGE" "${MIRRORS[@]}")
+MCONF=$T/state/berth/kind/mirror-registry.d/berth.toml
+calls >/dev/null
+check "berth kind up --mirror up.test=URL --mirror docker.io" run_berth mirror-up "${UPM[@]}"
+sed 's/^/    # /' "$T/mirror-up.out"
+mirror_run_call() {
+  grep -qxF "docker run -d --name mirror-registry --restart=always --label io.github.berth.kind.port=$PORTM --label io.github.berth.kind.mirrors=docker.io=https://registry-1.docker.io,up.test=http://127.0.0.1:$UPORT -e BERTH_CONFIG=/etc/berth/kind.toml --mount type=bind,source=$MCONF,target=/etc/berth/kind.toml,readonly --network host -e BERTH_ADDR=127.0.0.1:$PORTM -e BERTH_DATA_DIR=/var/lib/registry --mount type=volume,source=mirror-registry-data,target=/var/lib/registry $IMAGE serve" \
+    <<<"$(cat "$FAKE_CALL_LOG")" || { cat "$FAKE_CALL_LOG"; return 1; }
+}
+check "up --mirror: docker run labels the mirrors and mounts berth's config file read-only at BERTH_CONFIG" mirror_run_call
+check "the mounted file is what berth kind config --only berth-config prints" \
+  expect_eq "$(config_ --only berth-config "${MIRRORS[@]}")" "$(cat "$MCONF")"
+nodes_have_mirror_hosts() {
+  local node mirror want
+  for node in mirrored-control-plane mirrored-worker; do
+    for mirror in "$UPSTREAM" docker.io; do
+      want=$(config_ --only mirror-hosts-toml --port "$PORTM" --endpoint "http://127.0.0.1:$PORTM" --mirror "$mirror")
+      expect_eq "$want" "$(cat "$FAKE_KIND_STATE/nodes/$node/fs/etc/containerd/certs.d/${mirror%%=*}/hosts.toml")" || return 1
+    done
+    test -f "$FAKE_KIND_STATE/nodes/$node/fs/etc/containerd/certs.d/localhost:$PORTM/hosts.toml" || return 1
+  done
+}
+check "every node got certs.d/up.test and certs.d/docker.io hosts.toml as kind config prints them, besides localhost:PORT's" nodes_have_mirror_hosts
+MREG=127.0.0.1:$PORTM
+ctr_pull_through_mirror() {
+  timeout 120 ctr --address "$CTD_SOCK" -n mirrored images pull \
+    --hosts-dir "$FAKE_KIND_STATE/nodes/mirrored-control-plane/fs/etc/containerd/certs.d" up.test/team/app:v1 >/dev/null
+}
+check "ctr pulls up.test/team/app:v1 through the hosts.toml up wrote (containerd adds ?ns=up.test)" ctr_pull_through_mirror
+check "... through the registry container, which now holds up.test/team/app" \
+  expect_eq '{"name":"up.test/team/app","tags":["v1"]}' "$(curl -sS --max-time 30 "http://$MREG/v2/up.test/team/app/tags/list")"
+cache_hit() {
+  curl -sS --max-time 30 -o /dev/null -D - -H "Accept: $ACCEPT_MANIFESTS" "http://$MREG/v2/up.test/team/app/manifests/v1" |
+    tr -d '\r' | grep -qi '^berth-cache: hit'
+}
+check "... and serves it again from its cache (Berth-Cache: hit)" cache_hit
+calls >/dev/null
+check "a second up --mirror (same mirrors, any order) changes nothing" bash -c \
+  '"$1" kind up --name mirrored --registry-name mirror-registry --network host --port "$2" --image "$3" --mirror docker.io --mirror "$4" >"$5" && grep -q "^Nothing to do" "$5" && grep -q "has the 3 hosts.toml files" "$5"' _ \
+  "$BERTH_BIN" "$PORTM" "$IMAGE" "$UPSTREAM" "$T/mirror-up2.out"
+mirrors_differ() {
+  local out
+  out=$("$BERTH_BIN" kind up --name mirrored --registry-name mirror-registry --network host --port "$PORTM" --image "$IMAGE" --mirror docker.io 2>&1) && { echo "$out"; return 1; }
+  grep -qF "caches mirrors docker.io=https://registry-1.docker.io, up.test=http://127.0.0.1:$UPORT, not mirrors docker.io=https://registry-1.docker.io" <<<"$out" &&
+    grep -qF "docker rm -f mirror-registry" <<<"$out" || { echo "$out"; return 1; }
+}
+check "up with other mirrors than the running registry's: refused, saying how to restart it" mirrors_differ
+# Another cluster berth attaches to, sharing the registry: down removes its
+# mirror folders from the nodes and keeps the registry the first cluster uses.
+kind create cluster --name mattach --config - <<<"$(config_ --only cluster --name mattach)" && calls >/dev/null
+check "up --name mattach --mirror ... attaches to an existing cluster with the same registry" \
+  run_berth mattach kind up --name mattach --registry-name mirror-registry --network host --port "$PORTM" --image "$IMAGE" "${MIRRORS[@]}"
+calls >/dev/null
+check "berth kind down --name mattach" run_berth mattach-down kind down --name mattach
+mattach_down_calls() {
+  local c; c=$(calls)
+  for dir in "localhost:PORT" up.test docker.io; do
+    for node in mattach-control-plane mattach-worker; do
+      grep -qxF "docker exec $node rm -rf /etc/containerd/certs.d/${dir/PORT/$PORTM}" <<<"$c" || { echo "$c"; return 1; }
+    done
+  done
+  test ! -e "$FAKE_KIND_STATE/nodes/mattach-worker/fs/etc/containerd/certs.d/up.test" && test -f "$MCONF" &&
+    ! grep -q "docker rm" <<<"$c" || { echo "$c"; return 1; }
+}
+check "down after attaching removes certs.d/localhost:PORT, up.test and docker.io on its nodes, keeps the shared registry" mattach_down_calls
+kind delete cluster --name mattach && calls >/dev/null
+check "berth kind down --name mirrored --purge" run_berth mirror-down kind down --name mirrored --purge
+check "... removed the registry container and its config file" bash -c \
+  '! docker container inspect mirror-registry >/dev/null 2>&1 && test ! -e "$1" && test ! -e "$(dirname "$1")"' _ "$MCONF"
+
 # ---- refusals and a data folder with spaces ------------------------------------------
 
 TAKEN=$(free_port)

@@ -1,15 +1,20 @@
 //! Pure argument lists for the `docker`/`kind`/`kubectl` calls, and parsers
 //! for their answers. Kept apart from running them so both are unit-tested.
 
+use super::berth_config;
 use super::plan::{NetworkMode, Registry};
 use super::spec::{Credentials, Spec, CONTAINER_PORT};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Label marking a container as created by `berth kind up`; its value is the port.
 pub const PORT_LABEL: &str = "io.github.berth.kind.port";
 
 /// Label naming the user `berth kind up --auth` made; absent without auth.
 pub const AUTH_LABEL: &str = "io.github.berth.kind.auth-user";
+
+/// Label naming the mirrors `berth kind up --mirror` started the registry
+/// with ([`Spec::mirrors_label`]); absent without mirrors.
+pub const MIRRORS_LABEL: &str = "io.github.berth.kind.mirrors";
 
 /// Where berth's image keeps its data.
 pub const DATA_IN_CONTAINER: &str = "/var/lib/registry";
@@ -43,12 +48,14 @@ fn csv_field(field: &str) -> String {
 }
 
 /// `docker run` for the registry container; with credentials, berth serves
-/// with auth on, from the htpasswd file in its data folder.
+/// with auth on, from the htpasswd file in its data folder; with mirrors, it
+/// reads `berth_config` (a host file holding its `[[upstream]]` tables).
 pub fn run_registry(
     spec: &Spec,
     image: &str,
     network: NetworkMode,
     storage: &Storage,
+    berth_config: Option<&Path>,
 ) -> Vec<String> {
     let mut a = strings(&[
         "run",
@@ -65,6 +72,18 @@ pub fn run_registry(
         a.push("-e".into());
         a.push(format!(
             "REGISTRY_AUTH_HTPASSWD_PATH={HTPASSWD_IN_CONTAINER}"
+        ));
+    }
+    if let (false, Some(file)) = (spec.mirrors.is_empty(), berth_config) {
+        a.push("--label".into());
+        a.push(format!("{MIRRORS_LABEL}={}", spec.mirrors_label()));
+        a.push("-e".into());
+        a.push(format!("BERTH_CONFIG={}", berth_config::IN_CONTAINER));
+        a.push("--mount".into());
+        let source = csv_field(&format!("source={}", file.display()));
+        a.push(format!(
+            "type=bind,{source},target={},readonly",
+            berth_config::IN_CONTAINER
         ));
     }
     match network {
@@ -192,6 +211,10 @@ pub fn parse_registry(inspect_json: &str) -> Registry {
         port,
         on_kind_network: c["NetworkSettings"]["Networks"].get("kind").is_some(),
         auth_user: c["Config"]["Labels"][AUTH_LABEL].as_str().map(String::from),
+        mirrors: c["Config"]["Labels"][MIRRORS_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 
@@ -241,6 +264,7 @@ pub fn lines(out: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::super::spec::tests::spec;
+    use super::super::spec::Mirror;
     use super::*;
 
     #[test]
@@ -250,6 +274,7 @@ mod tests {
             "berth:latest",
             NetworkMode::Kind,
             &Storage::Volume("kind-registry-data".into()),
+            None,
         );
         assert_eq!(
             a.join(" "),
@@ -262,7 +287,7 @@ mod tests {
     #[test]
     fn a_data_folder_with_spaces_and_commas_stays_one_argument() {
         let storage = Storage::Dir("/tmp/my data, v2".into(), Some("1000:1000".into()));
-        let a = run_registry(&spec(), "berth:latest", NetworkMode::Host, &storage);
+        let a = run_registry(&spec(), "berth:latest", NetworkMode::Host, &storage, None);
         assert!(
             a.contains(
                 &"type=bind,\"source=/tmp/my data, v2\",target=/var/lib/registry".to_string()
@@ -273,6 +298,45 @@ mod tests {
         assert!(a.windows(2).any(|w| w == ["--network", "host"]));
         assert!(a.contains(&"BERTH_ADDR=127.0.0.1:5000".to_string()));
         assert!(!a.contains(&"-p".to_string()));
+    }
+
+    #[test]
+    fn with_mirrors_the_registry_reads_its_upstreams_from_a_mounted_file_and_is_labelled() {
+        let mut s = spec();
+        s.mirrors = vec![
+            Mirror::parse("ghcr.io").unwrap(),
+            Mirror::parse("docker.io").unwrap(),
+        ];
+        let storage = Storage::Volume("kind-registry-data".into());
+        let file = Path::new("/home/u/.local/state/berth/kind/kind-registry.d/berth.toml");
+        let a = run_registry(&s, "berth:latest", NetworkMode::Kind, &storage, Some(file));
+        assert_eq!(
+            a.join(" "),
+            "run -d --name kind-registry --restart=always --label io.github.berth.kind.port=5000 \
+             --label io.github.berth.kind.mirrors=docker.io=https://registry-1.docker.io,ghcr.io=https://ghcr.io \
+             -e BERTH_CONFIG=/etc/berth/kind.toml \
+             --mount type=bind,source=/home/u/.local/state/berth/kind/kind-registry.d/berth.toml,target=/etc/berth/kind.toml,readonly \
+             -p 127.0.0.1:5000:5000 -e BERTH_DATA_DIR=/var/lib/registry \
+             --mount type=volume,source=kind-registry-data,target=/var/lib/registry berth:latest serve"
+        );
+        // A state folder with a comma stays one --mount field.
+        let odd = Path::new("/home/a, b/berth.toml");
+        let a = run_registry(&s, "berth:latest", NetworkMode::Kind, &storage, Some(odd));
+        assert!(
+            a.contains(
+                &"type=bind,\"source=/home/a, b/berth.toml\",target=/etc/berth/kind.toml,readonly"
+                    .to_string()
+            ),
+            "{a:?}"
+        );
+        // The label reads back as the running container's mirrors.
+        let inspect = format!(
+            r#"[{{"State":{{"Running":true}},"Config":{{"Labels":{{"io.github.berth.kind.port":"5000","io.github.berth.kind.mirrors":"{}"}}}},"NetworkSettings":{{"Networks":{{}}}}}}]"#,
+            s.mirrors_label()
+        );
+        assert!(
+            matches!(parse_registry(&inspect), Registry::Ours { mirrors, .. } if mirrors == s.mirrors_label())
+        );
     }
 
     #[test]
@@ -287,6 +351,7 @@ mod tests {
                 port: 5001,
                 on_kind_network: true,
                 auth_user: None,
+                mirrors: String::new(),
             }
         );
         let with_auth = r#"[{"State":{"Running":false},"Config":{"Labels":{"io.github.berth.kind.port":"5000",
@@ -298,6 +363,7 @@ mod tests {
                 port: 5000,
                 on_kind_network: false,
                 auth_user: Some("kind".into()),
+                mirrors: String::new(),
             }
         );
         let foreign = r#"[{"State":{"Running":true},"Config":{"Labels":null},"NetworkSettings":{"Networks":{}}}]"#;
@@ -312,7 +378,7 @@ mod tests {
             password: "secret".into(),
         });
         let storage = Storage::Volume("kind-registry-data".into());
-        let a = run_registry(&s, "berth:latest", NetworkMode::Kind, &storage);
+        let a = run_registry(&s, "berth:latest", NetworkMode::Kind, &storage, None);
         assert!(a.windows(2).any(|w| w
             == [
                 "-e",

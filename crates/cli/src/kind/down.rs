@@ -1,11 +1,12 @@
 //! `berth kind down`: removes what the record says `up` created, nothing else.
 
+use super::berth_config;
 use super::commands;
 use super::credentials;
 use super::observe;
 use super::plan::{self, Cluster, DownAction, DownObserved, Node, Registry};
 use super::record::{self, Record};
-use super::spec::Spec;
+use super::spec::{hosts_dir_of, Spec};
 use super::tools::{self, Tool};
 use super::KindError;
 use std::path::Path;
@@ -84,15 +85,11 @@ fn recorded_cluster(spec: &Spec, rec: &Record) -> Result<Cluster, KindError> {
         return Ok(Cluster::Absent);
     }
     let mut nodes = Vec::new();
+    let registries = recorded_registries(spec, rec);
     for name in &rec.patched_nodes {
-        let hosts = tools::run(
-            Tool::Docker,
-            &["exec", name, "cat", &spec.hosts_toml_path()],
-            None,
-        )?;
         nodes.push(Node {
             name: name.clone(),
-            hosts_toml: hosts.success.then_some(hosts.stdout),
+            hosts_tomls: observe::hosts_tomls(name, &registries)?,
             reads_certs_d: true,
             credentials: None,
         });
@@ -100,15 +97,22 @@ fn recorded_cluster(spec: &Spec, rec: &Record) -> Result<Cluster, KindError> {
     Ok(Cluster::Present { nodes })
 }
 
+/// The registries whose certs.d folders `up` wrote: `localhost:PORT` and
+/// every recorded mirror.
+fn recorded_registries(spec: &Spec, rec: &Record) -> Vec<String> {
+    let mut registries = vec![spec.local_host()];
+    registries.extend(rec.mirrors.iter().cloned());
+    registries
+}
+
 fn act(spec: &Spec, rec: &Record, state_dir: &Path, action: &DownAction) -> Result<(), KindError> {
     match action {
         DownAction::RemoveHostsToml { node } => {
-            tools::check(
-                Tool::Docker,
-                &["exec", node, "rm", "-rf", &spec.hosts_dir()],
-                None,
-            )?;
-            println!("  - removed {} on node {node}", spec.hosts_dir());
+            for registry in recorded_registries(spec, rec) {
+                let dir = hosts_dir_of(&registry);
+                tools::check(Tool::Docker, &["exec", node, "rm", "-rf", &dir], None)?;
+                println!("  - removed {dir} on node {node}");
+            }
         }
         DownAction::DeleteConfigMap => {
             let args = commands::kubectl(
@@ -144,6 +148,11 @@ fn act(spec: &Spec, rec: &Record, state_dir: &Path, action: &DownAction) -> Resu
                     credentials::password_path(state_dir, spec.registry.as_str(), user).display()
                 );
             }
+        }
+        DownAction::RemoveBerthConfig => {
+            let file = berth_config::path(state_dir, spec.registry.as_str());
+            berth_config::forget(&file)?;
+            println!("  - removed {}", file.display());
         }
         DownAction::DeleteCluster => {
             tools::check(

@@ -5,6 +5,7 @@
 //! `spec` generates the files, `plan` decides, `observe`/`up`/`down` talk to
 //! docker, kind and kubectl through `tools`; `record` remembers what `up` made.
 
+mod berth_config;
 mod commands;
 mod credentials;
 mod down;
@@ -17,7 +18,7 @@ mod up;
 
 use clap::{Args, Subcommand, ValueEnum};
 use commands::Storage;
-use spec::{Credentials, Name, NameError, Spec};
+use spec::{Credentials, MirrorError, Name, NameError, Spec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,6 +84,19 @@ pub struct UpArgs {
     network: Network,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    mirrors: MirrorArgs,
+}
+
+/// `--mirror REGISTRY[=URL]`, shared by `up` and `config`.
+#[derive(Args, Clone)]
+pub struct MirrorArgs {
+    /// Cache this registry's images in berth (repeatable): berth gets an
+    /// [[upstream]] for it, every node a certs.d/REGISTRY/hosts.toml sending
+    /// its pulls to berth first. URL defaults to https://REGISTRY
+    /// (https://registry-1.docker.io for docker.io)
+    #[arg(long = "mirror", value_name = "REGISTRY[=URL]")]
+    mirror: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -120,15 +134,23 @@ pub struct ConfigArgs {
     /// now if `up --auth` has not made them yet)
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    mirrors: MirrorArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Piece {
+    /// The hosts.toml for localhost:PORT (the cluster's own registry)
     HostsToml,
     Cluster,
     Configmap,
     /// What kind merges into each node's containerd config.toml
     ContainerdPatch,
+    /// The hosts.toml of the one --mirror given
+    MirrorHostsToml,
+    /// berth's config file with an [[upstream]] per --mirror (what the
+    /// registry container reads)
+    BerthConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +165,12 @@ pub enum KindError {
     Record(#[from] record::RecordError),
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    BerthConfig(#[from] berth_config::BerthConfigError),
+    #[error("--only {0} needs {1}")]
+    OnlyNeeds(&'static str, &'static str),
     #[error("cannot use data folder {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
     #[error("the registry container {name} does not answer on http://127.0.0.1:{port}/v2/ after 30 s: see docker logs {name}")]
@@ -154,16 +182,20 @@ fn spec(
     port: u16,
     workers: u32,
     endpoint: Option<String>,
+    mirrors: &MirrorArgs,
 ) -> Result<Spec, KindError> {
     let registry = Name::container(&common.registry_name)?;
-    Ok(Spec {
+    let mut s = Spec {
         cluster: Name::cluster(&common.name)?,
         endpoint: endpoint.unwrap_or_else(|| Spec::default_endpoint(&registry)),
         registry,
         port,
         workers,
         credentials: None,
-    })
+        mirrors: Vec::new(),
+    };
+    s.mirrors = spec::mirrors(&mirrors.mirror, &s.local_host())?;
+    Ok(s)
 }
 
 fn state_dir() -> Result<PathBuf, KindError> {
@@ -207,7 +239,7 @@ fn data_dir_storage(dir: &std::path::Path) -> Result<Storage, KindError> {
 fn execute(cmd: KindCommand) -> Result<(), KindError> {
     match cmd {
         KindCommand::Config(a) => {
-            let mut s = spec(&a.common, a.port, a.workers, a.endpoint)?;
+            let mut s = spec(&a.common, a.port, a.workers, a.endpoint, &a.mirrors)?;
             if let Some((creds, new)) = credentials(&a.auth, &s.registry)? {
                 if new {
                     eprintln!(
@@ -224,16 +256,33 @@ fn execute(cmd: KindCommand) -> Result<(), KindError> {
                 Some(Piece::Cluster) => print!("{}", s.cluster_config()),
                 Some(Piece::Configmap) => print!("{}", s.configmap()),
                 Some(Piece::ContainerdPatch) => print!("{}", s.containerd_patch()),
+                Some(Piece::MirrorHostsToml) => match s.mirrors.as_slice() {
+                    [m] => print!("{}", s.mirror_hosts_toml(m)),
+                    _ => {
+                        return Err(KindError::OnlyNeeds(
+                            "mirror-hosts-toml",
+                            "exactly one --mirror",
+                        ))
+                    }
+                },
+                Some(Piece::BerthConfig) => match s.berth_config() {
+                    Some(text) => print!("{text}"),
+                    None => return Err(KindError::OnlyNeeds("berth-config", "a --mirror")),
+                },
                 None => {
                     println!(
                         "# kind create cluster --config FILE\n{}",
                         s.cluster_config()
                     );
-                    println!(
-                        "# {} on every node\n{}",
-                        s.hosts_toml_path(),
-                        s.hosts_toml()
-                    );
+                    for file in s.hosts_tomls() {
+                        println!("# {} on every node\n{}", file.path(), file.content);
+                    }
+                    if let Some(text) = s.berth_config() {
+                        println!(
+                            "# the registry container's config file (BERTH_CONFIG={})\n{text}",
+                            berth_config::IN_CONTAINER
+                        );
+                    }
                     print!(
                         "# kubectl --context {} apply -f FILE\n{}",
                         s.context(),
@@ -248,7 +297,7 @@ fn execute(cmd: KindCommand) -> Result<(), KindError> {
                 Network::Kind => plan::NetworkMode::Kind,
                 Network::Host => plan::NetworkMode::Host,
             };
-            let mut s = spec(&a.common, a.port, a.workers, None)?;
+            let mut s = spec(&a.common, a.port, a.workers, None, &a.mirrors)?;
             if network == plan::NetworkMode::Host {
                 // Nodes would share the host's network: the registry is on loopback.
                 s.endpoint = format!("http://127.0.0.1:{}", a.port);
@@ -272,7 +321,7 @@ fn execute(cmd: KindCommand) -> Result<(), KindError> {
             )
         }
         KindCommand::Down(a) => {
-            let s = spec(&a.common, 5000, 0, None)?;
+            let s = spec(&a.common, 5000, 0, None, &MirrorArgs { mirror: Vec::new() })?;
             let path = record_path(&s.cluster)?;
             down::run(&s, a.purge, &path)
         }

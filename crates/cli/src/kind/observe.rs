@@ -2,8 +2,9 @@
 
 use super::commands::{self, lines};
 use super::plan::{Cluster, Node, Registry};
-use super::spec::Spec;
+use super::spec::{hosts_dir_of, Spec};
 use super::tools::{self, Tool, ToolError};
+use std::collections::BTreeMap;
 
 pub fn image_present(image: &str) -> Result<bool, ToolError> {
     Ok(tools::run(
@@ -87,24 +88,37 @@ pub fn cluster(spec: &Spec) -> Result<Cluster, ToolError> {
     }
     let mut nodes = Vec::new();
     for name in node_names(spec)? {
-        let hosts = tools::run(
-            Tool::Docker,
-            &["exec", &name, "cat", &spec.hosts_toml_path()],
-            None,
-        )?;
+        let registries: Vec<String> = spec.hosts_tomls().into_iter().map(|f| f.registry).collect();
+        let hosts_tomls = hosts_tomls(&name, &registries)?;
         let dump = tools::check(
             Tool::Docker,
             &["exec", &name, "containerd", "config", "dump"],
             None,
         )?;
         nodes.push(Node {
-            hosts_toml: hosts.success.then_some(hosts.stdout),
+            hosts_tomls,
             reads_certs_d: commands::reads_certs_d(&dump),
             credentials: commands::node_credentials(&dump, spec.endpoint_host()),
             name,
         });
     }
     Ok(Cluster::Present { nodes })
+}
+
+/// The node's hosts.toml files that exist among those of `registries`.
+pub fn hosts_tomls(
+    node: &str,
+    registries: &[String],
+) -> Result<BTreeMap<String, String>, ToolError> {
+    let mut found = BTreeMap::new();
+    for registry in registries {
+        let path = format!("{}/hosts.toml", hosts_dir_of(registry));
+        let out = tools::run(Tool::Docker, &["exec", node, "cat", &path], None)?;
+        if out.success {
+            found.insert(registry.clone(), out.stdout);
+        }
+    }
+    Ok(found)
 }
 
 /// The current `localRegistryHosting.v1`, or `None` when the ConfigMap is absent.

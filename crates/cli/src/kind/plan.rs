@@ -3,7 +3,8 @@
 //! which is what makes a second `up` change nothing.
 
 use super::record::Record;
-use super::spec::Credentials;
+use super::spec::{Credentials, HostsToml};
+use std::collections::BTreeMap;
 
 /// How the registry container reaches the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub enum Registry {
         on_kind_network: bool,
         /// The user `up --auth` made it for; `None`: it serves without auth.
         auth_user: Option<String>,
+        /// The mirrors it caches, as [`super::spec::Spec::mirrors_label`]
+        /// spells them; empty: none.
+        mirrors: String,
     },
     /// A container with that name that berth did not create.
     Foreign,
@@ -34,8 +38,9 @@ pub enum Registry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
-    /// The node's current `hosts.toml` for our port, if any.
-    pub hosts_toml: Option<String>,
+    /// The node's current `hosts.toml` files among those berth writes
+    /// (`localhost:PORT` and each mirror), by registry.
+    pub hosts_tomls: BTreeMap<String, String>,
     /// Whether its containerd reads `/etc/containerd/certs.d` (config_path).
     pub reads_certs_d: bool,
     /// The credentials its containerd has for the registry's host, if any.
@@ -71,11 +76,14 @@ pub struct UpObserved {
 pub struct UpWanted {
     pub port: u16,
     pub network: NetworkMode,
-    pub hosts_toml: String,
+    /// Every hosts.toml each node must hold: `localhost:PORT`'s and the mirrors'.
+    pub hosts_tomls: Vec<HostsToml>,
     pub registry_hosting: String,
     /// `Some` under `--auth`: the registry serves with auth for this user,
     /// and every node's containerd has these credentials.
     pub credentials: Option<Credentials>,
+    /// The mirrors the registry container caches ([`super::spec::Spec::mirrors_label`]).
+    pub mirrors: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +142,20 @@ pub enum PlanError {
     },
     #[error("cluster {cluster}: containerd on {nodes} does not read /etc/containerd/certs.d (config_path is unset), so it would ignore the registry. Recreate the cluster with kind v0.27+ or with the config that sets it: berth kind config --name {cluster} --only cluster > cluster.yaml; kind delete cluster --name {cluster}; kind create cluster --config cluster.yaml")]
     NoConfigPath { cluster: String, nodes: String },
+    #[error("the registry container {name} caches {running}, not {wanted}: its upstreams are set when it starts, so remove it (docker rm -f {name}; its data is kept) and run berth kind up again", running = mirror_words(.running), wanted = mirror_words(.wanted))]
+    MirrorsDiffer {
+        name: String,
+        running: String,
+        wanted: String,
+    },
+}
+
+fn mirror_words(label: &str) -> String {
+    if label.is_empty() {
+        "no mirrors".into()
+    } else {
+        format!("mirrors {}", label.replace(',', ", "))
+    }
 }
 
 fn auth_words(user: &Option<String>) -> String {
@@ -170,6 +192,13 @@ pub fn plan_up(
                 name: registry.into(),
                 running: auth_user.clone(),
                 wanted: want_user,
+            })
+        }
+        Registry::Ours { mirrors, .. } if *mirrors != want.mirrors => {
+            return Err(PlanError::MirrorsDiffer {
+                name: registry.into(),
+                running: mirrors.clone(),
+                wanted: want.mirrors.clone(),
             })
         }
         Registry::Ours { running: true, .. } => {
@@ -250,8 +279,16 @@ pub fn plan_up(
             }
             already.push(format!("cluster {cluster} exists"));
             for node in nodes {
-                if node.hosts_toml.as_deref() == Some(want.hosts_toml.as_str()) {
-                    already.push(format!("node {} has the hosts.toml", node.name));
+                let current = want
+                    .hosts_tomls
+                    .iter()
+                    .all(|f| node.hosts_tomls.get(&f.registry) == Some(&f.content));
+                if current {
+                    let what = match want.hosts_tomls.len() {
+                        1 => "the hosts.toml".to_string(),
+                        n => format!("the {n} hosts.toml files"),
+                    };
+                    already.push(format!("node {} has {what}", node.name));
                 } else {
                     actions.push(UpAction::WriteHostsToml {
                         node: node.name.clone(),
@@ -309,6 +346,8 @@ pub enum DownAction {
     DeleteConfigMap,
     DisconnectNetwork,
     RemoveRegistry,
+    /// The registry container's config file `up --mirror` wrote on this host.
+    RemoveBerthConfig,
     DeleteCluster,
     RemoveVolume,
     ForgetRecord,
@@ -322,7 +361,7 @@ pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownA
             // Deleting the cluster takes the node files and ConfigMap with it.
         } else {
             for node in nodes {
-                if record.patched_nodes.contains(&node.name) && node.hosts_toml.is_some() {
+                if record.patched_nodes.contains(&node.name) && !node.hosts_tomls.is_empty() {
                     actions.push(DownAction::RemoveHostsToml {
                         node: node.name.clone(),
                     });
@@ -346,6 +385,10 @@ pub fn plan_down(record: &Record, seen: &DownObserved, purge: bool) -> Vec<DownA
         }
         actions.push(DownAction::RemoveRegistry);
     }
+    // Also when the container is already gone: the file is ours either way.
+    if !shared && !record.mirrors.is_empty() {
+        actions.push(DownAction::RemoveBerthConfig);
+    }
     if record.created_cluster && seen.cluster != Cluster::Absent {
         actions.push(DownAction::DeleteCluster);
     }
@@ -361,15 +404,23 @@ mod tests {
     use super::*;
 
     const HOSTS: &str = "server = \"http://kind-registry:5000\"\n";
+
+    fn local_hosts() -> Vec<HostsToml> {
+        vec![HostsToml {
+            registry: "localhost:5000".into(),
+            content: HOSTS.into(),
+        }]
+    }
     const HOSTING: &str = "host: \"localhost:5000\"\n";
 
     fn want(network: NetworkMode) -> UpWanted {
         UpWanted {
             port: 5000,
             network,
-            hosts_toml: HOSTS.into(),
+            hosts_tomls: local_hosts(),
             registry_hosting: HOSTING.into(),
             credentials: None,
+            mirrors: String::new(),
         }
     }
 
@@ -389,7 +440,9 @@ mod tests {
     fn node(name: &str, hosts: Option<&str>, reads_certs_d: bool) -> Node {
         Node {
             name: name.into(),
-            hosts_toml: hosts.map(String::from),
+            hosts_tomls: hosts
+                .map(|h| BTreeMap::from([("localhost:5000".to_string(), h.to_string())]))
+                .unwrap_or_default(),
             reads_certs_d,
             credentials: None,
         }
@@ -402,6 +455,7 @@ mod tests {
                 port: 5000,
                 on_kind_network: true,
                 auth_user: None,
+                mirrors: String::new(),
             },
             // Our own container holds the port.
             port_free: false,
@@ -432,6 +486,7 @@ mod tests {
             },
             applied_configmap: true,
             auth_user: None,
+            mirrors: Vec::new(),
         }
     }
 
@@ -486,6 +541,7 @@ mod tests {
             port: 5000,
             on_kind_network: true,
             auth_user: None,
+            mirrors: String::new(),
         };
         seen.port_free = true;
         seen.cluster = Cluster::Present {
@@ -569,6 +625,7 @@ mod tests {
             port: 5999,
             on_kind_network: true,
             auth_user: None,
+            mirrors: String::new(),
         };
         assert!(matches!(
             up(&seen, NetworkMode::Kind),
@@ -599,6 +656,7 @@ mod tests {
             port: 5000,
             on_kind_network: true,
             auth_user: Some(user.into()),
+            mirrors: String::new(),
         };
         if let Cluster::Present { nodes } = &mut seen.cluster {
             for n in nodes {
@@ -647,6 +705,7 @@ mod tests {
             port: 5000,
             on_kind_network: true,
             auth_user: Some("kind".into()),
+            mirrors: String::new(),
         };
         seen.port_free = true;
         let plan = up_auth(&seen, "kind").unwrap();
@@ -709,6 +768,112 @@ mod tests {
         assert_eq!(up(&seen, NetworkMode::Kind).unwrap().actions, []);
     }
 
+    const MIRRORS: &str = "docker.io=https://registry-1.docker.io";
+    const DOCKER_HOSTS: &str = "server = \"https://registry-1.docker.io\"\n";
+
+    fn want_mirrors() -> UpWanted {
+        let mut w = want(NetworkMode::Kind);
+        w.hosts_tomls.push(HostsToml {
+            registry: "docker.io".into(),
+            content: DOCKER_HOSTS.into(),
+        });
+        w.mirrors = MIRRORS.into();
+        w
+    }
+
+    fn up_mirrors(seen: &UpObserved) -> Result<UpPlan, PlanError> {
+        plan_up(
+            seen,
+            &want_mirrors(),
+            "berth:latest",
+            "kind-registry",
+            "kind",
+        )
+    }
+
+    /// `everything()` as a first `up --mirror docker.io` leaves it.
+    fn everything_with_mirrors() -> UpObserved {
+        let mut seen = everything();
+        if let Registry::Ours { mirrors, .. } = &mut seen.registry {
+            *mirrors = MIRRORS.into();
+        }
+        if let Cluster::Present { nodes } = &mut seen.cluster {
+            for n in nodes {
+                n.hosts_tomls
+                    .insert("docker.io".into(), DOCKER_HOSTS.into());
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn up_with_mirrors_takes_the_same_steps_and_a_second_changes_nothing() {
+        let plan = up_mirrors(&nothing()).unwrap();
+        assert_eq!(
+            plan.actions,
+            up(&nothing(), NetworkMode::Kind).unwrap().actions
+        );
+        let plan = up_mirrors(&everything_with_mirrors()).unwrap();
+        assert_eq!(plan.actions, []);
+        assert!(plan
+            .already
+            .contains(&"node kind-worker has the 2 hosts.toml files".to_string()));
+    }
+
+    #[test]
+    fn a_node_missing_or_holding_another_mirror_hosts_toml_is_rewritten() {
+        let mut seen = everything_with_mirrors();
+        if let Cluster::Present { nodes } = &mut seen.cluster {
+            nodes[0].hosts_tomls.remove("docker.io");
+            nodes[1].hosts_tomls.insert(
+                "docker.io".into(),
+                "server = \"https://elsewhere\"\n".into(),
+            );
+        }
+        let plan = up_mirrors(&seen).unwrap();
+        use UpAction::*;
+        assert_eq!(
+            plan.actions,
+            [
+                WriteHostsToml {
+                    node: "kind-control-plane".into()
+                },
+                WriteHostsToml {
+                    node: "kind-worker".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_registry_started_for_other_mirrors_is_refused_with_the_way_out() {
+        // Running without mirrors, asked for docker.io.
+        let err = up_mirrors(&everything()).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::MirrorsDiffer {
+                name: "kind-registry".into(),
+                running: String::new(),
+                wanted: MIRRORS.into(),
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("caches no mirrors, not mirrors docker.io=https://registry-1.docker.io")
+                && text.contains("docker rm -f kind-registry"),
+            "{text}"
+        );
+        // Running with docker.io, asked for none: refused too, even stopped.
+        let mut seen = everything_with_mirrors();
+        if let Registry::Ours { running, .. } = &mut seen.registry {
+            *running = false;
+        }
+        assert!(matches!(
+            up(&seen, NetworkMode::Kind),
+            Err(PlanError::MirrorsDiffer { wanted, .. }) if wanted.is_empty()
+        ));
+    }
+
     fn down_seen(cluster: Cluster) -> DownObserved {
         DownObserved {
             registry: Registry::Ours {
@@ -716,6 +881,7 @@ mod tests {
                 port: 5000,
                 on_kind_network: true,
                 auth_user: None,
+                mirrors: String::new(),
             },
             cluster,
             volume_exists: true,
@@ -771,6 +937,36 @@ mod tests {
                 ForgetRecord
             ]
         );
+    }
+
+    #[test]
+    fn down_removes_the_mirrors_config_file_unless_the_registry_stays() {
+        let mut rec = record(true);
+        rec.mirrors = vec!["docker.io".into()];
+        let seen = down_seen(Cluster::Absent);
+        use DownAction::*;
+        assert_eq!(
+            plan_down(&rec, &seen, false),
+            [
+                DisconnectNetwork,
+                RemoveRegistry,
+                RemoveBerthConfig,
+                ForgetRecord
+            ]
+        );
+        // The container removed by hand already: the file still goes.
+        let gone = DownObserved {
+            registry: Registry::Absent,
+            ..down_seen(Cluster::Absent)
+        };
+        assert_eq!(
+            plan_down(&rec, &gone, false),
+            [RemoveBerthConfig, ForgetRecord]
+        );
+        // Another cluster's up still uses the registry, so it keeps its file.
+        let mut shared = down_seen(Cluster::Absent);
+        shared.registry_users = vec!["other".into()];
+        assert_eq!(plan_down(&rec, &shared, false), [ForgetRecord]);
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct Record {
     /// registry container.
     #[serde(default)]
     pub auth_user: Option<String>,
+    /// Registries `up --mirror` wrote a `certs.d/<registry>` folder for on
+    /// the patched nodes, and gave the registry container a config file for
+    /// (every `up`'s, so `down` undoes them all).
+    #[serde(default)]
+    pub mirrors: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +128,7 @@ mod tests {
             patched_nodes: vec!["a".into()],
             applied_configmap: false,
             auth_user: Some("kind".into()),
+            mirrors: vec!["docker.io".into()],
         };
         save(&p, &r).unwrap();
         assert_eq!(load(&p).unwrap(), Some(r.clone()));
@@ -143,6 +149,19 @@ mod tests {
         );
         forget(&p).unwrap();
         assert_eq!(load(&p).unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_written_before_mirrors_existed_still_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = path(tmp.path(), "kind");
+        std::fs::write(
+            &p,
+            "cluster = \"kind\"\ncreated_cluster = true\nregistry = \"kind-registry\"\nport = 5000\n",
+        )
+        .unwrap();
+        let r = load(&p).unwrap().unwrap();
+        assert!(r.mirrors.is_empty() && r.patched_nodes.is_empty());
     }
 
     #[test]

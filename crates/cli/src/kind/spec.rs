@@ -80,6 +80,129 @@ impl fmt::Display for Name {
     }
 }
 
+/// A registry berth caches for the cluster (`--mirror REGISTRY[=URL]`): its
+/// name as images spell it (the `certs.d` folder and containerd's `?ns=`
+/// value) and the URL berth fetches from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    pub registry: String,
+    pub url: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MirrorError {
+    #[error("--mirror {0:?} is not a registry host name: give the name images use, in lower case (docker.io, ghcr.io, registry.k8s.io, myhost:5001); a URL goes after '=': --mirror NAME=https://HOST")]
+    NotAHost(String),
+    #[error(
+        "--mirror {0:?}: the URL after '=' must start with http:// or https:// and name a host"
+    )]
+    BadUrl(String),
+    #[error("--mirror {0} is the cluster's own registry (localhost:PORT): its images are pushed to berth, not cached")]
+    OwnRegistry(String),
+    #[error("--mirror {0} is given twice")]
+    Twice(String),
+}
+
+impl Mirror {
+    /// `REGISTRY` or `REGISTRY=URL`; without a URL, Docker Hub's API host
+    /// for `docker.io`, else `https://REGISTRY`.
+    pub fn parse(arg: &str) -> Result<Mirror, MirrorError> {
+        let (registry, url) = match arg.split_once('=') {
+            Some((r, u)) => (r, Some(u)),
+            None => (arg, None),
+        };
+        if !is_registry_host(registry) {
+            return Err(MirrorError::NotAHost(registry.into()));
+        }
+        let url = match url {
+            Some(u) => {
+                let u = u.trim_end_matches('/');
+                let host = u
+                    .strip_prefix("https://")
+                    .or_else(|| u.strip_prefix("http://"));
+                if host.is_none_or(|h| h.is_empty() || h.contains(['/', ' ', '"', ','])) {
+                    return Err(MirrorError::BadUrl(arg.into()));
+                }
+                u.to_string()
+            }
+            None if registry == "docker.io" => "https://registry-1.docker.io".into(),
+            None => format!("https://{registry}"),
+        };
+        Ok(Mirror {
+            registry: registry.into(),
+            url,
+        })
+    }
+
+    /// The repository prefix under berth: the name, unless it holds a port
+    /// (`:` is not allowed in a repository name), then `HOST-PORT`.
+    pub fn prefix(&self) -> Option<String> {
+        self.registry
+            .contains(':')
+            .then(|| self.registry.replace(':', "-"))
+    }
+}
+
+/// `host[:port]` as an image reference's registry part, lower case: DNS
+/// labels of letters, digits and `-`, separated by dots.
+fn is_registry_host(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    port_ok && !host.is_empty() && host.len() <= 253 && host.split('.').all(label_ok)
+}
+
+/// The `--mirror` arguments, checked against each other and the cluster's
+/// own `localhost:PORT`.
+pub fn mirrors(args: &[String], local_host: &str) -> Result<Vec<Mirror>, MirrorError> {
+    let mut out: Vec<Mirror> = Vec::new();
+    for arg in args {
+        let m = Mirror::parse(arg)?;
+        if m.registry == local_host {
+            return Err(MirrorError::OwnRegistry(m.registry));
+        }
+        if out.iter().any(|o| o.registry == m.registry) {
+            return Err(MirrorError::Twice(m.registry));
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// One `hosts.toml` a node's containerd reads: `certs.d/<registry>/hosts.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsToml {
+    /// The image registry it is for (`localhost:5000`, `docker.io`).
+    pub registry: String,
+    pub content: String,
+}
+
+impl HostsToml {
+    pub fn dir(&self) -> String {
+        hosts_dir_of(&self.registry)
+    }
+
+    pub fn path(&self) -> String {
+        format!("{}/hosts.toml", self.dir())
+    }
+}
+
+/// The folder under [`CERTS_D`] holding `registry`'s `hosts.toml`.
+pub fn hosts_dir_of(registry: &str) -> String {
+    format!("{CERTS_D}/{registry}")
+}
+
 /// The user and password the nodes' containerd sends to berth when auth is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -99,6 +222,8 @@ pub struct Spec {
     pub workers: u32,
     /// `Some` under `--auth`: written into every node's containerd config.
     pub credentials: Option<Credentials>,
+    /// `--mirror`: registries berth caches, each with a hosts.toml on every node.
+    pub mirrors: Vec<Mirror>,
 }
 
 impl Spec {
@@ -111,15 +236,6 @@ impl Spec {
     /// `localhost:PORT`, the name users push to and pods pull from.
     pub fn local_host(&self) -> String {
         format!("localhost:{}", self.port)
-    }
-
-    /// The folder under [`CERTS_D`] holding this registry's `hosts.toml`.
-    pub fn hosts_dir(&self) -> String {
-        format!("{CERTS_D}/{}", self.local_host())
-    }
-
-    pub fn hosts_toml_path(&self) -> String {
-        format!("{}/hosts.toml", self.hosts_dir())
     }
 
     /// The kubectl context kind creates for the cluster.
@@ -190,6 +306,66 @@ impl Spec {
         )
     }
 
+    /// `hosts.toml` for a mirrored registry: containerd asks berth first
+    /// (adding `?ns=<registry>`, which tells berth which upstream is meant),
+    /// and the registry itself when berth cannot answer.
+    pub fn mirror_hosts_toml(&self, mirror: &Mirror) -> String {
+        format!(
+            "server = {server}\n\n[host.\"{endpoint}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            server = toml_string(&mirror.url),
+            endpoint = self.endpoint
+        )
+    }
+
+    /// Every hosts.toml each node gets: `localhost:PORT` first, then one per
+    /// mirror.
+    pub fn hosts_tomls(&self) -> Vec<HostsToml> {
+        let mut files = vec![HostsToml {
+            registry: self.local_host(),
+            content: self.hosts_toml(),
+        }];
+        files.extend(self.mirrors.iter().map(|m| HostsToml {
+            registry: m.registry.clone(),
+            content: self.mirror_hosts_toml(m),
+        }));
+        files
+    }
+
+    /// berth's config file for the registry container: one `[[upstream]]`
+    /// per mirror. `None` without mirrors (the container needs no file).
+    pub fn berth_config(&self) -> Option<String> {
+        if self.mirrors.is_empty() {
+            return None;
+        }
+        let mut s = String::from(
+            "# Written by berth kind up --mirror: the registries this berth caches.\n",
+        );
+        for m in &self.mirrors {
+            s.push_str(&format!(
+                "\n[[upstream]]\nname = {}\nurl = {}\n",
+                toml_string(&m.registry),
+                toml_string(&m.url)
+            ));
+            if let Some(prefix) = m.prefix() {
+                s.push_str(&format!("prefix = {}\n", toml_string(&prefix)));
+            }
+        }
+        Some(s)
+    }
+
+    /// The mirrors as the registry container's label records them, to tell
+    /// whether a running container was started for the same ones: sorted
+    /// `REGISTRY=URL`, comma-separated; empty without mirrors.
+    pub fn mirrors_label(&self) -> String {
+        let mut pairs: Vec<String> = self
+            .mirrors
+            .iter()
+            .map(|m| format!("{}={}", m.registry, m.url))
+            .collect();
+        pairs.sort();
+        pairs.join(",")
+    }
+
     /// The value of `localRegistryHosting.v1` (KEP-1755), itself YAML.
     pub fn local_registry_hosting(&self) -> String {
         let inside = self.endpoint_host();
@@ -243,7 +419,123 @@ pub(super) mod tests {
             port: 5000,
             workers: 1,
             credentials: None,
+            mirrors: Vec::new(),
         }
+    }
+
+    fn with_mirrors(args: &[&str]) -> Spec {
+        let mut s = spec();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        s.mirrors = mirrors(&args, &s.local_host()).unwrap();
+        s
+    }
+
+    #[test]
+    fn mirror_urls_default_to_docker_hubs_api_host_or_https_name() {
+        let m = Mirror::parse("docker.io").unwrap();
+        assert_eq!(m.url, "https://registry-1.docker.io");
+        assert_eq!(m.prefix(), None);
+        assert_eq!(Mirror::parse("ghcr.io").unwrap().url, "https://ghcr.io");
+        let m = Mirror::parse("up.test=http://127.0.0.1:5001/").unwrap();
+        assert_eq!(
+            (m.registry.as_str(), m.url.as_str()),
+            ("up.test", "http://127.0.0.1:5001")
+        );
+        let m = Mirror::parse("myhost:5001").unwrap();
+        assert_eq!(m.url, "https://myhost:5001");
+        assert_eq!(m.prefix().as_deref(), Some("myhost-5001"));
+    }
+
+    #[test]
+    fn a_mirror_that_is_not_a_host_name_is_refused_with_the_form_to_use() {
+        for bad in [
+            "",
+            "https://docker.io",
+            "docker.io/library",
+            "Docker.io",
+            "docker hub",
+            "-x.io",
+            "x..io",
+            "x.io:",
+            "x.io:port",
+        ] {
+            let err = Mirror::parse(bad).unwrap_err();
+            assert!(matches!(err, MirrorError::NotAHost(_)), "{bad:?}: {err:?}");
+            assert!(err.to_string().contains("docker.io, ghcr.io"), "{err}");
+        }
+        for bad in [
+            "x.io=ftp://x",
+            "x.io=https://",
+            "x.io=x.io",
+            "x.io=https://a b",
+        ] {
+            assert!(
+                matches!(Mirror::parse(bad), Err(MirrorError::BadUrl(_))),
+                "{bad:?}"
+            );
+        }
+        let own = mirrors(&["localhost:5000".into()], "localhost:5000").unwrap_err();
+        assert_eq!(own, MirrorError::OwnRegistry("localhost:5000".into()));
+        let twice = mirrors(
+            &["docker.io".into(), "docker.io=https://m.example".into()],
+            "localhost:5000",
+        );
+        assert_eq!(twice, Err(MirrorError::Twice("docker.io".into())));
+    }
+
+    #[test]
+    fn mirror_hosts_toml_asks_berth_first_then_the_registry() {
+        let s = with_mirrors(&["docker.io", "ghcr.io"]);
+        let files = s.hosts_tomls();
+        assert_eq!(files.len(), 3);
+        assert_eq!(
+            files[0].path(),
+            "/etc/containerd/certs.d/localhost:5000/hosts.toml"
+        );
+        assert_eq!(files[0].content, s.hosts_toml());
+        assert_eq!(
+            files[1].path(),
+            "/etc/containerd/certs.d/docker.io/hosts.toml"
+        );
+        assert_eq!(
+            files[1].content,
+            "server = \"https://registry-1.docker.io\"\n\n[host.\"http://kind-registry:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        );
+        assert_eq!(files[2].dir(), "/etc/containerd/certs.d/ghcr.io");
+        let parsed: toml::Value = toml::from_str(&files[2].content).unwrap();
+        assert_eq!(parsed["server"].as_str(), Some("https://ghcr.io"));
+        assert_eq!(
+            parsed["host"]["http://kind-registry:5000"]["capabilities"],
+            toml::Value::Array(vec!["pull".into(), "resolve".into()])
+        );
+        // Without mirrors, only the cluster's own registry.
+        assert_eq!(spec().hosts_tomls().len(), 1);
+    }
+
+    #[test]
+    fn berth_config_has_one_upstream_per_mirror() {
+        assert_eq!(spec().berth_config(), None);
+        let s = with_mirrors(&["docker.io", "myhost:5001=http://10.0.0.2:5001"]);
+        let text = s.berth_config().unwrap();
+        assert_eq!(
+            text,
+            "# Written by berth kind up --mirror: the registries this berth caches.\n\
+             \n[[upstream]]\nname = \"docker.io\"\nurl = \"https://registry-1.docker.io\"\n\
+             \n[[upstream]]\nname = \"myhost:5001\"\nurl = \"http://10.0.0.2:5001\"\nprefix = \"myhost-5001\"\n"
+        );
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        let ups = parsed["upstream"].as_array().unwrap();
+        assert_eq!(ups.len(), 2);
+        assert_eq!(ups[0]["name"].as_str(), Some("docker.io"));
+        assert_eq!(ups[1]["prefix"].as_str(), Some("myhost-5001"));
+        // The label is independent of the order mirrors were given in.
+        let other = with_mirrors(&["myhost:5001=http://10.0.0.2:5001", "docker.io"]);
+        assert_eq!(s.mirrors_label(), other.mirrors_label());
+        assert_eq!(
+            s.mirrors_label(),
+            "docker.io=https://registry-1.docker.io,myhost:5001=http://10.0.0.2:5001"
+        );
+        assert_eq!(spec().mirrors_label(), "");
     }
 
     #[test]
@@ -275,7 +567,7 @@ pub(super) mod tests {
             .starts_with("server = \"http://127.0.0.1:41234\"\n"));
         assert!(s.hosts_toml().contains("[host.\"http://127.0.0.1:41234\"]"));
         assert_eq!(
-            s.hosts_toml_path(),
+            s.hosts_tomls()[0].path(),
             "/etc/containerd/certs.d/localhost:5999/hosts.toml"
         );
     }

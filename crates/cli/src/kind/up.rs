@@ -1,5 +1,6 @@
 //! `berth kind up`: observe, plan, then act step by step, saying what was done.
 
+use super::berth_config;
 use super::commands::{self, Storage};
 use super::credentials;
 use super::observe;
@@ -57,9 +58,10 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
     let want = UpWanted {
         port: spec.port,
         network: up.network,
-        hosts_toml: spec.hosts_toml(),
+        hosts_tomls: spec.hosts_tomls(),
         registry_hosting: spec.local_registry_hosting(),
         credentials: spec.credentials.clone(),
+        mirrors: spec.mirrors_label(),
     };
     let plan = plan::plan_up(
         &seen,
@@ -93,7 +95,13 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
         patched_nodes: Vec::new(),
         applied_configmap: false,
         auth_user: None,
+        mirrors: Vec::new(),
     });
+    for m in &spec.mirrors {
+        if !rec.mirrors.contains(&m.registry) {
+            rec.mirrors.push(m.registry.clone());
+        }
+    }
     rec.auth_user = spec.credentials.as_ref().map(|c| c.user.clone());
     rec.created_cluster = plan.record_created_cluster;
     rec.registry = spec.registry.to_string();
@@ -113,8 +121,10 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
         !rec.created_cluster && plan.actions.contains(&UpAction::ApplyConfigMap);
     record::save(record_path, &rec)?;
 
+    let state_dir = record_path.parent().unwrap_or(Path::new("."));
+    let config_file = berth_config::path(state_dir, spec.registry.as_str());
     for action in &plan.actions {
-        act(up, action)?;
+        act(up, action, &config_file)?;
     }
     println!(
         "Done: cluster {} uses the registry at localhost:{}.",
@@ -124,7 +134,9 @@ pub fn run(up: &Up, record_path: &Path) -> Result<(), KindError> {
     Ok(())
 }
 
-fn act(up: &Up, action: &UpAction) -> Result<(), KindError> {
+/// `config_file`: where the registry container's config file is kept on this
+/// host (written only with mirrors).
+fn act(up: &Up, action: &UpAction, config_file: &Path) -> Result<(), KindError> {
     let spec = &up.spec;
     match action {
         UpAction::AddUser => {
@@ -149,7 +161,8 @@ fn act(up: &Up, action: &UpAction) -> Result<(), KindError> {
             }
         }
         UpAction::RunRegistry => {
-            let args = commands::run_registry(spec, &up.image, up.network, &up.storage);
+            let config = write_berth_config(spec, config_file)?;
+            let args = commands::run_registry(spec, &up.image, up.network, &up.storage, config);
             tools::check(Tool::Docker, &args, None)?;
             wait_for_registry(spec)?;
             println!(
@@ -158,6 +171,8 @@ fn act(up: &Up, action: &UpAction) -> Result<(), KindError> {
             );
         }
         UpAction::StartRegistry => {
+            // Its mount needs the file (the label said these mirrors).
+            write_berth_config(spec, config_file)?;
             tools::check(Tool::Docker, &["start", spec.registry.as_str()], None)?;
             wait_for_registry(spec)?;
             println!("  + restarted registry container {}", spec.registry);
@@ -199,19 +214,38 @@ fn act(up: &Up, action: &UpAction) -> Result<(), KindError> {
     Ok(())
 }
 
+/// With mirrors: the registry container's config file, written and its path
+/// returned for the mount; without, nothing.
+fn write_berth_config<'a>(spec: &Spec, file: &'a Path) -> Result<Option<&'a Path>, KindError> {
+    match spec.berth_config() {
+        Some(text) => {
+            berth_config::write(file, &text)?;
+            println!(
+                "  + wrote {} (berth's [[upstream]] per --mirror)",
+                file.display()
+            );
+            Ok(Some(file))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Every hosts.toml the node needs: `localhost:PORT`'s and each mirror's.
 fn write_hosts_toml(spec: &Spec, node: &str) -> Result<(), KindError> {
-    tools::check(
-        Tool::Docker,
-        &["exec", node, "mkdir", "-p", &spec.hosts_dir()],
-        None,
-    )?;
-    let target = spec.hosts_toml_path();
-    tools::check(
-        Tool::Docker,
-        &["exec", "-i", node, "cp", "/dev/stdin", &target],
-        Some(&spec.hosts_toml()),
-    )?;
-    println!("  + wrote {target} on node {node}");
+    for file in spec.hosts_tomls() {
+        tools::check(
+            Tool::Docker,
+            &["exec", node, "mkdir", "-p", &file.dir()],
+            None,
+        )?;
+        let target = file.path();
+        tools::check(
+            Tool::Docker,
+            &["exec", "-i", node, "cp", "/dev/stdin", &target],
+            Some(&file.content),
+        )?;
+        println!("  + wrote {target} on node {node}");
+    }
     Ok(())
 }
 
@@ -275,6 +309,21 @@ fn next_steps(spec: &Spec, record_path: &Path) {
         "  kubectl --context {} run hello --image={reg}/busybox --restart=Never -- echo hello",
         spec.context()
     );
+    for m in &spec.mirrors {
+        let prefix = m.prefix().unwrap_or_else(|| m.registry.clone());
+        let (image, kept) = match m.registry.as_str() {
+            "docker.io" => ("busybox".to_string(), format!("{prefix}/library/busybox")),
+            other => (
+                format!("{other}/OWNER/IMAGE"),
+                format!("{prefix}/OWNER/IMAGE"),
+            ),
+        };
+        println!(
+            "  kubectl --context {} run cached --image={image} ...   (pulled through berth's cache of {}; in berth as {kept})",
+            spec.context(),
+            m.registry,
+        );
+    }
     println!("  browse http://{reg}/");
     println!(
         "  berth kind down --name {}   (keeps the registry's data; --purge removes it)",
