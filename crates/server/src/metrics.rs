@@ -5,7 +5,7 @@
 
 mod pull_through;
 
-pub use pull_through::{CacheFigures, UpstreamFigures};
+pub use pull_through::CacheFigures;
 
 use crate::route::Endpoint;
 use axum::http::{Method, StatusCode};
@@ -605,6 +605,7 @@ impl Drop for ConnectionGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_registry::pull_through::UpstreamStats;
 
     #[test]
     fn requests_are_counted_under_their_route_template_and_rendered_in_order() {
@@ -776,7 +777,7 @@ mod tests {
         let text = metrics.render(None).unwrap();
         assert!(!sampled(&text, "berth_pull_through_max_bytes"), "{text}");
         assert!(!sampled(&text, "berth_pull_through_cached_bytes"), "{text}");
-        let hub = UpstreamFigures {
+        let hub = UpstreamStats {
             upstream: "docker.io".into(),
             hits: 5,
             misses: 2,
@@ -787,7 +788,7 @@ mod tests {
         metrics.show_cache(&CacheFigures {
             upstreams: vec![
                 hub.clone(),
-                UpstreamFigures {
+                UpstreamStats {
                     upstream: "proxy".into(),
                     ..Default::default()
                 },
@@ -825,7 +826,7 @@ mod tests {
         has(&text, "berth_pull_through_cached_bytes 8192");
         assert!(!sampled(&text, "berth_pull_through_max_bytes"), "{text}");
         metrics.show_cache(&CacheFigures {
-            upstreams: vec![UpstreamFigures { hits: 9, ..hub }],
+            upstreams: vec![UpstreamStats { hits: 9, ..hub }],
             cached_bytes: Some(100),
             max_bytes: Some(1 << 30),
         });

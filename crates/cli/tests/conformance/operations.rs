@@ -148,9 +148,9 @@ pub(super) fn parse_openmetrics(text: &str) -> Vec<Sample> {
     samples
 }
 
-/// The value of the one sample named `name` whose labels include `with`.
-fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    let found: Vec<f64> = samples
+/// The values of the samples named `name` whose labels include `with`.
+pub(super) fn matching(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> Vec<f64> {
+    samples
         .iter()
         .filter(|(n, labels, _)| {
             n == name
@@ -159,7 +159,12 @@ fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
                     .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
         })
         .map(|(_, _, v)| *v)
-        .collect();
+        .collect()
+}
+
+/// The value of the one sample named `name` whose labels include `with`.
+fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+    let found = matching(samples, name, with);
     assert_eq!(found.len(), 1, "one {name} {with:?} in {samples:?}");
     found[0]
 }

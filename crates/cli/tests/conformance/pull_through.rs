@@ -7,7 +7,7 @@
 
 use super::auth::{basic, AuthRegistry, PASSWORD};
 use super::harness::*;
-use super::operations::{scrape, Sample};
+use super::operations::{matching, scrape, Sample};
 use reqwest::{Method, Response};
 
 /// The upstream's name (and prefix) in the front berth's config.
@@ -63,16 +63,7 @@ impl Upstream {
 
 /// Every sample named `name` whose labels include `with`, summed (0 when none).
 fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, labels, _)| {
-            n == name
-                && with
-                    .iter()
-                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| *v)
-        .sum()
+    matching(samples, name, with).iter().sum()
 }
 
 /// The berth in front: `[[upstream]] up.test` with `puller`'s credentials,

@@ -2,7 +2,7 @@
 
 use super::respond;
 use crate::error::ApiError;
-use crate::metrics::{CacheFigures, GcFigures, UpstreamFigures};
+use crate::metrics::{CacheFigures, GcFigures};
 use crate::operations::Operations;
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -112,18 +112,7 @@ async fn cache_figures(registry: &Registry, operations: &Operations) -> Option<C
             None
         }
     };
-    let upstreams = registry
-        .pull_through_stats()
-        .into_iter()
-        .map(|s| UpstreamFigures {
-            upstream: s.upstream,
-            hits: s.hits,
-            misses: s.misses,
-            stale: s.stale,
-            errors: s.errors,
-            fetched_bytes: s.fetched_bytes,
-        })
-        .collect();
+    let upstreams = registry.pull_through_stats();
     Some(CacheFigures {
         upstreams,
         cached_bytes,

@@ -3,6 +3,7 @@
 //! shown at each scrape, and the cache's size against its limit.
 
 use super::raise;
+use berth_registry::pull_through::UpstreamStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,23 +14,11 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// One upstream's totals since the process started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamFigures {
-    /// The configured upstream's name (`docker.io`, `proxy`).
-    pub upstream: String,
-    pub hits: u64,
-    pub misses: u64,
-    pub stale: u64,
-    pub errors: u64,
-    pub fetched_bytes: u64,
-}
-
 /// What `/metrics` shows of the cache; `None` where nothing is known (no
 /// upstream configured, or a scan that failed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheFigures {
-    pub upstreams: Vec<UpstreamFigures>,
+    pub upstreams: Vec<UpstreamStats>,
     /// Bytes of cached content now (what `[cache] max_size` limits).
     pub cached_bytes: Option<u64>,
     /// `[cache] max_size`, when set.
