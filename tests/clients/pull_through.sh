@@ -354,6 +354,7 @@ WRITES_BEFORE=$(writes_upstream)
 docker tag "$APP" "$HOSTREG/reg.test/team/app:pushed" 2>/dev/null || true
 refused "docker push into reg.test/team/app (cached): DENIED, berth's message shown" \
   "$CACHED_MSG" timeout 120 docker push "$HOSTREG/reg.test/team/app:pushed"
+docker rmi "$HOSTREG/reg.test/team/app:pushed" >/dev/null 2>&1 || true  # so the pull with the upstream down fetches layers
 refused "skopeo copy into reg.test/team/new (under a cached prefix): DENIED, berth's message shown" \
   "$CACHED_MSG" skopeo_ copy --dest-tls-verify=false "oci:$T/oci-local:latest" "docker://$HOSTREG/reg.test/team/new:v1"
 check "the refused pushes wrote nothing upstream" expect_eq "$WRITES_BEFORE" "$(writes_upstream)"
