@@ -7,6 +7,7 @@
 
 mod gc;
 mod policies;
+pub mod pull_through;
 mod registry_env;
 
 pub use gc::GcConfig;
@@ -15,6 +16,7 @@ use berth_auth::{AccessRules, ExternalIssuerConfig, RuleConfig, RulesError};
 use berth_registry::policy::Policies;
 use berth_server::{CorsError, CorsPolicy, CorsSettings, TlsSettings};
 pub use policies::{ImmutableConfig, PolicyError, QuotaConfig, RetentionConfig};
+pub use pull_through::PullThroughConfig;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -94,6 +96,10 @@ pub struct RawConfig {
     pub retention: Option<Vec<RetentionConfig>>,
     pub immutable: Option<Vec<ImmutableConfig>>,
     pub quota: Option<Vec<QuotaConfig>>,
+    /// `[cache]`, `[[upstream]]`, `[proxy]`: see [`pull_through`].
+    pub cache: Option<pull_through::RawCache>,
+    pub upstream: Option<Vec<pull_through::RawUpstream>>,
+    pub proxy: Option<pull_through::RawProxy>,
 }
 
 impl RawConfig {
@@ -145,6 +151,15 @@ impl RawConfig {
             retention: over.retention.or(self.retention),
             immutable: over.immutable.or(self.immutable),
             quota: over.quota.or(self.quota),
+            cache: match (self.cache, over.cache) {
+                (Some(under), Some(over)) => Some(under.overlay(over)),
+                (under, over) => over.or(under),
+            },
+            upstream: over.upstream.or(self.upstream),
+            proxy: match (self.proxy, over.proxy) {
+                (Some(under), Some(over)) => Some(under.overlay(over)),
+                (under, over) => over.or(under),
+            },
         }
     }
 
@@ -206,6 +221,10 @@ impl RawConfig {
             retention: None,
             immutable: None,
             quota: None,
+            cache: pull_through::RawCache::from_env(env)?,
+            upstream: None,
+            // REGISTRY_PROXY_*: see `registry_env`.
+            proxy: None,
         })
     }
 }
@@ -232,6 +251,9 @@ pub enum ConfigError {
     Gc { key: &'static str, reason: String },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A pull-through setting; `key` says where (`[[upstream]] 2 ("ghcr.io") prefix`).
+    #[error("{key}: {reason}")]
+    PullThrough { key: String, reason: String },
     #[error("TLS needs both a certificate and a key (tls_certificate and tls_key, or --tls-cert and --tls-key); only the {0} is set")]
     TlsHalf(&'static str),
 }
@@ -298,6 +320,8 @@ pub struct Config {
     pub gc: GcConfig,
     /// Retention, immutable tags and quotas.
     pub policies: Policies,
+    /// The pull-through cache: upstreams, the fallback, freshness, size.
+    pub pull_through: PullThroughConfig,
 }
 
 /// The auth settings, validated; the key files are read when serving starts.
@@ -428,6 +452,8 @@ impl Config {
         let auth = auth_settings(&mut raw)?;
         let gc = raw.gc.take().unwrap_or_default().validate()?;
         let policies = policies::take(&mut raw)?;
+        let pull_through =
+            pull_through::validate(raw.cache.take(), raw.upstream.take(), raw.proxy.take())?;
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -512,6 +538,7 @@ impl Config {
             auth,
             gc,
             policies,
+            pull_through,
         })
     }
 }
@@ -1027,5 +1054,46 @@ jwks = "/etc/berth/jwks.json"
         let err = Config::load(Some(file), &env(&[]), RawConfig::default()).unwrap_err();
         assert!(matches!(err, ConfigError::Policy(_)), "{err}");
         assert!(err.to_string().contains("limits nothing"), "{err}");
+    }
+
+    #[test]
+    fn pull_through_settings_come_from_the_file_and_the_environment() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert!(!c.pull_through.is_enabled());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "[cache]\nfreshness = \"10m\"\n\n[[upstream]]\nname = \"docker.io\"\n\n[proxy]\nremoteurl = \"https://mirror.example\"\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("BERTH_CACHE_MAX_SIZE", "1GiB"),
+            ("REGISTRY_PROXY_USERNAME", "me"),
+            ("REGISTRY_PROXY_PASSWORD", "pw"),
+        ]);
+        let c = Config::load(Some(file.clone()), &e, RawConfig::default()).unwrap();
+        let p = &c.pull_through;
+        assert_eq!(p.cache.freshness, Duration::from_secs(600));
+        assert_eq!(p.cache.max_size, Some(1 << 30));
+        assert_eq!(p.upstreams[0].url, "https://registry-1.docker.io");
+        let proxy = p.proxy.as_ref().unwrap();
+        assert_eq!(proxy.remoteurl, "https://mirror.example");
+        assert_eq!(proxy.username.as_deref(), Some("me"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let e = env(&[("REGISTRY_PROXY_REMOTEURL", "https://other.example")]);
+        let c = Config::load(Some(file.clone()), &e, RawConfig::default()).unwrap();
+        let proxy = c.pull_through.proxy.unwrap();
+        assert_eq!(
+            proxy.remoteurl, "https://other.example",
+            "the environment wins"
+        );
+        std::fs::write(&file, "[[upstream]]\nname = \"a.io\"\nprefix = \"A\"\n").unwrap();
+        let err = Config::load(Some(file), &env(&[]), RawConfig::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("[[upstream]] 1 (\"a.io\") prefix:"),
+            "{err}"
+        );
     }
 }

@@ -12,6 +12,7 @@ mod fsck;
 mod gc;
 mod import;
 mod kind;
+mod pull_through;
 mod repo;
 mod serve;
 mod user;

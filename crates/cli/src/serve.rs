@@ -36,6 +36,7 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         ),
         Err(e) => tracing::warn!(error = %e, "finishing an interrupted GC pass failed"),
     }
+    crate::pull_through::log_start(&config.pull_through);
     tokio::spawn(expire_uploads(registry.clone(), config.upload_expiry));
     // Each pass logs its summary at info; `[gc] interval = "off"`: none.
     if let Some(interval) = config.gc.interval {
@@ -135,7 +136,7 @@ pub fn open_registry(
 ) -> Result<Arc<Registry>, Box<dyn std::error::Error>> {
     let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
-    Ok(Arc::new(Registry::new(
+    let registry = Registry::new(
         Arc::new(blobs),
         Arc::new(meta),
         RegistryOptions {
@@ -148,7 +149,15 @@ pub fn open_registry(
             gc: config.gc.into(),
             policies: Arc::new(config.policies.clone()),
         },
-    )))
+    );
+    // Offline commands get the cache too: GC's eviction needs its limit,
+    // and repository origins are the same as a server would see.
+    Ok(Arc::new(
+        match crate::pull_through::build(&config.pull_through)? {
+            Some(pull_through) => registry.with_pull_through(pull_through),
+            None => registry,
+        },
+    ))
 }
 
 /// The users, rules and token keys the settings name; the key (for tokens

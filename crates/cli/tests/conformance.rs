@@ -27,6 +27,7 @@
 //! | `auth`          | denial matrix, tokens and attacks on them, bcrypt cache     |
 //! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
 //! | `policies`      | immutable tags and quotas from a config file: DENIED bodies |
+//! | `pull_through`  | a berth in front of a token-auth berth: prefix and `?ns=`, hits, stale, read-only, REGISTRY_PROXY_* |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -46,6 +47,7 @@ mod conformance {
     mod policies;
     mod portable_io;
     mod pull;
+    mod pull_through;
     mod registry_env;
     mod repository_delete;
     mod robustness;

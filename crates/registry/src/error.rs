@@ -1,6 +1,7 @@
 //! The one error type of the registry, and the spec's error codes it maps to.
 
 use crate::layers::LayerError;
+use crate::pull_through::UpstreamError;
 use crate::units::format_size;
 use berth_oci::{Digest, DigestError, ManifestError, NameError, TagError};
 
@@ -137,6 +138,29 @@ pub enum Error {
         used: u64,
         limit: u64,
     },
+    /// A write (push, mount, delete) into a repository that caches an
+    /// upstream: its content is the upstream's, so it is read-only here.
+    #[error("repository {repository} is a cache of {upstream}: push under another name")]
+    CacheReadOnly {
+        repository: String,
+        upstream: String,
+    },
+    /// The upstream of a cached repository could not answer (and no cached
+    /// copy could stand in). `NotFound` never gets here: the cache turns it
+    /// into the spec's MANIFEST_UNKNOWN or BLOB_UNKNOWN.
+    #[error("upstream {upstream}: {error}")]
+    Upstream {
+        upstream: String,
+        error: UpstreamError,
+    },
+    /// The upstream sent content that does not hash to what it was asked
+    /// for (or to the digest it announced): nothing of it was cached.
+    #[error("upstream {upstream} sent content hashing to {actual} for {expected}")]
+    UpstreamDigestMismatch {
+        upstream: String,
+        expected: Digest,
+        actual: Digest,
+    },
     /// Files were asked for of an index, which has none of its own.
     #[error("manifest {digest} is an index: ask for the files of one of its {} platform manifests", manifests.len())]
     IndexHasNoFiles {
@@ -172,7 +196,13 @@ impl Error {
             Error::StillReferenced { .. }
             | Error::TagImmutable { .. }
             | Error::ImmutableTagDelete { .. }
-            | Error::QuotaExceeded { .. } => ErrorCode::Denied,
+            | Error::QuotaExceeded { .. }
+            | Error::CacheReadOnly { .. } => ErrorCode::Denied,
+            Error::Upstream {
+                error: UpstreamError::RateLimited { .. },
+                ..
+            } => ErrorCode::TooManyRequests,
+            Error::Upstream { .. } | Error::UpstreamDigestMismatch { .. } => ErrorCode::Unknown,
             Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
             Error::Storage(_) | Error::InsufficientStorage { .. } => ErrorCode::Unknown,

@@ -21,12 +21,13 @@ pub mod testing;
 pub mod units;
 
 pub use error::{Error, ErrorCode, QuotaResource, Result};
+pub use pull_through::{CacheOutcome, PullThrough, Pulled, UpstreamStats};
 pub use registry::{
     BlobBody, BlobSummary, ExpectedChunk, ImageContents, ImageDetail, IndexChild, ManifestContent,
     ManifestPushed, MountOutcome, Page, RangeRequest, Readiness, ReferrerSummary, ReferrersPage,
     Registry, RegistryOptions, TagDetail, UploadStatus, MAX_BROWSE_PAGE,
 };
 pub use storage::{
-    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, IoMode, MetaStore, Overview,
-    RepositoryDeleted, RepositorySummary, StoreStats, PORTABLE_IO_ENV,
+    BlobContent, BlobStore, ByteRange, ByteStream, CacheOrigin, FileRegion, IoMode, MetaStore,
+    Overview, RepositoryDeleted, RepositorySummary, StoreStats, PORTABLE_IO_ENV,
 };

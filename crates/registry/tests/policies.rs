@@ -414,6 +414,43 @@ impl berth_registry::MetaStore for Watched {
     ) -> Result<berth_registry::storage::RepositoryUsage, Error> {
         self.inner.repository_usage(r).await
     }
+    async fn repository_origin(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<berth_registry::storage::RepositoryOrigin, Error> {
+        self.inner.repository_origin(r).await
+    }
+    async fn mark_cached(
+        &self,
+        r: &RepositoryName,
+        source: &berth_registry::storage::CacheSource,
+    ) -> Result<(), Error> {
+        self.inner.mark_cached(r, source).await
+    }
+    async fn tag_checked_at(
+        &self,
+        r: &RepositoryName,
+        tag: &berth_oci::Tag,
+    ) -> Result<Option<i64>, Error> {
+        self.inner.tag_checked_at(r, tag).await
+    }
+    async fn set_tag_checked(
+        &self,
+        r: &RepositoryName,
+        tag: &berth_oci::Tag,
+        at: i64,
+    ) -> Result<(), Error> {
+        self.inner.set_tag_checked(r, tag, at).await
+    }
+    async fn cached_bytes(&self) -> Result<u64, Error> {
+        self.inner.cached_bytes().await
+    }
+    async fn eviction_candidates(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::EvictionCandidate>, Error> {
+        self.inner.eviction_candidates(limit).await
+    }
 }
 /// ci/app: v1..v4 pushed 4..1 days ago, and `latest` on v4's image now.
 async fn four_builds(s: &Setup) -> (RepositoryName, Vec<Digest>) {

@@ -835,6 +835,43 @@ impl berth_registry::MetaStore for SessionsStick {
     ) -> Result<berth_registry::storage::RepositoryUsage, Error> {
         self.0.repository_usage(r).await
     }
+    async fn repository_origin(
+        &self,
+        r: &RepositoryName,
+    ) -> Result<berth_registry::storage::RepositoryOrigin, Error> {
+        self.0.repository_origin(r).await
+    }
+    async fn mark_cached(
+        &self,
+        r: &RepositoryName,
+        source: &berth_registry::storage::CacheSource,
+    ) -> Result<(), Error> {
+        self.0.mark_cached(r, source).await
+    }
+    async fn tag_checked_at(
+        &self,
+        r: &RepositoryName,
+        tag: &berth_oci::Tag,
+    ) -> Result<Option<i64>, Error> {
+        self.0.tag_checked_at(r, tag).await
+    }
+    async fn set_tag_checked(
+        &self,
+        r: &RepositoryName,
+        tag: &berth_oci::Tag,
+        at: i64,
+    ) -> Result<(), Error> {
+        self.0.set_tag_checked(r, tag, at).await
+    }
+    async fn cached_bytes(&self) -> Result<u64, Error> {
+        self.0.cached_bytes().await
+    }
+    async fn eviction_candidates(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::EvictionCandidate>, Error> {
+        self.0.eviction_candidates(limit).await
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use crate::route::RouteError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use berth_registry::pull_through::UpstreamError;
 use berth_registry::{Error, ErrorCode};
 use serde_json::json;
 
@@ -41,6 +42,9 @@ pub enum ApiError {
 /// dispatcher with the request, never sent to the client.
 #[derive(Debug, Clone)]
 pub struct Cause(pub String);
+
+/// `Retry-After` of a 429 passed on from an upstream that named no wait.
+const UPSTREAM_RETRY_AFTER_SECS: u64 = 60;
 
 /// What clients see of a storage failure; the cause stays in the log.
 const STORAGE_FAILURE: &str = "internal error; the cause is in the registry's log";
@@ -80,8 +84,18 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::StillReferenced { .. } => StatusCode::CONFLICT,
         Error::TagImmutable { .. }
         | Error::ImmutableTagDelete { .. }
-        | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
-        Error::TooManyUploads { .. } => StatusCode::TOO_MANY_REQUESTS,
+        | Error::QuotaExceeded { .. }
+        | Error::CacheReadOnly { .. } => StatusCode::FORBIDDEN,
+        Error::TooManyUploads { .. }
+        | Error::Upstream {
+            error: UpstreamError::RateLimited { .. },
+            ..
+        } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Upstream {
+            error: UpstreamError::NotFound,
+            ..
+        } => StatusCode::NOT_FOUND,
+        Error::Upstream { .. } | Error::UpstreamDigestMismatch { .. } => StatusCode::BAD_GATEWAY,
         Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::BlobUploadInvalid(_)
@@ -127,6 +141,18 @@ fn detail_of(e: &Error) -> serde_json::Value {
         } => {
             json!({ "repository": repository, "resource": resource.as_str(), "used": used, "limit": limit })
         }
+        Error::UpstreamDigestMismatch {
+            upstream,
+            expected,
+            actual,
+        } => {
+            json!({ "upstream": upstream, "expected": expected.to_string(), "actual": actual.to_string() })
+        }
+        Error::CacheReadOnly {
+            repository,
+            upstream,
+        } => json!({ "repository": repository, "upstream": upstream }),
+        Error::Upstream { upstream, .. } => json!({ "upstream": upstream }),
         Error::IndexHasNoFiles { digest, manifests } => {
             let manifests: Vec<String> = manifests.iter().map(ToString::to_string).collect();
             json!({ "digest": digest.to_string(), "manifests": manifests })
@@ -257,6 +283,17 @@ impl IntoResponse for ApiError {
                 Some((header::CONTENT_RANGE, format!("bytes */{size}")))
             }
             ApiError::OverBudget => Some((header::RETRY_AFTER, "1".into())),
+            // The upstream's own wait when it said one; clients retry no sooner.
+            ApiError::Registry(Error::Upstream {
+                error: UpstreamError::RateLimited { retry_after },
+                ..
+            }) => Some((
+                header::RETRY_AFTER,
+                retry_after
+                    .unwrap_or(UPSTREAM_RETRY_AFTER_SECS)
+                    .max(1)
+                    .to_string(),
+            )),
             ApiError::LoginsLimited { retry_after_secs } => {
                 Some((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()))
             }
@@ -401,5 +438,66 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         assert!(body_text(response).await.contains("TOOMANYREQUESTS"));
+    }
+
+    #[tokio::test]
+    async fn pull_through_errors_map_to_denied_429_with_retry_after_and_502() {
+        let response = ApiError::Registry(Error::CacheReadOnly {
+            repository: "docker.io/library/busybox".into(),
+            upstream: "docker.io".into(),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        assert_eq!(body["errors"][0]["code"], "DENIED");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "repository docker.io/library/busybox is a cache of docker.io: push under another name"
+        );
+        assert_eq!(body["errors"][0]["detail"]["upstream"], "docker.io");
+
+        let limited = |retry_after| {
+            ApiError::Registry(Error::Upstream {
+                upstream: "docker.io".into(),
+                error: UpstreamError::RateLimited { retry_after },
+            })
+            .into_response()
+        };
+        let response = limited(Some(120));
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "120");
+        assert!(body_text(response).await.contains("TOOMANYREQUESTS"));
+        let response = limited(None);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+
+        let response = ApiError::Registry(Error::Upstream {
+            upstream: "ghcr.io".into(),
+            error: UpstreamError::Unavailable("connection refused".into()),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        assert_eq!(body["errors"][0]["code"], "UNKNOWN");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "upstream ghcr.io: upstream unavailable: connection refused"
+        );
+
+        let (expected, actual) = (Digest::sha256_of(b"asked"), Digest::sha256_of(b"sent"));
+        let response = ApiError::Registry(Error::UpstreamDigestMismatch {
+            upstream: "ghcr.io".into(),
+            expected: expected.clone(),
+            actual: actual.clone(),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        assert_eq!(body["errors"][0]["code"], "UNKNOWN");
+        assert_eq!(
+            body["errors"][0]["detail"]["expected"],
+            expected.to_string()
+        );
+        assert_eq!(body["errors"][0]["detail"]["actual"], actual.to_string());
     }
 }

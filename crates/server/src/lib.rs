@@ -227,14 +227,20 @@ async fn route_and_handle(
 ) -> Response {
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     match parsed {
-        Ok(route) => {
+        Ok(mut route) => {
+            let mut query = request::Query::parse(uri.query());
+            // The pull-through cache's name for the repository (containerd's
+            // `?ns=`, Docker Hub's `library/`), before anything reads it:
+            // rights, handlers and logs all see the local name.
+            if let Some(name) = route.repository_mut() {
+                *name = app.registry.local_name(name, query.get("ns"));
+            }
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).
             let client = parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip());
-            let mut query = request::Query::parse(uri.query());
             let local_admin = parts.extensions.get::<admin_socket::LocalAdmin>().is_some();
             let caller = match &app.auth {
                 // The socket file's mode admitted the caller: nothing to check.

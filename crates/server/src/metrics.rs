@@ -3,6 +3,10 @@
 //! endpoint and status: no hashing, no lock on the family, no label strings
 //! built per request.
 
+mod pull_through;
+
+pub use pull_through::{CacheFigures, UpstreamFigures};
+
 use crate::route::Endpoint;
 use axum::http::{Method, StatusCode};
 use berth_registry::gc::GcStatus;
@@ -366,6 +370,7 @@ pub struct Metrics {
     bcrypt_verifications: Counter,
     gc: GcMetrics,
     quota: QuotaMetrics,
+    pull_through: pull_through::PullThroughMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -455,6 +460,7 @@ impl Metrics {
         );
         let gc = GcMetrics::register(&mut registry);
         let quota = QuotaMetrics::register(&mut registry);
+        let pull_through = pull_through::PullThroughMetrics::register(&mut registry);
         let started: Gauge<f64, AtomicU64> = Gauge::default();
         started.set(
             SystemTime::now()
@@ -484,6 +490,7 @@ impl Metrics {
             bcrypt_verifications,
             gc,
             quota,
+            pull_through,
         }
     }
 
@@ -502,6 +509,11 @@ impl Metrics {
     /// render on.
     pub fn show_quotas(&self, quotas: &[QuotaUse]) {
         self.quota.show(quotas);
+    }
+
+    /// Shows the pull-through cache's figures from the next render on.
+    pub fn show_cache(&self, figures: &CacheFigures) {
+        self.pull_through.show(figures);
     }
 
     /// Counts one answered request and how long its answer took.
@@ -739,5 +751,77 @@ mod tests {
         metrics.show_gc(&GcFigures { runs: 1, ..figures });
         let text = metrics.render(None).unwrap();
         assert!(text.lines().any(|l| l == "berth_gc_runs_total 2"), "{text}");
+    }
+
+    #[test]
+    fn pull_through_figures_are_per_upstream_and_the_limit_shows_only_when_set() {
+        let metrics = Metrics::new();
+        let sampled = |text: &str, name: &str| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        };
+        let text = metrics.render(None).unwrap();
+        assert!(!sampled(&text, "berth_pull_through_max_bytes"), "{text}");
+        assert!(!sampled(&text, "berth_pull_through_cached_bytes"), "{text}");
+        let hub = UpstreamFigures {
+            upstream: "docker.io".into(),
+            hits: 5,
+            misses: 2,
+            stale: 1,
+            errors: 3,
+            fetched_bytes: 4096,
+        };
+        metrics.show_cache(&CacheFigures {
+            upstreams: vec![
+                hub.clone(),
+                UpstreamFigures {
+                    upstream: "proxy".into(),
+                    ..Default::default()
+                },
+            ],
+            cached_bytes: Some(8192),
+            max_bytes: None,
+        });
+        let text = metrics.render(None).unwrap();
+        let has =
+            |text: &str, line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        has(
+            &text,
+            r#"berth_pull_through_hits_total{upstream="docker.io"} 5"#,
+        );
+        has(
+            &text,
+            r#"berth_pull_through_misses_total{upstream="docker.io"} 2"#,
+        );
+        has(
+            &text,
+            r#"berth_pull_through_stale_total{upstream="docker.io"} 1"#,
+        );
+        has(
+            &text,
+            r#"berth_pull_through_upstream_errors_total{upstream="docker.io"} 3"#,
+        );
+        has(
+            &text,
+            r#"berth_pull_through_fetched_bytes_total{upstream="docker.io"} 4096"#,
+        );
+        has(
+            &text,
+            r#"berth_pull_through_hits_total{upstream="proxy"} 0"#,
+        );
+        has(&text, "berth_pull_through_cached_bytes 8192");
+        assert!(!sampled(&text, "berth_pull_through_max_bytes"), "{text}");
+        metrics.show_cache(&CacheFigures {
+            upstreams: vec![UpstreamFigures { hits: 9, ..hub }],
+            cached_bytes: Some(100),
+            max_bytes: Some(1 << 30),
+        });
+        let text = metrics.render(None).unwrap();
+        has(
+            &text,
+            r#"berth_pull_through_hits_total{upstream="docker.io"} 9"#,
+        );
+        has(&text, "berth_pull_through_cached_bytes 100");
+        has(&text, "berth_pull_through_max_bytes 1073741824");
     }
 }

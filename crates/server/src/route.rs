@@ -51,6 +51,30 @@ pub enum Route {
     Token,
 }
 
+impl Route {
+    /// The repository a `/v2/<name>/...` route names, for the dispatcher to
+    /// replace by the registry's local name for it (the pull-through
+    /// cache's `?ns=` and prefixes) before anything else reads it. `/api/v1`
+    /// routes already name local repositories.
+    pub fn repository_mut(&mut self) -> Option<&mut RepositoryName> {
+        match self {
+            Route::Tags { name }
+            | Route::Manifest { name, .. }
+            | Route::Blob { name, .. }
+            | Route::StartUpload { name }
+            | Route::Upload { name, .. }
+            | Route::Referrers { name, .. } => Some(name),
+            Route::Base
+            | Route::Catalog
+            | Route::Healthz
+            | Route::Readyz
+            | Route::Metrics
+            | Route::Api(_)
+            | Route::Token => None,
+        }
+    }
+}
+
 /// Which endpoint a request went to, without its parameters: a label with
 /// a fixed set of values, unlike the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -450,5 +474,35 @@ mod tests {
             parse(&Method::PATCH, &format!("/v2/a/blobs/{D}")),
             Err(RouteError::MethodNotAllowed)
         ));
+    }
+
+    #[test]
+    fn every_v2_route_with_a_name_exposes_it_for_the_local_name_and_no_other_does() {
+        let named = [
+            (Method::GET, "/v2/team/app/tags/list".to_string()),
+            (Method::GET, "/v2/team/app/manifests/latest".to_string()),
+            (Method::PUT, "/v2/team/app/manifests/latest".to_string()),
+            (Method::GET, format!("/v2/team/app/blobs/{D}")),
+            (Method::POST, "/v2/team/app/blobs/uploads/".to_string()),
+            (Method::PATCH, "/v2/team/app/blobs/uploads/abc".to_string()),
+            (Method::GET, format!("/v2/team/app/referrers/{D}")),
+        ];
+        for (method, path) in named {
+            let mut route = ok(method.clone(), &path);
+            let name = route.repository_mut().unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(name.as_str(), "team/app", "{path}");
+            *name = repo("up.test/team/app");
+            assert_eq!(
+                route.repository_mut().map(|n| n.as_str().to_string()),
+                Some("up.test/team/app".to_string()),
+                "{method} {path}: the replaced name is the one handlers see"
+            );
+        }
+        for path in ["/v2/", "/v2/_catalog", "/healthz", "/metrics", "/token"] {
+            assert!(ok(Method::GET, path).repository_mut().is_none(), "{path}");
+        }
+        assert!(ok(Method::GET, "/api/v1/repositories/team/app/tags")
+            .repository_mut()
+            .is_none());
     }
 }

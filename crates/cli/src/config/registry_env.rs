@@ -4,6 +4,7 @@
 //! matches a berth setting are read; every other `REGISTRY_*` variable is
 //! reported back by name (never by value: it may be a secret).
 
+use super::pull_through::{RawProxy, Secret};
 use super::{ConfigError, RawConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -137,6 +138,27 @@ const CORS_HEADERS: &[(&str, &str, Apply)] = &[
     ),
 ];
 
+/// `registry:2`'s pull-through variables: the fallback upstream
+/// (`[proxy]`). berth has no `BERTH_*` twin for them, so none can override.
+const PROXY_VARIABLES: &[(&str, Apply)] = &[
+    ("REGISTRY_PROXY_REMOTEURL", |e, _, v| {
+        proxy(e).remoteurl = Some(v.to_string());
+        Ok(())
+    }),
+    ("REGISTRY_PROXY_USERNAME", |e, _, v| {
+        proxy(e).username = Some(v.to_string());
+        Ok(())
+    }),
+    ("REGISTRY_PROXY_PASSWORD", |e, _, v| {
+        proxy(e).password = Some(Secret::new(v));
+        Ok(())
+    }),
+];
+
+fn proxy(e: &mut RegistryEnv) -> &mut RawProxy {
+    e.raw.proxy.get_or_insert_with(RawProxy::default)
+}
+
 /// Variables whose value berth already has: understood, nothing to set.
 fn already_true(key: &str, value: &str) -> bool {
     // berth stores on the filesystem; its auth is htpasswd (with the path above).
@@ -231,6 +253,12 @@ pub fn read(env: &HashMap<String, String>) -> Result<RegistryEnv, ConfigError> {
     keys.sort();
     for key in keys {
         let value = env.get(key).map(String::as_str).unwrap_or_default();
+        if let Some((name, apply)) = PROXY_VARIABLES.iter().find(|(name, _)| *name == key) {
+            if !value.is_empty() {
+                apply(&mut out, name, value)?;
+            }
+            continue;
+        }
         let known = match key.strip_prefix(HEADERS_PREFIX) {
             Some(header) => CORS_HEADERS
                 .iter()
@@ -412,5 +440,31 @@ mod tests {
         assert_eq!(go_duration_secs("10ms"), Some(1));
         assert_eq!(go_duration_secs(""), None);
         assert_eq!(go_duration_secs("5"), None);
+    }
+
+    #[test]
+    fn registry_proxy_variables_set_the_fallback_upstream_and_are_not_ignored() {
+        let e = read(&env(&[
+            ("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io"),
+            ("REGISTRY_PROXY_USERNAME", "me"),
+            ("REGISTRY_PROXY_PASSWORD", "hunter2"),
+        ]))
+        .unwrap();
+        let proxy = e.raw.proxy.unwrap();
+        assert_eq!(
+            proxy.remoteurl.as_deref(),
+            Some("https://registry-1.docker.io")
+        );
+        assert_eq!(proxy.username.as_deref(), Some("me"));
+        assert_eq!(proxy.password.unwrap().expose(), "hunter2");
+        assert!(e.ignored.is_empty(), "{:?}", e.ignored);
+        assert!(e.read.is_empty(), "no BERTH_* twin to warn about");
+        assert_eq!(
+            read(&env(&[("REGISTRY_PROXY_USERNAME", "")]))
+                .unwrap()
+                .raw
+                .proxy,
+            None
+        );
     }
 }

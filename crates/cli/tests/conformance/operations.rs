@@ -83,12 +83,12 @@ async fn readyz_is_503_while_the_metadata_database_is_moved_or_replaced_then_200
 }
 
 /// One sample of the text exposition: name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
+pub(super) type Sample = (String, BTreeMap<String, String>, f64);
 
 /// Parses OpenMetrics text strictly enough to fail on a malformed line:
 /// `# HELP|TYPE|UNIT` metadata, `name{label="value",...} number` samples
 /// (label values quoted, `\\` and `\"` escaped), and a final `# EOF`.
-fn parse_openmetrics(text: &str) -> Vec<Sample> {
+pub(super) fn parse_openmetrics(text: &str) -> Vec<Sample> {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.last(), Some(&"# EOF"), "ends with # EOF:\n{text}");
     let mut samples = Vec::new();
@@ -164,7 +164,7 @@ fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
     found[0]
 }
 
-async fn scrape(registry: &Registry) -> Vec<Sample> {
+pub(super) async fn scrape(registry: &Registry) -> Vec<Sample> {
     let resp = registry.send(registry.get("/metrics")).await;
     assert_eq!(resp.status(), 200);
     assert!(

@@ -5,10 +5,13 @@ use super::uploads::UploadStatus;
 use super::{unix_now, verify, RangeRequest, Registry};
 use crate::error::{Error, Result};
 use crate::gc::{touches, CLAIM_LEASE};
-use crate::storage::{BlobClaim, BlobContent, ByteRange, ByteStream, ManifestRow};
+use crate::storage::{
+    BlobClaim, BlobContent, BlobStore, ByteRange, ByteStream, ManifestRow, MetaStore,
+};
 use berth_oci::{Digest, RepositoryName};
 use futures_util::TryStreamExt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// How long a publish waits for the collector to finish deleting its digest.
 const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -102,6 +105,7 @@ impl Registry {
         from: Option<&RepositoryName>,
         client: Option<IpAddr>,
     ) -> Result<MountOutcome> {
+        self.refuse_cached_write(repo).await?;
         if let Some(from) = from {
             if let Some(size) = self.meta.blob_size(from, digest).await? {
                 // False when the collector is deleting it: upload it afresh.
@@ -122,6 +126,7 @@ impl Registry {
         body: ByteStream<'_>,
         client: Option<IpAddr>,
     ) -> Result<()> {
+        self.refuse_cached_write(repo).await?;
         self.check_free_space()?;
         let limit = self.options.max_uploads_per_client;
         let _counted = match client {
@@ -165,6 +170,7 @@ impl Registry {
         source: &std::path::Path,
         on_read: &(dyn Fn(u64) + Sync),
     ) -> Result<bool> {
+        self.refuse_cached_write(repo).await?;
         let id = format!("link-{}", uuid::Uuid::new_v4());
         let _busy = self.hashes.slot(&id).lock_owned().await;
         let outcome = async {
@@ -195,10 +201,49 @@ impl Registry {
         outcome
     }
 
+    /// Verified content becomes durable, then visible in `repo` (see [`Stores::publish`]).
+    pub(super) async fn publish(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        self.stores().publish(repo, id, digest, size).await
+    }
+
+    /// Claims `digest` for a publish, waiting while the collector deletes it.
+    pub(super) async fn claim(&self, digest: &Digest) -> Result<BlobClaim> {
+        self.stores().claim(digest).await
+    }
+
+    /// Releases the claim of a publish that failed.
+    pub(super) async fn release(&self, claim: &BlobClaim) {
+        self.stores().release(claim).await
+    }
+
+    /// The two stores, to carry into a task that outlives the request.
+    pub(crate) fn stores(&self) -> Stores {
+        Stores {
+            blobs: self.blobs.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+/// The stores a publish writes to: owned, so that a cache fill can go on
+/// in a task of its own after the client that started it has gone.
+#[derive(Clone)]
+pub(crate) struct Stores {
+    pub blobs: Arc<dyn BlobStore>,
+    pub meta: Arc<dyn MetaStore>,
+}
+
+impl Stores {
     /// Verified content becomes durable, then visible in `repo`: under a
     /// claim on the digest, so that no collection deletes the file while it
     /// is written (see crate::gc).
-    pub(super) async fn publish(
+    pub async fn publish(
         &self,
         repo: &RepositoryName,
         id: &str,
@@ -229,7 +274,7 @@ impl Registry {
     }
 
     /// Claims `digest` for a publish, waiting while the collector deletes it.
-    pub(super) async fn claim(&self, digest: &Digest) -> Result<BlobClaim> {
+    pub async fn claim(&self, digest: &Digest) -> Result<BlobClaim> {
         let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
         loop {
             if let Some(claim) = self.meta.claim_blob(digest, CLAIM_LEASE).await? {
@@ -246,7 +291,7 @@ impl Registry {
 
     /// Releases the claim of a publish that failed; a failure to do so only
     /// delays the collector until the lease ends.
-    pub(super) async fn release(&self, claim: &BlobClaim) {
+    pub async fn release(&self, claim: &BlobClaim) {
         if let Err(e) = self.meta.release_claim(claim).await {
             tracing::warn!(digest = %claim.digest, error = %e, "could not release a blob claim");
         }

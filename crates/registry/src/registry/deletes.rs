@@ -12,6 +12,7 @@ impl Registry {
         if !self.options.delete_enabled {
             return Err(Error::DeleteDisabled);
         }
+        self.refuse_cached_write(repo).await?;
         if self.meta.unlink_blob(repo, digest).await? {
             Ok(())
         } else {
@@ -30,6 +31,7 @@ impl Registry {
         if !self.options.delete_enabled {
             return Err(Error::DeleteDisabled);
         }
+        self.refuse_cached_write(repo).await?;
         self.refuse_immutable_delete(repo, reference).await?;
         let deleted = match reference {
             Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,

@@ -3,7 +3,7 @@
 
 use super::{pull_log, unix_now, verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ManifestRecord, ManifestRow, PulledBy, PutOptions};
+use crate::storage::{CacheSource, ManifestRecord, ManifestRow, PulledBy, PutOptions};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_oci::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
 use bytes::{Bytes, BytesMut};
@@ -33,6 +33,22 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
+    ) -> Result<ManifestPushed> {
+        self.refuse_cached_write(repo).await?;
+        self.store_manifest(repo, reference, content_type, bytes, None)
+            .await
+    }
+
+    /// A manifest PUT's work, for a client's push (`cached: None`, with the
+    /// policies) or for the pull-through cache (with lazy references and
+    /// no policies: the upstream decides what its tags point at).
+    pub(crate) async fn store_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        cached: Option<CacheSource>,
     ) -> Result<ManifestPushed> {
         self.check_free_space()?;
         if bytes.len() > MAX_MANIFEST_BYTES {
@@ -70,11 +86,13 @@ impl Registry {
                 .map(|d| (d.digest, d.size))
                 .collect(),
         };
-        let immutable_tag = tag.is_some_and(|t| {
-            self.options
-                .policies
-                .is_immutable(repo.as_str(), t.as_str())
-        });
+        let policed = cached.is_none();
+        let immutable_tag = policed
+            && tag.is_some_and(|t| {
+                self.options
+                    .policies
+                    .is_immutable(repo.as_str(), t.as_str())
+            });
         if let (true, Some(tag)) = (immutable_tag, tag) {
             // Refused before writing anything when it already shows; the
             // put transaction decides for pushes that race.
@@ -90,7 +108,9 @@ impl Registry {
                 .options
                 .policies
                 .quota_for(repo.as_str())
+                .filter(|_| policed)
                 .map(|rule| rule.quota),
+            cached,
         };
         let stored = async {
             self.blobs.put(&digest, bytes.clone()).await?;

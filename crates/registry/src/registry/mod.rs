@@ -9,7 +9,7 @@
 //! pass itself is in [`crate::gc`]).
 
 mod blob_reader;
-mod blobs;
+pub(crate) mod blobs;
 mod browse;
 mod chunk;
 mod deletes;
@@ -17,7 +17,7 @@ mod digest_lru;
 mod discovery;
 mod expiry;
 mod health;
-mod in_flight;
+pub(crate) mod in_flight;
 mod layer_files;
 mod manifest_cache;
 mod manifests;
@@ -26,7 +26,7 @@ mod quotas;
 mod range;
 mod retention;
 mod single_flight;
-mod upload_hashes;
+pub(crate) mod upload_hashes;
 mod uploads;
 
 pub use blobs::{BlobBody, MountOutcome};
@@ -97,7 +97,7 @@ pub struct Registry {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) meta: Arc<dyn MetaStore>,
     pub(crate) options: RegistryOptions,
-    hashes: UploadHashes,
+    pub(crate) hashes: Arc<UploadHashes>,
     manifests: ManifestCache,
     pushes: in_flight::InFlight,
     layer_cache: Arc<DigestLru<Listed>>,
@@ -112,7 +112,9 @@ pub struct Registry {
     pub(crate) touches: Arc<TouchLog>,
     pub(crate) gc: GcState,
     /// Manifest pulls, for retention's keep_pulled_within, without a write each.
-    pulls: Arc<pull_log::PullLog>,
+    pub(crate) pulls: Arc<pull_log::PullLog>,
+    /// Upstreams this registry caches, if any.
+    pub(crate) pull_through: Option<Arc<crate::pull_through::PullThrough>>,
 }
 
 impl Registry {
@@ -125,10 +127,11 @@ impl Registry {
             touches: Arc::new(TouchLog::new(options.gc.grace)),
             gc: GcState::default(),
             pulls: Arc::default(),
+            pull_through: None,
             blobs,
             meta,
             options,
-            hashes: UploadHashes::default(),
+            hashes: Arc::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             pushes: Default::default(),
             layer_cache: Arc::new(DigestLru::new(layer_files::LAYER_CACHE_ENTRIES)),
@@ -145,7 +148,7 @@ impl Registry {
 
     /// Refuses a push while free space is under the watermark, so that a
     /// filling disk stops writes cleanly and reads keep working.
-    fn check_free_space(&self) -> Result<()> {
+    pub(crate) fn check_free_space(&self) -> Result<()> {
         let Some(space) = self.blobs.free_space()? else {
             return Ok(());
         };
@@ -167,7 +170,7 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 /// Content hashed to `actual` may be stored under `expected` only if they agree.
-fn verify(expected: &Digest, actual: Digest) -> Result<()> {
+pub(crate) fn verify(expected: &Digest, actual: Digest) -> Result<()> {
     if *expected == actual {
         Ok(())
     } else {

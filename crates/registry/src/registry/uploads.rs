@@ -26,6 +26,7 @@ impl Registry {
         repo: &RepositoryName,
         client: Option<IpAddr>,
     ) -> Result<UploadStatus> {
+        self.refuse_cached_write(repo).await?;
         self.check_free_space()?;
         let id = uuid::Uuid::new_v4().to_string();
         self.blobs.create_upload(&id).await?;

@@ -83,6 +83,48 @@ pub struct RepositorySummary {
     /// Unix seconds of the latest manifest push or tag move; `None` never
     /// happens for a listed repository but is kept honest in the type.
     pub last_push: Option<i64>,
+    /// Where its content comes from, if it is a pull-through cache.
+    pub cached_from: Option<CacheOrigin>,
+}
+
+/// The upstream a cached repository mirrors.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CacheOrigin {
+    /// The configured upstream's name.
+    pub upstream: String,
+    /// The repository's name on the upstream.
+    pub remote: String,
+    /// Unix seconds of the last upstream check of any of its tags.
+    pub checked_at: Option<i64>,
+}
+
+/// Whose content a repository holds: what decides whether a pull may go
+/// upstream (only for absent or cached ones) and whether a push may land.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryOrigin {
+    /// No manifest, no blob link, not marked cached.
+    Absent,
+    /// Pushed content.
+    Local,
+    Cached(CacheOrigin),
+}
+
+/// A manifest PUT made by the pull-through cache: what it mirrors, and when
+/// the tag (if any) was last checked upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSource {
+    pub upstream: String,
+    pub remote: String,
+    pub checked_at: i64,
+}
+
+/// A cached image the eviction phase may delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictionCandidate {
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    /// Unix seconds of its last pull (by tag or digest), or when it was cached.
+    pub last_pulled: i64,
 }
 
 /// A tag with what a tag listing shows, from the metadata alone.
@@ -162,6 +204,10 @@ pub struct PutOptions {
     pub immutable_tag: bool,
     /// Refuse if, after this PUT, the repository would exceed this.
     pub quota: Option<Quota>,
+    /// A manifest fetched from an upstream: its references need not be
+    /// present (they are fetched when pulled), the repository is marked
+    /// cached and the tag's check time set, in the same transaction.
+    pub cached: Option<CacheSource>,
 }
 
 /// Limits on what one repository may hold.
@@ -460,4 +506,29 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// What `repo` holds as its quota counts it (zero if it does not exist).
     async fn repository_usage(&self, repo: &RepositoryName) -> Result<RepositoryUsage>;
+
+    // --- The pull-through cache (see `crate::pull_through`). ---
+
+    /// Whether `repo` is absent, holds pushed content, or caches an upstream.
+    async fn repository_origin(&self, repo: &RepositoryName) -> Result<RepositoryOrigin>;
+
+    /// Marks `repo` (created if needed) as a cache of `source`'s upstream,
+    /// before anything is linked in it: a blob pulled first must not make
+    /// the repository look pushed. `source.checked_at` is not a tag check.
+    async fn mark_cached(&self, repo: &RepositoryName, source: &CacheSource) -> Result<()>;
+
+    /// Unix seconds of the last upstream check of `tag` in cached `repo`.
+    async fn tag_checked_at(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<i64>>;
+
+    /// Records an upstream check of `tag` at `at` (also the repository's
+    /// last check); nothing if `repo` is not cached.
+    async fn set_tag_checked(&self, repo: &RepositoryName, tag: &Tag, at: i64) -> Result<()>;
+
+    /// Bytes cached: the distinct present blobs that manifests of cached
+    /// repositories name, plus those manifests' own bytes.
+    async fn cached_bytes(&self) -> Result<u64>;
+
+    /// Up to `limit` top-level manifests (no index of their repository names
+    /// them) of cached repositories, least recently pulled first.
+    async fn eviction_candidates(&self, limit: usize) -> Result<Vec<EvictionCandidate>>;
 }

@@ -19,9 +19,10 @@ pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};
 pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
-    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PutOptions, Quota,
-    Reclaimable, ReferrerRecord, RepositoryDeleted, RepositorySummary, StoreStats, TagCursor,
-    TagRow, UploadLimits, UploadSession,
+    BlobClaim, CacheOrigin, CacheSource, EvictionCandidate, ManifestFacts, ManifestRecord,
+    ManifestRow, MetaStore, Overview, PutOptions, Quota, Reclaimable, ReferrerRecord,
+    RepositoryDeleted, RepositoryOrigin, RepositorySummary, StoreStats, TagCursor, TagRow,
+    UploadLimits, UploadSession,
 };
 pub use policy_rows::{PullRecord, PulledBy, RepositoryUsage};
 

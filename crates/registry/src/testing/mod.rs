@@ -23,12 +23,14 @@ mod browse;
 mod gc;
 mod meta_store;
 mod policies;
+mod upstream;
 
 pub use blob_store::*;
 pub use browse::*;
 pub use gc::*;
 pub use meta_store::*;
 pub use policies::*;
+pub use upstream::{FakeCall, FakeUpstream};
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
 use berth_oci::{Digest, RepositoryName};

@@ -1,6 +1,6 @@
 //! `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`
 
-use super::respond;
+use super::{cache_headers, respond};
 use crate::error::ApiError;
 use crate::request::range_request;
 use crate::sendfile::Outbox;
@@ -19,7 +19,8 @@ pub async fn get(
     outbox: Option<&Outbox>,
 ) -> Result<Response, ApiError> {
     let range = range_request(headers);
-    let blob = registry.blob(name, digest, range, with_body).await?;
+    let pulled = registry.pull_blob(name, digest, range, with_body).await?;
+    let blob = pulled.value;
     let mut fields = vec![
         ("content-type", "application/octet-stream".to_string()),
         ("docker-content-digest", digest.to_string()),
@@ -40,6 +41,7 @@ pub async fn get(
             StatusCode::OK
         }
     };
+    fields.extend(cache_headers(pulled.cache.as_ref()));
     let (body, via) = match (blob.content, outbox) {
         (Some(BlobContent::File(region)), Some(outbox)) => (outbox.body(region), "sendfile"),
         (Some(content), _) => (Body::from_stream(content.into_stream()), "stream"),

@@ -1,6 +1,6 @@
 //! `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`
 
-use super::respond;
+use super::{cache_headers, respond};
 use crate::budget::{BudgetedReadError, MemoryBudget, Reservation};
 use crate::error::ApiError;
 use crate::request::{accepted_types, content_length, content_type, read_limited};
@@ -19,15 +19,17 @@ pub async fn get(
     with_body: bool,
 ) -> Result<Response, ApiError> {
     let accept = accepted_types(headers);
-    let manifest = registry
-        .manifest(name, reference, &accept, with_body)
+    let pulled = registry
+        .pull_manifest(name, reference, &accept, with_body)
         .await?;
-    let fields = [
+    let manifest = pulled.value;
+    let mut fields = vec![
         ("content-type", manifest.media_type.clone()),
         ("content-length", manifest.size.to_string()),
         ("docker-content-digest", manifest.digest.to_string()),
         ("etag", format!("\"{}\"", manifest.digest)),
     ];
+    fields.extend(cache_headers(pulled.cache.as_ref()));
     let body = manifest.body.map(Body::from).unwrap_or_else(Body::empty);
     Ok(respond(StatusCode::OK, &fields, body))
 }

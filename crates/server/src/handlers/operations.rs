@@ -2,7 +2,7 @@
 
 use super::respond;
 use crate::error::ApiError;
-use crate::metrics::GcFigures;
+use crate::metrics::{CacheFigures, GcFigures, UpstreamFigures};
 use crate::operations::Operations;
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -88,6 +88,9 @@ pub async fn metrics(
         Ok(uses) => operations.metrics.show_quotas(&uses),
         Err(e) => tracing::warn!(error = %e, "reading quota use for /metrics failed"),
     }
+    if let Some(figures) = cache_figures(registry).await {
+        operations.metrics.show_cache(&figures);
+    }
     let text = operations
         .metrics
         .render(stats.as_ref())
@@ -97,6 +100,35 @@ pub async fn metrics(
         &[("content-type", OPENMETRICS.into())],
         Body::from(text),
     ))
+}
+
+/// The pull-through cache's counters and size; `None` without a cache.
+async fn cache_figures(registry: &Registry) -> Option<CacheFigures> {
+    registry.pull_through()?;
+    let cached_bytes = match registry.cached_bytes().await {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the cache's size for /metrics failed");
+            None
+        }
+    };
+    let upstreams = registry
+        .pull_through_stats()
+        .into_iter()
+        .map(|s| UpstreamFigures {
+            upstream: s.upstream,
+            hits: s.hits,
+            misses: s.misses,
+            stale: s.stale,
+            errors: s.errors,
+            fetched_bytes: s.fetched_bytes,
+        })
+        .collect();
+    Some(CacheFigures {
+        upstreams,
+        cached_bytes,
+        max_bytes: registry.cache_max_bytes(),
+    })
 }
 
 #[cfg(test)]

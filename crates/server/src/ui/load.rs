@@ -77,6 +77,7 @@ pub async fn repository(
             size: summary.size_bytes,
             last_push: summary.last_push,
             quota,
+            cached: summary.cached_from.map(Into::into),
         },
         name,
         tags,
@@ -90,6 +91,7 @@ pub async fn image(
     reference: Reference,
 ) -> Result<ImagePage> {
     let detail = registry.image_detail(&name, &reference).await?;
+    let cached = registry.cache_origin(&name).await?.map(Into::into);
     let content = match detail.contents {
         ImageContents::Manifest {
             config_blob,
@@ -143,6 +145,7 @@ pub async fn image(
             })
             .collect(),
         pretty_json: super::format::pretty_json(&detail.raw),
+        cached,
     })
 }
 

@@ -99,6 +99,7 @@ pub async fn home(
             size: r.size_bytes,
             last_push: r.last_push,
             quota,
+            cached: r.cached_from.map(Into::into),
         });
     }
     Ok(HomePage {

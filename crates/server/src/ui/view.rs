@@ -58,6 +58,30 @@ pub struct RepositoryRow {
     pub last_push: Option<i64>,
     /// Its use of the `[[quota]]` that applies to it, if one does.
     pub quota: Option<QuotaView>,
+    /// Where its content comes from when it is a pull-through cache.
+    pub cached: Option<CachedView>,
+}
+
+/// A cached repository's upstream, as the UI marks it: "cache of docker.io
+/// (library/busybox) · checked 2 minutes ago". Its tags and manifests have
+/// no delete buttons (the cache is read-only; repository delete purges it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedView {
+    pub upstream: String,
+    /// The repository's name upstream.
+    pub remote: String,
+    /// Unix seconds of the last upstream check of any of its tags.
+    pub checked_at: Option<i64>,
+}
+
+impl From<berth_registry::CacheOrigin> for CachedView {
+    fn from(origin: berth_registry::CacheOrigin) -> Self {
+        CachedView {
+            upstream: origin.upstream,
+            remote: origin.remote,
+            checked_at: origin.checked_at,
+        }
+    }
 }
 
 /// A repository's use of its quota: bytes stored (each blob once) and tags.
@@ -220,6 +244,8 @@ pub struct ImagePage {
     pub referrers: Vec<ReferrerRow>,
     /// The manifest as stored, pretty-printed.
     pub pretty_json: String,
+    /// Set when the repository is a pull-through cache (no delete button).
+    pub cached: Option<CachedView>,
 }
 
 /// What a file entry in a layer is.

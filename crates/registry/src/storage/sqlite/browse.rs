@@ -4,7 +4,7 @@
 
 use super::listings::holds_manifests;
 use super::REPO_ID;
-use crate::storage::{ManifestFacts, Overview, RepositorySummary, TagCursor};
+use crate::storage::{CacheOrigin, ManifestFacts, Overview, RepositorySummary, TagCursor};
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn count(n: i64) -> u64 {
@@ -21,8 +21,10 @@ fn summaries_sql(filter: &str) -> String {
            (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id),
            (SELECT coalesce(sum(b.size), 0) FROM repo_blobs b WHERE b.repo_id = r.id),
            max((SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id),
-               coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0))
+               coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0)),
+           c.upstream, c.remote, c.checked_at
          FROM repositories r
+         LEFT JOIN cached_repositories c ON c.repo_id = r.id
          WHERE {filter} AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
          ORDER BY r.name"
     )
@@ -40,6 +42,14 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RepositorySummary> {
         manifest_count: count(r.get(2)?),
         size_bytes: count(r.get(3)?),
         last_push: r.get(4)?,
+        cached_from: match (r.get(5)?, r.get(6)?) {
+            (Some(upstream), Some(remote)) => Some(CacheOrigin {
+                upstream,
+                remote,
+                checked_at: r.get(7)?,
+            }),
+            _ => None,
+        },
     })
 }
 

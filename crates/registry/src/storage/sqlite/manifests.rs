@@ -53,18 +53,21 @@ pub(super) fn put(
         }
         super::gc::release_claim(tx, &claim.id)?;
     }
-    check_sizes(
-        tx,
-        "SELECT size FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
-        id,
-        &m.blobs,
-    )?;
-    check_sizes(
-        tx,
-        "SELECT size FROM manifests WHERE repo_id = ?1 AND digest = ?2",
-        id,
-        &m.manifests,
-    )?;
+    // A cached manifest's references are lazy: fetched when pulled.
+    if options.cached.is_none() {
+        check_sizes(
+            tx,
+            "SELECT size FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
+            id,
+            &m.blobs,
+        )?;
+        check_sizes(
+            tx,
+            "SELECT size FROM manifests WHERE repo_id = ?1 AND digest = ?2",
+            id,
+            &m.manifests,
+        )?;
+    }
     tx.execute(
         "INSERT INTO manifests
            (repo_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
@@ -100,6 +103,12 @@ pub(super) fn put(
             params![id, tag, digest, now()],
         )
         .map_err(storage_err)?;
+    }
+    if let Some(source) = &options.cached {
+        super::cache::mark(tx, id, source, tag.is_some())?;
+        if let Some(tag) = tag {
+            super::cache::tag_checked(tx, id, tag, source.checked_at)?;
+        }
     }
     super::policies::after_put(tx, repo, id, before, options.quota.as_ref())
 }
@@ -180,6 +189,7 @@ pub(super) fn delete(tx: &Connection, repo: &str, digest: &str) -> Result<bool> 
     let n = tx
         .execute(&sql("manifests", "digest"), args)
         .map_err(storage_err)?;
+    super::cache::forget_gone_tags(tx, REPO_ID, &[repo])?;
     Ok(n > 0)
 }
 
@@ -213,6 +223,11 @@ fn touch_what_it_names(tx: &Connection, repo: &str, digest: &str) -> Result<()> 
 }
 
 pub(super) fn delete_tag(tx: &Connection, repo: &str, tag: &str) -> Result<bool> {
+    tx.execute(
+        &format!("DELETE FROM cached_tags WHERE repo_id = {REPO_ID} AND tag = ?2"),
+        [repo, tag],
+    )
+    .map_err(storage_err)?;
     tx.execute(
         &format!("DELETE FROM tags WHERE repo_id = {REPO_ID} AND name = ?2"),
         [repo, tag],

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod browse;
+mod cache;
 mod gc;
 mod listings;
 mod manifests;
@@ -21,9 +22,10 @@ mod uploads;
 mod writer;
 
 use super::{
-    BlobClaim, ManifestFacts, ManifestRecord, ManifestRow, MetaStore, Overview, PullRecord,
-    PutOptions, Reclaimable, ReferrerRecord, RepositoryDeleted, RepositorySummary, RepositoryUsage,
-    StoreStats, TagCursor, TagRow, UploadLimits, UploadSession,
+    BlobClaim, CacheSource, EvictionCandidate, ManifestFacts, ManifestRecord, ManifestRow,
+    MetaStore, Overview, PullRecord, PutOptions, Reclaimable, ReferrerRecord, RepositoryDeleted,
+    RepositoryOrigin, RepositorySummary, RepositoryUsage, StoreStats, TagCursor, TagRow,
+    UploadLimits, UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -498,6 +500,39 @@ impl MetaStore for SqliteMetaStore {
     async fn repository_usage(&self, repo: &RepositoryName) -> Result<RepositoryUsage> {
         let repo = repo.to_string();
         self.readers.read(move |c| policies::usage(c, &repo)).await
+    }
+
+    async fn repository_origin(&self, repo: &RepositoryName) -> Result<RepositoryOrigin> {
+        self.readers
+            .lookup(|c| Ok(cache::origin(c, repo.as_str())))?
+    }
+
+    async fn mark_cached(&self, repo: &RepositoryName, source: &CacheSource) -> Result<()> {
+        let (repo, source) = (repo.to_string(), source.clone());
+        self.write(move |tx| cache::mark_by_name(tx, &repo, &source))
+            .await
+    }
+
+    async fn tag_checked_at(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<i64>> {
+        self.readers
+            .lookup(|c| Ok(cache::tag_checked_at(c, repo.as_str(), tag.as_str())))?
+    }
+
+    async fn set_tag_checked(&self, repo: &RepositoryName, tag: &Tag, at: i64) -> Result<()> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        // A lost check time costs one more HEAD upstream, nothing worse.
+        self.write_lazily(move |tx| cache::set_tag_checked(tx, &repo, &tag, at))
+            .await
+    }
+
+    async fn cached_bytes(&self) -> Result<u64> {
+        self.readers.read(|c| Ok(cache::cached_bytes(c))).await?
+    }
+
+    async fn eviction_candidates(&self, limit: usize) -> Result<Vec<EvictionCandidate>> {
+        self.readers
+            .read(move |c| Ok(cache::eviction_candidates(c, limit)))
+            .await?
     }
 }
 

@@ -229,12 +229,20 @@ pub(super) fn delete_tag_if(
     digest: &str,
     updated_at: i64,
 ) -> Result<bool> {
-    tx.execute(
-        &format!(
-            "DELETE FROM tags WHERE repo_id = {REPO_ID} AND name = ?2 AND digest = ?3 AND updated_at = ?4"
-        ),
-        params![repo, tag, digest, updated_at],
-    )
-    .map(|n| n > 0)
-    .map_err(storage_err)
+    let deleted = tx
+        .execute(
+            &format!(
+                "DELETE FROM tags WHERE repo_id = {REPO_ID} AND name = ?2 AND digest = ?3 AND updated_at = ?4"
+            ),
+            params![repo, tag, digest, updated_at],
+        )
+        .map_err(storage_err)?;
+    if deleted > 0 {
+        tx.execute(
+            &format!("DELETE FROM cached_tags WHERE repo_id = {REPO_ID} AND tag = ?2"),
+            params![repo, tag],
+        )
+        .map_err(storage_err)?;
+    }
+    Ok(deleted > 0)
 }

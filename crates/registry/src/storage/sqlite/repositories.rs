@@ -27,6 +27,8 @@ pub(super) fn delete(tx: &Connection, name: &str) -> Result<Option<RepositoryDel
     remove("manifest_refs")?;
     let manifests = remove("manifests")?;
     remove("repo_blobs")?;
+    remove("cached_tags")?;
+    remove("cached_repositories")?;
     tx.execute("DELETE FROM repositories WHERE id = ?1", [id])
         .map_err(storage_err)?;
     Ok(Some(RepositoryDeleted { tags, manifests }))

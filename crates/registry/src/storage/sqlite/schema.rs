@@ -94,6 +94,22 @@ const MIGRATIONS: &[&str] = &[
     // keep_pulled_within. NULL: not pulled since the column exists.
     "ALTER TABLE tags ADD COLUMN pulled_at INTEGER;
      ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;",
+    // v7 (pull-through cache): which repositories mirror an upstream, and
+    // when each cached tag was last checked there.
+    "
+    CREATE TABLE cached_repositories (
+        repo_id    INTEGER PRIMARY KEY REFERENCES repositories(id),
+        upstream   TEXT NOT NULL,
+        remote     TEXT NOT NULL,
+        checked_at INTEGER
+    );
+    CREATE TABLE cached_tags (
+        repo_id    INTEGER NOT NULL,
+        tag        TEXT NOT NULL,
+        checked_at INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, tag)
+    );
+    ",
 ];
 
 /// The version a database has once [`migrate`] ran.

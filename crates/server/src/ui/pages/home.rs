@@ -1,7 +1,7 @@
 //! The front page: the registry's totals and a filtered, paged list of
 //! repositories.
 
-use super::{layout, time};
+use super::{cached_mark, layout, time};
 use crate::ui::format;
 use crate::ui::routes::UiRoute;
 use crate::ui::view::{Context, GcPanel, HomePage, Overview};
@@ -113,7 +113,10 @@ fn list(context: &Context, page: &HomePage) -> Markup {
                         tbody {
                             @for row in &page.rows {
                                 tr {
-                                    td { a href=(UiRoute::Repository(row.name.clone()).path()) { (row.name) } }
+                                    td {
+                                        a href=(UiRoute::Repository(row.name.clone()).path()) { (row.name) }
+                                        @if let Some(cached) = &row.cached { br; (cached_mark(context, cached)) }
+                                    }
                                     td.num { (row.tags) }
                                     td.num { (format::size(row.size)) }
                                     @if quotas {
@@ -169,6 +172,7 @@ mod tests {
                 size: 2048,
                 last_push: Some(1_796_000_000 - 7200),
                 quota: None,
+                cached: None,
             }],
             next: Some("library/alpine".into()),
             gc: None,
@@ -296,5 +300,22 @@ mod tests {
         assert!(html.contains(
             r#"<form method="post" action="/ui/logout"><button type="submit">Log out</button></form>"#
         ));
+    }
+
+    #[test]
+    fn cached_repositories_are_marked_with_their_upstream_and_last_check() {
+        let mut page = page();
+        assert!(!render(&context(), &page).contains("cache of"));
+        page.rows[0].cached = Some(crate::ui::view::CachedView {
+            upstream: "docker.io".into(),
+            remote: "library/alpine".into(),
+            checked_at: Some(context().now - 3 * 3600),
+        });
+        let html = render(&context(), &page);
+        assert!(
+            html.contains("cache of docker.io (library/alpine) · checked"),
+            "{html}"
+        );
+        assert!(html.contains("3 hours ago"), "{html}");
     }
 }

@@ -40,7 +40,7 @@ pub fn render(context: &Context, page: &ImagePage) -> String {
             ImageContent::Unknown => { p.notice { "berth cannot read this manifest's contents." } }
         }
         (referrers_table(name, &page.referrers))
-        @if context.deletes_enabled {
+        @if context.deletes_enabled && page.cached.is_none() {
             p {
                 a.button.danger href=(UiRoute::Delete(name.clone(), Reference::Digest(page.digest.clone())).path())
                     data-confirm={ "Delete manifest " (page.digest) " and every tag that points to it?" }
@@ -262,6 +262,7 @@ mod tests {
                 size: 500,
             }],
             pretty_json: "{\n  \"annotations\": {\"x\": \"</code><script>\"}\n}".into(),
+            cached: None,
         }
     }
 
@@ -318,5 +319,18 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("Layers"));
+    }
+
+    #[test]
+    fn a_manifest_of_a_cached_repository_has_no_delete_button() {
+        let mut page = manifest_page();
+        assert!(render(&context(), &page).contains("Delete manifest"));
+        page.cached = Some(crate::ui::view::CachedView {
+            upstream: "ghcr.io".into(),
+            remote: "org/app".into(),
+            checked_at: None,
+        });
+        let html = render(&context(), &page);
+        assert!(!html.contains("Delete manifest"), "{html}");
     }
 }

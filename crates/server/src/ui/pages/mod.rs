@@ -15,7 +15,7 @@ use super::assets;
 use super::format;
 use super::routes;
 use super::routes::UiRoute;
-use super::view::{Context, Viewer};
+use super::view::{CachedView, Context, Viewer};
 use berth_oci::{Digest, RepositoryName};
 use maud::{html, Markup, DOCTYPE};
 
@@ -105,6 +105,17 @@ pub fn time(context: &Context, unix: Option<i64>) -> Markup {
             }
         } @else {
             span.muted { "—" }
+        }
+    }
+}
+
+/// The mark of a cached repository: its upstream, its name there and when
+/// a tag was last checked.
+pub fn cached_mark(context: &Context, cached: &CachedView) -> Markup {
+    html! {
+        span.cached {
+            "cache of " (cached.upstream) " (" (cached.remote) ") · checked "
+            (time(context, cached.checked_at))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A repository: its tags newest first, with the commands that pull them.
 
-use super::{copy_button, layout, repository_crumbs, short_digest, time};
+use super::{cached_mark, copy_button, layout, repository_crumbs, short_digest, time};
 use crate::ui::format;
 use crate::ui::routes::UiRoute;
 use crate::ui::view::{Context, RepositoryPage, TagRow};
@@ -15,6 +15,9 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
             (page.summary.tags) @if page.summary.tags == 1 { " tag" } @else { " tags" }
             " · " (format::size(page.summary.size))
             " · last push " (time(context, page.summary.last_push))
+        }
+        @if let Some(cached) = &page.summary.cached {
+            p #cached { (cached_mark(context, cached)) }
         }
         @if let Some(quota) = &page.summary.quota {
             p #quota { "Quota: " (format::quota_use(quota)) }
@@ -50,7 +53,7 @@ pub fn render(context: &Context, page: &RepositoryPage) -> String {
                         th scope="col" { "Actions" }
                     } }
                     tbody {
-                        @for row in &page.tags { (tag_row(context, name, row)) }
+                        @for row in &page.tags { (tag_row(context, name, row, page.summary.cached.is_some())) }
                     }
                 }
             }
@@ -75,7 +78,8 @@ fn commands(context: &Context, name: &RepositoryName, tag: &str) -> Markup {
     }
 }
 
-fn tag_row(context: &Context, name: &RepositoryName, row: &TagRow) -> Markup {
+/// `cached`: the repository is a pull-through cache, whose tags are not deleted.
+fn tag_row(context: &Context, name: &RepositoryName, row: &TagRow, cached: bool) -> Markup {
     let image = UiRoute::Image(name.clone(), Reference::Tag(row.tag.clone()));
     html! {
         tr {
@@ -92,7 +96,7 @@ fn tag_row(context: &Context, name: &RepositoryName, row: &TagRow) -> Markup {
             td { (time(context, row.pushed)) }
             td {
                 (copy_button(&pull_command(context, name, row.tag.as_str()), &format!("docker pull command for {}", row.tag)))
-                @if context.deletes_enabled {
+                @if context.deletes_enabled && !cached {
                     " "
                     a.button.danger href=(UiRoute::Delete(name.clone(), Reference::Tag(row.tag.clone())).path())
                         data-confirm={ "Delete tag " (row.tag) "? Other tags of the same image stay." }
@@ -168,6 +172,7 @@ mod tests {
                 size: 3 * 1024 * 1024,
                 last_push: Some(1_795_999_000),
                 quota: None,
+                cached: None,
             },
             tags: vec![row("v2", 1_795_999_000), row("v1", 1_795_000_000)],
             next: None,
@@ -239,5 +244,25 @@ mod tests {
         let mut context = context();
         context.may_delete_repositories = false;
         assert!(!render(&context, &page()).contains("Delete repository"));
+    }
+
+    #[test]
+    fn a_cached_repository_is_marked_and_offers_no_tag_deletes_but_keeps_repository_delete() {
+        let mut page = page();
+        let now = context().now;
+        page.summary.cached = Some(crate::ui::view::CachedView {
+            upstream: "docker.io".into(),
+            remote: "library/<busybox>".into(),
+            checked_at: Some(now - 120),
+        });
+        let html = render(&context(), &page);
+        assert!(
+            html.contains("cache of docker.io (library/&lt;busybox&gt;) · checked"),
+            "{html}"
+        );
+        assert!(html.contains("2 minutes ago"), "{html}");
+        assert!(!html.contains("/-/delete/"), "tag delete offered: {html}");
+        assert!(html.contains("Delete repository"), "{html}");
+        assert!(!render(&context(), &self::page()).contains("cache of"));
     }
 }
