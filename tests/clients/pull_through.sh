@@ -55,13 +55,19 @@ refusal_was() {
 
 # ---- images ------------------------------------------------------------------
 
-# make_layout NAME: an OCI layout $T/oci-NAME (tag latest) of a distinct
-# busybox image (etc/mark = NAME); sets DIGEST, LAYER, CONFIG and BYTES
-# (manifest + config + layer) for NAME.
+# make_layout NAME [PAYLOAD]: an OCI layout $T/oci-NAME (tag latest) of a
+# distinct busybox image (etc/mark = NAME, plus PAYLOAD random bytes in
+# data/random); sets DIGEST, LAYER, CONFIG and BYTES (manifest + config +
+# layer) for NAME.
 declare -A DIGEST LAYER CONFIG BYTES
 make_layout() {
-  local m manifest
+  local m manifest dir
   make_rootfs_tar "$T/$1.tar" "$1"
+  if [ -n "${2:-}" ]; then
+    dir=$(mktemp -d "$T/payload.XXXXXX") && mkdir -p "$dir/data" &&
+      head -c "$2" /dev/urandom >"$dir/data/random" &&
+      tar -C "$dir" --owner=0 --group=0 --numeric-owner -rf "$T/$1.tar" data
+  fi
   read -r -a m <<<"$(oci_image "$T/oci-$1" "$HOST_ARCH" "$T/$1.tar")"
   oci_ref "$T/oci-$1" latest "$OCI_MANIFEST" "${m[0]}" "${m[1]}"
   manifest=$T/oci-$1/blobs/sha256/${m[0]#sha256:}
@@ -70,7 +76,8 @@ make_layout() {
   CONFIG[$1]=$(jq -r .config.digest <"$manifest")
   BYTES[$1]=$((m[1] + $(jq '.config.size + ([.layers[].size] | add)' <"$manifest")))
 }
-for name in secure berth fresh-x fresh-y crowd bad e1 e2 e3 mine local; do make_layout "$name"; done
+for name in secure berth fresh-x fresh-y bad e1 e2 e3 mine local; do make_layout "$name"; done
+make_layout crowd $((32 << 20))  # big enough that the 20 pulls below overlap the one upstream fetch
 make_rootfs_tar "$T/app.tar" app
 
 # pull_verify REF DIGEST [SKOPEO ARGS...]: skopeo copy docker://REF to a dir;
@@ -399,7 +406,8 @@ crowd() {
   for i in $(seq 10); do
     pull_verify "$HOSTREG/reg.test/team/crowd:v1" "${DIGEST[crowd]}" >"$T/crowd-skopeo-$i.out" 2>&1 &
     pids+=($!)
-    curl -sS --max-time 60 -o "$T/crowd-curl-$i.blob" "$(blob_url reg.test/team/crowd "${LAYER[crowd]}")" >"$T/crowd-curl-$i.out" 2>&1 &
+    curl -sS --max-time 60 -D "$T/crowd-curl-$i.headers" -o "$T/crowd-curl-$i.blob" \
+      "$(blob_url reg.test/team/crowd "${LAYER[crowd]}")" >"$T/crowd-curl-$i.out" 2>&1 &
     pids+=($!)
   done
   for i in "${pids[@]}"; do wait "$i" || failed=$((failed + 1)); done
@@ -407,6 +415,7 @@ crowd() {
     expect_eq "${LAYER[crowd]}" "sha256:$(sha256sum <"$T/crowd-curl-$i.blob" | cut -d' ' -f1)" || failed=$((failed + 1))
   done
   [ "$failed" -eq 0 ] || { cat "$T"/crowd-*.out; return 1; }
+  note "the 10 curls were answered Berth-Cache: $(cat "$T"/crowd-curl-*.headers | tr -d '\r' | header berth-cache | sort | uniq -c | xargs)"
   for b in "${CONFIG[crowd]}" "${LAYER[crowd]}"; do
     expect_eq 1 "$(dist_gets reg "/v2/team/crowd/blobs/$b")" || return 1
   done
@@ -476,6 +485,7 @@ never_cached() {
   note "never-cached: $status $(head -c 300 "$T/never.json")"
   out=$(timeout 120 docker pull "$HOSTREG/reg.test/team/never:v1" 2>&1) || rc=$?
   note "docker said (exit $rc): $(tail -n 1 <<<"$out" | cut -c1-300)"
+  note "skopeo said: $(skopeo_ inspect --tls-verify=false "docker://$HOSTREG/reg.test/team/never:v1" 2>&1 | tail -n 1 | cut -c1-300)"
   expect_eq 502 "$status" && jq -r '.errors[0].message' <"$T/never.json" | grep -q 'upstream reg.test' && [ "$rc" -ne 0 ]
 }
 check "reg.test stopped: a never-cached image is a 502 naming the upstream, docker pull fails" never_cached
