@@ -543,3 +543,67 @@ async fn progress_covers_every_byte_hashed() {
     assert_eq!(progress.advanced.into_inner(), total);
     assert!(progress.finished.into_inner());
 }
+
+#[tokio::test]
+async fn lazy_references_of_a_cached_repository_are_no_problem() {
+    use berth_registry::pull_through::{UpstreamRoute, UpstreamRoutes};
+    use berth_registry::testing::FakeUpstream;
+    use berth_registry::PullThrough;
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeUpstream::new());
+    // In each upstream repository: an image (its blobs never pulled) and an
+    // index over it tagged latest.
+    for remote in ["library/busybox", "library/alpine"] {
+        let config = fake.add_blob(remote, b"{}".to_vec());
+        let layer = fake.add_blob(remote, b"never pulled".to_vec());
+        let image = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":12}}]}}"#
+        );
+        let image_size = image.len();
+        let image = fake.add_manifest(
+            remote,
+            Some("image"),
+            "application/vnd.oci.image.manifest.v1+json",
+            image.into_bytes(),
+        );
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{image}","size":{image_size}}}]}}"#
+        );
+        fake.add_manifest(
+            remote,
+            Some("latest"),
+            "application/vnd.oci.image.index.v1+json",
+            index.into_bytes(),
+        );
+    }
+    {
+        let routes = UpstreamRoutes::new(
+            vec![UpstreamRoute {
+                name: "docker.io".into(),
+                prefix: "docker.io".into(),
+                docker_hub: true,
+                upstream: fake.clone(),
+            }],
+            None,
+        );
+        let reg = open(dir.path()).with_pull_through(PullThrough::new(
+            routes,
+            std::time::Duration::from_secs(300),
+            None,
+        ));
+        // busybox: the index without its child; alpine: the image without its blobs.
+        let busybox: RepositoryName = "docker.io/library/busybox".parse().unwrap();
+        reg.pull_manifest(&busybox, &"latest".parse().unwrap(), &[], false)
+            .await
+            .unwrap();
+        let alpine: RepositoryName = "docker.io/library/alpine".parse().unwrap();
+        reg.pull_manifest(&alpine, &"image".parse().unwrap(), &[], false)
+            .await
+            .unwrap();
+    }
+    // And a pushed repository: the check still sees everything else.
+    filled(dir.path()).await;
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{:#?}", report.problems);
+}

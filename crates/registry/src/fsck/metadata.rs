@@ -187,6 +187,7 @@ impl Manifests {
     fn blobs(&mut self, snap: &Snapshot, inventory: &Inventory, linked: &HashMap<Key, u64>) {
         for (&i, p) in &self.parsed {
             let row = &snap.manifests[i];
+            let lazy = snap.cached.contains(&row.repo_id);
             let mut wanted = Vec::new();
             let fault = p.blobs.iter().find_map(|(digest, declared)| {
                 let key = (row.repo_id, digest.clone());
@@ -197,6 +198,9 @@ impl Manifests {
                         declared: *declared,
                         linked: *linked,
                     }),
+                    // A cache links a blob when it is pulled, after asking
+                    // the upstream: fsck neither wants it nor links it.
+                    None if lazy => None,
                     None if inventory.intact(digest) == Some(*declared) => {
                         wanted.push((key, *declared));
                         None
@@ -230,6 +234,7 @@ impl Manifests {
                     continue;
                 }
                 let repo_id = snap.manifests[i].repo_id;
+                let lazy = snap.cached.contains(&repo_id);
                 let fault = p.children.iter().find_map(|(digest, declared)| {
                     let child = by_key
                         .get(&(repo_id, digest.clone()))
@@ -241,6 +246,7 @@ impl Manifests {
                             declared: *declared,
                             stored,
                         }),
+                        None if lazy => None,
                         None => Some(ManifestFault::ChildMissing {
                             digest: digest.to_string(),
                         }),

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, Row};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// A row to remove: where it is and what it held (written to the quarantine).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +63,9 @@ pub struct Snapshot {
     pub refs: Vec<RefRow>,
     pub tags: Vec<TagRow>,
     pub uploads: Vec<UploadRow>,
+    /// Repositories that cache an upstream: their manifests' references
+    /// are lazy (fetched when pulled), so absent ones are no fault.
+    pub cached: HashSet<i64>,
 }
 
 fn all<T>(
@@ -157,7 +160,24 @@ impl Snapshot {
                 })
             },
         )?;
+        // Databases from before schema v7 have no such table: nothing is cached.
+        let has_cache: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                            WHERE type = 'table' AND name = 'cached_repositories')",
+            [],
+            |r| r.get(0),
+        )?;
+        let cached = if has_cache {
+            all(conn, "SELECT repo_id FROM cached_repositories", |r| {
+                r.get(0)
+            })?
+            .into_iter()
+            .collect()
+        } else {
+            HashSet::new()
+        };
         Ok(Snapshot {
+            cached,
             repositories,
             repo_blobs,
             manifests,

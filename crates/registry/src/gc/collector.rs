@@ -100,6 +100,7 @@ impl Registry {
                     s.totals.tags_removed += report.tags_removed;
                     s.totals.links_removed += report.links_removed;
                     s.totals.uploads_removed += report.uploads_removed;
+                    s.totals.evicted_images += report.evicted_images;
                 }
             }
         });
@@ -154,6 +155,7 @@ impl Registry {
         }
         progress.phase("retention", 0);
         self.apply_retention(dry_run, report).await?;
+        self.evict_cached_images(progress, report).await?;
         if let Some(pushed_before) = cutoffs.pushed_before {
             self.collect_untagged_manifests(pushed_before, progress, report)
                 .await?;

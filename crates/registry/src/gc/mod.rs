@@ -31,11 +31,13 @@
 //! - **Delete**: the file is removed, then the tombstone dropped. A crash in
 //!   between is finished at start-up by [`crate::Registry::recover_gc`].
 //!
-//! The pass itself (phases in order: retention, untagged manifests,
+//! The pass itself (phases in order: retention, eviction of cached images
+//! over `[cache] max_size` (`eviction.rs`), untagged manifests,
 //! dangling links, blobs, orphan files, uploads, claims) is in
 //! `collector.rs`; the background worker in `worker.rs`.
 
 pub(crate) mod collector;
+mod eviction;
 mod removal;
 pub(crate) mod touches;
 mod worker;
@@ -99,6 +101,10 @@ pub struct GcReport {
     pub blobs_removed: u64,
     pub bytes_removed: u64,
     pub uploads_removed: u64,
+    /// Cached images (manifests) evicted because the pull-through cache was
+    /// over its size limit.
+    #[serde(default)]
+    pub evicted_images: u64,
     /// The first [`MAX_LISTED_REMOVALS`] removals.
     pub removed: Vec<Removal>,
 }
@@ -159,6 +165,8 @@ pub struct GcTotals {
     pub tags_removed: u64,
     pub links_removed: u64,
     pub uploads_removed: u64,
+    #[serde(default)]
+    pub evicted_images: u64,
 }
 
 /// The collector's state, for status pages and metrics.

@@ -20,6 +20,7 @@
 
 mod blob_store;
 mod browse;
+mod cache;
 mod gc;
 mod meta_store;
 mod policies;
@@ -27,6 +28,7 @@ mod upstream;
 
 pub use blob_store::*;
 pub use browse::*;
+pub use cache::*;
 pub use gc::*;
 pub use meta_store::*;
 pub use policies::*;
@@ -87,6 +89,10 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     an_immutable_tag_refuses_a_different_manifest(&*meta).await;
     a_byte_quota_counts_shared_layers_once(&*meta).await;
     a_tag_quota_refuses_only_new_tags_beyond_it(&*meta).await;
+    cached_manifests_have_lazy_references_and_mark_their_repository(&*meta).await;
+    tag_check_times_move_and_go_with_their_tags(&*meta).await;
+    cached_bytes_count_present_blobs_of_cached_manifests_once(&*meta).await;
+    eviction_candidates_are_top_level_cached_manifests_by_last_pull(&*meta).await;
     upload_sessions_are_capped(meta).await;
 }
 
