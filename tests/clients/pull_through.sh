@@ -503,6 +503,15 @@ metrics_count() {
   return "$ok"
 }
 check "/metrics: reg.test's hits, misses, stale, upstream errors and fetched bytes all counted" metrics_count
+# /api/v1/repositories (what the web UI shows): a cached repository names its upstream, a pushed one nothing.
+api_origin() {
+  curl -sS --max-time 30 "http://$REG/api/v1/repositories?n=1000" >"$T/repos.json" &&
+    note "api: $(jq -c '[.. | objects | select(.name? == "reg.test/team/app" or .name? == "mine/app") | {name, cached_from}]' <"$T/repos.json")" &&
+    expect_eq 'reg.test team/app number' \
+      "$(jq -r '.. | objects | select(.name? == "reg.test/team/app") | .cached_from | "\(.upstream) \(.remote) \(.checked_at | type)"' <"$T/repos.json")" &&
+    expect_eq null "$(jq -c '.. | objects | select(.name? == "mine/app") | .cached_from' <"$T/repos.json")"
+}
+check "/api/v1/repositories: reg.test/team/app cached_from {reg.test, team/app, checked_at}; mine/app null" api_origin
 nothing_leaked() {
   local secrets=(-e "$SECURE_PW" -e "$READER_PW" -e "$(printf 'puller:%s' "$SECURE_PW" | base64 -w0)"
     -e "$(printf 'reader:%s' "$READER_PW" | base64 -w0)" -e eyJ)
@@ -542,9 +551,12 @@ evicted() {
     expect_eq '["local/app","reg.test/team/e1","reg.test/team/e3"]' "$catalog"
 }
 check "gc pass with grace 0s (admin API) evicts e2 only: its report, the catalog; e1, e3 and the pushed local/app stay" evicted
-# The evicted image's blobs got a fresh grace; the next pass takes them.
+# The evicted image's blobs got a fresh grace; the next pass takes them
+# (times are whole seconds: a pass in the same second as the eviction would
+# still see them as wanted "now").
 second_pass() {
   local out n
+  sleep 1.1
   out=$(timeout 120 "$BERTH_BIN" gc --data-dir "$T/evict-data" --grace 0s 2>&1) || { echo "$out"; return 1; }
   note "berth gc pass 2: $(grep -v ' WARN ' <<<"$out" | tr '\n' ' ' | cut -c1-300)"
   [ ! -e "$(evict_file "${LAYER[e2]}")" ] || { echo "e2's layer file is still there"; return 1; }
