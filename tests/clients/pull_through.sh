@@ -76,9 +76,26 @@ make_layout() {
   CONFIG[$1]=$(jq -r .config.digest <"$manifest")
   BYTES[$1]=$((m[1] + $(jq '.config.size + ([.layers[].size] | add)' <"$manifest")))
 }
-for name in secure berth fresh-x fresh-y bad e1 e2 e3 mine local; do make_layout "$name"; done
+for name in secure berth fresh-x fresh-y bad e1 e2 e3 mine local hub; do make_layout "$name"; done
 make_layout crowd $((32 << 20))  # big enough that the 20 pulls below overlap the one upstream fetch
 make_rootfs_tar "$T/app.tar" app
+
+# make_multi_layout: $T/oci-multi (tag latest), an OCI index of amd64 and
+# arm64 images; sets INDEX_DIGEST.
+make_multi_layout() {
+  local arch m entries=() idx
+  for arch in amd64 arm64; do
+    make_rootfs_tar "$T/multi-$arch.tar" "multi-$arch"
+    read -r -a m <<<"$(oci_image "$T/oci-multi" "$arch" "$T/multi-$arch.tar")"
+    entries+=("$(printf '{"mediaType":"%s","digest":"%s","size":%s,"platform":{"architecture":"%s","os":"linux"}}' \
+      "$OCI_MANIFEST" "${m[0]}" "${m[1]}" "$arch")")
+  done
+  printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s,%s]}' "$OCI_INDEX" "${entries[0]}" "${entries[1]}" >"$T/index.json"
+  read -r -a idx <<<"$(oci_blob "$T/oci-multi" "$T/index.json")"
+  oci_ref "$T/oci-multi" latest "$OCI_INDEX" "${idx[0]}" "${idx[1]}"
+  INDEX_DIGEST=${idx[0]}
+}
+make_multi_layout
 
 # pull_verify REF DIGEST [SKOPEO ARGS...]: skopeo copy docker://REF to a dir;
 # the manifest hashes to DIGEST and every blob to its name (config + 1 layer).
@@ -183,9 +200,11 @@ APP_DIGEST=$(cat "$T/app.digest" 2>/dev/null || echo missing)
 to_reg() { skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/oci-$1:latest" "docker://$REG_UP/$2"; }
 fill_reg() {
   to_reg fresh-x team/fresh:t && to_reg fresh-y team/fresh:y && to_reg crowd team/crowd:v1 &&
-    to_reg bad team/bad:v1 && to_reg e1 team/e1:v1 && to_reg e2 team/e2:v1 && to_reg e3 team/e3:v1
+    to_reg bad team/bad:v1 && to_reg e1 team/e1:v1 && to_reg e2 team/e2:v1 && to_reg e3 team/e3:v1 &&
+    to_reg hub library/busybox:latest &&
+    skopeo_ copy --all --preserve-digests --dest-tls-verify=false "oci:$T/oci-multi:latest" "docker://$REG_UP/team/multi:v1"
 }
-check "skopeo copy team/fresh, team/crowd, team/bad, team/e1..e3 to reg.test" fill_reg
+check "skopeo copy team/fresh, crowd, bad, e1..e3, library/busybox and team/multi (an OCI index) to reg.test" fill_reg
 check "skopeo copy team/app:v1 to secure.test (htpasswd, --dest-creds)" \
   skopeo_ copy --preserve-digests --dest-tls-verify=false --dest-creds "puller:$SECURE_PW" \
   "oci:$T/oci-secure:latest" "docker://$SECURE_UP/team/app:v1"
@@ -210,6 +229,11 @@ $max_size
 
 [[upstream]]
 name = "reg.test"
+url = "http://$REG_UP"
+
+# The same registry again, as Docker Hub: its one-component names get library/.
+[[upstream]]
+name = "docker.io"
 url = "http://$REG_UP"
 
 [[upstream]]
@@ -351,6 +375,42 @@ ctr_private() {
     expect_eq "" "$(headers_of "$(manifest_url mine/app v1)" -H "Accept: $ACCEPT_MANIFESTS" | header berth-cache)"
 }
 check "ctr pull $HOSTREG/mine/app:v1 through the same hosts-dir (?ns=$HOSTREG): local, no upstream asked, no Berth-Cache" ctr_private
+
+# ---- 4b. Docker Hub names, and an index whose other platform is never pulled --------------
+
+HUB=$HOSTREG/docker.io/busybox:latest
+hub_docker() {
+  timeout 300 docker pull "$HUB" >/dev/null &&
+    docker image inspect --format '{{join .RepoDigests " "}}' "$HUB" | grep -qF "@${DIGEST[hub]}" &&
+    expect_eq ok "$(timeout 120 docker run --rm --network none "$HUB" /bin/busybox echo ok)" &&
+    [ "$(dist_gets reg '/v2/library/busybox/manifests/latest')" -ge 1 ]
+}
+check "docker pull $HUB (upstream named docker.io: busybox is library/busybox there) and run it" hub_docker
+# As a KinD node mirrors Docker Hub; `server` is a dead loopback port, so a
+# failure here can never reach the real Docker Hub.
+mkdir -p "$T/certs.d/docker.io"
+cat >"$T/certs.d/docker.io/hosts.toml" <<EOF
+server = "http://127.0.0.1:9"
+
+[host."http://$REG"]
+  capabilities = ["pull", "resolve"]
+EOF
+hub_ctr() {
+  ctr_ -n hub images pull --hosts-dir "$T/certs.d" docker.io/library/busybox:latest >/dev/null &&
+    expect_eq "${DIGEST[hub]}" "$(ctr_digest hub docker.io/library/busybox:latest)" &&
+    expect_eq '["docker.io/library/busybox"]' "$(api '_catalog?n=1000' | jq -c '[.repositories[] | select(startswith("docker.io/"))]')"
+}
+check "ctr pull docker.io/library/busybox:latest --hosts-dir (?ns=docker.io): the same one cached repository" hub_ctr
+MULTI=$HOSTREG/reg.test/team/multi:v1
+multi_docker() {
+  timeout 300 docker pull "$MULTI" >/dev/null &&
+    docker image inspect --format '{{join .RepoDigests " "}}' "$MULTI" | grep -qF "@$INDEX_DIGEST" &&
+    expect_eq ok "$(timeout 120 docker run --rm --network none "$MULTI" /bin/busybox echo ok)" &&
+    expect_eq 1 "$(dist_gets reg '/v2/team/multi/manifests/sha256:[0-9a-f]+')"
+}
+# (lib.sh's closing `berth fsck` then checks that the arm64 child never
+# pulled is a lazy reference, not damage.)
+check "docker pull $MULTI (an index): one platform's manifest fetched, the image runs" multi_docker
 
 # ---- 5. pushes into a cached repository ---------------------------------------------------
 
