@@ -113,7 +113,8 @@ async fn pull_body(reg: &Registry, name: &str, digest: &Digest) -> (Vec<u8>, Opt
 
 /// Waits until the background fill has linked `digest` in `name`.
 async fn linked(reg: &Registry, name: &str, digest: &Digest) {
-    for _ in 0..200 {
+    // Generous: the machine running the tests may be busy.
+    for _ in 0..1000 {
         if reg.blob(&repo(name), digest, None, false).await.is_ok() {
             return;
         }
@@ -233,7 +234,7 @@ async fn wrong_bytes_from_upstream_are_an_error_and_nothing_is_cached() {
     let e = read.expect_err("the stream ends with an error, never with the whole wrong blob");
     assert!(e.to_string().contains("docker.io"), "{e}");
     // Nothing linked, nothing in the blob store, no upload left behind.
-    for _ in 0..50 {
+    for _ in 0..1000 {
         if c.reg.pull_through_stats()[0].errors == 1 {
             break;
         }
@@ -961,4 +962,21 @@ async fn eviction_down_to_nothing_still_leaves_pushed_images() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_blob_pulled_before_any_manifest_marks_its_repository_cached() {
+    let c = cache();
+    let (_, _, layer) = upstream_image(&c.fake, REMOTE, "latest", b"blob first");
+    pull_body(&c.reg, LOCAL, &layer).await;
+    linked(&c.reg, LOCAL, &layer).await;
+    let origin = c.reg.cache_origin(&repo(LOCAL)).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            origin.upstream.as_str(),
+            origin.remote.as_str(),
+            origin.checked_at
+        ),
+        ("docker.io", REMOTE, None)
+    );
 }

@@ -176,3 +176,60 @@ pub(crate) async fn wait(mut fill: watch::Receiver<FillState>) -> Result<(), Fil
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> (RepositoryName, Digest) {
+        (
+            "docker.io/library/a".parse().unwrap(),
+            Digest::sha256_of(b"a"),
+        )
+    }
+
+    #[tokio::test]
+    async fn one_leader_per_blob_and_waiters_hear_how_it_ended() {
+        let fills = Arc::new(BlobFills::default());
+        let (repo, digest) = key();
+        let Role::Leader(done) = fills.join(&repo, &digest) else {
+            panic!("the first caller leads")
+        };
+        let Role::Waiter(waiter) = fills.join(&repo, &digest) else {
+            panic!("the second waits")
+        };
+        let other: RepositoryName = "docker.io/library/b".parse().unwrap();
+        assert!(
+            matches!(fills.join(&other, &digest), Role::Leader(_)),
+            "per repository: another one's fill is no word from its upstream"
+        );
+        done.finish(Err(FillFailure::Mismatch {
+            upstream: "docker.io".into(),
+            expected: digest.clone(),
+            actual: Digest::sha256_of(b"b"),
+        }));
+        assert!(matches!(
+            wait(waiter).await,
+            Err(FillFailure::Mismatch { .. })
+        ));
+        assert!(
+            matches!(fills.join(&repo, &digest), Role::Leader(_)),
+            "a finished fill is forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_without_a_word_never_leaves_waiters_hanging() {
+        let fills = Arc::new(BlobFills::default());
+        let (repo, digest) = key();
+        let Role::Leader(done) = fills.join(&repo, &digest) else {
+            panic!("the first caller leads")
+        };
+        let Role::Waiter(waiter) = fills.join(&repo, &digest) else {
+            panic!("the second waits")
+        };
+        drop(done);
+        assert!(matches!(wait(waiter).await, Err(FillFailure::Other(_))));
+        assert!(matches!(fills.join(&repo, &digest), Role::Leader(_)));
+    }
+}

@@ -6,10 +6,19 @@
 //! configured prefix, always; with the fallback upstream, a repository with
 //! no local content or with cached content. A repository holding pushed
 //! content is never sent upstream, and a cached one is read-only.
+//!
+//! One file per job: `pulls.rs` the Registry's pull API and which
+//! repositories are cached; `manifests.rs` and `blobs.rs` the pulls of a
+//! cached repository; `freshness.rs` the tag check interval; `flight.rs`
+//! single-flight; `tee.rs` a blob streamed to its first caller while it is
+//! published; `counters.rs` the per-upstream counters. The size limit is
+//! enforced by the collector (`crate::gc`'s eviction phase).
 
+mod blobs;
 mod counters;
 mod flight;
 mod freshness;
+mod manifests;
 mod pulls;
 pub mod routing;
 mod tee;
