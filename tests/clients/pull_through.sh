@@ -3,10 +3,12 @@
 # Upstreams: reg.test = Debian's docker-registry (CNCF distribution 2.8.2)
 # without auth, secure.test = docker-registry with htpasswd (Basic),
 # berth.test = a second berth with token auth (Bearer). One berth in front
-# with an [[upstream]] for each and `[cache] freshness = "2s"`:
+# with an [[upstream]] for each (and reg.test again as `docker.io`) and
+# `[cache] freshness = "2s"`:
 #  - docker, podman, skopeo pull through it by prefix; containerd through a
-#    certs.d hosts.toml (the `?ns=reg.test` form), and a private push pulled
-#    through the same containerd config stays local;
+#    certs.d hosts.toml (the `?ns=reg.test` and `?ns=docker.io` forms), and
+#    a private push pulled through the same containerd config stays local;
+#    Docker Hub's `library/` names; an index with one platform pulled;
 #  - a second pull asks no upstream for a blob (counted in the upstreams'
 #    access logs) and answers `Berth-Cache: hit`;
 #  - a tag moved upstream is seen after the 2 s freshness, not before;
