@@ -80,6 +80,7 @@ make_layout() {
 }
 for name in secure berth fresh-x fresh-y bad e1 e2 e3 mine local hub; do make_layout "$name"; done
 make_layout crowd $((32 << 20))  # big enough that the 20 pulls below overlap the one upstream fetch
+make_layout gone $((16 << 20))   # a client leaves its pull of this one early
 make_rootfs_tar "$T/app.tar" app
 
 # make_multi_layout: $T/oci-multi (tag latest), an OCI index of amd64 and
@@ -203,7 +204,7 @@ to_reg() { skopeo_ copy --preserve-digests --dest-tls-verify=false "oci:$T/oci-$
 fill_reg() {
   to_reg fresh-x team/fresh:t && to_reg fresh-y team/fresh:y && to_reg crowd team/crowd:v1 &&
     to_reg bad team/bad:v1 && to_reg e1 team/e1:v1 && to_reg e2 team/e2:v1 && to_reg e3 team/e3:v1 &&
-    to_reg hub library/busybox:latest &&
+    to_reg hub library/busybox:latest && to_reg gone team/gone:v1 &&
     skopeo_ copy --all --preserve-digests --dest-tls-verify=false "oci:$T/oci-multi:latest" "docker://$REG_UP/team/multi:v1"
 }
 check "skopeo copy team/fresh, crowd, bad, e1..e3, library/busybox and team/multi (an OCI index) to reg.test" fill_reg
@@ -377,6 +378,13 @@ ctr_private() {
     expect_eq "" "$(headers_of "$(manifest_url mine/app v1)" -H "Accept: $ACCEPT_MANIFESTS" | header berth-cache)"
 }
 check "ctr pull $HOSTREG/mine/app:v1 through the same hosts-dir (?ns=$HOSTREG): local, no upstream asked, no Berth-Cache" ctr_private
+# The private image's layer is in berth's store, but reg.test does not have
+# it under team/app: a cached repository must not hand it out.
+no_leak() {
+  expect_eq 404 "$(http_status "$(blob_url reg.test/team/app "${LAYER[mine]}")")" &&
+    expect_eq 404 "$(http_status -I "$(blob_url reg.test/team/app "${LAYER[mine]}")")"
+}
+check "a private layer in berth's store is 404 through a cached repository whose upstream lacks it (GET, HEAD)" no_leak
 
 # ---- 4b. Docker Hub names, and an index whose other platform is never pulled --------------
 
@@ -485,6 +493,20 @@ crowd() {
 check "10 skopeo copies + 10 curl GETs of uncached team/crowd at once: all verified, one upstream GET per blob" crowd
 check "the 20 concurrent pulls fetched team/crowd's manifest upstream once" \
   expect_eq 1 "$(dist_gets reg '/v2/team/crowd/manifests/[^ ]+')"
+
+# ---- 7b. a client that leaves mid-pull -----------------------------------------------------------
+
+gone_early() {
+  local file
+  # 1 MiB of a 16 MiB layer at 4 MiB/s, then head exits and curl with it.
+  curl -sS --max-time 30 --limit-rate 4M "$(blob_url reg.test/team/gone "${LAYER[gone]}")" 2>/dev/null | head -c $((1 << 20)) >/dev/null
+  file=$(berth_blob_file "${LAYER[gone]}")
+  wait_for 20 test -f "$file" || { echo "no blob file 20 s after the client left"; return 1; }
+  expect_eq "${LAYER[gone]}" "sha256:$(sha256sum <"$file" | cut -d' ' -f1)" &&
+    expect_eq hit "$(headers_of "$(blob_url reg.test/team/gone "${LAYER[gone]}")" | header berth-cache)" &&
+    expect_eq 1 "$(dist_gets reg "/v2/team/gone/blobs/${LAYER[gone]}")"
+}
+check "a curl that leaves after 1 MiB of an uncached 16 MiB layer: berth still caches it whole (then hit, one upstream GET)" gone_early
 
 # ---- 8. wrong bytes upstream --------------------------------------------------------------------
 
