@@ -218,6 +218,16 @@ check "skopeo copy team-a/app:v1 to berth.test (token auth, --dest-creds alice)"
 # ---- berth in front ---------------------------------------------------------------
 
 printf '%s\n' "$READER_PW" >"$T/berth-test.password"
+# secure.test's credentials come from a Docker credential helper on berth's
+# PATH, which notes what berth asked it (stdin: the upstream's host).
+mkdir -p "$T/bin"
+cat >"$T/bin/docker-credential-pt" <<EOF
+#!/bin/sh
+[ "\$1" = get ] || exit 1
+cat >>"$T/helper.asked"; echo >>"$T/helper.asked"
+printf '{"ServerURL":"%s","Username":"puller","Secret":"%s"}\n' "$SECURE_UP" "$SECURE_PW"
+EOF
+chmod +x "$T/bin/docker-credential-pt"
 # front_config [MAX_SIZE]: the front berth's config (upstreams, 2 s freshness, no background GC).
 front_config() {
   local max_size=""
@@ -242,8 +252,7 @@ url = "http://$REG_UP"
 [[upstream]]
 name = "secure.test"
 url = "http://$SECURE_UP"
-username = "puller"
-password = "$SECURE_PW"
+credential_helper = "pt"
 
 [[upstream]]
 name = "berth.test"
@@ -259,7 +268,7 @@ start_front() {
   local data=$1 conf=$2 log=$3 deadline
   for _ in 1 2 3; do
     PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    RUST_LOG=${FRONT_LOG_LEVEL:-debug} "$BERTH_BIN" serve --addr "$REG" --data-dir "$data" --config "$conf" >"$log" 2>&1 &
+    PATH=$T/bin:$PATH RUST_LOG=${FRONT_LOG_LEVEL:-debug} "$BERTH_BIN" serve --addr "$REG" --data-dir "$data" --config "$conf" >"$log" 2>&1 &
     FRONT_PID=$!; track berth "$FRONT_PID"
     deadline=$((SECONDS + 30))
     until v2_ready; do
@@ -327,6 +336,11 @@ podman_pulls() {
 check "podman pull --tls-verify=false secure.test/team/app:v1 (upstream with htpasswd)" podman_pulls
 check "secure.test served team/app's layer once (after berth's Basic login)" \
   expect_eq 1 "$(dist_gets secure "/v2/team/app/blobs/${LAYER[secure]}")"
+helper_asked() {
+  note "the credential helper was asked for: $(sort -u "$T/helper.asked" | grep . | xargs)"
+  grep -qF "127.0.0.1:$SECURE_PORT" "$T/helper.asked"
+}
+check "secure.test's credentials came from docker-credential-pt, asked for the upstream's host" helper_asked
 
 # ---- 3. skopeo through berth.test (token upstream) --------------------------------------
 
@@ -563,6 +577,8 @@ stale_docker() {
     expect_eq ok "$(timeout 120 docker run --rm --network none "$APP" /bin/busybox echo ok)"
 }
 check "reg.test stopped: docker pull $APP still works, and it runs" stale_docker
+check "reg.test stopped: team/app's manifest by digest is a plain hit (a digest is never asked upstream)" \
+  expect_eq "$APP_DIGEST hit" "$(get_manifest reg.test/team/app "$APP_DIGEST")"
 never_cached() {
   local status rc=0 out
   status=$(curl -sS --max-time 60 -o "$T/never.json" -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" "$(manifest_url reg.test/team/never v1)")
