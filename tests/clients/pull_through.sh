@@ -121,9 +121,12 @@ pull_verify() {
 # start_distribution NAME PORT [HTPASSWD]: docker-registry on 127.0.0.1:PORT,
 # storage $T/NAME-data, log (access log included) appended to $T/NAME.log;
 # sets DIST_PID[NAME]. Restarting on the same port and storage is allowed.
+# Ready when /v2/ answers 200 (401 with HTPASSWD) and the process still runs
+# (so another server on that port cannot pass for it).
 declare -A DIST_PID
 start_distribution() {
-  local name=$1 port=$2 auth=""
+  local name=$1 port=$2 auth="" ready=200
+  [ -z "${3:-}" ] || ready=401
   [ -z "${3:-}" ] || auth="auth:
   htpasswd:
     realm: $name
@@ -143,8 +146,10 @@ YML
   # lib.sh exports REGISTRY_AUTH_FILE for skopeo; distribution would read it as its auth.file setting.
   env -u REGISTRY_AUTH_FILE docker-registry serve "$T/$name.yml" >>"$T/$name.log" 2>&1 &
   DIST_PID[$name]=$!; track "$name" $!
-  wait_for 30 sh -c "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/v2/ | grep -qE '200|401'" ||
-    { echo "docker-registry $name did not start:" >&2; cat "$T/$name.log" >&2; return 1; }
+  if ! wait_for 30 sh -c "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/v2/ | grep -qx $ready" ||
+    ! kill -0 "${DIST_PID[$name]}" 2>/dev/null; then
+    echo "docker-registry $name did not start on 127.0.0.1:$port:" >&2; cat "$T/$name.log" >&2; return 1
+  fi
   echo "# docker-registry $name pid ${DIST_PID[$name]} on 127.0.0.1:$port"
 }
 
@@ -153,7 +158,15 @@ dist_gets() { grep -cE "\"GET $2 HTTP/[0-9.]+\" 200 " "$T/$1.log" || true; }
 # dist_requests NAME PATH_REGEX: any request (HEAD or GET, any status) for matching paths.
 dist_requests() { grep -cE "\"(GET|HEAD) $2 HTTP/[0-9.]+\" " "$T/$1.log" || true; }
 
-REG_PORT=$(free_port) SECURE_PORT=$(free_port) UP_PORT=$(free_port)
+# distinct_port VAR: a free port not handed out before into VAR (free_port
+# can give the same one twice in a row: each probe socket closes at once).
+PORTS=()
+distinct_port() {
+  local p
+  while p=$(free_port); [[ " ${PORTS[*]} " == *" $p "* ]]; do :; done
+  PORTS+=("$p"); printf -v "$1" '%s' "$p"
+}
+distinct_port REG_PORT; distinct_port SECURE_PORT; distinct_port UP_PORT
 REG_UP=127.0.0.1:$REG_PORT SECURE_UP=127.0.0.1:$SECURE_PORT UP=127.0.0.1:$UP_PORT
 
 # (1) reg.test: no auth.
@@ -181,8 +194,10 @@ EOF
 RUST_LOG=info,berth_server=debug "$BERTH_BIN" serve --addr "$UP" --data-dir "$T/up-data" \
   --config "$T/up-auth.toml" --htpasswd "$T/up.htpasswd" --token-auth >"$T/up.log" 2>&1 &
 UP_BERTH_PID=$!; track berth-upstream "$UP_BERTH_PID"
-wait_for 30 sh -c "curl -s -o /dev/null -w '%{http_code}' http://$UP/v2/ | grep -qx 401" ||
-  { echo "the upstream berth did not start:" >&2; cat "$T/up.log" >&2; exit 1; }
+if ! wait_for 30 sh -c "curl -s -o /dev/null -w '%{http_code}' http://$UP/v2/ | grep -qx 401" ||
+  ! kill -0 "$UP_BERTH_PID" 2>/dev/null; then
+  echo "the upstream berth did not start:" >&2; cat "$T/up.log" >&2; exit 1
+fi
 echo "# berth upstream (token auth) pid $UP_BERTH_PID on $UP"
 # up_blob_gets REPO: blob GETs answered 200 by the upstream berth (its debug request lines).
 up_blob_gets() { grep -E 'method=GET' "$T/up.log" | grep -E "path=\"?/v2/$1/blobs/sha256:" | grep -cE 'status=200' || true; }
