@@ -177,7 +177,7 @@ htpasswd -Bbn puller "$SECURE_PW" >"$T/secure.htpasswd"
 start_distribution secure "$SECURE_PORT" "$T/secure.htpasswd"
 
 # (3) berth.test: berth with --token-auth; alice pushes, reader pulls.
-ALICE_PW=$(new_password) READER_PW=$(new_password)
+ALICE_PW=$(new_password) READER_PW=$(new_password) WRONG_PW=$(new_password)
 printf '%s\n' "$ALICE_PW" | "$BERTH_BIN" user add alice --htpasswd "$T/up.htpasswd" --password-stdin >/dev/null
 printf '%s\n' "$READER_PW" | "$BERTH_BIN" user add reader --htpasswd "$T/up.htpasswd" --password-stdin >/dev/null
 cat >"$T/up-auth.toml" <<'EOF'
@@ -269,6 +269,13 @@ name = "secure.test"
 url = "http://$SECURE_UP"
 credential_helper = "pt"
 
+# secure.test again, with a wrong password.
+[[upstream]]
+name = "wrongpw.test"
+url = "http://$SECURE_UP"
+username = "puller"
+password = "$WRONG_PW"
+
 [[upstream]]
 name = "berth.test"
 url = "http://$UP"
@@ -351,6 +358,14 @@ podman_pulls() {
 check "podman pull --tls-verify=false secure.test/team/app:v1 (upstream with htpasswd)" podman_pulls
 check "secure.test served team/app's layer once (after berth's Basic login)" \
   expect_eq 1 "$(dist_gets secure "/v2/team/app/blobs/${LAYER[secure]}")"
+wrong_password() {
+  local status
+  status=$(curl -sS --max-time 60 -o "$T/wrongpw.json" -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" "$(manifest_url wrongpw.test/team/app v1)")
+  note "wrong upstream password: $status $(head -c 300 "$T/wrongpw.json")"
+  expect_eq 502 "$status" && jq -r '.errors[0].message' <"$T/wrongpw.json" | grep -q '^upstream wrongpw.test: ' &&
+    ! grep -qF "$WRONG_PW" "$T/wrongpw.json"
+}
+check "an upstream refusing berth's credentials: 502 naming the upstream, the password not in the answer" wrong_password
 helper_asked() {
   note "the credential helper was asked for: $(sort -u "$T/helper.asked" | grep . | xargs)"
   grep -qF "127.0.0.1:$SECURE_PORT" "$T/helper.asked"
@@ -628,7 +643,8 @@ api_origin() {
 }
 check "/api/v1/repositories: reg.test/team/app cached_from {reg.test, team/app, checked_at}; mine/app null" api_origin
 nothing_leaked() {
-  local secrets=(-e "$SECURE_PW" -e "$READER_PW" -e "$(printf 'puller:%s' "$SECURE_PW" | base64 -w0)"
+  local secrets=(-e "$SECURE_PW" -e "$READER_PW" -e "$WRONG_PW" -e "$(printf 'puller:%s' "$SECURE_PW" | base64 -w0)"
+    -e "$(printf 'puller:%s' "$WRONG_PW" | base64 -w0)"
     -e "$(printf 'reader:%s' "$READER_PW" | base64 -w0)" -e eyJ)
   if grep -nF "${secrets[@]}" "$T/berth.log"; then echo "found in berth's log (lines above)"; return 1; fi
   [ -s "$T/berth.log" ]
