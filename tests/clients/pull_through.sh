@@ -172,12 +172,12 @@ REG_UP=127.0.0.1:$REG_PORT SECURE_UP=127.0.0.1:$SECURE_PORT UP=127.0.0.1:$UP_POR
 # (1) reg.test: no auth.
 start_distribution reg "$REG_PORT"
 # (2) secure.test: htpasswd (bcrypt, as distribution requires).
-SECURE_PW=$(new_password)
+SECURE_PW=$(new_password) WRONG_PW=$(new_password)  # WRONG_PW: the wrongpw.test entry's
 htpasswd -Bbn puller "$SECURE_PW" >"$T/secure.htpasswd"
 start_distribution secure "$SECURE_PORT" "$T/secure.htpasswd"
 
 # (3) berth.test: berth with --token-auth; alice pushes, reader pulls.
-ALICE_PW=$(new_password) READER_PW=$(new_password) WRONG_PW=$(new_password)
+ALICE_PW=$(new_password) READER_PW=$(new_password)
 printf '%s\n' "$ALICE_PW" | "$BERTH_BIN" user add alice --htpasswd "$T/up.htpasswd" --password-stdin >/dev/null
 printf '%s\n' "$READER_PW" | "$BERTH_BIN" user add reader --htpasswd "$T/up.htpasswd" --password-stdin >/dev/null
 cat >"$T/up-auth.toml" <<'EOF'
