@@ -682,7 +682,7 @@ evicted() {
     expect_eq '["local/app","reg.test/team/e1","reg.test/team/e3"]' "$catalog"
 }
 check "gc pass with grace 0s (admin API) evicts e2 only: its report, the catalog; e1, e3 and the pushed local/app stay" evicted
-echo "# /metrics after the eviction: berth_gc_evicted_images_total $(metric berth_gc_evicted_images_total || true)"
+check "/metrics: berth_gc_evicted_images_total 1" expect_eq 1 "$(metric berth_gc_evicted_images_total || true)"
 # The evicted image's blobs got a fresh grace; the next pass takes them
 # (times are whole seconds: a pass in the same second as the eviction would
 # still see them as wanted "now").
