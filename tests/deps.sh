@@ -9,7 +9,8 @@ declare -A PROVIDES=(
   [docker]=docker.io [dockerd]=docker.io [runc]=runc [podman]=podman [skopeo]=skopeo
   [containerd]=containerd [ctr]=containerd [curl]=curl [jq]=jq [python3]=python3
   [fusermount3]=fuse3 [docker-registry]=docker-registry
-  # auth.sh: Apache's htpasswd writes part of the htpasswd file (existing files must work)
+  # auth.sh: Apache's htpasswd writes part of the htpasswd file (existing files must work);
+  # pull_through.sh: htpasswd -Bbn writes the Basic upstream's file, docker-registry is two of its upstreams
   [htpasswd]=apache2-utils
   # deploy/build-image.sh: Debian's docker CLI builds without buildx; readelf checks the static binary, objcopy strips it
   [/usr/bin/docker]=docker.io [readelf]=binutils [objcopy]=binutils
