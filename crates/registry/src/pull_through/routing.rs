@@ -70,23 +70,23 @@ impl UpstreamRoutes {
     }
 
     /// The repository a request means: `ns` naming a configured upstream
-    /// (by name) puts the name under that upstream's prefix
-    /// (`library/busybox?ns=docker.io` → `docker.io/library/busybox`;
-    /// `busybox?ns=docker.io` → `docker.io/library/busybox`); a name already
-    /// under a prefix is normalised (`docker.io/busybox` →
-    /// `docker.io/library/busybox`); anything else is unchanged
+    /// (by name) puts the name under that upstream's prefix, whatever the
+    /// name looks like: containerd sent the image's registry there, so the
+    /// name is that registry's (`library/busybox?ns=docker.io` →
+    /// `docker.io/library/busybox`; `busybox?ns=docker.io` →
+    /// `docker.io/library/busybox`; `team/app?ns=reg.test` stays reg.test's
+    /// even when another upstream's prefix is `team`). Without such an
+    /// `ns`, a name under a prefix is normalised (`docker.io/busybox` →
+    /// `docker.io/library/busybox`) and anything else is unchanged
     /// (`?ns=localhost:5000` is served locally).
     pub fn local_name(&self, name: &RepositoryName, ns: Option<&str>) -> RepositoryName {
-        if let Some((route, remote)) = self.by_prefix(name) {
-            return under(route, &remote).unwrap_or_else(|| name.clone());
-        }
         let by_ns = ns.and_then(|ns| self.routes.iter().find(|r| r.name == ns));
-        match by_ns {
-            Some(route) => {
-                under(route, &route.remote_name(name.as_str())).unwrap_or_else(|| name.clone())
-            }
-            None => name.clone(),
-        }
+        let local = match (by_ns, self.by_prefix(name)) {
+            (Some(route), _) => under(route, &route.remote_name(name.as_str())),
+            (None, Some((route, remote))) => under(route, &remote),
+            (None, None) => None,
+        };
+        local.unwrap_or_else(|| name.clone())
     }
 
     /// The upstream and remote name for a local name under a prefix
@@ -235,16 +235,27 @@ mod tests {
     }
 
     #[test]
-    fn names_already_prefixed_are_not_prefixed_twice() {
+    fn an_upstream_named_by_ns_wins_over_prefixes_in_the_name() {
         let r = routes();
         assert_eq!(
-            local(&r, "docker.io/library/busybox", Some("docker.io")),
-            "docker.io/library/busybox"
+            local(&r, "docker.io/library/busybox", None),
+            "docker.io/library/busybox",
+            "already under its prefix"
         );
         assert_eq!(
             local(&r, "ghcr.io/owner/app", Some("docker.io")),
+            "docker.io/ghcr.io/owner/app",
+            "containerd asking docker.io for an image named ghcr.io/owner/app"
+        );
+        assert_eq!(
+            local(&r, "ghcr.io/owner/app", Some("localhost:5000")),
             "ghcr.io/owner/app",
-            "a name under one prefix stays there whatever the ns"
+            "an ns naming no upstream leaves the prefix to decide"
+        );
+        assert_eq!(
+            local(&r, "quay/team/app", Some("ghcr.io")),
+            "ghcr.io/quay/team/app",
+            "ghcr.io's quay/team/app, not the quay upstream's team/app"
         );
     }
 
