@@ -8,8 +8,8 @@ use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::testing::{FakeCall, FakeUpstream};
 use berth_registry::{
-    BlobContent, BlobStore, ByteStream, CacheOutcome, Error, MountOutcome, PullThrough, Registry,
-    RegistryOptions,
+    BlobContent, BlobStore, ByteStream, CacheOutcome, Error, ManifestContent, MountOutcome,
+    PullThrough, Pulled, Registry, RegistryOptions,
 };
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -363,26 +363,33 @@ async fn a_tag_is_checked_upstream_at_most_once_per_interval() {
     assert_eq!(c.fake.calls(FakeCall::Manifest), 2);
 }
 
-#[tokio::test]
-async fn a_cached_copy_is_served_stale_when_the_upstream_is_down_or_rate_limits() {
+/// A cache holding `latest` (checked at every pull) with `uncached`
+/// upstream only, then the upstream failing as `fail` makes it.
+async fn failing_upstream(fail: impl Fn(&FakeUpstream)) -> (Cache, Digest) {
     let c = cache_with(Duration::ZERO, false);
     let (digest, _, _) = upstream_image(&c.fake, REMOTE, "latest", b"layer");
     upstream_image(&c.fake, REMOTE, "uncached", b"other");
-    let pull = |tag: &str| {
-        let reg = c.reg.clone();
-        let tag = reference(tag);
-        async move { reg.pull_manifest(&repo(LOCAL), &tag, &[], true).await }
-    };
-    pull("latest").await.unwrap();
+    pull_tag(&c, "latest").await.unwrap();
+    fail(&c.fake);
+    (c, digest)
+}
 
-    c.fake.set_down(true);
-    let pulled = pull("latest").await.unwrap();
+async fn pull_tag(c: &Cache, tag: &str) -> berth_registry::Result<Pulled<ManifestContent>> {
+    c.reg
+        .pull_manifest(&repo(LOCAL), &reference(tag), &[], true)
+        .await
+}
+
+#[tokio::test]
+async fn a_cached_copy_is_served_stale_when_the_upstream_is_down() {
+    let (c, digest) = failing_upstream(|fake| fake.set_down(true)).await;
+    let pulled = pull_tag(&c, "latest").await.unwrap();
     assert_eq!(pulled.value.digest, digest);
     match pulled.cache {
         Some(CacheOutcome::Stale { reason }) => assert!(reason.contains("unavailable"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    let e = pull("uncached").await.unwrap_err();
+    let e = pull_tag(&c, "uncached").await.unwrap_err();
     assert!(
         matches!(
             &e,
@@ -393,12 +400,20 @@ async fn a_cached_copy_is_served_stale_when_the_upstream_is_down_or_rate_limits(
         ),
         "{e:?}"
     );
+    let stats = &c.reg.pull_through_stats()[0];
+    assert_eq!((stats.stale, stats.errors), (1, 2));
+}
 
-    c.fake.set_down(false);
-    c.fake.set_rate_limited(true);
-    let pulled = pull("latest").await.unwrap();
-    assert!(matches!(pulled.cache, Some(CacheOutcome::Stale { .. })));
-    let e = pull("uncached").await.unwrap_err();
+#[tokio::test]
+async fn a_cached_copy_is_served_stale_when_the_upstream_rate_limits() {
+    let (c, digest) = failing_upstream(|fake| fake.set_rate_limited(true)).await;
+    let pulled = pull_tag(&c, "latest").await.unwrap();
+    assert_eq!(pulled.value.digest, digest);
+    match pulled.cache {
+        Some(CacheOutcome::Stale { reason }) => assert!(reason.contains("429"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let e = pull_tag(&c, "uncached").await.unwrap_err();
     assert!(
         matches!(
             &e,
@@ -412,8 +427,36 @@ async fn a_cached_copy_is_served_stale_when_the_upstream_is_down_or_rate_limits(
         "{e:?}"
     );
     assert_eq!(e.code(), berth_registry::ErrorCode::TooManyRequests);
-    let stats = &c.reg.pull_through_stats()[0];
-    assert_eq!((stats.stale, stats.errors), (2, 4));
+}
+
+#[tokio::test]
+async fn a_hung_upstream_delays_one_stale_answer_by_the_check_deadline_then_none() {
+    let (c, digest) = failing_upstream(|fake| fake.set_hung(true)).await;
+    let started = std::time::Instant::now();
+    let pulled = tokio::time::timeout(Duration::from_secs(20), pull_tag(&c, "latest"))
+        .await
+        .expect("a hung upstream held the pull")
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(pulled.value.digest, digest);
+    assert!(
+        matches!(&pulled.cache, Some(CacheOutcome::Stale { reason }) if reason.contains("no answer")),
+        "{:?}",
+        pulled.cache
+    );
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(15)).contains(&waited),
+        "the check's deadline, not the upstream client's timeouts: {waited:?}"
+    );
+    let asked = c.fake.total_calls();
+    let started = std::time::Instant::now();
+    let pulled = pull_tag(&c, "latest").await.unwrap();
+    assert!(matches!(pulled.cache, Some(CacheOutcome::Stale { .. })));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "served at once while the outage is remembered"
+    );
+    assert_eq!(c.fake.total_calls(), asked, "the upstream not asked again");
 }
 
 #[tokio::test]

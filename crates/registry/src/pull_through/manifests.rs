@@ -10,6 +10,7 @@ use crate::registry::{unix_now, ManifestContent, Registry};
 use crate::storage::CacheSource;
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_oci::{Reference, RepositoryName, Tag};
+use std::time::Instant;
 
 impl Registry {
     pub(super) async fn pull_cached_manifest(
@@ -69,12 +70,29 @@ impl Registry {
             return Ok(CacheOutcome::Hit);
         }
         let route = cached.route;
-        let checked = match route
-            .upstream
-            .manifest_digest(&cached.remote, tag.as_str())
-            .await
-        {
+        if p.outages.is_down(&route.name, Instant::now()) {
+            return Ok(CacheOutcome::Stale {
+                reason: format!(
+                    "upstream {} failed a check less than {} s ago",
+                    route.name,
+                    freshness::OUTAGE_MEMORY.as_secs()
+                ),
+            });
+        }
+        let asked = tokio::time::timeout(
+            freshness::CHECK_DEADLINE,
+            route.upstream.manifest_digest(&cached.remote, tag.as_str()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(UpstreamError::Unavailable(format!(
+                "no answer within {} s",
+                freshness::CHECK_DEADLINE.as_secs()
+            )))
+        });
+        let checked = match asked {
             Ok(digest) if digest == local.digest => {
+                p.outages.answered(&route.name);
                 self.meta.set_tag_checked(repo, tag, now).await?;
                 return Ok(CacheOutcome::Hit);
             }
@@ -84,16 +102,22 @@ impl Registry {
             })),
         };
         match checked {
-            Ok(()) => Ok(CacheOutcome::Miss),
+            Ok(()) => {
+                p.outages.answered(&route.name);
+                Ok(CacheOutcome::Miss)
+            }
             Err(Error::Upstream {
                 upstream,
                 error: error @ (UpstreamError::Unavailable(_) | UpstreamError::RateLimited { .. }),
             }) => {
+                p.outages.failed(&route.name, Instant::now());
                 tracing::warn!(
                     repository = %repo,
                     upstream = %upstream,
                     reason = %error,
-                    "pull-through: serving the cached copy of {repo}:{tag}, the upstream could not be asked"
+                    "pull-through: serving the cached copy of {repo}:{tag}, the upstream could not be asked; \
+                     cached tags of {upstream} are served without asking it for {} s",
+                    freshness::OUTAGE_MEMORY.as_secs()
                 );
                 Ok(CacheOutcome::Stale {
                     reason: error.to_string(),

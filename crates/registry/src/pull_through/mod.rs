@@ -88,6 +88,8 @@ pub struct PullThrough {
         crate::registry::single_flight::SingleFlight<(berth_oci::RepositoryName, String)>,
     /// Blob fills in progress, by (repository, digest).
     blob_fills: Arc<flight::BlobFills>,
+    /// Upstreams whose last tag check failed: served stale a while unasked.
+    outages: freshness::Outages,
 }
 
 impl PullThrough {
@@ -103,6 +105,7 @@ impl PullThrough {
             counters,
             manifest_flights: Default::default(),
             blob_fills: Default::default(),
+            outages: Default::default(),
         }
     }
 

@@ -43,6 +43,7 @@ pub struct FakeUpstream {
     calls: Mutex<HashMap<(FakeCall, String, String), usize>>,
     down: AtomicBool,
     rate_limited: AtomicBool,
+    hung: AtomicBool,
     wrong_bytes: AtomicBool,
     wrong_manifest_digest: AtomicBool,
     send_length: AtomicBool,
@@ -66,6 +67,7 @@ impl FakeUpstream {
             calls: Mutex::default(),
             down: AtomicBool::new(false),
             rate_limited: AtomicBool::new(false),
+            hung: AtomicBool::new(false),
             wrong_bytes: AtomicBool::new(false),
             wrong_manifest_digest: AtomicBool::new(false),
             send_length: AtomicBool::new(true),
@@ -118,6 +120,12 @@ impl FakeUpstream {
     /// Every call fails with `Unavailable` (a stopped upstream).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Every call waits forever: an upstream that accepts connections and
+    /// never answers.
+    pub fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
     }
 
     /// Every call fails with `RateLimited` (429, Retry-After 60).
@@ -192,7 +200,10 @@ impl FakeUpstream {
             .or_default() += 1;
     }
 
-    fn failing(&self) -> Result<(), UpstreamError> {
+    async fn failing(&self) -> Result<(), UpstreamError> {
+        if self.hung.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.down.load(Ordering::SeqCst) {
             return Err(UpstreamError::Unavailable(
                 "connection refused (fake upstream is down)".into(),
@@ -239,7 +250,7 @@ impl Upstream for FakeUpstream {
         reference: &str,
     ) -> Result<UpstreamManifest, UpstreamError> {
         self.count(FakeCall::Manifest, repository, reference);
-        self.failing()?;
+        self.failing().await?;
         let m = self.stored_manifest(repository, reference)?;
         let digest = if self.wrong_manifest_digest.load(Ordering::SeqCst) {
             Digest::sha256_of(b"not this manifest")
@@ -259,13 +270,13 @@ impl Upstream for FakeUpstream {
         reference: &str,
     ) -> Result<Digest, UpstreamError> {
         self.count(FakeCall::ManifestDigest, repository, reference);
-        self.failing()?;
+        self.failing().await?;
         Ok(self.stored_manifest(repository, reference)?.digest)
     }
 
     async fn blob(&self, repository: &str, digest: &Digest) -> Result<UpstreamBlob, UpstreamError> {
         self.count(FakeCall::Blob, repository, &digest.to_string());
-        self.failing()?;
+        self.failing().await?;
         let bytes = self.stored_blob(repository, digest)?;
         let bytes = if self.wrong_bytes.load(Ordering::SeqCst) && !bytes.is_empty() {
             let mut wrong = bytes.to_vec();
@@ -302,7 +313,7 @@ impl Upstream for FakeUpstream {
 
     async fn blob_size(&self, repository: &str, digest: &Digest) -> Result<u64, UpstreamError> {
         self.count(FakeCall::BlobSize, repository, &digest.to_string());
-        self.failing()?;
+        self.failing().await?;
         Ok(self.stored_blob(repository, digest)?.len() as u64)
     }
 }
