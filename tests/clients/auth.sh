@@ -67,25 +67,10 @@ v2_challenges() { [ "$(v2_status)" = 401 ]; }
 # data in $T/berth-MODE, log in $T/berth-MODE.log; ready once /v2/ answers 401.
 # Request lines are logged (debug) so the leak check covers them too.
 start_auth_berth() {
-  local mode=$1 deadline; shift
+  local mode=$1; shift
   BERTH_DATA=$T/berth-$mode BERTH_LOG=$T/berth-$mode.log
-  for _ in 1 2 3; do
-    PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    RUST_LOG=info,berth_server=debug "$BERTH_BIN" serve --addr "$REG" --data-dir "$BERTH_DATA" \
-      --config "$T/auth.toml" --htpasswd "$HTPASSWD" "$@" >"$BERTH_LOG" 2>&1 &
-    BERTH_PID=$!; track "berth-$mode" "$BERTH_PID"
-    deadline=$((SECONDS + 30))
-    until v2_challenges; do
-      if ! kill -0 "$BERTH_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
-      sleep 0.2
-    done
-    if v2_challenges; then echo "# berth ($mode) pid $BERTH_PID on $REG"; return 0; fi
-    stop_pid berth "$BERTH_PID"
-    grep -qi 'in use' "$BERTH_LOG" || break
-  done
-  echo "berth ($mode) did not answer 401 on http://$REG/v2/ within 30 s (or exited); its log:" >&2
-  sed 's/^/    /' "$BERTH_LOG" >&2
-  return 1
+  RUST_LOG=info,berth_server=debug serve_berth "$BERTH_LOG" v2_challenges --data-dir "$BERTH_DATA" \
+    --config "$T/auth.toml" --htpasswd "$HTPASSWD" "$@"
 }
 
 # As admin, over the API (Basic credentials are accepted in token mode too).

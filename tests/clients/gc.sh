@@ -49,25 +49,7 @@ EOF
 
 # start_gc_berth: berth with that config, data in $DATA (sets PORT, REG, HOSTREG).
 start_gc_berth() {
-  [ -x "$BERTH_BIN" ] || { echo "berth binary not found: $BERTH_BIN" >&2; return 1; }
-  local deadline
-  for _ in 1 2 3; do
-    PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    BERTH_DELETE_ENABLED=true "$BERTH_BIN" serve --addr "$REG" --data-dir "$DATA" \
-      --config "$T/berth.toml" >"$T/berth.log" 2>&1 &
-    BERTH_PID=$!; track berth "$BERTH_PID"
-    deadline=$((SECONDS + 30))
-    until v2_ready; do
-      if ! kill -0 "$BERTH_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
-      sleep 0.2
-    done
-    if v2_ready; then echo "# berth pid $BERTH_PID on $REG ($BERTH_BIN)"; return 0; fi
-    stop_pid berth "$BERTH_PID"
-    grep -qi 'in use' "$T/berth.log" || break
-  done
-  echo "berth did not answer 200 on http://$REG/v2/ within 30 s (or exited); its log:" >&2
-  sed 's/^/    /' "$T/berth.log" >&2
-  return 1
+  BERTH_DELETE_ENABLED=true serve_berth "$T/berth.log" v2_ready --data-dir "$DATA" --config "$T/berth.toml"
 }
 start_gc_berth
 start_dockerd

@@ -93,28 +93,37 @@ free_port() {
 
 v2_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 200 ]; }
 
-# start_berth: a fresh registry; sets PORT, REG (127.0.0.1:PORT) and HOSTREG (localhost:PORT).
-# Retries on a new port if the one picked was taken in the meantime.
-start_berth() {
+# serve_berth LOG READY [SERVE ARGS...]: `berth serve --addr 127.0.0.1:PORT
+# SERVE ARGS` on a free port, its output in LOG, until READY (a command)
+# succeeds; sets PORT, REG (127.0.0.1:PORT), HOSTREG (localhost:PORT) and
+# BERTH_PID. Retries on a new port if the one picked was taken in the
+# meantime; on failure prints the log. Environment set before the call
+# (`RUST_LOG=debug serve_berth ...`) reaches berth.
+serve_berth() {
   [ -x "$BERTH_BIN" ] || { echo "berth binary not found: $BERTH_BIN (build it: cargo build --release -p berth-cli)" >&2; return 1; }
-  local attempt deadline
+  local log=$1 ready=$2 attempt deadline; shift 2
   for attempt in 1 2 3; do
     PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    BERTH_DELETE_ENABLED=${BERTH_DELETE_ENABLED:-true} \
-      "$BERTH_BIN" serve --addr "$REG" --data-dir "$T/berth-data" >"$T/berth.log" 2>&1 &
+    "$BERTH_BIN" serve --addr "$REG" "$@" >"$log" 2>&1 &
     BERTH_PID=$!; track berth "$BERTH_PID"
     deadline=$((SECONDS + 30))
-    until v2_ready; do
+    until $ready; do
       if ! kill -0 "$BERTH_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
       sleep 0.2
     done
-    if v2_ready; then echo "# berth pid $BERTH_PID on $REG ($BERTH_BIN)"; return 0; fi
+    if $ready; then echo "# berth pid $BERTH_PID on $REG ($BERTH_BIN)"; return 0; fi
     stop_pid berth "$BERTH_PID"
-    grep -qi 'in use' "$T/berth.log" || break
+    grep -qi 'in use' "$log" || break
   done
-  echo "berth did not answer 200 on http://$REG/v2/ within 30 s (or exited); its log:" >&2
-  sed 's/^/    /' "$T/berth.log" >&2
+  echo "berth did not become ready ($ready) on $REG within 30 s (or exited); its log:" >&2
+  sed 's/^/    /' "$log" >&2
   return 1
+}
+
+# start_berth: a fresh registry in $T/berth-data (see serve_berth).
+start_berth() {
+  BERTH_DELETE_ENABLED=${BERTH_DELETE_ENABLED:-true} \
+    serve_berth "$T/berth.log" v2_ready --data-dir "$T/berth-data"
 }
 
 # ---- dockerd / containerd --------------------------------------------------

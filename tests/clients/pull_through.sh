@@ -287,23 +287,10 @@ front_config >"$T/front.toml"
 
 # start_front DATA CONFIG LOG: berth with that config (sets PORT, REG, HOSTREG, FRONT_PID).
 start_front() {
-  local data=$1 conf=$2 log=$3 deadline
-  for _ in 1 2 3; do
-    PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    PATH=$T/bin:$PATH RUST_LOG=${FRONT_LOG_LEVEL:-debug} "$BERTH_BIN" serve --addr "$REG" --data-dir "$data" --config "$conf" >"$log" 2>&1 &
-    FRONT_PID=$!; track berth "$FRONT_PID"
-    deadline=$((SECONDS + 30))
-    until v2_ready; do
-      if ! kill -0 "$FRONT_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
-      sleep 0.2
-    done
-    if v2_ready; then echo "# berth (pull-through) pid $FRONT_PID on $REG"; return 0; fi
-    stop_pid berth "$FRONT_PID"
-    grep -qi 'in use' "$log" || break
-  done
-  echo "berth did not answer 200 on http://$REG/v2/ within 30 s (or exited); its log:" >&2
-  sed 's/^/    /' "$log" >&2
-  return 1
+  local data=$1 conf=$2 log=$3
+  PATH=$T/bin:$PATH RUST_LOG=${FRONT_LOG_LEVEL:-debug} \
+    serve_berth "$log" v2_ready --data-dir "$data" --config "$conf" || return 1
+  FRONT_PID=$BERTH_PID
 }
 start_front "$T/berth-data" "$T/front.toml" "$T/berth.log"
 

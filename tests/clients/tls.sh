@@ -20,26 +20,10 @@ https_ready() { [ "$(curl -s -o /dev/null --cacert "$CERTS/ca.crt" -w '%{http_co
 
 # start_berth_tls: like lib.sh's start_berth, over HTTPS with the pair from `berth cert`.
 start_berth_tls() {
-  local deadline _
-  for _ in 1 2 3; do
-    PORT=$(free_port); REG=127.0.0.1:$PORT; HOSTREG=localhost:$PORT
-    # The blobs handler's debug line names the path each blob body took.
-    BERTH_LOG=info,berth_server::handlers::blobs=debug \
-      "$BERTH_BIN" serve --addr "$REG" --data-dir "$T/berth-data" \
-        --tls-cert "$CERTS/server.crt" --tls-key "$CERTS/server.key" >"$T/berth.log" 2>&1 &
-    BERTH_PID=$!; track berth "$BERTH_PID"
-    deadline=$((SECONDS + 30))
-    until https_ready; do
-      if ! kill -0 "$BERTH_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
-      sleep 0.2
-    done
-    if https_ready; then echo "# berth pid $BERTH_PID on https://$HOSTREG ($BERTH_BIN)"; return 0; fi
-    stop_pid berth "$BERTH_PID"
-    grep -qi 'in use' "$T/berth.log" || break
-  done
-  echo "berth did not answer 200 on https://$HOSTREG/v2/ within 30 s; its log:" >&2
-  sed 's/^/    /' "$T/berth.log" >&2
-  return 1
+  # The blobs handler's debug line names the path each blob body took.
+  BERTH_LOG=info,berth_server::handlers::blobs=debug \
+    serve_berth "$T/berth.log" https_ready --data-dir "$T/berth-data" \
+      --tls-cert "$CERTS/server.crt" --tls-key "$CERTS/server.key"
 }
 start_berth_tls
 
