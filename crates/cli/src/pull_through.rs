@@ -193,18 +193,21 @@ mod tests {
         assert_eq!(
             routes
                 .local_name(&name("busybox"), Some("docker.io"))
+                .unwrap()
                 .as_str(),
             "docker.io/library/busybox"
         );
         assert_eq!(
             routes
                 .local_name(&name("team/app"), Some("localhost:5001"))
+                .unwrap()
                 .as_str(),
             "local/team/app"
         );
         assert_eq!(
             routes
                 .local_name(&name("team/app"), Some("localhost:5000"))
+                .unwrap()
                 .as_str(),
             "team/app",
             "an ns naming no upstream is local"

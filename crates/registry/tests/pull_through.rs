@@ -821,7 +821,7 @@ async fn with_the_fallback_pushed_repositories_stay_local_and_absent_ones_go_ups
 #[tokio::test]
 async fn local_names_follow_the_routes() {
     let c = cache();
-    let local = |n: &str, ns: Option<&str>| c.reg.local_name(&repo(n), ns).to_string();
+    let local = |n: &str, ns: Option<&str>| c.reg.local_name(&repo(n), ns).unwrap().to_string();
     assert_eq!(local("busybox", Some("docker.io")), LOCAL);
     assert_eq!(local("library/app", Some("localhost:5000")), "library/app");
     let plain = Registry::new(
@@ -832,6 +832,7 @@ async fn local_names_follow_the_routes() {
     assert_eq!(
         plain
             .local_name(&repo("busybox"), Some("docker.io"))
+            .unwrap()
             .to_string(),
         "busybox"
     );

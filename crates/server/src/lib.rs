@@ -233,7 +233,10 @@ async fn route_and_handle(
             // `?ns=`, Docker Hub's `library/`), before anything reads it:
             // rights, handlers and logs all see the local name.
             if let Some(name) = route.repository_mut() {
-                *name = app.registry.local_name(name, query.get("ns"));
+                match app.registry.local_name(name, query.get("ns")) {
+                    Ok(local) => *name = local,
+                    Err(e) => return ApiError::from(e).into_response(),
+                }
             }
             // What `serve` attached to the request; absent when the router
             // runs without it (in-process tests).

@@ -174,3 +174,25 @@ async fn writes_into_a_cached_repository_are_denied_by_prefix_and_by_ns() {
     }
     assert_eq!(s.upstream.total_calls(), 0);
 }
+
+#[tokio::test]
+async fn a_name_too_long_under_its_upstreams_prefix_is_name_invalid_not_served_locally() {
+    let s = setup(Duration::from_secs(60));
+    let long = format!("team/{}", "a".repeat(250));
+    let response = send(
+        &s.app,
+        Method::GET,
+        &format!("/v2/{long}/tags/list?ns=fake"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("NAME_INVALID"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(s.upstream.total_calls(), 0);
+}

@@ -30,10 +30,10 @@ impl Registry {
     /// The repository a request names, under berth (see
     /// [`super::UpstreamRoutes::local_name`]): the server asks this for
     /// every `/v2/<name>/...` request before authorizing it.
-    pub fn local_name(&self, name: &RepositoryName, ns: Option<&str>) -> RepositoryName {
+    pub fn local_name(&self, name: &RepositoryName, ns: Option<&str>) -> Result<RepositoryName> {
         match &self.pull_through {
-            Some(p) => p.routes().local_name(name, ns),
-            None => name.clone(),
+            Some(p) => Ok(p.routes().local_name(name, ns)?),
+            None => Ok(name.clone()),
         }
     }
 

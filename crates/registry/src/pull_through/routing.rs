@@ -4,7 +4,7 @@
 //! (registry:2's `REGISTRY_PROXY_REMOTEURL`). Pure: no I/O.
 
 use super::Upstream;
-use berth_oci::RepositoryName;
+use berth_oci::{NameError, RepositoryName};
 use std::sync::Arc;
 
 /// One configured upstream and how names under berth reach it.
@@ -79,14 +79,20 @@ impl UpstreamRoutes {
     /// `ns`, a name under a prefix is normalised (`docker.io/busybox` →
     /// `docker.io/library/busybox`) and anything else is unchanged
     /// (`?ns=localhost:5000` is served locally).
-    pub fn local_name(&self, name: &RepositoryName, ns: Option<&str>) -> RepositoryName {
+    /// A name too long once under its prefix is `NameError` (never the
+    /// request's own name: that would serve a local repository as the
+    /// upstream's).
+    pub fn local_name(
+        &self,
+        name: &RepositoryName,
+        ns: Option<&str>,
+    ) -> Result<RepositoryName, NameError> {
         let by_ns = ns.and_then(|ns| self.routes.iter().find(|r| r.name == ns));
-        let local = match (by_ns, self.by_prefix(name)) {
+        match (by_ns, self.by_prefix(name)) {
             (Some(route), _) => under(route, &route.remote_name(name.as_str())),
             (None, Some((route, remote))) => under(route, &remote),
-            (None, None) => None,
-        };
-        local.unwrap_or_else(|| name.clone())
+            (None, None) => Ok(name.clone()),
+        }
     }
 
     /// The upstream and remote name for a local name under a prefix
@@ -122,8 +128,8 @@ impl UpstreamRoutes {
 
 /// `<prefix>/<remote>` as a repository name; `None` if that is no valid
 /// name (too long), and then the request keeps its own name.
-fn under(route: &UpstreamRoute, remote: &str) -> Option<RepositoryName> {
-    format!("{}/{remote}", route.prefix).parse().ok()
+fn under(route: &UpstreamRoute, remote: &str) -> Result<RepositoryName, NameError> {
+    format!("{}/{remote}", route.prefix).parse()
 }
 
 #[cfg(test)]
@@ -176,7 +182,7 @@ mod tests {
     }
 
     fn local(routes: &UpstreamRoutes, n: &str, ns: Option<&str>) -> String {
-        routes.local_name(&name(n), ns).to_string()
+        routes.local_name(&name(n), ns).unwrap().to_string()
     }
 
     #[test]
@@ -256,6 +262,11 @@ mod tests {
             local(&r, "quay/team/app", Some("ghcr.io")),
             "ghcr.io/quay/team/app",
             "ghcr.io's quay/team/app, not the quay upstream's team/app"
+        );
+        let long = format!("team/{}", "a".repeat(250));
+        assert!(
+            r.local_name(&name(&long), Some("docker.io")).is_err(),
+            "too long under docker.io/: refused, never served as the local {long}"
         );
     }
 
