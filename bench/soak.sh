@@ -3,8 +3,8 @@
 # mounts and deletes against a fresh berth; checks every answer, verifies every
 # pulled blob, samples berth's memory, prints the figures and a verdict.
 #   bench/soak.sh                                # on demand: 300 s, 500 clients
-#   bench/soak.sh --duration 60 --clients 500    # the CI variant
-#   bench/soak.sh --gc                           # with GC: 300 s (CI: --duration 90)
+#   bench/soak.sh --duration 45 --clients 500    # the CI variant
+#   bench/soak.sh --gc                           # with GC: 300 s (CI: --duration 45)
 #   bench/soak.sh --gc --duration 3600           # the hour on demand
 # Other flags go to `loadgen soak`: --pool 1GiB (distinct blob bytes, bounds
 # disk use), --timeout 60s, --warmup 12s, --rss-ceiling-mib 1024,

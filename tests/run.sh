@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: deps → lints → one build (profile `ci`: release
 # speed, overflow checks and debug assertions on) → cargo tests → fuzzing →
-# real clients → browser → a one-minute soak → a one-minute soak with GC running.
+# real clients → browser → a 45 s soak → a 45 s soak with GC running.
 # Last line: "N passed, M failed". Exits non-zero on any failure.
 set -euo pipefail
 if [ -n "${BERTH_BIN:-}" ]; then BERTH_BIN=$(realpath "$BERTH_BIN"); export BERTH_BIN; fi
@@ -59,8 +59,8 @@ passed=$((passed + cargo_passed)) failed=$((failed + cargo_failed))
 if [ "$rc" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then fail_step "cargo test exited $rc"; fi
 echo "cargo test: $cargo_passed passed, $cargo_failed failed"
 
-step "fuzzing: corpus replay, then ${FUZZ_SECONDS:-10} s per target (fuzz/run.sh)"
-counted_step "fuzz/run.sh" bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+step "fuzzing: corpus replay, then ${FUZZ_SECONDS:-6} s per target (fuzz/run.sh)"
+counted_step "fuzz/run.sh" bash fuzz/run.sh "${FUZZ_SECONDS:-6}"
 
 step "real clients (tests/clients/run.sh)"
 if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
@@ -76,17 +76,17 @@ else
   fail_step "browser tests not run: no berth binary"
 fi
 
-step "soak (bench/soak.sh --duration 60 --clients 500)"
+step "soak (bench/soak.sh --duration 45 --clients 500)"
 if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
-  counted_step "bench/soak.sh" bash bench/soak.sh --duration 60 --clients 500
+  counted_step "bench/soak.sh" bash bench/soak.sh --duration 45 --clients 500
 else
   fail_step "soak not run: no berth binary"
 fi
 
 # ~1.5 min: 60 s of load, the settle past the grace, the final GC passes, fsck.
-step "GC soak (bench/soak.sh --gc --duration 60)"
+step "GC soak (bench/soak.sh --gc --duration 45)"
 if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
-  counted_step "bench/soak.sh --gc" bash bench/soak.sh --gc --duration 60
+  counted_step "bench/soak.sh --gc" bash bench/soak.sh --gc --duration 45
 else
   fail_step "GC soak not run: no berth binary"
 fi
