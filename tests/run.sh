@@ -19,7 +19,11 @@ passed=0 failed=0
 log=$(mktemp "${TMPDIR:-/tmp}/berth-tests-log.XXXXXX")
 trap 'rm -f "$log"' EXIT
 
-step() { echo; echo "##### $*"; }
+# Each step's wall time, for the summary: what to trim when the command
+# nears CI's budget.
+timings=() step_name="" step_started=$SECONDS
+end_timing() { [ -z "$step_name" ] || timings+=("$(printf '%5ds  %s' $((SECONDS - step_started)) "$step_name")"); }
+step() { end_timing; step_name=$*; step_started=$SECONDS; echo; echo "##### $*"; }
 # fail_step NAME: a step that failed without counting itself.
 fail_step() { failed=$((failed + 1)); echo "FAIL - $1"; }
 # check_step NAME CMD...: a step that passes or fails as one.
@@ -91,6 +95,9 @@ else
   fail_step "GC soak not run: no berth binary"
 fi
 
+end_timing
+step_name=""
 step "summary (${SECONDS}s)"
+printf '%s\n' "${timings[@]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
