@@ -81,16 +81,16 @@ admin_digest() {
     tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'
 }
 
-# refused NAME EXIT PATTERN CMD...: CMD must fail with exit code EXIT and say
+# refused_exit NAME EXIT PATTERN CMD...: CMD must fail with exit code EXIT and say
 # something matching PATTERN (an auth refusal, not e.g. a connection error).
 # What the client said is echoed, so the log shows how each client reports it.
-refused() {
+refused_exit() {
   local name=$1 want=$2 pattern=$3 rc=0 out; shift 3
   out=$("$@" 2>&1) || rc=$?
   echo "#   client said (exit $rc): $(printf '%s\n' "$out" | grep -iE "$pattern" | tail -n 1 | cut -c1-300)"
-  check "$name: refused, exit $want" refusal_was "$want" "$rc" "$pattern" "$out"
+  check "$name: refused, exit $want" exit_and_refusal_were "$want" "$rc" "$pattern" "$out"
 }
-refusal_was() {
+exit_and_refusal_were() {
   # a here-string, not a pipe: grep -q stopping early must not fail the check (pipefail)
   expect_eq "$1" "$2" && { grep -qiE "$3" <<<"$4" || { echo "output does not match /$3/:"; echo "$4"; return 1; }; }
 }
@@ -108,7 +108,7 @@ docker_login() { printf '%s\n' "$2" | timeout 120 docker login -u "$1" --passwor
 
 docker_flow() {
   local mode=$1 app=$HOSTREG/team-a/app:$1
-  refused "[$mode] docker login alice with a wrong password" 1 "$DENIED" docker_login alice "$WRONG_PW"
+  refused_exit "[$mode] docker login alice with a wrong password" 1 "$DENIED" docker_login alice "$WRONG_PW"
   check "[$mode] docker login alice --password-stdin (htpasswd -B line)" docker_login alice "${PW[alice]}"
   docker_stored_login() { jq -e --arg h "$HOSTREG" '.auths[$h] | .auth or .identitytoken' "$DOCKER_CONFIG/config.json"; }
   check "[$mode] docker keeps the login in its config.json" docker_stored_login
@@ -134,22 +134,22 @@ docker_flow() {
 
   check "[$mode] docker login reader (berth user add line)" docker_login reader "${PW[reader]}"
   check "[$mode] docker tag $app as team-a/app:by-reader" docker tag "$app" "$HOSTREG/team-a/app:by-reader"
-  refused "[$mode] docker push by pull-only reader" 1 "$DENIED" timeout 300 docker push "$HOSTREG/team-a/app:by-reader"
+  refused_exit "[$mode] docker push by pull-only reader" 1 "$DENIED" timeout 300 docker push "$HOSTREG/team-a/app:by-reader"
   check "[$mode] reader's refused push wrote no tag" expect_eq "[\"$mode\"]" "$(tags_of team-a/app)"
 
   check "[$mode] docker login bob" docker_login bob "${PW[bob]}"
   docker rmi "$app" "$HOSTREG/team-a/app:by-reader" >/dev/null || true  # so the pull below must fetch
-  refused "[$mode] docker pull team-a by bob (team-b only)" 1 "$DENIED" timeout 300 docker pull "$app"
+  refused_exit "[$mode] docker pull team-a by bob (team-b only)" 1 "$DENIED" timeout 300 docker pull "$app"
 
   check "[$mode] docker logout" timeout 60 docker logout "$HOSTREG"
-  refused "[$mode] docker pull after logout (anonymous)" 1 "$NO_CREDENTIALS" timeout 300 docker pull "$app"
+  refused_exit "[$mode] docker pull after logout (anonymous)" 1 "$NO_CREDENTIALS" timeout 300 docker pull "$app"
 }
 
 podman_flow() {
   local mode=$1 img=$HOSTREG/team-a/pod:$1
   podman_login() { printf '%s\n' "$2" | podman_ login --tls-verify=false -u "$1" --password-stdin "$HOSTREG"; }
   # podman's words for a 401 on /v2/ with Basic: "invalid username/password"
-  refused "[$mode] podman login alice with a wrong password" 125 "$DENIED|invalid username/password" \
+  refused_exit "[$mode] podman login alice with a wrong password" 125 "$DENIED|invalid username/password" \
     podman_login alice "$WRONG_PW"
   check "[$mode] podman login alice" podman_login alice "${PW[alice]}"
   check "[$mode] podman import busybox rootfs" podman_ import "$T/rootfs.tar" "$img"
@@ -161,12 +161,12 @@ podman_flow() {
   check "[$mode] podman pull $img as reader" podman_ pull --tls-verify=false "$img"
   pulled() { expect_eq "$(cat "$T/pod-$mode.digest")" "$(podman_ image inspect --format '{{.Digest}}' "$img")"; }
   check "[$mode] podman's pulled digest = pushed" pulled
-  refused "[$mode] podman push by pull-only reader" 125 "$DENIED" \
+  refused_exit "[$mode] podman push by pull-only reader" 125 "$DENIED" \
     podman_ push --tls-verify=false "$img" "docker://$HOSTREG/team-a/pod:by-reader"
   check "[$mode] reader's refused push wrote no tag" expect_eq "[\"$mode\"]" "$(tags_of team-a/pod)"
   check "[$mode] podman logout" podman_ logout "$HOSTREG"
   podman_ rmi "$img" >/dev/null || true  # so the pull below must fetch
-  refused "[$mode] podman pull team-a by bob (--creds)" 125 "$DENIED" \
+  refused_exit "[$mode] podman pull team-a by bob (--creds)" 125 "$DENIED" \
     podman_ pull --tls-verify=false --creds "bob:${PW[bob]}" "$img"
 }
 
@@ -186,9 +186,9 @@ skopeo_flow() {
       expect_eq "$IMG_DIGEST" "$(jq -r '.manifests[0].digest' "$T/sk-out-$mode/index.json")"
   }
   check "[$mode] skopeo copy team-a/sk2 → oci layout --src-creds reader (same digest)" pulled_out
-  refused "[$mode] skopeo copy from team-a by bob (--src-creds)" 1 "$DENIED" \
+  refused_exit "[$mode] skopeo copy from team-a by bob (--src-creds)" 1 "$DENIED" \
     skopeo_ copy --src-tls-verify=false --src-creds "bob:${PW[bob]}" "$one" "oci:$T/sk-bob-$mode:x"
-  refused "[$mode] skopeo copy to team-a by reader (--dest-creds)" 1 "$DENIED" \
+  refused_exit "[$mode] skopeo copy to team-a by reader (--dest-creds)" 1 "$DENIED" \
     skopeo_ copy --dest-tls-verify=false --dest-creds "reader:${PW[reader]}" \
     "oci:$T/layout:latest" "docker://$HOSTREG/team-a/sk3:$mode"
   check "[$mode] reader's refused skopeo push wrote no tag" expect_eq "[]" "$(tags_of team-a/sk3)"
@@ -200,7 +200,7 @@ ctr_flow() {
     ctr_ -n "alice-$mode" images pull --plain-http --user "alice:${PW[alice]}" "$img"
   listed() { expect_eq "$IMG_DIGEST" "$(ctr_ -n "alice-$mode" images ls | awk -v r="$img" '$1 == r {print $3}')"; }
   check "[$mode] ctr lists the pulled image with berth's digest" listed
-  refused "[$mode] ctr images pull team-a by bob (--user)" 1 "$DENIED" \
+  refused_exit "[$mode] ctr images pull team-a by bob (--user)" 1 "$DENIED" \
     ctr_ -n "bob-$mode" images pull --plain-http --user "bob:${PW[bob]}" "$img"
   if [ "$mode" = token ]; then
     # containerd sends a username and password as the OAuth2 form (grant_type=password)

@@ -87,18 +87,6 @@ make_layout() {
   LAYER[$1]=$(layer_digests <"$T/oci-$1/blobs/sha256/${m[0]#sha256:}")
 }
 
-# refused NAME PATTERN CMD...: CMD must fail and say something matching PATTERN
-# (berth's message, not e.g. a connection error). What it said is echoed.
-refused() {
-  local name=$1 pattern=$2 rc=0 out; shift 2
-  out=$("$@" 2>&1) || rc=$?
-  echo "#   client said (exit $rc): $(printf '%s\n' "$out" | grep -iE "$pattern" | tail -n 1 | cut -c1-300)"
-  check "$name" refusal_was "$rc" "$pattern" "$out"
-}
-refusal_was() {
-  [ "$1" -ne 0 ] || { echo "exit 0: the push was not refused"; echo "$3"; return 1; }
-  grep -qiE "$2" <<<"$3" || { echo "output does not match /$2/:"; echo "$3"; return 1; }
-}
 
 # docker_push REF: push, print the pushed manifest digest.
 docker_push() {

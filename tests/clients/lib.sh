@@ -93,6 +93,21 @@ free_port() {
 
 v2_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 200 ]; }
 
+# refused NAME PATTERN CMD...: CMD must fail and say something matching
+# PATTERN (berth's message, not e.g. a connection error). What the client
+# said is echoed, so the log shows how each client reports it.
+refused() {
+  local name=$1 pattern=$2 rc=0 out; shift 2
+  out=$("$@" 2>&1) || rc=$?
+  echo "#   client said (exit $rc): $(printf '%s\n' "$out" | grep -iE "$pattern" | tail -n 1 | cut -c1-300)"
+  check "$name" refusal_was "$rc" "$pattern" "$out"
+}
+refusal_was() {
+  [ "$1" -ne 0 ] || { echo "exit 0: not refused"; echo "$3"; return 1; }
+  # a here-string, not a pipe: grep -q stopping early must not fail the check (pipefail)
+  grep -qiE "$2" <<<"$3" || { echo "output does not match /$2/:"; echo "$3"; return 1; }
+}
+
 # serve_berth LOG READY [SERVE ARGS...]: `berth serve --addr 127.0.0.1:PORT
 # SERVE ARGS` on a free port, its output in LOG, until READY (a command)
 # succeeds; sets PORT, REG (127.0.0.1:PORT), HOSTREG (localhost:PORT) and
