@@ -142,25 +142,39 @@ struct Server {
 }
 
 impl Server {
+    /// `berth serve` on a free port. Ready once its admin socket exists
+    /// (bound after the TCP port): a connect alone could reach another
+    /// test's server that took the port between the probe and our bind, and
+    /// then our child exits and is started again on another port.
     fn start(dir: &Path) -> Server {
-        let addr = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap()
-        };
-        let child = berth()
-            .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .env("BERTH_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "berth serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..5 {
+            let addr = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                probe.local_addr().unwrap()
+            };
+            // A killed server's socket file would look like ours.
+            let _ = std::fs::remove_file(dir.join("admin.sock"));
+            let mut child = berth()
+                .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
+                .arg(dir)
+                .env("BERTH_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break; // most likely the port was taken: try another
+                }
+                if dir.join("admin.sock").exists() && std::net::TcpStream::connect(addr).is_ok() {
+                    return Server { child, addr };
+                }
+                assert!(Instant::now() < deadline, "berth serve did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        Server { child, addr }
+        panic!("berth serve exited at start 5 times");
     }
 
     fn url(&self, path: &str) -> String {
