@@ -13,6 +13,8 @@ pub mod fs;
 mod io_mode;
 mod meta_store;
 mod policy_rows;
+pub mod postgres;
+pub mod schema;
 pub mod sqlite;
 
 pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};
