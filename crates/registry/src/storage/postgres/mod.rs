@@ -33,6 +33,7 @@
 mod blobs;
 mod browse;
 mod cache;
+mod coordination;
 mod db;
 mod gc;
 mod listings;
@@ -63,6 +64,13 @@ pub use migrate::SchemaError;
 /// process under load, few enough that several replicas stay under the
 /// server's default `max_connections` (100).
 const POOL_SIZE: usize = 16;
+
+/// A server that does not answer within this is down: requests fail
+/// instead of hanging.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Longest wait for a free pooled connection.
+const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(30);
 
 /// The PostgreSQL metadata store.
 pub struct PostgresMetaStore {
@@ -173,6 +181,9 @@ impl PostgresMetaStore {
         if config.get_application_name().is_none() {
             config.application_name("berth");
         }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_WITHIN);
+        }
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -182,6 +193,9 @@ impl PostgresMetaStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_WITHIN))
+            .wait_timeout(Some(WAIT_FOR_CONNECTION))
             .build()
             .map_err(|e| Error::Storage(format!("postgresql pool: {e}")))?;
         let store = PostgresMetaStore { pool };
