@@ -82,6 +82,9 @@ promises!(
     tag_check_times_move_and_go_with_their_tags,
     cached_bytes_count_present_blobs_of_cached_manifests_once,
     eviction_candidates_are_top_level_cached_manifests_by_last_pull,
+    leases_are_exclusive_until_released_or_expired,
+    shared_secrets_keep_the_first_value,
+    repositories_list_their_links_and_manifests,
 );
 
 shared_promises!(
@@ -89,14 +92,19 @@ shared_promises!(
     put_manifest_racing_an_unlink_never_dangles,
     a_tombstone_racing_a_put_and_a_mount_never_dangles,
     upload_sessions_are_capped,
+    upload_sessions_advance_by_compare_and_set,
 );
 
 // --- What only a database shared by replicas must prove. ---
 
 use berth_oci::{Digest, RepositoryName, Tag};
 use berth_registry::storage::schema;
-use berth_registry::storage::{ManifestRecord, PutOptions};
+use berth_registry::storage::sqlite::SqliteMetaStore;
+use berth_registry::storage::{
+    ManifestRecord, PutOptions, UploadLimits, UploadProgress, UploadSession,
+};
 use berth_registry::{Error, MetaStore};
+use std::time::Duration;
 
 /// Two stores on one database, as two replicas have.
 async fn two_replicas() -> Option<(String, Arc<PostgresMetaStore>, Arc<PostgresMetaStore>)> {
@@ -287,4 +295,206 @@ async fn the_check_fails_once_the_database_is_not_berths() {
         .await
         .unwrap();
     assert!(store.check().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_advanced_from_one_offset_on_two_replicas_moves_once() {
+    let Some((_, a, b)) = two_replicas().await else {
+        return;
+    };
+    let session = UploadSession {
+        id: "replicated-upload".into(),
+        repository: "race/upload".parse().unwrap(),
+        offset: 0,
+        updated_at: 1,
+        client: None,
+        hash_state: None,
+        store_state: Vec::new(),
+    };
+    let roomy = UploadLimits {
+        total: usize::MAX,
+        per_client: usize::MAX,
+    };
+    a.create_upload(&session, roomy).await.unwrap();
+    let racers: Vec<_> = (1..=16u64)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let to = UploadProgress {
+                    offset: i * 100,
+                    hash_state: Some(vec![i as u8; 8]),
+                    store_state: format!("parts of {i}").into_bytes(),
+                };
+                let won = store
+                    .advance_upload("replicated-upload", 0, &to, 2)
+                    .await
+                    .unwrap();
+                won.then_some(to)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "one append from offset 0 is recorded");
+    for store in [&a, &b] {
+        let held = store.upload("replicated-upload").await.unwrap().unwrap();
+        let won = &winners[0];
+        assert_eq!(
+            (held.offset, &held.hash_state, &held.store_state),
+            (won.offset, &won.hash_state, &won.store_state)
+        );
+    }
+    // The next append continues from the winner's offset, on the other replica too.
+    let next = UploadProgress {
+        offset: winners[0].offset + 1,
+        hash_state: None,
+        store_state: b"next".to_vec(),
+    };
+    assert!(b
+        .advance_upload("replicated-upload", winners[0].offset, &next, 3)
+        .await
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_held_by_one_replica_and_taken_over_after_expiry() {
+    let Some((_, a, b)) = two_replicas().await else {
+        return;
+    };
+    let hour = Duration::from_secs(3600);
+    // Many holders on both replicas at once: exactly one gets it.
+    let takers: Vec<_> = (0..12)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let holder = format!("holder-{i}");
+                let took = store.try_lease("gc", &holder, hour).await.unwrap();
+                took.then_some(holder)
+            })
+        })
+        .collect();
+    let mut holders = Vec::new();
+    for taker in takers {
+        holders.extend(taker.await.unwrap());
+    }
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let first = holders.remove(0);
+    assert!(!a.try_lease("gc", "late", hour).await.unwrap());
+    assert!(b.try_lease("gc", &first, hour).await.unwrap(), "renewed");
+    a.release_lease("gc", &first).await.unwrap();
+    // Taken for no time at all: expired once a second has passed.
+    assert!(b.try_lease("gc", "short", Duration::ZERO).await.unwrap());
+    assert!(!a.try_lease("gc", "waiting", hour).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        a.try_lease("gc", "waiting", hour).await.unwrap(),
+        "taken over"
+    );
+    assert!(!b.try_lease("gc", "short", hour).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_storing_a_secret_at_once_all_read_one_value() {
+    let Some((_, a, b)) = two_replicas().await else {
+        return;
+    };
+    let tasks: Vec<_> = (0..10u8)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { store.shared_secret("signing-key", vec![i; 32]).await })
+        })
+        .collect();
+    let mut read = Vec::new();
+    for task in tasks {
+        read.push(task.await.unwrap().unwrap());
+    }
+    assert!(read.iter().all(|v| *v == read[0]), "one value for all");
+    assert!((0..10u8).any(|i| read[0] == vec![i; 32]));
+}
+
+/// Tables, columns (with their kind of type) and indexes of a database.
+type Shape = (Vec<(String, String, String)>, Vec<String>);
+
+async fn postgres_shape(url: &str) -> Shape {
+    let db = raw(url).await;
+    let columns = db
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text
+             FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name <> 'berth_schema'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let kind = |t: &str| match t {
+        "bigint" => "integer",
+        "text" => "text",
+        "bytea" => "bytes",
+        other => panic!("unexpected PostgreSQL column type {other}"),
+    };
+    let mut columns: Vec<(String, String, String)> = columns
+        .iter()
+        .map(|r| (r.get(0), r.get(1), kind(r.get::<_, &str>(2)).to_string()))
+        .collect();
+    columns.sort();
+    // Indexes created by name; primary keys and UNIQUE are implied by the tables.
+    let indexes = db
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'
+               AND indexname NOT LIKE '%\\_pkey' AND indexname NOT LIKE '%\\_key'
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    (columns, indexes.iter().map(|r| r.get(0)).collect())
+}
+
+fn sqlite_shape(path: &std::path::Path) -> Shape {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let kind = |t: String| match t.as_str() {
+        "INTEGER" => "integer".to_string(),
+        "TEXT" => "text".to_string(),
+        "BLOB" => "bytes".to_string(),
+        other => panic!("unexpected SQLite column type {other}"),
+    };
+    let mut columns: Vec<(String, String, String)> = db
+        .prepare(
+            "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, kind(r.get(2)?))))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    columns.sort();
+    let indexes = db
+        .prepare(
+            "SELECT name FROM sqlite_master
+             WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%' ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    (columns, indexes)
+}
+
+#[tokio::test]
+async fn both_engines_migrate_to_the_same_tables_columns_and_indexes() {
+    let Some(pg) = engine() else { return };
+    let url = pg.fresh_database();
+    PostgresMetaStore::connect(&url, None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    drop(SqliteMetaStore::open(&path).unwrap());
+    let (pg_columns, pg_indexes) = postgres_shape(&url).await;
+    let (sqlite_columns, sqlite_indexes) = sqlite_shape(&path);
+    assert_eq!(pg_columns, sqlite_columns);
+    assert_eq!(pg_indexes, sqlite_indexes);
+    assert!(pg_columns.len() > 40, "{pg_columns:?}");
 }

@@ -105,11 +105,13 @@ CREATE TABLE tags (
 CREATE INDEX tags_by_digest ON tags (repo_id, digest);
 CREATE INDEX tags_by_time ON tags (repo_id, updated_at DESC, name);
 CREATE TABLE uploads (
-    id         TEXT COLLATE "C" PRIMARY KEY,
-    repository TEXT NOT NULL,
-    bytes      BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    client     TEXT COLLATE "C"
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    repository  TEXT NOT NULL,
+    bytes       BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    client      TEXT COLLATE "C",
+    hash_state  BYTEA,
+    store_state BYTEA NOT NULL DEFAULT ''
 );
 CREATE INDEX uploads_by_client ON uploads (client);
 CREATE TABLE blobs (
@@ -136,11 +138,159 @@ CREATE TABLE cached_tags (
     checked_at BIGINT NOT NULL,
     PRIMARY KEY (repo_id, tag)
 );
+CREATE TABLE leases (
+    name   TEXT COLLATE "C" PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  BIGINT NOT NULL
+);
+CREATE TABLE shared_secrets (
+    name  TEXT COLLATE "C" PRIMARY KEY,
+    value BYTEA NOT NULL
+);
 "#;
 
 /// The version [`POSTGRES_BASELINE`] is.
-pub const POSTGRES_BASELINE_VERSION: usize = 7;
+pub const POSTGRES_BASELINE_VERSION: usize = 8;
 
-// TEMPORARY until the SQLite steps move here (after core13 lands).
-pub const VERSION: usize = super::sqlite::schema::VERSION;
-pub const MIGRATIONS: &[Step] = &[Step::SqliteOnly(""); 7];
+/// Every version in order; index `i` takes a database to version `i + 1`.
+/// Never edit one that has shipped: append a new one, a [`Step::Both`] or
+/// a [`Step::Split`] (PostgreSQL databases take it too).
+pub const MIGRATIONS: &[Step] = &[
+    // v1: the schema berth started with. `IF NOT EXISTS`, because databases
+    // created before versioning hold these tables at user_version 0.
+    Step::SqliteOnly(
+        "
+    CREATE TABLE IF NOT EXISTS repositories (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE IF NOT EXISTS repo_blobs (
+        repo_id INTEGER NOT NULL REFERENCES repositories(id),
+        digest  TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, digest)
+    );
+    CREATE TABLE IF NOT EXISTS manifests (
+        repo_id       INTEGER NOT NULL REFERENCES repositories(id),
+        digest        TEXT NOT NULL,
+        media_type    TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        artifact_type TEXT,
+        subject       TEXT,
+        annotations   TEXT,
+        pushed_at     INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, digest)
+    );
+    CREATE INDEX IF NOT EXISTS manifests_by_subject ON manifests (repo_id, subject);
+    CREATE TABLE IF NOT EXISTS manifest_refs (
+        repo_id  INTEGER NOT NULL,
+        manifest TEXT NOT NULL,
+        child    TEXT NOT NULL,
+        PRIMARY KEY (repo_id, manifest, child)
+    );
+    CREATE TABLE IF NOT EXISTS tags (
+        repo_id    INTEGER NOT NULL REFERENCES repositories(id),
+        name       TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, name)
+    );
+    CREATE INDEX IF NOT EXISTS tags_by_digest ON tags (repo_id, digest);
+    CREATE TABLE IF NOT EXISTS uploads (
+        id         TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        bytes      INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ",
+    ),
+    // v2: deletes ask whether any manifest still refers to a digest.
+    Step::SqliteOnly(
+        "CREATE INDEX IF NOT EXISTS manifest_refs_by_child ON manifest_refs (repo_id, child);",
+    ),
+    // v3: who started an upload, to cap sessions per client.
+    Step::SqliteOnly(
+        "ALTER TABLE uploads ADD COLUMN client TEXT;
+     CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);",
+    ),
+    // v4: browsing lists a repository's tags newest first.
+    Step::SqliteOnly(
+        "CREATE INDEX IF NOT EXISTS tags_by_time ON tags (repo_id, updated_at DESC, name);",
+    ),
+    // v5: online garbage collection. Every stored blob gets a row saying
+    // when something last wanted it; the grace delay of what is already
+    // there starts at the upgrade. Claims guard publishes in progress; a
+    // tombstone (`deleting_since`) marks a blob the collector is removing.
+    Step::SqliteOnly(
+        "
+    CREATE TABLE blobs (
+        digest         TEXT PRIMARY KEY,
+        size           INTEGER NOT NULL,
+        touched_at     INTEGER NOT NULL,
+        deleting_since INTEGER
+    );
+    INSERT OR IGNORE INTO blobs (digest, size, touched_at)
+        SELECT digest, max(size), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM repo_blobs GROUP BY digest;
+    INSERT OR IGNORE INTO blobs (digest, size, touched_at)
+        SELECT digest, max(size), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM manifests GROUP BY digest;
+    CREATE TABLE blob_claims (
+        id         TEXT PRIMARY KEY,
+        digest     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX blob_claims_by_digest ON blob_claims (digest);
+    ALTER TABLE repo_blobs ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE repo_blobs SET touched_at = CAST(strftime('%s', 'now') AS INTEGER);
+    CREATE INDEX repo_blobs_by_digest ON repo_blobs (digest);
+    CREATE INDEX manifest_refs_by_digest ON manifest_refs (child);
+    CREATE INDEX manifests_by_digest ON manifests (digest);
+    ",
+    ),
+    // v6 (policies): last pulls, by tag and by digest, for retention's
+    // keep_pulled_within. NULL: not pulled since the column exists.
+    Step::SqliteOnly(
+        "ALTER TABLE tags ADD COLUMN pulled_at INTEGER;
+     ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;",
+    ),
+    // v7 (pull-through cache): which repositories mirror an upstream, and
+    // when each cached tag was last checked there.
+    Step::SqliteOnly(
+        "
+    CREATE TABLE cached_repositories (
+        repo_id    INTEGER PRIMARY KEY REFERENCES repositories(id),
+        upstream   TEXT NOT NULL,
+        remote     TEXT NOT NULL,
+        checked_at INTEGER
+    );
+    CREATE TABLE cached_tags (
+        repo_id    INTEGER NOT NULL,
+        tag        TEXT NOT NULL,
+        checked_at INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, tag)
+    );
+    ",
+    ),
+    // v8 (replicas): an upload's saved hash and blob-store state, so that
+    // any process can continue it; leases for work that must run once; and
+    // values every process sharing the store must agree on.
+    Step::SqliteOnly(
+        "
+    ALTER TABLE uploads ADD COLUMN hash_state BLOB;
+    ALTER TABLE uploads ADD COLUMN store_state BLOB NOT NULL DEFAULT x'';
+    CREATE TABLE leases (
+        name   TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until  INTEGER NOT NULL
+    );
+    CREATE TABLE shared_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    ",
+    ),
+];
+
+/// The version a database has once migrated.
+pub const VERSION: usize = MIGRATIONS.len();

@@ -6,7 +6,8 @@ use super::now;
 use deadpool_postgres::Transaction;
 
 /// Takes or renews lease `name` for `holder` until now + `ttl_secs`;
-/// false, changing nothing, while another holder has it unexpired. The
+/// false, changing nothing, while another holder has it unexpired (its
+/// end not yet in the past, as the embedded store judges it). The
 /// upsert's condition is decided on the row as it is when the statement
 /// runs, and the serializable transaction makes two takers of an expired
 /// lease conflict: only one of them commits with it.
@@ -21,7 +22,7 @@ pub(super) async fn try_lease(
         tx,
         "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-         WHERE leases.holder = excluded.holder OR leases.until <= $4",
+         WHERE leases.holder = excluded.holder OR leases.until < $4",
         &[&name, &holder, &now.saturating_add(ttl_secs), &now],
     )
     .await?;

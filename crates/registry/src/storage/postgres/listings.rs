@@ -2,7 +2,8 @@
 
 use super::db::{all, exists, unsigned, Sql};
 use super::{parse_digest, REPO_ID};
-use crate::storage::ReferrerRecord;
+use crate::storage::{ManifestRow, ReferrerRecord};
+use berth_oci::Digest;
 use deadpool_postgres::GenericClient;
 
 /// Whether `repo` holds a manifest: a repository without one is unknown.
@@ -73,6 +74,46 @@ pub(super) async fn referrers(
                 size: unsigned(r.get(2)),
                 artifact_type: r.get(3),
                 annotations: r.get(4),
+            })
+        })
+        .collect()
+}
+
+/// Up to `limit` blobs linked to `repo` after digest `after`, by digest.
+pub(super) async fn links(
+    c: &impl GenericClient,
+    repo: &str,
+    after: &str,
+    limit: usize,
+) -> Sql<Vec<(Digest, u64)>> {
+    let sql = format!(
+        "SELECT digest, size FROM repo_blobs WHERE repo_id = {REPO_ID} AND digest > $2
+         ORDER BY digest LIMIT $3"
+    );
+    let rows = all(c, &sql, &[&repo, &after, &(limit as i64)]).await?;
+    rows.iter()
+        .map(|r| Ok((parse_digest(r.get(0))?, unsigned(r.get(1)))))
+        .collect()
+}
+
+/// Up to `limit` manifests of `repo` after digest `after`, by digest.
+pub(super) async fn manifests(
+    c: &impl GenericClient,
+    repo: &str,
+    after: &str,
+    limit: usize,
+) -> Sql<Vec<ManifestRow>> {
+    let sql = format!(
+        "SELECT digest, media_type, size FROM manifests WHERE repo_id = {REPO_ID}
+           AND digest > $2 ORDER BY digest LIMIT $3"
+    );
+    let rows = all(c, &sql, &[&repo, &after, &(limit as i64)]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ManifestRow {
+                digest: parse_digest(r.get(0))?,
+                media_type: r.get(1),
+                size: unsigned(r.get(2)),
             })
         })
         .collect()

@@ -48,7 +48,7 @@ use super::{
     BlobClaim, CacheSource, EvictionCandidate, ManifestFacts, ManifestRecord, ManifestRow,
     MetaStore, Overview, PullRecord, PutOptions, Reclaimable, ReferrerRecord, RepositoryDeleted,
     RepositoryOrigin, RepositorySummary, RepositoryUsage, StoreStats, TagCursor, TagRow,
-    UploadLimits, UploadSession,
+    UploadLimits, UploadProgress, UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -374,12 +374,15 @@ impl MetaStore for PostgresMetaStore {
         read!(self, |c| uploads::get(&c, id))
     }
 
-    async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()> {
-        let found = serializable!(self, |tx| uploads::set_offset(&tx, id, offset, updated_at))?;
-        match found {
-            true => Ok(()),
-            false => Err(Error::BlobUploadUnknown),
-        }
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: &UploadProgress,
+        updated_at: i64,
+    ) -> Result<bool> {
+        let found = serializable!(self, |tx| uploads::advance(&tx, id, from, to, updated_at))?;
+        found.ok_or(Error::BlobUploadUnknown)
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
@@ -571,5 +574,45 @@ impl MetaStore for PostgresMetaStore {
 
     async fn eviction_candidates(&self, limit: usize) -> Result<Vec<EvictionCandidate>> {
         read!(self, |c| cache::eviction_candidates(&c, limit))
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        serializable!(self, |tx| coordination::try_lease(&tx, name, holder, ttl))
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        serializable!(self, |tx| coordination::release_lease(&tx, name, holder))
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        serializable!(self, |tx| coordination::shared_secret(
+            &tx, name, &candidate
+        ))
+    }
+
+    async fn repository_links(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>> {
+        let after = after.map(|d| d.to_string()).unwrap_or_default();
+        read!(self, |c| listings::links(&c, repo.as_str(), &after, limit))
+    }
+
+    async fn repository_manifests(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestRow>> {
+        let after = after.map(|d| d.to_string()).unwrap_or_default();
+        read!(self, |c| listings::manifests(
+            &c,
+            repo.as_str(),
+            &after,
+            limit
+        ))
     }
 }

@@ -2,7 +2,7 @@
 
 use super::db::{all, exec, one, opt, unsigned, Sql};
 use crate::error::Error;
-use crate::storage::{UploadLimits, UploadSession};
+use crate::storage::{UploadLimits, UploadProgress, UploadSession};
 use deadpool_postgres::{Client, Transaction};
 
 async fn count(tx: &Transaction<'_>, sql: &str, args: super::db::Params<'_>) -> Sql<usize> {
@@ -38,14 +38,16 @@ pub(super) async fn create(
     }
     exec(
         tx,
-        "INSERT INTO uploads (id, repository, bytes, updated_at, client)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO uploads (id, repository, bytes, updated_at, client, hash_state, store_state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &s.id,
             &s.repository.as_str(),
             &(s.offset as i64),
             &s.updated_at,
             &client,
+            &s.hash_state,
+            &s.store_state,
         ],
     )
     .await?;
@@ -55,7 +57,8 @@ pub(super) async fn create(
 pub(super) async fn get(c: &Client, id: &str) -> Sql<Option<UploadSession>> {
     let row = opt(
         c,
-        "SELECT repository, bytes, updated_at, client FROM uploads WHERE id = $1",
+        "SELECT repository, bytes, updated_at, client, hash_state, store_state
+         FROM uploads WHERE id = $1",
         &[&id],
     )
     .await?;
@@ -68,25 +71,43 @@ pub(super) async fn get(c: &Client, id: &str) -> Sql<Option<UploadSession>> {
             offset: unsigned(r.get(1)),
             updated_at: r.get(2),
             client: client.and_then(|c| c.parse().ok()),
+            hash_state: r.get(4),
+            store_state: r.get(5),
         })
     })
     .transpose()
 }
 
-/// Moves a session's offset; whether the session exists.
-pub(super) async fn set_offset(
+/// Moves a session from `from` bytes to `to`, if it still holds `from`
+/// bytes; `None` if there is no such session. Two replicas advancing from
+/// the same offset update the same row: the second waits for the first,
+/// then fails to serialize, and its retry finds the offset moved.
+pub(super) async fn advance(
     tx: &Transaction<'_>,
     id: &str,
-    offset: u64,
+    from: u64,
+    to: &UploadProgress,
     updated_at: i64,
-) -> Sql<bool> {
-    let n = exec(
+) -> Sql<Option<bool>> {
+    let moved = exec(
         tx,
-        "UPDATE uploads SET bytes = $2, updated_at = $3 WHERE id = $1",
-        &[&id, &(offset as i64), &updated_at],
+        "UPDATE uploads SET bytes = $3, hash_state = $4, store_state = $5, updated_at = $6
+         WHERE id = $1 AND bytes = $2",
+        &[
+            &id,
+            &(from as i64),
+            &(to.offset as i64),
+            &to.hash_state,
+            &to.store_state,
+            &updated_at,
+        ],
     )
     .await?;
-    Ok(n > 0)
+    if moved > 0 {
+        return Ok(Some(true));
+    }
+    let exists = super::db::exists(tx, "SELECT 1 FROM uploads WHERE id = $1", &[&id]).await?;
+    Ok(exists.then_some(false))
 }
 
 pub(super) async fn delete(tx: &Transaction<'_>, id: &str) -> Sql<()> {
