@@ -171,6 +171,26 @@ impl TempPostgres {
         self.database_url(&name)
     }
 
+    /// Creates an empty schema in database `berth` no other caller gets, and
+    /// returns a URL whose connections work in it (`search_path`). As
+    /// isolated for berth as a database of its own (all its tables live in
+    /// one schema) at a fraction of the cost: no copy of the template.
+    pub async fn fresh_schema(&self) -> String {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("test_{n}");
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url()));
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating schema {name}: {e}"));
+        drop(client);
+        let _ = connection.await;
+        format!("{}?options=-c%20search_path%3D{name}", self.url())
+    }
+
     fn create_database(&self, name: &str) -> Result<(), String> {
         let out = Command::new(self.bin.join("createdb"))
             .args([
