@@ -64,9 +64,17 @@ impl TempPostgres {
     }
 
     fn start_in(bin: &Path) -> Result<TempPostgres, String> {
+        // In /tmp when there is one, whatever TMPDIR says: `nobody` must be
+        // able to reach it, and the socket's path must stay short (107 bytes).
+        let parent = Path::new("/tmp");
+        let parent = if parent.is_dir() {
+            parent.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("berth-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .map_err(|e| format!("temp folder: {e}"))?;
         let run_as = unprivileged_user();
         if let Some(user) = run_as {
