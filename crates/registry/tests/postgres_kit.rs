@@ -497,3 +497,33 @@ async fn both_engines_migrate_to_the_same_tables_columns_and_indexes() {
     assert_eq!(pg_indexes, sqlite_indexes);
     assert!(pg_columns.len() > 40, "{pg_columns:?}");
 }
+
+#[tokio::test]
+async fn hot_reads_are_index_lookups() {
+    let Some(pg) = engine() else { return };
+    let url = pg.fresh_schema().await;
+    let store = PostgresMetaStore::connect(&url, None).await.unwrap();
+    // Enough rows that a scan would cost more than an index lookup.
+    raw(&url)
+        .await
+        .batch_execute(
+            "INSERT INTO repositories (name) SELECT 'r' || i FROM generate_series(1, 3000) i;
+             INSERT INTO tags (repo_id, name, digest, updated_at)
+               SELECT id, 'latest', 'sha256:' || id, 0 FROM repositories;
+             INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+               SELECT id, 'sha256:' || id, 'x', 1, 0 FROM repositories;
+             INSERT INTO repo_blobs (repo_id, digest, size)
+               SELECT id, 'sha256:b' || id, 1 FROM repositories;
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    let plans = store
+        .hot_read_plans("r1500", "latest", "sha256:b1500")
+        .await
+        .unwrap();
+    for plan in plans {
+        assert!(plan.contains("Index"), "{plan}");
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
+}
