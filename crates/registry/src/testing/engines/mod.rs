@@ -4,8 +4,10 @@
 //! A missing engine is a skip (the test prints why and returns) except
 //! under `CI=true`, where it is a failure: CI must not pass by testing less.
 
+#[cfg(feature = "postgres")]
 pub mod postgres;
 
+#[cfg(feature = "postgres")]
 pub use postgres::TempPostgres;
 
 /// Whether this run is CI's, where a missing engine fails instead of skipping.
