@@ -13,6 +13,7 @@ pub mod fs;
 mod io_mode;
 mod meta_store;
 mod policy_rows;
+pub mod s3;
 pub mod sqlite;
 
 pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};

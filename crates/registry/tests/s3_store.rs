@@ -1,0 +1,324 @@
+//! The S3 blob store against a real Garage on loopback: the mechanics the
+//! kit cannot see (parts and tails, continuing on another replica, failed
+//! appends, a cluster losing a node). One Garage serves the whole file;
+//! every test works under a root prefix of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use berth_oci::Digest;
+use berth_registry::storage::s3::{S3BlobStore, S3Settings, PART_SIZE};
+use berth_registry::storage::{ByteRange, ByteStream};
+use berth_registry::testing::engines::TempGarage;
+use berth_registry::Error;
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use std::sync::OnceLock;
+
+const MIB: usize = 1024 * 1024;
+
+static GARAGE: OnceLock<Option<TempGarage>> = OnceLock::new();
+
+/// Settings for the shared Garage under a fresh root; None without Garage.
+fn settings() -> Option<S3Settings> {
+    let garage = GARAGE.get_or_init(TempGarage::start).as_ref()?;
+    let mut settings = garage.settings();
+    settings.root = Some(format!("test-{}", uuid::Uuid::new_v4().simple()));
+    Some(settings)
+}
+
+fn store() -> Option<S3BlobStore> {
+    Some(S3BlobStore::new(settings()?).unwrap())
+}
+
+/// Bytes that do not compress and differ by seed.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn body(chunks: Vec<Vec<u8>>) -> ByteStream<'static> {
+    stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c)))).boxed()
+}
+
+async fn read_all(store: &S3BlobStore, digest: &Digest, range: Option<ByteRange>) -> Vec<u8> {
+    let content = store
+        .read_blob(digest, range)
+        .await
+        .unwrap()
+        .expect("stored");
+    let chunks: Vec<Bytes> = content.into_stream().try_collect().await.unwrap();
+    chunks.concat()
+}
+
+#[tokio::test]
+async fn parts_and_tails_make_the_exact_bytes() {
+    let Some(store) = store() else { return };
+    let sizes = [MIB, 3 * MIB, 16 * MIB, 7];
+    let content = pattern(sizes.iter().sum(), 1);
+    let mut state = store.create("big").await.unwrap();
+    let mut offset = 0u64;
+    let mut at = 0;
+    for size in sizes {
+        let chunk = content[at..at + size].to_vec();
+        (offset, state) = store
+            .append("big", offset, &state, body(vec![chunk]))
+            .await
+            .unwrap();
+        at += size;
+        assert_eq!(offset, at as u64);
+    }
+    assert!(
+        matches!(
+            store.read_upload_bytes("big", &state).await,
+            Err(Error::Unsupported(_))
+        ),
+        "two whole parts were sent"
+    );
+    let digest = Digest::sha256_of(&content);
+    store.commit("big", &state, &digest).await.unwrap();
+    assert_eq!(read_all(&store, &digest, None).await, content);
+    assert!(
+        store
+            .old_uploads(std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "cleaned up"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_upload_is_one_plain_put() {
+    let Some(store) = store() else { return };
+    let state = store.create("empty").await.unwrap();
+    let (offset, state) = store
+        .append("empty", 0, &state, body(vec![]))
+        .await
+        .unwrap();
+    assert_eq!(offset, 0);
+    let digest = Digest::sha256_of(b"");
+    store.commit("empty", &state, &digest).await.unwrap();
+    assert_eq!(read_all(&store, &digest, None).await, b"");
+    let listed = store.list_blobs(None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].digest.clone(), listed[0].size), (digest, 0));
+}
+
+#[tokio::test]
+async fn another_replica_continues_from_the_stored_state() {
+    let Some(settings) = settings() else { return };
+    let first = S3BlobStore::new(settings.clone()).unwrap();
+    // A second client on the same bucket and root: another replica.
+    let second = S3BlobStore::new(settings).unwrap();
+    let content = pattern(PART_SIZE as usize + 3 * MIB, 2);
+    let (a, b) = content.split_at(PART_SIZE as usize + MIB);
+    let state = first.create("moved").await.unwrap();
+    let (offset, state) = first
+        .append("moved", 0, &state, body(vec![a.to_vec()]))
+        .await
+        .unwrap();
+    drop(first);
+    let (offset, state) = second
+        .append("moved", offset, &state, body(vec![b.to_vec()]))
+        .await
+        .unwrap();
+    assert_eq!(offset, content.len() as u64);
+    let digest = Digest::sha256_of(&content);
+    second.commit("moved", &state, &digest).await.unwrap();
+    assert_eq!(read_all(&second, &digest, None).await, content);
+}
+
+/// A body that yields `good`, then fails as a client that went away.
+fn failing_body(good: Vec<Vec<u8>>) -> ByteStream<'static> {
+    let mut items: Vec<std::io::Result<Bytes>> =
+        good.into_iter().map(|c| Ok(Bytes::from(c))).collect();
+    items.push(Err(std::io::Error::other("client went away")));
+    stream::iter(items).boxed()
+}
+
+#[tokio::test]
+async fn an_append_failing_midway_leaves_the_upload_as_it_was() {
+    let Some(store) = store() else { return };
+    let content = pattern(2 * PART_SIZE as usize + 5 * MIB, 3);
+    let first_len = PART_SIZE as usize + 2 * MIB;
+    let state = store.create("broken").await.unwrap();
+    let (offset, state) = store
+        .append(
+            "broken",
+            0,
+            &state,
+            body(vec![content[..first_len].to_vec()]),
+        )
+        .await
+        .unwrap();
+    // Other bytes, enough for a whole part (sent) and a tail, then a failure.
+    let junk = pattern(PART_SIZE as usize, 99);
+    let failed = store
+        .append("broken", offset, &state, failing_body(vec![junk]))
+        .await;
+    assert!(matches!(failed, Err(Error::BodyRead(_))), "{failed:?}");
+    // A first append that fails after starting the multipart upload.
+    let fresh = store.create("broken-early").await.unwrap();
+    let failed = store
+        .append(
+            "broken-early",
+            0,
+            &fresh,
+            failing_body(vec![pattern(PART_SIZE as usize + 1, 5)]),
+        )
+        .await;
+    assert!(matches!(failed, Err(Error::BodyRead(_))));
+    // Retried from the old (offset, state): the junk part is never used.
+    let (offset, state) = store
+        .append(
+            "broken",
+            offset,
+            &state,
+            body(vec![content[first_len..].to_vec()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(offset, content.len() as u64);
+    let digest = Digest::sha256_of(&content);
+    store.commit("broken", &state, &digest).await.unwrap();
+    assert_eq!(read_all(&store, &digest, None).await, content);
+    let small = b"small after all".to_vec();
+    let (n, fresh) = store
+        .append("broken-early", 0, &fresh, body(vec![small.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(n, small.len() as u64);
+    let small_digest = Digest::sha256_of(&small);
+    store
+        .commit("broken-early", &fresh, &small_digest)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&store, &small_digest, None).await, small);
+}
+
+#[tokio::test]
+async fn a_stale_state_cannot_append() {
+    let Some(store) = store() else { return };
+    let state = store.create("stale").await.unwrap();
+    let (offset, _) = store
+        .append("stale", 0, &state, body(vec![b"abc".to_vec()]))
+        .await
+        .unwrap();
+    let again = store
+        .append("stale", offset, &state, body(vec![b"d".to_vec()]))
+        .await;
+    assert!(
+        matches!(again, Err(Error::UploadOutOfOrder { offset: 0, got: 3 })),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn ranges_read_within_parts_and_across_them() {
+    let Some(store) = store() else { return };
+    let content = pattern(PART_SIZE as usize + 100, 4);
+    let state = store.create("ranged").await.unwrap();
+    let (_, state) = store
+        .append("ranged", 0, &state, body(vec![content.clone()]))
+        .await
+        .unwrap();
+    let digest = Digest::sha256_of(&content);
+    store.commit("ranged", &state, &digest).await.unwrap();
+    let across = ByteRange {
+        start: PART_SIZE - 10,
+        end: PART_SIZE + 9,
+    };
+    let got = read_all(&store, &digest, Some(across)).await;
+    assert_eq!(got, &content[across.start as usize..=across.end as usize]);
+    let past_end = ByteRange {
+        start: PART_SIZE + 90,
+        end: PART_SIZE + 1000,
+    };
+    assert_eq!(
+        read_all(&store, &digest, Some(past_end)).await,
+        &content[PART_SIZE as usize + 90..]
+    );
+    let beyond = ByteRange {
+        start: PART_SIZE + 100,
+        end: PART_SIZE + 200,
+    };
+    assert_eq!(read_all(&store, &digest, Some(beyond)).await, b"");
+    let absent = Digest::sha256_of(b"never stored");
+    assert!(store
+        .read_blob(&absent, Some(across))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_blob_in_digest_order() {
+    let Some(store) = store() else { return };
+    let mut digests = Vec::new();
+    for i in 0..7u8 {
+        let content = vec![i; usize::from(i) + 1];
+        let digest = Digest::sha256_of(&content);
+        store.put_blob(&digest, Bytes::from(content)).await.unwrap();
+        digests.push((digest, u64::from(i) + 1));
+    }
+    digests.sort();
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_blobs(after.as_ref(), 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.digest.clone());
+        paged.extend(page.into_iter().map(|b| (b.digest, b.size)));
+    }
+    assert_eq!(paged, digests);
+}
+
+#[tokio::test]
+async fn redirects_are_presigned_only_when_configured() {
+    let Some(mut settings) = settings() else {
+        return;
+    };
+    let store = S3BlobStore::new(settings.clone()).unwrap();
+    let digest = Digest::sha256_of(b"redirected");
+    store
+        .put_blob(&digest, Bytes::from_static(b"redirected"))
+        .await
+        .unwrap();
+    assert_eq!(store.presigned_url(&digest).await.unwrap(), None);
+    settings.redirect = true;
+    let redirecting = S3BlobStore::new(settings).unwrap();
+    let url = redirecting
+        .presigned_url(&digest)
+        .await
+        .unwrap()
+        .expect("a presigned URL");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let (status, fetched) = http_get(&url).await;
+    assert_eq!(
+        (status.as_str(), fetched.as_slice()),
+        ("200", &b"redirected"[..])
+    );
+}
+
+/// A bare HTTP/1.0 GET of an `http://host:port/…` URL: status and body.
+async fn http_get(url: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    let status = head.split(' ').nth(1).unwrap_or_default().to_string();
+    (status, response[end + 4..].to_vec())
+}
