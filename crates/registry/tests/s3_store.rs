@@ -322,3 +322,46 @@ async fn http_get(url: &str) -> (String, Vec<u8>) {
     let status = head.split(' ').nth(1).unwrap_or_default().to_string();
     (status, response[end + 4..].to_vec())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_serves_with_one_node_stopped() {
+    let Some(mut cluster) = tokio::task::block_in_place(|| TempGarage::cluster(3)) else {
+        return;
+    };
+    let store = S3BlobStore::new(cluster.settings_via(0)).unwrap();
+    let before = Digest::sha256_of(b"stored with three nodes");
+    store
+        .put_blob(&before, Bytes::from_static(b"stored with three nodes"))
+        .await
+        .unwrap();
+
+    cluster.stop_node(2);
+    let content = pattern(PART_SIZE as usize + MIB, 6);
+    let state = store.create("degraded").await.unwrap();
+    let (_, state) = store
+        .append("degraded", 0, &state, body(vec![content.clone()]))
+        .await
+        .unwrap();
+    let digest = Digest::sha256_of(&content);
+    store.commit("degraded", &state, &digest).await.unwrap();
+    assert_eq!(read_all(&store, &digest, None).await, content);
+    assert_eq!(
+        read_all(&store, &before, None).await,
+        b"stored with three nodes"
+    );
+    let through_one = S3BlobStore::new(cluster.settings_via(1)).unwrap();
+    assert_eq!(read_all(&through_one, &digest, None).await, content);
+
+    tokio::task::block_in_place(|| cluster.start_node(2));
+    let through_two = S3BlobStore::new(cluster.settings_via(2)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Err(e) = through_two.check_bucket().await {
+        let log = cluster.log_tail(2);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2 is back: {e}\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(read_all(&through_two, &digest, None).await, content);
+}

@@ -32,6 +32,8 @@ pub struct TempGarage {
     nodes: Vec<Node>,
     access_key: String,
     secret_key: String,
+    /// `<node id>@<rpc address>` of each node, once a cluster is formed.
+    node_ids: Vec<String>,
 }
 
 struct Node {
@@ -40,6 +42,9 @@ struct Node {
     /// Where the watchdog writes Garage's PID.
     pid_file: PathBuf,
     s3_port: u16,
+    rpc_port: u16,
+    /// Log bytes written before the current start: readiness is read after.
+    log_start: u64,
     child: Option<Child>,
     /// Extra arguments of `garage server` (single-node set-up).
     server_args: Vec<&'static str>,
@@ -97,6 +102,7 @@ impl TempGarage {
             nodes: Vec::new(),
             access_key: format!("GK{}", &random_hex()[..24]),
             secret_key: format!("{}{}", random_hex(), random_hex()),
+            node_ids: Vec::new(),
         };
         let rpc_secret = format!("{}{}", random_hex(), random_hex());
         for i in 0..n {
@@ -104,7 +110,7 @@ impl TempGarage {
             garage.nodes.push(node);
         }
         for i in 0..n {
-            garage.start_node(i);
+            garage.spawn_node(i);
         }
         for i in 0..n {
             garage.wait_listening(i)?;
@@ -136,6 +142,13 @@ impl TempGarage {
         }
     }
 
+    /// The end of node `i`'s log, to explain a failure.
+    pub fn log_tail(&self, i: usize) -> String {
+        let log = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
     /// Kills node `i` (SIGKILL, by PID): its data stays for `start_node`.
     pub fn stop_node(&mut self, i: usize) {
         let Some(mut watchdog) = self.nodes[i].child.take() else {
@@ -151,13 +164,25 @@ impl TempGarage {
         let _ = watchdog.wait();
     }
 
-    /// Starts node `i` again on its own configuration and ports.
+    /// Starts node `i` again on its own configuration and ports, and
+    /// reconnects it to the others (Garage would only retry after a while).
     pub fn start_node(&mut self, i: usize) {
         if self.nodes[i].child.is_some() {
             return;
         }
+        self.spawn_node(i);
+        self.wait_listening(i).expect("the node starts again");
+        let others = (0..self.node_ids.len()).filter(|j| *j != i);
+        for j in others {
+            self.cli(i, &["node", "connect", &self.node_ids[j]])
+                .expect("the node reconnects");
+        }
+    }
+
+    fn spawn_node(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let _ = std::fs::remove_file(&node.pid_file);
+        node.log_start = std::fs::metadata(&node.log).map(|m| m.len()).unwrap_or(0);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -178,7 +203,7 @@ impl TempGarage {
             .env("GARAGE_DEFAULT_ACCESS_KEY", &self.access_key)
             .env("GARAGE_DEFAULT_SECRET_KEY", &self.secret_key)
             .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-            .env("RUST_LOG", "warn,garage=info")
+            .env("RUST_LOG", "warn,garage=info,garage_net::netapp=info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a garage log file"))
@@ -231,6 +256,8 @@ root_domain = ".s3.garage.localhost"
             log: home.join("garage.log"),
             pid_file: home.join("garage.pid"),
             s3_port,
+            rpc_port,
+            log_start: 0,
             child: None,
             server_args: if n == 1 {
                 vec!["--single-node", "--default-bucket"]
@@ -240,17 +267,23 @@ root_domain = ".s3.garage.localhost"
         })
     }
 
-    /// Waits for node `i` to say its S3 API listens; an exit is a failure
-    /// (a port taken, say), with the log's end as the reason.
+    /// Waits for node `i` to say that its S3 API and its RPC listen; an
+    /// exit is a failure (a port taken, say), with the log's end as reason.
     fn wait_listening(&mut self, i: usize) -> Result<(), String> {
-        let wanted = format!(
-            "S3 API server listening on http://127.0.0.1:{}",
-            self.nodes[i].s3_port
-        );
+        let node = &self.nodes[i];
+        let wanted = [
+            format!(
+                "S3 API server listening on http://127.0.0.1:{}",
+                node.s3_port
+            ),
+            format!("Listening on 127.0.0.1:{}", node.rpc_port),
+        ];
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let log = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
-            if log.contains(&wanted) {
+            let log = std::fs::read(&self.nodes[i].log).unwrap_or_default();
+            let start = (self.nodes[i].log_start as usize).min(log.len());
+            let log = String::from_utf8_lossy(&log[start..]).into_owned();
+            if wanted.iter().all(|line| log.contains(line.as_str())) {
                 return Ok(());
             }
             let exited = match self.nodes[i].child.as_mut() {
@@ -267,17 +300,20 @@ root_domain = ".s3.garage.localhost"
 
     /// Connects the nodes, gives each a role, applies the layout and adds
     /// the key and the bucket, through node 0's CLI.
-    fn form_cluster(&self) -> Result<(), String> {
+    fn form_cluster(&mut self) -> Result<(), String> {
         let ids: Vec<String> = (0..self.nodes.len())
-            .map(|i| self.cli(i, &["node", "id", "-q"]))
+            .map(|i| {
+                self.cli(i, &["node", "id", "-q"])
+                    .map(|id| id.trim().to_string())
+            })
             .collect::<Result<_, _>>()?;
         for id in &ids[1..] {
-            self.cli(0, &["node", "connect", id.trim()])?;
+            self.cli(0, &["node", "connect", id])?;
         }
         let mut assign = vec!["layout", "assign", "-z", "dc1", "-c", "1G"];
         let hex_ids: Vec<&str> = ids
             .iter()
-            .map(|id| id.trim().split('@').next().unwrap_or_default())
+            .map(|id| id.split('@').next().unwrap_or_default())
             .collect();
         assign.extend(hex_ids.iter().copied());
         self.cli(0, &assign)?;
@@ -300,6 +336,7 @@ root_domain = ".s3.garage.localhost"
                 &self.access_key,
             ],
         )?;
+        self.node_ids = ids;
         Ok(())
     }
 
