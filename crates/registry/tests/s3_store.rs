@@ -7,11 +7,11 @@
 use berth_oci::Digest;
 use berth_registry::storage::s3::{S3BlobStore, S3Settings, PART_SIZE};
 use berth_registry::storage::{ByteRange, ByteStream};
-use berth_registry::testing::engines::TempGarage;
-use berth_registry::Error;
+use berth_registry::testing::{self, engines::TempGarage};
+use berth_registry::{BlobStore, Error};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 const MIB: usize = 1024 * 1024;
 
@@ -42,18 +42,62 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Appends through the trait, as (new offset, new state).
+async fn append(
+    store: &S3BlobStore,
+    id: &str,
+    offset: u64,
+    state: &[u8],
+    body: ByteStream<'_>,
+) -> Result<(u64, Vec<u8>), Error> {
+    let appended = store.append_upload(id, offset, state, body).await?;
+    Ok((appended.offset, appended.state))
+}
+
 fn body(chunks: Vec<Vec<u8>>) -> ByteStream<'static> {
     stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c)))).boxed()
 }
 
 async fn read_all(store: &S3BlobStore, digest: &Digest, range: Option<ByteRange>) -> Vec<u8> {
-    let content = store
-        .read_blob(digest, range)
-        .await
-        .unwrap()
-        .expect("stored");
+    let content = store.read(digest, range).await.unwrap().expect("stored");
     let chunks: Vec<Bytes> = content.into_stream().try_collect().await.unwrap();
     chunks.concat()
+}
+
+/// One test per kit promise, each on a fresh root of the shared Garage.
+macro_rules! kit {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(store) = store() else { return };
+            testing::$name(&store).await;
+        }
+    )*};
+}
+
+kit!(
+    uploads_are_private_until_committed_and_appends_all_or_nothing,
+    a_failed_large_append_leaves_the_old_state_usable,
+    an_empty_blob_round_trips,
+    committing_a_digest_twice_keeps_the_content,
+    ranges_are_cut_at_the_end,
+    a_missing_upload_is_unknown,
+    stale_uploads_are_listed_by_age,
+    a_working_store_passes_its_check,
+    blobs_are_listed_in_order_and_deleted,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_do_not_mix() {
+    let Some(store) = store() else { return };
+    testing::concurrent_uploads_do_not_mix(Arc::new(store)).await;
+}
+
+/// The whole kit in one go, as `berth_registry::testing::blob_store` runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_kit_passes_on_one_root() {
+    let Some(store) = store() else { return };
+    testing::blob_store(Arc::new(store)).await;
 }
 
 #[tokio::test]
@@ -61,13 +105,12 @@ async fn parts_and_tails_make_the_exact_bytes() {
     let Some(store) = store() else { return };
     let sizes = [MIB, 3 * MIB, 16 * MIB, 7];
     let content = pattern(sizes.iter().sum(), 1);
-    let mut state = store.create("big").await.unwrap();
+    let mut state = store.create_upload("big").await.unwrap();
     let mut offset = 0u64;
     let mut at = 0;
     for size in sizes {
         let chunk = content[at..at + size].to_vec();
-        (offset, state) = store
-            .append("big", offset, &state, body(vec![chunk]))
+        (offset, state) = append(&store, "big", offset, &state, body(vec![chunk]))
             .await
             .unwrap();
         at += size;
@@ -75,17 +118,17 @@ async fn parts_and_tails_make_the_exact_bytes() {
     }
     assert!(
         matches!(
-            store.read_upload_bytes("big", &state).await,
+            store.read_upload("big", &state).await,
             Err(Error::Unsupported(_))
         ),
         "two whole parts were sent"
     );
     let digest = Digest::sha256_of(&content);
-    store.commit("big", &state, &digest).await.unwrap();
+    store.commit_upload("big", &state, &digest).await.unwrap();
     assert_eq!(read_all(&store, &digest, None).await, content);
     assert!(
         store
-            .old_uploads(std::time::Duration::ZERO)
+            .uploads_older_than(std::time::Duration::ZERO)
             .await
             .unwrap()
             .is_empty(),
@@ -96,16 +139,15 @@ async fn parts_and_tails_make_the_exact_bytes() {
 #[tokio::test]
 async fn an_empty_upload_is_one_plain_put() {
     let Some(store) = store() else { return };
-    let state = store.create("empty").await.unwrap();
-    let (offset, state) = store
-        .append("empty", 0, &state, body(vec![]))
+    let state = store.create_upload("empty").await.unwrap();
+    let (offset, state) = append(&store, "empty", 0, &state, body(vec![]))
         .await
         .unwrap();
     assert_eq!(offset, 0);
     let digest = Digest::sha256_of(b"");
-    store.commit("empty", &state, &digest).await.unwrap();
+    store.commit_upload("empty", &state, &digest).await.unwrap();
     assert_eq!(read_all(&store, &digest, None).await, b"");
-    let listed = store.list_blobs(None, 10).await.unwrap();
+    let listed = store.list(None, 10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].digest.clone(), listed[0].size), (digest, 0));
 }
@@ -118,19 +160,20 @@ async fn another_replica_continues_from_the_stored_state() {
     let second = S3BlobStore::new(settings).unwrap();
     let content = pattern(PART_SIZE as usize + 3 * MIB, 2);
     let (a, b) = content.split_at(PART_SIZE as usize + MIB);
-    let state = first.create("moved").await.unwrap();
-    let (offset, state) = first
-        .append("moved", 0, &state, body(vec![a.to_vec()]))
+    let state = first.create_upload("moved").await.unwrap();
+    let (offset, state) = append(&first, "moved", 0, &state, body(vec![a.to_vec()]))
         .await
         .unwrap();
     drop(first);
-    let (offset, state) = second
-        .append("moved", offset, &state, body(vec![b.to_vec()]))
+    let (offset, state) = append(&second, "moved", offset, &state, body(vec![b.to_vec()]))
         .await
         .unwrap();
     assert_eq!(offset, content.len() as u64);
     let digest = Digest::sha256_of(&content);
-    second.commit("moved", &state, &digest).await.unwrap();
+    second
+        .commit_upload("moved", &state, &digest)
+        .await
+        .unwrap();
     assert_eq!(read_all(&second, &digest, None).await, content);
 }
 
@@ -147,56 +190,56 @@ async fn an_append_failing_midway_leaves_the_upload_as_it_was() {
     let Some(store) = store() else { return };
     let content = pattern(2 * PART_SIZE as usize + 5 * MIB, 3);
     let first_len = PART_SIZE as usize + 2 * MIB;
-    let state = store.create("broken").await.unwrap();
-    let (offset, state) = store
-        .append(
-            "broken",
-            0,
-            &state,
-            body(vec![content[..first_len].to_vec()]),
-        )
-        .await
-        .unwrap();
+    let state = store.create_upload("broken").await.unwrap();
+    let (offset, state) = append(
+        &store,
+        "broken",
+        0,
+        &state,
+        body(vec![content[..first_len].to_vec()]),
+    )
+    .await
+    .unwrap();
     // Other bytes, enough for a whole part (sent) and a tail, then a failure.
     let junk = pattern(PART_SIZE as usize, 99);
-    let failed = store
-        .append("broken", offset, &state, failing_body(vec![junk]))
-        .await;
+    let failed = append(&store, "broken", offset, &state, failing_body(vec![junk])).await;
     assert!(matches!(failed, Err(Error::BodyRead(_))), "{failed:?}");
     // A first append that fails after starting the multipart upload.
-    let fresh = store.create("broken-early").await.unwrap();
-    let failed = store
-        .append(
-            "broken-early",
-            0,
-            &fresh,
-            failing_body(vec![pattern(PART_SIZE as usize + 1, 5)]),
-        )
-        .await;
+    let fresh = store.create_upload("broken-early").await.unwrap();
+    let failed = append(
+        &store,
+        "broken-early",
+        0,
+        &fresh,
+        failing_body(vec![pattern(PART_SIZE as usize + 1, 5)]),
+    )
+    .await;
     assert!(matches!(failed, Err(Error::BodyRead(_))));
     // Retried from the old (offset, state): the junk part is never used.
-    let (offset, state) = store
-        .append(
-            "broken",
-            offset,
-            &state,
-            body(vec![content[first_len..].to_vec()]),
-        )
-        .await
-        .unwrap();
+    let (offset, state) = append(
+        &store,
+        "broken",
+        offset,
+        &state,
+        body(vec![content[first_len..].to_vec()]),
+    )
+    .await
+    .unwrap();
     assert_eq!(offset, content.len() as u64);
     let digest = Digest::sha256_of(&content);
-    store.commit("broken", &state, &digest).await.unwrap();
+    store
+        .commit_upload("broken", &state, &digest)
+        .await
+        .unwrap();
     assert_eq!(read_all(&store, &digest, None).await, content);
     let small = b"small after all".to_vec();
-    let (n, fresh) = store
-        .append("broken-early", 0, &fresh, body(vec![small.clone()]))
+    let (n, fresh) = append(&store, "broken-early", 0, &fresh, body(vec![small.clone()]))
         .await
         .unwrap();
     assert_eq!(n, small.len() as u64);
     let small_digest = Digest::sha256_of(&small);
     store
-        .commit("broken-early", &fresh, &small_digest)
+        .commit_upload("broken-early", &fresh, &small_digest)
         .await
         .unwrap();
     assert_eq!(read_all(&store, &small_digest, None).await, small);
@@ -205,14 +248,11 @@ async fn an_append_failing_midway_leaves_the_upload_as_it_was() {
 #[tokio::test]
 async fn a_stale_state_cannot_append() {
     let Some(store) = store() else { return };
-    let state = store.create("stale").await.unwrap();
-    let (offset, _) = store
-        .append("stale", 0, &state, body(vec![b"abc".to_vec()]))
+    let state = store.create_upload("stale").await.unwrap();
+    let (offset, _) = append(&store, "stale", 0, &state, body(vec![b"abc".to_vec()]))
         .await
         .unwrap();
-    let again = store
-        .append("stale", offset, &state, body(vec![b"d".to_vec()]))
-        .await;
+    let again = append(&store, "stale", offset, &state, body(vec![b"d".to_vec()])).await;
     assert!(
         matches!(again, Err(Error::UploadOutOfOrder { offset: 0, got: 3 })),
         "{again:?}"
@@ -223,13 +263,15 @@ async fn a_stale_state_cannot_append() {
 async fn ranges_read_within_parts_and_across_them() {
     let Some(store) = store() else { return };
     let content = pattern(PART_SIZE as usize + 100, 4);
-    let state = store.create("ranged").await.unwrap();
-    let (_, state) = store
-        .append("ranged", 0, &state, body(vec![content.clone()]))
+    let state = store.create_upload("ranged").await.unwrap();
+    let (_, state) = append(&store, "ranged", 0, &state, body(vec![content.clone()]))
         .await
         .unwrap();
     let digest = Digest::sha256_of(&content);
-    store.commit("ranged", &state, &digest).await.unwrap();
+    store
+        .commit_upload("ranged", &state, &digest)
+        .await
+        .unwrap();
     let across = ByteRange {
         start: PART_SIZE - 10,
         end: PART_SIZE + 9,
@@ -250,11 +292,7 @@ async fn ranges_read_within_parts_and_across_them() {
     };
     assert_eq!(read_all(&store, &digest, Some(beyond)).await, b"");
     let absent = Digest::sha256_of(b"never stored");
-    assert!(store
-        .read_blob(&absent, Some(across))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.read(&absent, Some(across)).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -264,14 +302,14 @@ async fn listing_pages_through_every_blob_in_digest_order() {
     for i in 0..7u8 {
         let content = vec![i; usize::from(i) + 1];
         let digest = Digest::sha256_of(&content);
-        store.put_blob(&digest, Bytes::from(content)).await.unwrap();
+        store.put(&digest, Bytes::from(content)).await.unwrap();
         digests.push((digest, u64::from(i) + 1));
     }
     digests.sort();
     let mut paged = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list_blobs(after.as_ref(), 3).await.unwrap();
+        let page = store.list(after.as_ref(), 3).await.unwrap();
         assert!(page.len() <= 3);
         let Some(last) = page.last() else { break };
         after = Some(last.digest.clone());
@@ -288,14 +326,14 @@ async fn redirects_are_presigned_only_when_configured() {
     let store = S3BlobStore::new(settings.clone()).unwrap();
     let digest = Digest::sha256_of(b"redirected");
     store
-        .put_blob(&digest, Bytes::from_static(b"redirected"))
+        .put(&digest, Bytes::from_static(b"redirected"))
         .await
         .unwrap();
-    assert_eq!(store.presigned_url(&digest).await.unwrap(), None);
+    assert_eq!(store.redirect_url(&digest).await.unwrap(), None);
     settings.redirect = true;
     let redirecting = S3BlobStore::new(settings).unwrap();
     let url = redirecting
-        .presigned_url(&digest)
+        .redirect_url(&digest)
         .await
         .unwrap()
         .expect("a presigned URL");
@@ -331,19 +369,21 @@ async fn a_three_node_cluster_serves_with_one_node_stopped() {
     let store = S3BlobStore::new(cluster.settings_via(0)).unwrap();
     let before = Digest::sha256_of(b"stored with three nodes");
     store
-        .put_blob(&before, Bytes::from_static(b"stored with three nodes"))
+        .put(&before, Bytes::from_static(b"stored with three nodes"))
         .await
         .unwrap();
 
     cluster.stop_node(2);
     let content = pattern(PART_SIZE as usize + MIB, 6);
-    let state = store.create("degraded").await.unwrap();
-    let (_, state) = store
-        .append("degraded", 0, &state, body(vec![content.clone()]))
+    let state = store.create_upload("degraded").await.unwrap();
+    let (_, state) = append(&store, "degraded", 0, &state, body(vec![content.clone()]))
         .await
         .unwrap();
     let digest = Digest::sha256_of(&content);
-    store.commit("degraded", &state, &digest).await.unwrap();
+    store
+        .commit_upload("degraded", &state, &digest)
+        .await
+        .unwrap();
     assert_eq!(read_all(&store, &digest, None).await, content);
     assert_eq!(
         read_all(&store, &before, None).await,
@@ -355,7 +395,7 @@ async fn a_three_node_cluster_serves_with_one_node_stopped() {
     tokio::task::block_in_place(|| cluster.start_node(2));
     let through_two = S3BlobStore::new(cluster.settings_via(2)).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while let Err(e) = through_two.check_bucket().await {
+    while let Err(e) = through_two.check().await {
         let log = cluster.log_tail(2);
         assert!(
             std::time::Instant::now() < deadline,

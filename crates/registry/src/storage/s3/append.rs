@@ -6,7 +6,7 @@
 //! numbers the state does not record (the next append sends them again),
 //! and its tail object is written last, only once everything else worked.
 
-use super::state::{UploadState, MAX_TAILS, PART_SIZE};
+use super::state::{UploadRecord, MAX_TAILS, PART_SIZE};
 use super::{storage, S3BlobStore};
 use crate::error::{Error, Result};
 use crate::storage::ByteStream;
@@ -19,14 +19,14 @@ use std::collections::VecDeque;
 impl S3BlobStore {
     /// Appends `body` to upload `id`, which holds `offset` bytes described by
     /// `state`; returns the new length and state.
-    pub async fn append(
+    pub(super) async fn append(
         &self,
         id: &str,
         offset: u64,
         state: &[u8],
         body: ByteStream<'_>,
     ) -> Result<(u64, Vec<u8>)> {
-        let state = UploadState::decode(state)?;
+        let state = UploadRecord::decode(state)?;
         self.require_upload(id).await?;
         if state.len() != offset {
             return Err(Error::UploadOutOfOrder {
@@ -58,7 +58,7 @@ impl S3BlobStore {
 struct Appending<'a> {
     store: &'a S3BlobStore,
     id: &'a str,
-    state: UploadState,
+    state: UploadRecord,
     /// A multipart upload this append started: aborted if the append fails.
     created_multipart: Option<String>,
     held: VecDeque<Bytes>,

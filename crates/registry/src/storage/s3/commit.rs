@@ -6,7 +6,7 @@
 //! upload's `data` key with the ETags the state recorded, and `data` is
 //! copied to the blob's key.
 
-use super::state::UploadState;
+use super::state::UploadRecord;
 use super::{storage, S3BlobStore};
 use crate::error::{Error, Result};
 use berth_oci::Digest;
@@ -17,8 +17,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 impl S3BlobStore {
     /// Makes upload `id` readable under `digest` and removes its objects.
-    pub async fn commit(&self, id: &str, state: &[u8], digest: &Digest) -> Result<()> {
-        let state = UploadState::decode(state)?;
+    pub(super) async fn commit(&self, id: &str, state: &[u8], digest: &Digest) -> Result<()> {
+        let state = UploadRecord::decode(state)?;
         self.require_upload(id).await?;
         let dest = self.blob_path(digest);
         match &state.multipart {
@@ -46,7 +46,7 @@ impl S3BlobStore {
 
     /// Sends the tails as the last part, completes the multipart upload with
     /// the recorded ETags and checks that the result is what was recorded.
-    async fn complete(&self, id: &str, multipart: &String, state: &UploadState) -> Result<()> {
+    async fn complete(&self, id: &str, multipart: &String, state: &UploadRecord) -> Result<()> {
         let data = self.data_path(id);
         let mut parts: Vec<PartId> = state
             .parts
@@ -104,7 +104,7 @@ impl S3BlobStore {
     /// Removes upload `id`: aborts its multipart uploads (the one `state`
     /// names and any recorded beside it) and deletes its objects, the
     /// marker last so that a failure leaves it to be swept again.
-    pub(super) async fn remove_upload(&self, id: &str, state: Option<&UploadState>) -> Result<()> {
+    pub(super) async fn remove_upload(&self, id: &str, state: Option<&UploadRecord>) -> Result<()> {
         let data = self.data_path(id);
         if let Some(multipart) = state.and_then(|s| s.multipart.as_ref()) {
             abort(self, &data, multipart).await?;
@@ -132,8 +132,8 @@ impl S3BlobStore {
     }
 
     /// Removes upload `id` whose state may be unknown (an orphan).
-    pub async fn delete(&self, id: &str, state: Option<&[u8]>) -> Result<()> {
-        let state = state.and_then(|s| UploadState::decode(s).ok());
+    pub(super) async fn delete_upload_objects(&self, id: &str, state: Option<&[u8]>) -> Result<()> {
+        let state = state.and_then(|s| UploadRecord::decode(s).ok());
         self.remove_upload(id, state.as_ref()).await
     }
 }

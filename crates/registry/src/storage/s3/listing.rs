@@ -14,7 +14,7 @@ impl S3BlobStore {
     /// Up to `limit` blobs after `after`, by digest. Keys sort as digests
     /// do (`blobs/<alg>/<ab>/<hex>`, `ab` a prefix of `hex`), so the bucket's
     /// own listing order is digest order and a page starts after a key.
-    pub async fn list_blobs(
+    pub(super) async fn list_blobs(
         &self,
         after: Option<&Digest>,
         limit: usize,
@@ -44,7 +44,7 @@ impl S3BlobStore {
     }
 
     /// Ids of uploads whose newest object is older than `age`.
-    pub async fn old_uploads(&self, age: Duration) -> Result<Vec<String>> {
+    pub(super) async fn old_uploads(&self, age: Duration) -> Result<Vec<String>> {
         let prefix = self.uploads_prefix();
         let depth = prefix.parts().count();
         let mut newest: BTreeMap<String, SystemTime> = BTreeMap::new();

@@ -25,8 +25,9 @@ mod state;
 pub use settings::S3Settings;
 pub use state::PART_SIZE;
 
-use super::{BlobContent, ByteRange, ByteStream};
+use super::{Appended, BlobContent, BlobStore, ByteRange, ByteStream, StoredBlob, UploadState};
 use crate::error::{Error, Result};
+use async_trait::async_trait;
 use berth_oci::Digest;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -34,7 +35,7 @@ use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
-use state::UploadState;
+use state::UploadRecord;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,7 +143,7 @@ impl S3BlobStore {
     }
 
     /// A stored blob, or the given range of it (cut at the blob's end).
-    pub async fn read_blob(
+    async fn read_blob(
         &self,
         digest: &Digest,
         range: Option<ByteRange>,
@@ -168,7 +169,7 @@ impl S3BlobStore {
     }
 
     /// Stores small content (manifests) under its digest in one PUT.
-    pub async fn put_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+    async fn put_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         self.client
             .put(&self.blob_path(digest), PutPayload::from(bytes))
             .await
@@ -177,18 +178,18 @@ impl S3BlobStore {
     }
 
     /// Creates an empty upload and returns its state.
-    pub async fn create(&self, id: &str) -> Result<Vec<u8>> {
+    async fn create(&self, id: &str) -> Result<Vec<u8>> {
         self.client
             .put(&self.marker_path(id), PutPayload::default())
             .await
             .map_err(storage)?;
-        Ok(UploadState::default().encode())
+        Ok(UploadRecord::default().encode())
     }
 
     /// Streams what an upload holds so far, while it is only tails: once a
     /// part exists its bytes cannot be read back until the upload completes.
-    pub async fn read_upload_bytes(&self, id: &str, state: &[u8]) -> Result<ByteStream<'static>> {
-        let state = UploadState::decode(state)?;
+    async fn read_upload_bytes(&self, id: &str, state: &[u8]) -> Result<ByteStream<'static>> {
+        let state = UploadRecord::decode(state)?;
         self.require_upload(id).await?;
         if !state.parts.is_empty() {
             return Err(Error::Unsupported(
@@ -200,7 +201,7 @@ impl S3BlobStore {
     }
 
     /// Removes a stored blob; `Ok(false)` if it was absent.
-    pub async fn delete_blob(&self, digest: &Digest) -> Result<bool> {
+    async fn delete_blob(&self, digest: &Digest) -> Result<bool> {
         let path = self.blob_path(digest);
         match self.client.head(&path).await {
             Ok(_) => {}
@@ -214,7 +215,7 @@ impl S3BlobStore {
     }
 
     /// One cheap request that needs the bucket and the credentials to work.
-    pub async fn check_bucket(&self) -> Result<()> {
+    async fn check_bucket(&self) -> Result<()> {
         self.client
             .list_with_delimiter(Some(&self.key("")))
             .await
@@ -223,7 +224,7 @@ impl S3BlobStore {
     }
 
     /// A presigned GET URL for `digest`, when redirects are configured.
-    pub async fn presigned_url(&self, digest: &Digest) -> Result<Option<String>> {
+    async fn presigned_url(&self, digest: &Digest) -> Result<Option<String>> {
         if !self.redirect {
             return Ok(None);
         }
@@ -237,6 +238,66 @@ impl S3BlobStore {
             .await
             .map_err(storage)?;
         Ok(Some(url.to_string()))
+    }
+}
+
+/// The [`BlobStore`] promises, on the bucket: each method is one of the
+/// inherent operations above or in this module's files.
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<Option<BlobContent>> {
+        self.read_blob(digest, range).await
+    }
+
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        self.put_blob(digest, bytes).await
+    }
+
+    async fn create_upload(&self, id: &str) -> Result<UploadState> {
+        self.create(id).await
+    }
+
+    async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        state: &[u8],
+        body: ByteStream<'_>,
+    ) -> Result<Appended> {
+        let (offset, state) = self.append(id, offset, state, body).await?;
+        Ok(Appended { offset, state })
+    }
+
+    async fn read_upload(&self, id: &str, state: &[u8]) -> Result<ByteStream<'static>> {
+        self.read_upload_bytes(id, state).await
+    }
+
+    async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> Result<()> {
+        self.commit(id, state, digest).await
+    }
+
+    async fn delete_upload(&self, id: &str, state: Option<&[u8]>) -> Result<()> {
+        self.delete_upload_objects(id, state).await
+    }
+
+    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
+        self.presigned_url(digest).await
+    }
+
+    async fn uploads_older_than(&self, age: Duration) -> Result<Vec<String>> {
+        self.old_uploads(age).await
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool> {
+        self.delete_blob(digest).await
+    }
+
+    async fn list(&self, after: Option<&Digest>, limit: usize) -> Result<Vec<StoredBlob>> {
+        self.list_blobs(after, limit).await
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.check_bucket().await
     }
 }
 

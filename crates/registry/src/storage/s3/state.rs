@@ -19,7 +19,7 @@ pub(super) const MAX_TAILS: usize = 16;
 /// [`PART_SIZE`] long; the tails follow them, contiguous, shorter than a part
 /// in total.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct UploadState {
+pub(super) struct UploadRecord {
     /// The multipart upload at the upload's `data` key, once a part exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart: Option<String>,
@@ -31,14 +31,14 @@ pub(super) struct UploadState {
     pub tails: Vec<(String, u64)>,
 }
 
-impl UploadState {
-    /// Reads a state written by [`UploadState::encode`]; empty bytes are a
+impl UploadRecord {
+    /// Reads a state written by [`UploadRecord::encode`]; empty bytes are a
     /// fresh upload.
-    pub fn decode(bytes: &[u8]) -> Result<UploadState> {
+    pub fn decode(bytes: &[u8]) -> Result<UploadRecord> {
         if bytes.is_empty() {
-            return Ok(UploadState::default());
+            return Ok(UploadRecord::default());
         }
-        let state: UploadState = serde_json::from_slice(bytes)
+        let state: UploadRecord = serde_json::from_slice(bytes)
             .map_err(|e| Error::BlobUploadInvalid(format!("unreadable s3 upload state: {e}")))?;
         state.check()?;
         Ok(state)
@@ -90,17 +90,17 @@ mod tests {
 
     #[test]
     fn empty_bytes_are_a_fresh_upload() {
-        assert_eq!(UploadState::decode(b"").unwrap(), UploadState::default());
+        assert_eq!(UploadRecord::decode(b"").unwrap(), UploadRecord::default());
     }
 
     #[test]
     fn a_state_round_trips_and_counts_its_bytes() {
-        let state = UploadState {
+        let state = UploadRecord {
             multipart: Some("mp-1".into()),
             parts: vec![(1, "\"e1\"".into()), (2, "\"e2\"".into())],
             tails: vec![("tail-a".into(), 5), ("tail-b".into(), 7)],
         };
-        let back = UploadState::decode(&state.encode()).unwrap();
+        let back = UploadRecord::decode(&state.encode()).unwrap();
         assert_eq!(back, state);
         assert_eq!(back.len(), 2 * PART_SIZE + 12);
         assert_eq!(back.next_part_number(), 3);
@@ -108,22 +108,22 @@ mod tests {
 
     #[test]
     fn gaps_in_parts_or_a_tail_of_a_whole_part_are_refused() {
-        let gap = UploadState {
+        let gap = UploadRecord {
             multipart: Some("mp".into()),
             parts: vec![(1, "a".into()), (3, "b".into())],
             tails: vec![],
         };
-        assert!(UploadState::decode(&gap.encode()).is_err());
-        let long_tail = UploadState {
+        assert!(UploadRecord::decode(&gap.encode()).is_err());
+        let long_tail = UploadRecord {
             tails: vec![("t".into(), PART_SIZE)],
-            ..UploadState::default()
+            ..UploadRecord::default()
         };
-        assert!(UploadState::decode(&long_tail.encode()).is_err());
-        let parts_without_upload = UploadState {
+        assert!(UploadRecord::decode(&long_tail.encode()).is_err());
+        let parts_without_upload = UploadRecord {
             parts: vec![(1, "a".into())],
-            ..UploadState::default()
+            ..UploadRecord::default()
         };
-        assert!(UploadState::decode(&parts_without_upload.encode()).is_err());
-        assert!(UploadState::decode(b"not json").is_err());
+        assert!(UploadRecord::decode(&parts_without_upload.encode()).is_err());
+        assert!(UploadRecord::decode(b"not json").is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{cache_dir, free_port, missing_engine, temp_folder};
 use crate::storage::s3::{S3BlobStore, S3Settings};
+use crate::storage::BlobStore;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -375,7 +376,7 @@ root_domain = ".s3.garage.localhost"
                 let deadline = Instant::now() + START_TIMEOUT;
                 for store in &stores {
                     loop {
-                        match store.check_bucket().await {
+                        match store.check().await {
                             Ok(()) => break,
                             Err(e) if Instant::now() > deadline => {
                                 return Err(format!("the bucket does not answer: {e}"))
