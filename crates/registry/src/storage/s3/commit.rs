@@ -57,12 +57,20 @@ impl S3BlobStore {
             .collect();
         if !state.tails.is_empty() {
             let pieces = self.read_tails(id, &state.tails).await?;
-            let last = self
+            let payload = PutPayload::from_iter(pieces);
+            match self
                 .client
-                .put_part(&data, multipart, parts.len(), PutPayload::from_iter(pieces))
+                .put_part(&data, multipart, parts.len(), payload)
                 .await
-                .map_err(storage)?;
-            parts.push(last);
+            {
+                Ok(last) => parts.push(last),
+                // Completed by an earlier attempt whose copy failed: the
+                // size check below decides whether `data` is this upload.
+                Err(object_store::Error::NotFound { .. }) => {
+                    return self.check_completed(id, state).await
+                }
+                Err(e) => return Err(storage(e)),
+            }
         }
         let expected_etag = multipart_etag(&parts);
         match self
@@ -81,11 +89,17 @@ impl S3BlobStore {
                     }
                 }
             }
-            // Completed by an earlier attempt whose copy failed: the size
-            // check below decides whether `data` is this upload.
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(storage(e)),
         }
+        self.check_completed(id, state).await
+    }
+
+    /// Whether the upload's completed `data` object holds what its state
+    /// recorded (its size: a store that assembled other parts of the same
+    /// sizes is caught by the multipart ETag check instead).
+    async fn check_completed(&self, id: &str, state: &UploadRecord) -> Result<()> {
+        let data = self.data_path(id);
         let meta = match self.client.head(&data).await {
             Ok(meta) => meta,
             Err(object_store::Error::NotFound { .. }) => return Err(Error::BlobUploadUnknown),
