@@ -123,10 +123,10 @@ impl S3BlobStore {
         }
     }
 
-    /// The concatenated bytes of an upload's tails (under a part in total).
+    /// The bytes of an upload's tails, in order (under a part in total),
+    /// fetched concurrently.
     async fn read_tails(&self, id: &str, tails: &[(String, u64)]) -> Result<Vec<Bytes>> {
-        let mut pieces = Vec::with_capacity(tails.len());
-        for (name, len) in tails {
+        let reads = tails.iter().map(|(name, len)| async move {
             let bytes = self.read_small(&self.upload_path(id, name)).await?;
             if bytes.len() as u64 != *len {
                 return Err(Error::Storage(format!(
@@ -134,9 +134,9 @@ impl S3BlobStore {
                     bytes.len()
                 )));
             }
-            pieces.push(bytes);
-        }
-        Ok(pieces)
+            Ok(bytes)
+        });
+        futures_util::future::try_join_all(reads).await
     }
 
     /// A whole object an upload wrote; its absence means the upload is gone.
