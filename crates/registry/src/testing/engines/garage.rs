@@ -1,7 +1,7 @@
 //! [`TempGarage`]: a throwaway Garage (S3-compatible store) for tests, one
 //! node or a cluster of them, on loopback ports in a temp folder.
 
-use super::{cache_dir, free_port, missing_engine, temp_folder};
+use super::{cache_dir, free_port, temp_folder, unavailable};
 use crate::storage::s3::{S3BlobStore, S3Settings};
 use crate::storage::BlobStore;
 use std::path::{Path, PathBuf};
@@ -75,14 +75,13 @@ impl TempGarage {
     fn launch(n: usize) -> Option<TempGarage> {
         let binary = garage_binary();
         if !binary.is_file() {
-            missing_engine(
+            return unavailable(
                 "garage",
-                &format!(
+                format_args!(
                     "no binary at {} (set BERTH_GARAGE, or run tests/engines/garage.sh ensure)",
                     binary.display()
                 ),
             );
-            return None;
         }
         // A port taken between choosing and binding it fails the start:
         // try again on other ports.
@@ -98,7 +97,7 @@ impl TempGarage {
 
     fn try_launch(binary: &Path, n: usize) -> Result<TempGarage, String> {
         let mut garage = TempGarage {
-            dir: temp_folder("berth-garage"),
+            dir: temp_folder("berth-garage").map_err(|e| e.to_string())?,
             binary: binary.to_path_buf(),
             nodes: Vec::new(),
             access_key: format!("GK{}", &random_hex()[..24]),
@@ -231,7 +230,10 @@ impl TempGarage {
 
     fn write_node(&self, i: usize, n: usize, rpc_secret: &str) -> Result<Node, String> {
         let home = self.dir.join(format!("node{i}"));
-        let (s3_port, rpc_port) = (free_port(), free_port());
+        let (s3_port, rpc_port) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
         let config = format!(
             r#"metadata_dir = "{home}/meta"
 data_dir = "{home}/data"

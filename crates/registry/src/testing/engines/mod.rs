@@ -1,27 +1,39 @@
-//! Real storage engines started for a test and stopped by PID when dropped:
-//! throwaway instances in temp folders, listening on loopback only.
+//! Real, throwaway database and storage engines for tests: started on
+//! loopback in temp folders of their own, stopped by PID when dropped.
 //!
-//! A missing engine binary skips the test with a printed reason, except
-//! under `CI=true`, where it fails it: CI must run every backend.
+//! A missing engine is a skip (the test prints why and returns) except
+//! under `CI=true`, where it is a failure: CI must not pass by testing less.
 
-mod garage;
+pub mod garage;
 
 pub use garage::TempGarage;
 
 use std::path::PathBuf;
 
-/// A loopback port free right now. Another process may take it before the
-/// engine binds it; engines notice (their start fails) and retry.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// Whether this run is CI's, where a missing engine fails instead of skipping.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Says why an engine is unavailable: a skip locally, a failure under CI.
+fn unavailable<T>(engine: &str, why: impl std::fmt::Display) -> Option<T> {
+    if in_ci() {
+        panic!("{engine} is required under CI=true: {why}");
+    }
+    eprintln!("skipping: {engine} is unavailable: {why}");
+    None
+}
+
+/// A loopback port nothing listens on right now (another process may take
+/// it before the engine binds it: callers retry on a bind failure).
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// `$XDG_CACHE_HOME/berth-tests` (else `~/.cache/berth-tests`): where the
 /// test scripts build engines once, outside the repository.
-pub fn cache_dir() -> PathBuf {
+fn cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -29,18 +41,9 @@ pub fn cache_dir() -> PathBuf {
         .join("berth-tests")
 }
 
-/// What a test does without engine `name`: fails under CI, else says why
-/// it is skipped.
-fn missing_engine(name: &str, why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{name} is required under CI=true: {why}");
-    }
-    eprintln!("skipped: {name} is not available ({why})");
-}
-
 /// A fresh folder of our own under the system temp folder.
-fn temp_folder(prefix: &str) -> PathBuf {
+fn temp_folder(prefix: &str) -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("a temp folder");
-    dir
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
