@@ -13,6 +13,8 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     pub bucket: String,
     pub region: String,
+    /// Static credentials; an empty `access_key` leaves signing to the
+    /// instance's role (EC2 metadata), as the AWS SDKs would.
     pub access_key: String,
     pub secret_key: String,
     /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`:
@@ -22,7 +24,8 @@ pub struct S3Settings {
     pub root: Option<String>,
     /// Whether blob GETs may be answered with a presigned URL to the bucket.
     pub redirect: bool,
-    /// Whether a plain `http://` endpoint is accepted (loopback, tests).
+    /// Whether a plain `http://` endpoint is accepted (loopback, tests):
+    /// set it when the configured endpoint is `http://`.
     pub allow_http: bool,
 }
 
@@ -90,11 +93,14 @@ impl S3Settings {
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&self.bucket)
             .with_region(&self.region)
-            .with_access_key_id(&self.access_key)
-            .with_secret_access_key(&self.secret_key)
             .with_virtual_hosted_style_request(!self.force_path_style)
             .with_client_options(options)
             .with_retry(retry);
+        if !self.access_key.is_empty() {
+            builder = builder
+                .with_access_key_id(&self.access_key)
+                .with_secret_access_key(&self.secret_key);
+        }
         if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
