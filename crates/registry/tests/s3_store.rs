@@ -432,3 +432,41 @@ async fn a_losing_append_cannot_slip_its_part_into_the_commit() {
     assert!(committed.is_err(), "Garage checks part ETags");
     assert!(store.read(&digest, None).await.unwrap().is_none());
 }
+
+/// An upload whose session (and so its state) is lost is still removed
+/// whole: found by listing, its multipart upload aborted through the id
+/// recorded beside it.
+#[tokio::test]
+async fn an_orphan_upload_is_removed_without_its_state() {
+    let Some(store) = store() else { return };
+    let created = store.create_upload("orphan").await.unwrap();
+    let (offset, state) = append(
+        &store,
+        "orphan",
+        0,
+        &created,
+        body(vec![pattern(PART_SIZE as usize + 5, 10)]),
+    )
+    .await
+    .unwrap();
+    let listed = store
+        .uploads_older_than(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec!["orphan".to_string()]);
+    store.delete_upload("orphan", None).await.unwrap();
+    assert!(store
+        .uploads_older_than(std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+    let gone = append(
+        &store,
+        "orphan",
+        offset,
+        &state,
+        body(vec![b"more".to_vec()]),
+    )
+    .await;
+    assert!(matches!(gone, Err(Error::BlobUploadUnknown)), "{gone:?}");
+}
