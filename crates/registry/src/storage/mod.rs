@@ -15,6 +15,8 @@ mod meta_store;
 mod policy_rows;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod schema;
 pub mod sqlite;
 

@@ -10,6 +10,15 @@ pub mod postgres;
 #[cfg(feature = "postgres")]
 pub use postgres::TempPostgres;
 
+#[cfg(feature = "s3")]
+pub mod garage;
+
+#[cfg(feature = "s3")]
+pub use garage::TempGarage;
+
+#[cfg(feature = "s3")]
+use std::path::PathBuf;
+
 /// Whether this run is CI's, where a missing engine fails instead of skipping.
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -29,4 +38,23 @@ fn unavailable<T>(engine: &str, why: impl std::fmt::Display) -> Option<T> {
 fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// `$XDG_CACHE_HOME/berth-tests` (else `~/.cache/berth-tests`): where the
+/// test scripts build engines once, outside the repository.
+#[cfg(feature = "s3")]
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("berth-tests")
+}
+
+/// A fresh folder of our own under the system temp folder.
+#[cfg(feature = "s3")]
+fn temp_folder(prefix: &str) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
