@@ -40,16 +40,22 @@ pub enum RepoCommand {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
     },
 }
 
 impl RepoCommand {
-    /// The `--data-dir` and `--config` given.
-    pub fn folder_args(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+    /// The `--data-dir`, `--config` and `--metadata-url` given.
+    pub fn folder_args(&self) -> (Option<PathBuf>, Option<PathBuf>, Option<String>) {
         match self {
             RepoCommand::Delete {
-                data_dir, config, ..
-            } => (data_dir.clone(), config.clone()),
+                data_dir,
+                config,
+                metadata_url,
+                ..
+            } => (data_dir.clone(), config.clone(), metadata_url.clone()),
         }
     }
 }
