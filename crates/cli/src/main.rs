@@ -4,6 +4,7 @@
 
 mod admin_client;
 mod allocator;
+mod backends;
 mod cert;
 mod config;
 mod data_dir;
@@ -281,6 +282,14 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             match load_config(config, flags) {
+                Some(config) if !fsck::covers(&config) => {
+                    eprintln!(
+                        "berth fsck: checks a data folder's own stores (blobs under it and \
+                         meta.db); with S3 storage or PostgreSQL metadata, check them with \
+                         their own tools: berth does not check them yet"
+                    );
+                    ExitCode::from(2)
+                }
                 Some(config) => fsck::run(&config.data_dir, repair),
                 None => ExitCode::from(2),
             }

@@ -121,10 +121,11 @@ async fn delete(name: &str, config: &Config, io: IoMode) -> Result<Deleted, Repo
     let name: RepositoryName = name
         .parse()
         .map_err(|e| RepoError::CannotRun(format!("{name:?}: {e}")))?;
-    match admin_client::locate(&config.data_dir).map_err(|e| RepoError::CannotRun(e.0))? {
+    match admin_client::locate_for(config).map_err(|e| RepoError::CannotRun(e.0))? {
         Target::Server(client) => through_server(&client, &name).await,
         Target::Offline(_lock) => {
             let registry = crate::serve::open_registry(config, io)
+                .await
                 .map_err(|e| RepoError::CannotRun(e.to_string()))?;
             let deleted = registry
                 .delete_repository(&name)
