@@ -343,4 +343,39 @@ mod tests {
             assert_eq!(open_warning(addr.parse().unwrap(), false), None, "{addr}");
         }
     }
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            htpasswd: "/h".into(),
+            realm: "berth".into(),
+            token: None,
+            rules: Default::default(),
+            issuers: vec![],
+            key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_sharing_a_metadata_store_sign_with_one_key() {
+        let db = tempfile::tempdir().unwrap();
+        let meta =
+            berth_registry::storage::sqlite::SqliteMetaStore::open(&db.path().join("meta.db"))
+                .unwrap();
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = signing_key(&settings(), one.path(), Some(&meta))
+            .await
+            .unwrap();
+        let second = signing_key(&settings(), two.path(), Some(&meta))
+            .await
+            .unwrap();
+        assert_eq!(first.kid(), second.kid(), "one key for every replica");
+        assert!(
+            !berth_auth::keys::default_key_path(one.path()).exists(),
+            "no key file per replica"
+        );
+        // Unshared, each data folder has its own.
+        let own = signing_key(&settings(), one.path(), None).await.unwrap();
+        let other = signing_key(&settings(), two.path(), None).await.unwrap();
+        assert_ne!(own.kid(), other.kid());
+    }
 }
