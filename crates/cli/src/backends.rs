@@ -3,14 +3,17 @@
 //! that refuse a combination that would lose data (see [`open_stores`]).
 
 mod marker;
+mod s3_objects;
 
 use crate::config::{Config, MetadataConfig, SecretSource, StorageConfig};
 use crate::data_dir::Refused;
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::postgres::PostgresMetaStore;
+use berth_registry::storage::s3::{S3BlobStore, S3Settings};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{BlobStore, IoMode, MetaStore};
 use marker::{FolderObjects, MarkerObjects, Ours};
+use s3_objects::S3Objects;
 use std::sync::Arc;
 
 /// The stores a registry runs on.
@@ -137,13 +140,36 @@ async fn open_postgres(
 async fn open_s3(
     s3: &crate::config::S3Config,
 ) -> Result<(Arc<dyn BlobStore>, Box<dyn MarkerObjects>), Box<dyn std::error::Error>> {
-    if let Some((_, secret)) = &s3.credentials {
-        resolve_secret(secret, "storage.s3.secret_key_file")?;
-    }
-    Err(Box::new(Refused(format!(
-        "storage s3://{}/{}: this berth was built without the S3 store",
-        s3.bucket, s3.root
-    ))))
+    let (access_key, secret_key) = match &s3.credentials {
+        Some((access, secret)) => (
+            access.clone(),
+            resolve_secret(secret, "storage.s3.secret_key_file")?,
+        ),
+        None => (String::new(), String::new()),
+    };
+    let settings = S3Settings {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        access_key,
+        secret_key,
+        force_path_style: s3.force_path_style,
+        root: (!s3.root.is_empty()).then(|| s3.root.clone()),
+        redirect: s3.redirect,
+        allow_http: s3
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+    };
+    let refused = |e: berth_registry::Error| {
+        Refused(format!(
+            "storage s3://{}/{} (storage.s3): {e}",
+            s3.bucket, s3.root
+        ))
+    };
+    let blobs = S3BlobStore::new(settings.clone()).map_err(refused)?;
+    let objects = S3Objects::new(&settings).map_err(refused)?;
+    Ok((Arc::new(blobs), Box::new(objects)))
 }
 
 fn unix_now() -> i64 {

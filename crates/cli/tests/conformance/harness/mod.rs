@@ -27,6 +27,5 @@ pub use client::*;
 pub use content::*;
 pub use process::*;
 pub use raw_http::*;
-#[allow(unused_imports)] // the replicas module's, once the S3 store is in
 pub use shared_stores::*;
 pub use urls::*;

@@ -74,7 +74,6 @@ impl Registry {
 
     /// A fresh replica on `stores` (shared with other replicas), with its
     /// own data folder for what is its own (lock, admin socket).
-    #[allow(dead_code)] // the replicas module's, once the S3 store is in
     pub async fn start_on(stores: &SharedStores, env: &[(&str, &str)]) -> Self {
         let data = data_dir();
         let path = data.path().to_path_buf();

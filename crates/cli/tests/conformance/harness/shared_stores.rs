@@ -14,7 +14,7 @@
 //! test with its own database (and bucket prefix); they stop, by PID, when
 //! the last test holding them ends.
 
-use berth_registry::testing::engines::TempPostgres;
+use berth_registry::testing::engines::{TempGarage, TempPostgres};
 use std::sync::{Arc, Weak};
 
 /// The variable choosing the stores of every conformance server.
@@ -79,7 +79,6 @@ pub struct SharedStores {
 impl SharedStores {
     /// Fresh S3 + PostgreSQL stores, for replicas; `None` when an engine
     /// is missing outside CI.
-    #[allow(dead_code)] // the replicas module's, once the S3 store is in
     pub async fn fresh() -> Option<SharedStores> {
         Self::fresh_for(Backend::S3Postgres).await
     }
@@ -107,15 +106,29 @@ impl SharedStores {
     }
 }
 
-/// Garage, once the S3 store is in (see the `s3` branch's `TempGarage`).
-struct Garage;
+/// One Garage node with its bucket and key.
+struct Garage(TempGarage);
 
 impl Garage {
     fn start() -> Option<Garage> {
-        panic!("{BACKEND_ENV}=s3pg needs the S3 store, not in this build yet")
+        TempGarage::start().map(Garage)
     }
 
-    fn env(&self, _root: &str) -> Vec<(String, String)> {
-        vec![]
+    /// The variables of a `berth serve` on this bucket, under `root`.
+    fn env(&self, root: &str) -> Vec<(String, String)> {
+        let s3 = self.0.settings();
+        [
+            ("BERTH_STORAGE", "s3".to_string()),
+            ("BERTH_S3_ENDPOINT", s3.endpoint.unwrap_or_default()),
+            ("BERTH_S3_BUCKET", s3.bucket),
+            ("BERTH_S3_REGION", s3.region),
+            ("BERTH_S3_ACCESS_KEY", s3.access_key),
+            ("BERTH_S3_SECRET_KEY", s3.secret_key),
+            ("BERTH_S3_FORCE_PATH_STYLE", "true".to_string()),
+            ("BERTH_S3_ROOT", root.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 }
