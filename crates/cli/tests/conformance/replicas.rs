@@ -149,3 +149,99 @@ async fn twenty_racing_pushes_of_one_tag_end_in_one_state_both_replicas_show() {
     let tags = json_body(b.send(b.get("/v2/team/race/tags/list")).await).await;
     assert_eq!(tags["tags"], serde_json::json!(["latest"]));
 }
+
+#[tokio::test]
+async fn a_token_from_one_replica_is_accepted_by_the_other() {
+    let Some(stores) = SharedStores::fresh().await else {
+        return;
+    };
+    let dir = data_dir();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("admin:{}\n", bcrypt::hash("secret", 4).unwrap()),
+    )
+    .unwrap();
+    let htpasswd = htpasswd.to_str().unwrap();
+    let env = [("BERTH_HTPASSWD", htpasswd), ("BERTH_TOKEN_AUTH", "true")];
+    let a = Registry::start_on(&stores, &env).await;
+    let b = Registry::start_on(&stores, &env).await;
+    let resp = a
+        .send(
+            a.get("/token?service=berth&scope=repository:team/app:pull")
+                .basic_auth("admin", Some("secret")),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let token = json_body(resp).await["token"].as_str().unwrap().to_string();
+    // No key file in either data folder: the key is the database's.
+    for replica in [&a, &b] {
+        assert!(!replica.data_dir().join("auth/token-key.pem").exists());
+    }
+    let resp = b
+        .send(b.get("/v2/team/app/tags/list").bearer_auth(&token))
+        .await;
+    assert_error(resp, 404, "NAME_UNKNOWN").await;
+    let resp = b.send(b.get("/v2/team/app/tags/list")).await;
+    assert_eq!(resp.status(), 401, "without the token, b challenges");
+}
+
+#[tokio::test]
+async fn a_second_registry_on_the_same_bucket_is_refused_at_start() {
+    let Some(first) = SharedStores::fresh().await else {
+        return;
+    };
+    let Some(other_database) = SharedStores::fresh().await else {
+        return;
+    };
+    let a = Registry::start_on(&first, &[]).await;
+    a.push_image("team/app", "v1").await;
+    // Another registry (its own database) pointed at a's bucket and root.
+    let url = other_database
+        .env
+        .iter()
+        .find(|(k, _)| k == "BERTH_METADATA_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let data = data_dir();
+    let out = std::process::Command::new(berth_binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .envs(first.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("BERTH_METADATA_URL", &url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("belongs to another registry"), "{stderr}");
+    // a's image is untouched.
+    manifest_through(&a, "team/app", "v1").await;
+}
+
+#[tokio::test]
+async fn a_missing_bucket_stops_start_up_naming_it() {
+    let Some(stores) = SharedStores::fresh().await else {
+        return;
+    };
+    let data = data_dir();
+    let out = std::process::Command::new(berth_binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .envs(stores.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("BERTH_S3_BUCKET", "no-such-bucket")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("s3://no-such-bucket/"), "{stderr}");
+    assert!(stderr.contains("probe"), "{stderr}");
+    let secret = stores
+        .env
+        .iter()
+        .find(|(k, _)| k == "BERTH_S3_SECRET_KEY")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert!(!stderr.contains(&secret), "the secret key was logged");
+}
