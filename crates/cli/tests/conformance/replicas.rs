@@ -245,3 +245,38 @@ async fn a_missing_bucket_stops_start_up_naming_it() {
         .unwrap();
     assert!(!stderr.contains(&secret), "the secret key was logged");
 }
+
+#[tokio::test]
+async fn gc_and_repo_delete_run_from_a_machine_with_no_server_on_the_shared_stores() {
+    let Some((a, b, stores)) = replicas().await else {
+        return;
+    };
+    a.push_image("team/gone", "v1").await;
+    let elsewhere = data_dir(); // no server, no meta.db: another machine
+    let berth = |args: &[&str]| {
+        std::process::Command::new(berth_binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(elsewhere.path())
+            .envs(stores.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = berth(&["repo", "delete", "team/gone"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resp = b.send(b.get("/v2/team/gone/tags/list")).await;
+    assert_error(resp, 404, "NAME_UNKNOWN").await;
+    let out = berth(&["gc", "--grace", "0s"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("removed"), "{stdout}");
+}
