@@ -5,9 +5,11 @@
 //! under `CI=true`, where it is a failure: CI must not pass by testing less.
 
 mod garage;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 
 pub use garage::TempGarage;
+#[cfg(feature = "postgres")]
 pub use postgres::TempPostgres;
 
 use std::path::PathBuf;
