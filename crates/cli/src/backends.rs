@@ -145,7 +145,15 @@ async fn open_s3(
             access.clone(),
             resolve_secret(secret, "storage.s3.secret_key_file")?,
         ),
-        None => (String::new(), String::new()),
+        // The S3 store signs with the configured pair only (no AWS_*
+        // variables, no instance roles): refused here rather than as a 403
+        // on the probe.
+        None => return Err(Box::new(Refused(
+            "storage.s3.access_key and storage.s3.secret_key (or secret_key_file) are required \
+                 with storage.backend = \"s3\" (REGISTRY_STORAGE_S3_ACCESSKEY/_SECRETKEY, \
+                 BERTH_S3_ACCESS_KEY/_SECRET_KEY)"
+                .into(),
+        ))),
     };
     let settings = S3Settings {
         endpoint: s3.endpoint.clone(),

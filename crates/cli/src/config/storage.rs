@@ -156,8 +156,8 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub bucket: String,
     pub region: String,
-    /// Both or neither; neither: the S3 client's own credential chain
-    /// (`AWS_*` variables, instance roles).
+    /// Both or neither; neither is refused when the S3 store opens (it
+    /// signs with this pair only), so that commands not opening it load.
     pub credentials: Option<(String, SecretSource)>,
     /// `bucket` in the path rather than the host name (Garage, MinIO).
     pub force_path_style: bool,
