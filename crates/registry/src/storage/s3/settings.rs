@@ -74,7 +74,7 @@ impl S3Settings {
     /// The object_store client these settings describe. `timeout` bounds
     /// each whole request, body included: `None` for blob reads, which
     /// stream at the pace of the client pulling them.
-    pub(super) fn client(&self, timeout: Option<Duration>) -> Result<AmazonS3> {
+    pub fn client(&self, timeout: Option<Duration>) -> Result<AmazonS3> {
         if self.bucket.is_empty() {
             return Err(Error::Storage("s3: no bucket configured".into()));
         }
