@@ -230,14 +230,15 @@ pub fn snapshot(source: &Path, target: &Path) -> Result<(), BackupError> {
 }
 
 /// Drops from the copied database what only the live server's process
-/// meant (upload sessions whose bytes stay behind, publish claims,
-/// tombstones of a collection under way) and lists the blobs it names.
+/// meant (upload sessions whose bytes stay behind, publish claims, its
+/// GC lease, tombstones of a collection under way) and lists the blobs it names.
 pub fn settle_snapshot(db: &Path) -> Result<Vec<Wanted>, BackupError> {
     let conn = Connection::open(db)?;
     conn.execute_batch(
         "BEGIN;
          DELETE FROM uploads;
          DELETE FROM blob_claims;
+         DELETE FROM leases;
          DELETE FROM blobs WHERE deleting_since IS NOT NULL;
          COMMIT;",
     )?;

@@ -7,7 +7,7 @@
 use super::stores::Stores;
 use crate::progress::Bar;
 use berth_oci::{Digest, Reference, RepositoryName, Tag};
-use berth_registry::storage::{CacheSource, RepositoryOrigin, TagCursor};
+use berth_registry::storage::{CacheSource, ManifestRow, RepositoryOrigin, TagCursor};
 use berth_registry::{Error, Registry};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -74,16 +74,13 @@ async fn repositories(source: &Stores) -> Result<Vec<RepositoryName>, Error> {
     Ok(names)
 }
 
-fn listing(e: String) -> Error {
-    Error::Storage(e)
-}
-
 async fn all_links(source: &Stores, repo: &RepositoryName) -> Result<Vec<(Digest, u64)>, Error> {
     let mut all = Vec::new();
     loop {
         let page = source
-            .links(repo, all.last().map(|(d, _)| d), PAGE)
-            .map_err(listing)?;
+            .meta
+            .repository_links(repo, all.last().map(|(d, _)| d), PAGE)
+            .await?;
         let done = page.len() < PAGE;
         all.extend(page);
         if done {
@@ -92,15 +89,13 @@ async fn all_links(source: &Stores, repo: &RepositoryName) -> Result<Vec<(Digest
     }
 }
 
-async fn all_manifests(
-    source: &Stores,
-    repo: &RepositoryName,
-) -> Result<Vec<(Digest, u64, String)>, Error> {
-    let mut all: Vec<(Digest, u64, String)> = Vec::new();
+async fn all_manifests(source: &Stores, repo: &RepositoryName) -> Result<Vec<ManifestRow>, Error> {
+    let mut all: Vec<ManifestRow> = Vec::new();
     loop {
         let page = source
-            .manifests(repo, all.last().map(|(d, _, _)| d), PAGE)
-            .map_err(listing)?;
+            .meta
+            .repository_manifests(repo, all.last().map(|m| &m.digest), PAGE)
+            .await?;
         let done = page.len() < PAGE;
         all.extend(page);
         if done {
@@ -224,13 +219,13 @@ impl<'a> Migration<'a> {
         }
         let manifests = all_manifests(self.source, repo).await?;
         let mut contents: HashMap<Digest, (String, Bytes)> = HashMap::new();
-        for (digest, _, media_type) in &manifests {
-            match self.manifest_bytes(digest).await {
+        for row in manifests {
+            match self.manifest_bytes(&row.digest).await {
                 Ok(bytes) => {
-                    contents.insert(digest.clone(), (media_type.clone(), bytes));
+                    contents.insert(row.digest, (row.media_type, bytes));
                 }
                 Err(e) if is_fatal(&e) => return Err(e),
-                Err(e) => self.fail(repo, format!("manifest {digest}"), e),
+                Err(e) => self.fail(repo, format!("manifest {}", row.digest), e),
             }
         }
         for digest in push_order(&contents) {
