@@ -292,9 +292,14 @@ pub async fn fill(server: &Server, repos: usize) -> Model {
 }
 
 /// Checks through `server` that it holds everything `model` says: the
-/// catalog, every tag's digest, every blob and manifest byte for byte, the
+/// catalog (exactly, or at least when `more` other repositories may be
+/// there), every tag's digest, every blob and manifest byte for byte, the
 /// referrers.
 pub async fn check(server: &Server, model: &Model) {
+    check_holds(server, model, false).await;
+}
+
+pub async fn check_holds(server: &Server, model: &Model, more: bool) {
     let client = reqwest::Client::new();
     let catalog: serde_json::Value = client
         .get(server.url("_catalog?n=10000"))
@@ -312,7 +317,11 @@ pub async fn check(server: &Server, model: &Model) {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     let expected: BTreeSet<String> = model.content.keys().cloned().collect();
-    assert_eq!(listed, expected, "catalog");
+    if more {
+        assert!(listed.is_superset(&expected), "catalog {listed:?}");
+    } else {
+        assert_eq!(listed, expected, "catalog");
+    }
     for (repo, tags) in &model.tags {
         let listed: serde_json::Value = client
             .get(server.url(&format!("{repo}/tags/list")))
@@ -390,5 +399,69 @@ pub async fn check(server: &Server, model: &Model) {
             .collect();
         let wanted: BTreeSet<String> = referrers.iter().map(Digest::to_string).collect();
         assert_eq!(listed, wanted, "referrers of {repo}@{subject}");
+    }
+}
+
+/// Every repository `server` lists, with its tags.
+pub async fn listing(server: &Server) -> BTreeMap<String, Vec<String>> {
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let bytes = client
+                .get(path)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    let catalog = get(server.url("_catalog?n=10000")).await;
+    let mut out = BTreeMap::new();
+    for repo in catalog["repositories"].as_array().unwrap() {
+        let repo = repo.as_str().unwrap().to_string();
+        let tags = get(server.url(&format!("{repo}/tags/list"))).await;
+        let tags = tags["tags"]
+            .as_array()
+            .map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        out.insert(repo, tags);
+    }
+    out
+}
+
+/// Pulls `repo:tag` whole through `server`: the image manifest, its config
+/// and every layer, each matching its digest.
+pub async fn pull_whole(server: &Server, repo: &str, tag: &str) {
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(server.url(&format!("{repo}/manifests/{tag}")))
+        .header("accept", format!("{MANIFEST}, {INDEX}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{repo}:{tag}");
+    let bytes = resp.bytes().await.unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let mut wanted = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+    for layer in manifest["layers"].as_array().unwrap() {
+        wanted.push(layer["digest"].as_str().unwrap().to_string());
+    }
+    for digest in wanted {
+        let resp = client
+            .get(server.url(&format!("{repo}/blobs/{digest}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{repo}:{tag} blob {digest}");
+        let got = resp.bytes().await.unwrap();
+        assert_eq!(
+            Digest::sha256_of(&got).to_string(),
+            digest,
+            "{repo}:{tag} blob"
+        );
     }
 }
