@@ -182,7 +182,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Copy a whole registry from one set of stores to another (filesystem
-    /// + SQLite, S3 + PostgreSQL, any pair), every blob verified by digest
+    /// and SQLite, S3 and PostgreSQL, any pair), every blob verified by digest
     /// and every manifest checked as a push. Run it again after an
     /// interruption: what the destination holds is skipped. Exits 1 if
     /// something could not be copied, 2 if it could not start.

@@ -100,6 +100,7 @@ async fn a_registry_moves_killed_partway_resumes_and_moves_back_identical() {
     let server = Server::start(&a_data);
     let model = fill(&server, 40).await;
     server.stop();
+    eprintln!("filled in {:.1} s", started.elapsed().as_secs_f64());
     assert!(model.blob_count() > 300, "{} blobs", model.blob_count());
 
     let dry = migrate(&a_config, &b_config, &["--dry-run"]);
@@ -130,8 +131,13 @@ async fn a_registry_moves_killed_partway_resumes_and_moves_back_identical() {
         "the rerun redid everything: {summary}"
     );
 
+    eprintln!(
+        "migrated (killed, resumed) at {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let server = Server::start(&b_data);
     check(&server, &model).await;
+    eprintln!("checked at {:.1} s", started.elapsed().as_secs_f64());
     server.stop();
 
     // A third run finds everything there and copies nothing.
@@ -148,7 +154,13 @@ async fn a_registry_moves_killed_partway_resumes_and_moves_back_identical() {
         text(&again.stdout)
     );
 
+    eprintln!("third run at {:.1} s", started.elapsed().as_secs_f64());
     let back = migrate(&b_config, &c_config, &[]);
+    eprintln!(
+        "back at {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        text(&back.stdout)
+    );
     assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
     let server = Server::start(&c_data);
     check(&server, &model).await;

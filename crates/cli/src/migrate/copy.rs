@@ -191,14 +191,6 @@ impl<'a> Migration<'a> {
         ));
     }
 
-    /// Moves the bar past a blob not streamed (present, linked, failed).
-    fn count(&mut self, digest: &Digest, size: u64) {
-        if self.counted.insert(digest.clone()) {
-            self.bar.advance(size);
-            self.message();
-        }
-    }
-
     /// Copies one repository: its cache mark, blobs, manifests (children of
     /// an index first), tags.
     pub async fn repository(&mut self, repo: &RepositoryName) -> Result<(), Error> {
@@ -214,9 +206,8 @@ impl<'a> Migration<'a> {
             }
             RepositoryOrigin::Absent | RepositoryOrigin::Local => false,
         };
-        for (digest, size) in all_links(self.source, repo).await? {
-            self.blob(repo, &digest, size).await?;
-        }
+        let links = all_links(self.source, repo).await?;
+        self.blobs(repo, links).await?;
         let manifests = all_manifests(self.source, repo).await?;
         let mut contents: HashMap<Digest, (String, Bytes)> = HashMap::new();
         for row in manifests {
@@ -320,58 +311,114 @@ impl<'a> Migration<'a> {
         Ok(chunks.concat().into())
     }
 
-    /// Brings one blob into `repo`: present, linked to the destination's
-    /// copy, or streamed from the source and verified on arrival.
-    async fn blob(
+    /// Brings `repo`'s blobs over, several at a time (each copy waits on
+    /// its fsyncs, or on object storage round trips), then records how
+    /// each went.
+    async fn blobs(
         &mut self,
         repo: &RepositoryName,
-        digest: &Digest,
-        size: u64,
+        links: Vec<(Digest, u64)>,
     ) -> Result<(), Error> {
-        let meta = &self.destination.meta;
-        if meta.blob_size(repo, digest).await?.is_some() {
-            self.report.blobs_present += 1;
-            self.count(digest, size);
-            return Ok(());
-        }
-        // A blob the destination already holds (another repository's, or
-        // copied by an earlier run) is linked, as a mount would.
-        if meta.link_blob(repo, digest, size, None).await? {
-            self.report.blobs_linked += 1;
-            self.count(digest, size);
-            return Ok(());
-        }
-        let Some(content) = self.source.blobs.read(digest, None).await? else {
-            self.count(digest, size);
-            self.fail(repo, format!("blob {digest}"), "missing from the source");
-            return Ok(());
-        };
-        let streamed = !self.counted.contains(digest);
-        let bar = self.bar;
-        let body = content
-            .into_stream()
-            .inspect_ok(move |chunk| {
-                if streamed {
-                    bar.advance(chunk.len() as u64);
-                }
+        // Whether each digest moves the bar (the first time it is met).
+        let jobs: Vec<(Digest, u64, bool)> = links
+            .into_iter()
+            .map(|(digest, size)| {
+                let first = self.counted.insert(digest.clone());
+                (digest, size, first)
             })
-            .boxed();
-        let pushed = self.registry.push_blob(repo, digest, body, None).await;
-        self.counted.insert(digest.clone());
-        self.message();
-        match pushed {
-            Ok(()) => {
-                self.report.blobs_copied += 1;
-                self.report.bytes_copied += size;
-                Ok(())
-            }
-            Err(e) if is_fatal(&e) => Err(e),
-            Err(e) => {
-                self.fail(repo, format!("blob {digest}"), e);
-                Ok(())
+            .collect();
+        let (source, destination, registry, bar) =
+            (self.source, self.destination, self.registry, self.bar);
+        let outcomes: Vec<_> = futures_util::stream::iter(jobs)
+            .map(|(digest, size, first)| async move {
+                let outcome = bring_blob(
+                    source,
+                    destination,
+                    registry,
+                    bar,
+                    repo,
+                    &digest,
+                    size,
+                    first,
+                )
+                .await;
+                if first && !matches!(outcome, Ok(BlobOutcome::Copied)) {
+                    bar.advance(size);
+                }
+                (digest, size, outcome)
+            })
+            .buffer_unordered(BLOBS_AT_ONCE)
+            .collect()
+            .await;
+        let mut fatal = None;
+        for (digest, size, outcome) in outcomes {
+            match outcome {
+                Ok(BlobOutcome::Present) => self.report.blobs_present += 1,
+                Ok(BlobOutcome::Linked) => self.report.blobs_linked += 1,
+                Ok(BlobOutcome::Copied) => {
+                    self.report.blobs_copied += 1;
+                    self.report.bytes_copied += size;
+                }
+                Ok(BlobOutcome::Missing) => {
+                    self.fail(repo, format!("blob {digest}"), "missing from the source")
+                }
+                Err(e) if is_fatal(&e) => fatal = Some(e),
+                Err(e) => self.fail(repo, format!("blob {digest}"), e),
             }
         }
+        self.message();
+        fatal.map_or(Ok(()), Err)
     }
+}
+
+/// Blob copies in flight at once.
+const BLOBS_AT_ONCE: usize = 4;
+
+/// How one blob got into a repository of the destination.
+enum BlobOutcome {
+    Present,
+    /// Linked to the destination's copy: another repository's, or an
+    /// earlier run's.
+    Linked,
+    /// Streamed from the source and verified on arrival.
+    Copied,
+    Missing,
+}
+
+/// Brings blob `digest` of `size` bytes into `repo` of the destination;
+/// its bytes move the bar when `first`.
+#[allow(clippy::too_many_arguments)] // one blob's whole context, used once
+async fn bring_blob(
+    source: &Stores,
+    destination: &Stores,
+    registry: &Registry,
+    bar: &Bar,
+    repo: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+    first: bool,
+) -> Result<BlobOutcome, Error> {
+    let meta = &destination.meta;
+    if meta.blob_size(repo, digest).await?.is_some() {
+        return Ok(BlobOutcome::Present);
+    }
+    // A link as a mount makes it: the bytes are there, verified when they came.
+    if meta.link_blob(repo, digest, size, None).await? {
+        return Ok(BlobOutcome::Linked);
+    }
+    let Some(content) = source.blobs.read(digest, None).await? else {
+        return Ok(BlobOutcome::Missing);
+    };
+    let body = content
+        .into_stream()
+        .inspect_ok(move |chunk| {
+            if first {
+                bar.advance(chunk.len() as u64);
+            }
+        })
+        .boxed();
+    registry.push_blob(repo, digest, body, None).await?;
+    Ok(BlobOutcome::Copied)
 }
 
 /// The digests an index (or any manifest with `manifests`) names.

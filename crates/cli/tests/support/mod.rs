@@ -5,6 +5,7 @@
 
 use berth_oci::Digest;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -86,6 +87,8 @@ impl Drop for Server {
 pub struct Model {
     pub tags: BTreeMap<String, BTreeMap<String, Digest>>,
     pub content: BTreeMap<String, BTreeMap<Digest, Bytes>>,
+    /// Which digests of `content` are manifests (served under /manifests).
+    pub manifests: BTreeSet<Digest>,
     /// Referrers expected per (repository, subject).
     pub referrers: BTreeMap<(String, Digest), BTreeSet<Digest>>,
 }
@@ -213,6 +216,7 @@ pub async fn push_image(
         .entry(repo.to_string())
         .or_default()
         .insert(digest.clone(), bytes.clone());
+    model.manifests.insert(digest.clone());
     if let Some((subject, _)) = subject {
         model
             .referrers
@@ -229,15 +233,32 @@ pub async fn push_image(
 /// shared between repositories from a small pool, some of them large.
 pub async fn fill(server: &Server, repos: usize) -> Model {
     let client = reqwest::Client::new();
-    let mut model = Model::default();
     let shared: Vec<Bytes> = (0..4)
         .map(|i| filler(&format!("shared-{i}"), 64 << 10))
         .collect();
-    for r in 0..repos {
+    // A few repositories at once: fsyncs dominate, and they overlap.
+    let models: Vec<Model> = futures_util::stream::iter(0..repos)
+        .map(|r| fill_one(&client, server, &shared, r))
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut model = Model::default();
+    for one in models {
+        model.tags.extend(one.tags);
+        model.content.extend(one.content);
+        model.manifests.extend(one.manifests);
+        model.referrers.extend(one.referrers);
+    }
+    model
+}
+
+async fn fill_one(client: &reqwest::Client, server: &Server, shared: &[Bytes], r: usize) -> Model {
+    let mut model = Model::default();
+    {
         let repo = format!("team{}/app-{r}", r % 4);
         let big = filler(&format!("big-{r}"), 256 << 10);
         let (v1, v1_size) = push_image(
-            &client,
+            client,
             server,
             &mut model,
             &repo,
@@ -248,7 +269,7 @@ pub async fn fill(server: &Server, repos: usize) -> Model {
         .await;
         let small = filler(&format!("small-{r}"), 3000);
         let v2 = push_image(
-            &client,
+            client,
             server,
             &mut model,
             &repo,
@@ -258,14 +279,14 @@ pub async fn fill(server: &Server, repos: usize) -> Model {
         )
         .await;
         let other = filler(&format!("other-{r}"), 5000);
-        let untagged = push_image(&client, server, &mut model, &repo, &[other], &[], None).await;
+        let untagged = push_image(client, server, &mut model, &repo, &[other], &[], None).await;
         let index = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": INDEX,
             "manifests": [descriptor(MANIFEST, &v2.0, v2.1), descriptor(MANIFEST, &untagged.0, untagged.1)],
         });
         let bytes = Bytes::from(serde_json::to_vec(&index).unwrap());
-        let digest = push_manifest(&client, server, &repo, "multi", INDEX, &bytes).await;
+        let digest = push_manifest(client, server, &repo, "multi", INDEX, &bytes).await;
         model
             .tags
             .entry(repo.clone())
@@ -275,10 +296,11 @@ pub async fn fill(server: &Server, repos: usize) -> Model {
             .content
             .entry(repo.clone())
             .or_default()
-            .insert(digest, bytes);
+            .insert(digest.clone(), bytes);
+        model.manifests.insert(digest);
         let sbom = filler(&format!("sbom-{r}"), 700);
         push_image(
-            &client,
+            client,
             server,
             &mut model,
             &repo,
@@ -359,27 +381,29 @@ pub async fn check_holds(server: &Server, model: &Model, more: bool) {
         }
     }
     for (repo, content) in &model.content {
-        for (digest, bytes) in content {
-            // A manifest is served under /manifests, a blob under /blobs:
-            // try the blob path first, then the manifest path.
-            let mut resp = client
-                .get(server.url(&format!("{repo}/blobs/{digest}")))
-                .send()
-                .await
-                .unwrap();
-            if resp.status() == 404 {
-                resp = client
-                    .get(server.url(&format!("{repo}/manifests/{digest}")))
+        // One repository's fetches at once: the check is most of the test's time.
+        let fetches = content.iter().map(|(digest, bytes)| {
+            let client = client.clone();
+            let kind = if model.manifests.contains(digest) {
+                "manifests"
+            } else {
+                "blobs"
+            };
+            let url = server.url(&format!("{repo}/{kind}/{digest}"));
+            async move {
+                let resp = client
+                    .get(url)
                     .header("accept", format!("{MANIFEST}, {INDEX}"))
                     .send()
                     .await
                     .unwrap();
+                assert_eq!(resp.status(), 200, "{repo}@{digest}");
+                let got = resp.bytes().await.unwrap();
+                assert_eq!(Digest::sha256_of(&got), *digest, "{repo}@{digest}");
+                assert_eq!(&got, bytes, "{repo}@{digest}");
             }
-            assert_eq!(resp.status(), 200, "{repo}@{digest}");
-            let got = resp.bytes().await.unwrap();
-            assert_eq!(Digest::sha256_of(&got), *digest, "{repo}@{digest}");
-            assert_eq!(&got, bytes, "{repo}@{digest}");
-        }
+        });
+        futures_util::future::join_all(fetches).await;
     }
     for ((repo, subject), referrers) in &model.referrers {
         let index: serde_json::Value = client
