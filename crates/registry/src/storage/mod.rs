@@ -14,6 +14,7 @@ mod io_mode;
 mod meta_store;
 mod policy_rows;
 pub mod postgres;
+pub mod s3;
 pub mod schema;
 pub mod sqlite;
 

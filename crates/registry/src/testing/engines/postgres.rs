@@ -91,7 +91,7 @@ impl TempPostgres {
         }
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = super::free_port().map_err(|e| format!("free port: {e}"))?;
+            let port = super::try_free_port().map_err(|e| format!("free port: {e}"))?;
             let log_path = dir.path().join(format!("postgres-{port}.log"));
             let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
             let log_err = log.try_clone().map_err(|e| format!("log: {e}"))?;
