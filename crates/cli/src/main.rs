@@ -4,6 +4,7 @@
 
 mod admin_client;
 mod allocator;
+mod backends;
 mod backup;
 mod cert;
 mod config;
@@ -57,6 +58,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store (postgres://user@host/db);
+        /// default: <data-dir>/meta.db [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
         /// A browser origin (scheme://host[:port]) whose pages may call the
         /// API (CORS), e.g. a separate registry UI; repeatable; added to
         /// cors_allowed_origins from the file and environment
@@ -85,6 +90,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store (postgres://user@host/db);
+        /// default: <data-dir>/meta.db [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
         /// Move what is wrong into <data-dir>/quarantine/ and drop the rows
         /// that point at it (refused while a server uses the folder)
         #[arg(long)]
@@ -104,6 +113,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store (postgres://user@host/db);
+        /// default: <data-dir>/meta.db [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
         /// Remove nothing: list what a pass would remove
         #[arg(long)]
         dry_run: bool,
@@ -243,8 +256,10 @@ fn main() -> ExitCode {
             htpasswd,
             token_auth,
             registry_config,
+            metadata_url,
         } => {
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 addr,
                 tls_certificate: tls_cert,
                 tls_key,
@@ -292,12 +307,22 @@ fn main() -> ExitCode {
             data_dir,
             config,
             repair,
+            metadata_url,
         } => {
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 data_dir,
                 ..Default::default()
             };
             match load_config(config, flags) {
+                Some(config) if !fsck::covers(&config) => {
+                    eprintln!(
+                        "berth fsck: checks a data folder's own stores (blobs under it and \
+                         meta.db); with S3 storage or PostgreSQL metadata, check them with \
+                         their own tools: berth does not check them yet"
+                    );
+                    ExitCode::from(2)
+                }
                 Some(config) => fsck::run(&config.data_dir, repair),
                 None => ExitCode::from(2),
             }
@@ -307,8 +332,10 @@ fn main() -> ExitCode {
             config,
             dry_run,
             grace,
+            metadata_url,
         } => {
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 data_dir,
                 ..Default::default()
             };
@@ -345,8 +372,9 @@ fn main() -> ExitCode {
             kind::run(command)
         }
         Command::Repo { command } => {
-            let (data_dir, config) = command.folder_args();
+            let (data_dir, config, metadata_url) = command.folder_args();
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 data_dir,
                 ..Default::default()
             };
@@ -432,6 +460,14 @@ fn file_config(side: &str, file: PathBuf) -> Option<Config> {
 /// Loads the configuration from the process environment, sets up logging
 /// at its level and logs what loading noticed; `None` after logging why it
 /// failed.
+/// `--metadata-url` as the flags layer of `[metadata]`.
+fn metadata_flag(url: Option<String>) -> Option<config::storage::RawMetadata> {
+    url.map(|url| config::storage::RawMetadata {
+        url: Some(config::pull_through::Secret::new(url)),
+        password_file: None,
+    })
+}
+
 fn load_config(file: Option<PathBuf>, flags: RawConfig) -> Option<Config> {
     let env = std::env::vars().collect();
     match Config::load(file, &env, flags) {

@@ -48,14 +48,14 @@ pub fn run(from: &Config, to: &Config, io: IoMode, dry_run: bool) -> ExitCode {
 
 async fn migrate(from: &Config, to: &Config, io: IoMode, dry_run: bool) -> ExitCode {
     let started = Instant::now();
-    let source = match Stores::open(from, io, Side::From) {
+    let source = match Stores::open(from, io, Side::From).await {
         Ok(stores) => stores,
         Err(e) => {
             eprintln!("berth migrate: --from: {e}");
             return ExitCode::from(CANNOT_RUN);
         }
     };
-    eprintln!("migrate: counting what the source holds");
+    eprintln!("migrate: counting what {} holds", source.described);
     let (names, totals) = match copy::count(&source).await {
         Ok(counted) => counted,
         Err(e) => {
@@ -67,7 +67,7 @@ async fn migrate(from: &Config, to: &Config, io: IoMode, dry_run: bool) -> ExitC
     if dry_run {
         return ExitCode::SUCCESS;
     }
-    let destination = match Stores::open(to, io, Side::To) {
+    let destination = match Stores::open(to, io, Side::To).await {
         Ok(stores) => stores,
         Err(e) => {
             eprintln!("berth migrate: --to: {e}");
@@ -82,9 +82,11 @@ async fn migrate(from: &Config, to: &Config, io: IoMode, dry_run: bool) -> ExitC
         RegistryOptions {
             min_free_bytes: to.min_free_bytes,
             min_free_percent: to.min_free_percent,
+            shared_stores: destination.shared,
             ..Default::default()
         },
     );
+    eprintln!("migrate: copying into {}", destination.described);
     let bar = Bar::bytes("migrate");
     bar.phase("blobs", totals.bytes);
     let mut migration = Migration::new(&source, &destination, &registry, &bar, totals);

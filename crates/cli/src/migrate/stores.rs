@@ -1,10 +1,11 @@
-//! Opening one side of a migration. Until `backends::open_stores` lands,
-//! only the embedded stores (filesystem + SQLite) are opened, here.
+//! Opening one side of a migration: the stores its configuration names, as
+//! `berth serve` opens them (`backends::open_stores`, with its start-up
+//! checks), plus the data folder's lock on a destination that has one.
 
-use crate::config::Config;
+use crate::backends;
+use crate::config::{Config, MetadataConfig, StorageConfig};
 use crate::data_dir;
-use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
-use berth_registry::storage::sqlite::SqliteMetaStore;
+use berth_registry::storage::fs::create_dir_durably;
 use berth_registry::{BlobStore, IoMode, MetaStore};
 use std::fs::File;
 use std::path::Path;
@@ -14,8 +15,13 @@ use std::sync::Arc;
 pub struct Stores {
     pub blobs: Arc<dyn BlobStore>,
     pub meta: Arc<dyn MetaStore>,
-    /// The data folder's lock, held for the whole migration on a side
-    /// written to.
+    /// Other processes may use them (PostgreSQL): nothing there may be
+    /// taken for a leftover of this one.
+    pub shared: bool,
+    /// What they are, without secrets, for messages.
+    pub described: String,
+    /// The data folder's lock, held for the whole migration on a
+    /// destination that keeps anything in its data folder.
     _lock: Option<File>,
 }
 
@@ -26,39 +32,64 @@ pub enum Side {
     To,
 }
 
+/// Whether `config` keeps anything in its data folder.
+fn uses_data_dir(config: &Config) -> bool {
+    matches!(config.storage, StorageConfig::Filesystem)
+        || matches!(config.metadata, MetadataConfig::Sqlite)
+}
+
 impl Stores {
-    /// Opens the stores `config` names. The source must hold a registry;
-    /// the destination is created if needed and locked against a server.
-    pub fn open(config: &Config, io: IoMode, side: Side) -> Result<Stores, String> {
+    /// Opens the stores `config` names. An embedded source must hold a
+    /// registry already (opening would create an empty one); a destination
+    /// folder is created if needed and locked against a server.
+    pub async fn open(config: &Config, io: IoMode, side: Side) -> Result<Stores, String> {
         let dir = &config.data_dir;
-        let db = dir.join("meta.db");
-        let lock = match side {
-            Side::From => {
-                if !db.is_file() {
-                    return Err(format!("{} holds no berth registry", dir.display()));
-                }
-                None
-            }
-            Side::To => {
-                data_dir::check_writable(dir).map_err(|e| e.to_string())?;
-                create_dir_durably(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                Some(data_dir::lock(dir).map_err(|e| e.to_string())?)
-            }
-        };
-        let blobs = FsBlobStore::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let meta = SqliteMetaStore::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+        let mut lock = None;
+        if side == Side::From
+            && matches!(config.metadata, MetadataConfig::Sqlite)
+            && !dir.join("meta.db").is_file()
+        {
+            return Err(format!("{} holds no berth registry", dir.display()));
+        }
+        if side == Side::To && uses_data_dir(config) {
+            data_dir::check_writable(dir).map_err(|e| e.to_string())?;
+            create_dir_durably(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            lock = Some(data_dir::lock(dir).map_err(|e| e.to_string())?);
+        }
+        let stores = backends::open_stores_io(config, io)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Stores {
-            blobs: Arc::new(blobs.with_io_mode(io)),
-            meta: Arc::new(meta),
+            blobs: stores.blobs,
+            meta: stores.meta,
+            shared: stores.shared,
+            described: stores.described,
             _lock: lock,
         })
     }
 }
 
-/// Whether two configurations name the same stores: migrating a registry
-/// onto itself would only find everything present, or worse.
+/// Whether two configurations share a store (the same blobs or the same
+/// metadata): a migration onto itself would find everything present, and
+/// half onto itself would bind one store to two registries.
 pub fn same_stores(from: &Config, to: &Config) -> bool {
-    same_folder(&from.data_dir, &to.data_dir)
+    let same_blobs = match (&from.storage, &to.storage) {
+        (StorageConfig::Filesystem, StorageConfig::Filesystem) => {
+            same_folder(&from.data_dir, &to.data_dir)
+        }
+        (StorageConfig::S3(a), StorageConfig::S3(b)) => {
+            a.endpoint == b.endpoint && a.bucket == b.bucket && a.root == b.root
+        }
+        _ => false,
+    };
+    let same_metadata = match (&from.metadata, &to.metadata) {
+        (MetadataConfig::Sqlite, MetadataConfig::Sqlite) => {
+            same_folder(&from.data_dir, &to.data_dir)
+        }
+        (MetadataConfig::Postgres(a), MetadataConfig::Postgres(b)) => a.redacted() == b.redacted(),
+        _ => false,
+    };
+    same_blobs || same_metadata
 }
 
 fn same_folder(a: &Path, b: &Path) -> bool {

@@ -1,0 +1,214 @@
+//! The configured stores, opened: blobs on the filesystem or S3, metadata
+//! in the embedded SQLite database or PostgreSQL, with the start-up checks
+//! that refuse a combination that would lose data (see [`open_stores`]).
+
+mod marker;
+
+use crate::config::{Config, MetadataConfig, SecretSource, StorageConfig};
+use crate::data_dir::Refused;
+use berth_registry::storage::fs::FsBlobStore;
+use berth_registry::storage::sqlite::SqliteMetaStore;
+use berth_registry::{BlobStore, IoMode, MetaStore};
+use marker::{FolderObjects, MarkerObjects, Ours};
+use std::sync::Arc;
+
+/// The stores a registry runs on.
+pub struct Stores {
+    pub blobs: Arc<dyn BlobStore>,
+    pub meta: Arc<dyn MetaStore>,
+    /// Whether other processes (replicas) may use the same stores at once:
+    /// then no state another replica needs may live in this process.
+    pub shared: bool,
+    /// What they are, for the start-up log: no secrets.
+    pub described: String,
+}
+
+/// Opens the configured stores as `berth serve` does (see [`open_stores_io`]);
+/// for commands with no I/O mode of their own (`berth migrate`).
+#[allow(dead_code)] // berth migrate passes its own I/O mode
+pub async fn open_stores(config: &Config) -> Result<Stores, Box<dyn std::error::Error>> {
+    let io = IoMode::from_env_value(
+        std::env::var(berth_registry::PORTABLE_IO_ENV)
+            .ok()
+            .as_deref(),
+    );
+    open_stores_io(config, io).await
+}
+
+/// Opens the configured stores, then checks, before anything is served:
+/// - that the bucket exists and these credentials may write, read and
+///   delete in it (a probe object), so that the first push does not find out;
+/// - that the blob store belongs to this metadata store: `berth-store.json`
+///   beside the blobs names the metadata store's id, and a blob store
+///   bound to another one is refused (two registries' garbage collectors
+///   would delete each other's blobs), as is a fresh blob store for a
+///   metadata store that already holds repositories (its blobs are elsewhere);
+/// - the PostgreSQL schema is not newer than this binary (the store refuses
+///   to open such a database).
+pub async fn open_stores_io(
+    config: &Config,
+    io: IoMode,
+) -> Result<Stores, Box<dyn std::error::Error>> {
+    let (meta, metadata_name): (Arc<dyn MetaStore>, String) = match &config.metadata {
+        MetadataConfig::Sqlite => {
+            let path = config.data_dir.join("meta.db");
+            let meta = SqliteMetaStore::open(&path)?;
+            (Arc::new(meta), format!("sqlite {}", path.display()))
+        }
+        MetadataConfig::Postgres(pg) => (open_postgres(pg).await?, pg.redacted()),
+    };
+    let (blobs, objects, blobs_name): (Arc<dyn BlobStore>, Box<dyn MarkerObjects>, String) =
+        match &config.storage {
+            StorageConfig::Filesystem => {
+                let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
+                let objects = FolderObjects(config.data_dir.clone());
+                let name = format!("filesystem {}", config.data_dir.display());
+                (Arc::new(blobs), Box::new(objects), name)
+            }
+            StorageConfig::S3(s3) => {
+                let (blobs, objects) = open_s3(s3).await?;
+                marker::probe(&*objects)
+                    .await
+                    .map_err(|e| Refused(e.to_string()))?;
+                let name = objects.location();
+                (blobs, objects, name)
+            }
+        };
+    let store_id = store_id(&*meta).await?;
+    let has_repositories = !meta.list_repositories(None, 1).await?.is_empty();
+    let ours = Ours {
+        store_id: &store_id,
+        metadata: &metadata_name,
+        has_repositories,
+        // The embedded database beside its blobs, from before markers.
+        adopt_unmarked: matches!(
+            (&config.storage, &config.metadata),
+            (StorageConfig::Filesystem, MetadataConfig::Sqlite)
+        ),
+    };
+    marker::check_identity(&*objects, &ours, unix_now())
+        .await
+        .map_err(|e| Refused(e.to_string()))?;
+    Ok(Stores {
+        blobs,
+        meta,
+        shared: config.metadata.is_shared(),
+        described: format!("blobs: {blobs_name}; metadata: {metadata_name}"),
+    })
+}
+
+/// The metadata store's id, made (at random) by whichever process asks first.
+async fn store_id(meta: &dyn MetaStore) -> Result<String, Box<dyn std::error::Error>> {
+    let candidate = uuid::Uuid::new_v4().to_string().into_bytes();
+    let id = meta.shared_secret("store-id", candidate).await?;
+    Ok(String::from_utf8_lossy(&id).into_owned())
+}
+
+/// Reads a secret given inline or as a file; `key` names it in errors.
+pub fn resolve_secret(source: &SecretSource, key: &str) -> Result<String, Refused> {
+    match source {
+        SecretSource::Value(secret) => Ok(secret.expose().to_string()),
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| Refused(format!("{key}: cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// `url` with `password` set in its user info (percent-encoded): the
+/// `[metadata] password_file` way of keeping the password out of the URL.
+fn url_with_password(url: &str, password: &str) -> Result<String, Refused> {
+    let no_user = || {
+        Refused(
+            "metadata.password_file: metadata.url names no user (postgres://USER@host/db) to give the password to"
+                .into(),
+        )
+    };
+    let start = url.find("://").ok_or_else(no_user)? + 3;
+    let rest = &url[start..];
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let at = rest[..before_query].rfind('@').ok_or_else(no_user)?;
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    let encoded: String = password
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Ok(format!("{}{user}:{encoded}{}", &url[..start], &rest[at..]))
+}
+
+/// Connects to PostgreSQL; errors show the URL without its password.
+async fn open_postgres(
+    pg: &crate::config::storage::PostgresConfig,
+) -> Result<Arc<dyn MetaStore>, Box<dyn std::error::Error>> {
+    let url = match &pg.password_file {
+        Some(path) => {
+            let password =
+                resolve_secret(&SecretSource::File(path.clone()), "metadata.password_file")?;
+            url_with_password(pg.url(), &password)?
+        }
+        None => pg.url().to_string(),
+    };
+    let _ = url;
+    Err(Box::new(Refused(format!(
+        "metadata store {}: this berth was built without the PostgreSQL store",
+        pg.redacted()
+    ))))
+}
+
+/// Opens the S3 blob store and the marker objects beside it.
+async fn open_s3(
+    s3: &crate::config::S3Config,
+) -> Result<(Arc<dyn BlobStore>, Box<dyn MarkerObjects>), Box<dyn std::error::Error>> {
+    if let Some((_, secret)) = &s3.credentials {
+        resolve_secret(secret, "storage.s3.secret_key_file")?;
+    }
+    Err(Box::new(Refused(format!(
+        "storage s3://{}/{}: this berth was built without the S3 store",
+        s3.bucket, s3.root
+    ))))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_file_fills_in_the_urls_password_encoded() {
+        assert_eq!(
+            url_with_password("postgres://berth@db:5432/berth", "p@ss:w/rd").unwrap(),
+            "postgres://berth:p%40ss%3Aw%2Frd@db:5432/berth"
+        );
+        assert_eq!(
+            url_with_password("postgres://berth:old@db/berth?sslmode=disable", "new").unwrap(),
+            "postgres://berth:new@db/berth?sslmode=disable"
+        );
+        let err = url_with_password("postgres://db/berth", "pw").unwrap_err();
+        assert!(err.0.starts_with("metadata.password_file"), "{err}");
+    }
+
+    #[test]
+    fn secret_files_are_read_without_their_newline_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3");
+        std::fs::write(&file, "top-secret\n").unwrap();
+        let source = SecretSource::File(file);
+        assert_eq!(resolve_secret(&source, "k").unwrap(), "top-secret");
+        let missing = SecretSource::File(dir.path().join("none"));
+        let err = resolve_secret(&missing, "storage.s3.secret_key_file").unwrap_err();
+        assert!(
+            err.0.starts_with("storage.s3.secret_key_file: cannot read"),
+            "{err}"
+        );
+    }
+}
