@@ -120,6 +120,7 @@ async fn a_backup_under_pushes_serves_every_image_it_lists_and_is_clean() {
         text(&again.stderr)
     );
     drop(server);
+    eprintln!("{}", text(&out.stdout).trim());
     eprintln!(
         "backup test took {:.1} s ({} pushes during it, {churn_tags} in the copy; backup done at {:.1} s)",
         started.elapsed().as_secs_f64(),

@@ -33,15 +33,24 @@ impl Server {
     /// socket exists and the port answers (a port taken meanwhile by
     /// another test's server makes ours exit: then another port).
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, None)
+    }
+
+    /// `berth serve` with `config` (whose data folder is `dir`), or on `dir` alone.
+    pub fn start_with(dir: &Path, config: Option<&Path>) -> Server {
         for _ in 0..5 {
             let addr = {
                 let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 probe.local_addr().unwrap()
             };
             let _ = std::fs::remove_file(dir.join("admin.sock"));
-            let mut child = berth()
-                .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
-                .arg(dir)
+            let mut command = berth();
+            command.args(["serve", "--addr", &addr.to_string()]);
+            match config {
+                Some(config) => command.arg("--config").arg(config),
+                None => command.arg("--data-dir").arg(dir),
+            };
+            let mut child = command
                 .env("BERTH_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
