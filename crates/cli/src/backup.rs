@@ -9,7 +9,7 @@
 //! named, so not needed. The folder lock (`berth.lock`) is not taken: the
 //! server holds it, and nothing here writes the source folder.
 
-use crate::config::Config;
+use crate::config::{Config, MetadataConfig, StorageConfig};
 use crate::progress::{human_bytes, Bar};
 use berth_oci::Digest;
 use rusqlite::backup::{Backup, StepResult};
@@ -78,8 +78,25 @@ pub struct BackupReport {
     pub collected: u64,
 }
 
+/// Refuses a registry on S3 or PostgreSQL: their engines have backups of
+/// their own, and `berth migrate` copies such a registry into a folder.
+fn embedded(config: &Config) -> Result<(), String> {
+    match (&config.storage, &config.metadata) {
+        (StorageConfig::Filesystem, MetadataConfig::Sqlite) => Ok(()),
+        _ => Err(
+            "berth backup copies an embedded registry (filesystem and SQLite); \
+                  for S3 or PostgreSQL use their own backups, or `berth migrate` into a folder"
+                .into(),
+        ),
+    }
+}
+
 /// Backs up the data folder of `config` into `target`.
 pub fn run(target: &Path, config: &Config) -> ExitCode {
+    if let Err(why) = embedded(config) {
+        eprintln!("berth backup: {why}");
+        return ExitCode::from(CANNOT_RUN);
+    }
     let started = Instant::now();
     let bar = Bar::bytes("backup");
     match backup(&config.data_dir, target, &bar) {

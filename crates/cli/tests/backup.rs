@@ -128,3 +128,31 @@ async fn a_backup_under_pushes_serves_every_image_it_lists_and_is_clean() {
         backup_took.as_secs_f64()
     );
 }
+
+#[test]
+fn a_registry_on_postgresql_is_refused_with_what_to_use_instead() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("shared.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[metadata]\nurl = \"postgres://berth@127.0.0.1:1/berth\"\n",
+            root.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = berth()
+        .arg("backup")
+        .arg(root.path().join("backup"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("berth migrate"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!root.path().join("backup").exists());
+}
