@@ -3,13 +3,17 @@
 //! that refuse a combination that would lose data (see [`open_stores`]).
 
 mod marker;
+mod s3_objects;
 
 use crate::config::{Config, MetadataConfig, SecretSource, StorageConfig};
 use crate::data_dir::Refused;
 use berth_registry::storage::fs::FsBlobStore;
+use berth_registry::storage::postgres::PostgresMetaStore;
+use berth_registry::storage::s3::{S3BlobStore, S3Settings};
 use berth_registry::storage::sqlite::SqliteMetaStore;
 use berth_registry::{BlobStore, IoMode, MetaStore};
 use marker::{FolderObjects, MarkerObjects, Ours};
+use s3_objects::S3Objects;
 use std::sync::Arc;
 
 /// The stores a registry runs on.
@@ -114,62 +118,58 @@ pub fn resolve_secret(source: &SecretSource, key: &str) -> Result<String, Refuse
     }
 }
 
-/// `url` with `password` set in its user info (percent-encoded): the
-/// `[metadata] password_file` way of keeping the password out of the URL.
-fn url_with_password(url: &str, password: &str) -> Result<String, Refused> {
-    let no_user = || {
-        Refused(
-            "metadata.password_file: metadata.url names no user (postgres://USER@host/db) to give the password to"
-                .into(),
-        )
-    };
-    let start = url.find("://").ok_or_else(no_user)? + 3;
-    let rest = &url[start..];
-    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
-    let at = rest[..before_query].rfind('@').ok_or_else(no_user)?;
-    let user = rest[..at].split(':').next().unwrap_or_default();
-    let encoded: String = password
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    Ok(format!("{}{user}:{encoded}{}", &url[..start], &rest[at..]))
-}
-
-/// Connects to PostgreSQL; errors show the URL without its password.
+/// Connects to PostgreSQL (bringing its schema up to date, refusing one
+/// newer than this binary); errors show the URL without its password.
 async fn open_postgres(
     pg: &crate::config::storage::PostgresConfig,
 ) -> Result<Arc<dyn MetaStore>, Box<dyn std::error::Error>> {
-    let url = match &pg.password_file {
-        Some(path) => {
-            let password =
-                resolve_secret(&SecretSource::File(path.clone()), "metadata.password_file")?;
-            url_with_password(pg.url(), &password)?
-        }
-        None => pg.url().to_string(),
+    let password = match &pg.password_file {
+        Some(path) => Some(resolve_secret(
+            &SecretSource::File(path.clone()),
+            "metadata.password_file",
+        )?),
+        None => None,
     };
-    let _ = url;
-    Err(Box::new(Refused(format!(
-        "metadata store {}: this berth was built without the PostgreSQL store",
-        pg.redacted()
-    ))))
+    let store = PostgresMetaStore::connect(pg.url(), password)
+        .await
+        .map_err(|e| Refused(format!("metadata store {}: {e}", pg.redacted())))?;
+    Ok(Arc::new(store))
 }
 
 /// Opens the S3 blob store and the marker objects beside it.
 async fn open_s3(
     s3: &crate::config::S3Config,
 ) -> Result<(Arc<dyn BlobStore>, Box<dyn MarkerObjects>), Box<dyn std::error::Error>> {
-    if let Some((_, secret)) = &s3.credentials {
-        resolve_secret(secret, "storage.s3.secret_key_file")?;
-    }
-    Err(Box::new(Refused(format!(
-        "storage s3://{}/{}: this berth was built without the S3 store",
-        s3.bucket, s3.root
-    ))))
+    let (access_key, secret_key) = match &s3.credentials {
+        Some((access, secret)) => (
+            access.clone(),
+            resolve_secret(secret, "storage.s3.secret_key_file")?,
+        ),
+        None => (String::new(), String::new()),
+    };
+    let settings = S3Settings {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        access_key,
+        secret_key,
+        force_path_style: s3.force_path_style,
+        root: (!s3.root.is_empty()).then(|| s3.root.clone()),
+        redirect: s3.redirect,
+        allow_http: s3
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+    };
+    let refused = |e: berth_registry::Error| {
+        Refused(format!(
+            "storage s3://{}/{} (storage.s3): {e}",
+            s3.bucket, s3.root
+        ))
+    };
+    let blobs = S3BlobStore::new(settings.clone()).map_err(refused)?;
+    let objects = S3Objects::new(&settings).map_err(refused)?;
+    Ok((Arc::new(blobs), Box::new(objects)))
 }
 
 fn unix_now() -> i64 {
@@ -182,20 +182,6 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_password_file_fills_in_the_urls_password_encoded() {
-        assert_eq!(
-            url_with_password("postgres://berth@db:5432/berth", "p@ss:w/rd").unwrap(),
-            "postgres://berth:p%40ss%3Aw%2Frd@db:5432/berth"
-        );
-        assert_eq!(
-            url_with_password("postgres://berth:old@db/berth?sslmode=disable", "new").unwrap(),
-            "postgres://berth:new@db/berth?sslmode=disable"
-        );
-        let err = url_with_password("postgres://db/berth", "pw").unwrap_err();
-        assert!(err.0.starts_with("metadata.password_file"), "{err}");
-    }
 
     #[test]
     fn secret_files_are_read_without_their_newline_and_errors_name_the_key() {

@@ -405,3 +405,30 @@ async fn a_three_node_cluster_serves_with_one_node_stopped() {
     }
     assert_eq!(read_all(&through_two, &digest, None).await, content);
 }
+
+/// Two replicas appending from the same (offset, state) of an upload that
+/// already has a multipart upload: the metadata store records one of them
+/// (here the first). The other sent its part later under the same number;
+/// the commit must fail rather than publish those bytes.
+#[tokio::test]
+async fn a_losing_append_cannot_slip_its_part_into_the_commit() {
+    let Some(store) = store() else { return };
+    let base = pattern(PART_SIZE as usize + MIB, 7);
+    let winner = pattern(PART_SIZE as usize, 8);
+    let loser = pattern(PART_SIZE as usize, 9);
+    let created = store.create_upload("raced").await.unwrap();
+    let (offset, shared) = append(&store, "raced", 0, &created, body(vec![base.clone()]))
+        .await
+        .unwrap();
+    let (_, recorded) = append(&store, "raced", offset, &shared, body(vec![winner.clone()]))
+        .await
+        .unwrap();
+    append(&store, "raced", offset, &shared, body(vec![loser]))
+        .await
+        .unwrap();
+    let content = [base, winner].concat();
+    let digest = Digest::sha256_of(&content);
+    let committed = store.commit_upload("raced", &recorded, &digest).await;
+    assert!(committed.is_err(), "Garage checks part ETags");
+    assert!(store.read(&digest, None).await.unwrap().is_none());
+}

@@ -66,11 +66,14 @@ pub(super) async fn link(
     Ok(true)
 }
 
+/// A blob's size in (repository, digest). Hot (every blob HEAD and GET):
+/// one constant statement over primary keys, prepared once per connection.
+pub(super) const SIZE: &str = "SELECT b.size FROM repo_blobs b
+     JOIN repositories r ON r.id = b.repo_id
+     WHERE r.name = $1 AND b.digest = $2";
+
 pub(super) async fn size(c: &Client, repo: &str, digest: &str) -> Sql<Option<u64>> {
-    // Hot (every blob HEAD/GET): one constant statement, prepared once per connection.
-    let sql = "SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
-               WHERE r.name = $1 AND b.digest = $2";
-    let row = opt(c, sql, &[&repo, &digest]).await?;
+    let row = opt(c, SIZE, &[&repo, &digest]).await?;
     Ok(row.map(|r| unsigned(r.get(0))))
 }
 

@@ -158,18 +158,16 @@ fn into_row(r: &Row) -> Sql<ManifestRow> {
     })
 }
 
+/// A manifest by (repository, tag). Hot (every pull by tag): one constant
+/// statement over primary keys.
+pub(super) const BY_TAG: &str = "SELECT m.digest, m.media_type, m.size
+     FROM repositories r
+     JOIN tags t ON t.repo_id = r.id
+     JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+     WHERE r.name = $1 AND t.name = $2";
+
 pub(super) async fn by_tag(c: &Client, repo: &str, tag: &str) -> Sql<Option<ManifestRow>> {
-    // Hot (every pull by tag): one constant statement over primary keys.
-    let row = opt(
-        c,
-        "SELECT m.digest, m.media_type, m.size
-         FROM repositories r
-         JOIN tags t ON t.repo_id = r.id
-         JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
-         WHERE r.name = $1 AND t.name = $2",
-        &[&repo, &tag],
-    )
-    .await?;
+    let row = opt(c, BY_TAG, &[&repo, &tag]).await?;
     row.as_ref().map(into_row).transpose()
 }
 

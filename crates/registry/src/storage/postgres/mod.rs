@@ -206,6 +206,21 @@ impl PostgresMetaStore {
         Ok(store)
     }
 
+    /// The plans PostgreSQL picks for the hot reads (a manifest by tag, a
+    /// blob's size in a repository) as it would run them now, for tests that
+    /// they stay index lookups.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn hot_read_plans(&self, repo: &str, tag: &str, digest: &str) -> Result<Vec<String>> {
+        let mut plans = Vec::new();
+        for (sql, key) in [(manifests::BY_TAG, tag), (blobs::SIZE, digest)] {
+            let explain = format!("EXPLAIN {sql}");
+            let rows = read!(self, |c| db::all(&c, &explain, &[&repo, &key]))?;
+            let lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            plans.push(lines.join("\n"));
+        }
+        Ok(plans)
+    }
+
     async fn client(&self) -> Sql<deadpool_postgres::Client> {
         self.pool
             .get()

@@ -39,6 +39,10 @@ use state::UploadRecord;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long any request but a blob read may take, body included (a part
+/// is 8 MiB: generous even on a slow link).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long a presigned blob URL stays valid.
 const REDIRECT_LIFETIME: Duration = Duration::from_secs(20 * 60);
 
@@ -47,6 +51,8 @@ const REDIRECT_LIFETIME: Duration = Duration::from_secs(20 * 60);
 #[derive(Clone)]
 pub struct S3BlobStore {
     client: Arc<AmazonS3>,
+    /// Blob reads: no overall timeout, as a slow client may take hours.
+    reader: Arc<AmazonS3>,
     root: String,
     redirect: bool,
 }
@@ -65,7 +71,8 @@ impl S3BlobStore {
     /// `check` to find out whether the bucket answers.
     pub fn new(settings: S3Settings) -> Result<Self> {
         Ok(S3BlobStore {
-            client: Arc::new(settings.client()?),
+            client: Arc::new(settings.client(Some(REQUEST_TIMEOUT))?),
+            reader: Arc::new(settings.client(None)?),
             root: settings.root_prefix(),
             redirect: settings.redirect,
         })
@@ -153,7 +160,7 @@ impl S3BlobStore {
             range: range.map(|r| GetRange::Bounded(r.start..r.end.saturating_add(1))),
             ..GetOptions::default()
         };
-        match self.client.get_opts(&path, options).await {
+        match self.reader.get_opts(&path, options).await {
             Ok(found) => Ok(Some(BlobContent::Stream(byte_stream(found.into_stream())))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             // S3 refuses a range starting at or past the end (416), even for

@@ -68,16 +68,20 @@ impl S3Settings {
             .to_string()
     }
 
-    /// The object_store client these settings describe.
-    pub(super) fn client(&self) -> Result<AmazonS3> {
+    /// The object_store client these settings describe. `timeout` bounds
+    /// each whole request, body included: `None` for blob reads, which
+    /// stream at the pace of the client pulling them.
+    pub fn client(&self, timeout: Option<Duration>) -> Result<AmazonS3> {
         if self.bucket.is_empty() {
             return Err(Error::Storage("s3: no bucket configured".into()));
         }
         let options = ClientOptions::new()
             .with_allow_http(self.allow_http)
-            .with_connect_timeout(Duration::from_secs(5))
-            // A part is 8 MiB: generous even on a slow link.
-            .with_timeout(Duration::from_secs(120));
+            .with_connect_timeout(Duration::from_secs(5));
+        let options = match timeout {
+            Some(timeout) => options.with_timeout(timeout),
+            None => options.with_timeout_disabled(),
+        };
         let retry = RetryConfig {
             max_retries: 5,
             retry_timeout: Duration::from_secs(60),

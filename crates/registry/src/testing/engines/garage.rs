@@ -1,7 +1,7 @@
 //! [`TempGarage`]: a throwaway Garage (S3-compatible store) for tests, one
 //! node or a cluster of them, on loopback ports in a temp folder.
 
-use super::{cache_dir, free_port, missing_engine, temp_folder};
+use super::{cache_dir, loopback_port as free_port, missing_engine, temp_folder};
 use crate::storage::s3::{S3BlobStore, S3Settings};
 use crate::storage::BlobStore;
 use std::path::{Path, PathBuf};

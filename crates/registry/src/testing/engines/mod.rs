@@ -5,9 +5,11 @@
 //! under `CI=true`, where it is a failure: CI must not pass by testing less.
 
 mod garage;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 
 pub use garage::TempGarage;
+#[cfg(feature = "postgres")]
 pub use postgres::TempPostgres;
 
 use std::path::PathBuf;
@@ -28,14 +30,14 @@ fn unavailable<T>(engine: &str, why: impl std::fmt::Display) -> Option<T> {
 
 /// A loopback port nothing listens on right now (another process may take
 /// it before the engine binds it: callers retry on a bind failure).
-fn try_free_port() -> std::io::Result<u16> {
+fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
 
-/// A loopback port free right now. Another process may take it before the
-/// engine binds it; engines notice (their start fails) and retry.
-pub fn free_port() -> u16 {
+/// A loopback port free right now (the Garage starter's form: it retries
+/// a start whose bind failed).
+pub fn loopback_port() -> u16 {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -64,9 +64,17 @@ impl TempPostgres {
     }
 
     fn start_in(bin: &Path) -> Result<TempPostgres, String> {
+        // In /tmp when there is one, whatever TMPDIR says: `nobody` must be
+        // able to reach it, and the socket's path must stay short (107 bytes).
+        let parent = Path::new("/tmp");
+        let parent = if parent.is_dir() {
+            parent.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("berth-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .map_err(|e| format!("temp folder: {e}"))?;
         let run_as = unprivileged_user();
         if let Some(user) = run_as {
@@ -91,7 +99,7 @@ impl TempPostgres {
         }
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = super::try_free_port().map_err(|e| format!("free port: {e}"))?;
+            let port = super::free_port().map_err(|e| format!("free port: {e}"))?;
             let log_path = dir.path().join(format!("postgres-{port}.log"));
             let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
             let log_err = log.try_clone().map_err(|e| format!("log: {e}"))?;
@@ -169,6 +177,26 @@ impl TempPostgres {
             panic!("creating database {name}: {why}");
         }
         self.database_url(&name)
+    }
+
+    /// Creates an empty schema in database `berth` no other caller gets, and
+    /// returns a URL whose connections work in it (`search_path`). As
+    /// isolated for berth as a database of its own (all its tables live in
+    /// one schema) at a fraction of the cost: no copy of the template.
+    pub async fn fresh_schema(&self) -> String {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("test_{n}");
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url()));
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating schema {name}: {e}"));
+        drop(client);
+        let _ = connection.await;
+        format!("{}?options=-c%20search_path%3D{name}", self.url())
     }
 
     fn create_database(&self, name: &str) -> Result<(), String> {
