@@ -223,10 +223,7 @@ async fn migrate_to_pg_killed_partway(from: &Path, to: &Path, url: &str, at_leas
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut meta = None;
     loop {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "migrate finished before it could be killed"
-        );
+        finished_early(&mut child);
         assert!(Instant::now() < deadline, "migrate made no progress");
         // The schema exists once migrate opened the database.
         if meta.is_none() {
@@ -239,10 +236,7 @@ async fn migrate_to_pg_killed_partway(from: &Path, to: &Path, url: &str, at_leas
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "migrate finished before it could be killed"
-    );
+    finished_early(&mut child);
     child.kill().unwrap();
     child.wait().unwrap();
 }
