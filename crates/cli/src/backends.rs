@@ -29,7 +29,7 @@ pub struct Stores {
 
 /// Opens the configured stores as `berth serve` does (see [`open_stores_io`]);
 /// for commands with no I/O mode of their own (`berth migrate`).
-#[allow(dead_code)] // until berth migrate lands
+#[allow(dead_code)] // berth migrate passes its own I/O mode
 pub async fn open_stores(config: &Config) -> Result<Stores, Box<dyn std::error::Error>> {
     let io = IoMode::from_env_value(
         std::env::var(berth_registry::PORTABLE_IO_ENV)

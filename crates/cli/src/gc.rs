@@ -5,11 +5,10 @@
 
 use crate::admin_client::{self, AdminClient, Target};
 use crate::config::Config;
+use crate::progress::{human_bytes, Bar};
 use berth_registry::gc::{GcProgress, GcReport, GcRequest, Removal, RemovalKind};
 use berth_registry::IoMode;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// A line on stdout; a closed stdout (`berth gc | head`) is not worth a panic.
@@ -54,14 +53,14 @@ pub fn run(config: &Config, io: IoMode, request: GcRequest) -> ExitCode {
             return ExitCode::from(CANNOT_RUN);
         }
     };
-    let bar = Bar::new();
+    let bar = Bar::items();
     let outcome = runtime.block_on(async {
         match target {
             Target::Server(client) => through_server(&client, &request, &bar).await,
             Target::Offline(_lock) => offline(config, io, &request, &bar).await,
         }
     });
-    bar.0.finish_and_clear();
+    bar.finish();
     match outcome {
         Ok(report) => {
             print_report(&report);
@@ -152,39 +151,13 @@ async fn offline(
         .map_err(|e| Failure::Failed(e.to_string()))
 }
 
-/// A bar per phase, drawn only when stderr is a terminal.
-struct Bar(ProgressBar);
-
-impl Bar {
-    fn new() -> Bar {
-        let bar = ProgressBar::hidden();
-        if std::io::stderr().is_terminal() {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg:>20} {wide_bar} {pos}/{len} {elapsed}")
-        {
-            bar.set_style(style);
-        }
-        Bar(bar)
-    }
-}
-
 impl GcProgress for Bar {
     fn phase(&self, name: &str, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(0);
-        self.0.set_message(name.to_string());
+        Bar::phase(self, name, total);
     }
 
-    /// Never past the phase's total: a batch may count steps the phase
-    /// did not announce.
     fn advance(&self, n: u64) {
-        let position = self.0.position().saturating_add(n);
-        match self.0.length() {
-            Some(total) if total > 0 => self.0.set_position(position.min(total)),
-            _ => self.0.set_position(position),
-        }
+        Bar::advance(self, n);
     }
 }
 
@@ -271,33 +244,9 @@ fn count(n: u64, noun: &str) -> String {
     }
 }
 
-/// `340.2 MiB`: binary units, one decimal (none for bytes).
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(356_725_555), "340.2 MiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
-    }
 
     #[test]
     fn the_summary_counts_each_kind_and_says_would_for_a_dry_run() {

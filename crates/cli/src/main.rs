@@ -5,6 +5,7 @@
 mod admin_client;
 mod allocator;
 mod backends;
+mod backup;
 mod cert;
 mod config;
 mod data_dir;
@@ -13,6 +14,8 @@ mod fsck;
 mod gc;
 mod import;
 mod kind;
+mod migrate;
+mod progress;
 mod pull_through;
 mod repo;
 mod serve;
@@ -176,6 +179,36 @@ enum Command {
         /// the data folder's filesystem (no second copy on disk)
         #[arg(long)]
         copy: bool,
+    },
+    /// Copy a running embedded registry (data folder with meta.db) into a
+    /// new folder that `berth serve --data-dir DIR` starts from: SQLite's
+    /// online backup, then every blob it names, verified by digest. Exits 1
+    /// if the copy failed, 2 if it could not start.
+    Backup {
+        /// Where to write the copy: a new or empty folder
+        dir: PathBuf,
+        /// Folder holding blobs and the metadata database [env: BERTH_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file [env: BERTH_CONFIG]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Copy a whole registry from one set of stores to another (filesystem
+    /// and SQLite, S3 and PostgreSQL, any pair), every blob verified by digest
+    /// and every manifest checked as a push. Run it again after an
+    /// interruption: what the destination holds is skipped. Exits 1 if
+    /// something could not be copied, 2 if it could not start.
+    Migrate {
+        /// TOML configuration naming the stores to copy from
+        #[arg(long, value_name = "CONFIG")]
+        from: PathBuf,
+        /// TOML configuration naming the stores to copy into
+        #[arg(long, value_name = "CONFIG")]
+        to: PathBuf,
+        /// Copy nothing: count what the source holds
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -385,6 +418,41 @@ fn main() -> ExitCode {
                 Some(config) => import::run(&src, &config, !copy),
                 None => ExitCode::from(2),
             }
+        }
+        Command::Backup {
+            dir,
+            data_dir,
+            config,
+        } => {
+            let flags = RawConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match load_config(config, flags) {
+                Some(config) => backup::run(&dir, &config),
+                None => ExitCode::from(2),
+            }
+        }
+        Command::Migrate { from, to, dry_run } => {
+            init_logging(None);
+            let from = file_config("--from", from);
+            let to = file_config("--to", to);
+            match (from, to) {
+                (Some(from), Some(to)) => migrate::run(&from, &to, io, dry_run),
+                _ => ExitCode::from(2),
+            }
+        }
+    }
+}
+
+/// A side of `berth migrate`, from its file alone: one environment cannot
+/// describe two registries, so its variables would point both at one.
+fn file_config(side: &str, file: PathBuf) -> Option<Config> {
+    match Config::load(Some(file), &Default::default(), RawConfig::default()) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            tracing::error!("{side}: {e}");
+            None
         }
     }
 }
