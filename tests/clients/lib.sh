@@ -268,7 +268,7 @@ garage_bin() {
   if [ -f "$REPO_ROOT/tests/engines/garage.sh" ]; then
     bash "$REPO_ROOT/tests/engines/garage.sh" path
   else
-    echo "${BERTH_GARAGE:-$HOME/.cache/berth-tests/garage/bin/garage}"
+    echo "${BERTH_GARAGE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/garage/bin/garage}"
   fi
 }
 
