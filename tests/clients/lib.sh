@@ -405,8 +405,9 @@ garage_bucket() {
   REGISTRY_STORAGE_S3_ACCESSKEY=$(awk -F': *' '/^Key ID/ {print $2}' <<<"$key_out")
   REGISTRY_STORAGE_S3_SECRETKEY=$(awk -F': *' '/^Secret key/ {print $2}' <<<"$key_out")
   export REGISTRY_STORAGE_S3_REGIONENDPOINT REGISTRY_STORAGE_S3_ACCESSKEY REGISTRY_STORAGE_S3_SECRETKEY
-  [ -n "$REGISTRY_STORAGE_S3_ACCESSKEY" ] && [ -n "$REGISTRY_STORAGE_S3_SECRETKEY" ] ||
-    { echo "no key in garage's answer: $key_out" >&2; return 1; }
+  if [ -z "$REGISTRY_STORAGE_S3_ACCESSKEY" ] || [ -z "$REGISTRY_STORAGE_S3_SECRETKEY" ]; then
+    echo "no key in garage's answer: $key_out" >&2; return 1
+  fi
   garage_ "$dir" bucket allow --read --write --owner berth --key berth-tests >/dev/null || return 1
   wait_for 30 s3_ready || { echo "bucket berth not usable at $REGISTRY_STORAGE_S3_REGIONENDPOINT" >&2; return 1; }
 }
@@ -457,7 +458,7 @@ start_garage_cluster() {
 stop_garage_node() { stop_pid garage "$(cat "$1/pid")"; }
 start_garage_node() {
   garage_launch "$1" || return 1
-  garage_ "${GARAGE_NODES[0]}" node connect "$(cat "$1/node.id")" >/dev/null &&
-    wait_for 30 garage_all_healthy || { echo "node $1 did not rejoin" >&2; return 1; }
+  garage_ "${GARAGE_NODES[0]}" node connect "$(cat "$1/node.id")" >/dev/null || return 1
+  wait_for 30 garage_all_healthy || { echo "node $1 did not rejoin" >&2; return 1; }
 }
 garage_all_healthy() { ! garage_ "${GARAGE_NODES[0]}" status 2>&1 | grep -q 'FAILED NODES'; }
