@@ -13,6 +13,8 @@ pub mod fs;
 mod io_mode;
 mod meta_store;
 mod policy_rows;
+pub mod postgres;
+pub mod schema;
 pub mod sqlite;
 
 pub use blob_store::{Appended, BlobContent, BlobStore, FreeSpace, StoredBlob, UploadState};

@@ -21,6 +21,7 @@
 mod blob_store;
 mod browse;
 mod cache;
+pub mod engines;
 mod gc;
 mod meta_store;
 mod policies;
