@@ -21,7 +21,7 @@ declare -A PROVIDES=(
   [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [zstd]=zstd
   # tests/browser/login.test.mjs: htpasswd -B writes its users
   [htpasswd]=apache2-utils
-  # TempPostgres (crates/registry/src/testing/engines): initdb, postgres, pg_isready, createdb
+  # TempPostgres (crates/registry/src/testing/engines) and lib.sh's start_postgres: initdb, postgres, pg_isready, createdb
   [/usr/lib/postgresql/15/bin/postgres]=postgresql-15
 )
 
@@ -34,10 +34,7 @@ missing_packages() {
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
   # the busybox rootfs must be the static build (it runs in an empty image)
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || echo busybox-static
-  # replicas.sh and the PostgreSQL tests start throwaway clusters from Debian's server binaries
-  [ -x "$PG_BIN/postgres" ] || echo postgresql-15
 }
-PG_BIN=${BERTH_PG_BIN:-/usr/lib/postgresql/15/bin}
 
 mapfile -t want < <(missing_packages | sort -u)
 if [ "${#want[@]}" -gt 0 ]; then
