@@ -13,7 +13,9 @@ pub mod fs;
 mod io_mode;
 mod meta_store;
 mod policy_rows;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod s3;
 pub mod schema;
 pub mod sqlite;
 
