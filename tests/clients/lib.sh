@@ -419,6 +419,13 @@ s3_ready() {
     "$REGISTRY_STORAGE_S3_REGIONENDPOINT/$REGISTRY_STORAGE_S3_BUCKET?list-type=2&max-keys=1" >/dev/null
 }
 
+# s3_has KEY: object KEY exists in the exported bucket (a signed HEAD).
+s3_has() {
+  curl -sf -I --max-time 10 --aws-sigv4 "aws:amz:${REGISTRY_STORAGE_S3_REGION}:s3" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --user "$REGISTRY_STORAGE_S3_ACCESSKEY:$REGISTRY_STORAGE_S3_SECRETKEY" \
+    "$REGISTRY_STORAGE_S3_REGIONENDPOINT/$REGISTRY_STORAGE_S3_BUCKET/$1" >/dev/null
+}
+
 # start_garage DIR: a single-node Garage (replication factor 1) in DIR with
 # bucket "berth"; exports REGISTRY_STORAGE=s3 and REGISTRY_STORAGE_S3_*.
 start_garage() {
