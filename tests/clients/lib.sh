@@ -376,13 +376,16 @@ TOML
 }
 
 # garage_launch DIR [SERVER ARGS...]: `garage server` on DIR's config; its PID
-# goes into DIR/pid. Returns once its RPC answers (`garage node id`).
+# goes into DIR/pid, its "ID@ADDR" into DIR/node.id. Returns once its RPC
+# answers `garage status` (`garage node id` reads the key file, so it can
+# succeed before the server listens).
 garage_launch() {
   local dir=$1 pid deadline; shift
   "$(garage_bin)" -c "$dir/garage.toml" server "$@" >>"$dir/garage.log" 2>&1 &
   pid=$!; track garage "$pid"; echo "$pid" >"$dir/pid"
   deadline=$((SECONDS + 30))
-  until "$(garage_bin)" -c "$dir/garage.toml" node id -q >"$dir/node.id" 2>/dev/null; do
+  until "$(garage_bin)" -c "$dir/garage.toml" node id -q >"$dir/node.id" 2>/dev/null &&
+    "$(garage_bin)" -c "$dir/garage.toml" status >/dev/null 2>&1; do
     if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       echo "garage in $dir did not start; its log:" >&2; tail -n 20 "$dir/garage.log" >&2; return 1
     fi
