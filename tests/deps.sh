@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install the real clients the acceptance tests drive (Debian 12, apt). Idempotent:
-# apt-get runs only when something is missing. With CI=true a client that is still
-# missing afterwards is an error; elsewhere it is a warning.
+# Install the real clients the acceptance tests drive (Debian 12, apt), and the
+# engines the S3 + PostgreSQL tests start (PostgreSQL 15 from apt, Garage built
+# once into ~/.cache/berth-tests/garage). Idempotent: apt-get runs only when
+# something is missing. With CI=true a client or engine that is still missing
+# afterwards is an error; elsewhere it is a warning.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command → Debian package that provides it
 declare -A PROVIDES=(
@@ -18,7 +21,7 @@ declare -A PROVIDES=(
   [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [zstd]=zstd
   # tests/browser/login.test.mjs: htpasswd -B writes its users
   [htpasswd]=apache2-utils
-  # TempPostgres (crates/registry/src/testing/engines): initdb, postgres, pg_isready, createdb
+  # TempPostgres (crates/registry/src/testing/engines) and lib.sh's start_postgres: initdb, postgres, pg_isready, createdb
   [/usr/lib/postgresql/15/bin/postgres]=postgresql-15
 )
 
@@ -68,4 +71,24 @@ if [ "$kubectl_minor" -lt 27 ]; then
     exit 1
   fi
   echo "deps: WARNING: kubectl >= 1.27 missing; kustomize.sh will fail" >&2
+fi
+
+# Garage (S3-compatible store) for replicas.sh and the S3 tests: not in Debian;
+# tests/engines/garage.sh builds it from crates.io once (~12 min on 2 cores)
+# into a cache folder outside the repository and reuses it after that. The
+# test command runs this build before its clock starts (tests/run.sh).
+if [ -f tests/engines/garage.sh ]; then
+  bash tests/engines/garage.sh ensure || echo "deps: building Garage failed" >&2
+  garage=$(bash tests/engines/garage.sh path)
+else
+  garage=${BERTH_GARAGE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/garage/bin/garage}
+fi
+if [ ! -x "$garage" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "deps: ERROR: Garage missing at $garage (bash tests/engines/garage.sh ensure builds it)" >&2
+    exit 1
+  fi
+  echo "deps: WARNING: Garage missing at $garage; replicas.sh and the S3 tests will skip" >&2
+else
+  echo "deps: Garage $("$garage" --version 2>/dev/null | awk '{print $2; exit}') at $garage"
 fi
