@@ -2,6 +2,8 @@
 //! the registry filled, clean, damaged, repaired, and beside a running server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod support;
+
 use berth_oci::{Digest, Reference, RepositoryName};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{berth, Server};
 
 /// Pushes an image tagged `v1` into a registry over `dir`; returns the layer's digest.
 async fn fill(dir: &Path) -> Digest {
@@ -42,14 +45,6 @@ async fn fill(dir: &Path) -> Digest {
 fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     let hex = digest.hex();
     dir.join("blobs/sha256").join(&hex[..2]).join(hex)
-}
-
-fn berth() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .env_remove("BERTH_DATA_DIR")
-        .env_remove("BERTH_CONFIG");
-    command
 }
 
 fn fsck(dir: &Path, extra: &[&str]) -> Output {
@@ -133,66 +128,6 @@ fn the_data_folder_comes_from_the_environment_or_config_file_too() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("from-file is not a berth data folder"));
-}
-
-/// A running `berth serve` on `dir`, stopped by its PID when dropped.
-struct Server {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Server {
-    /// `berth serve` on a free port. Ready once its admin socket exists
-    /// (bound after the TCP port): a connect alone could reach another
-    /// test's server that took the port between the probe and our bind, and
-    /// then our child exits and is started again on another port.
-    fn start(dir: &Path) -> Server {
-        for _ in 0..5 {
-            let addr = {
-                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                probe.local_addr().unwrap()
-            };
-            // A killed server's socket file would look like ours.
-            let _ = std::fs::remove_file(dir.join("admin.sock"));
-            let mut child = berth()
-                .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
-                .arg(dir)
-                .env("BERTH_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if child.try_wait().unwrap().is_some() {
-                    break; // most likely the port was taken: try another
-                }
-                if dir.join("admin.sock").exists() && std::net::TcpStream::connect(addr).is_ok() {
-                    return Server { child, addr };
-                }
-                assert!(Instant::now() < deadline, "berth serve did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("berth serve exited at start 5 times");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}/v2/{path}", self.addr)
-    }
-
-    /// SIGKILL: no shutdown, whatever was in flight is cut off.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -281,7 +216,7 @@ async fn after_a_kill_mid_push_only_leftovers_are_found_and_what_got_201_is_inta
         assert!(Instant::now() < deadline, "the push never reached the disk");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    server.kill();
+    server.stop();
     let _ = in_flight.await;
 
     let check = fsck(dir.path(), &[]);
@@ -368,7 +303,7 @@ async fn a_check_beside_a_server_under_pushes_finds_nothing_wrong() {
         checks += 1;
     }
     pushing.await.unwrap();
-    server.kill();
+    server.stop();
     let after = fsck(dir.path(), &[]);
     assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
     // 60 configs, layers and manifests, all pushed while fsck ran beside them.
@@ -453,7 +388,7 @@ async fn after_a_full_disk_only_leftovers_are_found_and_what_got_201_is_intact()
             .await
             .unwrap();
     }
-    server.kill();
+    server.stop();
 
     let check = fsck(&data, &[]);
     let text = stdout(&check);
@@ -480,5 +415,5 @@ async fn after_a_full_disk_only_leftovers_are_found_and_what_got_201_is_intact()
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.bytes().await.unwrap(), &bytes[..]);
     }
-    server.kill();
+    server.stop();
 }

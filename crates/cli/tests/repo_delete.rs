@@ -2,6 +2,8 @@
 //! folder the registry filled, by itself when no server holds the folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod support;
+
 use berth_oci::{Digest, Reference, RepositoryName};
 use berth_registry::storage::fs::FsBlobStore;
 use berth_registry::storage::sqlite::SqliteMetaStore;
@@ -9,8 +11,9 @@ use berth_registry::{Registry, RegistryOptions};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
+use support::{berth, Server};
 
 const SHARED: &[u8] = b"a layer both repositories hold";
 
@@ -51,15 +54,6 @@ async fn fill(dir: &Path) {
                 .unwrap();
         }
     }
-}
-
-fn berth() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .env_remove("BERTH_DATA_DIR")
-        .env_remove("BERTH_CONFIG")
-        .env_remove("BERTH_DELETE_ENABLED");
-    command
 }
 
 fn repo_delete(dir: &Path, name: &str) -> Output {
@@ -170,49 +164,10 @@ async fn refusals_change_nothing_and_exit_non_zero() {
     );
 }
 
-/// `berth serve` over a data folder, killed when dropped.
-struct Server {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let addr = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap()
-        };
-        let child = berth()
-            .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .env("BERTH_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() || !dir.join("admin.sock").exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "berth serve did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Server { child, addr }
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(format!("http://{}{path}", self.addr))
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn get(server: &Server, path: &str) -> reqwest::Response {
+    reqwest::get(format!("http://{}{path}", server.addr))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -221,7 +176,10 @@ async fn beside_a_running_server_the_server_deletes_it() {
     fill(dir.path()).await;
     let server = Server::start(dir.path());
     // Served once: the server has the manifest in its cache.
-    assert_eq!(server.get("/v2/team/app/manifests/v1").await.status(), 200);
+    assert_eq!(
+        get(&server, "/v2/team/app/manifests/v1").await.status(),
+        200
+    );
 
     let out = repo_delete(dir.path(), "team/app");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -230,12 +188,15 @@ async fn beside_a_running_server_the_server_deletes_it() {
         "{}",
         stdout(&out)
     );
-    let catalog = server.get("/v2/_catalog").await.bytes().await.unwrap();
+    let catalog = get(&server, "/v2/_catalog").await.bytes().await.unwrap();
     let catalog: serde_json::Value = serde_json::from_slice(&catalog).unwrap();
     assert_eq!(catalog["repositories"], serde_json::json!(["team/other"]));
-    assert_eq!(server.get("/v2/team/app/manifests/v1").await.status(), 404);
+    assert_eq!(
+        get(&server, "/v2/team/app/manifests/v1").await.status(),
+        404
+    );
     let layer = Digest::sha256_of(SHARED);
-    let shared = server.get(&format!("/v2/team/other/blobs/{layer}")).await;
+    let shared = get(&server, &format!("/v2/team/other/blobs/{layer}")).await;
     assert_eq!(shared.status(), 200);
     assert_eq!(shared.bytes().await.unwrap().as_ref(), SHARED);
 
