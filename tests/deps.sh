@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install the real clients the acceptance tests drive (Debian 12, apt). Idempotent:
-# apt-get runs only when something is missing. With CI=true a client that is still
-# missing afterwards is an error; elsewhere it is a warning.
+# Install the real clients the acceptance tests drive (Debian 12, apt), and the
+# engines the S3 + PostgreSQL tests start (PostgreSQL 15 from apt, Garage built
+# once into ~/.cache/berth-tests/garage). Idempotent: apt-get runs only when
+# something is missing. With CI=true a client or engine that is still missing
+# afterwards is an error; elsewhere it is a warning.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command → Debian package that provides it
 declare -A PROVIDES=(
@@ -29,7 +32,10 @@ missing_packages() {
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
   # the busybox rootfs must be the static build (it runs in an empty image)
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || echo busybox-static
+  # replicas.sh and the PostgreSQL tests start throwaway clusters from Debian's server binaries
+  [ -x "$PG_BIN/postgres" ] || echo postgresql-15
 }
+PG_BIN=${BERTH_PG_BIN:-/usr/lib/postgresql/15/bin}
 
 mapfile -t want < <(missing_packages | sort -u)
 if [ "${#want[@]}" -gt 0 ]; then
@@ -66,4 +72,24 @@ if [ "$kubectl_minor" -lt 27 ]; then
     exit 1
   fi
   echo "deps: WARNING: kubectl >= 1.27 missing; kustomize.sh will fail" >&2
+fi
+
+# Garage (S3-compatible store) for replicas.sh and the S3 tests: not in Debian;
+# tests/engines/garage.sh builds it from crates.io once (~12 min on 2 cores)
+# into a cache folder outside the repository and reuses it after that. The
+# test command runs this build before its clock starts (tests/run.sh).
+if [ -f tests/engines/garage.sh ]; then
+  bash tests/engines/garage.sh ensure || echo "deps: building Garage failed" >&2
+  garage=$(bash tests/engines/garage.sh path)
+else
+  garage=${BERTH_GARAGE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/garage/bin/garage}
+fi
+if [ ! -x "$garage" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "deps: ERROR: Garage missing at $garage (bash tests/engines/garage.sh ensure builds it)" >&2
+    exit 1
+  fi
+  echo "deps: WARNING: Garage missing at $garage; replicas.sh and the S3 tests will skip" >&2
+else
+  echo "deps: Garage $("$garage" --version 2>/dev/null | awk '{print $2; exit}') at $garage"
 fi

@@ -42,11 +42,13 @@ expect_eq() {
 track() { STARTED_PIDS+=("$1:$2"); }
 
 stop_pid() {  # stop_pid NAME PID: TERM, wait up to 30 s, then KILL
-  local name=$1 pid=$2 i
+  local name=$1 pid=$2 i sig=TERM
   kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
+  # TERM is PostgreSQL's "smart" shutdown, which waits for every client to go.
+  [ "$name" != postgres ] || sig=INT
+  kill -"$sig" "$pid" 2>/dev/null || true
   for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
-  echo "# $name (pid $pid) ignored TERM for 30 s; sending KILL" >&2
+  echo "# $name (pid $pid) ignored $sig for 30 s; sending KILL" >&2
   kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -253,3 +255,210 @@ build_berth_image() {
   BERTH_PROFILE=${BERTH_PROFILE:-release} "$REPO_ROOT/deploy/build-image.sh" "$1" >"$T/build-image.log" 2>&1 ||
     { tail -n 30 "$T/build-image.log"; return 1; }
 }
+
+# ---- engines: PostgreSQL and Garage (S3) -----------------------------------------
+# Throwaway engines for the scripts that run berth on S3 + PostgreSQL: each
+# lives in a folder under $T, listens on 127.0.0.1 only and is tracked by PID.
+
+PG_BIN=${BERTH_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# garage_bin: the Garage binary tests/engines/garage.sh builds once into the
+# cache (or $BERTH_GARAGE).
+garage_bin() {
+  if [ -f "$REPO_ROOT/tests/engines/garage.sh" ]; then
+    bash "$REPO_ROOT/tests/engines/garage.sh" path
+  else
+    echo "${BERTH_GARAGE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/garage/bin/garage}"
+  fi
+}
+
+# engines_missing: prints what is missing of PostgreSQL 15 and Garage, one a line.
+engines_missing() {
+  [ -x "$PG_BIN/postgres" ] && [ -x "$PG_BIN/initdb" ] ||
+    echo "PostgreSQL server binaries in $PG_BIN (apt-get install postgresql-15)"
+  [ -x "$(garage_bin 2>/dev/null)" ] ||
+    echo "Garage at $(garage_bin 2>/dev/null) (bash tests/engines/garage.sh ensure: a one-time ~12 min build)"
+}
+
+# require_engines: stop here without failing when an engine is missing, unless
+# CI=true, where a missing engine is a failure.
+require_engines() {
+  local missing
+  missing=$(engines_missing)
+  [ -n "$missing" ] || return 0
+  if [ "${CI:-}" = true ]; then
+    FAILED=$((FAILED + 1)); echo "FAIL - engines missing:"; printf '    %s\n' "$missing"; exit 1
+  fi
+  echo "# skipped: engines missing:"; printf '#   %s\n' "$missing"; exit 0
+}
+
+# as_unprivileged_owner DIR: sets AS_OWNER to the command prefix that runs a
+# program as an unprivileged user owning DIR (empty when not root): initdb and
+# postgres refuse to run as root.
+as_unprivileged_owner() {
+  AS_OWNER=()
+  [ "$(id -u)" -eq 0 ] || return 0
+  local user=postgres
+  getent passwd "$user" >/dev/null || user=nobody
+  chown -R "$user:" "$1"
+  # $T is private (0700); that user must be able to walk into it, not list it.
+  case $1 in "$T"/*) chmod o+x "$T" ;; esac
+  AS_OWNER=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups)
+  "${AS_OWNER[@]}" test -w "$1" || { echo "$user cannot write $1" >&2; return 1; }
+}
+
+# start_postgres DIR: a fresh PostgreSQL cluster in DIR on a free loopback port
+# (unix socket in DIR), trust auth for superuser "berth", database "berth".
+# Durability is off (fsync, synchronous_commit): it is thrown away after the run.
+# Sets PG_PORT, PG_PID and exports PG_URL (postgres://berth@127.0.0.1:PORT/berth).
+start_postgres() {
+  local dir=$1 attempt deadline
+  mkdir -p "$dir"
+  as_unprivileged_owner "$dir" || return 1
+  "${AS_OWNER[@]}" "$PG_BIN/initdb" -D "$dir/data" -U berth --auth=trust --no-sync \
+    --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
+    { echo "initdb failed; its log:" >&2; tail -n 20 "$dir/initdb.log" >&2; return 1; }
+  for attempt in 1 2 3; do
+    PG_PORT=$(free_port)
+    "${AS_OWNER[@]}" "$PG_BIN/postgres" -D "$dir/data" -k "$dir" -p "$PG_PORT" \
+      -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+      -c full_page_writes=off -c max_connections=200 >"$dir/postgres.log" 2>&1 &
+    PG_PID=$!; track postgres "$PG_PID"
+    deadline=$((SECONDS + 30))
+    until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do
+      if ! kill -0 "$PG_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+      sleep 0.1
+    done
+    if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+      export PG_URL
+      PG_URL=$(pg_database berth) || return 1
+      echo "# postgres pid $PG_PID on 127.0.0.1:$PG_PORT ($PG_URL)"
+      return 0
+    fi
+    stop_pid postgres "$PG_PID"
+    grep -qi 'in use' "$dir/postgres.log" || break
+  done
+  echo "postgres did not start; its log:" >&2; tail -n 20 "$dir/postgres.log" >&2
+  return 1
+}
+
+# pg_database NAME: creates database NAME in the cluster start_postgres started;
+# prints its URL.
+pg_database() {
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U berth "$1" >&2 || return 1
+  echo "postgres://berth@127.0.0.1:$PG_PORT/$1"
+}
+
+# garage_config DIR RPC_SECRET REPLICATION: a node's garage.toml in DIR on free
+# loopback ports; sets G_S3_PORT, G_RPC_PORT.
+garage_config() {
+  local dir=$1 admin
+  G_S3_PORT=$(free_port) G_RPC_PORT=$(free_port) admin=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir/garage.toml" <<TOML
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = $3
+rpc_bind_addr = "127.0.0.1:$G_RPC_PORT"
+rpc_public_addr = "127.0.0.1:$G_RPC_PORT"
+rpc_secret = "$2"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$G_S3_PORT"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin"
+TOML
+  chmod 600 "$dir/garage.toml"
+  echo "$G_S3_PORT" >"$dir/s3.port"
+}
+
+# garage_launch DIR [SERVER ARGS...]: `garage server` on DIR's config; its PID
+# goes into DIR/pid. Returns once its RPC answers (`garage node id`).
+garage_launch() {
+  local dir=$1 pid deadline; shift
+  "$(garage_bin)" -c "$dir/garage.toml" server "$@" >>"$dir/garage.log" 2>&1 &
+  pid=$!; track garage "$pid"; echo "$pid" >"$dir/pid"
+  deadline=$((SECONDS + 30))
+  until "$(garage_bin)" -c "$dir/garage.toml" node id -q >"$dir/node.id" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "garage in $dir did not start; its log:" >&2; tail -n 20 "$dir/garage.log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# garage_ CONFIG_DIR ARGS...: the garage CLI against the node configured in CONFIG_DIR.
+garage_() { local dir=$1; shift; timeout 60 "$(garage_bin)" -c "$dir/garage.toml" "$@"; }
+
+# garage_bucket DIR: an access key and bucket "berth" it may read, write and own,
+# through the node in DIR; exports the REGISTRY_STORAGE_S3_* variables berth reads.
+garage_bucket() {
+  local dir=$1 key_out
+  key_out=$(garage_ "$dir" key create berth-tests) || return 1
+  garage_ "$dir" bucket create berth >/dev/null || return 1
+  export REGISTRY_STORAGE=s3 REGISTRY_STORAGE_S3_BUCKET=berth REGISTRY_STORAGE_S3_REGION=garage \
+    REGISTRY_STORAGE_S3_FORCEPATHSTYLE=true
+  REGISTRY_STORAGE_S3_REGIONENDPOINT=http://127.0.0.1:$(cat "$dir/s3.port")
+  REGISTRY_STORAGE_S3_ACCESSKEY=$(awk -F': *' '/^Key ID/ {print $2}' <<<"$key_out")
+  REGISTRY_STORAGE_S3_SECRETKEY=$(awk -F': *' '/^Secret key/ {print $2}' <<<"$key_out")
+  export REGISTRY_STORAGE_S3_REGIONENDPOINT REGISTRY_STORAGE_S3_ACCESSKEY REGISTRY_STORAGE_S3_SECRETKEY
+  if [ -z "$REGISTRY_STORAGE_S3_ACCESSKEY" ] || [ -z "$REGISTRY_STORAGE_S3_SECRETKEY" ]; then
+    echo "no key in garage's answer: $key_out" >&2; return 1
+  fi
+  garage_ "$dir" bucket allow --read --write --owner berth --key berth-tests >/dev/null || return 1
+  wait_for 30 s3_ready || { echo "bucket berth not usable at $REGISTRY_STORAGE_S3_REGIONENDPOINT" >&2; return 1; }
+}
+
+# s3_ready: the exported key lists bucket berth (curl signs with SigV4).
+s3_ready() {
+  curl -sf --max-time 10 --aws-sigv4 "aws:amz:${REGISTRY_STORAGE_S3_REGION}:s3" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --user "$REGISTRY_STORAGE_S3_ACCESSKEY:$REGISTRY_STORAGE_S3_SECRETKEY" \
+    "$REGISTRY_STORAGE_S3_REGIONENDPOINT/$REGISTRY_STORAGE_S3_BUCKET?list-type=2&max-keys=1" >/dev/null
+}
+
+# start_garage DIR: a single-node Garage (replication factor 1) in DIR with
+# bucket "berth"; exports REGISTRY_STORAGE=s3 and REGISTRY_STORAGE_S3_*.
+start_garage() {
+  local dir=$1
+  garage_config "$dir" "$(openssl rand -hex 32)" 1
+  garage_launch "$dir" --single-node || return 1
+  garage_bucket "$dir" || return 1
+  echo "# garage pid $(cat "$dir/pid") on $REGISTRY_STORAGE_S3_REGIONENDPOINT"
+}
+
+# start_garage_cluster DIR N: N Garage nodes in DIR/node1..N on loopback, all
+# in zone dc1 with 1 GB each, replication factor N; bucket "berth" made through
+# node 1, whose S3 endpoint the exported variables name.
+# GARAGE_NODES lists the node folders (for stop_garage_node/start_garage_node).
+start_garage_cluster() {
+  local dir=$1 n=$2 secret i first ids=()
+  secret=$(openssl rand -hex 32) GARAGE_NODES=()
+  for i in $(seq "$n"); do
+    garage_config "$dir/node$i" "$secret" "$n"
+    garage_launch "$dir/node$i" || return 1
+    GARAGE_NODES+=("$dir/node$i")
+    ids+=("$(cut -d@ -f1 "$dir/node$i/node.id")")
+  done
+  first=${GARAGE_NODES[0]}
+  for i in $(seq 2 "$n"); do
+    garage_ "$first" node connect "$(cat "$dir/node$i/node.id")" >/dev/null || return 1
+  done
+  garage_ "$first" layout assign -z dc1 -c 1G "${ids[@]}" >/dev/null || return 1
+  garage_ "$first" layout apply --version 1 >/dev/null || return 1
+  garage_bucket "$first" || return 1
+  echo "# garage cluster of $n (pids $(cat "$dir"/node*/pid | tr '\n' ' ')) on $REGISTRY_STORAGE_S3_REGIONENDPOINT"
+}
+
+# stop_garage_node DIR / start_garage_node DIR: one cluster node, by its PID;
+# started again on its config and data, it rejoins: start_garage_node returns
+# once node 1 counts every node healthy.
+stop_garage_node() { stop_pid garage "$(cat "$1/pid")"; }
+start_garage_node() {
+  garage_launch "$1" || return 1
+  garage_ "${GARAGE_NODES[0]}" node connect "$(cat "$1/node.id")" >/dev/null || return 1
+  wait_for 30 garage_all_healthy || { echo "node $1 did not rejoin" >&2; return 1; }
+}
+garage_all_healthy() { ! garage_ "${GARAGE_NODES[0]}" status 2>&1 | grep -q 'FAILED NODES'; }

@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-SCRIPTS=(readme docker podman skopeo containerd tls auth image distribution kind cri kustomize metrics gc pull_through)
+SCRIPTS=(readme docker podman skopeo containerd tls auth image distribution kind cri kustomize metrics gc pull_through replicas)
 SCRIPT_TIMEOUT=${SCRIPT_TIMEOUT:-600}
 passed=0 failed=0 summary=()
 log=$(mktemp "${TMPDIR:-/tmp}/berth-clients-log.XXXXXX")

@@ -149,6 +149,8 @@ pub fn open_registry(
             max_uploads_per_client: config.max_upload_sessions_per_client,
             gc: config.gc.into(),
             policies: Arc::new(config.policies.clone()),
+            // The embedded stores belong to this process alone.
+            shared_stores: false,
         },
     );
     // Offline commands get the cache too: GC's eviction needs its limit,

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod image_config;
 pub mod manifest;
 pub mod media_type;
+mod midstate;
 pub mod name;
 pub mod reference;
 

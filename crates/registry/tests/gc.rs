@@ -1174,25 +1174,26 @@ impl BlobStore for SlowDeletes {
     async fn put(&self, d: &Digest, bytes: Bytes) -> Result<(), Error> {
         self.0.put(d, bytes).await
     }
-    async fn create_upload(&self, id: &str) -> Result<(), Error> {
+    async fn create_upload(&self, id: &str) -> Result<berth_registry::storage::UploadState, Error> {
         self.0.create_upload(id).await
     }
     async fn append_upload(
         &self,
         id: &str,
         offset: u64,
+        state: &[u8],
         body: ByteStream<'_>,
-    ) -> Result<u64, Error> {
-        self.0.append_upload(id, offset, body).await
+    ) -> Result<berth_registry::storage::Appended, Error> {
+        self.0.append_upload(id, offset, state, body).await
     }
-    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>, Error> {
-        self.0.read_upload(id).await
+    async fn read_upload(&self, id: &str, state: &[u8]) -> Result<ByteStream<'static>, Error> {
+        self.0.read_upload(id, state).await
     }
-    async fn commit_upload(&self, id: &str, d: &Digest) -> Result<(), Error> {
-        self.0.commit_upload(id, d).await
+    async fn commit_upload(&self, id: &str, state: &[u8], d: &Digest) -> Result<(), Error> {
+        self.0.commit_upload(id, state, d).await
     }
-    async fn delete_upload(&self, id: &str) -> Result<(), Error> {
-        self.0.delete_upload(id).await
+    async fn delete_upload(&self, id: &str, state: Option<&[u8]>) -> Result<(), Error> {
+        self.0.delete_upload(id, state).await
     }
     async fn uploads_older_than(&self, age: Duration) -> Result<Vec<String>, Error> {
         self.0.uploads_older_than(age).await

@@ -82,20 +82,26 @@ impl BlobStore for Counting {
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         self.inner.put(digest, bytes).await
     }
-    async fn create_upload(&self, id: &str) -> Result<()> {
+    async fn create_upload(&self, id: &str) -> Result<berth_registry::storage::UploadState> {
         self.inner.create_upload(id).await
     }
-    async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64> {
-        self.inner.append_upload(id, offset, body).await
+    async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        state: &[u8],
+        body: ByteStream<'_>,
+    ) -> Result<berth_registry::storage::Appended> {
+        self.inner.append_upload(id, offset, state, body).await
     }
-    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>> {
-        self.inner.read_upload(id).await
+    async fn read_upload(&self, id: &str, state: &[u8]) -> Result<ByteStream<'static>> {
+        self.inner.read_upload(id, state).await
     }
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()> {
-        self.inner.commit_upload(id, digest).await
+    async fn commit_upload(&self, id: &str, state: &[u8], d: &Digest) -> Result<()> {
+        self.inner.commit_upload(id, state, d).await
     }
-    async fn delete_upload(&self, id: &str) -> Result<()> {
-        self.inner.delete_upload(id).await
+    async fn delete_upload(&self, id: &str, state: Option<&[u8]>) -> Result<()> {
+        self.inner.delete_upload(id, state).await
     }
     async fn delete(&self, digest: &Digest) -> Result<bool> {
         self.inner.delete(digest).await

@@ -291,8 +291,44 @@ impl berth_registry::MetaStore for Watched {
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>, Error> {
         self.inner.upload(id).await
     }
-    async fn set_upload_offset(&self, id: &str, offset: u64, at: i64) -> Result<(), Error> {
-        self.inner.set_upload_offset(id, offset, at).await
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: &berth_registry::storage::UploadProgress,
+        at: i64,
+    ) -> Result<bool, Error> {
+        self.inner.advance_upload(id, from, to, at).await
+    }
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, Error> {
+        self.inner.try_lease(name, holder, ttl).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), Error> {
+        self.inner.release_lease(name, holder).await
+    }
+    async fn shared_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.inner.shared_secret(name, candidate).await
+    }
+    async fn repository_links(
+        &self,
+        r: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>, Error> {
+        self.inner.repository_links(r, after, limit).await
+    }
+    async fn repository_manifests(
+        &self,
+        r: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::ManifestRow>, Error> {
+        self.inner.repository_manifests(r, after, limit).await
     }
     async fn delete_upload(&self, id: &str) -> Result<(), Error> {
         self.inner.delete_upload(id).await

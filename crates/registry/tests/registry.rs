@@ -87,7 +87,17 @@ async fn chunked_upload_survives_a_restart_and_is_verified() {
         assert_eq!(up.offset, 5000);
         up.id
     };
-    // A new process has lost the running hash and must re-read the upload.
+    // A new process (or another replica) continues from the hash saved
+    // with the session, without reading the 5000 bytes back.
+    let meta = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
+    let saved = meta.upload(&id).await.unwrap().unwrap().hash_state.unwrap();
+    let mut resumed = berth_oci::DigestHasher::resume(&saved).unwrap();
+    resumed.update(&data[5000..]);
+    assert_eq!(
+        resumed.finish(),
+        digest,
+        "the saved hash covers the first 5000 bytes"
+    );
     let reg = open(dir.path(), RegistryOptions::default());
     assert_eq!(reg.upload_status(&name, &id).await.unwrap().offset, 5000);
     let err = reg
@@ -721,8 +731,44 @@ impl berth_registry::MetaStore for SessionsStick {
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>, Error> {
         self.0.upload(id).await
     }
-    async fn set_upload_offset(&self, id: &str, offset: u64, at: i64) -> Result<(), Error> {
-        self.0.set_upload_offset(id, offset, at).await
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: &berth_registry::storage::UploadProgress,
+        at: i64,
+    ) -> Result<bool, Error> {
+        self.0.advance_upload(id, from, to, at).await
+    }
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, Error> {
+        self.0.try_lease(name, holder, ttl).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), Error> {
+        self.0.release_lease(name, holder).await
+    }
+    async fn shared_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.0.shared_secret(name, candidate).await
+    }
+    async fn repository_links(
+        &self,
+        r: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>, Error> {
+        self.0.repository_links(r, after, limit).await
+    }
+    async fn repository_manifests(
+        &self,
+        r: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<berth_registry::storage::ManifestRow>, Error> {
+        self.0.repository_manifests(r, after, limit).await
     }
     async fn delete_upload(&self, _id: &str) -> Result<(), Error> {
         Err(Error::Storage("the disk said no".into()))

@@ -86,7 +86,7 @@ impl Registry {
         let watch = done.watcher();
         let handle = Fill {
             stores: self.stores(),
-            hashes: self.hashes.clone(),
+            turns: self.turns.clone(),
             counters: counters.clone(),
             upstream_name: cached.route.name.clone(),
             upstream: cached.route.upstream.clone(),

@@ -11,8 +11,9 @@ use super::counters::Counters;
 use super::flight::{FillDone, FillFailure};
 use super::{Upstream, UpstreamError};
 use crate::registry::blobs::Stores;
-use crate::registry::upload_hashes::UploadHashes;
+use crate::registry::upload_turns::UploadTurns;
 use crate::storage::ByteStream;
+use crate::storage::UploadState;
 use berth_oci::{Digest, DigestHasher, RepositoryName};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -34,7 +35,7 @@ pub(crate) type Started = Result<Option<u64>, FillFailure>;
 /// One blob to fetch from an upstream into a repository.
 pub(crate) struct Fill {
     pub stores: Stores,
-    pub hashes: Arc<UploadHashes>,
+    pub turns: Arc<UploadTurns>,
     pub counters: Arc<Counters>,
     pub upstream_name: String,
     pub upstream: Arc<dyn Upstream>,
@@ -100,12 +101,15 @@ impl Fill {
         let _ = started.send(Ok(blob.size));
         let id = format!("cache-{}", uuid::Uuid::new_v4());
         // Held for the whole fill, so that the sweeper leaves its file alone.
-        let _busy = self.hashes.slot(&id).lock_owned().await;
-        let outcome = self.write(&id, blob.size, blob.body, client).await;
+        let _busy = self.turns.slot(&id).lock_owned().await;
+        let mut state = None;
+        let outcome = self
+            .write(&id, &mut state, blob.size, blob.body, client)
+            .await;
         if outcome.is_err() {
-            let _ = self.stores.blobs.delete_upload(&id).await;
+            let _ = self.stores.blobs.delete_upload(&id, state.as_deref()).await;
         }
-        self.hashes.remove(&id);
+        self.turns.remove(&id);
         outcome
     }
 
@@ -114,12 +118,14 @@ impl Fill {
     async fn write(
         &self,
         id: &str,
+        state: &mut Option<UploadState>,
         announced: Option<u64>,
         body: ByteStream<'static>,
         client: &mut Client,
     ) -> Result<(), FillFailure> {
         let other = |e: crate::Error| FillFailure::Other(e.to_string());
-        self.stores.blobs.create_upload(id).await.map_err(other)?;
+        let created = self.stores.blobs.create_upload(id).await.map_err(other)?;
+        let created = state.insert(created).clone();
         let mut tee = Tee {
             body,
             hasher: self.digest.algorithm().hasher(),
@@ -134,13 +140,22 @@ impl Fill {
                 Some((chunk, tee))
             })
             .boxed();
-            self.stores.blobs.append_upload(id, 0, stream).await
+            self.stores
+                .blobs
+                .append_upload(id, 0, &created, stream)
+                .await
         };
-        if let Err(e) = written {
-            return Err(FillFailure::Upstream {
-                upstream: self.upstream_name.clone(),
-                error: UpstreamError::Unavailable(format!("blob {} broke off: {e}", self.digest)),
-            });
+        match written {
+            Ok(appended) => *state = Some(appended.state),
+            Err(e) => {
+                return Err(FillFailure::Upstream {
+                    upstream: self.upstream_name.clone(),
+                    error: UpstreamError::Unavailable(format!(
+                        "blob {} broke off: {e}",
+                        self.digest
+                    )),
+                })
+            }
         }
         let Tee {
             hasher, size, held, ..
@@ -165,8 +180,9 @@ impl Fill {
         if let Some(last) = held {
             client.send(Ok(last)).await;
         }
+        let state = state.as_deref().unwrap_or_default();
         self.stores
-            .publish(&self.repo, id, &self.digest, size)
+            .publish(&self.repo, id, state, &self.digest, size)
             .await
             .map_err(other)
     }

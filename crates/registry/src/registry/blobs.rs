@@ -141,19 +141,23 @@ impl Registry {
         // No session row: the whole upload lives and dies within this request.
         let id = format!("mono-{}", uuid::Uuid::new_v4());
         // Held for the whole push, so that the sweeper leaves its file alone.
-        let _busy = self.hashes.slot(&id).lock_owned().await;
-        self.blobs.create_upload(&id).await?;
+        let _busy = self.turns.slot(&id).lock_owned().await;
+        let mut state = self.blobs.create_upload(&id).await?;
         let outcome = async {
             let mut hasher = digest.algorithm().hasher();
-            let size = self.append_hashing(&id, 0, body, &mut hasher).await?;
+            let appended = self
+                .append_hashing(&id, 0, &state, body, &mut hasher)
+                .await?;
+            state = appended.state;
             verify(digest, hasher.finish())?;
-            self.publish(repo, &id, digest, size).await
+            self.publish(repo, &id, &state, digest, appended.offset)
+                .await
         }
         .await;
         if outcome.is_err() {
-            let _ = self.blobs.delete_upload(&id).await;
+            let _ = self.blobs.delete_upload(&id, Some(&state)).await;
         }
-        self.hashes.remove(&id);
+        self.turns.remove(&id);
         outcome
     }
 
@@ -172,14 +176,14 @@ impl Registry {
     ) -> Result<bool> {
         self.refuse_cached_write(repo).await?;
         let id = format!("link-{}", uuid::Uuid::new_v4());
-        let _busy = self.hashes.slot(&id).lock_owned().await;
+        let _busy = self.turns.slot(&id).lock_owned().await;
         let outcome = async {
-            if !self.blobs.create_upload_linked(&id, source).await? {
+            let Some(state) = self.blobs.create_upload_linked(&id, source).await? else {
                 return Ok(false);
-            }
+            };
             let mut hasher = digest.algorithm().hasher();
             let mut size = 0u64;
-            let mut stream = self.blobs.read_upload(&id).await?;
+            let mut stream = self.blobs.read_upload(&id, &state).await?;
             while let Some(chunk) = stream
                 .try_next()
                 .await
@@ -190,14 +194,15 @@ impl Registry {
                 on_read(chunk.len() as u64);
             }
             verify(digest, hasher.finish())?;
-            self.publish(repo, &id, digest, size).await?;
+            self.publish(repo, &id, &state, digest, size).await?;
             Ok(true)
         }
         .await;
         if outcome.is_err() {
-            let _ = self.blobs.delete_upload(&id).await;
+            // Linked uploads exist only on stores that keep no state.
+            let _ = self.blobs.delete_upload(&id, None).await;
         }
-        self.hashes.remove(&id);
+        self.turns.remove(&id);
         outcome
     }
 
@@ -206,10 +211,11 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         id: &str,
+        state: &[u8],
         digest: &Digest,
         size: u64,
     ) -> Result<()> {
-        self.stores().publish(repo, id, digest, size).await
+        self.stores().publish(repo, id, state, digest, size).await
     }
 
     /// Claims `digest` for a publish, waiting while the collector deletes it.
@@ -247,12 +253,13 @@ impl Stores {
         &self,
         repo: &RepositoryName,
         id: &str,
+        state: &[u8],
         digest: &Digest,
         size: u64,
     ) -> Result<()> {
         let claim = self.claim(digest).await?;
         let outcome = async {
-            self.blobs.commit_upload(id, digest).await?;
+            self.blobs.commit_upload(id, state, digest).await?;
             if self
                 .meta
                 .link_blob(repo, digest, size, Some(&claim))

@@ -16,19 +16,15 @@ impl Registry {
         let cutoff = unix_now() - self.options.upload_expiry.as_secs() as i64;
         let mut removed = 0;
         for id in self.meta.stale_uploads(cutoff).await? {
-            let Some(_held) = self.hashes.try_lock(&id) else {
+            let Some(_held) = self.turns.try_lock(&id) else {
                 continue; // a request is on it: alive
             };
-            let still_stale = self
-                .meta
-                .upload(&id)
-                .await?
-                .is_some_and(|s| self.is_expired(&s));
-            if still_stale {
-                self.forget_upload(&id).await?;
+            let still_stale = self.meta.upload(&id).await?.filter(|s| self.is_expired(s));
+            if let Some(session) = still_stale {
+                self.forget_upload(&id, Some(&session.store_state)).await?;
                 removed += 1;
             } else {
-                self.hashes.remove(&id);
+                self.turns.remove(&id);
             }
         }
         let old_files = self
@@ -44,7 +40,13 @@ impl Registry {
     /// upload files whose session is gone; and every session whose file is
     /// gone (a crash can keep the row but lose the file's name), since it
     /// can never be resumed. Run at start-up, before serving.
+    ///
+    /// On stores other processes share, their uploads in progress look
+    /// just like leftovers: then only what has expired is removed.
     pub async fn sweep_leftovers(&self) -> Result<usize> {
+        if self.options.shared_stores {
+            return self.expire_uploads().await;
+        }
         let files = self
             .blobs
             .uploads_older_than(std::time::Duration::ZERO)
@@ -52,7 +54,7 @@ impl Registry {
         let with_file: HashSet<&str> = files.iter().map(String::as_str).collect();
         let mut removed = 0;
         for id in self.meta.stale_uploads(i64::MAX).await? {
-            if !with_file.contains(id.as_str()) && !self.hashes.is_busy(&id) {
+            if !with_file.contains(id.as_str()) && !self.turns.is_busy(&id) {
                 self.meta.delete_upload(&id).await?;
                 removed += 1;
             }
@@ -64,10 +66,10 @@ impl Registry {
     async fn remove_unowned(&self, ids: Vec<String>) -> Result<usize> {
         let mut removed = 0;
         for id in ids {
-            if self.hashes.is_busy(&id) || self.meta.upload(&id).await?.is_some() {
+            if self.turns.is_busy(&id) || self.meta.upload(&id).await?.is_some() {
                 continue;
             }
-            self.blobs.delete_upload(&id).await?;
+            self.blobs.delete_upload(&id, None).await?;
             removed += 1;
         }
         Ok(removed)

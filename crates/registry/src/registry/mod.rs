@@ -26,7 +26,7 @@ mod quotas;
 mod range;
 mod retention;
 pub(crate) mod single_flight;
-pub(crate) mod upload_hashes;
+pub(crate) mod upload_turns;
 mod uploads;
 
 pub use blobs::{BlobBody, MountOutcome};
@@ -52,7 +52,7 @@ use digest_lru::{DigestLru, Listed};
 use manifest_cache::ManifestCache;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use upload_hashes::UploadHashes;
+use upload_turns::UploadTurns;
 
 /// Memory for recently served manifests.
 const MANIFEST_CACHE_BYTES: usize = 16 << 20;
@@ -75,6 +75,9 @@ pub struct RegistryOptions {
     pub policies: Arc<Policies>,
     /// Online garbage collection: grace delay, interval, untagged manifests.
     pub gc: GcSettings,
+    /// Other processes use the same stores (replicas on object storage and
+    /// PostgreSQL): nothing may be taken for a leftover of this one.
+    pub shared_stores: bool,
 }
 
 impl Default for RegistryOptions {
@@ -88,6 +91,7 @@ impl Default for RegistryOptions {
             max_uploads_per_client: 100,
             policies: Arc::default(),
             gc: GcSettings::default(),
+            shared_stores: false,
         }
     }
 }
@@ -97,7 +101,7 @@ pub struct Registry {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) meta: Arc<dyn MetaStore>,
     pub(crate) options: RegistryOptions,
-    pub(crate) hashes: Arc<UploadHashes>,
+    pub(crate) turns: Arc<UploadTurns>,
     manifests: ManifestCache,
     pushes: in_flight::InFlight,
     layer_cache: Arc<DigestLru<Listed>>,
@@ -131,7 +135,7 @@ impl Registry {
             blobs,
             meta,
             options,
-            hashes: Arc::default(),
+            turns: Arc::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             pushes: Default::default(),
             layer_cache: Arc::new(DigestLru::new(layer_files::LAYER_CACHE_ENTRIES)),

@@ -2,11 +2,10 @@
 //! hashed as they arrive, and end in a verified publish or in nothing.
 
 use super::chunk::{exactly, ExpectedChunk};
-use super::upload_hashes::HashState;
 use super::{unix_now, verify, Registry};
 use crate::error::{Error, Result};
-use crate::storage::{ByteStream, UploadLimits, UploadSession};
-use berth_oci::{Algorithm, Digest, RepositoryName};
+use crate::storage::{Appended, ByteStream, UploadLimits, UploadProgress, UploadSession};
+use berth_oci::{Algorithm, Digest, DigestHasher, RepositoryName};
 use futures_util::{StreamExt, TryStreamExt};
 use std::net::IpAddr;
 
@@ -29,20 +28,25 @@ impl Registry {
         self.refuse_cached_write(repo).await?;
         self.check_free_space()?;
         let id = uuid::Uuid::new_v4().to_string();
-        self.blobs.create_upload(&id).await?;
+        let store_state = self.blobs.create_upload(&id).await?;
         let session = UploadSession {
             id: id.clone(),
             repository: repo.clone(),
             offset: 0,
             updated_at: unix_now(),
             client,
+            hash_state: Some(Algorithm::Sha256.hasher().save()),
+            store_state,
         };
         let limits = UploadLimits {
             total: self.options.max_uploads,
             per_client: self.options.max_uploads_per_client,
         };
         if let Err(e) = self.meta.create_upload(&session, limits).await {
-            let _ = self.blobs.delete_upload(&id).await;
+            let _ = self
+                .blobs
+                .delete_upload(&id, Some(&session.store_state))
+                .await;
             return Err(e);
         }
         Ok(UploadStatus { id, offset: 0 })
@@ -51,7 +55,7 @@ impl Registry {
     pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
         let session = self.session(repo, id).await?;
         // An expired session is gone, unless a request is still working on it.
-        if self.is_expired(&session) && !self.hashes.is_busy(id) {
+        if self.is_expired(&session) && !self.turns.is_busy(id) {
             return Err(Error::BlobUploadUnknown);
         }
         Ok(UploadStatus {
@@ -71,13 +75,13 @@ impl Registry {
     ) -> Result<UploadStatus> {
         let chunk = chunk.into();
         self.check_free_space()?;
-        let (mut state, session) = self.lock_session(repo, id).await?;
+        let (_turn, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, chunk.start)?;
         let body = exactly(body, chunk.len);
-        let offset = self.append_session(&session, &mut state, body).await?;
+        let progress = self.append_session(&session, body).await?;
         Ok(UploadStatus {
             id: session.id,
-            offset,
+            offset: progress.offset,
         })
     }
 
@@ -96,39 +100,53 @@ impl Registry {
         if last_chunk.is_some() {
             self.check_free_space()?;
         }
-        let (mut state, session) = self.lock_session(repo, id).await?;
+        let (_turn, session) = self.lock_session(repo, id).await?;
         check_chunk_start(&session, chunk.start)?;
-        let size = match last_chunk {
+        let progress = match last_chunk {
             Some(body) => {
                 let body = exactly(body, chunk.len);
-                self.append_session(&session, &mut state, body).await?
+                self.append_session(&session, body).await?
             }
-            None => session.offset,
+            None => UploadProgress {
+                offset: session.offset,
+                hash_state: session.hash_state,
+                store_state: session.store_state,
+            },
         };
-        // The running hash covers exactly the bytes this lock's holders wrote;
-        // anything else (a restart, a dropped request) is re-read from the
-        // file, and then the file's length is the size.
-        let (actual, size) = match state.take() {
-            Some(s) if s.offset == size && s.hasher.algorithm() == digest.algorithm() => {
-                (s.hasher.finish(), size)
+        // The saved hash covers exactly the bytes the session holds; without
+        // one (a session from before hashes were saved, or another
+        // algorithm) the upload is read back and its length is the size.
+        let saved = progress
+            .hash_state
+            .as_deref()
+            .and_then(DigestHasher::resume);
+        let (actual, size) = match saved {
+            Some(hasher) if hasher.algorithm() == digest.algorithm() => {
+                (hasher.finish(), progress.offset)
             }
-            _ => self.rehash_upload(id, digest.algorithm()).await?,
+            _ => {
+                self.rehash_upload(id, &progress.store_state, digest.algorithm())
+                    .await?
+            }
         };
         let outcome = match verify(digest, actual) {
-            Ok(()) => self.publish(repo, id, digest, size).await,
+            Ok(()) => {
+                self.publish(repo, id, &progress.store_state, digest, size)
+                    .await
+            }
             Err(e) => Err(e),
         };
         // Success or mismatch, the session is over. Failing to clean up does
         // not undo a publish: the sweeper removes what is left.
-        if let Err(e) = self.forget_upload(id).await {
+        if let Err(e) = self.forget_upload(id, Some(&progress.store_state)).await {
             tracing::warn!(upload = id, error = %e, "could not remove a finished upload");
         }
         outcome
     }
 
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
-        let _locked = self.lock_session(repo, id).await?;
-        self.forget_upload(id).await
+        let (_turn, session) = self.lock_session(repo, id).await?;
+        self.forget_upload(id, Some(&session.store_state)).await
     }
 
     /// Takes upload `id` of `repo` for the length of one request (so requests
@@ -137,26 +155,23 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         id: &str,
-    ) -> Result<(
-        tokio::sync::OwnedMutexGuard<Option<HashState>>,
-        UploadSession,
-    )> {
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, UploadSession)> {
         // Validate first, so that made-up ids never get a slot.
         self.session(repo, id).await?;
-        let state = self.hashes.slot(id).lock_owned().await;
+        let turn = self.turns.slot(id).lock_owned().await;
         let live = match self.session(repo, id).await {
             Ok(session) if self.is_expired(&session) => {
                 // Ours now, and stale: nothing else can be using it.
-                self.forget_upload(id).await?;
+                self.forget_upload(id, Some(&session.store_state)).await?;
                 Err(Error::BlobUploadUnknown)
             }
             other => other,
         };
         match live {
-            Ok(session) => Ok((state, session)),
+            Ok(session) => Ok((turn, session)),
             Err(e) => {
-                self.hashes.remove(id);
-                drop(state);
+                self.turns.remove(id);
+                drop(turn);
                 Err(e)
             }
         }
@@ -179,64 +194,97 @@ impl Registry {
         unix_now() - session.updated_at > self.options.upload_expiry.as_secs() as i64
     }
 
-    /// Appends to a session, keeping the running hash when it is current.
+    /// Appends to a session and records how far it got, by compare-and-set:
+    /// if another request or process moved the session meanwhile, this
+    /// append is not part of it and the client hears where it stands.
     async fn append_session(
         &self,
         session: &UploadSession,
-        state: &mut Option<HashState>,
         body: ByteStream<'_>,
-    ) -> Result<u64> {
-        let mut hasher = match state.take() {
-            Some(s) if s.offset == session.offset => Some(s.hasher),
-            _ if session.offset == 0 => Some(Algorithm::Sha256.hasher()),
-            _ => None, // lost (restart): re-hash at commit
+    ) -> Result<UploadProgress> {
+        let mut hasher = match session.hash_state.as_deref() {
+            Some(saved) => DigestHasher::resume(saved),
+            None if session.offset == 0 => Some(Algorithm::Sha256.hasher()),
+            None => None, // re-hashed at commit
         };
         let appended = match &mut hasher {
             Some(h) => {
-                self.append_hashing(&session.id, session.offset, body, h)
+                self.append_hashing(&session.id, session.offset, &session.store_state, body, h)
                     .await
             }
             None => {
                 self.blobs
-                    .append_upload(&session.id, session.offset, body)
+                    .append_upload(&session.id, session.offset, &session.store_state, body)
                     .await
             }
         };
-        let offset = match appended {
-            Ok(offset) => offset,
+        let appended = match appended {
+            Ok(appended) => appended,
             Err(Error::UploadOutOfOrder { offset: held, got }) if held < got => {
                 // The session is ahead of the bytes stored (a write was
-                // lost): it continues from what the file really holds.
+                // lost): it continues from what the store really holds,
+                // hashed again at commit.
+                let behind = UploadProgress {
+                    offset: held,
+                    hash_state: None,
+                    store_state: session.store_state.clone(),
+                };
                 self.meta
-                    .set_upload_offset(&session.id, held, unix_now())
+                    .advance_upload(&session.id, session.offset, &behind, unix_now())
                     .await?;
                 return Err(Error::UploadOutOfOrder { offset: held, got });
             }
             Err(e) => return Err(e),
         };
-        self.meta
-            .set_upload_offset(&session.id, offset, unix_now())
+        let progress = UploadProgress {
+            offset: appended.offset,
+            hash_state: hasher.map(|h| h.save()),
+            store_state: appended.state,
+        };
+        let recorded = self
+            .meta
+            .advance_upload(&session.id, session.offset, &progress, unix_now())
             .await?;
-        *state = hasher.map(|hasher| HashState { offset, hasher });
-        Ok(offset)
+        if !recorded {
+            let now = self.meta.upload(&session.id).await?;
+            return Err(match now {
+                Some(now) => Error::UploadOutOfOrder {
+                    offset: now.offset,
+                    got: session.offset,
+                },
+                None => Error::BlobUploadUnknown,
+            });
+        }
+        Ok(progress)
     }
 
     pub(super) async fn append_hashing(
         &self,
         id: &str,
         offset: u64,
+        state: &[u8],
         body: ByteStream<'_>,
-        hasher: &mut berth_oci::DigestHasher,
-    ) -> Result<u64> {
-        let hashing = body.inspect_ok(|chunk| hasher.update(chunk)).boxed();
-        self.blobs.append_upload(id, offset, hashing).await
+        hasher: &mut DigestHasher,
+    ) -> Result<Appended> {
+        // The hasher must see only what the store kept: hash a copy, and
+        // keep it only if the append succeeded.
+        let mut running = hasher.clone();
+        let hashing = body.inspect_ok(|chunk| running.update(chunk)).boxed();
+        let appended = self.blobs.append_upload(id, offset, state, hashing).await?;
+        *hasher = running;
+        Ok(appended)
     }
 
     /// The digest and length of what upload `id` holds.
-    async fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<(Digest, u64)> {
+    async fn rehash_upload(
+        &self,
+        id: &str,
+        state: &[u8],
+        algorithm: Algorithm,
+    ) -> Result<(Digest, u64)> {
         let mut hasher = algorithm.hasher();
         let mut len = 0u64;
-        let mut stream = self.blobs.read_upload(id).await?;
+        let mut stream = self.blobs.read_upload(id, state).await?;
         while let Some(chunk) = stream.try_next().await? {
             hasher.update(&chunk);
             len += chunk.len() as u64;
@@ -244,10 +292,10 @@ impl Registry {
         Ok((hasher.finish(), len))
     }
 
-    pub(super) async fn forget_upload(&self, id: &str) -> Result<()> {
-        self.blobs.delete_upload(id).await?;
+    pub(super) async fn forget_upload(&self, id: &str, state: Option<&[u8]>) -> Result<()> {
+        self.blobs.delete_upload(id, state).await?;
         self.meta.delete_upload(id).await?;
-        self.hashes.remove(id);
+        self.turns.remove(id);
         Ok(())
     }
 }
@@ -288,15 +336,15 @@ mod tests {
             assert!(matches!(err, Error::BlobUploadUnknown));
             assert!(reg.cancel_upload(&name, &id).await.is_err());
         }
-        assert_eq!(reg.hashes.len(), 0);
+        assert_eq!(reg.turns.len(), 0);
         // A real upload holds a slot only while it lives.
         let up = reg.start_upload(&name, None).await.unwrap();
         let body = stream::iter([Ok(Bytes::from_static(b"x"))]).boxed();
         reg.append_upload(&name, &up.id, Some(0), body)
             .await
             .unwrap();
-        assert_eq!(reg.hashes.len(), 1);
+        assert_eq!(reg.turns.len(), 1);
         reg.cancel_upload(&name, &up.id).await.unwrap();
-        assert_eq!(reg.hashes.len(), 0);
+        assert_eq!(reg.turns.len(), 0);
     }
 }

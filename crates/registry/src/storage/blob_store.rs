@@ -5,6 +5,7 @@ use crate::error::Result;
 use async_trait::async_trait;
 use berth_oci::Digest;
 use bytes::Bytes;
+use std::path::Path;
 
 /// A blob's bytes as a store hands them over.
 pub enum BlobContent {
@@ -49,32 +50,50 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stores small content (manifests) durably under its digest.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<()>;
 
-    /// Creates an empty upload.
-    async fn create_upload(&self, id: &str) -> Result<()>;
+    /// Creates an empty upload and returns its state.
+    async fn create_upload(&self, id: &str) -> Result<UploadState>;
 
-    /// Appends `body` to an upload that currently holds `offset` bytes and
-    /// returns its new length. On error the upload is left at `offset` bytes.
-    async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64>;
+    /// Appends `body` to an upload that holds `offset` bytes described by
+    /// `state`, and returns its new length and state. On error the upload
+    /// is still at (`offset`, `state`): nothing the failed call wrote
+    /// becomes part of it.
+    async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        state: &[u8],
+        body: ByteStream<'_>,
+    ) -> Result<Appended>;
 
     /// Starts upload `id` holding the bytes of the local file `source`,
     /// shared rather than copied, when the backend can (a hard link within
-    /// one filesystem). `Ok(false)` when it cannot: nothing was created and
+    /// one filesystem). `Ok(None)` when it cannot: nothing was created and
     /// the caller copies instead. The upload is verified before it is
     /// committed, like any other.
-    async fn create_upload_linked(&self, id: &str, source: &std::path::Path) -> Result<bool> {
+    async fn create_upload_linked(&self, id: &str, source: &Path) -> Result<Option<UploadState>> {
         let _ = (id, source);
-        Ok(false)
+        Ok(None)
     }
 
-    /// Streams what an upload holds so far (to re-hash it after a restart).
-    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>>;
+    /// Streams what an upload holds so far (to re-hash one whose saved
+    /// hash was lost). A store that cannot read back parts it has sent
+    /// answers [`crate::Error::Unsupported`].
+    async fn read_upload(&self, id: &str, state: &[u8]) -> Result<ByteStream<'static>>;
 
     /// Makes a verified upload durable and readable under `digest`.
     /// The caller has already checked that the content hashes to `digest`.
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()>;
+    async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> Result<()>;
 
-    /// Forgets an upload; absent uploads are not an error.
-    async fn delete_upload(&self, id: &str) -> Result<()>;
+    /// Forgets an upload; absent uploads are not an error. Without a state
+    /// (an upload no session describes) the store removes what it can find.
+    async fn delete_upload(&self, id: &str, state: Option<&[u8]>) -> Result<()>;
+
+    /// A URL the client may fetch `digest` from directly (a presigned
+    /// object-store URL), when the store is configured to hand them out.
+    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
+        let _ = digest;
+        Ok(None)
+    }
 
     /// Ids of uploads last written more than `age` ago, including any a
     /// crash left without a session, so that they can be swept.
@@ -97,6 +116,20 @@ pub trait BlobStore: Send + Sync + 'static {
     /// folder gone or not writable, the bucket unreachable): what a
     /// readiness probe asks. Cheap enough to run every few seconds.
     async fn check(&self) -> Result<()>;
+}
+
+/// Where an upload stands inside a store, opaque to everyone else (the
+/// filesystem keeps none; an object store keeps its multipart upload and
+/// parts). The registry saves it with the session after every append, so
+/// that any process sharing the stores can continue the upload.
+pub type UploadState = Vec<u8>;
+
+/// An upload after a successful append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Bytes it holds.
+    pub offset: u64,
+    pub state: UploadState,
 }
 
 /// A blob as the store lists it.

@@ -54,6 +54,19 @@ pub struct UploadSession {
     pub updated_at: i64,
     /// The address that started it, when known.
     pub client: Option<std::net::IpAddr>,
+    /// The hash of the first `offset` bytes ([`berth_oci::DigestHasher::save`]);
+    /// `None` if unknown (the bytes are re-read at commit).
+    pub hash_state: Option<Vec<u8>>,
+    /// The blob store's state of the upload ([`super::UploadState`]).
+    pub store_state: Vec<u8>,
+}
+
+/// What an append moves an upload session to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadProgress {
+    pub offset: u64,
+    pub hash_state: Option<Vec<u8>>,
+    pub store_state: Vec<u8>,
 }
 
 /// Totals over the whole store, for monitoring.
@@ -249,8 +262,11 @@ pub struct Reclaimable {
 /// - **Idempotence**: linking a linked blob, re-putting a stored manifest and
 ///   deleting an absent upload succeed without changing anything else.
 /// - **Missing rows**: reads answer `None`/empty; deletes answer `false`;
-///   [`MetaStore::set_upload_offset`] on a missing session is
+///   [`MetaStore::advance_upload`] on a missing session is
 ///   [`crate::Error::BlobUploadUnknown`].
+/// - **Shared by replicas**: several processes may use one store at once;
+///   upload sessions advance only by compare-and-set, and leases decide
+///   which process runs work that must run once.
 /// - **Garbage collection** (see [`crate::gc`]): a link exists only to a
 ///   blob that has a row and no tombstone, so whatever a link or manifest
 ///   names is in the blob store; a tombstone removes every link in its own
@@ -385,7 +401,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// and the insert are one transaction.
     async fn create_upload(&self, session: &UploadSession, limits: UploadLimits) -> Result<()>;
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>>;
-    async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()>;
+    /// Moves session `id` from `from` bytes to `to`, only if it still holds
+    /// `from` bytes: `Ok(false)`, changing nothing, when another request or
+    /// process moved it first (so two can never both append).
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: &UploadProgress,
+        updated_at: i64,
+    ) -> Result<bool>;
     async fn delete_upload(&self, id: &str) -> Result<()>;
     /// Ids of uploads last changed before `cutoff` (Unix seconds).
     async fn stale_uploads(&self, cutoff: i64) -> Result<Vec<String>>;
@@ -531,4 +556,35 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Up to `limit` top-level manifests (no index of their repository names
     /// them) of cached repositories, least recently pulled first.
     async fn eviction_candidates(&self, limit: usize) -> Result<Vec<EvictionCandidate>>;
+
+    // --- Replicas and migration. ---
+
+    /// Takes or renews lease `name` for `holder` until now + `ttl`; false
+    /// while another holder's lease on it has not expired.
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool>;
+
+    /// Gives up `holder`'s lease on `name`, if it has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// The value stored under `name`, storing `candidate` first if there is
+    /// none: the first writer wins, atomically, and every process sharing
+    /// the store reads the same value (a token-signing key, the store's id).
+    async fn shared_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>>;
+
+    /// Up to `limit` blobs linked to `repo` (digest, size) after `after`,
+    /// sorted by digest.
+    async fn repository_links(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>>;
+
+    /// Up to `limit` manifests of `repo` after `after`, sorted by digest.
+    async fn repository_manifests(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestRow>>;
 }

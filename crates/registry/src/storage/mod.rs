@@ -15,14 +15,14 @@ mod meta_store;
 mod policy_rows;
 pub mod sqlite;
 
-pub use blob_store::{BlobContent, BlobStore, FreeSpace, StoredBlob};
+pub use blob_store::{Appended, BlobContent, BlobStore, FreeSpace, StoredBlob, UploadState};
 pub use file_region::FileRegion;
 pub use io_mode::{IoMode, PORTABLE_IO_ENV};
 pub use meta_store::{
     BlobClaim, CacheOrigin, CacheSource, EvictionCandidate, ManifestFacts, ManifestRecord,
     ManifestRow, MetaStore, Overview, PutOptions, Quota, Reclaimable, ReferrerRecord,
     RepositoryDeleted, RepositoryOrigin, RepositorySummary, StoreStats, TagCursor, TagRow,
-    UploadLimits, UploadSession,
+    UploadLimits, UploadProgress, UploadSession,
 };
 pub use policy_rows::{PullRecord, PulledBy, RepositoryUsage};
 

@@ -3,7 +3,8 @@
 use super::publish_link;
 use crate::error::Error;
 use crate::storage::{
-    ManifestRecord, MetaStore, PutOptions, RepositoryDeleted, UploadLimits, UploadSession,
+    ManifestRecord, MetaStore, PutOptions, RepositoryDeleted, UploadLimits, UploadProgress,
+    UploadSession,
 };
 use berth_oci::{Digest, RepositoryName, Tag};
 use std::sync::Arc;
@@ -374,14 +375,26 @@ pub async fn upload_sessions_are_kept_and_expire(meta: &dyn MetaStore) {
         offset: 0,
         updated_at: 100,
         client: Some([192, 0, 2, 1].into()),
+        hash_state: Some(b"saved hash".to_vec()),
+        store_state: b"store state".to_vec(),
     };
     meta.create_upload(&session, ROOMY).await.unwrap();
     assert_eq!(meta.upload("kit-session").await.unwrap().unwrap(), session);
-    meta.set_upload_offset("kit-session", 42, 200)
+    let moved = UploadProgress {
+        offset: 42,
+        hash_state: None,
+        store_state: b"parts".to_vec(),
+    };
+    assert!(meta
+        .advance_upload("kit-session", 0, &moved, 200)
         .await
-        .unwrap();
+        .unwrap());
     let read = meta.upload("kit-session").await.unwrap().unwrap();
     assert_eq!((read.offset, read.updated_at), (42, 200));
+    assert_eq!(
+        (read.hash_state, read.store_state),
+        (None, b"parts".to_vec())
+    );
     assert!(!meta.stale_uploads(150).await.unwrap().contains(&session.id));
     assert!(meta.stale_uploads(250).await.unwrap().contains(&session.id));
     meta.delete_upload("kit-session").await.unwrap();
@@ -392,8 +405,13 @@ pub async fn upload_sessions_are_kept_and_expire(meta: &dyn MetaStore) {
 /// is `BlobUploadUnknown`, and creates nothing.
 pub async fn a_missing_upload_session_is_unknown(meta: &dyn MetaStore) {
     assert!(meta.upload("kit-no-session").await.unwrap().is_none());
+    let to = UploadProgress {
+        offset: 10,
+        hash_state: None,
+        store_state: Vec::new(),
+    };
     let err = meta
-        .set_upload_offset("kit-no-session", 10, 100)
+        .advance_upload("kit-no-session", 0, &to, 100)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::BlobUploadUnknown), "{err}");
@@ -744,6 +762,8 @@ pub async fn upload_sessions_are_capped(meta: Arc<dyn MetaStore>) {
         offset: 0,
         updated_at: 100,
         client,
+        hash_state: None,
+        store_state: Vec::new(),
     };
     let one: std::net::IpAddr = [192, 0, 2, 7].into();
     let opened: Vec<_> = (0..8)
@@ -819,6 +839,8 @@ pub async fn stats_count_what_is_stored(meta: &dyn MetaStore) {
         offset: 0,
         updated_at: 0,
         client: None,
+        hash_state: None,
+        store_state: Vec::new(),
     };
     meta.create_upload(&session, ROOMY).await.unwrap();
     let after = meta.stats().await.unwrap();

@@ -24,6 +24,7 @@ mod cache;
 mod gc;
 mod meta_store;
 mod policies;
+mod replicas;
 mod upstream;
 
 pub use blob_store::*;
@@ -32,6 +33,7 @@ pub use cache::*;
 pub use gc::*;
 pub use meta_store::*;
 pub use policies::*;
+pub use replicas::*;
 pub use upstream::{FakeCall, FakeUpstream};
 
 use crate::storage::{BlobStore, ByteStream, MetaStore};
@@ -93,6 +95,10 @@ pub async fn meta_store(meta: Arc<dyn MetaStore>) {
     tag_check_times_move_and_go_with_their_tags(&*meta).await;
     cached_bytes_count_present_blobs_of_cached_manifests_once(&*meta).await;
     eviction_candidates_are_top_level_cached_manifests_by_last_pull(&*meta).await;
+    leases_are_exclusive_until_released_or_expired(&*meta).await;
+    shared_secrets_keep_the_first_value(&*meta).await;
+    repositories_list_their_links_and_manifests(&*meta).await;
+    upload_sessions_advance_by_compare_and_set(meta.clone()).await;
     upload_sessions_are_capped(meta).await;
 }
 

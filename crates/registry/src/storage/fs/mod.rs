@@ -16,7 +16,8 @@ mod writeback;
 
 use super::file_region::stream_file;
 use super::{
-    BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace, IoMode, StoredBlob,
+    Appended, BlobContent, BlobStore, ByteRange, ByteStream, FileRegion, FreeSpace, IoMode,
+    StoredBlob, UploadState,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -168,21 +169,32 @@ impl BlobStore for FsBlobStore {
         .await
     }
 
-    async fn create_upload(&self, id: &str) -> Result<()> {
+    /// The file is the state: its length is the offset, so the state is empty.
+    async fn create_upload(&self, id: &str) -> Result<UploadState> {
         tokio::fs::File::create(self.upload_path(id)).await?;
-        Ok(())
+        Ok(UploadState::new())
     }
 
-    async fn append_upload(&self, id: &str, offset: u64, body: ByteStream<'_>) -> Result<u64> {
+    async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        _state: &[u8],
+        body: ByteStream<'_>,
+    ) -> Result<Appended> {
         let lock = self.locks.lock(id).await;
-        append::append(lock, self.upload_path(id), offset, body, self.io).await
+        let offset = append::append(lock, self.upload_path(id), offset, body, self.io).await?;
+        Ok(Appended {
+            offset,
+            state: UploadState::new(),
+        })
     }
 
-    async fn create_upload_linked(&self, id: &str, source: &Path) -> Result<bool> {
+    async fn create_upload_linked(&self, id: &str, source: &Path) -> Result<Option<UploadState>> {
         let source = source.to_path_buf();
         let upload = self.upload_path(id);
         blocking(move || match std::fs::hard_link(&source, &upload) {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Some(UploadState::new())),
             // Another filesystem, a file we may not link (protected_hardlinks),
             // a filesystem without links, a file with too many: copy instead.
             Err(e)
@@ -194,14 +206,14 @@ impl BlobStore for FsBlobStore {
                         | io::ErrorKind::TooManyLinks
                 ) || e.raw_os_error() == Some(libc::EPERM) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(e),
         })
         .await
     }
 
-    async fn read_upload(&self, id: &str) -> Result<ByteStream<'static>> {
+    async fn read_upload(&self, id: &str, _state: &[u8]) -> Result<ByteStream<'static>> {
         // Waits out a writer whose request was dropped; no new one can start
         // while the registry holds the upload.
         drop(self.locks.lock(id).await);
@@ -212,7 +224,7 @@ impl BlobStore for FsBlobStore {
         Ok(stream_file(file, 0, u64::MAX))
     }
 
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()> {
+    async fn commit_upload(&self, id: &str, _state: &[u8], digest: &Digest) -> Result<()> {
         let lock = self.locks.lock(id).await;
         let tmp = self.upload_path(id);
         let dest = self.blob_path(digest);
@@ -276,7 +288,7 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
-    async fn delete_upload(&self, id: &str) -> Result<()> {
+    async fn delete_upload(&self, id: &str, _state: Option<&[u8]>) -> Result<()> {
         let _lock = self.locks.lock(id).await;
         not_found_is_none(tokio::fs::remove_file(self.upload_path(id)).await)?;
         Ok(())
@@ -385,10 +397,10 @@ mod tests {
                         store.put(&digest, content).await
                     } else {
                         let id = format!("race-{i}");
-                        store.create_upload(&id).await?;
+                        let state = store.create_upload(&id).await?;
                         let body = futures_util::stream::iter([Ok(content)]).boxed();
-                        store.append_upload(&id, 0, body).await?;
-                        store.commit_upload(&id, &digest).await
+                        let appended = store.append_upload(&id, 0, &state, body).await?;
+                        store.commit_upload(&id, &appended.state, &digest).await
                     }
                 })
             })

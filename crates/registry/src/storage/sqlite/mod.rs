@@ -16,6 +16,7 @@ mod manifests;
 mod monitoring;
 mod policies;
 mod readers;
+mod replicas;
 mod repositories;
 pub mod schema;
 mod uploads;
@@ -25,7 +26,7 @@ use super::{
     BlobClaim, CacheSource, EvictionCandidate, ManifestFacts, ManifestRecord, ManifestRow,
     MetaStore, Overview, PullRecord, PutOptions, Reclaimable, ReferrerRecord, RepositoryDeleted,
     RepositoryOrigin, RepositorySummary, RepositoryUsage, StoreStats, TagCursor, TagRow,
-    UploadLimits, UploadSession,
+    UploadLimits, UploadProgress, UploadSession,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -321,14 +322,18 @@ impl MetaStore for SqliteMetaStore {
         self.readers.lookup(|c| Ok(uploads::get(c, id)))?
     }
 
-    async fn set_upload_offset(&self, id: &str, offset: u64, updated_at: i64) -> Result<()> {
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: &UploadProgress,
+        updated_at: i64,
+    ) -> Result<bool> {
         let id = id.to_string();
-        self.write_lazily(
-            move |tx| match uploads::set_offset(tx, &id, offset, updated_at)? {
-                true => Ok(()),
-                false => Err(Error::BlobUploadUnknown),
-            },
-        )
+        let to = to.clone();
+        self.write_lazily(move |tx| {
+            uploads::advance(tx, &id, from, &to, updated_at)?.ok_or(Error::BlobUploadUnknown)
+        })
         .await
     }
 
@@ -532,6 +537,51 @@ impl MetaStore for SqliteMetaStore {
     async fn eviction_candidates(&self, limit: usize) -> Result<Vec<EvictionCandidate>> {
         self.readers
             .read(move |c| Ok(cache::eviction_candidates(c, limit)))
+            .await?
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let until = now().saturating_add(ttl.as_secs().min(i64::MAX as u64) as i64);
+        self.write(move |tx| replicas::try_lease(tx, &name, &holder, until))
+            .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |tx| replicas::release_lease(tx, &name, &holder))
+            .await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let name = name.to_string();
+        self.write(move |tx| replicas::shared_secret(tx, &name, &candidate))
+            .await
+    }
+
+    async fn repository_links(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, u64)>> {
+        let repo = repo.as_str().to_string();
+        let after = after.map(|d| d.to_string()).unwrap_or_default();
+        self.readers
+            .read(move |c| Ok(replicas::links(c, &repo, &after, limit)))
+            .await?
+    }
+
+    async fn repository_manifests(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestRow>> {
+        let repo = repo.as_str().to_string();
+        let after = after.map(|d| d.to_string()).unwrap_or_default();
+        self.readers
+            .read(move |c| Ok(replicas::manifests(c, &repo, &after, limit)))
             .await?
     }
 }

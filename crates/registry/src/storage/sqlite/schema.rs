@@ -110,6 +110,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (repo_id, tag)
     );
     ",
+    // v8 (replicas): an upload's saved hash and blob-store state, so that
+    // any process can continue it; leases for work that must run once; and
+    // values every process sharing the store must agree on.
+    "
+    ALTER TABLE uploads ADD COLUMN hash_state BLOB;
+    ALTER TABLE uploads ADD COLUMN store_state BLOB NOT NULL DEFAULT x'';
+    CREATE TABLE leases (
+        name   TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until  INTEGER NOT NULL
+    );
+    CREATE TABLE shared_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    ",
 ];
 
 /// The version a database has once [`migrate`] ran.

@@ -2,7 +2,7 @@
 
 use super::storage_err;
 use crate::error::{Error, Result};
-use crate::storage::{UploadLimits, UploadSession};
+use crate::storage::{UploadLimits, UploadProgress, UploadSession};
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn count(tx: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<usize> {
@@ -30,14 +30,16 @@ pub(super) fn create(tx: &Connection, s: &UploadSession, limits: UploadLimits) -
         }
     }
     tx.execute(
-        "INSERT INTO uploads (id, repository, bytes, updated_at, client)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO uploads (id, repository, bytes, updated_at, client, hash_state, store_state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             s.id,
             s.repository.as_str(),
             s.offset as i64,
             s.updated_at,
-            client
+            client,
+            s.hash_state,
+            s.store_state,
         ],
     )
     .map_err(storage_err)?;
@@ -46,7 +48,10 @@ pub(super) fn create(tx: &Connection, s: &UploadSession, limits: UploadLimits) -
 
 pub(super) fn get(c: &Connection, id: &str) -> Result<Option<UploadSession>> {
     let row = c
-        .prepare_cached("SELECT repository, bytes, updated_at, client FROM uploads WHERE id = ?1")
+        .prepare_cached(
+            "SELECT repository, bytes, updated_at, client, hash_state, store_state
+             FROM uploads WHERE id = ?1",
+        )
         .and_then(|mut q| {
             q.query_row([id], |r| {
                 Ok((
@@ -54,31 +59,60 @@ pub(super) fn get(c: &Connection, id: &str) -> Result<Option<UploadSession>> {
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
                 ))
             })
             .optional()
         })
         .map_err(storage_err)?;
-    row.map(|(repo, offset, updated_at, client)| {
-        Ok(UploadSession {
-            id: id.to_string(),
-            repository: repo.parse().map_err(storage_err)?,
-            offset: offset as u64,
-            updated_at,
-            client: client.and_then(|c| c.parse().ok()),
-        })
-    })
+    row.map(
+        |(repo, offset, updated_at, client, hash_state, store_state)| {
+            Ok(UploadSession {
+                id: id.to_string(),
+                repository: repo.parse().map_err(storage_err)?,
+                offset: offset as u64,
+                updated_at,
+                client: client.and_then(|c| c.parse().ok()),
+                hash_state,
+                store_state,
+            })
+        },
+    )
     .transpose()
 }
 
-/// Moves a session's offset; whether the session exists.
-pub(super) fn set_offset(tx: &Connection, id: &str, offset: u64, updated_at: i64) -> Result<bool> {
-    tx.execute(
-        "UPDATE uploads SET bytes = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, offset as i64, updated_at],
-    )
-    .map(|n| n > 0)
-    .map_err(storage_err)
+/// Moves a session from `from` bytes to `to`, if it still holds `from`
+/// bytes. `None` if there is no such session.
+pub(super) fn advance(
+    tx: &Connection,
+    id: &str,
+    from: u64,
+    to: &UploadProgress,
+    updated_at: i64,
+) -> Result<Option<bool>> {
+    let moved = tx
+        .execute(
+            "UPDATE uploads SET bytes = ?3, hash_state = ?4, store_state = ?5, updated_at = ?6
+             WHERE id = ?1 AND bytes = ?2",
+            params![
+                id,
+                from as i64,
+                to.offset as i64,
+                to.hash_state,
+                to.store_state,
+                updated_at
+            ],
+        )
+        .map_err(storage_err)?;
+    if moved > 0 {
+        return Ok(Some(true));
+    }
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM uploads WHERE id = ?1")
+        .and_then(|mut q| q.exists([id]))
+        .map_err(storage_err)?;
+    Ok(exists.then_some(false))
 }
 
 pub(super) fn delete(tx: &Connection, id: &str) -> Result<()> {

@@ -1,28 +1,18 @@
-//! In-memory hash state of uploads in progress, and each upload's lock.
-//!
-//! Chunked uploads are hashed as their bytes arrive; the running hasher is kept
-//! here between requests. It is a cache, not the truth: after a restart, or
-//! when another replica took a chunk, the upload is re-read once at commit.
-//! Each upload's slot is also its lock, so two requests on one upload take turns.
+//! Each upload's lock within this process, so that two requests on one
+//! upload take turns. Across processes, the metadata store's
+//! compare-and-set on the session decides (see `MetaStore::advance_upload`).
 
-use berth_oci::DigestHasher;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// A hasher that has seen exactly the first `offset` bytes of an upload.
-pub(crate) struct HashState {
-    pub offset: u64,
-    pub hasher: DigestHasher,
-}
-
-pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<HashState>>>;
+pub(crate) type Slot = Arc<tokio::sync::Mutex<()>>;
 
 #[derive(Default)]
-pub(crate) struct UploadHashes {
+pub(crate) struct UploadTurns {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
-impl UploadHashes {
+impl UploadTurns {
     /// The slot for `id`, created empty if missing.
     pub fn slot(&self, id: &str) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -30,7 +20,7 @@ impl UploadHashes {
     }
 
     /// Holds `id` if no request does, without waiting.
-    pub fn try_lock(&self, id: &str) -> Option<tokio::sync::OwnedMutexGuard<Option<HashState>>> {
+    pub fn try_lock(&self, id: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         self.slot(id).try_lock_owned().ok()
     }
 
