@@ -11,13 +11,8 @@
 # engines' PIDs (the bench counts their CPU with the S3 targets').
 out=$1 parent=$2; shift 2
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../tests/clients/lib.sh
+# shellcheck source=../tests/clients/lib.sh disable=SC1091
 source "$bench_dir/../tests/clients/lib.sh"
-if ! declare -F start_garage >/dev/null; then
-  # lib.sh before the replicas branch's starters landed.
-  # shellcheck source=engines/fallback.sh
-  source "$bench_dir/engines/fallback.sh"
-fi
 
 missing=$(engines_missing)
 [ -z "$missing" ] || { echo "engines missing: $missing" >&2; exit 1; }
