@@ -382,7 +382,10 @@ garage_launch() {
   "$(garage_bin)" -c "$dir/garage.toml" server "$@" >>"$dir/garage.log" 2>&1 &
   pid=$!; track garage "$pid"; echo "$pid" >"$dir/pid"
   deadline=$((SECONDS + 30))
-  until "$(garage_bin)" -c "$dir/garage.toml" node id -q >"$dir/node.id" 2>/dev/null; do
+  # `node id` answers as soon as the node key is on disk, before RPC listens
+  # (80 ms here, seconds under load); `status` needs RPC.
+  until "$(garage_bin)" -c "$dir/garage.toml" node id -q >"$dir/node.id" 2>/dev/null &&
+    "$(garage_bin)" -c "$dir/garage.toml" status >/dev/null 2>&1; do
     if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       echo "garage in $dir did not start; its log:" >&2; tail -n 20 "$dir/garage.log" >&2; return 1
     fi
