@@ -896,15 +896,22 @@ def run_pull_through(args, lg, p, workdir):
 # ------------------------------------------------------------------ s3 ----
 
 def s3_plan(quick):
-    """--s3: every blob pushed stays in Garage until the end (five targets,
-    three repetitions), so pushes are smaller than the main table's. The
-    quick run (a check that every target works, in about 40 s) pushes 16 MiB
-    blobs and skips the chunked push."""
+    """--s3: every blob pushed stays on disk until the end (five targets,
+    three repetitions: about 5.3 GB), so pushes are smaller than the main
+    table's. The quick run (a check that every target works, in about 40 s)
+    pushes 16 MiB blobs and skips the chunked push."""
     p = plan(quick)
-    p.update({"big_count_4": 4 if quick else 6, "big_size": "16MiB" if quick else "64MiB",
-              "small_count": 32 if quick else 200, "pull_passes": 1 if quick else 2,
-              "manifest_secs": 1 if quick else 3, "repos": 30 if quick else 500, "manifest_put": True})
+    p.update({"big_count_4": 4, "big_size": "16MiB" if quick else "32MiB",
+              "small_count": 32 if quick else 100, "pull_passes": 1 if quick else 2,
+              "manifest_secs": 1 if quick else 3, "repos": 30 if quick else 300, "manifest_put": True})
     return p
+
+
+def s3_disk_need(p, targets, quick):
+    """Bytes the pushes leave on disk (registries' data dirs and Garage)."""
+    big = int(p["big_size"].removesuffix("MiB")) * MiB * p["big_count_4"]
+    per_rep = big * (1 if quick else 2) + p["small_count"] * MiB
+    return per_rep * p["reps"] * len(targets)
 
 
 def s3_scenarios(p, quick):
@@ -971,6 +978,11 @@ def s3_server(name, args, workdir, engines):
 def run_s3_targets(names, args, lg, p, workdir):
     """--s3: the registries on the filesystem and on Garage (+ PostgreSQL),
     side by side, taking turns as in the full bench."""
+    need, free = s3_disk_need(p, names, args.quick), shutil.disk_usage(workdir).free
+    if free < need + (3 << 30):  # other engineers' builds share this disk
+        msg = f"{free / 1e9:.1f} GB free in {workdir}: the run needs {need / 1e9:.1f} GB and 3 GiB to spare"
+        log(f"  {msg}")
+        return {"engines": {"startup": {"error": msg}}}
     engines = Engines(workdir)
     runners = []
     try:
