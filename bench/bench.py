@@ -1084,7 +1084,8 @@ def s3_report(doc, p):
         f"({', '.join(f'{S3_LABEL[t]}: `{r}/`' for t, r in S3_ROOTS.items())}); berth's metadata in PostgreSQL 15 "
         f"(one database per berth target). x{REPLICAS}: {REPLICAS} `berth serve` processes on the same prefix and "
         f"database, the loadgen's connections alternating between them (round-robin per connection). "
-        f"Pushes: {p['big_size']} x {p['big_count_4']}, 1 MiB x {p['small_count']}; pulls: {p['pull_passes']} pass(es) "
+        f"Pushes: {p['big_size'].replace('MiB', ' MiB')} x {p['big_count_4']}, 1 MiB x {p['small_count']}; "
+        f"pulls: {p['pull_passes']} pass(es) "
         f"over the last monolithic push; manifests {p['manifest_secs']} s per run.",
         "",
         s3_table(res, p),
