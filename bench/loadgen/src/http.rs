@@ -378,3 +378,31 @@ pub async fn drain(body: Incoming, mut hasher: Option<&mut Sha256>) -> Result<u6
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_take_the_replicas_in_turn() {
+        let t = Target::parse("http://127.0.0.1:5001,http://127.0.0.1:5002/").unwrap();
+        let ports: Vec<u16> = (0..5).map(|_| Conn::new(&t).addr.port()).collect();
+        assert_eq!(ports, [5001, 5002, 5001, 5002, 5001]);
+        // Clones share the turn, as the tasks of one run do.
+        let c = t.clone();
+        assert_eq!(Conn::new(&c).addr.port(), 5002);
+        assert_eq!(Conn::new(&t).host, "127.0.0.1:5001");
+    }
+
+    #[test]
+    fn one_url_is_one_replica() {
+        let t = Target::parse("http://127.0.0.1:5001").unwrap();
+        assert!((0..3).all(|_| Conn::new(&t).addr.port() == 5001));
+    }
+
+    #[test]
+    fn every_replica_must_be_loopback() {
+        assert!(Target::parse("http://127.0.0.1:5001,http://10.0.0.1:5002").is_err());
+        assert!(Target::parse("http://127.0.0.1:5001,127.0.0.1:5002").is_err());
+    }
+}

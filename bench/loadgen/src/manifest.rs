@@ -121,3 +121,23 @@ fn variant(template: &serde_json::Value, conn: usize, seq: u64) -> Result<Bytes>
         );
     Ok(Bytes::from(serde_json::to_vec(&m)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::oci_manifest;
+
+    #[test]
+    fn every_put_sends_a_new_manifest_of_the_same_image() {
+        let seeded = oci_manifest(("sha256:c", 2), &[("sha256:l".to_string(), 3)]);
+        let template: serde_json::Value = serde_json::from_slice(&seeded).unwrap();
+        let a = variant(&template, 0, 1).unwrap();
+        let b = variant(&template, 0, 2).unwrap();
+        let c = variant(&template, 1, 1).unwrap();
+        assert!(a != b && a != c && b != c);
+        let parsed: serde_json::Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(parsed["layers"], template["layers"]);
+        assert_eq!(parsed["config"], template["config"]);
+        assert_eq!(parsed["annotations"]["org.berth.bench.seq"], "0-1");
+    }
+}
