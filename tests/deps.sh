@@ -21,6 +21,8 @@ declare -A PROVIDES=(
   [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [zstd]=zstd
   # tests/browser/login.test.mjs: htpasswd -B writes its users
   [htpasswd]=apache2-utils
+  # TempPostgres (crates/registry/src/testing/engines): initdb, postgres, pg_isready, createdb
+  [/usr/lib/postgresql/15/bin/postgres]=postgresql-15
 )
 
 missing_packages() {

@@ -75,6 +75,21 @@ passed=$((passed + cargo_passed)) failed=$((failed + cargo_failed))
 if [ "$rc" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then fail_step "cargo test exited $rc"; fi
 echo "cargo test: $cargo_passed passed, $cargo_failed failed"
 
+# A subset of the conformance suite again with every server on S3 (Garage) +
+# PostgreSQL: the areas whose storage differs (uploads, manifests, tags,
+# referrers, catalog, deletes). The whole suite twice would cost minutes.
+# (conformance::replicas, two servers on one bucket and database, runs above.)
+step "conformance on S3 + PostgreSQL (pull, blob_upload, manifest_push, discovery, delete)"
+rc=0
+# (static_cargo's own flags would land after `--`: spelled out here.)
+BERTH_CONFORMANCE_BACKEND=s3pg RUSTFLAGS="-Ctarget-feature=+crt-static" cargo test -p berth-cli \
+  --test conformance --no-fail-fast --profile "$PROFILE" --target "$TARGET" -- \
+  pull:: blob_upload:: manifest_push:: discovery:: delete:: 2>&1 | tee "$log" || rc=$?
+read -r s3pg_passed s3pg_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed;.*/\1 \2/p' "$log" |
+  awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+passed=$((passed + s3pg_passed)) failed=$((failed + s3pg_failed))
+if [ "$rc" -ne 0 ] && [ "$s3pg_failed" -eq 0 ]; then fail_step "conformance on S3 + PostgreSQL exited $rc"; fi
+
 step "fuzzing: corpus replay, then ${FUZZ_SECONDS:-6} s per target (fuzz/run.sh)"
 counted_step "fuzz/run.sh" bash fuzz/run.sh "${FUZZ_SECONDS:-6}"
 

@@ -49,6 +49,14 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// A fresh ES256 private key as PKCS#8 PEM, for a caller that stores it
+/// itself (replicas keep theirs in the metadata store).
+pub fn generate_pem() -> Result<String, KeyError> {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    Ok(pair.serialize_pem())
+}
+
 impl SigningKey {
     /// A fresh ES256 key (not saved).
     pub fn generate() -> Result<SigningKey, KeyError> {

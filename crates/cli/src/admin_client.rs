@@ -20,8 +20,32 @@ use std::path::{Path, PathBuf};
 pub enum Target {
     /// A server holds the data folder: ask it through its socket.
     Server(AdminClient),
-    /// No server does: act here; the folder is locked while this lives.
-    Offline(File),
+    /// No server does: act here; the folder is locked while this lives
+    /// (`None`: shared stores and no local data folder: the metadata
+    /// store's own guards, such as the GC lease, keep replicas apart).
+    Offline(Option<File>),
+}
+
+/// Where a command on `config`'s stores runs: as [`locate`] for a data
+/// folder's own stores; with a shared metadata store (PostgreSQL) through
+/// a server on this machine's data folder if one runs, else here, with no
+/// data folder needed.
+pub fn locate_for(config: &crate::config::Config) -> Result<Target, data_dir::Refused> {
+    if !config.metadata.is_shared() {
+        return locate(&config.data_dir);
+    }
+    let dir = &config.data_dir;
+    if !dir.join("berth.lock").is_file() {
+        return Ok(Target::Offline(None));
+    }
+    match data_dir::try_lock(dir) {
+        Ok(Holder::Us(lock)) => Ok(Target::Offline(Some(lock))),
+        Ok(Holder::Another) => Ok(Target::Server(AdminClient::for_data_dir(dir))),
+        Err(e) => Err(data_dir::Refused(format!(
+            "cannot lock {}: {e}",
+            dir.join("berth.lock").display()
+        ))),
+    }
 }
 
 /// Takes the data folder's lock, or finds the server that holds it. Fails
@@ -35,7 +59,7 @@ pub fn locate(dir: &Path) -> Result<Target, data_dir::Refused> {
         )));
     }
     match data_dir::try_lock(dir) {
-        Ok(Holder::Us(lock)) => Ok(Target::Offline(lock)),
+        Ok(Holder::Us(lock)) => Ok(Target::Offline(Some(lock))),
         Ok(Holder::Another) => Ok(Target::Server(AdminClient::for_data_dir(dir))),
         Err(e) => Err(data_dir::Refused(format!(
             "cannot lock {}: {e}",

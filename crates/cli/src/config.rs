@@ -9,6 +9,7 @@ mod gc;
 mod policies;
 pub mod pull_through;
 mod registry_env;
+pub mod storage;
 
 pub use gc::GcConfig;
 
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+pub use storage::{MetadataConfig, S3Config, SecretSource, StorageConfig};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
@@ -100,6 +102,9 @@ pub struct RawConfig {
     pub cache: Option<pull_through::RawCache>,
     pub upstream: Option<Vec<pull_through::RawUpstream>>,
     pub proxy: Option<pull_through::RawProxy>,
+    /// `[storage]` (and `[storage.s3]`), `[metadata]`: see [`storage`].
+    pub storage: Option<storage::RawStorage>,
+    pub metadata: Option<storage::RawMetadata>,
 }
 
 impl RawConfig {
@@ -157,6 +162,14 @@ impl RawConfig {
             },
             upstream: over.upstream.or(self.upstream),
             proxy: match (self.proxy, over.proxy) {
+                (Some(under), Some(over)) => Some(under.overlay(over)),
+                (under, over) => over.or(under),
+            },
+            storage: match (self.storage, over.storage) {
+                (Some(under), Some(over)) => Some(under.overlay(over)),
+                (under, over) => over.or(under),
+            },
+            metadata: match (self.metadata, over.metadata) {
                 (Some(under), Some(over)) => Some(under.overlay(over)),
                 (under, over) => over.or(under),
             },
@@ -225,6 +238,8 @@ impl RawConfig {
             upstream: None,
             // REGISTRY_PROXY_*: see `registry_env`.
             proxy: None,
+            storage: storage::RawStorage::from_env(env)?,
+            metadata: storage::RawMetadata::from_env(env),
         })
     }
 }
@@ -254,6 +269,9 @@ pub enum ConfigError {
     /// A pull-through setting; `key` says where (`[[upstream]] 2 ("ghcr.io") prefix`).
     #[error("{key}: {reason}")]
     PullThrough { key: String, reason: String },
+    /// A `[storage]` or `[metadata]` setting; `key` names it (and its variables).
+    #[error("{key}: {reason}")]
+    Storage { key: String, reason: String },
     #[error("TLS needs both a certificate and a key (tls_certificate and tls_key, or --tls-cert and --tls-key); only the {0} is set")]
     TlsHalf(&'static str),
 }
@@ -322,6 +340,10 @@ pub struct Config {
     pub policies: Policies,
     /// The pull-through cache: upstreams, the fallback, freshness, size.
     pub pull_through: PullThroughConfig,
+    /// Where blobs live: `<data_dir>/blobs` or an S3 bucket.
+    pub storage: StorageConfig,
+    /// Where metadata lives: `<data_dir>/meta.db` or PostgreSQL.
+    pub metadata: MetadataConfig,
 }
 
 /// The auth settings, validated; the key files are read when serving starts.
@@ -454,6 +476,8 @@ impl Config {
         let policies = policies::take(&mut raw)?;
         let pull_through =
             pull_through::validate(raw.cache.take(), raw.upstream.take(), raw.proxy.take())?;
+        let storage = storage::validate_storage(raw.storage.take())?;
+        let metadata = storage::validate_metadata(raw.metadata.take())?;
         let addr = raw.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = resolve_addr(&addr).ok_or(ConfigError::Addr(addr))?;
         let upload_expiry_secs = raw.upload_expiry_secs.unwrap_or(24 * 3600);
@@ -539,6 +563,8 @@ impl Config {
             gc,
             policies,
             pull_through,
+            storage,
+            metadata,
         })
     }
 }
@@ -557,6 +583,7 @@ fn resolve_addr(addr: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pull_through::Secret;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -1095,5 +1122,124 @@ jwks = "/etc/berth/jwks.json"
                 .starts_with("[[upstream]] 1 (\"a.io\") prefix:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn storage_and_metadata_default_to_the_data_folder() {
+        let c = Config::load(None, &env(&[]), RawConfig::default()).unwrap();
+        assert_eq!(c.storage, StorageConfig::Filesystem);
+        assert_eq!(c.metadata, MetadataConfig::Sqlite);
+        let e = env(&[("REGISTRY_STORAGE", "filesystem")]);
+        let c = Config::load(None, &e, RawConfig::default()).unwrap();
+        assert_eq!((c.storage, c.warnings), (StorageConfig::Filesystem, vec![]));
+    }
+
+    #[test]
+    fn s3_and_postgres_come_from_file_registry_berth_variables_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            r#"
+[storage]
+backend = "s3"
+[storage.s3]
+endpoint = "http://file:3900"
+bucket = "from-file"
+region = "garage"
+access_key = "GKfile"
+secret_key_file = "/run/secrets/s3"
+force_path_style = true
+root = "registry"
+[metadata]
+url = "postgres://berth:file-pw@file/berth"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(Some(file.clone()), &env(&[]), RawConfig::default()).unwrap();
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("not s3: {:?}", c.storage)
+        };
+        assert_eq!(s3.endpoint.as_deref(), Some("http://file:3900"));
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_str()),
+            ("from-file", "garage")
+        );
+        assert_eq!(
+            s3.credentials,
+            Some((
+                "GKfile".into(),
+                SecretSource::File("/run/secrets/s3".into())
+            ))
+        );
+        assert!(s3.force_path_style && !s3.redirect);
+        assert_eq!(s3.root, "registry");
+        let MetadataConfig::Postgres(pg) = &c.metadata else {
+            panic!("not postgres")
+        };
+        assert_eq!(pg.redacted(), "postgres://berth:***@file/berth");
+        assert!(!format!("{c:?}").contains("file-pw"));
+
+        // REGISTRY_* over the file, BERTH_* over REGISTRY_*, key by key;
+        // a secret given inline in the environment replaces the file's path.
+        let e = env(&[
+            ("REGISTRY_STORAGE_S3_BUCKET", "from-registry"),
+            ("REGISTRY_STORAGE_S3_REGIONENDPOINT", "http://registry:3900"),
+            ("REGISTRY_STORAGE_S3_SECRETKEY", "registry-secret"),
+            ("BERTH_S3_BUCKET", "from-berth"),
+            ("BERTH_S3_SECRET_KEY", "berth-secret"),
+            ("BERTH_METADATA_URL", "postgres://env@env/berth"),
+        ]);
+        let c = Config::load(Some(file.clone()), &e, RawConfig::default()).unwrap();
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.bucket, "from-berth");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://registry:3900"));
+        assert_eq!(
+            s3.region, "garage",
+            "a key nobody overrides stays the file's"
+        );
+        assert_eq!(
+            s3.credentials,
+            Some((
+                "GKfile".into(),
+                SecretSource::Value(Secret::new("berth-secret"))
+            ))
+        );
+        assert!(c.warnings.contains(&ConfigWarning::Overridden {
+            registry: "REGISTRY_STORAGE_S3_BUCKET".into(),
+            berth: "BERTH_S3_BUCKET"
+        }));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("berth-secret") && !shown.contains("registry-secret"));
+        // --metadata-url over BERTH_METADATA_URL.
+        let flags = RawConfig {
+            metadata: Some(storage::RawMetadata {
+                url: Some(Secret::new("postgresql://flag@flag/berth")),
+                password_file: None,
+            }),
+            ..Default::default()
+        };
+        let c = Config::load(Some(file), &e, flags).unwrap();
+        let MetadataConfig::Postgres(pg) = &c.metadata else {
+            panic!("not postgres")
+        };
+        assert_eq!(pg.url(), "postgresql://flag@flag/berth");
+    }
+
+    #[test]
+    fn bad_storage_values_in_the_environment_name_the_variable() {
+        let e = env(&[("BERTH_STORAGE", "s3")]);
+        let err = Config::load(None, &e, RawConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("BERTH_S3_BUCKET"), "{err}");
+        let e = env(&[("BERTH_S3_REDIRECT", "sometimes")]);
+        assert!(matches!(
+            Config::load(None, &e, RawConfig::default()),
+            Err(ConfigError::Invalid("BERTH_S3_REDIRECT", _))
+        ));
+        let e = env(&[("BERTH_METADATA_URL", "sqlite:///x:pw@y")]);
+        let err = Config::load(None, &e, RawConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("BERTH_METADATA_URL"), "{err}");
     }
 }

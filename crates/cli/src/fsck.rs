@@ -53,6 +53,16 @@ impl Progress for Bar {
     }
 }
 
+/// Whether fsck can check the configured stores: only a data folder's
+/// own (filesystem blobs, the embedded database).
+pub fn covers(config: &crate::config::Config) -> bool {
+    use crate::config::{MetadataConfig, StorageConfig};
+    matches!(
+        (&config.storage, &config.metadata),
+        (StorageConfig::Filesystem, MetadataConfig::Sqlite)
+    )
+}
+
 /// Checks (and with `repair`, repairs) the data folder at `dir`.
 pub fn run(dir: &Path, repair: bool) -> ExitCode {
     let access = match fsck::lock(dir) {

@@ -36,7 +36,7 @@ enum Failure {
 
 /// Runs a pass on `config.data_dir` and prints its report.
 pub fn run(config: &Config, io: IoMode, request: GcRequest) -> ExitCode {
-    let target = match admin_client::locate(&config.data_dir) {
+    let target = match admin_client::locate_for(config) {
         Ok(target) => target,
         Err(e) => {
             eprintln!("berth gc: {e}");
@@ -138,9 +138,9 @@ async fn offline(
     request: &GcRequest,
     bar: &Bar,
 ) -> Result<GcReport, Failure> {
-    let registry = crate::serve::open_registry(config, io).map_err(|e| {
-        Failure::CannotRun(format!("cannot open {}: {e}", config.data_dir.display()))
-    })?;
+    let registry = crate::serve::open_registry(config, io)
+        .await
+        .map_err(|e| Failure::CannotRun(format!("cannot open the stores: {e}")))?;
     // What a crash left half-deleted is finished first, as serve does at start.
     registry
         .recover_gc()

@@ -4,6 +4,7 @@
 
 mod admin_client;
 mod allocator;
+mod backends;
 mod cert;
 mod config;
 mod data_dir;
@@ -54,6 +55,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store (postgres://user@host/db);
+        /// default: <data-dir>/meta.db [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
         /// A browser origin (scheme://host[:port]) whose pages may call the
         /// API (CORS), e.g. a separate registry UI; repeatable; added to
         /// cors_allowed_origins from the file and environment
@@ -82,6 +87,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store (postgres://user@host/db);
+        /// default: <data-dir>/meta.db [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
         /// Move what is wrong into <data-dir>/quarantine/ and drop the rows
         /// that point at it (refused while a server uses the folder)
         #[arg(long)]
@@ -101,6 +110,10 @@ enum Command {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store (postgres://user@host/db);
+        /// default: <data-dir>/meta.db [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
         /// Remove nothing: list what a pass would remove
         #[arg(long)]
         dry_run: bool,
@@ -210,8 +223,10 @@ fn main() -> ExitCode {
             htpasswd,
             token_auth,
             registry_config,
+            metadata_url,
         } => {
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 addr,
                 tls_certificate: tls_cert,
                 tls_key,
@@ -259,12 +274,22 @@ fn main() -> ExitCode {
             data_dir,
             config,
             repair,
+            metadata_url,
         } => {
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 data_dir,
                 ..Default::default()
             };
             match load_config(config, flags) {
+                Some(config) if !fsck::covers(&config) => {
+                    eprintln!(
+                        "berth fsck: checks a data folder's own stores (blobs under it and \
+                         meta.db); with S3 storage or PostgreSQL metadata, check them with \
+                         their own tools: berth does not check them yet"
+                    );
+                    ExitCode::from(2)
+                }
                 Some(config) => fsck::run(&config.data_dir, repair),
                 None => ExitCode::from(2),
             }
@@ -274,8 +299,10 @@ fn main() -> ExitCode {
             config,
             dry_run,
             grace,
+            metadata_url,
         } => {
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 data_dir,
                 ..Default::default()
             };
@@ -312,8 +339,9 @@ fn main() -> ExitCode {
             kind::run(command)
         }
         Command::Repo { command } => {
-            let (data_dir, config) = command.folder_args();
+            let (data_dir, config, metadata_url) = command.folder_args();
             let flags = RawConfig {
+                metadata: metadata_flag(metadata_url),
                 data_dir,
                 ..Default::default()
             };
@@ -364,6 +392,14 @@ fn main() -> ExitCode {
 /// Loads the configuration from the process environment, sets up logging
 /// at its level and logs what loading noticed; `None` after logging why it
 /// failed.
+/// `--metadata-url` as the flags layer of `[metadata]`.
+fn metadata_flag(url: Option<String>) -> Option<config::storage::RawMetadata> {
+    url.map(|url| config::storage::RawMetadata {
+        url: Some(config::pull_through::Secret::new(url)),
+        password_file: None,
+    })
+}
+
 fn load_config(file: Option<PathBuf>, flags: RawConfig) -> Option<Config> {
     let env = std::env::vars().collect();
     match Config::load(file, &env, flags) {

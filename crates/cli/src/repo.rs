@@ -40,16 +40,22 @@ pub enum RepoCommand {
         /// TOML configuration file [env: BERTH_CONFIG]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PostgreSQL URL of the metadata store [env: BERTH_METADATA_URL]
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
     },
 }
 
 impl RepoCommand {
-    /// The `--data-dir` and `--config` given.
-    pub fn folder_args(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+    /// The `--data-dir`, `--config` and `--metadata-url` given.
+    pub fn folder_args(&self) -> (Option<PathBuf>, Option<PathBuf>, Option<String>) {
         match self {
             RepoCommand::Delete {
-                data_dir, config, ..
-            } => (data_dir.clone(), config.clone()),
+                data_dir,
+                config,
+                metadata_url,
+                ..
+            } => (data_dir.clone(), config.clone(), metadata_url.clone()),
         }
     }
 }
@@ -115,10 +121,11 @@ async fn delete(name: &str, config: &Config, io: IoMode) -> Result<Deleted, Repo
     let name: RepositoryName = name
         .parse()
         .map_err(|e| RepoError::CannotRun(format!("{name:?}: {e}")))?;
-    match admin_client::locate(&config.data_dir).map_err(|e| RepoError::CannotRun(e.0))? {
+    match admin_client::locate_for(config).map_err(|e| RepoError::CannotRun(e.0))? {
         Target::Server(client) => through_server(&client, &name).await,
         Target::Offline(_lock) => {
             let registry = crate::serve::open_registry(config, io)
+                .await
                 .map_err(|e| RepoError::CannotRun(e.to_string()))?;
             let deleted = registry
                 .delete_repository(&name)

@@ -1,11 +1,11 @@
 //! `berth serve`: open the stores, start the HTTP server, expire abandoned
 //! uploads in the background, and stop cleanly on SIGINT or SIGTERM.
 
+use crate::backends::Stores;
 use crate::config::{AuthSettings, Config};
 use berth_auth::{Auth, AuthConfig, SigningKey, TokenServiceConfig};
-use berth_registry::storage::fs::{create_dir_durably, FsBlobStore};
-use berth_registry::storage::sqlite::SqliteMetaStore;
-use berth_registry::{IoMode, Registry, RegistryOptions};
+use berth_registry::storage::fs::create_dir_durably;
+use berth_registry::{IoMode, MetaStore, Registry, RegistryOptions};
 use berth_server::{CorsPolicy, ServeOptions, Timeouts};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +16,21 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
     let cors = CorsPolicy::new(&config.cors)?;
     let OpenedData {
         registry,
+        meta,
+        shared,
         lock: _lock,
-    } = open_data(&config, io)?;
+    } = open_data(&config, io).await?;
     let has_repositories = !registry.catalog(None, Some(1)).await?.items.is_empty();
     crate::data_dir::check_not_unimported_distribution(&config.data_dir, has_repositories)?;
-    // Before serving: no request owns anything in uploads/ yet.
-    match registry.sweep_leftovers().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(count = n, "removed upload files left by an earlier run"),
-        Err(e) => tracing::warn!(error = %e, "sweeping leftover upload files failed"),
+    // Before serving: no request owns anything in uploads/ yet. Not so on
+    // shared stores, where another replica's uploads are in flight: there
+    // abandoned uploads go when they expire.
+    if !shared {
+        match registry.sweep_leftovers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "removed upload files left by an earlier run"),
+            Err(e) => tracing::warn!(error = %e, "sweeping leftover upload files failed"),
+        }
     }
     // Also before serving: blobs a garbage collection pass was deleting when
     // berth stopped are finished off, so that no publish waits on them.
@@ -72,7 +78,10 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
         metrics_public: config.metrics_public,
         admin_socket: Some(config.data_dir.join(berth_server::admin_socket::FILE_NAME)),
         auth: match &config.auth {
-            Some(settings) => Some(Arc::new(build_auth(settings, &config.data_dir)?)),
+            Some(settings) => {
+                let key = signing_key(settings, &config.data_dir, shared.then_some(&*meta)).await?;
+                Some(Arc::new(build_auth(settings, key)?))
+            }
             None => None,
         },
     };
@@ -110,36 +119,58 @@ pub async fn run(config: Config, io: IoMode) -> Result<(), Box<dyn std::error::E
 }
 
 /// The data folder as this process owns it: its lock, held while this
-/// lives, and the registry over its stores.
+/// lives, and the registry over the configured stores.
 pub struct OpenedData {
     pub registry: Arc<Registry>,
+    pub meta: Arc<dyn MetaStore>,
+    /// Whether other replicas share the stores.
+    pub shared: bool,
     pub lock: std::fs::File,
 }
 
 /// Opens the data folder as `serve` does: checks it is writable, creates
 /// it, takes its lock (refused while another berth holds it) and opens the
-/// stores.
-pub fn open_data(config: &Config, io: IoMode) -> Result<OpenedData, Box<dyn std::error::Error>> {
+/// stores. With S3 and PostgreSQL the folder holds only this process's
+/// own files (the admin socket, a key file if one is generated there).
+pub async fn open_data(
+    config: &Config,
+    io: IoMode,
+) -> Result<OpenedData, Box<dyn std::error::Error>> {
     crate::data_dir::check_writable(&config.data_dir)?;
     create_dir_durably(&config.data_dir)?;
     let lock = crate::data_dir::lock(&config.data_dir)?;
-    let registry = open_registry(config, io)?;
-    Ok(OpenedData { registry, lock })
+    let stores = crate::backends::open_stores_io(config, io).await?;
+    tracing::info!(stores = %stores.described, shared = stores.shared, "stores open");
+    let meta = stores.meta.clone();
+    let shared = stores.shared;
+    let registry = registry_over(config, stores)?;
+    Ok(OpenedData {
+        registry,
+        meta,
+        shared,
+        lock,
+    })
 }
 
-/// The registry over the data folder's stores, with the configured
-/// options, for a caller already holding the folder's lock: commands that
-/// work without a server (`berth gc`, `berth repo delete`) see exactly what
-/// a server would.
-pub fn open_registry(
+/// The registry over the configured stores, with the configured options,
+/// for a caller already holding the data folder's lock (or on shared
+/// stores, which need none): commands that work without a server (`berth
+/// gc`, `berth repo delete`) see exactly what a server would.
+pub async fn open_registry(
     config: &Config,
     io: IoMode,
 ) -> Result<Arc<Registry>, Box<dyn std::error::Error>> {
-    let blobs = FsBlobStore::open(&config.data_dir)?.with_io_mode(io);
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
+    let stores = crate::backends::open_stores_io(config, io).await?;
+    registry_over(config, stores)
+}
+
+fn registry_over(
+    config: &Config,
+    stores: Stores,
+) -> Result<Arc<Registry>, Box<dyn std::error::Error>> {
     let registry = Registry::new(
-        Arc::new(blobs),
-        Arc::new(meta),
+        stores.blobs,
+        stores.meta,
         RegistryOptions {
             delete_enabled: config.delete_enabled,
             upload_expiry: config.upload_expiry,
@@ -153,6 +184,12 @@ pub fn open_registry(
             shared_stores: false,
         },
     );
+    // One collector at a time across replicas: each names itself to the lease.
+    let registry = if stores.shared {
+        registry.with_gc_holder(replica_id())
+    } else {
+        registry
+    };
     // Offline commands get the cache too: GC's eviction needs its limit,
     // and repository origins are the same as a server would see.
     Ok(Arc::new(
@@ -163,19 +200,58 @@ pub fn open_registry(
     ))
 }
 
-/// The users, rules and token keys the settings name; the key (for tokens
-/// and web UI sessions) is generated into the data folder on first start
-/// unless one is configured.
-fn build_auth(
+/// This process among replicas: host, PID and a random part (a PID is
+/// reused after a restart, a host name may be shared by containers).
+fn replica_id() -> String {
+    let host = rustix::system::uname();
+    let host = host.nodename().to_string_lossy();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// The key signing tokens and web UI sessions: the configured file; else,
+/// when replicas share the metadata store, the one key kept in it (the
+/// first replica to start stores the key it generated, every other one
+/// uses that: a token from one replica is good on all); else a file in
+/// the data folder, generated on first start.
+async fn signing_key(
     settings: &AuthSettings,
     data_dir: &std::path::Path,
-) -> Result<Auth, Box<dyn std::error::Error>> {
-    // One key signs tokens and web UI sessions; it is kept in the data
-    // folder in Basic mode too, so that UI logins survive a restart.
-    let key = match &settings.key {
-        Some(path) => SigningKey::from_pem_file(path)?,
-        None => SigningKey::load_or_generate(&berth_auth::keys::default_key_path(data_dir))?,
+    shared: Option<&dyn MetaStore>,
+) -> Result<SigningKey, Box<dyn std::error::Error>> {
+    if let Some(path) = &settings.key {
+        return Ok(SigningKey::from_pem_file(path)?);
+    }
+    let Some(meta) = shared else {
+        return Ok(SigningKey::load_or_generate(
+            &berth_auth::keys::default_key_path(data_dir),
+        )?);
     };
+    let candidate = berth_auth::keys::generate_pem()?;
+    let pem = meta
+        .shared_secret(SIGNING_KEY_SECRET, candidate.into_bytes())
+        .await?;
+    let pem = String::from_utf8(pem).map_err(|_| {
+        crate::data_dir::Refused(format!(
+            "the metadata store's {SIGNING_KEY_SECRET:?} is not a PEM key"
+        ))
+    })?;
+    Ok(SigningKey::from_pem(
+        &pem,
+        std::path::Path::new("<metadata store: token-signing-key>"),
+    )?)
+}
+
+/// The shared secret holding the signing key on a shared metadata store.
+const SIGNING_KEY_SECRET: &str = "token-signing-key";
+
+/// The users, rules and token service the settings name, signing with
+/// `key` (see [`signing_key`]): one key signs tokens and web UI sessions,
+/// kept in Basic mode too, so that UI logins survive a restart.
+fn build_auth(
+    settings: &AuthSettings,
+    key: SigningKey,
+) -> Result<Auth, Box<dyn std::error::Error>> {
     let token = settings.token.as_ref().map(|token| {
         let mut service = TokenServiceConfig::new(key.clone());
         service.realm = token.realm.clone();
@@ -266,5 +342,40 @@ mod tests {
         for addr in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
             assert_eq!(open_warning(addr.parse().unwrap(), false), None, "{addr}");
         }
+    }
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            htpasswd: "/h".into(),
+            realm: "berth".into(),
+            token: None,
+            rules: Default::default(),
+            issuers: vec![],
+            key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_sharing_a_metadata_store_sign_with_one_key() {
+        let db = tempfile::tempdir().unwrap();
+        let meta =
+            berth_registry::storage::sqlite::SqliteMetaStore::open(&db.path().join("meta.db"))
+                .unwrap();
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = signing_key(&settings(), one.path(), Some(&meta))
+            .await
+            .unwrap();
+        let second = signing_key(&settings(), two.path(), Some(&meta))
+            .await
+            .unwrap();
+        assert_eq!(first.kid(), second.kid(), "one key for every replica");
+        assert!(
+            !berth_auth::keys::default_key_path(one.path()).exists(),
+            "no key file per replica"
+        );
+        // Unshared, each data folder has its own.
+        let own = signing_key(&settings(), one.path(), None).await.unwrap();
+        let other = signing_key(&settings(), two.path(), None).await.unwrap();
+        assert_ne!(own.kid(), other.kid());
     }
 }

@@ -28,6 +28,11 @@
 //! | `gc`            | the admin socket, `/api/v1/gc`, `berth gc` online and offline |
 //! | `policies`      | immutable tags and quotas from a config file: DENIED bodies |
 //! | `pull_through`  | a berth in front of a token-auth berth: prefix and `?ns=`, hits, stale, read-only, REGISTRY_PROXY_* |
+//! | `replicas`      | two `berth serve` on one Garage bucket and PostgreSQL database: cross-replica pulls, uploads, racing tag pushes |
+//!
+//! `BERTH_CONFORMANCE_BACKEND=s3pg` starts every server on S3 (Garage) +
+//! PostgreSQL instead of the data folder's stores; tests/run.sh runs a
+//! subset of the modules so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod conformance {
@@ -49,6 +54,8 @@ mod conformance {
     mod pull;
     mod pull_through;
     mod registry_env;
+    mod replicas;
+
     mod repository_delete;
     mod robustness;
     mod slow_clients;

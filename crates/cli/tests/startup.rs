@@ -300,3 +300,71 @@ fn a_pull_through_setting_that_would_route_wrongly_stops_start_up() {
         assert!(!stderr.contains("berth listening"), "{stderr}");
     }
 }
+
+#[test]
+fn a_metadata_url_password_never_reaches_the_log() {
+    let data = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the connection fails, and says where to.
+    let out = serve_subcommand(
+        Command::new(BERTH).args([
+            "serve",
+            "--metadata-url",
+            "postgres://berth:hunter2@127.0.0.1:1/berth",
+        ]),
+        data.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("postgres://berth:***@127.0.0.1:1/berth"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn bad_storage_settings_stop_start_up_naming_the_setting() {
+    let data = tempfile::tempdir().unwrap();
+    let out = serve(
+        Command::new(BERTH)
+            .env("REGISTRY_STORAGE", "s3")
+            .env("REGISTRY_STORAGE_S3_SECRETKEY", "not-for-logs"),
+        data.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("storage.s3.bucket"), "{stderr}");
+    assert!(!stderr.contains("not-for-logs"), "{stderr}");
+}
+
+#[test]
+fn a_data_folder_whose_blobs_belong_to_another_metadata_store_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    // A first start binds the folder's blobs to its meta.db...
+    let first = Command::new(BERTH)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = data.path().join("berth-store.json");
+    let started = Instant::now();
+    while !marker.exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut first = first;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(marker.exists(), "the first start wrote no marker");
+    // ...then meta.db is replaced by another registry's (here: a new one):
+    // its garbage collector would take every blob here for garbage.
+    for name in ["meta.db", "meta.db-wal", "meta.db-shm"] {
+        let _ = std::fs::remove_file(data.path().join(name));
+    }
+    let out = serve(&mut Command::new(BERTH), data.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("belongs to another registry"), "{stderr}");
+}

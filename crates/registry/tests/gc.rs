@@ -1302,3 +1302,43 @@ async fn a_pass_dropped_midway_leaves_no_tombstone_behind() {
     .await;
     assert!(matches!(pushed, Ok(Ok(()))), "{pushed:?}");
 }
+
+#[tokio::test]
+async fn a_pass_waits_for_no_one_but_refuses_while_another_process_holds_the_lease() {
+    use berth_registry::gc::lease::{LEASE, LEASE_TTL};
+    let f = default_fixture();
+    let r = repo("lease");
+    let old = push(&f.reg, &r, b"unreferenced, two hours old").await;
+    age(f.dir.path(), 2 * HOUR);
+    // Another replica on the same metadata store is collecting.
+    assert!(f
+        .meta
+        .try_lease(LEASE, "replica-b", LEASE_TTL)
+        .await
+        .unwrap());
+    let err = f
+        .reg
+        .collect_garbage(&GcRequest::default(), &())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease"), "{err}");
+    let skipped = f
+        .reg
+        .collect_garbage_if_free(&GcRequest::default(), &())
+        .await
+        .unwrap();
+    assert!(skipped.is_none());
+    assert!(
+        stored(&f.blobs).await.contains(&old),
+        "nothing was collected"
+    );
+    // Once it is done, this process collects, and lets the lease go after.
+    f.meta.release_lease(LEASE, "replica-b").await.unwrap();
+    let report = pass(&f.reg, None).await;
+    assert_eq!(report.blobs_removed, 1);
+    assert!(f
+        .meta
+        .try_lease(LEASE, "replica-b", LEASE_TTL)
+        .await
+        .unwrap());
+}

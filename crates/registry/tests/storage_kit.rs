@@ -29,6 +29,7 @@ macro_rules! promises {
 
 promises!(blob_store:
     uploads_are_private_until_committed_and_appends_all_or_nothing,
+    a_failed_large_append_leaves_the_old_state_usable,
     an_empty_blob_round_trips,
     committing_a_digest_twice_keeps_the_content,
     ranges_are_cut_at_the_end,

@@ -5,6 +5,7 @@
 //! reported back by name (never by value: it may be a secret).
 
 use super::pull_through::{RawProxy, Secret};
+use super::storage::{RawS3, RawStorage};
 use super::{ConfigError, RawConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,6 +86,66 @@ const VARIABLES: &[(&str, &str, Apply)] = &[
         e.raw.tls_key = Some(PathBuf::from(v));
         Ok(())
     }),
+    ("REGISTRY_STORAGE", "BERTH_STORAGE", |e, _, v| {
+        storage(e).backend = Some(v.to_string());
+        Ok(())
+    }),
+    (
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+        "BERTH_S3_ENDPOINT",
+        |e, _, v| {
+            s3(e).endpoint = Some(v.to_string());
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_STORAGE_S3_BUCKET",
+        "BERTH_S3_BUCKET",
+        |e, _, v| {
+            s3(e).bucket = Some(v.to_string());
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_STORAGE_S3_REGION",
+        "BERTH_S3_REGION",
+        |e, _, v| {
+            s3(e).region = Some(v.to_string());
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_STORAGE_S3_ACCESSKEY",
+        "BERTH_S3_ACCESS_KEY",
+        |e, _, v| {
+            s3(e).access_key = Some(v.to_string());
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_STORAGE_S3_SECRETKEY",
+        "BERTH_S3_SECRET_KEY",
+        |e, _, v| {
+            s3(e).secret_key = Some(Secret::new(v));
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE",
+        "BERTH_S3_FORCE_PATH_STYLE",
+        |e, key, v| {
+            s3(e).force_path_style = Some(boolean(key, v)?);
+            Ok(())
+        },
+    ),
+    (
+        "REGISTRY_STORAGE_S3_ROOTDIRECTORY",
+        "BERTH_S3_ROOT",
+        |e, _, v| {
+            s3(e).root = Some(v.to_string());
+            Ok(())
+        },
+    ),
     ("REGISTRY_LOG_LEVEL", "BERTH_LOG", |e, key, v| {
         e.log_level = Some(log_level(v).ok_or_else(|| invalid(key, v))?.to_string());
         Ok(())
@@ -155,15 +216,22 @@ const PROXY_VARIABLES: &[(&str, Apply)] = &[
     }),
 ];
 
+fn storage(e: &mut RegistryEnv) -> &mut RawStorage {
+    e.raw.storage.get_or_insert_with(RawStorage::default)
+}
+
+fn s3(e: &mut RegistryEnv) -> &mut RawS3 {
+    storage(e).s3.get_or_insert_with(RawS3::default)
+}
+
 fn proxy(e: &mut RegistryEnv) -> &mut RawProxy {
     e.raw.proxy.get_or_insert_with(RawProxy::default)
 }
 
 /// Variables whose value berth already has: understood, nothing to set.
 fn already_true(key: &str, value: &str) -> bool {
-    // berth stores on the filesystem; its auth is htpasswd (with the path above).
-    key == "REGISTRY_STORAGE" && value == "filesystem"
-        || key == "REGISTRY_AUTH" && value == "htpasswd"
+    // berth's auth is htpasswd (with the path above).
+    key == "REGISTRY_AUTH" && value == "htpasswd"
 }
 
 fn invalid(key: &'static str, value: &str) -> ConfigError {
@@ -320,7 +388,7 @@ mod tests {
         assert_eq!(e.raw.upload_expiry_secs, Some(168 * 3600));
         assert_eq!(e.log_level.as_deref(), Some("debug"));
         assert_eq!(e.ignored, Vec::<String>::new());
-        assert_eq!(e.read.len(), 5);
+        assert_eq!(e.read.len(), 6);
         assert!(e
             .read
             .contains(&("REGISTRY_HTTP_ADDR".to_string(), "BERTH_ADDR")));
@@ -392,10 +460,48 @@ mod tests {
     }
 
     #[test]
+    fn registry_2_s3_settings_map_onto_storage_s3() {
+        let e = read(&env(&[
+            ("REGISTRY_STORAGE", "s3"),
+            (
+                "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+                "http://127.0.0.1:3900",
+            ),
+            ("REGISTRY_STORAGE_S3_BUCKET", "berth"),
+            ("REGISTRY_STORAGE_S3_REGION", "garage"),
+            ("REGISTRY_STORAGE_S3_ACCESSKEY", "GK1"),
+            ("REGISTRY_STORAGE_S3_SECRETKEY", "not-for-logs"),
+            ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true"),
+            ("REGISTRY_STORAGE_S3_ROOTDIRECTORY", "/registry"),
+        ]))
+        .unwrap();
+        let storage = e.raw.storage.clone().unwrap();
+        assert_eq!(storage.backend.as_deref(), Some("s3"));
+        let s3 = storage.s3.unwrap();
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(s3.bucket.as_deref(), Some("berth"));
+        assert_eq!(s3.region.as_deref(), Some("garage"));
+        assert_eq!(s3.access_key.as_deref(), Some("GK1"));
+        assert_eq!(s3.secret_key, Some(Secret::new("not-for-logs")));
+        assert_eq!(s3.force_path_style, Some(true));
+        assert_eq!(s3.root.as_deref(), Some("/registry"));
+        assert!(e.ignored.is_empty(), "{:?}", e.ignored);
+        assert_eq!(e.read.len(), 8);
+        assert!(!format!("{e:?}").contains("not-for-logs"));
+        assert!(matches!(
+            read(&env(&[("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "sure")])),
+            Err(ConfigError::Invalid(
+                "REGISTRY_STORAGE_S3_FORCEPATHSTYLE",
+                _
+            ))
+        ));
+    }
+
+    #[test]
     fn everything_else_is_reported_by_name_only() {
         let e = read(&env(&[
             ("REGISTRY_HTTP_SECRET", "s3cr3t"),
-            ("REGISTRY_STORAGE", "s3"),
+            ("REGISTRY_STORAGE_S3_ENCRYPT", "true"),
             ("REGISTRY_HTTP_HEADERS_X-Content-Type-Options", "[nosniff]"),
             ("REGISTRY_FOO_BAR", "x"),
             ("PATH", "/bin"),
@@ -408,7 +514,7 @@ mod tests {
                 "REGISTRY_FOO_BAR",
                 "REGISTRY_HTTP_HEADERS_X-Content-Type-Options",
                 "REGISTRY_HTTP_SECRET",
-                "REGISTRY_STORAGE"
+                "REGISTRY_STORAGE_S3_ENCRYPT"
             ]
         );
         assert_eq!(e.raw, RawConfig::default());

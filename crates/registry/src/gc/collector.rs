@@ -2,6 +2,7 @@
 //! metadata transaction that re-checks its condition (see [`super`] for
 //! why that makes every push, mount and read that races a pass safe).
 
+use super::lease;
 use super::removal::{delete_tombstoned, remove_batch, remove_orphan, RemovalStores};
 use super::{GcProgress, GcReport, GcRequest, GcStatus, Reclaimable, Removal, RemovalKind};
 use crate::error::{Error, Result};
@@ -26,9 +27,16 @@ pub(crate) struct GcState {
     /// finishes a tombstone a batch is still working on: the batch would
     /// then delete bytes published again meanwhile.
     removals: Arc<tokio::sync::Mutex<()>>,
+    /// Who this process is to the metadata store's GC lease; `None`:
+    /// [`lease::LOCAL_HOLDER`], for stores no other process shares.
+    holder: Option<String>,
 }
 
 impl GcState {
+    fn holder(&self) -> &str {
+        self.holder.as_deref().unwrap_or(lease::LOCAL_HOLDER)
+    }
+
     fn update(&self, f: impl FnOnce(&mut GcStatus)) {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut status);
@@ -65,14 +73,47 @@ struct Cutoffs {
 }
 
 impl Registry {
-    /// Runs one pass now; a second caller waits for the running pass to
-    /// end, then runs its own.
+    /// Names this process to the GC lease: each replica sharing a metadata
+    /// store needs its own name (a random one does), so that only one of
+    /// them collects at a time.
+    pub fn with_gc_holder(mut self, holder: impl Into<String>) -> Self {
+        self.gc.holder = Some(holder.into());
+        self
+    }
+
+    /// Runs one pass now; a second caller in this process waits for the
+    /// running pass to end, then runs its own. Refused (a storage error
+    /// saying why) while another process sharing the metadata store runs one.
     pub async fn collect_garbage(
         &self,
         request: &GcRequest,
         progress: &dyn GcProgress,
     ) -> Result<GcReport> {
+        self.collect_garbage_if_free(request, progress)
+            .await?
+            .ok_or_else(lease::busy)
+    }
+
+    /// Runs one pass now unless another process holds the GC lease
+    /// (`Ok(None)`): the background worker's way, which just waits for its
+    /// next turn then.
+    pub async fn collect_garbage_if_free(
+        &self,
+        request: &GcRequest,
+        progress: &dyn GcProgress,
+    ) -> Result<Option<GcReport>> {
         let _one_at_a_time = self.gc.pass.lock().await;
+        let pass = async {
+            let outcome = self.pass(request, progress).await;
+            // A batch outliving the pass still deletes: the next holder's
+            // recovery must not find its tombstones half done.
+            let _done = self.gc.removals.lock().await;
+            outcome
+        };
+        lease::under_lease(&*self.meta, self.gc.holder(), pass).await
+    }
+
+    async fn pass(&self, request: &GcRequest, progress: &dyn GcProgress) -> Result<GcReport> {
         let _running = Running::new(&self.gc);
         let began = Instant::now();
         let now = unix_now();
@@ -130,8 +171,16 @@ impl Registry {
 
     /// Finishes what a pass a crash interrupted left: removes the files of
     /// tombstoned blobs and drops their tombstones. Run at start-up, before
-    /// serving; returns how many it finished.
+    /// serving; returns how many it finished. Skipped (0) while another
+    /// process holds the GC lease: its pass recovers first thing anyway.
     pub async fn recover_gc(&self) -> Result<usize> {
+        let recovered =
+            lease::under_lease(&*self.meta, self.gc.holder(), self.recover_gc_held()).await?;
+        Ok(recovered.unwrap_or(0))
+    }
+
+    /// [`Registry::recover_gc`] for a caller holding the lease.
+    async fn recover_gc_held(&self) -> Result<usize> {
         let _alone = self.gc.removals.lock().await;
         let leftovers = self.meta.tombstones().await?;
         for digest in &leftovers {
@@ -151,7 +200,7 @@ impl Registry {
             // What reads asked for is on disk before anything is judged; reads
             // not yet written are asked about one by one below anyway.
             self.touches.flush(&*self.meta).await?;
-            self.recover_gc().await?;
+            self.recover_gc_held().await?;
         }
         progress.phase("retention", 0);
         self.apply_retention(dry_run, report).await?;

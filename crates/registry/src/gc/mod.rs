@@ -38,6 +38,7 @@
 
 pub(crate) mod collector;
 mod eviction;
+pub mod lease;
 mod removal;
 pub(crate) mod touches;
 mod worker;

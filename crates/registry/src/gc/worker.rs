@@ -19,12 +19,16 @@ impl Registry {
             self.gc.set_next_run(Some(next));
             tokio::time::sleep(interval).await;
             let registry = self.clone();
-            let pass =
-                tokio::spawn(
-                    async move { registry.collect_garbage(&GcRequest::default(), &()).await },
-                );
+            let pass = tokio::spawn(async move {
+                registry
+                    .collect_garbage_if_free(&GcRequest::default(), &())
+                    .await
+            });
             match pass.await {
-                Ok(Ok(report)) => tracing::info!(
+                Ok(Ok(None)) => tracing::debug!(
+                    "garbage collection skipped: another process holds the GC lease"
+                ),
+                Ok(Ok(Some(report))) => tracing::info!(
                     blobs = report.blobs_removed,
                     bytes = report.bytes_removed,
                     manifests = report.manifests_removed,

@@ -13,6 +13,10 @@ pub mod fs;
 mod io_mode;
 mod meta_store;
 mod policy_rows;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod s3;
+pub mod schema;
 pub mod sqlite;
 
 pub use blob_store::{Appended, BlobContent, BlobStore, FreeSpace, StoredBlob, UploadState};

@@ -87,6 +87,53 @@ pub async fn uploads_are_private_until_committed_and_appends_all_or_nothing(stor
     assert_eq!(read_all(store, &small).await.unwrap(), b"{\"kit\":1}");
 }
 
+/// An append that fails after storing much of its body (more than an object
+/// store's part, so a multipart store has sent parts for it) changes
+/// nothing the old state names: the upload continues from the old offset
+/// and state, and commits byte for byte.
+pub async fn a_failed_large_append_leaves_the_old_state_usable(store: &dyn BlobStore) {
+    const MIB: usize = 1024 * 1024;
+    let content: Vec<u8> = (0..20 * MIB).map(|i| (i % 251) as u8).collect();
+    let (head, rest) = content.split_at(9 * MIB);
+    let created = store.create_upload("kit-failed-large").await.unwrap();
+    let first = store
+        .append_upload("kit-failed-large", 0, &created, body(&[head]))
+        .await
+        .unwrap();
+    assert_eq!(first.offset, head.len() as u64);
+    let broken = stream::iter(vec![
+        Ok(Bytes::from(vec![0xA5; 12 * MIB])),
+        Err(std::io::Error::other("client went away")),
+    ])
+    .boxed();
+    assert!(matches!(
+        store
+            .append_upload("kit-failed-large", first.offset, &first.state, broken)
+            .await,
+        Err(Error::BodyRead(_))
+    ));
+    let chunks: Vec<&[u8]> = rest.chunks(5 * MIB).collect();
+    let second = store
+        .append_upload(
+            "kit-failed-large",
+            first.offset,
+            &first.state,
+            body(&chunks),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.offset, content.len() as u64);
+    let digest = Digest::sha256_of(&content);
+    store
+        .commit_upload("kit-failed-large", &second.state, &digest)
+        .await
+        .unwrap();
+    assert!(
+        read_all(store, &digest).await.unwrap() == content,
+        "the bytes differ"
+    );
+}
+
 /// A zero-length blob (a valid layer or config) commits and reads back empty.
 pub async fn an_empty_blob_round_trips(store: &dyn BlobStore) {
     let created = store.create_upload("kit-empty").await.unwrap();

@@ -21,6 +21,8 @@
 mod blob_store;
 mod browse;
 mod cache;
+#[cfg(feature = "postgres")]
+pub mod engines;
 mod gc;
 mod meta_store;
 mod policies;
@@ -45,6 +47,7 @@ use std::sync::Arc;
 /// Runs every [`BlobStore`] promise against `store`.
 pub async fn blob_store(store: Arc<dyn BlobStore>) {
     uploads_are_private_until_committed_and_appends_all_or_nothing(&*store).await;
+    a_failed_large_append_leaves_the_old_state_usable(&*store).await;
     an_empty_blob_round_trips(&*store).await;
     committing_a_digest_twice_keeps_the_content(&*store).await;
     ranges_are_cut_at_the_end(&*store).await;

@@ -10,6 +10,7 @@
 //! | `urls`     | Location paths and query strings                          |
 //! | `assert`   | response headers, JSON bodies and error assertions        |
 //! | `raw_http` | verbatim requests over TCP and a small response parser    |
+//! | `shared_stores` | S3 (Garage) + PostgreSQL stores: `BERTH_CONFORMANCE_BACKEND=s3pg`, replicas |
 //!
 //! Everything is re-exported here, so tests need only `use super::harness::*`.
 
@@ -18,6 +19,7 @@ mod client;
 mod content;
 mod process;
 mod raw_http;
+mod shared_stores;
 mod urls;
 
 pub use assert::*;
@@ -25,4 +27,5 @@ pub use client::*;
 pub use content::*;
 pub use process::*;
 pub use raw_http::*;
+pub use shared_stores::*;
 pub use urls::*;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
+use super::shared_stores::{Backend, SharedStores};
+
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -22,6 +24,8 @@ pub struct Registry {
     // Held only to delete the directories when the test ends.
     _data: Option<tempfile::TempDir>,
     _logs: Option<tempfile::TempDir>,
+    /// S3 + PostgreSQL stores this server uses, kept running while it does.
+    _stores: Option<SharedStores>,
 }
 
 impl Registry {
@@ -68,15 +72,51 @@ impl Registry {
         registry
     }
 
+    /// A fresh replica on `stores` (shared with other replicas), with its
+    /// own data folder for what is its own (lock, admin socket).
+    pub async fn start_on(stores: &SharedStores, env: &[(&str, &str)]) -> Self {
+        let data = data_dir();
+        let path = data.path().to_path_buf();
+        let mut registry = Self::launch_on(&path, env, None, &[], Some(stores.clone())).await;
+        registry._data = Some(data);
+        registry
+    }
+
     async fn launch(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         Self::launch_with(data_dir, env, None, &[]).await
     }
 
+    /// Starts on the data folder's own stores, or, under
+    /// `BERTH_CONFORMANCE_BACKEND=pg|s3pg`, on fresh shared stores
+    /// (unless the test chose the storage itself).
     async fn launch_with(
         data_dir: &Path,
         env: &[(&str, &str)],
         nofile: Option<u64>,
         args: &[&str],
+    ) -> Self {
+        let backend = Backend::requested();
+        let chosen_by_test = env
+            .iter()
+            .any(|(k, _)| *k == "BERTH_STORAGE" || *k == "BERTH_METADATA_URL");
+        let stores = if backend == Backend::Local || chosen_by_test {
+            None
+        } else {
+            Some(
+                SharedStores::fresh_for(backend)
+                    .await
+                    .expect("BERTH_CONFORMANCE_BACKEND needs its engines"),
+            )
+        };
+        Self::launch_on(data_dir, env, nofile, args, stores).await
+    }
+
+    async fn launch_on(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+        args: &[&str],
+        stores: Option<SharedStores>,
     ) -> Self {
         let logs = self::data_dir();
         let mut last_stderr = String::new();
@@ -106,6 +146,11 @@ impl Registry {
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(args)
+                .envs(
+                    stores
+                        .iter()
+                        .flat_map(|s| s.env.iter().map(|(k, v)| (k, v))),
+                )
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -125,6 +170,7 @@ impl Registry {
                 data_path: data_dir.to_path_buf(),
                 _data: None,
                 _logs: None,
+                _stores: stores.clone(),
             };
             match registry.wait_ready().await {
                 Ok(()) => {

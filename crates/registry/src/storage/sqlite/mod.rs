@@ -2,10 +2,11 @@
 //!
 //! Writes go through one writer thread that commits in groups
 //! ([`writer`]); a few reader connections answer queries concurrently
-//! ([`readers`]). The schema is versioned ([`schema`]) and is plain SQL that
-//! PostgreSQL also accepts. The queries live by area in [`blobs`],
-//! [`manifests`], [`listings`] and [`uploads`], as functions of a connection;
-//! this module only routes each trait method to its query and its connection.
+//! ([`readers`]). The schema is the versioned one both engines share
+//! ([`crate::storage::schema`], applied here by [`schema`]). The queries
+//! live by area in [`blobs`], [`manifests`], [`listings`] and [`uploads`],
+//! as functions of a connection; this module only routes each trait method
+//! to its query and its connection.
 
 mod blobs;
 mod browse;
