@@ -49,6 +49,17 @@ PT_REPO = "bench/pull"  # where the images live upstream; through berth: bench.u
 PT_MANIFEST_REPO = "bench/manifest"  # a small image (5 layers), its manifest GET by tag
 # (key, digests set, streams): the pull rows' shapes, over the images pushed upstream.
 PT_SHAPES = (("pull_64m_1", "big", 1), ("pull_64m_4", "big", 4), ("pull_1m_16", "small", 16))
+# --s3: the two registries on the filesystem (as in the main table), the same
+# two on one single-node Garage bucket (berth with its metadata in
+# PostgreSQL), and two berth replicas on that bucket and another database,
+# the loadgen's connections alternating between them.
+S3_TARGETS = ("distribution", "berth", "distribution-s3", "berth-s3", "berth-s3-2x")
+S3_SCENARIOS = ("push_64m_monolithic_4", "push_64m_chunked_4", "push_1m_16", "pull_64m_4", "pull_1m_16",
+                "manifest_get", "manifest_put")
+# Key prefix (and PostgreSQL database) of each S3 target in the shared bucket.
+S3_ROOTS = {"distribution-s3": "distribution", "berth-s3": "berth-one", "berth-s3-2x": "berth-two"}
+S3_DATABASES = {"berth-s3": "berth_one", "berth-s3-2x": "berth_two"}
+REPLICAS = 2
 BENCH_USER = "bench"
 MiB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -124,16 +135,48 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-class Monitor:
-    """Server CPU delta and peak RSS (VmRSS sampled every 50 ms) over a block."""
+def tree_cpu_secs(roots):
+    """CPU seconds of processes `roots` and all their descendants, including
+    children they have reaped (PostgreSQL forks a backend per connection)."""
+    parent, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        cpu[pid] = sum(int(x) for x in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+    wanted, total = set(roots), 0.0
+    for pid in cpu:
+        p, seen = pid, 0
+        while p and p not in wanted and seen < 64:
+            p, seen = parent.get(p, 0), seen + 1
+        if p in wanted:
+            total += cpu[pid]
+    return total
 
-    def __init__(self, pid, interval=0.05):
-        self.pid, self.interval = pid, interval
+
+class Monitor:
+    """Server CPU delta and peak RSS (VmRSS sampled every 50 ms) over a block;
+    for a server of several processes (replicas), their sums."""
+
+    def __init__(self, pids, interval=0.05):
+        self.pids, self.interval = pids, interval
         self.stop = threading.Event()
 
+    def rss_kib(self):
+        return sum(proc_rss_kib(p) for p in self.pids)
+
+    def cpu_secs(self):
+        return sum(proc_cpu_secs(p) for p in self.pids)
+
     def __enter__(self):
-        self.peak_kib = proc_rss_kib(self.pid)
-        self.cpu0 = proc_cpu_secs(self.pid)
+        self.peak_kib = self.rss_kib()
+        self.cpu0 = self.cpu_secs()
         self.busy0 = system_busy_secs()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -141,13 +184,13 @@ class Monitor:
 
     def _loop(self):
         while not self.stop.wait(self.interval):
-            self.peak_kib = max(self.peak_kib, proc_rss_kib(self.pid))
+            self.peak_kib = max(self.peak_kib, self.rss_kib())
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
-        self.peak_kib = max(self.peak_kib, proc_rss_kib(self.pid))
-        self.cpu_s = proc_cpu_secs(self.pid) - self.cpu0
+        self.peak_kib = max(self.peak_kib, self.rss_kib())
+        self.cpu_s = self.cpu_secs() - self.cpu0
         self.busy_s = system_busy_secs() - self.busy0
 
 
@@ -164,9 +207,12 @@ class Server:
     Names: "berth", "distribution", and with logins "berth-basic" (htpasswd),
     "berth-token" (htpasswd + token service), "distribution-htpasswd"."""
 
-    def __init__(self, name, workdir, berth_bin=None, data_dir=None, password=None, upstream_url=None):
+    def __init__(self, name, workdir, berth_bin=None, data_dir=None, password=None, upstream_url=None, s3=None):
         self.name, self.workdir, self.berth_bin = name, workdir, berth_bin
         self.upstream_url = upstream_url  # berth as a pull-through cache of this registry
+        # Blobs in this S3 bucket (and for berth, metadata in this database):
+        # an engines.json entry plus "root" (key prefix) and "db_url".
+        self.s3 = s3
         self.data = data_dir or os.path.join(workdir, f"{name}-data")
         os.makedirs(self.data, exist_ok=True)
         self.proc = None
@@ -192,17 +238,24 @@ class Server:
                 with open(cfg, "w") as f:
                     f.write(f'[[upstream]]\nname = "{PT_UPSTREAM}"\nurl = "{self.upstream_url}"\n')
                 cmd += ["--config", cfg]
-            return cmd, env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"), **GC_ENV.get(self.name, {}))
+            return cmd, env_with(BERTH_LOG=os.environ.get("BERTH_BENCH_LOG"), **GC_ENV.get(self.name, {}),
+                                 **berth_s3_env(self.s3))
         cfg = os.path.join(self.workdir, f"{self.name}.yml")
         with open(cfg, "w") as f:
             f.write(
                 "version: 0.1\n"
                 "log: {accesslog: {disabled: true}, level: error}\n"
-                f"storage: {{filesystem: {{rootdirectory: {self.data}}}, delete: {{enabled: true}}}}\n"
+                f"storage: {{{distribution_storage(self.data, self.s3)}, delete: {{enabled: true}}}}\n"
                 f"http: {{addr: 127.0.0.1:{port}}}\n")
             if self.password:  # bcrypt on every request: distribution keeps no verified credential
                 f.write(f"auth: {{htpasswd: {{realm: bench, path: {self.htpasswd}}}}}\n")
-        return ["docker-registry", "serve", cfg], dict(os.environ)
+        env = dict(os.environ)
+        if self.s3:
+            # The AWS SDK in 2.8 panics at start when AWS_CA_BUNDLE is set (it
+            # cannot add a CA to distribution's own transport); Garage here is
+            # plain HTTP on loopback, so no CA is needed.
+            env.pop("AWS_CA_BUNDLE", None)
+        return ["docker-registry", "serve", cfg], env
 
     def start(self, timeout=120):
         """Start and wait for the first 200 on GET /v2/; returns seconds to ready."""
@@ -237,6 +290,10 @@ class Server:
     def pid(self):
         return self.proc.pid
 
+    @property
+    def pids(self):
+        return [self.proc.pid]
+
     def stop(self):
         if not self.alive():
             return
@@ -253,6 +310,76 @@ class Server:
                 return "".join(f.readlines()[-n:]).strip()
         except OSError:
             return ""
+
+
+def berth_s3_env(s3):
+    """berth's environment for blobs in `s3` and metadata in its database
+    (registry:2's variable names where it has them); none without `s3`."""
+    if not s3:
+        return {}
+    return {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_REGIONENDPOINT": s3["endpoint"],
+            "REGISTRY_STORAGE_S3_BUCKET": s3["bucket"], "REGISTRY_STORAGE_S3_REGION": s3["region"],
+            "REGISTRY_STORAGE_S3_ACCESSKEY": s3["access_key"], "REGISTRY_STORAGE_S3_SECRETKEY": s3["secret_key"],
+            "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true", "REGISTRY_STORAGE_S3_ROOTDIRECTORY": s3["root"],
+            "BERTH_METADATA_URL": s3["db_url"]}
+
+
+def distribution_storage(data_dir, s3):
+    """distribution's `storage:` driver entry (YAML flow style). 2.8's s3
+    driver has no forcepathstyle key: it addresses buckets by path whenever
+    regionendpoint is set, which Garage needs. Its blob GETs answer 307 to a
+    presigned bucket URL unless redirects are disabled; berth's are off by
+    default, so both serve the bytes themselves here."""
+    if not s3:
+        return f"filesystem: {{rootdirectory: {data_dir}}}"
+    return (f"s3: {{region: {s3['region']}, regionendpoint: '{s3['endpoint']}', bucket: {s3['bucket']}, "
+            f"accesskey: {s3['access_key']}, secretkey: {s3['secret_key']}, rootdirectory: /{s3['root']}, "
+            f"secure: false, v4auth: true}}, redirect: {{disable: true}}")
+
+
+class ServerGroup:
+    """Replicas of one registry (berth on the same bucket and database), used
+    as one target: the loadgen gets every URL, comma-separated, and sends each
+    new connection to the next (round-robin); CPU and RSS are their sums."""
+
+    def __init__(self, name, servers):
+        self.name, self.servers = name, servers
+        self.data = os.path.join(servers[0].workdir, f"{name}-data")
+        self.password = None
+
+    def start(self, timeout=120):
+        """One after the other (the first one migrates the schema); seconds until the last is ready."""
+        t0 = time.monotonic()
+        for srv in self.servers:
+            srv.start(timeout)
+        self.url = ",".join(srv.url for srv in self.servers)
+        self.port = self.servers[0].port
+        return time.monotonic() - t0
+
+    def loadgen_auth(self):
+        return []
+
+    def alive(self):
+        return all(srv.alive() for srv in self.servers)
+
+    @property
+    def proc(self):  # for exit codes in messages: the first replica that exited
+        return next((srv.proc for srv in self.servers if not srv.alive()), self.servers[0].proc)
+
+    @property
+    def pid(self):
+        return self.servers[0].pid
+
+    @property
+    def pids(self):
+        return [srv.pid for srv in self.servers]
+
+    def stop(self):
+        for srv in self.servers:
+            srv.stop()
+
+    def log_tail(self, n=15):
+        return " | ".join(f"{srv.name}: {srv.log_tail(n)}" for srv in self.servers)
 
 
 # -------------------------------------------------------------- loadgen ----
@@ -301,13 +428,15 @@ def plan(quick):
 class Runner:
     """One registry under test: its server, its results, one repetition at a time."""
 
-    def __init__(self, name, args, loadgen, workdir, password=None, upstream=None):
+    def __init__(self, name, args, loadgen, workdir, password=None, upstream=None, srv=None, engines=()):
         self.name, self.lg, self.workdir = name, loadgen, workdir
         # A berth caching `upstream` (a Server already started): its CPU during
         # this runner's runs is the upstream's share, not other work.
         self.upstream = upstream
-        self.srv = Server(name, workdir, berth_bin=args.berth, password=password,
-                          upstream_url=upstream.url if upstream else None)
+        # PIDs of the S3 and database engines (--s3): their CPU is counted apart.
+        self.engines = list(engines)
+        self.srv = srv or Server(name, workdir, berth_bin=args.berth, password=password,
+                                 upstream_url=upstream.url if upstream else None)
         self.res = {}
         self.churn = None
 
@@ -362,7 +491,8 @@ class Runner:
             ready = self.srv.start()
             time.sleep(1.0)
             self.res[key] = {"median": {"ready_s": ready,
-                                        "idle_rss_mib": proc_status_kib(self.srv.pid, "VmRSS") / 1024}}
+                                        "idle_rss_mib": sum(proc_status_kib(pid, "VmRSS")
+                                                            for pid in self.srv.pids) / 1024}}
             log(f"  {self.name}: {key}: ready in {ready:.3f}s, "
                 f"idle RSS {self.res[key]['median']['idle_rss_mib']:.1f} MiB")
             return True
@@ -388,9 +518,13 @@ class Runner:
         os.sync()  # start each run with no dirty pages from the last one
         up_pid = self.upstream.pid if self.upstream and self.upstream.alive() else None
         up_cpu0 = proc_cpu_secs(up_pid) if up_pid else 0.0
-        with Monitor(self.srv.pid) as m:
+        eng_cpu0 = tree_cpu_secs(self.engines) if self.engines else 0.0
+        with Monitor(self.srv.pids) as m:
             out, client_cpu = self.lg(*args, "--url", self.srv.url, *self.srv.loadgen_auth())
         up_cpu = proc_cpu_secs(up_pid) - up_cpu0 if up_pid else 0.0
+        # PostgreSQL and Garage: busy for the S3 targets, idle (but counted,
+        # so not taken for other work) during the others' runs.
+        eng_cpu = tree_cpu_secs(self.engines) - eng_cpu0 if self.engines else 0.0
         if "error" in out:
             entry["error"] = out["error"]
             if not self.srv.alive():
@@ -401,9 +535,13 @@ class Runner:
         out["client_cpu_s"] = round(client_cpu, 3)
         out["peak_rss_mib"] = round(m.peak_kib / 1024, 1)
         # CPU used by anything else on the machine meanwhile (should be ~0).
-        out["other_cpu_s"] = round(max(0.0, m.busy_s - m.cpu_s - client_cpu - up_cpu), 3)
+        out["other_cpu_s"] = round(max(0.0, m.busy_s - m.cpu_s - client_cpu - up_cpu - eng_cpu), 3)
         if out.get(gb_field):
             out["cpu_s_per_gb"] = m.cpu_s / (out[gb_field] / 1e9)
+        if self.engines:
+            out["engine_cpu_s"] = round(eng_cpu, 3)
+            if out.get(gb_field):
+                out["engine_cpu_s_per_gb"] = eng_cpu / (out[gb_field] / 1e9)
         if up_pid:
             out["upstream_cpu_s"] = round(up_cpu, 3)
             if out.get(gb_field):
@@ -426,7 +564,7 @@ def scenarios(p):
     for mode in ("monolithic", "chunked"):
         for streams, count in ((1, p["big_count_1"]), (4, p["big_count_4"])):
             out.append((f"push_64m_{mode}_{streams}", lambda r, mode=mode, streams=streams, count=count: [
-                "push", "--repo", "bench/push", "--size", "64MiB", "--count", count, "--streams", streams,
+                "push", "--repo", "bench/push", "--size", p.get("big_size", "64MiB"), "--count", count, "--streams", streams,
                 "--mode", mode, "--chunk", "8MiB", "--digests-out", r.digests(f"{mode}{streams}")], reps, False,
                 "push"))
     out.append(("push_1m_16", lambda r: ["push", "--repo", "bench/push", "--size", "1MiB", "--count",
@@ -442,8 +580,8 @@ def scenarios(p):
                         ["pull", "--repo", "bench/push", "--digests", r.digests(tag), "--streams", streams,
                          "--passes", passes] + (["--verify"] if verify else [])
                         if os.path.exists(r.digests(tag)) else None, reps, False, "pull"))
-    # Manifests by tag, 32 keep-alive connections.
-    for method in ("GET", "HEAD"):
+    # Manifests by tag, 32 keep-alive connections (PUT: --s3 only).
+    for method in ("GET", "HEAD") + (("PUT",) if p.get("manifest_put") else ()):
         out.append((f"manifest_{method.lower()}", lambda r, method=method: [
             "manifest", "--conns", "32", "--duration", f"{p['manifest_secs']}s", "--method", method], reps, False,
             "manifest"))
@@ -497,11 +635,27 @@ def write_htpasswd(berth_bin, path):
     return password
 
 
+def take_turns(runners, chosen):
+    """Each repetition of each scenario to each registry in turn (in rounds)."""
+    for key, make_args, _, berth_only, _ in rounds(chosen):
+        log(f"=== {key} ===")
+        for r in runners:
+            if not r.ok("startup_empty") or (berth_only and r.name != "berth"):
+                continue
+            argv = make_args(r)
+            if argv is None:
+                r.res.setdefault(key, {"runs": [], "error": "skipped: an earlier scenario it needs failed"})
+                continue
+            r.measure(key, argv)
+
+
 def run_targets(names, args, lg, p, workdir):
     if args.gc:
         return run_gc_targets(names, args, lg, p, workdir)
     if args.pull_through:
         return run_pull_through(args, lg, p, workdir)
+    if args.s3:
+        return run_s3_targets(names, args, lg, p, workdir)
     """All registries run side by side; each repetition of each scenario goes
     to each registry in turn, so drift on the machine affects them alike."""
     password = None
@@ -515,16 +669,7 @@ def run_targets(names, args, lg, p, workdir):
         for r in runners:
             log(f"=== start {r.name} ===")
             r.start("startup_empty")
-        for key, make_args, _, berth_only, _ in rounds(chosen):
-            log(f"=== {key} ===")
-            for r in runners:
-                if not r.ok("startup_empty") or (berth_only and r.name != "berth"):
-                    continue
-                argv = make_args(r)
-                if argv is None:
-                    r.res.setdefault(key, {"runs": [], "error": "skipped: an earlier scenario it needs failed"})
-                    continue
-                r.measure(key, argv)
+        take_turns(runners, chosen)
         for r in runners:
             if r.srv.alive():
                 r.res["overall"] = {"median": {"vmhwm_mib": proc_status_kib(r.srv.pid, "VmHWM") / 1024,
@@ -746,6 +891,223 @@ def run_pull_through(args, lg, p, workdir):
                 log(f"  WARNING: {r.name} (pid {r.srv.pid}) still running")
             shutil.rmtree(r.srv.data, ignore_errors=True)
     return {r.name: r.res for r in runners}
+
+
+# ------------------------------------------------------------------ s3 ----
+
+def s3_plan(quick):
+    """--s3: every blob pushed stays on disk until the end (five targets,
+    three repetitions: about 5.3 GB), so pushes are smaller than the main
+    table's. The quick run (a check that every target works, in about 40 s)
+    pushes 16 MiB blobs and skips the chunked push."""
+    p = plan(quick)
+    p.update({"big_count_4": 4, "big_size": "16MiB" if quick else "32MiB",
+              "small_count": 32 if quick else 100, "pull_passes": 1 if quick else 2,
+              "manifest_secs": 1 if quick else 3, "repos": 30 if quick else 300, "manifest_put": True})
+    return p
+
+
+def s3_disk_need(p, targets, quick):
+    """Bytes the pushes leave on disk (registries' data dirs and Garage)."""
+    big = int(p["big_size"].removesuffix("MiB")) * MiB * p["big_count_4"]
+    per_rep = big * (1 if quick else 2) + p["small_count"] * MiB
+    return per_rep * p["reps"] * len(targets)
+
+
+def s3_scenarios(p, quick):
+    n = p["repos"]
+    keys = set(S3_SCENARIOS) - ({"push_64m_chunked_4"} if quick else set())
+    return [sc for sc in scenarios(p) if sc[0] in keys or sc[0] in (f"seed_{n}", f"catalog_{n}", f"tags_{n}")]
+
+
+class Engines:
+    """PostgreSQL and a single-node Garage for --s3, started by
+    bench/engines.sh (tests/clients/lib.sh's starters), which stops them by
+    PID when it gets TERM or this process is gone."""
+
+    def __init__(self, workdir):
+        self.out = os.path.join(workdir, "engines.json")
+        self.logfile = os.path.join(workdir, "engines.log")
+        self.proc = None
+
+    def start(self, databases, timeout=180):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engines.sh")
+        with open(self.logfile, "ab") as log_out:
+            self.proc = subprocess.Popen(["bash", script, self.out, str(os.getpid()), *databases],
+                                         stdout=log_out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        t0 = time.monotonic()
+        while not os.path.exists(self.out):
+            if self.proc.poll() is not None or time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"engines did not start: {self.log_tail()}")
+            time.sleep(0.1)
+        with open(self.out) as f:
+            info = json.load(f)
+        log(f"  engines up in {time.monotonic() - t0:.1f}s: Garage {info['endpoint']} "
+            f"(pid {info['pids']['garage']}), PostgreSQL pid {info['pids']['postgres']}")
+        return info
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            log(f"  WARNING: engines.sh (pid {self.proc.pid}) still running after 90 s")
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "".join(f.readlines()[-n:]).strip()
+        except OSError:
+            return ""
+
+
+def s3_server(name, args, workdir, engines):
+    """The Server (or ServerGroup) of an --s3 target."""
+    if name not in S3_ROOTS:
+        return None
+    s3 = dict(engines, root=S3_ROOTS[name], db_url=engines["databases"].get(S3_DATABASES.get(name)))
+    if name == "berth-s3-2x":
+        return ServerGroup(name, [Server(f"{name}-{i + 1}", workdir, berth_bin=args.berth, s3=s3,
+                                         data_dir=os.path.join(workdir, f"{name}-data", f"r{i + 1}"))
+                                  for i in range(REPLICAS)])
+    return Server(name, workdir, berth_bin=args.berth, s3=s3)
+
+
+def run_s3_targets(names, args, lg, p, workdir):
+    """--s3: the registries on the filesystem and on Garage (+ PostgreSQL),
+    side by side, taking turns as in the full bench."""
+    need, free = s3_disk_need(p, names, args.quick), shutil.disk_usage(workdir).free
+    if free < need + (3 << 30):  # other engineers' builds share this disk
+        msg = f"{free / 1e9:.1f} GB free in {workdir}: the run needs {need / 1e9:.1f} GB and 3 GiB to spare"
+        log(f"  {msg}")
+        return {"engines": {"startup": {"error": msg}}}
+    engines = Engines(workdir)
+    runners = []
+    try:
+        info = engines.start([S3_DATABASES[n] for n in names if n in S3_DATABASES])
+        pids = list(info["pids"].values())
+        runners = [Runner(n, args, lg, workdir, srv=s3_server(n, args, workdir, info), engines=pids) for n in names]
+        for r in runners:
+            log(f"=== start {r.name} ===")
+            r.start("startup_empty")
+        take_turns(runners, s3_scenarios(p, args.quick))
+    except RuntimeError as e:
+        log(f"  {e}")
+        return {"engines": {"startup": {"error": str(e)}}}
+    finally:
+        for r in runners:
+            r.srv.stop()
+            if r.srv.alive():
+                log(f"  WARNING: {r.name} still running")
+            shutil.rmtree(r.srv.data, ignore_errors=True)
+        engines.stop()
+    return {r.name: r.res for r in runners}
+
+
+S3_LABEL = {"distribution": "distribution", "berth": "berth", "distribution-s3": "distribution S3",
+            "berth-s3": "berth S3+PG", "berth-s3-2x": f"berth S3+PG x{REPLICAS}"}
+
+
+def s3_rows(p):
+    """(label, key, metric, unit, higher is better)."""
+    n, big = p["repos"], p["big_size"].replace("MiB", " MiB")
+    out = [("ready after start (empty)", "startup_empty", "ready_s", "s", False),
+           (f"push {big} monolithic, 4 streams", "push_64m_monolithic_4", "mb_s", "MB/s", True),
+           (f"push {big} chunked (8 MiB), 4 streams", "push_64m_chunked_4", "mb_s", "MB/s", True),
+           ("push 1 MiB x N, 16 streams", "push_1m_16", "blobs_s", "blobs/s", True),
+           (f"pull {big}, 4 streams", "pull_64m_4", "mb_s", "MB/s", True),
+           ("pull 1 MiB, 16 streams", "pull_1m_16", "blobs_s", "blobs/s", True)]
+    for m in ("get", "put"):
+        out += [(f"manifest {m.upper()} by tag, 32 conns", f"manifest_{m}", "req_s", "req/s", True),
+                (f"manifest {m.upper()} p50", f"manifest_{m}", "p50_ms", "ms", False),
+                (f"manifest {m.upper()} p99", f"manifest_{m}", "p99_ms", "ms", False)]
+    out += [(f"seed {n:,} repos (16 streams)", f"seed_{n}", "secs", "s", False),
+            (f"list catalog, {n:,} repos, n=100", f"catalog_{n}", "secs", "s", False),
+            (f"tags/list x {n:,}, 8 streams", f"tags_{n}", "secs", "s", False)]
+    return out
+
+
+def s3_table(results, p):
+    pairs = (("distribution", "berth"), ("distribution-s3", "berth-s3"), ("berth-s3", "berth-s3-2x"))
+    head = ["scenario"] + [S3_LABEL[t] for t in S3_TARGETS]
+    head += ["berth / distribution", "S3: berth / distribution", f"x{REPLICAS} / x1", "unit"]
+    out = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
+    for label, key, metric, unit, higher in s3_rows(p):
+        vals = [cell(results, t, key, metric) for t in S3_TARGETS]
+        if all(v is None for v in vals):
+            continue
+        ratios = []
+        for a, b in pairs:
+            x, y = cell(results, a, key, metric), cell(results, b, key, metric)
+            ok = isinstance(x, (int, float)) and isinstance(y, (int, float)) and x > 0 and y > 0
+            ratios.append(f"{(y / x if higher else x / y):.2f}x" if ok else "—")
+        mark = " †" if noisy(results, key) else ""
+        out.append(f"| {label}{mark} | " + " | ".join(fmt(v) for v in vals) + " | " + " | ".join(ratios)
+                   + f" | {unit} |")
+    return "\n".join(out)
+
+
+def s3_cpu_table(results, p):
+    """Server CPU per GB (push/pull) or per run (manifests, listings); for
+    the S3 targets "registry + engines" (Garage and PostgreSQL)."""
+    head = ["scenario"] + [S3_LABEL[t] for t in S3_TARGETS] + ["unit"]
+    out = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
+    seen = set()
+    for label, key, _, _, _ in s3_rows(p):
+        if key in seen or key.startswith("startup"):
+            continue
+        seen.add(key)
+        per_gb = key.startswith(("push_", "pull_"))
+        metric, eng, unit = (("cpu_s_per_gb", "engine_cpu_s_per_gb", "CPU s/GB") if per_gb
+                             else ("server_cpu_s", "engine_cpu_s", "CPU s"))
+        cells = []
+        for t in S3_TARGETS:
+            v = cell(results, t, key, metric)
+            e = cell(results, t, key, eng) if t in S3_ROOTS else None
+            cells.append(f"{fmt(v)} + {fmt(e)}" if isinstance(e, (int, float)) else fmt(v))
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {unit} |")
+    return "\n".join(out)
+
+
+def s3_report(doc, p):
+    res = doc["results"]
+    m = doc["machine"]
+    lines = [
+        f"## berth benchmark, S3 + PostgreSQL ({doc['started']}, {'quick' if doc['quick'] else 'full'}, "
+        f"median of {p['reps']}, {doc['elapsed_s']:.0f} s)",
+        "",
+        f"Command: `{doc.get('command') or 'bench/run.sh --s3'}`. "
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_total_gib')} GiB, kernel {m.get('kernel')}. "
+        f"S3: one single-node Garage (loopback, temp folder), one bucket; each S3 target under its own key prefix "
+        f"({', '.join(f'{S3_LABEL[t]}: `{r}/`' for t, r in S3_ROOTS.items())}); berth's metadata in PostgreSQL 15 "
+        f"(one database per berth target). x{REPLICAS}: {REPLICAS} `berth serve` processes on the same prefix and "
+        f"database, the loadgen's connections alternating between them (round-robin per connection). "
+        f"Pushes: {p['big_size'].replace('MiB', ' MiB')} x {p['big_count_4']}, 1 MiB x {p['small_count']}; "
+        f"pulls: {p['pull_passes']} pass(es) "
+        f"over the last monolithic push; manifests {p['manifest_secs']} s per run.",
+        "",
+        s3_table(res, p),
+        "",
+        "Ratios > 1: berth (or two replicas) better. Server CPU (registry process(es); for the S3 targets "
+        "+ Garage and PostgreSQL, which only the S3 targets keep busy), median:",
+        "",
+        s3_cpu_table(res, p),
+        "",
+        f"† other work on the machine (neither the servers, the engines nor the loadgen) used more than {NOISY} "
+        "of a core during these runs.",
+    ]
+    runs = [x for r in res.values() for e in r.values() for x in e.get("runs", [])]
+    other, secs = sum(x.get("other_cpu_s", 0) for x in runs), sum(x.get("secs", 0) for x in runs)
+    if secs:
+        lines.append(f"\nNoise: {other:.1f} CPU-s of other work during {secs:.0f} s of measured runs "
+                     f"({100 * other / secs:.0f}% of one core); load average {doc['loadavg_start']:.2f} at start, "
+                     f"{doc.get('loadavg_end', 0):.2f} at end.")
+    errs = [(t, k, e["error"]) for t, r in res.items() for k, e in r.items() if e.get("error")]
+    if errs:
+        lines += ["", "Failures:"] + [f"- {t} / {k}: {e}" for t, k, e in errs]
+    return "\n".join(lines)
 
 
 # -------------------------------------------------------------- machine ----
@@ -1187,7 +1549,7 @@ def auth_report(doc, p):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=AUTH_TARGETS + GC_TARGETS, action="append",
+    ap.add_argument("--only", choices=sorted(set(AUTH_TARGETS + GC_TARGETS + S3_TARGETS)), action="append",
                     help="run this registry only (repeatable); the auth ones need --auth")
     ap.add_argument("--auth", action="store_true",
                     help=f"auth rows instead of the full bench: {', '.join(AUTH_SCENARIOS)} against "
@@ -1198,6 +1560,9 @@ def main():
     ap.add_argument("--pull-through", action="store_true",
                     help=f"pull-through cache rows instead of the full bench: pulls from distribution directly "
                          f"and through berth ({PT_UPSTREAM}/...), cached and cold")
+    ap.add_argument("--s3", action="store_true",
+                    help=f"S3 + PostgreSQL rows instead of the full bench: {', '.join(S3_TARGETS)} "
+                         f"(Garage and PostgreSQL started in temp folders)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small counts")
     ap.add_argument("--out", default=None, help="JSON results path (default bench/results/latest.json)")
     ap.add_argument("--loadgen", required=True)
@@ -1207,25 +1572,27 @@ def main():
     ap.add_argument("--workdir", help="parent of the temporary data dirs (default: system temp)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally blocks
-    if sum((args.auth, args.gc, args.pull_through)) > 1:
-        sys.exit("--auth, --gc and --pull-through are separate runs")
+    if sum((args.auth, args.gc, args.pull_through, args.s3)) > 1:
+        sys.exit("--auth, --gc, --pull-through and --s3 are separate runs")
     if args.pull_through and args.only:
         sys.exit("--pull-through runs all of its targets (distribution is the upstream)")
-    allowed = AUTH_TARGETS if args.auth else GC_TARGETS if args.gc else PT_TARGETS if args.pull_through else TARGETS
+    allowed = (AUTH_TARGETS if args.auth else GC_TARGETS if args.gc else PT_TARGETS if args.pull_through
+               else S3_TARGETS if args.s3 else TARGETS)
     targets = args.only or list(allowed)
     if any(t not in allowed for t in targets):
         sys.exit(f"{', '.join(t for t in targets if t not in allowed)}: not a target of this run")
     # berth user add writes the htpasswd file even when only distribution-htpasswd runs.
-    needs_berth = any(t != "distribution" for t in targets)
+    needs_berth = any(t not in ("distribution", "distribution-s3") for t in targets)
     if needs_berth and not (args.berth and os.access(args.berth, os.X_OK)):
         sys.exit(f"berth binary not found: {args.berth}")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
-    p = plan(args.quick)
+    p = s3_plan(args.quick) if args.s3 else plan(args.quick)
     lg = Loadgen(args.loadgen)
     t0 = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="berth-bench.", dir=args.workdir)
     doc = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-           "auth": args.auth, "gc": args.gc, "pull_through": args.pull_through, "targets": targets, "plan": p,
+           "auth": args.auth, "gc": args.gc, "pull_through": args.pull_through, "s3": args.s3, "targets": targets,
+           "plan": p,
            "results": {}, "command": os.environ.get("BENCH_COMMAND"),
            "loadavg_start": loadavg()}
     try:
@@ -1235,14 +1602,15 @@ def main():
         # A smoke run skips it: it only checks that every scenario runs.
         if not args.quick:
             doc["memory"] = fill_free_memory(workdir)
-        doc["machine"] = machine_info() if args.auth or args.gc or args.pull_through else machine_limits(lg, p, workdir)
+        doc["machine"] = (machine_info() if args.auth or args.gc or args.pull_through or args.s3
+                          else machine_limits(lg, p, workdir))
         doc["results"] = run_targets(targets, args, lg, p, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     doc["elapsed_s"] = time.monotonic() - t0
     doc["loadavg_end"] = loadavg()
     text = (auth_report(doc, p) if args.auth else gc_report(doc, p) if args.gc
-            else pt_report(doc, p) if args.pull_through else report(doc, p))
+            else pt_report(doc, p) if args.pull_through else s3_report(doc, p) if args.s3 else report(doc, p))
     doc["table_markdown"] = text
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:

@@ -6,6 +6,7 @@
 #   bench/run.sh --auth               # auth rows: manifest GET + 1 MiB push, with and without logins
 #   bench/run.sh --gc [--quick]       # GC rows: push and pull with the collector off / every second
 #   bench/run.sh --pull-through [--quick]  # pull-through cache rows: direct vs through berth, cached and cold
+#   bench/run.sh --s3 [--quick]       # S3 + PostgreSQL rows: both registries on Garage too, and two berth replicas
 #   bench/run.sh --out /path/x.json   # JSON results (default bench/results/latest.json)
 # Environment:
 #   BERTH_BIN=/path/berth       use this binary, do not build berth
@@ -28,7 +29,7 @@ done
 need_berth=1
 if ((${#only[@]})); then
   need_berth=""
-  for o in "${only[@]}"; do [[ "$o" != "distribution" ]] && need_berth=1; done
+  for o in "${only[@]}"; do [[ "$o" != distribution && "$o" != distribution-s3 ]] && need_berth=1; done
 fi
 
 # 1. Debian packages: CNCF distribution 2.8 and iperf3.

@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -25,33 +27,53 @@ const FRAME: usize = 4 << 20;
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Where the registry listens. Only loopback addresses are accepted.
+///
+/// `--url` may name several replicas of one registry, comma-separated
+/// (`http://127.0.0.1:5000,http://127.0.0.1:5001`): each new connection goes
+/// to the next one in turn, as a round-robin load balancer in front of them
+/// would send it. `addr` is the first replica's.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub addr: SocketAddr,
-    pub host: String,
     /// `Authorization` sent on every request (set by `auth::log_in`).
     pub authorization: Option<String>,
+    replicas: Arc<Vec<(SocketAddr, String)>>,
+    next_replica: Arc<AtomicUsize>,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("--url must start with http://"))?;
-        let host = rest.trim_end_matches('/').to_string();
-        let addr: SocketAddr = host
-            .replace("localhost", "127.0.0.1")
-            .parse()
-            .with_context(|| format!("--url must be http://IP:PORT, got {url}"))?;
-        if !addr.ip().is_loopback() {
-            bail!("refusing non-loopback target {addr}");
-        }
+        let replicas = url.split(',').map(parse_one).collect::<Result<Vec<_>>>()?;
+        let addr = replicas[0].0;
         Ok(Target {
             addr,
-            host,
             authorization: None,
+            replicas: Arc::new(replicas),
+            next_replica: Arc::new(AtomicUsize::new(0)),
         })
     }
+
+    /// The replica the next new connection goes to (round-robin).
+    fn pick_replica(&self) -> (SocketAddr, String) {
+        let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
+        self.replicas[i].clone()
+    }
+}
+
+fn parse_one(url: &str) -> Result<(SocketAddr, String)> {
+    let rest = url
+        .trim()
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("--url must start with http://"))?;
+    let host = rest.trim_end_matches('/').to_string();
+    let addr: SocketAddr = host
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .with_context(|| format!("--url must be http://IP:PORT, got {url}"))?;
+    if !addr.ip().is_loopback() {
+        bail!("refusing non-loopback target {addr}");
+    }
+    Ok((addr, host))
 }
 
 /// A request body made of `Bytes` pieces that are sent without copying.
@@ -112,16 +134,22 @@ impl http_body::Body for Chunks {
     }
 }
 
-/// One keep-alive HTTP/1.1 connection, re-opened if the server closes it.
+/// One keep-alive HTTP/1.1 connection, re-opened if the server closes it,
+/// always to the same replica of the target.
 pub struct Conn {
     target: Target,
+    addr: SocketAddr,
+    host: String,
     send: Option<SendRequest<Chunks>>,
 }
 
 impl Conn {
     pub fn new(target: &Target) -> Conn {
+        let (addr, host) = target.pick_replica();
         Conn {
             target: target.clone(),
+            addr,
+            host,
             send: None,
         }
     }
@@ -129,9 +157,9 @@ impl Conn {
     async fn sender(&mut self) -> Result<&mut SendRequest<Chunks>> {
         let usable = matches!(&self.send, Some(s) if !s.is_closed());
         if !usable {
-            let tcp = TcpStream::connect(self.target.addr)
+            let tcp = TcpStream::connect(self.addr)
                 .await
-                .with_context(|| format!("connect {}", self.target.addr))?;
+                .with_context(|| format!("connect {}", self.addr))?;
             tcp.set_nodelay(true)?;
             let (send, conn) = hyper::client::conn::http1::Builder::new()
                 .max_buf_size(4 << 20)
@@ -158,7 +186,7 @@ impl Conn {
         let mut req = Request::builder()
             .method(method.clone())
             .uri(path)
-            .header("host", &self.target.host)
+            .header("host", &self.host)
             .header("user-agent", "berth-loadgen/0.1");
         if method != Method::GET && method != Method::HEAD {
             req = req.header("content-length", body.len().to_string());
@@ -314,8 +342,9 @@ pub fn oci_manifest(config: (&str, usize), layers: &[(String, usize)]) -> Bytes 
 }
 
 /// Seed one repository with a config blob, `layers` small layer blobs and a
-/// manifest tagged `tag`. Content is deterministic, so repeating it is cheap.
-pub async fn seed_image(conn: &mut Conn, repo: &str, tag: &str, layers: usize) -> Result<()> {
+/// manifest tagged `tag`; returns the manifest. Content is deterministic, so
+/// repeating it is cheap.
+pub async fn seed_image(conn: &mut Conn, repo: &str, tag: &str, layers: usize) -> Result<Bytes> {
     let config = Bytes::from_static(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
     );
@@ -331,7 +360,8 @@ pub async fn seed_image(conn: &mut Conn, repo: &str, tag: &str, layers: usize) -
         descs.push((d, layer.len()));
     }
     let m = oci_manifest((&cd, config.len()), &descs);
-    conn.put_manifest(repo, tag, &m).await
+    conn.put_manifest(repo, tag, &m).await?;
+    Ok(m)
 }
 
 /// Read a response body to the end, counting bytes and optionally hashing.
@@ -347,4 +377,32 @@ pub async fn drain(body: Incoming, mut hasher: Option<&mut Sha256>) -> Result<u6
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_take_the_replicas_in_turn() {
+        let t = Target::parse("http://127.0.0.1:5001,http://127.0.0.1:5002/").unwrap();
+        let ports: Vec<u16> = (0..5).map(|_| Conn::new(&t).addr.port()).collect();
+        assert_eq!(ports, [5001, 5002, 5001, 5002, 5001]);
+        // Clones share the turn, as the tasks of one run do.
+        let c = t.clone();
+        assert_eq!(Conn::new(&c).addr.port(), 5002);
+        assert_eq!(Conn::new(&t).host, "127.0.0.1:5001");
+    }
+
+    #[test]
+    fn one_url_is_one_replica() {
+        let t = Target::parse("http://127.0.0.1:5001").unwrap();
+        assert!((0..3).all(|_| Conn::new(&t).addr.port() == 5001));
+    }
+
+    #[test]
+    fn every_replica_must_be_loopback() {
+        assert!(Target::parse("http://127.0.0.1:5001,http://10.0.0.1:5002").is_err());
+        assert!(Target::parse("http://127.0.0.1:5001,127.0.0.1:5002").is_err());
+    }
 }

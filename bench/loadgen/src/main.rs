@@ -89,7 +89,9 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         passes: usize,
     },
-    /// GET or HEAD one manifest by tag on `conns` keep-alive connections.
+    /// GET or HEAD one manifest by tag on `conns` keep-alive connections; or
+    /// PUT a new manifest of that image per request, each connection under
+    /// its own tag (`put-N`).
     Manifest {
         #[arg(long)]
         url: String,
@@ -400,7 +402,8 @@ async fn run_logged_in(
             let method = match method.to_ascii_uppercase().as_str() {
                 "GET" => ::http::Method::GET,
                 "HEAD" => ::http::Method::HEAD,
-                m => bail!("--method must be GET or HEAD, not {m}"),
+                "PUT" => ::http::Method::PUT,
+                m => bail!("--method must be GET, HEAD or PUT, not {m}"),
             };
             let a = manifest::ManifestArgs {
                 repo,

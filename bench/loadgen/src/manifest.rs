@@ -1,8 +1,13 @@
-//! Manifest GET/HEAD by tag over N keep-alive connections for a fixed time.
+//! Manifest GET/HEAD by tag over N keep-alive connections for a fixed time;
+//! or PUT: each connection pushes a new manifest of the image (its layers
+//! already there, an annotation making every one distinct) under a tag of its
+//! own, a stored manifest and a tag move per request, as a CI pushing image
+//! after image does.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::http::{drain, seed_image, Chunks, Conn, Target, OCI_MANIFEST};
@@ -19,37 +24,57 @@ pub struct ManifestArgs {
 
 pub async fn run(target: Target, a: ManifestArgs) -> Result<serde_json::Value> {
     // Setup (untimed): one image with 5 small layers.
-    if a.seed {
-        seed_image(&mut Conn::new(&target), &a.repo, &a.tag, 5).await?;
-    }
+    let manifest = if a.seed {
+        Some(seed_image(&mut Conn::new(&target), &a.repo, &a.tag, 5).await?)
+    } else {
+        None
+    };
+    let put = a.method == Method::PUT;
+    let template: serde_json::Value = match (&manifest, put) {
+        (Some(m), true) => serde_json::from_slice(m)?,
+        (None, true) => bail!("PUT needs the seeded image (no --no-seed)"),
+        _ => serde_json::Value::Null,
+    };
 
     let path = format!("/v2/{}/manifests/{}", a.repo, a.tag);
     let accept = format!("{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json");
     let start = Instant::now();
     let deadline = start + a.duration;
     let mut tasks = Vec::new();
-    for _ in 0..a.conns {
-        let (target, path, accept, method) = (
+    for c in 0..a.conns {
+        let (target, mut path, accept, method, template) = (
             target.clone(),
             path.clone(),
             accept.clone(),
             a.method.clone(),
+            template.clone(),
         );
+        if put {
+            path = format!("/v2/{}/manifests/put-{c}", a.repo);
+        }
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(&target);
             let mut lat_us: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut errors = 0u64;
+            let mut seq = 0u64;
             while Instant::now() < deadline {
-                let t0 = Instant::now();
-                let resp = conn
-                    .request(
-                        method.clone(),
-                        &path,
-                        &[("accept", &accept)],
-                        Chunks::empty(),
+                let (body, headers, want) = if put {
+                    seq += 1;
+                    (
+                        Chunks::new([variant(&template, c, seq)?]),
+                        [("content-type", OCI_MANIFEST)],
+                        StatusCode::CREATED,
                     )
-                    .await?;
-                let ok = resp.status() == StatusCode::OK;
+                } else {
+                    (
+                        Chunks::empty(),
+                        [("accept", accept.as_str())],
+                        StatusCode::OK,
+                    )
+                };
+                let t0 = Instant::now();
+                let resp = conn.request(method.clone(), &path, &headers, body).await?;
+                let ok = resp.status() == want;
                 let n = drain(resp.into_body(), None).await?;
                 if !ok || (method == Method::GET && n == 0) {
                     errors += 1;
@@ -82,4 +107,37 @@ pub async fn run(target: Target, a: ManifestArgs) -> Result<serde_json::Value> {
         "req_s": all.len() as f64 / secs,
         "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
     }))
+}
+
+/// The seeded manifest with an annotation naming connection `conn`'s
+/// request `seq`: a manifest no request sent before.
+fn variant(template: &serde_json::Value, conn: usize, seq: u64) -> Result<Bytes> {
+    let mut m = template.clone();
+    m.as_object_mut()
+        .ok_or_else(|| anyhow!("seeded manifest is not an object"))?
+        .insert(
+            "annotations".into(),
+            serde_json::json!({ "org.berth.bench.seq": format!("{conn}-{seq}") }),
+        );
+    Ok(Bytes::from(serde_json::to_vec(&m)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::oci_manifest;
+
+    #[test]
+    fn every_put_sends_a_new_manifest_of_the_same_image() {
+        let seeded = oci_manifest(("sha256:c", 2), &[("sha256:l".to_string(), 3)]);
+        let template: serde_json::Value = serde_json::from_slice(&seeded).unwrap();
+        let a = variant(&template, 0, 1).unwrap();
+        let b = variant(&template, 0, 2).unwrap();
+        let c = variant(&template, 1, 1).unwrap();
+        assert!(a != b && a != c && b != c);
+        let parsed: serde_json::Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(parsed["layers"], template["layers"]);
+        assert_eq!(parsed["config"], template["config"]);
+        assert_eq!(parsed["annotations"]["org.berth.bench.seq"], "0-1");
+    }
 }
