@@ -280,3 +280,51 @@ async fn gc_and_repo_delete_run_from_a_machine_with_no_server_on_the_shared_stor
     );
     assert!(stdout.contains("removed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn with_redirects_on_a_blob_get_is_sent_to_a_presigned_bucket_url() {
+    let Some(stores) = SharedStores::fresh().await else {
+        return;
+    };
+    let registry = Registry::start_on(&stores, &[("BERTH_S3_REDIRECT", "true")]).await;
+    let image = registry.push_image("team/redirected", "v1").await;
+    let layer = &image.layers[0];
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!(
+        "http://{}/v2/team/redirected/blobs/{}",
+        registry.addr, layer.digest
+    );
+    let resp = direct.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 307);
+    assert_eq!(
+        required_header(&resp, "docker-content-digest"),
+        layer.digest
+    );
+    let location = required_header(&resp, "location").to_string();
+    assert!(
+        !location.contains(&registry.addr.to_string()),
+        "sent to the bucket, not back to berth: {location}"
+    );
+    let bytes = direct.get(&location).send().await.unwrap();
+    assert_eq!(bytes.status(), 200, "the presigned URL serves the blob");
+    assert_eq!(sha256_digest(&bytes.bytes().await.unwrap()), layer.digest);
+    // HEAD is answered by berth itself; a blob the repository cannot see is
+    // unknown, not redirected.
+    let head = direct.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let other = format!(
+        "http://{}/v2/team/elsewhere/blobs/{}",
+        registry.addr, layer.digest
+    );
+    assert_eq!(direct.get(&other).send().await.unwrap().status(), 404);
+    // Off by default: the same stores through a replica without the setting.
+    let plain = Registry::start_on(&stores, &[]).await;
+    let url = format!(
+        "http://{}/v2/team/redirected/blobs/{}",
+        plain.addr, layer.digest
+    );
+    assert_eq!(direct.get(&url).send().await.unwrap().status(), 200);
+}

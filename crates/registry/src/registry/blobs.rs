@@ -65,6 +65,22 @@ impl Registry {
         })
     }
 
+    /// Where a client may fetch blob `digest` of `repo` directly (a
+    /// presigned object-store URL), when the blob store hands such URLs out
+    /// (`[storage.s3] redirect`); `None` otherwise, and then the blob is
+    /// served through berth. Checked and recorded as a read like [`Registry::blob`].
+    pub async fn blob_redirect(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<String>> {
+        let Some(url) = self.blobs.redirect_url(digest).await? else {
+            return Ok(None);
+        };
+        self.blob(repo, digest, None, false).await?;
+        Ok(Some(url))
+    }
+
     /// A manifest of `repo` by digest, as a read: it restarts an untagged
     /// manifest's age as a blob read restarts a blob's grace, so that a
     /// client that saw it (and skips pushing it) finds it when its index

@@ -18,6 +18,22 @@ pub async fn get(
     with_body: bool,
     outbox: Option<&Outbox>,
 ) -> Result<Response, ApiError> {
+    if with_body {
+        // A blob this repository may read but that is not (yet) cached
+        // from an upstream has no URL: it is served below.
+        if let Ok(Some(url)) = registry.blob_redirect(name, digest).await {
+            let fields = [
+                ("location", url),
+                ("docker-content-digest", digest.to_string()),
+                ("content-length", "0".to_string()),
+            ];
+            return Ok(respond(
+                StatusCode::TEMPORARY_REDIRECT,
+                &fields,
+                Body::empty(),
+            ));
+        }
+    }
     let range = range_request(headers);
     let pulled = registry.pull_blob(name, digest, range, with_body).await?;
     let blob = pulled.value;
