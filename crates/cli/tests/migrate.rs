@@ -282,6 +282,8 @@ async fn a_registry_moves_to_s3_and_postgresql_killed_partway_and_back() {
     check(&server, &model).await;
     server.stop();
 
+    // And back, interrupted the same way.
+    migrate_killed_partway(&s_config, &c_config, &c_data, 60);
     let back = migrate(&s_config, &c_config, &[]);
     assert_eq!(
         back.status.code(),
