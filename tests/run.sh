@@ -81,8 +81,10 @@ echo "cargo test: $cargo_passed passed, $cargo_failed failed"
 # (conformance::replicas, two servers on one bucket and database, runs above.)
 step "conformance on S3 + PostgreSQL (pull, blob_upload, manifest_push, discovery, delete)"
 rc=0
-# (static_cargo's own flags would land after `--`: spelled out here.)
-BERTH_CONFORMANCE_BACKEND=s3pg RUSTFLAGS="-Ctarget-feature=+crt-static" cargo test -p berth-cli \
+# (static_cargo's own flags would land after `--`: spelled out here.
+# --workspace, not -p berth-cli: the features of the build above, so
+# nothing is compiled again.)
+BERTH_CONFORMANCE_BACKEND=s3pg RUSTFLAGS="-Ctarget-feature=+crt-static" cargo test --workspace \
   --test conformance --no-fail-fast --profile "$PROFILE" --target "$TARGET" -- \
   pull:: blob_upload:: manifest_push:: discovery:: delete:: 2>&1 | tee "$log" || rc=$?
 read -r s3pg_passed s3pg_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed;.*/\1 \2/p' "$log" |
@@ -90,8 +92,8 @@ read -r s3pg_passed s3pg_failed < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+
 passed=$((passed + s3pg_passed)) failed=$((failed + s3pg_failed))
 if [ "$rc" -ne 0 ] && [ "$s3pg_failed" -eq 0 ]; then fail_step "conformance on S3 + PostgreSQL exited $rc"; fi
 
-step "fuzzing: corpus replay, then ${FUZZ_SECONDS:-6} s per target (fuzz/run.sh)"
-counted_step "fuzz/run.sh" bash fuzz/run.sh "${FUZZ_SECONDS:-6}"
+step "fuzzing: corpus replay, then ${FUZZ_SECONDS:-6} s per target (fuzz/run.sh --quick)"
+counted_step "fuzz/run.sh" bash fuzz/run.sh --quick "${FUZZ_SECONDS:-6}"
 
 step "real clients (tests/clients/run.sh)"
 if [ "$built" = true ] && [ -x "$BERTH_BIN" ]; then
