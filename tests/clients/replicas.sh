@@ -250,5 +250,9 @@ skopeo_pull_c() {
     expect_eq "$SKOPEO_DIGEST" "$(jq -r '.manifests[0].digest' "$T/back-$1/index.json")"
 }
 check "skopeo pull with node 3 down" skopeo_pull_c down
-check "garage node 3 started again rejoins" start_garage_node "${GARAGE_NODES[2]}"
+# Not inside `check`: its subshell would lose the restarted node's PID,
+# and the node would outlive the script.
+rejoined=0
+start_garage_node "${GARAGE_NODES[2]}" >"$T/node3-restart.log" 2>&1 || rejoined=$?
+check "garage node 3 started again rejoins" sh -c "[ $rejoined -eq 0 ] || { cat '$T/node3-restart.log'; exit 1; }"
 check "skopeo pull with all three nodes up" skopeo_pull_c up
